@@ -1,0 +1,49 @@
+/**
+ * Every error the project raises on purpose carries a stable `code`. Tests assert the code, the CLI maps it
+ * to an exit status, and logs carry it as a field. The message is for people and may change.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  | 'BROKER_UNREACHABLE'
+  | 'BROKER_CLOSED'
+  | 'PUBLISH_FAILED'
+  | 'RPC_TIMEOUT'
+  | 'RPC_ERROR'
+  | 'SUPERPEER_UNAVAILABLE'
+  | 'MESSAGE_INVALID'
+  | 'NOT_FOUND'
+  | 'AMBIGUOUS'
+  | 'NO_SOURCES'
+  | 'HASH_MISMATCH'
+  | 'DOWNLOAD_FAILED'
+  | 'PATH_UNSAFE'
+  | 'IO_ERROR';
+
+export class P2PError extends Error {
+  readonly code: ErrorCode;
+  /** Structured facts for logs (key names, peer ids…); never required to understand the message. */
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'P2PError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+export function isP2PError(err: unknown, code?: ErrorCode): err is P2PError {
+  return err instanceof P2PError && (code === undefined || err.code === code);
+}
+
+/** One line for a log or a terminal, whatever was thrown. */
+export function describeError(err: unknown): string {
+  if (err instanceof P2PError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,36 @@
+import type { z } from 'zod';
+import { MAX_MESSAGE_BYTES } from './common.js';
+
+export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/**
+ * Parses a message body against its schema. Never throws: a bad body from a remote party is an expected
+ * input, and the caller dead-letters it with `reason`.
+ */
+export function decode<S extends z.ZodType>(
+  schema: S,
+  body: Buffer,
+  maxBytes: number = MAX_MESSAGE_BYTES,
+): DecodeResult<z.output<S>> {
+  if (body.length > maxBytes)
+    return { ok: false, reason: `body of ${body.length} bytes exceeds ${maxBytes}` };
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'body is not JSON' };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`)
+      .join('; ');
+    return { ok: false, reason: `schema: ${issues}`.slice(0, 500) };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+export function encode(message: unknown): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
+}

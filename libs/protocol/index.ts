@@ -1,0 +1,75 @@
+export type { DecodeResult } from './codec.js';
+export { decode, encode } from './codec.js';
+export type { FileEntry } from './common.js';
+export {
+  chunk,
+  FileEntrySchema,
+  FileNameSchema,
+  fileUrl,
+  HttpUrlSchema,
+  InstanceIdSchema,
+  MAX_FILES_PER_MESSAGE,
+  MAX_MESSAGE_BYTES,
+  PeerIdSchema,
+  PROTOCOL_VERSION,
+  SeqSchema,
+  Sha256Schema,
+} from './common.js';
+export type { PeerAnnounce, PeerDelta, PeerEvent, PeerHeartbeat, PeerLeave } from './events.js';
+export {
+  PEER_ANNOUNCE,
+  PEER_DELTA,
+  PEER_HEARTBEAT,
+  PEER_LEAVE,
+  PeerAnnounceSchema,
+  PeerDeltaSchema,
+  PeerEventSchema,
+  PeerHeartbeatSchema,
+  PeerLeaveSchema,
+} from './events.js';
+export type { TopologyNames } from './names.js';
+export { HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
+export type {
+  NetworkMessage,
+  NetworkPeerDelta,
+  NetworkPeerLeft,
+  NetworkPeerState,
+  NetworkResyncRequest,
+} from './network.js';
+export {
+  NetworkMessageSchema,
+  NetworkPeerDeltaSchema,
+  NetworkPeerLeftSchema,
+  NetworkPeerStateSchema,
+  NetworkResyncRequestSchema,
+} from './network.js';
+export type {
+  ErrorReply,
+  PeerSummary,
+  PeersReply,
+  PeersRequest,
+  RpcReply,
+  RpcRequest,
+  SearchReply,
+  SearchRequest,
+  SearchResult,
+  SnapshotPeer,
+  SnapshotReply,
+  SnapshotRequest,
+} from './rpc.js';
+export {
+  DEFAULT_SEARCH_LIMIT,
+  ErrorReplySchema,
+  MAX_SEARCH_LIMIT,
+  PeerSummarySchema,
+  PeersReplySchema,
+  PeersRequestSchema,
+  RpcReplySchema,
+  RpcRequestSchema,
+  SearchReplySchema,
+  SearchRequestSchema,
+  SearchResultSchema,
+  SnapshotPeerSchema,
+  SnapshotReplySchema,
+  SnapshotRequestSchema,
+} from './rpc.js';

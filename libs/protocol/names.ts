@@ -1,0 +1,47 @@
+/**
+ * Every exchange and queue name of one network, derived from its namespace. This is the only place that
+ * spells them; docs/protocol.md describes the same names.
+ */
+export interface TopologyNames {
+  /** fanout, durable: peers publish their events (announce, delta, heartbeat, leave). */
+  eventsExchange: string;
+  /** fanout, durable: superpeers publish network changes every peer follows. */
+  networkExchange: string;
+  /** fanout, durable: where refused messages go, with the reason in headers. */
+  deadLetterExchange: string;
+  /** durable, bounded: holds refused messages for inspection. */
+  deadLetterQueue: string;
+  /** durable, shared by all superpeers as competing consumers: search, peers and snapshot RPC requests. */
+  rpcQueue: string;
+  /** exclusive: one superpeer's copy of the events stream. */
+  superpeerQueue(superpeerId: string, instanceId: string): string;
+  /** exclusive: one peer's copy of the network stream. */
+  peerQueue(peerId: string, instanceId: string): string;
+}
+
+export const NamespaceSchemaPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function topologyNames(namespace: string): TopologyNames {
+  return {
+    eventsExchange: `${namespace}.events`,
+    networkExchange: `${namespace}.network`,
+    deadLetterExchange: `${namespace}.dead-letter`,
+    deadLetterQueue: `${namespace}.dead-letter`,
+    rpcQueue: `${namespace}.rpc`,
+    superpeerQueue: (superpeerId, instanceId) =>
+      `${namespace}.superpeer.${superpeerId}.${instanceId.slice(0, 8)}`,
+    peerQueue: (peerId, instanceId) => `${namespace}.peer.${peerId}.${instanceId.slice(0, 8)}`,
+  };
+}
+
+/** Headers the project sets on AMQP messages. */
+export const HEADERS = {
+  /** On dead-lettered messages: why it was refused. */
+  rejectReason: 'x-p2p-reject-reason',
+  /** On dead-lettered messages: which service refused it. */
+  rejectedBy: 'x-p2p-rejected-by',
+  /** On dead-lettered messages: the queue it was consumed from. */
+  rejectedFrom: 'x-p2p-rejected-from',
+  /** On peer events: Ed25519 signature (base64) of the exact body bytes, by the key in the peer's announce. */
+  signature: 'x-p2p-signature',
+} as const;

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import {
+  FileEntrySchema,
+  FileNameSchema,
+  HttpUrlSchema,
+  InstanceIdSchema,
+  PeerIdSchema,
+  SeqSchema,
+} from './common.js';
+
+/*
+ * Superpeer → every peer, published to the network exchange (fanout). Several superpeers may publish the
+ * same change; receivers apply a change once, by (peerId, instanceId, seq).
+ */
+
+const base = {
+  v: z.literal(1),
+  /** The superpeer that published this. */
+  superpeerId: PeerIdSchema,
+};
+
+/** A peer's whole state, as the superpeer accepted it (after a join or a resync). May span several chunks. */
+export const NetworkPeerStateSchema = z.object({
+  ...base,
+  type: z.literal('network.peer-state'),
+  peerId: PeerIdSchema,
+  instanceId: InstanceIdSchema,
+  url: HttpUrlSchema,
+  seq: SeqSchema,
+  chunkIndex: z.number().int().min(0),
+  chunkCount: z.number().int().min(1).max(100_000),
+  files: z.array(FileEntrySchema).max(2000),
+});
+export type NetworkPeerState = z.infer<typeof NetworkPeerStateSchema>;
+
+/** A peer's change, as the superpeer accepted it. */
+export const NetworkPeerDeltaSchema = z.object({
+  ...base,
+  type: z.literal('network.peer-delta'),
+  peerId: PeerIdSchema,
+  instanceId: InstanceIdSchema,
+  seq: SeqSchema,
+  upserted: z.array(FileEntrySchema).max(2000),
+  removed: z.array(FileNameSchema).max(2000),
+});
+export type NetworkPeerDelta = z.infer<typeof NetworkPeerDeltaSchema>;
+
+/** A peer left (orderly) or went silent past the timeout. */
+export const NetworkPeerLeftSchema = z.object({
+  ...base,
+  type: z.literal('network.peer-left'),
+  peerId: PeerIdSchema,
+  instanceId: InstanceIdSchema,
+  reason: z.enum(['leave', 'timeout']),
+});
+export type NetworkPeerLeft = z.infer<typeof NetworkPeerLeftSchema>;
+
+/**
+ * A superpeer asks peers to publish their full state again (peer.announce): all of them when `peerIds` is
+ * absent (a superpeer that just started or reconnected), or the listed ones (a gap in their sequence).
+ */
+export const NetworkResyncRequestSchema = z.object({
+  ...base,
+  type: z.literal('network.resync-request'),
+  peerIds: z.array(PeerIdSchema).max(10_000).optional(),
+});
+export type NetworkResyncRequest = z.infer<typeof NetworkResyncRequestSchema>;
+
+export const NetworkMessageSchema = z.discriminatedUnion('type', [
+  NetworkPeerStateSchema,
+  NetworkPeerDeltaSchema,
+  NetworkPeerLeftSchema,
+  NetworkResyncRequestSchema,
+]);
+export type NetworkMessage = z.infer<typeof NetworkMessageSchema>;

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import {
+  FileEntrySchema,
+  FileNameSchema,
+  HttpUrlSchema,
+  InstanceIdSchema,
+  PeerIdSchema,
+  SeqSchema,
+  Sha256Schema,
+} from './common.js';
+
+/*
+ * Requests go to the rpc queue with `reply_to` and `correlation_id` (AMQP properties) and an `expiration`
+ * equal to the caller's timeout. The reply goes to `reply_to` with the same `correlation_id`.
+ */
+
+export const DEFAULT_SEARCH_LIMIT = 50;
+export const MAX_SEARCH_LIMIT = 1000;
+
+/** Words (every word must start a word of the file name, case-insensitive) or a 64-hex SHA-256. */
+export const SearchRequestSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('rpc.search'),
+  query: z.string().trim().min(1).max(256),
+  limit: z.number().int().min(1).max(MAX_SEARCH_LIMIT).default(DEFAULT_SEARCH_LIMIT),
+});
+export type SearchRequest = z.input<typeof SearchRequestSchema>;
+
+/** The peers the superpeer knows. */
+export const PeersRequestSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('rpc.peers'),
+});
+export type PeersRequest = z.infer<typeof PeersRequestSchema>;
+
+/**
+ * A page of the superpeer's whole index, for a peer building its view. Pages go by peer id order; a peer
+ * with more files than a page spans several (`fileOffset`). Start with no cursor; stop when `next` is absent.
+ */
+export const SnapshotRequestSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('rpc.snapshot'),
+  /** Only this peer (used to repair a gap in one peer's sequence). */
+  peerId: PeerIdSchema.optional(),
+  cursor: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
+});
+export type SnapshotRequest = z.infer<typeof SnapshotRequestSchema>;
+
+export const RpcRequestSchema = z.discriminatedUnion('type', [
+  SearchRequestSchema,
+  PeersRequestSchema,
+  SnapshotRequestSchema,
+]);
+export type RpcRequest = z.infer<typeof RpcRequestSchema>;
+
+export const SearchResultSchema = z.object({
+  name: FileNameSchema,
+  /** Bytes. */
+  size: z.number().int().min(0),
+  sha256: Sha256Schema,
+  peerId: PeerIdSchema,
+  /** Direct download URL (HTTP GET, Range supported). */
+  url: HttpUrlSchema,
+});
+export type SearchResult = z.infer<typeof SearchResultSchema>;
+
+export const PeerSummarySchema = z.object({
+  peerId: PeerIdSchema,
+  url: HttpUrlSchema,
+  instanceId: InstanceIdSchema,
+  seq: SeqSchema,
+  fileCount: z.number().int().min(0),
+  totalBytes: z.number().int().min(0),
+  /** Milliseconds since the superpeer last heard from the peer. */
+  lastSeenAgoMs: z.number().min(0),
+});
+export type PeerSummary = z.infer<typeof PeerSummarySchema>;
+
+export const SnapshotPeerSchema = z.object({
+  peerId: PeerIdSchema,
+  instanceId: InstanceIdSchema,
+  url: HttpUrlSchema,
+  seq: SeqSchema,
+  /** Offset of `files` in the peer's whole list, and that list's length. */
+  fileOffset: z.number().int().min(0),
+  fileTotal: z.number().int().min(0),
+  files: z.array(FileEntrySchema),
+});
+export type SnapshotPeer = z.infer<typeof SnapshotPeerSchema>;
+
+const ok = { v: z.literal(1), ok: z.literal(true), superpeerId: PeerIdSchema };
+
+export const SearchReplySchema = z.object({
+  ...ok,
+  type: z.literal('rpc.search'),
+  results: z.array(SearchResultSchema),
+  /** True when more matches existed than `limit`. */
+  truncated: z.boolean(),
+  /** Files and peers in the index that answered. */
+  indexedFiles: z.number().int().min(0),
+  indexedPeers: z.number().int().min(0),
+});
+export type SearchReply = z.infer<typeof SearchReplySchema>;
+
+export const PeersReplySchema = z.object({
+  ...ok,
+  type: z.literal('rpc.peers'),
+  peers: z.array(PeerSummarySchema),
+});
+export type PeersReply = z.infer<typeof PeersReplySchema>;
+
+export const SnapshotReplySchema = z.object({
+  ...ok,
+  type: z.literal('rpc.snapshot'),
+  peers: z.array(SnapshotPeerSchema),
+  next: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
+});
+export type SnapshotReply = z.infer<typeof SnapshotReplySchema>;
+
+/** Any request that could not be served: invalid, unknown type, or a failure while serving. */
+export const ErrorReplySchema = z.object({
+  v: z.literal(1),
+  ok: z.literal(false),
+  superpeerId: PeerIdSchema.optional(),
+  error: z.object({ code: z.string().max(64), message: z.string().max(1000) }),
+});
+export type ErrorReply = z.infer<typeof ErrorReplySchema>;
+
+export const RpcReplySchema = z.union([
+  SearchReplySchema,
+  PeersReplySchema,
+  SnapshotReplySchema,
+  ErrorReplySchema,
+]);
+export type RpcReply = z.infer<typeof RpcReplySchema>;
