@@ -1,0 +1,175 @@
+import type { z } from 'zod';
+import { configError } from './errors.js';
+import { readSeedIni } from './files.js';
+import { CliEnvSchema, CONFIG_KEYS, PeerEnvSchema, SuperpeerEnvSchema } from './schema.js';
+
+export type Env = Record<string, string | undefined>;
+
+export interface CommonConfig {
+  /** AMQP_URL, default `amqp://guest:guest@127.0.0.1:5672`. */
+  amqpUrl: string;
+  /** P2P_NAMESPACE, default `p2p`: prefix of every exchange and queue, so networks can share a broker. */
+  namespace: string;
+  /** LOG_LEVEL, default `info`. */
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** LOG_FORMAT, default `auto`: JSON lines when the log stream is not a TTY. */
+  logFormat: 'auto' | 'json' | 'pretty';
+}
+
+export interface SuperpeerConfig extends CommonConfig {
+  /** SUPERPEER_ID, default `sp-<hostname>`. */
+  superpeerId: string;
+  /** SUPERPEER_PEER_TIMEOUT_MS, default 6000: a peer silent for this long is dropped. */
+  peerTimeoutMs: number;
+  /** SUPERPEER_SWEEP_INTERVAL_MS, default 1000: how often silent peers are looked for. */
+  sweepIntervalMs: number;
+  /** SUPERPEER_RPC_PREFETCH, default 64: unacknowledged RPC requests at a time. */
+  rpcPrefetch: number;
+  /** SUPERPEER_METRICS_PORT, default unset: no metrics server. */
+  metricsPort: number | undefined;
+}
+
+export interface PeerConfig extends CommonConfig {
+  /** PEER_SHARE_DIR, default `./share` (relative to the working directory; to the INI file for DIRECTORY). */
+  shareDir: string;
+  /** PEER_HTTP_HOST, default `0.0.0.0`. */
+  httpHost: string;
+  /** PEER_HTTP_PORT, default 0 (any free port). */
+  httpPort: number;
+  /** PEER_PUBLIC_URL, default unset: the service derives it from its own address and port. */
+  publicUrl: string | undefined;
+  /** PEER_ID, default unset: generated once and kept in the share. */
+  peerId: string | undefined;
+  /** PEER_HEARTBEAT_INTERVAL_MS, default 2000. */
+  heartbeatIntervalMs: number;
+  /** PEER_RESCAN_INTERVAL_MS, default 10000; 0 disables periodic rescans. */
+  rescanIntervalMs: number;
+  /** PEER_MAX_TRANSFERS, default 8: concurrent uploads served. */
+  maxTransfers: number;
+  /** PEER_HTTP_IDLE_TIMEOUT_MS, default 30000. */
+  httpIdleTimeoutMs: number;
+  /** PEER_SEARCH_TIMEOUT_MS, default 2000. */
+  searchTimeoutMs: number;
+  /** PEER_DEMO_FILES, default false: put a few demo files in an empty share. */
+  demoFiles: boolean;
+  /** Things worth a log line that did not stop the peer (ignored INI keys, unknown PEER_* keys…). */
+  warnings: string[];
+}
+
+export interface CliConfig extends CommonConfig {
+  /** P2P_TIMEOUT_MS, default 3000. */
+  timeoutMs: number;
+  /** P2P_PEER_URL, default unset: a peer whose HTTP API the CLI may ask. */
+  peerUrl: string | undefined;
+}
+
+/** The keys a schema reads, trimmed, with empty values dropped: empty means unset. */
+function setValues(env: Env, keys: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of keys) {
+    const value = env[key]?.trim();
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+function parseEnv<S extends z.ZodObject>(schema: S, input: Record<string, string>): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  // Fields are checked in shape order, so the first issue is the first bad key.
+  const issue = result.error.issues[0]!;
+  const key = String(issue.path[0]);
+  const description = (schema.shape as Record<string, z.ZodType | undefined>)[key]?.description;
+  throw configError(key, description === undefined ? issue.message : `must be ${description}`, input[key], {
+    key,
+  });
+}
+
+function common(env: z.output<typeof SuperpeerEnvSchema | typeof PeerEnvSchema | typeof CliEnvSchema>) {
+  return {
+    amqpUrl: env.AMQP_URL,
+    namespace: env.P2P_NAMESPACE,
+    logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
+  };
+}
+
+/** Throws P2PError CONFIG_INVALID naming the first bad key. */
+export function loadSuperpeerConfig(env: Env): SuperpeerConfig {
+  const parsed = parseEnv(
+    SuperpeerEnvSchema,
+    setValues(env, [...CONFIG_KEYS.common, ...CONFIG_KEYS.superpeer]),
+  );
+  return {
+    ...common(parsed),
+    superpeerId: parsed.SUPERPEER_ID,
+    peerTimeoutMs: parsed.SUPERPEER_PEER_TIMEOUT_MS,
+    sweepIntervalMs: parsed.SUPERPEER_SWEEP_INTERVAL_MS,
+    rpcPrefetch: parsed.SUPERPEER_RPC_PREFETCH,
+    metricsPort: parsed.SUPERPEER_METRICS_PORT,
+  };
+}
+
+/**
+ * Throws P2PError CONFIG_INVALID naming the first bad key. With `iniFile` (the seed system's peer config),
+ * the INI gives values for keys the environment leaves unset: a real env value always wins, key by key. If
+ * the environment moves PEER_HTTP_PORT, the INI's public URL follows it so the peer never advertises a port
+ * it does not listen on.
+ */
+export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): PeerConfig {
+  const keys: readonly string[] = [...CONFIG_KEYS.common, ...CONFIG_KEYS.peer];
+  const fromEnv = setValues(env, keys);
+  const warnings: string[] = [];
+  let input = fromEnv;
+
+  if (options.iniFile !== undefined) {
+    const ini = readSeedIni(options.iniFile);
+    warnings.push(...ini.warnings);
+    input = { ...ini.env, ...fromEnv };
+    const iniUrl = ini.env.PEER_PUBLIC_URL;
+    const envPort = fromEnv.PEER_HTTP_PORT;
+    if (iniUrl !== undefined && fromEnv.PEER_PUBLIC_URL === undefined && envPort !== undefined) {
+      if (envPort === '0') {
+        delete input.PEER_PUBLIC_URL;
+        warnings.push(
+          `${options.iniFile}: IP is ignored because PEER_HTTP_PORT=0 (any free port); the peer derives its public URL`,
+        );
+      } else if (/^[0-9]+$/.test(envPort) && envPort !== ini.env.PEER_HTTP_PORT) {
+        const url = new URL(iniUrl);
+        url.port = envPort;
+        input.PEER_PUBLIC_URL = url.origin;
+      }
+    }
+  }
+
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('PEER_') && !keys.includes(key)) warnings.push(`unknown setting ${key} is ignored`);
+  }
+
+  const parsed = parseEnv(PeerEnvSchema, input);
+  return {
+    ...common(parsed),
+    shareDir: parsed.PEER_SHARE_DIR,
+    httpHost: parsed.PEER_HTTP_HOST,
+    httpPort: parsed.PEER_HTTP_PORT,
+    publicUrl: parsed.PEER_PUBLIC_URL,
+    peerId: parsed.PEER_ID,
+    heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
+    rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,
+    maxTransfers: parsed.PEER_MAX_TRANSFERS,
+    httpIdleTimeoutMs: parsed.PEER_HTTP_IDLE_TIMEOUT_MS,
+    searchTimeoutMs: parsed.PEER_SEARCH_TIMEOUT_MS,
+    demoFiles: parsed.PEER_DEMO_FILES,
+    warnings,
+  };
+}
+
+/** Throws P2PError CONFIG_INVALID naming the first bad key. */
+export function loadCliConfig(env: Env): CliConfig {
+  const parsed = parseEnv(CliEnvSchema, setValues(env, [...CONFIG_KEYS.common, ...CONFIG_KEYS.cli]));
+  return {
+    ...common(parsed),
+    timeoutMs: parsed.P2P_TIMEOUT_MS,
+    peerUrl: parsed.P2P_PEER_URL,
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The files holding one token. `codes` are posting codes (see `postingCode`) in the order files were
+ * added; removing a file does not touch the list (that would cost a search through it) but makes its code
+ * stale, and the list is compacted once stale codes outnumber live ones, so a list never holds more than
+ * about twice its live files.
+ */
+export interface TokenPostings {
+  readonly token: string;
+  codes: number[];
+  /** Files that hold the token now. */
+  live: number;
+  /** Stale codes still in `codes`. */
+  dead: number;
+}
+
+export interface TokenDictionaryOptions {
+  /** A chunk splits above this many tokens; an insert shifts at most this many slots. Default 2048. */
+  chunkMaxTokens?: number;
+  /**
+   * A chunk smaller than this joins a neighbour, so mass removals leave no trail of tiny chunks. Default
+   * 128; keep it well under half of `chunkMaxTokens`.
+   */
+  chunkMinTokens?: number;
+}
+
+/**
+ * Every distinct token with its postings, both by exact token (a hash map) and in code-unit order for
+ * prefix lookups. The order is kept as a list of sorted chunks (the layout of Python's
+ * `sortedcontainers.SortedList`): finding a prefix is two binary searches, and adding or dropping a token
+ * shifts one chunk of at most `chunkMaxTokens` slots instead of the whole dictionary, so steady inserts stay
+ * cheap at millions of tokens. A token leaves the dictionary as soon as no file holds it.
+ */
+export class TokenDictionary {
+  private readonly byToken = new Map<string, TokenPostings>();
+  private chunks: TokenPostings[][] = [];
+  /** `maxes[i]` is the last (greatest) token of `chunks[i]`. */
+  private maxes: string[] = [];
+  private readonly chunkMax: number;
+  private readonly chunkMin: number;
+
+  constructor(options: TokenDictionaryOptions = {}) {
+    this.chunkMax = Math.max(2, options.chunkMaxTokens ?? 2048);
+    this.chunkMin = Math.min(options.chunkMinTokens ?? 128, this.chunkMax >> 1);
+  }
+
+  get size(): number {
+    return this.byToken.size;
+  }
+
+  get(token: string): TokenPostings | undefined {
+    return this.byToken.get(token);
+  }
+
+  /** The entry of `token`, created (with no postings) when the token is new. */
+  acquire(token: string): TokenPostings {
+    let entry = this.byToken.get(token);
+    if (entry === undefined) {
+      entry = { token, codes: [], live: 0, dead: 0 };
+      this.byToken.set(token, entry);
+      this.insertOrdered(entry);
+    }
+    return entry;
+  }
+
+  /** Drops a token no file holds any more. */
+  release(entry: TokenPostings): void {
+    if (this.byToken.get(entry.token) !== entry) return;
+    this.byToken.delete(entry.token);
+    this.removeOrdered(entry);
+  }
+
+  /**
+   * Calls `visit` for each token starting with `prefix`, in code-unit order, until it returns false. The
+   * dictionary must not change during the walk.
+   */
+  forEachWithPrefix(prefix: string, visit: (entry: TokenPostings) => boolean): void {
+    let ci = lowerBoundStrings(this.maxes, prefix);
+    if (ci === this.chunks.length) return;
+    let pos = lowerBoundEntries(this.chunks[ci]!, prefix);
+    for (; ci < this.chunks.length; ci++, pos = 0) {
+      const chunk = this.chunks[ci]!;
+      for (; pos < chunk.length; pos++) {
+        const entry = chunk[pos]!;
+        if (!entry.token.startsWith(prefix)) return;
+        if (!visit(entry)) return;
+      }
+    }
+  }
+
+  /** Live files over all tokens starting with `prefix`, counted only up to `cap` (the walk stops there). */
+  countWithPrefix(prefix: string, cap: number): number {
+    let total = 0;
+    this.forEachWithPrefix(prefix, (entry) => {
+      total += entry.live;
+      return total < cap;
+    });
+    return total;
+  }
+
+  /** Every token in order (for tests and diagnostics; costs a copy of the dictionary). */
+  tokens(): string[] {
+    return this.chunks.flatMap((chunk) => chunk.map((entry) => entry.token));
+  }
+
+  /** Throws when the ordered view disagrees with itself or with the map; for tests. */
+  checkConsistency(): void {
+    let previous: string | undefined;
+    let count = 0;
+    this.chunks.forEach((chunk, ci) => {
+      if (chunk.length === 0 || chunk.length > this.chunkMax)
+        throw new Error(`chunk ${ci} has ${chunk.length} tokens`);
+      if (this.maxes[ci] !== chunk[chunk.length - 1]!.token) throw new Error(`chunk ${ci} has a wrong max`);
+      for (const entry of chunk) {
+        if (previous !== undefined && !(previous < entry.token))
+          throw new Error(`${entry.token} out of order`);
+        if (this.byToken.get(entry.token) !== entry) throw new Error(`${entry.token} not in the map`);
+        previous = entry.token;
+        count++;
+      }
+    });
+    if (this.maxes.length !== this.chunks.length || count !== this.byToken.size)
+      throw new Error('sizes differ');
+  }
+
+  private insertOrdered(entry: TokenPostings): void {
+    const token = entry.token;
+    if (this.chunks.length === 0) {
+      this.chunks.push([entry]);
+      this.maxes.push(token);
+      return;
+    }
+    let ci = lowerBoundStrings(this.maxes, token);
+    if (ci === this.chunks.length) ci--;
+    const chunk = this.chunks[ci]!;
+    chunk.splice(lowerBoundEntries(chunk, token), 0, entry);
+    this.maxes[ci] = chunk[chunk.length - 1]!.token;
+    this.splitIfLarge(ci);
+  }
+
+  private removeOrdered(entry: TokenPostings): void {
+    const ci = lowerBoundStrings(this.maxes, entry.token);
+    const chunk = this.chunks[ci];
+    if (chunk === undefined) return;
+    const pos = lowerBoundEntries(chunk, entry.token);
+    if (chunk[pos] !== entry) return;
+    chunk.splice(pos, 1);
+    if (chunk.length === 0) {
+      this.chunks.splice(ci, 1);
+      this.maxes.splice(ci, 1);
+      return;
+    }
+    this.maxes[ci] = chunk[chunk.length - 1]!.token;
+    if (chunk.length < this.chunkMin && this.chunks.length > 1) {
+      const left = ci + 1 < this.chunks.length ? ci : ci - 1;
+      this.chunks[left] = this.chunks[left]!.concat(this.chunks[left + 1]!);
+      this.chunks.splice(left + 1, 1);
+      // The joined chunk ends where the right one did, so the left one's max is the one to drop.
+      this.maxes.splice(left, 1);
+      this.splitIfLarge(left);
+    }
+  }
+
+  private splitIfLarge(ci: number): void {
+    const chunk = this.chunks[ci]!;
+    if (chunk.length <= this.chunkMax) return;
+    const right = chunk.splice(chunk.length >> 1);
+    this.chunks.splice(ci + 1, 0, right);
+    this.maxes[ci] = chunk[chunk.length - 1]!.token;
+    this.maxes.splice(ci + 1, 0, right[right.length - 1]!.token);
+  }
+}
+
+/** First index whose string is >= `key` (code-unit order), or `items.length`. */
+function lowerBoundStrings(items: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (items[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function lowerBoundEntries(items: readonly TokenPostings[], key: string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (items[mid]!.token < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,389 @@
+import { EventEmitter } from 'node:events';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { P2PError } from '../errors/index.js';
+import type { TopologySpec } from '../protocol/index.js';
+import type { Log } from './log.js';
+
+export interface BrokerOptions {
+  /** amqp:// or amqps:// URL. */
+  url: string;
+  /** Shown in the management UI (client property `connection_name`): service and id. */
+  connectionName: string;
+  logger: Log;
+  /**
+   * Declares topology and starts consumers. Runs after every (re)connect, on a fresh connection, before
+   * `connected` is emitted; if it throws, the connection is dropped and recovery tries again.
+   */
+  setup: (session: BrokerSession) => Promise<void>;
+  /** AMQP heartbeat, so a dead broker is noticed quickly. Default 5. */
+  heartbeatIntervalSeconds?: number;
+  /** First reconnect delay. Default 200. */
+  reconnectInitialDelayMs?: number;
+  /** Longest reconnect delay. Default 2000: recovery must be quick after a broker restart. */
+  reconnectMaxDelayMs?: number;
+  /** Connection attempts before `start()` gives up (BROKER_UNREACHABLE). Default Infinity (services wait). */
+  initialConnectRetries?: number;
+  /** How long `publish` waits for a connection and its confirm before failing (PUBLISH_FAILED). Default 10_000. */
+  publishTimeoutMs?: number;
+  /** Confirms outstanding at once; further publishes wait. Default 256. */
+  maxInFlightPublishes?: number;
+}
+
+export interface PublishOptions {
+  /** AMQP properties; `contentType`, `timestamp` and `appId` are filled in when absent. */
+  properties?: Options.Publish;
+  /** Wait for the broker's confirm (default true). False: fire and forget, for heartbeats. */
+  confirm?: boolean;
+}
+
+interface BrokerEvents {
+  connected: [session: BrokerSession];
+  disconnected: [error: Error];
+  returned: [
+    info: { exchange: string; routingKey: string; messageId: string | undefined; type: string | undefined },
+  ];
+}
+
+/**
+ * One AMQP connection with amqplib's built-in recovery. Topology and consumers live in `setup`, which runs
+ * again on every reconnect; channels belong to a `BrokerSession` (one per connection) and die with it.
+ */
+export class Broker extends EventEmitter<BrokerEvents> {
+  private readonly options: Required<Omit<BrokerOptions, 'logger' | 'setup'>> &
+    Pick<BrokerOptions, 'logger' | 'setup'>;
+  private connection: Awaited<ReturnType<typeof connectRecovering>> | undefined;
+  private session: BrokerSession | undefined;
+  private generation = 0;
+  private closing = false;
+  private inFlight = 0;
+  private readonly inFlightWaiters: Array<() => void> = [];
+
+  constructor(options: BrokerOptions) {
+    super();
+    this.options = {
+      heartbeatIntervalSeconds: 5,
+      reconnectInitialDelayMs: 200,
+      reconnectMaxDelayMs: 2000,
+      initialConnectRetries: Number.POSITIVE_INFINITY,
+      publishTimeoutMs: 10_000,
+      maxInFlightPublishes: 256,
+      ...options,
+    };
+  }
+
+  get connected(): boolean {
+    return this.session?.open === true;
+  }
+
+  /** Resolves once connected and set up; rejects with BROKER_UNREACHABLE when the initial retries run out. */
+  async start(): Promise<void> {
+    const { logger } = this.options;
+    const connection = await connectRecovering(
+      withHeartbeat(this.options.url, this.options.heartbeatIntervalSeconds),
+      {
+        clientProperties: { connection_name: this.options.connectionName },
+        recovery: {
+          initialDelay: this.options.reconnectInitialDelayMs,
+          maxDelay: this.options.reconnectMaxDelayMs,
+          initialMaxRetries: this.options.initialConnectRetries,
+          maxRetries: Number.POSITIVE_INFINITY,
+          waitForConnect: false,
+          setup: async (model: ChannelModel) => {
+            const session = new BrokerSession(model, ++this.generation, this);
+            await this.options.setup(session);
+            this.session = session;
+          },
+        },
+      },
+    );
+    this.connection = connection;
+    connection.on('connect', () => {
+      const session = this.session;
+      if (!session) return;
+      logger.info('broker connected', { generation: session.generation });
+      this.emit('connected', session);
+    });
+    connection.on('disconnect', (err: Error) => {
+      this.session?.markClosed();
+      this.session = undefined;
+      if (!this.closing) logger.warn('broker connection lost; reconnecting', { reason: err.message });
+      this.emit('disconnected', err);
+    });
+    connection.on('connect-failed', (err: Error) =>
+      logger.warn('broker connect failed', { reason: err.message }),
+    );
+    connection.on('error', (err: Error) => logger.warn('broker connection error', { reason: err.message }));
+    connection.on('handler-error', (err: Error, event: string) =>
+      logger.error('error in a connection listener', { event, reason: err.message }),
+    );
+    connection.on('blocked', (reason: string) => logger.warn('broker blocked publishing', { reason }));
+    try {
+      await connection.waitForConnect();
+    } catch (err) {
+      throw new P2PError('BROKER_UNREACHABLE', `cannot reach RabbitMQ at ${redactUrl(this.options.url)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const connection = this.connection;
+    this.connection = undefined;
+    this.session?.markClosed();
+    this.session = undefined;
+    await connection?.close().catch(() => undefined);
+  }
+
+  /** The live session, waiting up to `timeoutMs` for a (re)connect. */
+  async currentSession(timeoutMs: number = this.options.publishTimeoutMs): Promise<BrokerSession> {
+    if (this.session?.open) return this.session;
+    if (this.closing) throw new P2PError('BROKER_CLOSED', 'broker connection is closed');
+    return new Promise((resolve, reject) => {
+      const onConnected = (session: BrokerSession) => {
+        clearTimeout(timer);
+        resolve(session);
+      };
+      const timer = setTimeout(() => {
+        this.off('connected', onConnected);
+        reject(new P2PError('BROKER_UNREACHABLE', `no broker connection within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.once('connected', onConnected);
+    });
+  }
+
+  /**
+   * Publishes with `mandatory` set (unroutable messages are reported through `returned`). With confirms
+   * (the default) it resolves once the broker has the message, retrying on the next connection when the
+   * current one drops first: at-least-once, so receivers must be idempotent.
+   */
+  async publish(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    const deadline = Date.now() + this.options.publishTimeoutMs;
+    const properties: Options.Publish = {
+      contentType: 'application/json',
+      timestamp: Math.floor(Date.now() / 1000),
+      mandatory: true,
+      ...options.properties,
+    };
+    if (options.confirm === false) {
+      const session = this.session;
+      if (!session?.open) return; // fire-and-forget while disconnected: dropped, by design
+      session.publishUnconfirmed(exchange, routingKey, body, properties);
+      return;
+    }
+    await this.acquireInFlight();
+    try {
+      let lastError: unknown;
+      while (Date.now() < deadline) {
+        let session: BrokerSession;
+        try {
+          session = await this.currentSession(Math.max(1, deadline - Date.now()));
+        } catch (err) {
+          lastError = err;
+          break;
+        }
+        try {
+          await session.publishConfirmed(exchange, routingKey, body, properties);
+          return;
+        } catch (err) {
+          lastError = err;
+          if (session.open) break; // a nack from a live broker: retrying would not help
+        }
+      }
+      throw new P2PError('PUBLISH_FAILED', `publish to ${exchange} not confirmed`, { cause: lastError });
+    } finally {
+      this.releaseInFlight();
+    }
+  }
+
+  /** Called by sessions. */
+  notifyReturned(info: BrokerEvents['returned'][0]): void {
+    this.options.logger.warn('message was unroutable', info);
+    this.emit('returned', info);
+  }
+
+  get logger(): Log {
+    return this.options.logger;
+  }
+
+  private acquireInFlight(): Promise<void> {
+    if (this.inFlight < this.options.maxInFlightPublishes) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.inFlightWaiters.push(() => {
+        this.inFlight++;
+        resolve();
+      }),
+    );
+  }
+
+  private releaseInFlight(): void {
+    this.inFlight--;
+    this.inFlightWaiters.shift()?.();
+  }
+}
+
+/**
+ * The channels of one connection. Created by the broker for every (re)connect and handed to `setup`.
+ * An unexpected channel close drops the whole connection so that recovery re-applies everything.
+ */
+export class BrokerSession {
+  open = true;
+  private confirmChannel: ConfirmChannel | undefined;
+  private readonly channels: Channel[] = [];
+  private drainWaiters: Array<() => void> = [];
+  /** Set when the socket buffer is full: publishers wait for `drain` before writing more. */
+  private mustDrain = false;
+
+  constructor(
+    readonly model: ChannelModel,
+    readonly generation: number,
+    private readonly broker: Broker,
+  ) {}
+
+  get logger(): Log {
+    return this.broker.logger;
+  }
+
+  markClosed(): void {
+    this.open = false;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** A channel whose unexpected close tears the connection down (so setup runs again). */
+  async createChannel(label: string): Promise<Channel> {
+    const channel = await this.model.createChannel();
+    this.watch(channel, label);
+    return channel;
+  }
+
+  async assertTopology(spec: TopologySpec): Promise<void> {
+    const channel = await this.model.createChannel();
+    try {
+      for (const exchange of spec.exchanges) {
+        await channel.assertExchange(exchange.name, exchange.type, { durable: exchange.durable });
+      }
+      for (const queue of spec.queues) {
+        await channel.assertQueue(queue.name, {
+          durable: queue.durable,
+          exclusive: queue.exclusive,
+          autoDelete: false,
+          ...(queue.arguments ? { arguments: queue.arguments } : {}),
+        });
+      }
+      for (const binding of spec.bindings) {
+        await channel.bindQueue(binding.queue, binding.exchange, binding.pattern);
+      }
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  async publishConfirmed(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    properties: Options.Publish,
+  ): Promise<void> {
+    const channel = await this.getConfirmChannel();
+    while (this.mustDrain && this.open) await this.waitForDrain();
+    if (!this.open) throw new P2PError('BROKER_CLOSED', 'session closed');
+    await new Promise<void>((resolve, reject) => {
+      const writable = channel.publish(exchange, routingKey, body, properties, (err) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+      );
+      if (!writable) this.mustDrain = true;
+    });
+  }
+
+  /** Best effort: dropped while the socket buffer is full, since a later heartbeat supersedes it. */
+  publishUnconfirmed(exchange: string, routingKey: string, body: Buffer, properties: Options.Publish): void {
+    if (this.mustDrain) return;
+    void this.getConfirmChannel()
+      .then((channel) => {
+        if (!channel.publish(exchange, routingKey, body, properties)) this.mustDrain = true;
+      })
+      .catch(() => undefined);
+  }
+
+  /** Closes the connection; recovery then reconnects and runs setup again. */
+  async restart(reason: string): Promise<void> {
+    if (!this.open) return;
+    this.broker.logger.warn('restarting broker connection', { reason });
+    this.open = false;
+    await this.model.close().catch(() => undefined);
+  }
+
+  private confirmChannelPromise: Promise<ConfirmChannel> | undefined;
+
+  private getConfirmChannel(): Promise<ConfirmChannel> {
+    if (this.confirmChannel) return Promise.resolve(this.confirmChannel);
+    if (!this.open) return Promise.reject(new P2PError('BROKER_CLOSED', 'session closed'));
+    this.confirmChannelPromise ??= this.model.createConfirmChannel().then((channel) => {
+      this.watch(channel, 'publisher');
+      channel.on('drain', () => {
+        this.mustDrain = false;
+        for (const resolve of this.drainWaiters.splice(0)) resolve();
+      });
+      channel.on('return', (message) =>
+        this.broker.notifyReturned({
+          exchange: message.fields.exchange,
+          routingKey: message.fields.routingKey,
+          messageId: message.properties.messageId as string | undefined,
+          type: message.properties.type as string | undefined,
+        }),
+      );
+      this.confirmChannel = channel;
+      return channel;
+    });
+    return this.confirmChannelPromise;
+  }
+
+  private waitForDrain(): Promise<void> {
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private watch(channel: Channel, label: string): void {
+    this.channels.push(channel);
+    channel.on('error', (err: Error) =>
+      this.broker.logger.warn('channel error', { channel: label, reason: err.message }),
+    );
+    channel.on('handler-error', (err: Error, event: string) =>
+      this.broker.logger.error('error in a channel listener', { channel: label, event, reason: err.message }),
+    );
+    channel.on('close', () => {
+      if (this.open) void this.restart(`channel ${label} closed`);
+    });
+  }
+}
+
+function connectRecovering(
+  url: string,
+  options: Parameters<typeof amqp.connect>[1] & { recovery: amqp.RecoveryOptions },
+) {
+  return amqp.connect(url, options);
+}
+
+/** amqplib takes the heartbeat from the URL; an explicit `heartbeat` query parameter in the URL wins. */
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(invalid url)';
+  }
+}

@@ -1,0 +1,122 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { z } from 'zod';
+import { describeError } from '../errors/index.js';
+import { decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
+import type { BrokerSession } from './broker.js';
+
+export interface DeadLetterTarget {
+  /** Exchange that receives refused messages (the namespace's dead-letter exchange). */
+  exchange: string;
+  /** Written into `x-p2p-rejected-by`: which service refused the message. */
+  rejectedBy: string;
+}
+
+export interface ConsumeOptions<S extends z.ZodType> {
+  queue: string;
+  schema: S;
+  /** Unacknowledged deliveries this consumer holds at once (per channel, never global). */
+  prefetch: number;
+  deadLetter: DeadLetterTarget;
+  /** Larger bodies are refused unparsed. Default MAX_MESSAGE_BYTES. */
+  maxBytes?: number;
+  /**
+   * Handles one valid message; the delivery is acknowledged when it resolves. A throw dead-letters the
+   * message (it would fail again), so handlers throw only for messages that are wrong, not for outages.
+   */
+  handler: (value: z.output<S>, message: ConsumeMessage, channel: Channel) => Promise<void> | void;
+  /**
+   * Handle deliveries one at a time, in queue order (default true): event streams depend on it. False lets
+   * up to `prefetch` handlers run at once (RPC requests, which have no order).
+   */
+  ordered?: boolean;
+  /** Called for each refused message (metrics, RPC error replies). */
+  onRefused?: (reason: string, message: ConsumeMessage, channel: Channel) => void;
+}
+
+/**
+ * Consumes with manual acks: validate against the schema, handle, ack. What fails validation or handling
+ * is republished to the dead-letter exchange with the reason in headers, then acknowledged, so it neither
+ * loops nor disappears. Call it from the broker's setup: it is bound to that session's channel.
+ */
+export async function consumeValidated<S extends z.ZodType>(
+  session: BrokerSession,
+  options: ConsumeOptions<S>,
+): Promise<void> {
+  const channel = await session.createChannel(`consumer:${options.queue}`);
+  await channel.prefetch(options.prefetch, false);
+  const logger = session.logger;
+  const ordered = options.ordered ?? true;
+  let tail: Promise<void> = Promise.resolve();
+
+  const refuse = async (message: ConsumeMessage, reason: string): Promise<void> => {
+    logger.warn('refused a message', {
+      queue: options.queue,
+      messageId: message.properties.messageId,
+      type: message.properties.type,
+      reason,
+    });
+    options.onRefused?.(reason, message, channel);
+    try {
+      await deadLetter(session, options, message, reason);
+      channel.ack(message);
+    } catch {
+      // The queue's own x-dead-letter-exchange catches it: nack without requeue, never a loop.
+      channel.nack(message, false, false);
+    }
+  };
+
+  await channel.consume(
+    options.queue,
+    (message) => {
+      if (message === null) {
+        void session.restart(`consumer of ${options.queue} cancelled by the broker`);
+        return;
+      }
+      const settle = async () => {
+        const decoded = decode(options.schema, message.content, options.maxBytes ?? MAX_MESSAGE_BYTES);
+        if (!decoded.ok) {
+          await refuse(message, decoded.reason);
+          return;
+        }
+        try {
+          await options.handler(decoded.value, message, channel);
+          channel.ack(message);
+        } catch (err) {
+          await refuse(message, `handler: ${describeError(err)}`.slice(0, 500));
+        }
+      };
+      const onFailure = (err: unknown): void => {
+        logger.error('consumer failed to settle a message', {
+          queue: options.queue,
+          reason: describeError(err),
+        });
+      };
+      if (ordered) tail = tail.then(settle).catch(onFailure);
+      else settle().catch(onFailure);
+    },
+    { noAck: false },
+  );
+}
+
+async function deadLetter<S extends z.ZodType>(
+  session: BrokerSession,
+  options: ConsumeOptions<S>,
+  message: ConsumeMessage,
+  reason: string,
+): Promise<void> {
+  const { properties } = message;
+  await session.publishConfirmed(options.deadLetter.exchange, '', message.content, {
+    contentType: properties.contentType,
+    messageId: properties.messageId,
+    correlationId: properties.correlationId,
+    type: properties.type,
+    timestamp: properties.timestamp,
+    appId: properties.appId,
+    headers: {
+      ...(properties.headers ?? {}),
+      [HEADERS.rejectReason]: reason,
+      [HEADERS.rejectedBy]: options.deadLetter.rejectedBy,
+      [HEADERS.rejectedFrom]: options.queue,
+    },
+  });
+}

@@ -1,0 +1,152 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { v4 as uuidv4 } from 'uuid';
+import type { z } from 'zod';
+import { P2PError } from '../errors/index.js';
+import { decode, encode } from '../protocol/index.js';
+import type { Broker, BrokerSession } from './broker.js';
+import { consumeValidated, type DeadLetterTarget } from './consumer.js';
+
+/** RabbitMQ's direct reply-to pseudo-queue: no queue to declare or clean up, lowest latency. */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+
+export interface RpcServerOptions<S extends z.ZodType> {
+  queue: string;
+  schema: S;
+  prefetch: number;
+  deadLetter: DeadLetterTarget;
+  /** Returns the reply body. A throw becomes an error reply with the error's code. */
+  handle: (request: z.output<S>, message: ConsumeMessage) => Promise<unknown> | unknown;
+  /** Builds the body of an error reply (bad request or failed handler). */
+  errorReply: (code: string, message: string) => unknown;
+}
+
+/**
+ * Serves requests from a queue shared with other servers (competing consumers). Every request with a
+ * `reply_to` gets exactly one reply: the answer, or an error reply when the request is invalid.
+ */
+export async function serveRpc<S extends z.ZodType>(session: BrokerSession, options: RpcServerOptions<S>) {
+  const reply = (channel: Channel, request: ConsumeMessage, body: unknown) => {
+    const { replyTo, correlationId } = request.properties;
+    if (typeof replyTo !== 'string' || replyTo.length === 0) return;
+    channel.sendToQueue(replyTo, encode(body), {
+      correlationId,
+      contentType: 'application/json',
+      type: 'rpc.reply',
+    });
+  };
+  await consumeValidated(session, {
+    queue: options.queue,
+    schema: options.schema,
+    prefetch: options.prefetch,
+    deadLetter: options.deadLetter,
+    ordered: false,
+    handler: async (request, message, channel) => {
+      let body: unknown;
+      try {
+        body = await options.handle(request, message);
+      } catch (err) {
+        const code = err instanceof P2PError ? err.code : 'RPC_ERROR';
+        body = options.errorReply(code, err instanceof Error ? err.message : String(err));
+      }
+      reply(channel, message, body);
+    },
+    onRefused: (reason, message, channel) =>
+      reply(channel, message, options.errorReply('MESSAGE_INVALID', reason)),
+  });
+}
+
+export interface RpcCallOptions {
+  timeoutMs: number;
+  /** Defaults to a new UUID; pass one to correlate logs across services. */
+  correlationId?: string;
+}
+
+interface Pending {
+  resolve: (body: Buffer) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Request/reply over AMQP with direct reply-to. Requests carry an `expiration` equal to their timeout so a
+ * request nobody took in time dies in the broker instead of being answered to nobody.
+ */
+export class RpcClient {
+  private channel: Channel | undefined;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly queue: string,
+  ) {}
+
+  /** Call from the broker's setup: opens this session's reply channel. */
+  async setup(session: BrokerSession): Promise<void> {
+    const channel = await session.createChannel('rpc-client');
+    await channel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), { noAck: true });
+    this.channel = channel;
+    // Replies for requests sent on the previous connection can no longer arrive.
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new P2PError('BROKER_CLOSED', 'connection lost while waiting for a reply'));
+      this.pending.delete(id);
+    }
+  }
+
+  /** Sends `request` and resolves with the reply parsed by `schema`; RPC_TIMEOUT when none comes in time. */
+  async call<S extends z.ZodType>(
+    request: unknown,
+    schema: S,
+    options: RpcCallOptions,
+  ): Promise<z.output<S>> {
+    const started = Date.now();
+    await this.broker.currentSession(options.timeoutMs);
+    const channel = this.channel;
+    if (!channel) throw new P2PError('BROKER_UNREACHABLE', 'no reply channel');
+    const remainingMs = Math.max(1, options.timeoutMs - (Date.now() - started));
+    const correlationId = options.correlationId ?? uuidv4();
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(correlationId);
+        reject(new P2PError('RPC_TIMEOUT', `no reply from ${this.queue} within ${options.timeoutMs} ms`));
+      }, remainingMs);
+      this.pending.set(correlationId, { resolve, reject, timer });
+      try {
+        channel.sendToQueue(this.queue, encode(request), {
+          replyTo: DIRECT_REPLY_TO,
+          correlationId,
+          messageId: correlationId,
+          expiration: String(remainingMs),
+          contentType: 'application/json',
+          type: (request as { type?: string }).type,
+          timestamp: Math.floor(Date.now() / 1000),
+        });
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(correlationId);
+        reject(new P2PError('BROKER_UNREACHABLE', 'could not send the request', { cause: err }));
+      }
+    });
+    const decoded = decode(schema, body);
+    if (!decoded.ok) throw new P2PError('RPC_ERROR', `invalid reply: ${decoded.reason}`);
+    return decoded.value;
+  }
+
+  close(): void {
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new P2PError('BROKER_CLOSED', 'client closed'));
+    }
+    this.pending.clear();
+  }
+
+  private onReply(message: ConsumeMessage | null): void {
+    if (!message) return;
+    const id = message.properties.correlationId;
+    const pending = typeof id === 'string' ? this.pending.get(id) : undefined;
+    if (!pending) return; // late reply after a timeout: nobody waits any more
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(message.content);
+  }
+}

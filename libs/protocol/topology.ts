@@ -1,0 +1,76 @@
+import type { TopologyNames } from './names.js';
+
+/**
+ * Broker topology as data: what each kind of node declares, applied by the messaging lib on every (re)connect.
+ * Every queue is durable or exclusive (RabbitMQ 4.3 refuses transient non-exclusive queues).
+ */
+export interface ExchangeSpec {
+  name: string;
+  type: 'fanout' | 'direct' | 'topic';
+  durable: boolean;
+}
+export interface QueueSpec {
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  arguments?: Record<string, unknown>;
+}
+export interface BindingSpec {
+  queue: string;
+  exchange: string;
+  pattern: string;
+}
+export interface TopologySpec {
+  exchanges: ExchangeSpec[];
+  queues: QueueSpec[];
+  bindings: BindingSpec[];
+}
+
+/** Refused messages kept for inspection; the oldest are dropped past this many. */
+export const DEAD_LETTER_MAX_MESSAGES = 10_000;
+
+/** What every node of a network declares: both fanouts, the dead-letter pair and the shared RPC queue. */
+export function sharedTopology(names: TopologyNames): TopologySpec {
+  return {
+    exchanges: [
+      { name: names.eventsExchange, type: 'fanout', durable: true },
+      { name: names.networkExchange, type: 'fanout', durable: true },
+      { name: names.deadLetterExchange, type: 'fanout', durable: true },
+    ],
+    queues: [
+      {
+        name: names.deadLetterQueue,
+        durable: true,
+        exclusive: false,
+        arguments: { 'x-max-length': DEAD_LETTER_MAX_MESSAGES, 'x-queue-type': 'classic' },
+      },
+      // No dead-lettering here: requests that expire unanswered are meant to die quietly.
+      { name: names.rpcQueue, durable: true, exclusive: false, arguments: { 'x-queue-type': 'classic' } },
+    ],
+    bindings: [{ queue: names.deadLetterQueue, exchange: names.deadLetterExchange, pattern: '' }],
+  };
+}
+
+/** A consumer's own exclusive copy of a fanout, dead-lettering what it nacks. */
+export function followerQueue(names: TopologyNames, queue: string, exchange: string): TopologySpec {
+  return {
+    exchanges: [],
+    queues: [
+      {
+        name: queue,
+        durable: false,
+        exclusive: true,
+        arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
+      },
+    ],
+    bindings: [{ queue, exchange, pattern: '' }],
+  };
+}
+
+export function mergeTopology(...specs: TopologySpec[]): TopologySpec {
+  return {
+    exchanges: specs.flatMap((spec) => spec.exchanges),
+    queues: specs.flatMap((spec) => spec.queues),
+    bindings: specs.flatMap((spec) => spec.bindings),
+  };
+}

@@ -1,0 +1,186 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from 'node:crypto';
+import { chmod, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { P2PError } from '../errors/index.js';
+import { PeerIdSchema } from '../protocol/index.js';
+import { STATE_DIR_NAME } from './hash-cache.js';
+
+export interface PeerIdentity {
+  peerId: string;
+  /** Ed25519 public key, DER (SPKI) in base64: what the peer publishes in its announce. */
+  publicKeyDer: string;
+  privateKey: KeyObject;
+}
+
+export const IDENTITY_FILE_NAME = 'identity.json';
+const IDENTITY_VERSION = 1;
+
+const IdentityFileSchema = z.object({
+  version: z.literal(IDENTITY_VERSION),
+  peerId: PeerIdSchema,
+  privateKeyPem: z.string().min(1),
+});
+type IdentityFile = z.infer<typeof IdentityFileSchema>;
+
+export function identityPath(dir: string): string {
+  return path.join(path.resolve(dir), STATE_DIR_NAME, IDENTITY_FILE_NAME);
+}
+
+/**
+ * Reads `<dir>/.p2p/identity.json` or creates it (mode 0600): peerId = `peer-` + 10 random hex chars unless
+ * `peerIdOverride` is given (then that id is used and stored); an Ed25519 key pair, private key PEM stored in
+ * the same file. A file that exists but cannot be understood is an error (CONFIG_INVALID), not silently
+ * replaced: replacing it would quietly turn this peer into a different one.
+ */
+export async function loadOrCreateIdentity(dir: string, peerIdOverride?: string): Promise<PeerIdentity> {
+  if (peerIdOverride !== undefined && !PeerIdSchema.safeParse(peerIdOverride).success) {
+    throw new P2PError(
+      'CONFIG_INVALID',
+      `peer id override ${JSON.stringify(peerIdOverride)} is not a valid peer id`,
+      {
+        details: { peerIdOverride },
+      },
+    );
+  }
+  const file = identityPath(dir);
+  await ioStep(file, () => mkdir(path.dirname(file), { recursive: true, mode: 0o700 }));
+
+  let stored = await readIdentityFile(file);
+  if (stored === undefined) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const created: IdentityFile = {
+      version: IDENTITY_VERSION,
+      peerId: peerIdOverride ?? `peer-${randomBytes(5).toString('hex')}`,
+      privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+    // link() refuses to replace an existing file: if another process created one meanwhile, theirs wins
+    // and we read it back, so both end up with the same identity.
+    const won = await writeAtomically(file, created, false);
+    stored = won ? created : await readIdentityFile(file);
+    if (stored === undefined) {
+      throw new P2PError('IO_ERROR', `identity file ${file} vanished while being created`, {
+        details: { file },
+      });
+    }
+  }
+  if (peerIdOverride !== undefined && stored.peerId !== peerIdOverride) {
+    stored = { ...stored, peerId: peerIdOverride };
+    await writeAtomically(file, stored, true);
+  }
+
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(stored.privateKeyPem);
+  } catch (err) {
+    throw invalidFile(file, 'its private key cannot be parsed', err);
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw invalidFile(file, 'its key is not an Ed25519 key');
+  const publicKeyDer = createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64');
+  return { peerId: stored.peerId, publicKeyDer, privateKey };
+}
+
+async function readIdentityFile(file: string): Promise<IdentityFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new P2PError('IO_ERROR', `cannot read identity file ${file}: ${(err as Error).message}`, {
+      cause: err,
+      details: { file },
+    });
+  }
+  try {
+    return IdentityFileSchema.parse(JSON.parse(text));
+  } catch (err) {
+    throw invalidFile(file, 'it is not a valid identity file', err);
+  }
+}
+
+/** Temp file (0600) then link (create only) or rename (replace), so readers never see half a file. */
+async function writeAtomically(file: string, content: IdentityFile, replace: boolean): Promise<boolean> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await ioStep(file, async () => {
+      await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      // writeFile's mode is filtered by the umask; the key must not be readable by others whatever it is.
+      await chmod(tmp, 0o600);
+    });
+    if (replace) {
+      await ioStep(file, () => rename(tmp, file));
+      return true;
+    }
+    try {
+      await link(tmp, file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw ioError(file, err);
+    }
+  } finally {
+    await rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+async function ioStep<T>(file: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw ioError(file, err);
+  }
+}
+
+function ioError(file: string, err: unknown): P2PError {
+  return new P2PError('IO_ERROR', `cannot write identity file ${file}: ${(err as Error).message}`, {
+    cause: err,
+    details: { file },
+  });
+}
+
+function invalidFile(file: string, why: string, cause?: unknown): P2PError {
+  return new P2PError(
+    'CONFIG_INVALID',
+    `identity file ${file} is unusable (${why}); move it away to create a new identity`,
+    { cause, details: { file } },
+  );
+}
+
+/** Ed25519 signature (base64) of `body`. */
+export function signBody(privateKey: KeyObject, body: Buffer): string {
+  return sign(null, body, privateKey).toString('base64');
+}
+
+const ED25519_SIGNATURE_BYTES = 64;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Checks an Ed25519 signature made by `signBody`. Never throws: false on any malformed input. */
+export function verifyBody(publicKeyDer: string, body: Buffer, signatureB64: string): boolean {
+  try {
+    if (typeof publicKeyDer !== 'string' || typeof signatureB64 !== 'string' || !Buffer.isBuffer(body)) {
+      return false;
+    }
+    // Buffer.from(…, 'base64') skips junk characters; insist on the canonical form instead.
+    if (!BASE64.test(publicKeyDer) || !BASE64.test(signatureB64)) return false;
+    const signature = Buffer.from(signatureB64, 'base64');
+    if (signature.length !== ED25519_SIGNATURE_BYTES || signature.toString('base64') !== signatureB64)
+      return false;
+    const publicKey = createPublicKey({
+      key: Buffer.from(publicKeyDer, 'base64'),
+      format: 'der',
+      type: 'spki',
+    });
+    if (publicKey.asymmetricKeyType !== 'ed25519') return false;
+    return verify(null, body, publicKey, signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,613 @@
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { setTimeout as delay } from 'node:timers/promises';
+import { P2PError } from '../errors/index.js';
+import { Sha256Schema } from '../protocol/index.js';
+import { silentLogger, type TransferLogger } from './logger.js';
+
+export interface DownloadSource {
+  /** Direct file URL (see `fileUrl()` in libs/protocol). */
+  url: string;
+  peerId: string;
+}
+
+/** Why one source did not (fully) serve the file; stable, for logs and tests. */
+export type DownloadFailureCode =
+  /** No response: refused, unreachable, reset before the headers, redirect. */
+  | 'CONNECT_FAILED'
+  /** No response headers within `connectTimeoutMs`. */
+  | 'CONNECT_TIMEOUT'
+  /** No body bytes for `idleTimeoutMs`. */
+  | 'IDLE_TIMEOUT'
+  /** The body broke off (connection reset or closed early). */
+  | 'CONNECTION_LOST'
+  /** 503: the peer is serving as many transfers as it allows. */
+  | 'BUSY'
+  /** Any other status than 200/206/503. */
+  | 'HTTP_STATUS'
+  /** The source's ETag names other content than the expected SHA-256. */
+  | 'ETAG_MISMATCH'
+  /** Content-Length or Content-Range total is not the expected size, or the body ran past it. */
+  | 'SIZE_MISMATCH'
+  /** A 206 that does not start at the requested offset (or answers a request without Range). */
+  | 'BAD_RANGE'
+  /** The source served bytes of an attempt whose result did not hash to the expected SHA-256. */
+  | 'HASH_MISMATCH';
+
+export interface DownloadFailure {
+  peerId: string;
+  url: string;
+  code: DownloadFailureCode;
+  message: string;
+}
+
+export interface DownloadProgress {
+  /** Bytes of the file in the temp file so far (falls back when an attempt starts over). */
+  receivedBytes: number;
+  totalBytes: number;
+  /** The source currently sending. */
+  peerId: string;
+}
+
+export interface DownloadOptions {
+  /** Tried in order; on failure the next source continues from the byte reached (Range). */
+  sources: DownloadSource[];
+  /** Expected SHA-256, 64 lowercase hex digits. */
+  sha256: string;
+  /** Expected size in bytes. */
+  size: number;
+  /** Final path; its parent directory is created if missing. */
+  destPath: string;
+  /** Time allowed until a source's response headers. Default 5_000. */
+  connectTimeoutMs?: number;
+  /** A source that sends no body bytes for this long is treated as failed. Default 10_000. */
+  idleTimeoutMs?: number;
+  /**
+   * Default false: an existing `destPath` is an `IO_ERROR`, unless it already holds the expected content, in
+   * which case it is returned without downloading. True replaces it (atomically, by rename).
+   */
+  overwrite?: boolean;
+  /** Called after every chunk written. */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Aborting removes the temp file and rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Default: silent. */
+  logger?: TransferLogger;
+}
+
+export interface DownloadResult {
+  path: string;
+  sha256: string;
+  size: number;
+  /** Peers whose bytes are in the verified file, in the order they sent them (empty if it already existed). */
+  servedBy: string[];
+  /** Every source failure along the way, in order, including those of sources that later succeeded. */
+  failures: DownloadFailure[];
+  /** Peers proven to have served bytes that do not match the hash. */
+  badSources: string[];
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/** When a 503 carries no usable Retry-After. */
+const DEFAULT_RETRY_AFTER_MS = 1_000;
+/** A peer cannot park us longer than this with a large Retry-After. */
+const MAX_RETRY_AFTER_MS = 30_000;
+/** Keeps `.<basename>.<random>.part` under the usual 255-byte name limit. */
+const MAX_TEMP_BASENAME_CHARS = 100;
+/** link() refusals that mean "this filesystem has no hard links", not "destination exists". */
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+
+/** One source's failure; `retryAfterMs` is set for BUSY. */
+class SourceFailure extends Error {
+  constructor(
+    readonly code: DownloadFailureCode,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'SourceFailure';
+  }
+}
+
+/** The temp file's state during one attempt: its bytes [0, offset) hashed into `hash`. */
+interface Attempt {
+  offset: number;
+  hash: Hash;
+  /** Peers whose bytes are in [0, offset), in order. */
+  contributors: string[];
+  /** The last source whose response was taken for this attempt's bytes (matters for 0-byte files). */
+  acceptedFrom: string | undefined;
+}
+
+type AttemptOutcome =
+  | { kind: 'verified'; contributors: string[] }
+  | { kind: 'bad-bytes'; contributors: string[]; digest: string }
+  | { kind: 'unreachable' };
+
+/**
+ * Downloads a file peer to peer into a dotfile beside `destPath` and renames it into place only after its
+ * size and SHA-256 verified, so a partial or wrong file never carries the final name.
+ *
+ * Sources are tried in order; when one fails mid-body the next continues from the byte reached with
+ * `Range`/`If-Range`, the hash of the prefix carrying over. A 503 source is retried once, after its
+ * Retry-After, when the others are exhausted. A result that does not verify is discarded and the whole file
+ * fetched again from 0 on sources that did not take part:
+ * - a peer that alone served a failed attempt is proven bad (`badSources`) and not asked again;
+ * - peers that shared a failed attempt become suspects: not accused, and only asked again once the other
+ *   sources are used up, each alone, so a bad one gets proven and a good one can still deliver.
+ *
+ * Throws `P2PError`: `NO_SOURCES` (empty list), `USAGE` (malformed sha256/size), `IO_ERROR` (destination
+ * exists with other content, local disk errors), `HASH_MISMATCH` (every attempt made ended in bytes that
+ * did not verify) or `DOWNLOAD_FAILED` (otherwise, e.g. sources unreachable); `details` carries `failures`
+ * and `badSources`. Redirects are refused: a peer URL is direct, and following one would let a peer point
+ * this client at any other address.
+ */
+export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
+  const { sources, sha256, size, signal } = options;
+  const logger = options.logger ?? silentLogger;
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const overwrite = options.overwrite ?? false;
+  if (!Sha256Schema.safeParse(sha256).success)
+    throw new P2PError('USAGE', 'sha256 must be 64 lowercase hex digits', { details: { sha256 } });
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new P2PError('USAGE', 'size must be a non-negative integer', { details: { size } });
+  if (sources.length === 0)
+    throw new P2PError('NO_SOURCES', 'no peer offers this file', { details: { sha256, failures: [] } });
+  signal?.throwIfAborted();
+
+  const destPath = path.resolve(options.destPath);
+  const existing = await existingContent(destPath, sha256, size);
+  if (existing === 'same') {
+    logger.info('download: destination already holds the file', { path: destPath });
+    return { path: destPath, sha256, size, servedBy: [], failures: [], badSources: [] };
+  }
+  if (existing === 'different' && !overwrite)
+    throw new P2PError('IO_ERROR', `${destPath} already exists`, { details: { path: destPath } });
+
+  const dir = path.dirname(destPath);
+  const tempPath = path.join(
+    dir,
+    `.${path.basename(destPath).slice(0, MAX_TEMP_BASENAME_CHARS)}.${randomBytes(6).toString('hex')}.part`,
+  );
+  let handle: FileHandle | undefined;
+  try {
+    await mkdir(dir, { recursive: true });
+    handle = await open(tempPath, 'wx');
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    throw ioError(`cannot create ${tempPath}`, err);
+  }
+  const file = handle;
+  const expectedEtag = `"${sha256}"`;
+  const failures: DownloadFailure[] = [];
+  const bad = new Set<string>();
+  const suspects = new Set<string>();
+  const soloTried = new Set<string>();
+  const busyRetried = new Set<DownloadSource>();
+  const attemptKinds: Array<'bad-bytes' | 'unreachable'> = [];
+  const attempt: Attempt = { offset: 0, hash: createHash('sha256'), contributors: [], acceptedFrom: undefined };
+
+  const record = (source: DownloadSource, failure: SourceFailure): void => {
+    failures.push({ peerId: source.peerId, url: source.url, code: failure.code, message: failure.message });
+    logger.info('download: source failed', {
+      peerId: source.peerId,
+      url: source.url,
+      code: failure.code,
+      message: failure.message,
+      offset: attempt.offset,
+    });
+  };
+
+  /** Empties the temp file: a new attempt, or a source that answered a resume with the whole file. */
+  const restart = async (): Promise<void> => {
+    try {
+      await file.truncate(0);
+    } catch (err) {
+      throw ioError(`cannot truncate ${tempPath}`, err);
+    }
+    attempt.offset = 0;
+    attempt.hash = createHash('sha256');
+    attempt.contributors = [];
+    attempt.acceptedFrom = undefined;
+  };
+
+  const write = async (piece: Buffer, peerId: string): Promise<void> => {
+    try {
+      let written = 0;
+      while (written < piece.length) {
+        const { bytesWritten } = await file.write(
+          piece,
+          written,
+          piece.length - written,
+          attempt.offset + written,
+        );
+        written += bytesWritten;
+      }
+    } catch (err) {
+      throw ioError(`cannot write ${tempPath}`, err);
+    }
+    // Only after the write: the hash must always describe exactly the bytes on disk.
+    attempt.hash.update(piece);
+    attempt.offset += piece.length;
+    if (!attempt.contributors.includes(peerId)) attempt.contributors.push(peerId);
+    if (options.onProgress) {
+      try {
+        options.onProgress({ receivedBytes: attempt.offset, totalBytes: size, peerId });
+      } catch (err) {
+        logger.warn('download: onProgress threw', { error: (err as Error).message });
+      }
+    }
+  };
+
+  /** Reads one source from `attempt.offset` until the file is complete; throws SourceFailure otherwise. */
+  const fetchFrom = async (source: DownloadSource): Promise<void> => {
+    const controller = new AbortController();
+    let timedOut: SourceFailure | undefined;
+    const expire = (failure: SourceFailure): void => {
+      timedOut = failure;
+      controller.abort(failure);
+    };
+    const fetchSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+    /** Whatever went wrong, as the error this source's caller should see. */
+    const classify = (err: unknown, fallback: DownloadFailureCode): unknown => {
+      if (signal?.aborted) return signal.reason;
+      if (err instanceof SourceFailure || err instanceof P2PError) return err;
+      if (timedOut) return timedOut;
+      return new SourceFailure(fallback, describeFetchError(err));
+    };
+
+    const resumeFrom = attempt.offset;
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (resumeFrom > 0) {
+      headers.range = `bytes=${resumeFrom}-`;
+      // A source holding other content answers 200 (and its ETag gives it away) instead of a wrong tail.
+      headers['if-range'] = expectedEtag;
+    }
+    let timer = setTimeout(
+      () => expire(new SourceFailure('CONNECT_TIMEOUT', `no response within ${connectTimeoutMs} ms`)),
+      connectTimeoutMs,
+    );
+    try {
+      let response: Response;
+      try {
+        response = await fetch(source.url, { headers, signal: fetchSignal, redirect: 'error' });
+      } catch (err) {
+        throw classify(err, 'CONNECT_FAILED');
+      }
+      clearTimeout(timer);
+      const bodyStart = checkResponse(response, resumeFrom, size, expectedEtag);
+      if (bodyStart === undefined) {
+        const failure = refusal(response, resumeFrom, size, expectedEtag);
+        await response.body?.cancel().catch(() => {});
+        throw failure;
+      }
+      if (bodyStart === 0 && resumeFrom > 0) {
+        logger.info('download: source sent the whole file to a resume; starting over from it', {
+          peerId: source.peerId,
+          discardedBytes: resumeFrom,
+        });
+        await restart();
+      }
+      attempt.acceptedFrom = source.peerId;
+      if (response.body === null) return;
+
+      const rearm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(
+          () => expire(new SourceFailure('IDLE_TIMEOUT', `no data for ${idleTimeoutMs} ms`)),
+          idleTimeoutMs,
+        );
+      };
+      rearm();
+      try {
+        await pipeline(
+          Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>),
+          async (chunks: AsyncIterable<Buffer>) => {
+            for await (const chunk of chunks) {
+              rearm();
+              const room = size - attempt.offset;
+              // Awaiting each write is the backpressure: the next chunk is not pulled before this one is on disk.
+              await write(chunk.length > room ? chunk.subarray(0, room) : chunk, source.peerId);
+              if (chunk.length > room) throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
+            }
+          },
+        );
+      } catch (err) {
+        throw classify(err, 'CONNECTION_LOST');
+      }
+      if (attempt.offset < size)
+        throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${attempt.offset} of ${size}`);
+    } finally {
+      clearTimeout(timer);
+      // Frees the connection whatever state the body is in; a no-op once it was read to the end.
+      controller.abort();
+    }
+  };
+
+  const runAttempt = async (plan: DownloadSource[]): Promise<AttemptOutcome> => {
+    await restart();
+    const busy: Array<{ source: DownloadSource; retryAfterMs: number }> = [];
+    const complete = (): boolean => attempt.acceptedFrom !== undefined && attempt.offset === size;
+    const tryOne = async (source: DownloadSource): Promise<boolean> => {
+      signal?.throwIfAborted();
+      try {
+        await fetchFrom(source);
+        return true;
+      } catch (err) {
+        if (!(err instanceof SourceFailure)) throw err;
+        record(source, err);
+        if (err.code === 'BUSY' && !busyRetried.has(source))
+          busy.push({ source, retryAfterMs: err.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS });
+        // A source can fail after the last byte (a reset after the body, a body running long): nothing is missing.
+        return complete();
+      }
+    };
+
+    let done = false;
+    for (const source of plan) {
+      if (await tryOne(source)) {
+        done = true;
+        break;
+      }
+    }
+    for (const { source, retryAfterMs } of busy) {
+      if (done) break;
+      busyRetried.add(source);
+      try {
+        await delay(retryAfterMs, undefined, signal ? { signal } : undefined);
+      } catch (err) {
+        throw signal?.aborted ? signal.reason : err;
+      }
+      done = await tryOne(source);
+    }
+    if (!done) return { kind: 'unreachable' };
+
+    const digest = attempt.hash.digest('hex');
+    // A 0-byte file has no byte to credit; the source that answered is still the one that vouched for it.
+    const contributors =
+      attempt.contributors.length > 0 || attempt.acceptedFrom === undefined
+        ? [...attempt.contributors]
+        : [attempt.acceptedFrom];
+    if (digest === sha256) return { kind: 'verified', contributors };
+    return { kind: 'bad-bytes', contributors, digest };
+  };
+
+  let committed = false;
+  let fileOpen = true;
+  try {
+    let cleanExhausted = false;
+    for (;;) {
+      signal?.throwIfAborted();
+      const clean = sources.filter((s) => !bad.has(s.peerId) && !suspects.has(s.peerId));
+      let solo: string | undefined;
+      let plan: DownloadSource[];
+      if (!cleanExhausted && clean.length > 0) {
+        plan = clean;
+      } else {
+        solo = [...suspects].find((peerId) => !soloTried.has(peerId));
+        if (solo === undefined) break;
+        soloTried.add(solo);
+        const peer = solo;
+        plan = sources.filter((s) => s.peerId === peer);
+      }
+
+      const outcome = await runAttempt(plan);
+      if (outcome.kind === 'verified') {
+        try {
+          await file.sync();
+          fileOpen = false;
+          await file.close();
+        } catch (err) {
+          throw ioError(`cannot flush ${tempPath}`, err);
+        }
+        await placeFile(tempPath, destPath, overwrite);
+        committed = true;
+        await syncDirectory(dir);
+        logger.info('download: verified', { path: destPath, size, servedBy: outcome.contributors });
+        return {
+          path: destPath,
+          sha256,
+          size,
+          servedBy: outcome.contributors,
+          failures,
+          badSources: [...bad],
+        };
+      }
+
+      attemptKinds.push(outcome.kind);
+      if (outcome.kind === 'unreachable') {
+        if (solo === undefined) cleanExhausted = true;
+        continue;
+      }
+      const proven = solo !== undefined || outcome.contributors.length === 1;
+      logger.warn('download: bytes did not verify', {
+        expected: sha256,
+        got: outcome.digest,
+        peers: outcome.contributors,
+        proven,
+      });
+      for (const peerId of outcome.contributors) {
+        const source = plan.find((s) => s.peerId === peerId) ?? { peerId, url: '' };
+        record(source, new SourceFailure('HASH_MISMATCH', `served bytes of an attempt hashing to ${outcome.digest}`));
+        if (proven) {
+          bad.add(peerId);
+          suspects.delete(peerId);
+        } else {
+          suspects.add(peerId);
+        }
+      }
+    }
+
+    const allBad = attemptKinds.length > 0 && attemptKinds.every((kind) => kind === 'bad-bytes');
+    const details = { sha256, size, failures, badSources: [...bad], suspects: [...suspects] };
+    if (allBad)
+      throw new P2PError('HASH_MISMATCH', `no source delivered bytes matching sha256 ${sha256}`, { details });
+    throw new P2PError('DOWNLOAD_FAILED', `could not download the file from ${sources.length} source(s)`, {
+      details,
+    });
+  } finally {
+    if (fileOpen) await file.close().catch(() => {});
+    // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
+    await rm(tempPath, { force: true }).catch((err: unknown) => {
+      logger.warn('download: cannot remove temp file', { path: tempPath, error: (err as Error).message });
+    });
+    if (!committed) logger.debug('download: temp file removed', { path: tempPath });
+  }
+}
+
+/**
+ * The offset the response body starts at (0 or the requested one) when it can be taken, else undefined
+ * (`refusal` says why).
+ */
+function checkResponse(
+  response: Response,
+  resumeFrom: number,
+  size: number,
+  expectedEtag: string,
+): number | undefined {
+  if (response.status !== 200 && response.status !== 206) return undefined;
+  const etag = response.headers.get('etag');
+  if (etag !== null && etag !== expectedEtag) return undefined;
+  if (response.status === 200) {
+    const length = response.headers.get('content-length');
+    return length === null || Number(length) === size ? 0 : undefined;
+  }
+  const range = parseContentRange(response.headers.get('content-range'));
+  if (resumeFrom === 0 || range === undefined) return undefined;
+  if (range.start !== resumeFrom || range.end !== size - 1) return undefined;
+  if (range.total !== undefined && range.total !== size) return undefined;
+  return resumeFrom;
+}
+
+function refusal(response: Response, resumeFrom: number, size: number, expectedEtag: string): SourceFailure {
+  const status = response.status;
+  if (status === 503)
+    return new SourceFailure('BUSY', 'HTTP 503', parseRetryAfterMs(response.headers.get('retry-after')));
+  if (status !== 200 && status !== 206) return new SourceFailure('HTTP_STATUS', `HTTP ${status}`);
+  const etag = response.headers.get('etag');
+  if (etag !== null && etag !== expectedEtag)
+    return new SourceFailure('ETAG_MISMATCH', `ETag ${etag.slice(0, 80)} is not ${expectedEtag}`);
+  if (status === 200)
+    return new SourceFailure(
+      'SIZE_MISMATCH',
+      `Content-Length ${response.headers.get('content-length')} is not ${size}`,
+    );
+  const contentRange = response.headers.get('content-range');
+  const range = parseContentRange(contentRange);
+  if (resumeFrom > 0 && range?.total !== undefined && range.total !== size)
+    return new SourceFailure('SIZE_MISMATCH', `Content-Range ${contentRange} is not for ${size} bytes`);
+  return new SourceFailure(
+    'BAD_RANGE',
+    `206 with Content-Range ${String(contentRange).slice(0, 80)} for a request from byte ${resumeFrom}`,
+  );
+}
+
+/** `bytes <start>-<end>/<total|*>` (RFC 9110 §14.4); total undefined for `*`. */
+function parseContentRange(value: string | null): { start: number; end: number; total?: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value?.trim() ?? '');
+  if (!match) return undefined;
+  const [, start, end, total] = match;
+  return { start: Number(start), end: Number(end), total: total === '*' ? undefined : Number(total) };
+}
+
+/** Retry-After is seconds or an HTTP date (RFC 9110 §10.2.3); clamped to [0, MAX_RETRY_AFTER_MS]. */
+function parseRetryAfterMs(value: string | null): number {
+  if (value === null) return DEFAULT_RETRY_AFTER_MS;
+  const trimmed = value.trim();
+  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - Date.now();
+  if (Number.isNaN(ms)) return DEFAULT_RETRY_AFTER_MS;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+/** undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`. */
+function describeFetchError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause;
+    if (cause instanceof Error) return `${err.message}: ${cause.message}`;
+    return err.message;
+  }
+  return String(err);
+}
+
+function ioError(message: string, err: unknown): P2PError {
+  if (err instanceof P2PError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return new P2PError('IO_ERROR', `${message}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+    details: { code },
+  });
+}
+
+async function existingContent(
+  destPath: string,
+  sha256: string,
+  size: number,
+): Promise<'absent' | 'same' | 'different'> {
+  let stats: Awaited<ReturnType<typeof stat>>;
+  try {
+    stats = await stat(destPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw ioError(`cannot inspect ${destPath}`, err);
+  }
+  if (!stats.isFile() || stats.size !== size) return 'different';
+  const hash = createHash('sha256');
+  try {
+    await pipeline(createReadStream(destPath), hash);
+  } catch (err) {
+    throw ioError(`cannot read ${destPath}`, err);
+  }
+  return hash.digest('hex') === sha256 ? 'same' : 'different';
+}
+
+/**
+ * Gives the verified temp file its final name. Without overwrite, link() refuses a destination that
+ * appeared during the download instead of replacing it; on filesystems without hard links it falls back to
+ * a check then rename.
+ */
+async function placeFile(tempPath: string, destPath: string, overwrite: boolean): Promise<void> {
+  try {
+    if (!overwrite) {
+      try {
+        await link(tempPath, destPath);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST')
+          throw new P2PError('IO_ERROR', `${destPath} appeared during the download`, {
+            details: { path: destPath },
+          });
+        if (!LINK_UNSUPPORTED.has(code)) throw err;
+      }
+      const present = await stat(destPath).then(
+        () => true,
+        () => false,
+      );
+      if (present)
+        throw new P2PError('IO_ERROR', `${destPath} appeared during the download`, { details: { path: destPath } });
+    }
+    await rename(tempPath, destPath);
+  } catch (err) {
+    throw ioError(`cannot move the download to ${destPath}`, err);
+  }
+}
+
+/** Makes the new directory entry durable; best effort (not every platform can open a directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // The file itself is synced; losing the rename in a crash leaves no partial file, only no file.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}

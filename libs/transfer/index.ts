@@ -1,0 +1,16 @@
+export type {
+  DownloadFailure,
+  DownloadFailureCode,
+  DownloadOptions,
+  DownloadProgress,
+  DownloadResult,
+  DownloadSource,
+} from './download.js';
+export { downloadFile } from './download.js';
+export type { TransferLogger } from './logger.js';
+export type { RequestedName } from './names.js';
+export { nameFromSegments } from './names.js';
+export type { FilesRouterOptions, SharedFileSource, TransferInfo } from './router.js';
+export { createFilesRouter } from './router.js';
+export type { HttpServerOptions, RunningHttpServer } from './server.js';
+export { startHttpServer } from './server.js';

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { describeError, P2PError } from '../../libs/errors/index.js';
+import { Broker, type Log, RpcClient } from '../../libs/messaging/index.js';
+import {
+  ErrorReplySchema,
+  type PeerSummary,
+  PeersReplySchema,
+  SearchReplySchema,
+  type SearchResult,
+  SearchResultSchema,
+  sharedTopology,
+  topologyNames,
+} from '../../libs/protocol/index.js';
+
+export interface SearchOutcome {
+  results: SearchResult[];
+  truncated: boolean;
+  /** Who answered: a superpeer, or a peer (its own view when `stale`). */
+  source: 'superpeer' | 'network-view';
+  stale: boolean;
+  /** Set when a peer answered from its own view because no superpeer did. */
+  superpeerError?: string;
+}
+
+/** How the CLI reaches the network: AMQP RPC to the superpeers, or one peer's HTTP API. */
+export interface NetworkClient {
+  search(query: string, limit: number): Promise<SearchOutcome>;
+  peers(): Promise<PeerSummary[]>;
+  close(): Promise<void>;
+}
+
+export interface AmqpClientOptions {
+  amqpUrl: string;
+  namespace: string;
+  timeoutMs: number;
+  logger: Log;
+}
+
+const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
+
+/** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
+export async function connectAmqpClient(options: AmqpClientOptions): Promise<NetworkClient> {
+  const names = topologyNames(options.namespace);
+  const broker = new Broker({
+    url: options.amqpUrl,
+    connectionName: `cli ${process.pid}`,
+    logger: options.logger,
+    initialConnectRetries: 0,
+    setup: async (session) => {
+      await session.assertTopology(sharedTopology(names));
+      await rpc.setup(session);
+    },
+  });
+  const rpc = new RpcClient(broker, names.rpcQueue);
+  await broker.start();
+
+  const call = async (request: object) => {
+    try {
+      const reply = await rpc.call(request, AnyReplySchema, { timeoutMs: options.timeoutMs });
+      if (!reply.ok) throw new P2PError('RPC_ERROR', `superpeer refused the request: ${reply.error.message}`);
+      return reply;
+    } catch (err) {
+      if (err instanceof P2PError && err.code === 'RPC_TIMEOUT') {
+        throw new P2PError('SUPERPEER_UNAVAILABLE', `no superpeer answered within ${options.timeoutMs} ms`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  };
+
+  return {
+    async search(query, limit) {
+      const reply = await call({ v: 1, type: 'rpc.search', query, limit });
+      if (reply.type !== 'rpc.search') throw new P2PError('RPC_ERROR', 'unexpected reply type');
+      return { results: reply.results, truncated: reply.truncated, source: 'superpeer', stale: false };
+    },
+    async peers() {
+      const reply = await call({ v: 1, type: 'rpc.peers' });
+      if (reply.type !== 'rpc.peers') throw new P2PError('RPC_ERROR', 'unexpected reply type');
+      return reply.peers;
+    },
+    async close() {
+      rpc.close();
+      await broker.close();
+    },
+  };
+}
+
+const PeerSearchAnswerSchema = z.object({
+  results: z.array(SearchResultSchema),
+  truncated: z.boolean(),
+  source: z.enum(['superpeer', 'network-view']),
+  stale: z.boolean(),
+  superpeerError: z.string().optional(),
+});
+
+const PeerPeersSchema = z.object({
+  peers: z.array(
+    z.object({
+      peerId: z.string(),
+      url: z.string(),
+      instanceId: z.string(),
+      seq: z.number(),
+      fileCount: z.number(),
+      totalBytes: z.number(),
+    }),
+  ),
+});
+
+/** Asks one peer's HTTP API: it searches locally, then a superpeer, else its own network view. */
+export function peerHttpClient(peerUrl: string, timeoutMs: number): NetworkClient {
+  const base = peerUrl.endsWith('/') ? peerUrl.slice(0, -1) : peerUrl;
+  const get = async (path: string): Promise<unknown> => {
+    let response: Response;
+    try {
+      // The peer itself waits up to its own search timeout for a superpeer; allow for that.
+      response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs + 5000) });
+    } catch (err) {
+      throw new P2PError('SUPERPEER_UNAVAILABLE', `peer at ${base} did not answer: ${describeError(err)}`);
+    }
+    const body: unknown = await response.json().catch(() => undefined);
+    if (!response.ok) {
+      const message =
+        (body as { error?: { message?: string } } | undefined)?.error?.message ?? response.statusText;
+      throw new P2PError(response.status === 400 ? 'USAGE' : 'RPC_ERROR', `peer at ${base}: ${message}`);
+    }
+    return body;
+  };
+  return {
+    async search(query, limit) {
+      const body = await get(`/api/search?q=${encodeURIComponent(query)}&limit=${limit}`);
+      const parsed = PeerSearchAnswerSchema.safeParse(body);
+      if (!parsed.success) throw new P2PError('RPC_ERROR', `peer at ${base} sent an invalid answer`);
+      return parsed.data;
+    },
+    async peers() {
+      const parsed = PeerPeersSchema.safeParse(await get('/api/peers'));
+      if (!parsed.success) throw new P2PError('RPC_ERROR', `peer at ${base} sent an invalid answer`);
+      return parsed.data.peers.map((peer) => ({ ...peer, lastSeenAgoMs: 0 }));
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,332 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import Table from 'cli-table3';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/index.js';
+import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
+import { createLogger } from '../../libs/logging/index.js';
+import { MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
+import { downloadFile } from '../../libs/transfer/index.js';
+import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
+
+/** Exit statuses are part of the CLI's contract (README). */
+export const EXIT = { ok: 0, notFound: 1, usage: 2, unreachable: 3, downloadFailed: 4 } as const;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  USAGE: EXIT.usage,
+  CONFIG_INVALID: EXIT.usage,
+  AMBIGUOUS: EXIT.usage,
+  NOT_FOUND: EXIT.notFound,
+  BROKER_UNREACHABLE: EXIT.unreachable,
+  BROKER_CLOSED: EXIT.unreachable,
+  RPC_TIMEOUT: EXIT.unreachable,
+  SUPERPEER_UNAVAILABLE: EXIT.unreachable,
+  PUBLISH_FAILED: EXIT.unreachable,
+  RPC_ERROR: EXIT.unreachable,
+  NO_SOURCES: EXIT.downloadFailed,
+  DOWNLOAD_FAILED: EXIT.downloadFailed,
+  HASH_MISMATCH: EXIT.downloadFailed,
+  IO_ERROR: EXIT.downloadFailed,
+};
+
+function positiveInt(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new InvalidArgumentError(`a whole number from 1 to ${max}`);
+    return n;
+  };
+}
+
+function httpUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+  } catch {}
+  throw new InvalidArgumentError('an http(s) URL');
+}
+
+interface NetworkFlags {
+  timeout?: number;
+  peer?: string;
+}
+
+/** Environment as the services see it: a dotenv file named by --env-file, overridden by the real environment. */
+function environment(envFile: string | undefined): Record<string, string | undefined> {
+  return envFile ? { ...readEnvFile(envFile), ...process.env } : { ...process.env };
+}
+
+function cliConfig(program: Command, flags: NetworkFlags): CliConfig {
+  const config = loadCliConfig(environment(program.opts<{ envFile?: string }>().envFile));
+  return {
+    ...config,
+    timeoutMs: flags.timeout ?? config.timeoutMs,
+    peerUrl: flags.peer ?? config.peerUrl,
+  };
+}
+
+async function withClient<T>(config: CliConfig, work: (client: NetworkClient) => Promise<T>): Promise<T> {
+  // Library logs go to stderr and only when they matter, so stdout stays clean for tables and --json.
+  const logger = createLogger({
+    service: 'cli',
+    level: 'error',
+    format: config.logFormat,
+    stream: process.stderr,
+  });
+  const client = config.peerUrl
+    ? peerHttpClient(config.peerUrl, config.timeoutMs)
+    : await connectAmqpClient({
+        amqpUrl: config.amqpUrl,
+        namespace: config.namespace,
+        timeoutMs: config.timeoutMs,
+        logger,
+      });
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function staleNotice(outcome: SearchOutcome): void {
+  if (outcome.source === 'network-view') {
+    process.stderr.write(
+      `superpeer unavailable (${outcome.superpeerError ?? 'no answer'}): results come from the peer's own view and may be stale\n`,
+    );
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Colours only on a terminal: piped output stays plain text. */
+function table(head: string[]): Table.Table {
+  const tty = process.stdout.isTTY === true;
+  return new Table({ head, style: tty ? {} : { head: [], border: [] } });
+}
+
+function printResults(results: SearchResult[], truncated: boolean): void {
+  const rows = table(['name', 'size', 'sha256', 'peer', 'url']);
+  for (const result of results) {
+    rows.push([
+      result.name,
+      formatBytes(result.size),
+      `${result.sha256.slice(0, 12)}…`,
+      result.peerId,
+      result.url,
+    ]);
+  }
+  process.stdout.write(`${rows.toString()}\n`);
+  process.stdout.write(
+    `${results.length} result${results.length === 1 ? '' : 's'}${truncated ? ' (more matched: raise --limit)' : ''}\n`,
+  );
+}
+
+/**
+ * Picks the file `p2p get` means: a SHA-256, or a name (exact path, then exact base name, then the search
+ * words). Several different contents under that name are ambiguous: the user picks by hash.
+ */
+export function chooseTarget(target: string, results: SearchResult[]): { sha256: string; name: string } {
+  const isSha = Sha256Schema.safeParse(target.toLowerCase()).success;
+  const lower = target.toLowerCase();
+  const basename = (name: string) => name.slice(name.lastIndexOf('/') + 1);
+  const candidates = isSha
+    ? results.filter((result) => result.sha256 === lower)
+    : ([
+        results.filter((result) => result.name === target),
+        results.filter((result) => basename(result.name) === target),
+        results.filter(
+          (result) => result.name.toLowerCase() === lower || basename(result.name).toLowerCase() === lower,
+        ),
+        results,
+      ].find((list) => list.length > 0) ?? []);
+  const first = candidates[0];
+  if (!first) throw new P2PError('NOT_FOUND', `nothing on the network matches "${target}"`);
+  const distinct = new Map(candidates.map((result) => [result.sha256, result]));
+  if (distinct.size > 1) {
+    const lines = [...distinct.values()].map(
+      (result) => `  ${result.sha256}  ${result.name} (${formatBytes(result.size)})`,
+    );
+    throw new P2PError(
+      'AMBIGUOUS',
+      `"${target}" matches ${distinct.size} different files; name one by its sha256:\n${lines.join('\n')}`,
+    );
+  }
+  return { sha256: first.sha256, name: basename(first.name) };
+}
+
+/** Set by the commands that start a service: the process then lives on after `main` resolves. */
+let runsService = false;
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('p2p')
+    .description('Peer-to-peer file sharing over RabbitMQ: run a superpeer or a peer, search, download.')
+    .option('--env-file <path>', 'read settings from this dotenv file (the real environment wins)')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  program
+    .command('superpeer')
+    .description('run a superpeer: keeps the index, rebroadcasts changes, answers searches')
+    .action(async () => {
+      runsService = true;
+      const { runSuperpeer } = await import('../superpeer/main.js');
+      await runSuperpeer(environment(program.opts<{ envFile?: string }>().envFile));
+    });
+
+  program
+    .command('peer')
+    .description('run a peer: shares PEER_SHARE_DIR over HTTP and announces it to the network')
+    .option('--config <file>', "the seed system's INI peer config (IP, PORT, DIRECTORY, SUPERPEER)")
+    .action(async (flags: { config?: string }) => {
+      runsService = true;
+      const { runPeer } = await import('../peer/main.js');
+      await runPeer(
+        environment(program.opts<{ envFile?: string }>().envFile),
+        flags.config ? { iniFile: flags.config } : {},
+      );
+    });
+
+  const networkOptions = (command: Command) =>
+    command
+      .addOption(
+        new Option('--timeout <ms>', 'how long to wait for an answer (P2P_TIMEOUT_MS)').argParser(
+          positiveInt(600_000),
+        ),
+      )
+      .addOption(
+        new Option(
+          '--peer <url>',
+          "ask this peer's HTTP API instead of the superpeers (P2P_PEER_URL)",
+        ).argParser(httpUrl),
+      );
+
+  networkOptions(
+    program
+      .command('search')
+      .description('search the network: words that start words of file names, or a SHA-256')
+      .argument('<query...>', 'words, or a 64-hex SHA-256')
+      .option('--json', 'print a JSON array of {name, size, sha256, peerId, url}')
+      .addOption(
+        new Option('--limit <n>', 'most results').argParser(positiveInt(MAX_SEARCH_LIMIT)).default(50),
+      ),
+  ).action(async (words: string[], flags: NetworkFlags & { json?: boolean; limit: number }) => {
+    const config = cliConfig(program, flags);
+    const outcome = await withClient(config, (client) => client.search(words.join(' '), flags.limit));
+    staleNotice(outcome);
+    if (flags.json) {
+      const plain = outcome.results.map(({ name, size, sha256, peerId, url }) => ({
+        name,
+        size,
+        sha256,
+        peerId,
+        url,
+      }));
+      process.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);
+    } else if (outcome.results.length > 0) {
+      printResults(outcome.results, outcome.truncated);
+    }
+    if (outcome.results.length === 0) {
+      if (!flags.json) process.stderr.write(`nothing found for "${words.join(' ')}"\n`);
+      process.exitCode = EXIT.notFound;
+    }
+  });
+
+  networkOptions(
+    program
+      .command('get')
+      .description('download a file by name or SHA-256 from the peers that have it, verified by SHA-256')
+      .argument('<target>', 'file name (or path) or 64-hex SHA-256')
+      .option('--out <dir>', 'directory to write into (default: the current directory)', '.'),
+  ).action(async (target: string, flags: NetworkFlags & { out: string }) => {
+    const config = cliConfig(program, flags);
+    await withClient(config, async (client) => {
+      const found = await client.search(target, MAX_SEARCH_LIMIT);
+      staleNotice(found);
+      const chosen = chooseTarget(target, found.results);
+      // Every holder of that content is a source: ask by hash to see all of them.
+      const holders = await client.search(chosen.sha256, MAX_SEARCH_LIMIT);
+      const sources = [...new Map(holders.results.map((result) => [result.peerId, result])).values()];
+      const size = sources[0]?.size ?? 0;
+      const destPath = path.resolve(flags.out, chosen.name);
+      fs.mkdirSync(path.dirname(destPath), { recursive: true });
+      const bar = process.stderr.isTTY
+        ? new SingleBar({
+            format: ' {bar} {percentage}% | {value}/{total} bytes | from {peer}',
+            hideCursor: true,
+          })
+        : undefined;
+      bar?.start(size, 0, { peer: sources[0]?.peerId ?? '' });
+      try {
+        const result = await downloadFile({
+          sources: sources.map((source) => ({ url: source.url, peerId: source.peerId })),
+          sha256: chosen.sha256,
+          size,
+          destPath,
+          onProgress: (progress) => bar?.update(progress.receivedBytes, { peer: progress.peerId }),
+        });
+        bar?.stop();
+        for (const peerId of result.badSources)
+          process.stderr.write(`warning: peer ${peerId} served bytes that fail the SHA-256 check\n`);
+        process.stdout.write(
+          `saved ${result.path} (${formatBytes(result.size)}, sha256 ${result.sha256} verified, from ${result.servedBy.join(', ')})\n`,
+        );
+      } finally {
+        bar?.stop();
+      }
+    });
+  });
+
+  networkOptions(
+    program.command('peers').description('list the peers in the network').option('--json', 'print JSON'),
+  ).action(async (flags: NetworkFlags & { json?: boolean }) => {
+    const config = cliConfig(program, flags);
+    const peers = await withClient(config, (client) => client.peers());
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(peers, null, 2)}\n`);
+      return;
+    }
+    const rows = table(['peer', 'url', 'files', 'size', 'last seen']);
+    for (const peer of peers) {
+      rows.push([
+        peer.peerId,
+        peer.url,
+        String(peer.fileCount),
+        formatBytes(peer.totalBytes),
+        `${(peer.lastSeenAgoMs / 1000).toFixed(1)} s ago`,
+      ]);
+    }
+    process.stdout.write(`${rows.toString()}\n${peers.length} peer${peers.length === 1 ? '' : 's'}\n`);
+    if (peers.length === 0) process.exitCode = EXIT.notFound;
+  });
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit status, or undefined once a long-running service has started. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return runsService ? undefined : Number(process.exitCode ?? EXIT.ok);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are not errors; everything else commander refuses is bad usage.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    process.stderr.write(`p2p: ${describeError(err)}\n`);
+    return isP2PError(err) ? (EXIT_BY_CODE[err.code] ?? 1) : 1;
+  }
+}

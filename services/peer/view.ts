@@ -1,0 +1,162 @@
+import { describeError } from '../../libs/errors/index.js';
+import { NetworkIndex } from '../../libs/index/index.js';
+import type { Log } from '../../libs/messaging/index.js';
+import type {
+  FileEntry,
+  NetworkPeerDelta,
+  NetworkPeerLeft,
+  NetworkPeerState,
+  SnapshotReply,
+  SnapshotRequest,
+} from '../../libs/protocol/index.js';
+
+/** Fetches one snapshot page from a superpeer (an RPC in the peer). */
+export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
+
+interface Assembly {
+  instanceId: string;
+  seq: number;
+  url: string;
+  files: FileEntry[];
+  next: number;
+}
+
+/**
+ * A peer's live view of the network: a snapshot from a superpeer, kept current by the superpeers'
+ * broadcasts. Changes apply once, in sequence per peer; a gap is repaired by fetching that peer's state.
+ */
+export class NetworkView {
+  readonly index = new NetworkIndex();
+  private readonly assemblies = new Map<string, Assembly>();
+  /** When the view was last known complete (a full snapshot, then only in-order changes). */
+  private syncedAtMs: number | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly fetchSnapshot: SnapshotFetcher,
+    private readonly logger: Log,
+  ) {}
+
+  /** True until a full snapshot has been loaded since the last connect. */
+  get stale(): boolean {
+    return this.syncedAtMs === undefined;
+  }
+
+  markStale(): void {
+    this.syncedAtMs = undefined;
+  }
+
+  applyState(message: NetworkPeerState): void {
+    let assembly = this.assemblies.get(message.peerId);
+    if (message.chunkIndex === 0) {
+      assembly = { instanceId: message.instanceId, seq: message.seq, url: message.url, files: [], next: 0 };
+      this.assemblies.set(message.peerId, assembly);
+    }
+    if (
+      !assembly ||
+      assembly.instanceId !== message.instanceId ||
+      assembly.seq !== message.seq ||
+      assembly.next !== message.chunkIndex
+    ) {
+      return; // a chunk out of order: another superpeer's copy, or the start was missed
+    }
+    assembly.files.push(...message.files);
+    assembly.next++;
+    if (assembly.next < message.chunkCount) return;
+    this.assemblies.delete(message.peerId);
+    this.index.applyFull({
+      peerId: message.peerId,
+      instanceId: assembly.instanceId,
+      url: assembly.url,
+      seq: assembly.seq,
+      files: assembly.files,
+    });
+  }
+
+  applyDelta(message: NetworkPeerDelta): void {
+    const result = this.index.applyDelta(message);
+    if (result === 'gap' || result === 'unknown-peer') {
+      this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
+      void this.refresh(message.peerId).catch(() => undefined);
+    }
+  }
+
+  applyLeft(message: NetworkPeerLeft): void {
+    this.assemblies.delete(message.peerId);
+    this.index.removePeer(message.peerId, message.instanceId);
+  }
+
+  /**
+   * Loads the superpeer's index page by page (all peers, or one). A full refresh also drops peers the
+   * superpeer no longer knows. Concurrent full refreshes share one run.
+   */
+  refresh(peerId?: string): Promise<void> {
+    if (peerId === undefined) {
+      this.refreshing ??= this.load(undefined).finally(() => {
+        this.refreshing = undefined;
+      });
+      return this.refreshing;
+    }
+    return this.load(peerId);
+  }
+
+  private async load(peerId: string | undefined): Promise<void> {
+    const received = new Map<string, Assembly>();
+    const complete = new Set<string>();
+    let cursor: SnapshotRequest['cursor'];
+    do {
+      const reply = await this.fetchSnapshot({
+        v: 1,
+        type: 'rpc.snapshot',
+        ...(peerId ? { peerId } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      for (const page of reply.peers) {
+        let assembly = received.get(page.peerId);
+        if (page.fileOffset === 0 || !assembly) {
+          assembly = { instanceId: page.instanceId, seq: page.seq, url: page.url, files: [], next: 0 };
+          received.set(page.peerId, assembly);
+        }
+        assembly.files.push(...page.files);
+        if (assembly.files.length >= page.fileTotal) complete.add(page.peerId);
+      }
+      cursor = reply.next;
+    } while (cursor);
+
+    for (const id of complete) {
+      const assembly = received.get(id)!;
+      this.index.applyFull({
+        peerId: id,
+        instanceId: assembly.instanceId,
+        url: assembly.url,
+        seq: assembly.seq,
+        files: assembly.files,
+      });
+    }
+    if (peerId === undefined) {
+      for (const known of this.index.peers()) {
+        if (!received.has(known.peerId)) this.index.removePeer(known.peerId);
+      }
+      this.syncedAtMs = Date.now();
+      this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
+    } else if (!received.has(peerId)) {
+      this.index.removePeer(peerId);
+    }
+  }
+
+  /** Retries a full refresh until it succeeds or `shouldStop` says so. */
+  async refreshUntilDone(shouldStop: () => boolean, retryDelayMs: number): Promise<void> {
+    while (!shouldStop()) {
+      try {
+        await this.refresh();
+        return;
+      } catch (err) {
+        this.logger.warn('could not load the network view from a superpeer; retrying', {
+          reason: describeError(err),
+          retryDelayMs,
+        });
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs).unref());
+      }
+    }
+  }
+}

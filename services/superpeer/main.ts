@@ -1,0 +1,55 @@
+import http from 'node:http';
+import { loadSuperpeerConfig } from '../../libs/config/index.js';
+import { createLogger } from '../../libs/logging/index.js';
+import { installShutdown } from '../shutdown.js';
+import { createSuperpeerMetrics } from './metrics.js';
+import { Superpeer } from './superpeer.js';
+
+/** Composition root of the superpeer: config → logger → metrics → superpeer → shutdown. */
+export async function runSuperpeer(env: Record<string, string | undefined>): Promise<void> {
+  const config = loadSuperpeerConfig(env);
+  const logger = createLogger({
+    service: 'superpeer',
+    level: config.logLevel,
+    format: config.logFormat,
+    defaultMeta: { superpeerId: config.superpeerId },
+  });
+  const metrics = createSuperpeerMetrics();
+  const superpeer = new Superpeer({
+    amqpUrl: config.amqpUrl,
+    namespace: config.namespace,
+    superpeerId: config.superpeerId,
+    logger,
+    peerTimeoutMs: config.peerTimeoutMs,
+    sweepIntervalMs: config.sweepIntervalMs,
+    rpcPrefetch: config.rpcPrefetch,
+    metrics,
+  });
+
+  let metricsServer: http.Server | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = http.createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    const server = metricsServer;
+    await new Promise<void>((resolve) => server.listen(config.metricsPort, resolve));
+  }
+
+  installShutdown(logger, async () => {
+    await superpeer.close();
+    metricsServer?.close();
+  });
+  await superpeer.start();
+  const address = metricsServer?.address();
+  logger.info('superpeer ready', {
+    namespace: config.namespace,
+    ...(address && typeof address === 'object' ? { metricsPort: address.port } : {}),
+  });
+}

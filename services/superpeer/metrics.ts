@@ -1,0 +1,47 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface SuperpeerMetrics {
+  registry: Registry;
+  eventsReceived: Counter<'type'>;
+  messagesRefused: Counter<'queue'>;
+  indexedPeers: Gauge;
+  indexedFiles: Gauge;
+  rpcSeconds: Histogram<'type'>;
+}
+
+export function createSuperpeerMetrics(): SuperpeerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'p2p_superpeer_' });
+  return {
+    registry,
+    eventsReceived: new Counter({
+      name: 'p2p_superpeer_events_received_total',
+      help: 'Valid peer events consumed, by type',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    messagesRefused: new Counter({
+      name: 'p2p_superpeer_messages_refused_total',
+      help: 'Messages refused (dead-lettered), by queue',
+      labelNames: ['queue'],
+      registers: [registry],
+    }),
+    indexedPeers: new Gauge({
+      name: 'p2p_superpeer_indexed_peers',
+      help: 'Peers in the index',
+      registers: [registry],
+    }),
+    indexedFiles: new Gauge({
+      name: 'p2p_superpeer_indexed_files',
+      help: 'Files in the index',
+      registers: [registry],
+    }),
+    rpcSeconds: new Histogram({
+      name: 'p2p_superpeer_rpc_seconds',
+      help: 'Time to serve an RPC request inside the superpeer, by type',
+      labelNames: ['type'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { readEnvFile } from '../../libs/config/index.js';
+
+/** dist/tests/unit/ → repository root. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+type Service = Record<string, unknown>;
+
+// Compose resolves `<<` merge keys (YAML 1.1); read the file the same way.
+const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+};
+const services = compose.services;
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+
+/** Dockerfile instructions of the last stage, continuation lines joined. */
+function lastStageInstructions(): { instruction: string; args: string }[] {
+  const lines = dockerfile
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const lastFrom = lines.findLastIndex((line) => /^FROM\s/i.test(line));
+  return lines.slice(lastFrom).map((line) => {
+    const [instruction, ...rest] = line.split(/\s+/);
+    return { instruction: instruction!.toUpperCase(), args: rest.join(' ') };
+  });
+}
+
+/** The exec-form array of an instruction (`["node", "bin/p2p.js"]`); shell form would not forward signals. */
+function execForm(instruction: string): string[] | undefined {
+  const found = lastStageInstructions().findLast((entry) => entry.instruction === instruction);
+  if (found === undefined) return undefined;
+  const value: unknown = JSON.parse(found.args);
+  assert.ok(Array.isArray(value), `${instruction} must be in exec form`);
+  return value as string[];
+}
+
+/** Compose's `command`/`entrypoint` may be a list or a string; this project only uses lists. */
+function asList(value: unknown, what: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  assert.ok(
+    Array.isArray(value) && value.every((part) => typeof part === 'string'),
+    `${what} must be a list`,
+  );
+  return value as string[];
+}
+
+/** What the container runs: compose overrides the image's ENTRYPOINT/CMD when it sets them. */
+function resolvedCommand(name: string): string[] {
+  const service = services[name]!;
+  const entrypoint = asList(service.entrypoint, `${name}.entrypoint`) ?? execForm('ENTRYPOINT') ?? [];
+  const command = asList(service.command, `${name}.command`) ?? execForm('CMD') ?? [];
+  return [...entrypoint, ...command];
+}
+
+function envFiles(service: Service): string[] {
+  const value = service.env_file;
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((entry) => (typeof entry === 'string' ? entry : String((entry as { path: unknown }).path)));
+}
+
+describe('docker-compose.yml', () => {
+  test('has rabbitmq, superpeer and peer services', () => {
+    for (const name of ['rabbitmq', 'superpeer', 'peer']) assert.ok(services[name], `service ${name}`);
+  });
+
+  test('no service has a container_name (it would stop scaling)', () => {
+    for (const [name, service] of Object.entries(services)) {
+      assert.equal(service.container_name, undefined, `${name}.container_name`);
+    }
+  });
+
+  test('rabbitmq is pinned to an exact 4.x management image', () => {
+    assert.match(String(services.rabbitmq!.image), /^rabbitmq:4\.\d+\.\d+-management$/);
+  });
+
+  test('rabbitmq publishes 5672 and 15672', () => {
+    const ports = (services.rabbitmq!.ports as unknown[]).map(String);
+    for (const port of ['5672', '15672']) {
+      assert.ok(
+        ports.some((mapping) => mapping.endsWith(`:${port}`)),
+        `container port ${port} published: ${ports.join(', ')}`,
+      );
+    }
+  });
+
+  test('rabbitmq has a rabbitmq-diagnostics ping healthcheck with timings', () => {
+    const healthcheck = services.rabbitmq!.healthcheck as Record<string, unknown> | undefined;
+    assert.ok(healthcheck, 'healthcheck');
+    const testCommand = Array.isArray(healthcheck.test)
+      ? healthcheck.test.join(' ')
+      : String(healthcheck.test);
+    assert.match(testCommand, /rabbitmq-diagnostics -q ping/);
+    for (const key of ['interval', 'timeout', 'retries', 'start_period']) {
+      assert.ok(healthcheck[key] !== undefined, `healthcheck.${key}`);
+    }
+  });
+
+  for (const name of ['superpeer', 'peer']) {
+    test(`${name} waits for a healthy rabbitmq`, () => {
+      const dependsOn = services[name]!.depends_on as Record<string, { condition?: string }> | undefined;
+      assert.equal(dependsOn?.rabbitmq?.condition, 'service_healthy');
+    });
+
+    test(`${name} runs bin/p2p.js ${name}`, () => {
+      assert.deepEqual(resolvedCommand(name), ['node', 'bin/p2p.js', name]);
+    });
+
+    test(`${name} restarts unless stopped and stops gracefully with SIGTERM through an init`, () => {
+      const service = services[name]!;
+      assert.equal(service.restart, 'unless-stopped');
+      assert.equal(service.init, true);
+      assert.equal(service.stop_signal ?? 'SIGTERM', 'SIGTERM');
+      assert.equal(service.stop_grace_period, '10s');
+    });
+
+    test(`${name} is built from this Dockerfile`, () => {
+      const build = services[name]!.build;
+      const context =
+        typeof build === 'string' ? build : (build as { context?: string } | undefined)?.context;
+      assert.equal(context, '.');
+    });
+
+    test(`${name} reads env/${name}.env`, () => {
+      assert.ok(envFiles(services[name]!).includes(`env/${name}.env`));
+    });
+  }
+
+  test('every env_file exists', () => {
+    for (const [name, service] of Object.entries(services)) {
+      for (const file of envFiles(service)) assert.ok(existsSync(join(ROOT, file)), `${name}: ${file}`);
+    }
+  });
+
+  test('peer has no fixed host port (each replica would fight for it)', () => {
+    const peer = services.peer!;
+    for (const entry of (peer.ports as unknown[] | undefined) ?? []) {
+      if (typeof entry === 'object' && entry !== null) {
+        assert.equal((entry as { published?: unknown }).published, undefined, JSON.stringify(entry));
+      } else {
+        assert.match(String(entry), /^\d+(\/(tcp|udp))?$/, `container port only: ${String(entry)}`);
+      }
+    }
+    assert.deepEqual((peer.expose as unknown[] | undefined)?.map(String), ['8080']);
+  });
+
+  test('peer replicas share no named volume or bind mount', () => {
+    for (const entry of (services.peer!.volumes as unknown[] | undefined) ?? []) {
+      if (typeof entry === 'string') {
+        assert.ok(!entry.includes(':'), `anonymous volume only: ${entry}`);
+      } else {
+        const volume = entry as { type?: string; source?: string };
+        assert.ok(volume.type === 'tmpfs' || volume.source === undefined, JSON.stringify(entry));
+      }
+    }
+  });
+
+  test('peer leaves PEER_PUBLIC_URL unset so each replica derives its own', () => {
+    const peer = services.peer!;
+    const environment = peer.environment;
+    const inline = Array.isArray(environment)
+      ? environment.map(String)
+      : Object.keys((environment as Record<string, unknown> | undefined) ?? {});
+    assert.ok(!inline.some((entry) => entry.startsWith('PEER_PUBLIC_URL')));
+    for (const file of envFiles(peer)) {
+      const env = readEnvFile(join(ROOT, file));
+      assert.equal(env.PEER_PUBLIC_URL, undefined, file);
+      assert.equal(env.PEER_HTTP_PORT, '8080', file);
+      assert.equal(env.PEER_SHARE_DIR, '/data/share', file);
+      assert.equal(env.PEER_DEMO_FILES, 'true', file);
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gim)].map((match) => match[1]!);
+
+  test('is multi-stage, every stage on a pinned node 20 bookworm-slim', () => {
+    assert.ok(froms.length >= 2, `FROM count ${froms.length}`);
+    for (const image of froms) assert.match(image, /^node:20\.\d+\.\d+-bookworm-slim$/);
+  });
+
+  test('installs with npm ci, builds, and prunes dev dependencies', () => {
+    assert.match(dockerfile, /^RUN npm ci\b/m);
+    assert.match(dockerfile, /npm run build/);
+    assert.match(dockerfile, /npm prune --omit=dev/);
+  });
+
+  test('the runtime stage copies what bin/p2p.js needs and runs as node', () => {
+    const stage = lastStageInstructions();
+    const copies = stage.filter((entry) => entry.instruction === 'COPY').map((entry) => entry.args);
+    for (const path of ['package.json', 'node_modules', 'dist', 'bin']) {
+      assert.ok(
+        copies.some((args) => args.includes(path)),
+        `runtime COPY of ${path}`,
+      );
+    }
+    assert.equal(stage.findLast((entry) => entry.instruction === 'USER')?.args, 'node');
+  });
+
+  test('ENTRYPOINT is node bin/p2p.js and CMD defaults to peer', () => {
+    assert.deepEqual(execForm('ENTRYPOINT'), ['node', 'bin/p2p.js']);
+    assert.deepEqual(execForm('CMD'), ['peer']);
+  });
+});
+
+test('.dockerignore keeps local state out of the build context', () => {
+  const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split(/\r?\n/)
+    .map((line) => line.trim());
+  for (const entry of ['node_modules', 'dist', '.git', '.network']) assert.ok(ignored.includes(entry), entry);
+});

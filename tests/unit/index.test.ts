@@ -1,0 +1,581 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isP2PError } from '../../libs/errors/index.js';
+import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/index/index.js';
+import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
+
+const SHA_A = 'a'.repeat(64);
+const SHA_B = 'b'.repeat(64);
+
+function file(name: string, sha256 = SHA_A, size = 100): FileEntry {
+  return { name, size, sha256, mtimeMs: 1_700_000_000_000 };
+}
+
+function state(
+  peerId: string,
+  files: FileEntry[],
+  options: { instanceId?: string; seq?: number; url?: string } = {},
+) {
+  return {
+    peerId,
+    instanceId: options.instanceId ?? 'instance-1',
+    url: options.url ?? `http://${peerId}.test:8080`,
+    seq: options.seq ?? 1,
+    files,
+  };
+}
+
+function names(index: NetworkIndex, text: string, limit = 1000): string[] {
+  return index.search(parseQuery(text), limit).results.map((r) => `${r.peerId}:${r.name}`);
+}
+
+describe('tokenize', () => {
+  it('splits a path into lowercase runs of letters and digits', () => {
+    assert.deepEqual(tokenize('music/Holiday Photos 2024.JPG'), [
+      'music',
+      'holiday',
+      'photos',
+      '2024',
+      'jpg',
+    ]);
+    assert.deepEqual(tokenize('--a.b,c!!  d_e(f)[1]'), ['a', 'b', 'c', 'd', 'e', 'f', '1']);
+    assert.deepEqual(tokenize('Track 01 - Intro.mp3'), ['track', '01', 'intro', 'mp3']);
+  });
+
+  it('keeps Unicode letters and digits and folds compatibility forms', () => {
+    assert.deepEqual(tokenize('Ünïcödé_Straße-日本語.txt'), ['ünïcödé', 'straße', '日本語', 'txt']);
+    assert.deepEqual(tokenize('ＡＢＣ１２３ ﬁle'), ['abc123', 'file']);
+    assert.deepEqual(tokenize('ΑΘΗΝΑ'), ['αθηνα']);
+    // NFD input composes to the same token as NFC input.
+    assert.deepEqual(tokenize('Cafe\u0301'), tokenize('Café'));
+  });
+
+  it('gives nothing for text without letters or digits', () => {
+    assert.deepEqual(tokenize(''), []);
+    assert.deepEqual(tokenize(' .-_/!? '), []);
+  });
+});
+
+describe('parseQuery', () => {
+  it('reads 64 hex digits in any case as a lowercase sha256', () => {
+    const upper = 'ABCDEF0123456789'.repeat(4);
+    assert.deepEqual(parseQuery(upper), { kind: 'sha256', sha256: upper.toLowerCase() });
+    assert.deepEqual(parseQuery(`  ${SHA_B}\n`), { kind: 'sha256', sha256: SHA_B });
+  });
+
+  it('reads anything else as words', () => {
+    assert.deepEqual(parseQuery('Holi PHO'), { kind: 'words', words: ['holi', 'pho'] });
+    assert.deepEqual(parseQuery('a'.repeat(63)), { kind: 'words', words: ['a'.repeat(63)] });
+    assert.deepEqual(parseQuery(`${'a'.repeat(64)}0`), { kind: 'words', words: [`${'a'.repeat(64)}0`] });
+    assert.deepEqual(parseQuery('g'.repeat(64)), { kind: 'words', words: ['g'.repeat(64)] });
+  });
+
+  it('refuses a query with no word with USAGE', () => {
+    for (const text of ['', '   ', '...', '-_-']) {
+      assert.throws(
+        () => parseQuery(text),
+        (err) => isP2PError(err, 'USAGE'),
+      );
+    }
+  });
+});
+
+describe('NetworkIndex search', () => {
+  function sample(): NetworkIndex {
+    const index = new NetworkIndex();
+    index.applyFull(
+      state('p1', [
+        file('music/Holiday Photos 2024.JPG'),
+        file('docs/report.pdf', SHA_B),
+        file('photography/portfolio.zip'),
+        file('holidays.txt'),
+      ]),
+    );
+    return index;
+  }
+
+  it('matches when every word is a prefix of some token', () => {
+    const index = sample();
+    assert.deepEqual(names(index, 'holi pho'), ['p1:music/Holiday Photos 2024.JPG']);
+    assert.deepEqual(names(index, '2024 jpg'), ['p1:music/Holiday Photos 2024.JPG']);
+    assert.deepEqual(names(index, 'MUSIC holiday'), ['p1:music/Holiday Photos 2024.JPG']);
+    assert.deepEqual(names(index, 'holi'), ['p1:holidays.txt', 'p1:music/Holiday Photos 2024.JPG']);
+    assert.deepEqual(names(index, 'pho'), [
+      'p1:music/Holiday Photos 2024.JPG',
+      'p1:photography/portfolio.zip',
+    ]);
+    // The same token may satisfy several words.
+    assert.deepEqual(names(index, 'pho photos'), ['p1:music/Holiday Photos 2024.JPG']);
+  });
+
+  it('does not match inside a token or when one word is missing', () => {
+    const index = sample();
+    assert.deepEqual(names(index, 'oliday'), []);
+    assert.deepEqual(names(index, 'holiday xyz'), []);
+    assert.deepEqual(names(index, 'photosx'), []);
+    assert.deepEqual(names(index, 'zzz'), []);
+  });
+
+  it('returns one result per peer holding the file, with that peer url', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('p2', [file('shared/Song.mp3', SHA_B, 5)]));
+    index.applyFull(state('p1', [file('shared/Song.mp3', SHA_B, 5)], { url: 'http://h1:9/base/' }));
+    const { results, truncated } = index.search(parseQuery('song'), 10);
+    assert.equal(truncated, false);
+    assert.deepEqual(results, [
+      {
+        name: 'shared/Song.mp3',
+        size: 5,
+        sha256: SHA_B,
+        peerId: 'p1',
+        url: fileUrl('http://h1:9/base/', 'shared/Song.mp3'),
+      },
+      {
+        name: 'shared/Song.mp3',
+        size: 5,
+        sha256: SHA_B,
+        peerId: 'p2',
+        url: fileUrl('http://p2.test:8080', 'shared/Song.mp3'),
+      },
+    ]);
+    assert.equal(results[0]!.url, 'http://h1:9/base/files/shared/Song.mp3');
+  });
+
+  it('finds every copy of a sha256 on any peer, whatever its name', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('p1', [file('a.bin', SHA_A), file('b.bin', SHA_B)]));
+    index.applyFull(state('p2', [file('copy of b.bin', SHA_B)]));
+    assert.deepEqual(names(index, SHA_B.toUpperCase()), ['p1:b.bin', 'p2:copy of b.bin']);
+    assert.deepEqual(names(index, 'c'.repeat(64)), []);
+    index.removePeer('p1');
+    assert.deepEqual(names(index, SHA_B), ['p2:copy of b.bin']);
+  });
+
+  it('puts exact whole-name matches first, even past the limit', () => {
+    const index = new NetworkIndex();
+    const files = [];
+    for (let i = 0; i < 50; i++) files.push(file(`aaa/report ${i}.pdf`));
+    files.push(file('Report.PDF'));
+    index.applyFull(state('p1', files));
+    index.applyFull(state('p0', [file('report-pdf')]));
+    const { results, truncated } = index.search(parseQuery('report.pdf'), 3);
+    assert.equal(truncated, true);
+    assert.deepEqual(
+      results.slice(0, 2).map((r) => `${r.peerId}:${r.name}`),
+      ['p1:Report.PDF', 'p0:report-pdf'],
+    );
+    assert.match(results[2]!.name, /^aaa\/report \d+\.pdf$/);
+  });
+
+  it('stops at the limit and says whether more matched', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('p1', [file('x1.txt'), file('x2.txt'), file('x3.txt')]));
+    const two = index.search(parseQuery('txt'), 2);
+    assert.equal(two.results.length, 2);
+    assert.equal(two.truncated, true);
+    const three = index.search(parseQuery('txt'), 3);
+    assert.equal(three.results.length, 3);
+    assert.equal(three.truncated, false);
+    const none = index.search(parseQuery('txt'), 0);
+    assert.deepEqual(none, { results: [], truncated: true });
+    assert.deepEqual(index.search(parseQuery('nothing'), 0), { results: [], truncated: false });
+    const shaTwo = index.search({ kind: 'sha256', sha256: SHA_A }, 2);
+    assert.equal(shaTwo.results.length, 2);
+    assert.equal(shaTwo.truncated, true);
+  });
+
+  it('accepts query words that were not tokenized', () => {
+    const index = sample();
+    const query: Query = { kind: 'words', words: ['Holi', 'PHOTOS 2024'] };
+    assert.equal(index.search(query, 10).results.length, 1);
+    assert.deepEqual(index.search({ kind: 'words', words: ['...'] }, 10), { results: [], truncated: false });
+  });
+});
+
+describe('NetworkIndex updates', () => {
+  it('applyFull: applied, stale, unchanged, and a new instance replaces', () => {
+    const index = new NetworkIndex();
+    assert.equal(index.applyFull(state('p1', [file('old.txt')], { seq: 5 })), 'applied');
+    assert.equal(index.applyFull(state('p1', [file('stale.txt')], { seq: 4 })), 'stale');
+    assert.deepEqual(names(index, 'stale'), []);
+    assert.equal(index.getPeer('p1')!.seq, 5);
+
+    assert.equal(index.applyFull(state('p1', [file('same.txt')], { seq: 5 })), 'unchanged');
+    assert.deepEqual(names(index, 'txt'), ['p1:same.txt'], 'files are replaced even when unchanged');
+
+    assert.equal(
+      index.applyFull(state('p1', [file('same.txt')], { seq: 5, url: 'http://moved:1' })),
+      'applied',
+    );
+    assert.equal(index.getPeer('p1')!.url, 'http://moved:1');
+    assert.equal(index.search(parseQuery('same'), 5).results[0]!.url, 'http://moved:1/files/same.txt');
+
+    assert.equal(index.applyFull(state('p1', [file('newer.txt')], { seq: 6 })), 'applied');
+    assert.deepEqual(names(index, 'txt'), ['p1:newer.txt']);
+
+    const restarted = state('p1', [file('fresh.txt'), file('newer.txt', SHA_B, 7)], {
+      instanceId: 'instance-2',
+      seq: 1,
+    });
+    assert.equal(index.applyFull(restarted), 'applied');
+    assert.deepEqual(names(index, 'txt'), ['p1:fresh.txt', 'p1:newer.txt']);
+    assert.deepEqual(names(index, SHA_A), ['p1:fresh.txt']);
+    assert.deepEqual(index.getPeer('p1'), {
+      peerId: 'p1',
+      instanceId: 'instance-2',
+      url: 'http://p1.test:8080',
+      seq: 1,
+      fileCount: 2,
+      totalBytes: 107,
+    });
+    assert.equal(index.fileCount, 2);
+  });
+
+  it('applyDelta: applied, duplicate, gap, unknown peer', () => {
+    const index = new NetworkIndex();
+    assert.equal(
+      index.applyDelta({ peerId: 'p1', instanceId: 'instance-1', seq: 2, upserted: [], removed: [] }),
+      'unknown-peer',
+    );
+    index.applyFull(state('p1', [file('a.txt'), file('b.txt')], { seq: 3 }));
+    const delta = {
+      peerId: 'p1',
+      instanceId: 'instance-1',
+      seq: 4,
+      upserted: [file('c.txt'), file('a.txt', SHA_B, 1)],
+      removed: ['b.txt', 'missing.txt'],
+    };
+    assert.equal(index.applyDelta(delta), 'applied');
+    assert.deepEqual(names(index, 'txt'), ['p1:a.txt', 'p1:c.txt']);
+    assert.deepEqual(names(index, SHA_B), ['p1:a.txt']);
+    assert.equal(index.getPeer('p1')!.seq, 4);
+    assert.equal(index.getPeer('p1')!.totalBytes, 101);
+
+    assert.equal(index.applyDelta({ ...delta, upserted: [file('dup.txt')] }), 'duplicate');
+    assert.equal(index.applyDelta({ ...delta, seq: 3, upserted: [file('dup.txt')] }), 'duplicate');
+    assert.equal(index.applyDelta({ ...delta, seq: 6, upserted: [file('gap.txt')] }), 'gap');
+    assert.equal(
+      index.applyDelta({ ...delta, seq: 5, instanceId: 'instance-9', upserted: [file('gap.txt')] }),
+      'gap',
+    );
+    assert.deepEqual(names(index, 'txt'), ['p1:a.txt', 'p1:c.txt']);
+    assert.equal(index.getPeer('p1')!.seq, 4);
+
+    assert.equal(
+      index.applyDelta({ ...delta, seq: 5, upserted: [file('b.txt')], removed: ['b.txt', 'c.txt'] }),
+      'applied',
+    );
+    assert.deepEqual(names(index, 'txt'), ['p1:a.txt', 'p1:b.txt'], 'removals apply before upserts');
+  });
+
+  it('removePeer: an old instance id is a no-op, the current one removes everything', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('p1', [file('a.txt')], { instanceId: 'instance-2' }));
+    index.applyFull(state('p2', [file('b.txt')]));
+    assert.equal(index.removePeer('p1', 'instance-1'), false);
+    assert.equal(index.hasPeer('p1'), true);
+    assert.deepEqual(names(index, 'txt'), ['p1:a.txt', 'p2:b.txt']);
+    assert.equal(index.removePeer('p1', 'instance-2'), true);
+    assert.equal(index.hasPeer('p1'), false);
+    assert.equal(index.getPeer('p1'), undefined);
+    assert.deepEqual(names(index, 'txt'), ['p2:b.txt']);
+    assert.equal(index.removePeer('p1'), false);
+    assert.equal(index.removePeer('p2'), true);
+    assert.equal(index.fileCount, 0);
+    assert.equal(index.peerCount, 0);
+    assert.deepEqual(names(index, 'txt'), []);
+  });
+
+  it('forgets a token once its only file is gone', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('p1', [file('zebra.txt'), file('zeppelin.txt'), file('other.txt')]));
+    const removeZebra = {
+      peerId: 'p1',
+      instanceId: 'instance-1',
+      seq: 2,
+      upserted: [],
+      removed: ['zebra.txt'],
+    };
+    assert.equal(index.applyDelta(removeZebra), 'applied');
+    assert.deepEqual(names(index, 'zeb'), []);
+    assert.deepEqual(names(index, 'ze'), ['p1:zeppelin.txt']);
+    assert.deepEqual(names(index, 'zebra txt'), []);
+    assert.equal(
+      index.applyDelta({
+        peerId: 'p1',
+        instanceId: 'instance-1',
+        seq: 3,
+        upserted: [],
+        removed: ['zeppelin.txt'],
+      }),
+      'applied',
+    );
+    assert.deepEqual(names(index, 'z'), []);
+    assert.equal(
+      index.applyDelta({
+        peerId: 'p1',
+        instanceId: 'instance-1',
+        seq: 4,
+        upserted: [file('zebra/new.txt')],
+        removed: [],
+      }),
+      'applied',
+    );
+    assert.deepEqual(names(index, 'zeb'), ['p1:zebra/new.txt']);
+  });
+
+  it('lists peers sorted and pages through a peer files by name', () => {
+    const index = new NetworkIndex();
+    index.applyFull(state('zz', [file('b'), file('a'), file('c/d', SHA_B, 3)]));
+    index.applyFull(state('aa', []));
+    assert.deepEqual(
+      index.peers().map((p) => [p.peerId, p.fileCount, p.totalBytes]),
+      [
+        ['aa', 0, 0],
+        ['zz', 3, 203],
+      ],
+    );
+    assert.deepEqual(
+      index.peerFiles('zz').map((f) => f.name),
+      ['a', 'b', 'c/d'],
+    );
+    assert.deepEqual(index.peerFiles('zz', 1, 1), [file('b')]);
+    assert.deepEqual(index.peerFiles('zz', 2, 10), [file('c/d', SHA_B, 3)]);
+    assert.deepEqual(index.peerFiles('zz', 3, 10), []);
+    assert.deepEqual(index.peerFiles('nobody'), []);
+    index.applyDelta({
+      peerId: 'zz',
+      instanceId: 'instance-1',
+      seq: 2,
+      upserted: [file('0')],
+      removed: ['b'],
+    });
+    assert.deepEqual(
+      index.peerFiles('zz').map((f) => f.name),
+      ['0', 'a', 'c/d'],
+    );
+  });
+});
+
+/** mulberry32: small, seedable, good enough to make reproducible random tests. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const naiveTokens = new Map<string, string[]>();
+
+/** The definition of a match, written the slow, obvious way. */
+function naiveMatches(files: Map<string, Map<string, FileEntry>>, query: Query): Set<string> {
+  const out = new Set<string>();
+  for (const [peerId, byName] of files) {
+    for (const entry of byName.values()) {
+      let hit: boolean;
+      if (query.kind === 'sha256') hit = entry.sha256 === query.sha256;
+      else {
+        let tokens = naiveTokens.get(entry.name);
+        if (tokens === undefined) {
+          tokens = tokenize(entry.name);
+          naiveTokens.set(entry.name, tokens);
+        }
+        hit = query.words.every((word) => tokens.some((token) => token.startsWith(word)));
+      }
+      if (hit) out.add(`${peerId}:${entry.name}`);
+    }
+  }
+  return out;
+}
+
+describe('NetworkIndex against a linear scan', () => {
+  it('finds the same files for random names, updates and queries', () => {
+    const random = prng(20240611);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const letters = 'abcdefghijklmnopqrstuvwxyzäöüßéç日本ж';
+    const vocabulary: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      let word = '';
+      const length = 1 + Math.floor(random() * 7);
+      for (let j = 0; j < length; j++) word += pick([...letters]);
+      vocabulary.push(random() < 0.2 ? word.toUpperCase() : word);
+    }
+    const separators = [' ', '/', '_', '-', '.', ' - ', '  '];
+    const shas = Array.from({ length: 40 }, (_, i) => i.toString(16).padStart(2, '0').repeat(32));
+    const randomName = () => {
+      const count = 1 + Math.floor(random() * 5);
+      let name = pick(vocabulary);
+      for (let i = 1; i < count; i++)
+        name += pick(separators) + (random() < 0.15 ? String(Math.floor(random() * 300)) : pick(vocabulary));
+      return name + pick(['.txt', '.mp3', '.JPG', '']);
+    };
+    const randomFile = () => file(randomName(), pick(shas), Math.floor(random() * 1000));
+
+    const index = new NetworkIndex();
+    const model = new Map<string, Map<string, FileEntry>>();
+    const seqs = new Map<string, number>();
+    const peerIds = Array.from({ length: 8 }, (_, i) => `peer-${i}`);
+
+    const check = (round: number) => {
+      let total = 0;
+      for (const [peerId, byName] of model) {
+        total += byName.size;
+        const bytes = [...byName.values()].reduce((sum, f) => sum + f.size, 0);
+        assert.equal(index.getPeer(peerId)!.fileCount, byName.size);
+        assert.equal(index.getPeer(peerId)!.totalBytes, bytes);
+      }
+      assert.equal(index.fileCount, total);
+      assert.equal(index.peerCount, model.size);
+      for (let q = 0; q < 60; q++) {
+        let query: Query;
+        const kind = random();
+        if (kind < 0.1) query = { kind: 'sha256', sha256: pick(shas) };
+        else {
+          const count = 1 + Math.floor(random() * 3);
+          const words = [];
+          for (let i = 0; i < count; i++) {
+            const word = tokenize(pick(vocabulary))[0] ?? 'a';
+            words.push(word.slice(0, 1 + Math.floor(random() * word.length)));
+          }
+          if (kind < 0.2) words.push(String(Math.floor(random() * 30)));
+          query = { kind: 'words', words };
+        }
+        const expected = naiveMatches(model, query);
+        const all = index.search(query, 100_000);
+        const got = all.results.map((r) => `${r.peerId}:${r.name}`);
+        assert.equal(all.truncated, false);
+        assert.equal(got.length, new Set(got).size, 'no duplicate results');
+        assert.deepEqual(new Set(got), expected, `round ${round} query ${JSON.stringify(query)}`);
+        for (const r of all.results) assert.equal(r.url, fileUrl(`http://${r.peerId}.test:8080`, r.name));
+
+        const limit = 1 + Math.floor(random() * 5);
+        const page = index.search(query, limit);
+        assert.equal(page.results.length, Math.min(limit, expected.size));
+        assert.equal(page.truncated, expected.size > limit);
+        for (const r of page.results) assert.ok(expected.has(`${r.peerId}:${r.name}`));
+      }
+    };
+
+    for (let round = 0; round < 40; round++) {
+      for (let op = 0; op < 30; op++) {
+        const peerId = pick(peerIds);
+        const known = model.get(peerId);
+        const roll = random();
+        if (known === undefined || roll < 0.08) {
+          const files = Array.from({ length: Math.floor(random() * 150) }, randomFile);
+          if (known !== undefined && random() < 0.5)
+            files.push(...[...known.values()].filter(() => random() < 0.5));
+          const seq = (seqs.get(peerId) ?? 0) + 1;
+          assert.equal(index.applyFull(state(peerId, files, { seq })), 'applied');
+          seqs.set(peerId, seq);
+          model.set(peerId, new Map(files.map((f) => [f.name, f])));
+        } else if (roll < 0.12) {
+          assert.equal(index.removePeer(peerId), true);
+          model.delete(peerId);
+          seqs.delete(peerId);
+        } else {
+          const existing = [...known.keys()];
+          const removed = existing.filter(() => random() < 0.1);
+          const upserted = Array.from({ length: Math.floor(random() * 20) }, randomFile);
+          for (const name of existing) if (random() < 0.05) upserted.push(file(name, pick(shas), 1));
+          const seq = seqs.get(peerId)! + 1;
+          const result = index.applyDelta({ peerId, instanceId: 'instance-1', seq, upserted, removed });
+          assert.equal(result, 'applied');
+          seqs.set(peerId, seq);
+          for (const name of removed) known.delete(name);
+          for (const f of upserted) known.set(f.name, f);
+        }
+      }
+      check(round);
+    }
+  });
+
+  it('keeps prefix search right across many distinct tokens coming and going', () => {
+    const random = prng(7);
+    const index = new NetworkIndex();
+    const model = new Map<string, Map<string, FileEntry>>();
+    const alphabet = 'abcdefghij';
+    const word = () =>
+      Array.from({ length: 2 + Math.floor(random() * 5) }, () => alphabet[Math.floor(random() * 10)]).join(
+        '',
+      );
+    for (let p = 0; p < 4; p++) {
+      const files = Array.from({ length: 6000 }, (_, i) => file(`${word()} ${word()} ${i}`));
+      index.applyFull(state(`p${p}`, files));
+      model.set(`p${p}`, new Map(files.map((f) => [f.name, f])));
+    }
+    const compare = () => {
+      for (let q = 0; q < 200; q++) {
+        const words = [word().slice(0, 1 + Math.floor(random() * 3))];
+        if (random() < 0.5) words.push(word().slice(0, 2));
+        const query: Query = { kind: 'words', words };
+        const got = new Set(index.search(query, 1_000_000).results.map((r) => `${r.peerId}:${r.name}`));
+        assert.deepEqual(got, naiveMatches(model, query), JSON.stringify(query));
+      }
+    };
+    compare();
+    index.removePeer('p1');
+    model.delete('p1');
+    index.removePeer('p3');
+    model.delete('p3');
+    compare();
+    // Thin out what is left so that most tokens go, then add new ones among the survivors.
+    const replacement = [...model.get('p0')!.values()].filter(() => random() < 0.05);
+    index.applyFull(state('p0', replacement, { seq: 2 }));
+    model.set('p0', new Map(replacement.map((f) => [f.name, f])));
+    index.removePeer('p2');
+    model.delete('p2');
+    assert.ok(index.tokenCount < 2000, `${index.tokenCount} tokens left`);
+    compare();
+    const newcomer = Array.from({ length: 3000 }, (_, i) => file(`${word()} ${word()} new${i}`));
+    index.applyFull(state('p4', newcomer));
+    model.set('p4', new Map(newcomer.map((f) => [f.name, f])));
+    compare();
+    index.removePeer('p0');
+    index.removePeer('p4');
+    assert.equal(index.tokenCount, 0);
+    assert.equal(index.fileCount, 0);
+  });
+});
+
+describe('TokenDictionary', () => {
+  it('keeps its chunks sorted and its prefix walks right while tokens come and go', () => {
+    const random = prng(99);
+    const word = () =>
+      Array.from({ length: 1 + Math.floor(random() * 4) }, () => 'abcdef'[Math.floor(random() * 6)]).join('');
+    // Tiny chunks, so that splits and joins happen all the time.
+    const dictionary = new TokenDictionary({ chunkMaxTokens: 8, chunkMinTokens: 3 });
+    const reference = new Set<string>();
+    for (let round = 0; round < 2000; round++) {
+      const growing = Math.floor(round / 250) % 2 === 0;
+      for (let i = 0; i < 5; i++) {
+        const token = word();
+        if (random() < (growing ? 0.7 : 0.3)) {
+          dictionary.acquire(token);
+          reference.add(token);
+        } else {
+          const entry = dictionary.get(token);
+          if (entry !== undefined) dictionary.release(entry);
+          reference.delete(token);
+        }
+      }
+      dictionary.checkConsistency();
+      const sorted = [...reference].sort();
+      assert.deepEqual(dictionary.tokens(), sorted);
+      for (let q = 0; q < 5; q++) {
+        const prefix = word().slice(0, 1 + Math.floor(random() * 2));
+        const walked: string[] = [];
+        dictionary.forEachWithPrefix(prefix, (entry) => walked.push(entry.token) > 0);
+        assert.deepEqual(
+          walked,
+          sorted.filter((token) => token.startsWith(prefix)),
+        );
+      }
+    }
+    assert.equal(dictionary.size, reference.size);
+  });
+});

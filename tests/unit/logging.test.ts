@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
+import { isP2PError, P2PError } from '../../libs/errors/index.js';
+import { createLogger, type LoggerOptions } from '../../libs/logging/index.js';
+
+const LINE_TIMEOUT_MS = 2000;
+
+/** Lines written to a PassThrough, awaited one by one with a deadline. */
+function capture() {
+  const stream = new PassThrough();
+  stream.setEncoding('utf8');
+  const lines: string[] = [];
+  let partial = '';
+  let wake: (() => void) | undefined;
+  stream.on('data', (chunk: string) => {
+    partial += chunk;
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+    wake?.();
+  });
+  return {
+    stream,
+    async next(): Promise<string> {
+      const deadline = Date.now() + LINE_TIMEOUT_MS;
+      while (lines.length === 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error('no log line written');
+        await new Promise<void>((resolveWait) => {
+          const timer = setTimeout(resolveWait, left);
+          wake = () => {
+            clearTimeout(timer);
+            resolveWait();
+          };
+        });
+        wake = undefined;
+      }
+      return lines.shift()!;
+    },
+  };
+}
+
+function jsonLogger(extra: Partial<LoggerOptions> = {}) {
+  const out = capture();
+  const logger = createLogger({
+    service: 'peer',
+    level: 'info',
+    format: 'json',
+    defaultMeta: { peerId: 'peer-1' },
+    stream: out.stream,
+    ...extra,
+  });
+  return { logger, next: async () => JSON.parse(await out.next()) as Record<string, unknown> };
+}
+
+describe('JSON lines', () => {
+  test('carry service, defaultMeta, level, message and an ISO timestamp', async () => {
+    const { logger, next } = jsonLogger();
+    logger.info('hello', { files: 3 });
+    const line = await next();
+    assert.equal(line.service, 'peer');
+    assert.equal(line.peerId, 'peer-1');
+    assert.equal(line.level, 'info');
+    assert.equal(line.message, 'hello');
+    assert.equal(line.files, 3);
+    assert.ok(!Number.isNaN(Date.parse(String(line.timestamp))), String(line.timestamp));
+  });
+
+  test('a child adds its correlationId to every line', async () => {
+    const { logger, next } = jsonLogger({ service: 'superpeer', defaultMeta: { superpeerId: 'sp-1' } });
+    const child = logger.child({ correlationId: 'c-42' });
+    child.warn('slow reply');
+    child.info('done');
+    for (const message of ['slow reply', 'done']) {
+      const line = await next();
+      assert.equal(line.message, message);
+      assert.equal(line.service, 'superpeer');
+      assert.equal(line.superpeerId, 'sp-1');
+      assert.equal(line.correlationId, 'c-42');
+    }
+  });
+
+  test('an error in meta keeps its message, code and stack', async () => {
+    const { logger, next } = jsonLogger();
+    const cause = new Error('socket hang up');
+    logger.child({ correlationId: 'c-1' }).error('download failed', {
+      err: new P2PError('HASH_MISMATCH', 'sha256 differs', { cause, details: { name: 'a.txt' } }),
+    });
+    const line = await next();
+    assert.equal(line.message, 'download failed');
+    assert.equal(line.correlationId, 'c-1');
+    const err = line.err as Record<string, unknown>;
+    assert.equal(err.code, 'HASH_MISMATCH');
+    assert.equal(err.message, 'sha256 differs');
+    assert.equal(err.name, 'P2PError');
+    assert.deepEqual(err.details, { name: 'a.txt' });
+    assert.match(String(err.stack), /sha256 differs/);
+    assert.equal((err.cause as Record<string, unknown>).message, 'socket hang up');
+  });
+
+  test('an error passed as the message or as meta keeps its message and code', async () => {
+    const { logger, next } = jsonLogger();
+    logger.error(new P2PError('RPC_TIMEOUT', 'no reply in 3000 ms'));
+    const first = await next();
+    assert.equal(first.message, 'no reply in 3000 ms');
+    assert.equal(first.code, 'RPC_TIMEOUT');
+    assert.equal(first.service, 'peer');
+    assert.match(String(first.stack), /no reply/);
+
+    logger.error('search failed:', new P2PError('SUPERPEER_UNAVAILABLE', 'nobody answers'));
+    const second = await next();
+    assert.match(String(second.message), /nobody answers/);
+    assert.equal(second.code, 'SUPERPEER_UNAVAILABLE');
+  });
+
+  test('lines below the level are dropped', async () => {
+    const { logger, next } = jsonLogger({ level: 'warn' });
+    logger.info('not shown');
+    logger.debug('not shown either');
+    logger.warn('shown');
+    assert.equal((await next()).message, 'shown');
+  });
+
+  test('auto format writes JSON when the stream is not a TTY', async () => {
+    const { logger, next } = jsonLogger({ format: 'auto', isTty: false });
+    logger.info('machine readable');
+    assert.equal((await next()).message, 'machine readable');
+  });
+});
+
+describe('pretty lines', () => {
+  test('on a TTY: colorized `time level [service peerId] message {meta}`', async () => {
+    const out = capture();
+    const logger = createLogger({
+      service: 'peer',
+      level: 'info',
+      format: 'auto',
+      isTty: true,
+      defaultMeta: { peerId: 'peer-1' },
+      stream: out.stream,
+    });
+    logger.child({ correlationId: 'c-7' }).info('announced', { files: 2 });
+    const raw = await out.next();
+    assert.notEqual(raw, stripVTControlCharacters(raw), 'colorized');
+    const line = stripVTControlCharacters(raw);
+    assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} info \[peer peer-1\] announced \{.*\}$/);
+    assert.match(line, /correlationId: 'c-7'/);
+    assert.match(line, /files: 2/);
+  });
+
+  test('format pretty off a TTY has no color codes, and an error shows its code', async () => {
+    const out = capture();
+    const logger = createLogger({
+      service: 'cli',
+      level: 'info',
+      format: 'pretty',
+      isTty: false,
+      stream: out.stream,
+    });
+    logger.warn('gave up', { err: new P2PError('NO_SOURCES', 'no peer has it') });
+    const line = await out.next();
+    assert.equal(line, stripVTControlCharacters(line));
+    assert.match(line, /^\S+ warn \[cli\] gave up /);
+    assert.match(line, /NO_SOURCES/);
+    assert.match(line, /no peer has it/);
+  });
+});
+
+test('an unknown level is CONFIG_INVALID', () => {
+  assert.throws(
+    () => createLogger({ service: 'peer', level: 'loud', format: 'json', stream: new PassThrough() }),
+    (err: unknown) => isP2PError(err, 'CONFIG_INVALID'),
+  );
+});

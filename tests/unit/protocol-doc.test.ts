@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { z } from 'zod';
+import {
+  FileEntrySchema,
+  NetworkMessageSchema,
+  PeerEventSchema,
+  RpcRequestSchema,
+  SearchResultSchema,
+  SnapshotPeerSchema,
+  topologyNames,
+} from '../../libs/protocol/index.js';
+import { REPO_ROOT } from '../helpers/network.js';
+
+const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs/protocol.md'), 'utf8');
+
+function objectsOf(union: z.ZodDiscriminatedUnion): z.ZodObject[] {
+  return union.options as unknown as z.ZodObject[];
+}
+
+test('every message type of the schemas is documented, with every field', () => {
+  const objects = [
+    ...objectsOf(PeerEventSchema as unknown as z.ZodDiscriminatedUnion),
+    ...objectsOf(NetworkMessageSchema as unknown as z.ZodDiscriminatedUnion),
+    ...objectsOf(RpcRequestSchema as unknown as z.ZodDiscriminatedUnion),
+    FileEntrySchema,
+    SearchResultSchema,
+    SnapshotPeerSchema,
+  ];
+  for (const schema of objects) {
+    const shape = schema.shape as Record<string, z.ZodType>;
+    const typeField = shape.type as unknown as { value?: string } | undefined;
+    const label = typeField?.value ?? Object.keys(shape).join(',');
+    if (typeField?.value)
+      assert.ok(doc.includes(`\`${typeField.value}\``), `${typeField.value} is documented`);
+    for (const key of Object.keys(shape)) {
+      assert.ok(doc.includes(`"${key}"`), `field ${key} of ${label} appears in docs/protocol.md`);
+    }
+  }
+});
+
+test('every exchange and queue name pattern is documented', () => {
+  const names = topologyNames('N');
+  for (const name of [
+    names.eventsExchange,
+    names.networkExchange,
+    names.deadLetterExchange,
+    names.rpcQueue,
+  ]) {
+    assert.ok(doc.includes(`\`${name}\``), `${name} is documented`);
+  }
+  assert.ok(doc.includes('`N.superpeer.<superpeerId>.<instance>`'));
+  assert.ok(doc.includes('`N.peer.<peerId>.<instance>`'));
+});
