@@ -271,7 +271,8 @@ function sendError(
   }
   // Validators describe a body; an error answer has none of the file's.
   for (const header of ['ETag', 'Last-Modified', 'Accept-Ranges']) res.removeHeader(header);
-  res.status(status).json({ error: { code, message } });
+  // Not res.json(): express would add its own weak ETag to this body, and only the file's ETag may appear.
+  res.status(status).type('application/json').end(JSON.stringify({ error: { code, message } }));
   return { status, bytes: 0, complete: true };
 }
 

@@ -61,7 +61,7 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
       return reply;
     } catch (err) {
       if (err instanceof P2PError && err.code === 'RPC_TIMEOUT') {
-        throw new P2PError('SUPERPEER_UNAVAILABLE', `no superpeer answered within ${options.timeoutMs} ms`, {
+        throw new P2PError('SUPERPEER_UNAVAILABLE', `superpeer unavailable: none answered within ${options.timeoutMs} ms (--peer <url> asks a peer, which answers from its own view)`, {
           cause: err,
         });
       }

@@ -326,7 +326,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
       // Help and version are not errors; everything else commander refuses is bad usage.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    process.stderr.write(`p2p: ${describeError(err)}\n`);
+    // One line a person can act on; the stable code is for scripts, through the exit status.
+    process.stderr.write(`p2p: ${err instanceof Error ? err.message : describeError(err)}\n`);
     return isP2PError(err) ? (EXIT_BY_CODE[err.code] ?? 1) : 1;
   }
 }

@@ -111,6 +111,9 @@ export class Superpeer {
       setup: (session) => this.setup(session),
     });
     this.broker.on('connected', () => {
+      // Peers could not reach us while we were away: their silence then says nothing about them.
+      const now = Date.now();
+      for (const binding of this.bindings.values()) binding.lastSeenMs = now;
       // Whatever happened while we were away (or before we started), ask every peer for its full state.
       void this.publishNetwork({
         v: 1,
@@ -369,6 +372,7 @@ export class Superpeer {
   }
 
   private sweep(): void {
+    if (!this.broker.connected) return;
     const deadline = Date.now() - this.options.peerTimeoutMs;
     for (const [peerId, binding] of this.bindings) {
       if (binding.lastSeenMs < deadline) void this.dropPeer(peerId, binding.instanceId, 'timeout');
