@@ -86,7 +86,11 @@ function bagDelete(bag: IdBag, key: string, id: number): void {
 
 /** `tokens` joined with NUL before each one: "\0holiday\0photos\0jpg". Empty when there is no token. */
 function tokenKey(tokens: readonly string[]): string {
-  return tokens.length === 0 ? '' : `\0${tokens.join('\0')}`;
+  if (tokens.length === 0) return '';
+  // join() gives one flat string; `'\0' + joined` would keep a rope node per file alive.
+  const parts = [''];
+  for (const token of tokens) parts.push(token);
+  return parts.join('\0');
 }
 
 function distinct(tokens: string[]): string[] {

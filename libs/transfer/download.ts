@@ -2,9 +2,7 @@ import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { setTimeout as delay } from 'node:timers/promises';
 import { P2PError } from '../errors/index.js';
 import { Sha256Schema } from '../protocol/index.js';
@@ -307,18 +305,17 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       };
       rearm();
       try {
-        await pipeline(
-          Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>),
-          async (chunks: AsyncIterable<Buffer>) => {
-            for await (const chunk of chunks) {
-              rearm();
-              const room = size - attempt.offset;
-              // Awaiting each write is the backpressure: the next chunk is not pulled before this one is on disk.
-              await write(chunk.length > room ? chunk.subarray(0, room) : chunk, source.peerId);
-              if (chunk.length > room) throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
-            }
-          },
-        );
+        // A plain loop, not stream.pipeline: pipeline settles as soon as the source errors, while the sink may
+        // still be writing, and the next source would then start from an offset that is about to move. Here a
+        // read error surfaces only at the next pull, after the write in progress is done and counted; and
+        // awaiting each write is the backpressure (nothing more is pulled until the chunk is on disk).
+        for await (const chunk of response.body) {
+          rearm();
+          const room = size - attempt.offset;
+          const piece = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room));
+          await write(piece, source.peerId);
+          if (chunk.byteLength > room) throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
+        }
       } catch (err) {
         throw classify(err, 'CONNECTION_LOST');
       }

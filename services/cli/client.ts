@@ -61,9 +61,13 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
       return reply;
     } catch (err) {
       if (err instanceof P2PError && err.code === 'RPC_TIMEOUT') {
-        throw new P2PError('SUPERPEER_UNAVAILABLE', `superpeer unavailable: none answered within ${options.timeoutMs} ms (--peer <url> asks a peer, which answers from its own view)`, {
-          cause: err,
-        });
+        throw new P2PError(
+          'SUPERPEER_UNAVAILABLE',
+          `superpeer unavailable: none answered within ${options.timeoutMs} ms (--peer <url> asks a peer, which answers from its own view)`,
+          {
+            cause: err,
+          },
+        );
       }
       throw err;
     }

@@ -92,6 +92,7 @@ export class Superpeer {
   private sweepTimer: NodeJS.Timeout | undefined;
   private warm = false;
   private lastAnnounceMs = 0;
+  private lastSweepMs = Date.now();
   private readonly options: Required<Omit<SuperpeerOptions, 'metrics'>> & Pick<SuperpeerOptions, 'metrics'>;
 
   constructor(options: SuperpeerOptions) {
@@ -372,7 +373,16 @@ export class Superpeer {
   }
 
   private sweep(): void {
+    const now = Date.now();
+    const sinceLastSweepMs = now - this.lastSweepMs;
+    this.lastSweepMs = now;
     if (!this.broker.connected) return;
+    if (sinceLastSweepMs > 2 * this.options.sweepIntervalMs + 1000) {
+      // This process was stalled (paused, swapped out): the peers' heartbeats wait unread in our queue,
+      // so their silence is ours. Give them a fresh period instead of dropping them all.
+      for (const binding of this.bindings.values()) binding.lastSeenMs = now;
+      return;
+    }
     const deadline = Date.now() - this.options.peerTimeoutMs;
     for (const [peerId, binding] of this.bindings) {
       if (binding.lastSeenMs < deadline) void this.dropPeer(peerId, binding.instanceId, 'timeout');

@@ -13,6 +13,7 @@ import { isP2PError, type P2PError } from '../../libs/errors/index.js';
 import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
 import {
   createFilesRouter,
+  type DownloadProgress,
   type DownloadSource,
   downloadFile,
   type FilesRouterOptions,
@@ -565,8 +566,9 @@ describe('startHttpServer', () => {
       holdRes.on('data', (chunk: Buffer) => {
         receivedBytes += chunk.length;
       });
+      const closed = new Promise((resolve) => holdRes.once('close', resolve));
       holdRes.resume();
-      await once(holdRes, 'close');
+      await closed;
       assert.equal(holdRes.complete, false);
       assert.ok(receivedBytes < 16 * 1024 * 1024);
       await running.close(); // twice is fine
@@ -628,6 +630,19 @@ function sendWhole(content: Buffer, etag?: string) {
     res.writeHead(200, { 'Content-Length': content.length, ...(etag ? { ETag: etag } : {}) });
     res.end(content);
   };
+}
+
+/** Records how far a peer's first run of bytes got (until another peer's bytes arrive). */
+function progressOf(peerId: string): { bytes: number; onProgress: (p: DownloadProgress) => void } {
+  const tracker = {
+    bytes: 0,
+    done: false,
+    onProgress(p: DownloadProgress): void {
+      if (p.peerId !== peerId) tracker.done = true;
+      else if (!tracker.done) tracker.bytes = p.receivedBytes;
+    },
+  };
+  return tracker;
 }
 
 async function closedPortUrl(): Promise<string> {
@@ -707,6 +722,7 @@ describe('downloadFile', () => {
     const before = good.ranges.length;
     try {
       const destPath = path.join(await freshDir(), 'file.bin');
+      const reached = progressOf('dying');
       const result = await downloadFile({
         sources: [
           { url: dying.url, peerId: 'dying' },
@@ -715,8 +731,11 @@ describe('downloadFile', () => {
         sha256: sum,
         size: content.length,
         destPath,
+        onProgress: reached.onProgress,
       });
-      assert.deepEqual(good.ranges.slice(before), [`bytes=${half}-`]);
+      // The kernel may drop part of what the dying peer wrote; what counts is the byte the download reached.
+      assert.ok(reached.bytes > 0 && reached.bytes <= half, `reached ${reached.bytes}`);
+      assert.deepEqual(good.ranges.slice(before), [`bytes=${reached.bytes}-`]);
       assert.deepEqual(result.servedBy, ['dying', 'good']);
       assert.deepEqual(result.badSources, []);
       assert.deepEqual(
@@ -732,6 +751,7 @@ describe('downloadFile', () => {
 
   test('a source that goes silent mid-body hits the idle timeout and the next continues', async () => {
     const third = Math.floor(content.length / 3);
+    // A stalled peer keeps its connection open, so everything it wrote does arrive.
     const stalling = await rawServer((_req, res) => {
       res.writeHead(200, { 'Content-Length': content.length, ETag: etag });
       res.write(content.subarray(0, third));
@@ -764,6 +784,7 @@ describe('downloadFile', () => {
     const ignoresRange = await rawServer(sendWhole(content, etag));
     try {
       const destPath = path.join(await freshDir(), 'file.bin');
+      const reached = progressOf('dying');
       const result = await downloadFile({
         sources: [
           { url: dying.url, peerId: 'dying' },
@@ -772,8 +793,10 @@ describe('downloadFile', () => {
         sha256: sum,
         size: content.length,
         destPath,
+        onProgress: reached.onProgress,
       });
-      assert.deepEqual(ignoresRange.ranges, [`bytes=${half}-`]);
+      assert.ok(reached.bytes > 0);
+      assert.deepEqual(ignoresRange.ranges, [`bytes=${reached.bytes}-`]);
       assert.deepEqual(result.servedBy, ['whole']);
       assert.deepEqual(await fs.readFile(destPath), content);
     } finally {
@@ -819,6 +842,7 @@ describe('downloadFile', () => {
     const before = good.ranges.length;
     try {
       const destPath = path.join(await freshDir(), 'file.bin');
+      const reached = progressOf('liar');
       const result = await downloadFile({
         sources: [
           { url: liar.url, peerId: 'liar' },
@@ -827,8 +851,12 @@ describe('downloadFile', () => {
         sha256: sum,
         size: content.length,
         destPath,
+        onProgress: reached.onProgress,
       });
-      assert.deepEqual(good.ranges.slice(before), [`bytes=${half}-`, '']);
+      // Attempt 1: liar then good from where the liar broke off; then each alone: liar (proven bad), good.
+      assert.ok(reached.bytes > 0);
+      assert.deepEqual(good.ranges.slice(before), [`bytes=${reached.bytes}-`, '']);
+      assert.deepEqual(liar.ranges, ['', '']);
       assert.deepEqual(result.badSources, ['liar']);
       assert.deepEqual(result.servedBy, ['good']);
       assert.deepEqual(await fs.readFile(destPath), content);

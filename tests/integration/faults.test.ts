@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { isP2PError } from '../../libs/errors/index.js';
+import { createLogger } from '../../libs/logging/index.js';
+import { Broker, RpcClient } from '../../libs/messaging/index.js';
+import { SearchReplySchema, sharedTopology, topologyNames } from '../../libs/protocol/index.js';
+import { connectAmqpClient, type NetworkClient } from '../../services/cli/client.js';
+import { AMQP_URL, runCli, startNetwork, type TestNetwork, waitUntil, withAmqp } from '../helpers/network.js';
+
+const run = promisify(execFile);
+const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const quietLogger = () => createLogger({ service: 'test', level: 'error', format: 'json' });
+
+async function rabbitmqctl(...args: string[]): Promise<void> {
+  await run('rabbitmqctl', args, { timeout: 60_000 });
+}
+
+/** Opens a GET and pauses it after the headers: a transfer "under way" for as long as the test wants. */
+function openPausedDownload(url: string): Promise<{ finish: () => Promise<Buffer> }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (response) => {
+        response.pause();
+        resolve({
+          finish: () =>
+            new Promise((done, fail) => {
+              const chunks: Buffer[] = [];
+              response.on('data', (chunk: Buffer) => chunks.push(chunk));
+              response.on('end', () => done(Buffer.concat(chunks)));
+              response.on('error', fail);
+              response.resume();
+            }),
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+describe('faults: the network keeps working and loses nothing', () => {
+  let net: TestNetwork;
+  let client: NetworkClient;
+  const big = randomBytes(8 * 1024 * 1024);
+  const shares: Array<Record<string, string | Buffer>> = [
+    { 'one/alpha.txt': 'alpha', 'big.bin': big },
+    { 'two/beta.txt': 'beta' },
+    { 'three/gamma.txt': 'gamma' },
+  ];
+  const everything = async () =>
+    (await client.search('alpha', 50)).results.length +
+    (await client.search('beta', 50)).results.length +
+    (await client.search('gamma', 50)).results.length;
+
+  before(async () => {
+    net = await startNetwork({ label: 'faults', peers: shares });
+    client = await connectAmqpClient({
+      amqpUrl: AMQP_URL,
+      namespace: net.namespace,
+      timeoutMs: 2000,
+      logger: quietLogger(),
+    });
+    await waitUntil(async () => (await everything()) === 3, { timeoutMs: 10_000, what: 'all files indexed' });
+  });
+
+  after(async () => {
+    await client?.close();
+    await net?.stop();
+  });
+
+  test('broker restart: every service reconnects and search answers again within 15 s; transfers go on', async () => {
+    const { results } = await client.search('big', 5);
+    const transfer = await openPausedDownload(results[0]!.url);
+
+    await rabbitmqctl('stop_app');
+    await rabbitmqctl('start_app');
+    const back = Date.now();
+    await waitUntil(async () => (await everything()) === 3, {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+      what: 'search to find every file again after the broker restart',
+    });
+    const recoveryMs = Date.now() - back;
+    assert.ok(recoveryMs <= 15_000, `recovered in ${recoveryMs} ms`);
+
+    assert.equal(sha(await transfer.finish()), sha(big), 'the transfer under way completed intact');
+    assert.ok(net.superpeer.alive);
+    for (const peer of net.peers) assert.ok(peer.process.alive, `${peer.peerId} alive`);
+  });
+
+  test('superpeer killed and started again: its index is whole within 5 s of its start, no peer restarted', async () => {
+    net.superpeer.signal('SIGKILL');
+    await net.superpeer.exited;
+    const started = Date.now();
+    net.superpeer = await net.startSuperpeer('sp-again');
+    await waitUntil(async () => (await everything()) === 3, {
+      timeoutMs: 5000,
+      intervalMs: 100,
+      what: 'the new superpeer to know every file',
+    });
+    assert.ok(Date.now() - started <= 5000);
+    for (const peer of net.peers) assert.ok(peer.process.alive, `${peer.peerId} was not restarted`);
+  });
+
+  test('superpeer paused: peers answer from their own view, marked stale; a flood of searches dies in the broker', async () => {
+    const names = topologyNames(net.namespace);
+    const peer = net.peers[1]!;
+    net.superpeer.signal('SIGSTOP');
+    try {
+      // A peer answers from its own view and says so.
+      const viaPeer = await runCli(['search', '--json', '--peer', peer.url, 'alpha'], net.env);
+      assert.equal(viaPeer.code, 0, viaPeer.stderr);
+      assert.equal(JSON.parse(viaPeer.stdout).length, 1);
+      assert.match(viaPeer.stderr, /superpeer unavailable.*stale/);
+      assert.equal(viaPeer.stderr.trim().split('\n').length, 1, 'one line');
+      const answer = (await (await fetch(`${peer.url}/api/search?q=gamma`)).json()) as {
+        source: string;
+        stale: boolean;
+      };
+      assert.equal(answer.source, 'network-view');
+      assert.equal(answer.stale, true);
+
+      // Without a peer to ask, the CLI says the superpeer is unavailable: exit status 3.
+      const direct = await runCli(['search', '--timeout', '500', 'alpha'], net.env);
+      assert.equal(direct.code, 3);
+      assert.match(direct.stderr, /superpeer unavailable/);
+
+      // A flood of searches, each with a short timeout: all time out, and expire in the broker.
+      const broker = new Broker({
+        url: AMQP_URL,
+        connectionName: 'test flood',
+        logger: quietLogger(),
+        setup: async (session) => {
+          await session.assertTopology(sharedTopology(names));
+          await rpc.setup(session);
+        },
+      });
+      const rpc = new RpcClient(broker, names.rpcQueue);
+      await broker.start();
+      try {
+        const flood = await Promise.allSettled(
+          Array.from({ length: 300 }, (_, i) =>
+            rpc.call({ v: 1, type: 'rpc.search', query: `flood ${i}`, limit: 5 }, SearchReplySchema, {
+              timeoutMs: 300,
+            }),
+          ),
+        );
+        assert.ok(flood.every((r) => r.status === 'rejected' && isP2PError(r.reason, 'RPC_TIMEOUT')));
+        await withAmqp(async (channel) => {
+          await waitUntil(async () => (await channel.checkQueue(names.rpcQueue)).messageCount === 0, {
+            timeoutMs: 5000,
+            what: 'the expired requests to leave the rpc queue',
+          });
+        });
+      } finally {
+        rpc.close();
+        await broker.close();
+      }
+    } finally {
+      net.superpeer.signal('SIGCONT');
+    }
+    const resumed = Date.now();
+    await waitUntil(async () => (await everything()) === 3, {
+      timeoutMs: 5000,
+      what: 'search after resuming',
+    });
+    assert.ok(Date.now() - resumed < 5000);
+    assert.ok(net.superpeer.alive);
+  });
+});
