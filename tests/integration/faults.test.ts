@@ -1,15 +1,26 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isP2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import { SearchReplySchema, sharedTopology, topologyNames } from '../../libs/protocol/index.js';
+import { downloadFile } from '../../libs/transfer/index.js';
 import { connectAmqpClient, type NetworkClient } from '../../services/cli/client.js';
-import { AMQP_URL, runCli, startNetwork, type TestNetwork, waitUntil, withAmqp } from '../helpers/network.js';
+import {
+  AMQP_URL,
+  makeTempDir,
+  runCli,
+  startNetwork,
+  type TestNetwork,
+  waitUntil,
+  withAmqp,
+} from '../helpers/network.js';
 
 const run = promisify(execFile);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -168,5 +179,48 @@ describe('faults: the network keeps working and loses nothing', () => {
     });
     assert.ok(Date.now() - resumed < 5000);
     assert.ok(net.superpeer.alive);
+  });
+
+  test('a peer killed mid-download: the download continues from the byte it had on another holder', async () => {
+    const copy = await net.startPeer('copy', { 'mirror/big-copy.bin': big });
+    const holders = await waitUntil(
+      async () => {
+        const found = (await client.search(sha(big), 10)).results;
+        return found.length === 2 ? found : undefined;
+      },
+      { timeoutMs: 5000, what: 'both holders of the big file' },
+    );
+    const victim = net.peers[0]!;
+    const ordered = [...holders].sort((a) => (a.peerId === victim.peerId ? -1 : 1));
+    const out = await makeTempDir('resume');
+    try {
+      let killedAt: number | undefined;
+      const result = await downloadFile({
+        sources: ordered.map((h) => ({ url: h.url, peerId: h.peerId })),
+        sha256: sha(big),
+        size: big.length,
+        destPath: path.join(out, 'big.bin'),
+        onProgress: (progress) => {
+          if (
+            killedAt === undefined &&
+            progress.peerId === victim.peerId &&
+            progress.receivedBytes > 1024 * 1024
+          ) {
+            killedAt = progress.receivedBytes;
+            // Freeze it first so it cannot finish the body in the instant before the kill lands.
+            victim.process.signal('SIGSTOP');
+            victim.process.signal('SIGKILL');
+          }
+        },
+      });
+      assert.ok(killedAt !== undefined, 'the source was killed during the transfer');
+      assert.deepEqual(result.servedBy, [victim.peerId, copy.peerId]);
+      assert.ok(result.failures.some((f) => f.peerId === victim.peerId));
+      assert.deepEqual(result.badSources, []);
+      assert.equal(sha(await fs.readFile(path.join(out, 'big.bin'))), sha(big));
+      assert.deepEqual(await fs.readdir(out), ['big.bin'], 'no partial file left');
+    } finally {
+      await fs.rm(out, { recursive: true, force: true });
+    }
   });
 });
