@@ -183,7 +183,6 @@ function main(): void {
     .map((file) => ({ kind: 'sha256', sha256: file.sha256 }));
 
   const naive = buildNaive(index, PEERS);
-  const gcBeforeEachKind = gc;
   console.log(
     `\nsearch (limit ${LIMIT}, ${QUERIES_PER_KIND} queries each after ${WARMUP_QUERIES} warm-up; ` +
       `naive = linear scan over all ${index.fileCount} files, stopping at limit + 1, on ${NAIVE_QUERIES_PER_KIND} of the queries)`,
@@ -196,7 +195,7 @@ function main(): void {
     let matched = 0;
     let truncated = 0;
     // Collect the set-up's garbage first, so that its pauses are not billed to the queries.
-    gcBeforeEachKind();
+    gc();
     timeEach(queries.slice(0, WARMUP_QUERIES), (query) => index.search(query, LIMIT));
     const measured = queries.slice(WARMUP_QUERIES);
     const times = timeEach(measured, (query) => {

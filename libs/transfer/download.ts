@@ -190,7 +190,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const soloTried = new Set<string>();
   const busyRetried = new Set<DownloadSource>();
   const attemptKinds: Array<'bad-bytes' | 'unreachable'> = [];
-  const attempt: Attempt = { offset: 0, hash: createHash('sha256'), contributors: [], acceptedFrom: undefined };
+  const attempt: Attempt = {
+    offset: 0,
+    hash: createHash('sha256'),
+    contributors: [],
+    acceptedFrom: undefined,
+  };
 
   const record = (source: DownloadSource, failure: SourceFailure): void => {
     failures.push({ peerId: source.peerId, url: source.url, code: failure.code, message: failure.message });
@@ -314,7 +319,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           const room = size - attempt.offset;
           const piece = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room));
           await write(piece, source.peerId);
-          if (chunk.byteLength > room) throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
+          if (chunk.byteLength > room)
+            throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
         }
       } catch (err) {
         throw classify(err, 'CONNECTION_LOST');
@@ -432,7 +438,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       });
       for (const peerId of outcome.contributors) {
         const source = plan.find((s) => s.peerId === peerId) ?? { peerId, url: '' };
-        record(source, new SourceFailure('HASH_MISMATCH', `served bytes of an attempt hashing to ${outcome.digest}`));
+        record(
+          source,
+          new SourceFailure('HASH_MISMATCH', `served bytes of an attempt hashing to ${outcome.digest}`),
+        );
         if (proven) {
           bad.add(peerId);
           suspects.delete(peerId);
@@ -588,7 +597,9 @@ async function placeFile(tempPath: string, destPath: string, overwrite: boolean)
         () => false,
       );
       if (present)
-        throw new P2PError('IO_ERROR', `${destPath} appeared during the download`, { details: { path: destPath } });
+        throw new P2PError('IO_ERROR', `${destPath} appeared during the download`, {
+          details: { path: destPath },
+        });
     }
     await rename(tempPath, destPath);
   } catch (err) {

@@ -13,7 +13,7 @@ export type RequestedName = { ok: true; name: string } | { ok: false; reason: st
 export function nameFromSegments(segments: readonly string[]): RequestedName {
   if (segments.length === 0) return { ok: false, reason: 'empty name' };
   for (const segment of segments) {
-    if (false) return { ok: false, reason: 'encoded slash inside a segment' };
+    if (segment.includes('/')) return { ok: false, reason: 'encoded slash inside a segment' };
     if (segment.includes('\\')) return { ok: false, reason: 'backslash in name' };
   }
   const name = segments.join('/');

@@ -141,8 +141,11 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     try {
       // The scan vouched for absPath when it hashed it; a symlink swapped in since must not lead outside.
       const [rootReal, fileReal] = await Promise.all([realpath(share.root), realpath(absPath)]);
-      if (false && !isInside(rootReal, fileReal)) {
-        logger.warn('transfer: shared name now resolves outside the share', { name, remote: req.socket.remoteAddress });
+      if (!isInside(rootReal, fileReal)) {
+        logger.warn('transfer: shared name now resolves outside the share', {
+          name,
+          remote: req.socket.remoteAddress,
+        });
         return sendError(res, 404, 'NOT_FOUND', 'not shared');
       }
       // Read from this descriptor only, so every check below is about the bytes actually sent.
@@ -208,7 +211,10 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
       if (contentRange !== undefined) res.set('Content-Range', contentRange);
       res.type(path.extname(name) || 'application/octet-stream');
       res.set('X-Content-Type-Options', 'nosniff');
-      res.set('Content-Disposition', `attachment; filename*=UTF-8''${encodeRfc8187(path.posix.basename(name))}`);
+      res.set(
+        'Content-Disposition',
+        `attachment; filename*=UTF-8''${encodeRfc8187(path.posix.basename(name))}`,
+      );
       res.set('Content-Length', String(length));
       if (req.method === 'HEAD' || length === 0) {
         res.end();
@@ -272,7 +278,10 @@ function sendError(
   // Validators describe a body; an error answer has none of the file's.
   for (const header of ['ETag', 'Last-Modified', 'Accept-Ranges']) res.removeHeader(header);
   // Not res.json(): express would add its own weak ETag to this body, and only the file's ETag may appear.
-  res.status(status).type('application/json').end(JSON.stringify({ error: { code, message } }));
+  res
+    .status(status)
+    .type('application/json')
+    .end(JSON.stringify({ error: { code, message } }));
   return { status, bytes: 0, complete: true };
 }
 
