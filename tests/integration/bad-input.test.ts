@@ -53,7 +53,11 @@ interface RawResponse {
 }
 
 /** GET with the path sent exactly as given: `fetch` and `URL` would normalize `..`, `\` and `//` away. */
-function rawRequest(baseUrl: string, rawPath: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+function rawRequest(
+  baseUrl: string,
+  rawPath: string,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   const base = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const request = http.request(
@@ -62,7 +66,11 @@ function rawRequest(baseUrl: string, rawPath: string, headers: Record<string, st
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks),
+          }),
         );
         response.on('error', reject);
       },
@@ -108,7 +116,11 @@ class DeadLetterLedger {
       const id = String(message.properties.messageId ?? '(no messageId)');
       this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
       const reason = message.properties.headers?.[HEADERS.rejectReason];
-      const text = Buffer.isBuffer(reason) ? reason.toString('utf8') : typeof reason === 'string' ? reason : '';
+      const text = Buffer.isBuffer(reason)
+        ? reason.toString('utf8')
+        : typeof reason === 'string'
+          ? reason
+          : '';
       if (text.length === 0) this.withoutReason.push(id);
       this.reasons.set(id, [...(this.reasons.get(id) ?? []), text]);
     }
@@ -358,9 +370,10 @@ describe('hostile input against the running services', () => {
       ['sha256-short', json(withFile(template, { sha256: sha('hello').slice(1) }))],
       ['sha256-uppercase', json(withFile(template, { sha256: sha('hello').toUpperCase() }))],
       ['files-not-array', json({ ...template, files: file })],
-      ...Object.entries(hostileNames).map(
-        ([label, name]): [string, Buffer] => [label, json(withFile(template, { name }))],
-      ),
+      ...Object.entries(hostileNames).map(([label, name]): [string, Buffer] => [
+        label,
+        json(withFile(template, { name })),
+      ]),
       ['2001-files', json(withFiles(template, manyFiles))],
       // Valid JSON of the right shape, just too large: refused before parsing.
       ['over-4-MiB', json({ ...template, padding: 'x'.repeat(4 * 1024 * 1024) })],
@@ -375,7 +388,10 @@ describe('hostile input against the running services', () => {
       // Signed by the key inside: a signature never excuses a bad body.
       signature: signBy(body),
     }));
-    const network: Outgoing[] = corpus(peerState).map(([label, body]) => ({ id: `${tag}-network-${label}`, body }));
+    const network: Outgoing[] = corpus(peerState).map(([label, body]) => ({
+      id: `${tag}-network-${label}`,
+      body,
+    }));
     for (const exchangeMessages of [events, network]) {
       const prefix = exchangeMessages === events ? 'events' : 'network';
       // A valid-shaped, otherwise acceptable announce without a signature, and one whose signature is of
@@ -388,7 +404,11 @@ describe('hostile input against the running services', () => {
       });
       // The handler's own rule (not the schema's): a chunk past the end of its announce.
       const badChunk = json({ ...announce, chunkIndex: 3, chunkCount: 1 });
-      exchangeMessages.push({ id: `${tag}-${prefix}-chunk-past-end`, body: badChunk, signature: signBy(badChunk) });
+      exchangeMessages.push({
+        id: `${tag}-${prefix}-chunk-past-end`,
+        body: badChunk,
+        signature: signBy(badChunk),
+      });
     }
     const consumersOfNetwork = net.peers.length;
     for (const message of events) ledger.expect(message.id, 1);
@@ -414,7 +434,11 @@ describe('hostile input against the running services', () => {
 
     assertAllAlive();
     assert.deepEqual(await searchAll(), searchesBefore, 'search results are exactly those of before');
-    assert.deepEqual(await indexState(), stateBefore, 'the superpeer’s peer list and every peer’s view are unchanged');
+    assert.deepEqual(
+      await indexState(),
+      stateBefore,
+      'the superpeer’s peer list and every peer’s view are unchanged',
+    );
   });
 
   test('events forged for a real peer id with another key are refused and change nothing', async () => {
@@ -516,7 +540,10 @@ describe('hostile input against the running services', () => {
       const control = `${tag}-rpc-control`;
       const sent = Object.entries(requests).map(([label, body]) => ({ id: `${tag}-rpc-${label}`, body }));
       for (const { id } of sent) ledger.expect(id, 1);
-      for (const { id, body } of [...sent, { id: control, body: json({ v: 1, type: 'rpc.search', query: 'guide' }) }]) {
+      for (const { id, body } of [
+        ...sent,
+        { id: control, body: json({ v: 1, type: 'rpc.search', query: 'guide' }) },
+      ]) {
         channel.sendToQueue(names.rpcQueue, body, {
           replyTo: 'amq.rabbitmq.reply-to',
           correlationId: id,
@@ -530,7 +557,10 @@ describe('hostile input against the running services', () => {
         what: `${sent.length + 1} RPC replies (got ${replies.size})`,
       });
       // The control request proves the harness: a valid request is answered normally.
-      const controlReply = JSON.parse(replies.get(control)!.body.toString()) as { ok: boolean; results: unknown[] };
+      const controlReply = JSON.parse(replies.get(control)!.body.toString()) as {
+        ok: boolean;
+        results: unknown[];
+      };
       assert.equal(controlReply.ok, true);
       assert.equal(controlReply.results.length, 3);
       for (const { id } of sent) {
@@ -691,7 +721,9 @@ describe('hostile input against the running services', () => {
       return { id: `${tag}-mallory-${label}`, body: bytes, signature: attacker.sign(bytes) };
     };
     const heartbeat = () =>
-      publish(names.eventsExchange, [event({ type: 'peer.heartbeat', seq: 1, fileCount: 3 }, `hb-${Date.now()}`)]);
+      publish(names.eventsExchange, [
+        event({ type: 'peer.heartbeat', seq: 1, fileCount: 3 }, `hb-${Date.now()}`),
+      ]);
     // Kept alive past the superpeer's peer timeout in case this test runs long.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
     const outs: string[] = [];
@@ -731,8 +763,9 @@ describe('hostile input against the running services', () => {
       outs.push(out);
       const got = await runCli(['get', sha(common), '--out', out], net.env);
       assert.equal(got.code, 0, got.stderr);
-      assert.equal(sha(await fs.readFile(path.join(out, 'common/guide.bin'))), sha(common));
-      assert.deepEqual(await filesUnder(out), [path.join('common', 'guide.bin')], 'only the verified file');
+      // `get` saves under the file's base name.
+      assert.equal(sha(await fs.readFile(path.join(out, 'guide.bin'))), sha(common));
+      assert.deepEqual(await filesUnder(out), ['guide.bin'], 'only the verified file');
     } finally {
       clearInterval(beat);
       await publish(names.eventsExchange, [event({ type: 'peer.leave' }, 'leave')]);
