@@ -1,4 +1,4 @@
-import type { Log } from '../libs/messaging/index.js';
+import type { Log } from '../libs/logging/index.js';
 
 /**
  * Runs `close` once on SIGINT/SIGTERM, then exits 0; a second signal, or a close slower than

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { P2PError } from '../errors/index.js';
+import type { Log } from '../logging/index.js';
 import type { TopologySpec } from '../protocol/index.js';
-import type { Log } from './log.js';
 
 export interface BrokerOptions {
   /** amqp:// or amqps:// URL. */

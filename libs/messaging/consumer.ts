@@ -57,9 +57,25 @@ export async function consumeValidated<S extends z.ZodType>(
     });
     options.onRefused?.(reason, message, channel);
     try {
-      await deadLetter(session, options, message, reason);
+      try {
+        await deadLetter(session, options, message, reason, true);
+      } catch (err) {
+        // The sender's own headers can make the copy unpublishable (a header table too big to re-encode):
+        // the reason matters more than they do.
+        logger.warn('dead-lettering with the original headers failed; retrying without them', {
+          queue: options.queue,
+          messageId: message.properties.messageId,
+          reason: describeError(err),
+        });
+        await deadLetter(session, options, message, reason, false);
+      }
       channel.ack(message);
-    } catch {
+    } catch (err) {
+      logger.warn('could not republish a refused message; nacking it to the queue dead-letter exchange', {
+        queue: options.queue,
+        messageId: message.properties.messageId,
+        reason: describeError(err),
+      });
       // The queue's own x-dead-letter-exchange catches it: nack without requeue, never a loop.
       channel.nack(message, false, false);
     }
@@ -103,6 +119,7 @@ async function deadLetter<S extends z.ZodType>(
   options: ConsumeOptions<S>,
   message: ConsumeMessage,
   reason: string,
+  keepHeaders: boolean,
 ): Promise<void> {
   const { properties } = message;
   await session.publishConfirmed(options.deadLetter.exchange, '', message.content, {
@@ -113,7 +130,7 @@ async function deadLetter<S extends z.ZodType>(
     timestamp: properties.timestamp,
     appId: properties.appId,
     headers: {
-      ...(properties.headers ?? {}),
+      ...(keepHeaders ? (properties.headers ?? {}) : {}),
       [HEADERS.rejectReason]: reason,
       [HEADERS.rejectedBy]: options.deadLetter.rejectedBy,
       [HEADERS.rejectedFrom]: options.queue,

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
-import type { ShareLogger } from './logger.js';
 
 /** Folder inside a share where the peer keeps its private state; a dot segment, so it is never shared. */
 export const STATE_DIR_NAME = '.p2p';
@@ -38,10 +38,7 @@ export function hashCachePath(root: string): string {
  * Reads the cache a previous run left. Missing means empty; anything unreadable or malformed is also treated
  * as empty (with a warning): the cache only saves work, so losing it costs time, never correctness.
  */
-export async function loadHashCache(
-  root: string,
-  logger: ShareLogger,
-): Promise<Map<string, HashCacheRecord>> {
+export async function loadHashCache(root: string, logger: Log): Promise<Map<string, HashCacheRecord>> {
   const file = hashCachePath(root);
   let text: string;
   try {

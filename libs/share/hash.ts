@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 
 /** What identifies one version of a file's content without reading it. */
 export interface FileVersion {
@@ -23,6 +23,25 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 // O_NOFOLLOW does not exist on Windows; there the symlink check done by the scan has to suffice.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 
+/** Streams an open file through SHA-256 chunk by chunk, so other work runs in between. */
+async function hashOpenFile(
+  handle: FileHandle,
+  signal?: AbortSignal,
+): Promise<{ sha256: string; bytesRead: number }> {
+  const hash = createHash('sha256');
+  let bytesRead = 0;
+  const stream = handle.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK_BYTES });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    if (signal?.aborted) {
+      stream.destroy();
+      throw signal.reason;
+    }
+    hash.update(chunk);
+    bytesRead += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), bytesRead };
+}
+
 export type StableHash = { stable: true; sha256: string } | { stable: false };
 
 /**
@@ -40,20 +59,10 @@ export async function hashIfStable(
   try {
     const before = await handle.stat();
     if (!before.isFile() || !sameVersion(versionOf(before), expected)) return { stable: false };
-    const hash = createHash('sha256');
-    let bytesRead = 0;
-    const stream = handle.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK_BYTES });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (signal?.aborted) {
-        stream.destroy();
-        throw signal.reason;
-      }
-      hash.update(chunk);
-      bytesRead += chunk.length;
-    }
+    const { sha256, bytesRead } = await hashOpenFile(handle, signal);
     const after = await handle.stat();
     if (bytesRead !== expected.size || !sameVersion(versionOf(after), expected)) return { stable: false };
-    return { stable: true, sha256: hash.digest('hex') };
+    return { stable: true, sha256 };
   } finally {
     await handle.close();
   }
@@ -63,16 +72,7 @@ export async function hashIfStable(
 export async function sha256File(absPath: string, signal?: AbortSignal): Promise<string> {
   const handle = await open(absPath, constants.O_RDONLY);
   try {
-    const hash = createHash('sha256');
-    const stream = handle.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK_BYTES });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (signal?.aborted) {
-        stream.destroy();
-        throw signal.reason;
-      }
-      hash.update(chunk);
-    }
-    return hash.digest('hex');
+    return (await hashOpenFile(handle, signal)).sha256;
   } finally {
     await handle.close();
   }

@@ -5,10 +5,10 @@ import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
+import { type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, FileNameSchema } from '../protocol/index.js';
 import { type FileVersion, forEachLimit, hashIfStable, sameVersion, versionOf } from './hash.js';
 import { type HashCacheRecord, loadHashCache, saveHashCache } from './hash-cache.js';
-import { type ShareLogger, silentLogger } from './logger.js';
 
 export interface ShareOptions {
   /** Absolute or relative path of the shared directory; created if missing. */
@@ -20,7 +20,7 @@ export interface ShareOptions {
   /** Files hashed at once. Default 2. */
   hashConcurrency?: number;
   /** Optional logger with warn/info/debug(message, meta) — winston-compatible; default: silent. */
-  logger?: ShareLogger;
+  logger?: Log;
 }
 
 /** Net difference between two states of the share: new or modified files, and names no longer shared. */
@@ -89,7 +89,7 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly debounceMs: number;
   private readonly maxBatchWaitMs: number;
   private readonly hashConcurrency: number;
-  private readonly logger: ShareLogger;
+  private readonly logger: Log;
 
   private realRoot: string | undefined;
   private readonly files = new Map<string, FileRecord>();
@@ -132,7 +132,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.debounceMs = parsed.data.debounceMs;
     this.maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.debounceMs);
     this.hashConcurrency = parsed.data.hashConcurrency;
-    this.logger = options.logger ?? silentLogger;
+    this.logger = options.logger ?? silentLog;
   }
 
   /** Real path of the share root (after realpath); before `start()`, the resolved `dir`. */

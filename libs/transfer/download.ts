@@ -5,8 +5,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { P2PError } from '../errors/index.js';
+import { type Log, silentLog } from '../logging/index.js';
 import { Sha256Schema } from '../protocol/index.js';
-import { silentLogger, type TransferLogger } from './logger.js';
 
 export interface DownloadSource {
   /** Direct file URL (see `fileUrl()` in libs/protocol). */
@@ -75,7 +75,7 @@ export interface DownloadOptions {
   /** Aborting removes the temp file and rejects with `signal.reason`. */
   signal?: AbortSignal;
   /** Default: silent. */
-  logger?: TransferLogger;
+  logger?: Log;
 }
 
 export interface DownloadResult {
@@ -148,7 +148,7 @@ type AttemptOutcome =
  */
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
   const { sources, sha256, size, signal } = options;
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? silentLog;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const overwrite = options.overwrite ?? false;

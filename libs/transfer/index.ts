@@ -7,7 +7,6 @@ export type {
   DownloadSource,
 } from './download.js';
 export { downloadFile } from './download.js';
-export type { TransferLogger } from './logger.js';
 export type { RequestedName } from './names.js';
 export { nameFromSegments } from './names.js';
 export type { FilesRouterOptions, SharedFileSource, TransferInfo } from './router.js';

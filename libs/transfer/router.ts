@@ -4,8 +4,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import parseRange from 'range-parser';
+import { type Log, silentLog } from '../logging/index.js';
 import type { FileEntry } from '../protocol/index.js';
-import { silentLogger, type TransferLogger } from './logger.js';
 import { nameFromSegments } from './names.js';
 
 /** What the router needs from the peer's share; `Share` from libs/share fits it. */
@@ -35,7 +35,7 @@ export interface FilesRouterOptions {
   /** Seconds suggested in Retry-After. Default 1. */
   retryAfterSeconds?: number;
   /** Default: silent. */
-  logger?: TransferLogger;
+  logger?: Log;
   /**
    * Called once per answered GET/HEAD of a name the share lists (for metrics). Requests refused before the
    * lookup (hostile or unknown names) are only logged: their names are attacker-chosen.
@@ -69,7 +69,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
   const share = options.share;
   const maxTransfers = options.maxConcurrentTransfers ?? DEFAULT_MAX_CONCURRENT_TRANSFERS;
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? silentLog;
   const onTransfer = options.onTransfer;
   if (!Number.isInteger(maxTransfers) || maxTransfers < 1)
     throw new RangeError(`maxConcurrentTransfers must be a positive integer, got ${maxTransfers}`);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
-import { Broker, type Log, RpcClient } from '../../libs/messaging/index.js';
+import type { Log } from '../../libs/logging/index.js';
+import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   type PeerSummary,

@@ -1,13 +1,8 @@
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
-import {
-  Broker,
-  type BrokerSession,
-  consumeValidated,
-  type Log,
-  RpcClient,
-} from '../../libs/messaging/index.js';
+import type { Log } from '../../libs/logging/index.js';
+import { Broker, type BrokerSession, consumeValidated, RpcClient } from '../../libs/messaging/index.js';
 import {
   chunk,
   encode,
@@ -274,7 +269,8 @@ export class Peer {
     } satisfies PeerEvent);
     void this.broker.publish(this.names.eventsExchange, '', body, {
       confirm: false,
-      properties: this.eventProperties('peer.heartbeat', body),
+      // No superpeer to hear it is normal for a heartbeat (the announce already reported it): not mandatory.
+      properties: { ...this.eventProperties('peer.heartbeat', body), mandatory: false },
     });
   }
 

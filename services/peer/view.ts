@@ -1,6 +1,6 @@
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
-import type { Log } from '../../libs/messaging/index.js';
+import type { Log } from '../../libs/logging/index.js';
 import type {
   FileEntry,
   NetworkPeerDelta,
@@ -146,12 +146,15 @@ export class NetworkView {
 
   /** Retries a full refresh until it succeeds or `shouldStop` says so. */
   async refreshUntilDone(shouldStop: () => boolean, retryDelayMs: number): Promise<void> {
-    while (!shouldStop()) {
+    for (let attempt = 1; !shouldStop(); attempt++) {
       try {
         await this.refresh();
         return;
       } catch (err) {
-        this.logger.warn('could not load the network view from a superpeer; retrying', {
+        // Said once at warn level; the retries after it would only repeat it.
+        const log = attempt === 1 ? this.logger.warn : this.logger.debug;
+        log.call(this.logger, 'could not load the network view from a superpeer; retrying', {
+          attempt,
           reason: describeError(err),
           retryDelayMs,
         });

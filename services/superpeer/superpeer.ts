@@ -2,13 +2,8 @@ import type { ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import { P2PError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
-import {
-  Broker,
-  type BrokerSession,
-  consumeValidated,
-  type Log,
-  serveRpc,
-} from '../../libs/messaging/index.js';
+import type { Log } from '../../libs/logging/index.js';
+import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
 import {
   chunk,
   encode,

@@ -57,6 +57,7 @@ async function put(root: string, name: string, content: string | Buffer): Promis
 
 interface CapturedLogger {
   warnings: { msg: string; meta?: object }[];
+  error(): void;
   warn(msg: string, meta?: object): void;
   info(): void;
   debug(): void;
@@ -64,7 +65,7 @@ interface CapturedLogger {
 
 function captureLogger(): CapturedLogger {
   const warnings: { msg: string; meta?: object }[] = [];
-  return { warnings, warn: (msg, meta) => warnings.push({ msg, meta }), info() {}, debug() {} };
+  return { warnings, error() {}, warn: (msg, meta) => warnings.push({ msg, meta }), info() {}, debug() {} };
 }
 
 async function startShare(dir: string, options: Partial<ShareOptions> = {}): Promise<Share> {
