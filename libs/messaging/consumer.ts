@@ -52,6 +52,7 @@ export async function consumeValidated<S extends z.ZodType>(
     logger.warn('refused a message', {
       queue: options.queue,
       messageId: message.properties.messageId,
+      correlationId: message.properties.correlationId,
       type: message.properties.type,
       reason,
     });

@@ -41,14 +41,22 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
     deadLetter: options.deadLetter,
     ordered: false,
     handler: async (request, message, channel) => {
+      const started = process.hrtime.bigint();
       let body: unknown;
+      let errorCode: string | undefined;
       try {
         body = await options.handle(request, message);
       } catch (err) {
-        const code = err instanceof P2PError ? err.code : 'RPC_ERROR';
-        body = options.errorReply(code, err instanceof Error ? err.message : String(err));
+        errorCode = err instanceof P2PError ? err.code : 'RPC_ERROR';
+        body = options.errorReply(errorCode, err instanceof Error ? err.message : String(err));
       }
       reply(channel, message, body);
+      session.logger.debug('served a request', {
+        type: message.properties.type,
+        correlationId: message.properties.correlationId,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        ...(errorCode ? { errorCode } : {}),
+      });
     },
     onRefused: (reason, message, channel) =>
       reply(channel, message, options.errorReply('MESSAGE_INVALID', reason)),

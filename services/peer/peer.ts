@@ -136,18 +136,25 @@ export class Peer {
   async search(text: string, limit: number): Promise<PeerSearchAnswer> {
     const query = parseQuery(text);
     const local = this.local.search(query, limit);
+    const correlationId = uuidv4();
     let remote: { results: SearchResult[]; truncated: boolean };
     let answer: Omit<PeerSearchAnswer, 'results' | 'truncated'>;
     try {
       const reply = await this.rpc.call({ v: 1, type: 'rpc.search', query: text, limit }, SearchReplySchema, {
         timeoutMs: this.options.searchTimeoutMs,
+        correlationId,
       });
       remote = reply;
       answer = { source: 'superpeer', stale: false };
     } catch (err) {
       remote = this.view.index.search(query, limit);
       answer = { source: 'network-view', stale: true, superpeerError: describeError(err) };
+      this.options.logger.warn('no superpeer answered; searched this peer’s own view', {
+        correlationId,
+        reason: describeError(err),
+      });
     }
+    this.options.logger.debug('searched', { correlationId, source: answer.source, local: local.results.length });
     const merged = [...local.results, ...remote.results.filter((result) => result.peerId !== this.peerId)];
     return {
       ...answer,
