@@ -89,6 +89,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
           maxRetries: Number.POSITIVE_INFINITY,
           waitForConnect: false,
           setup: async (model: ChannelModel) => {
+            // Until recovery binds its own listeners (after setup), a connection error during setup (a refused
+            // permission, say) would be an unhandled 'error' event and kill the process. Setup's own
+            // rejection carries the failure to recovery, which retries.
+            model.on('error', (err: Error) => logger.warn('broker connection error', { reason: err.message }));
             const session = new BrokerSession(model, ++this.generation, this);
             await this.options.setup(session);
             this.session = session;
@@ -120,7 +124,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     try {
       await connection.waitForConnect();
     } catch (err) {
-      throw new P2PError('BROKER_UNREACHABLE', `cannot reach RabbitMQ at ${redactUrl(this.options.url)}`, {
+      const reason = err instanceof Error ? `: ${err.message}` : '';
+      throw new P2PError('BROKER_UNREACHABLE', `cannot reach RabbitMQ at ${redactUrl(this.options.url)}${reason}`, {
         cause: err,
       });
     }
