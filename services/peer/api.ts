@@ -2,7 +2,12 @@ import express from 'express';
 import { z } from 'zod';
 import { describeError, isP2PError } from '../../libs/errors/index.js';
 import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT } from '../../libs/protocol/index.js';
-import type { Peer } from './peer.js';
+import type { Peer, PeerSearchAnswer } from './peer.js';
+
+export interface ApiHooks {
+  /** Called once per answered search, with the time the peer took (for metrics). */
+  onSearch?: (source: PeerSearchAnswer['source'], seconds: number) => void;
+}
 
 const SearchQuerySchema = z.object({
   q: z.string().trim().min(1).max(256),
@@ -13,7 +18,11 @@ const SearchQuerySchema = z.object({
  * The peer's JSON API, beside the file routes: what the CLI (`--peer`) and a web page use.
  * GET /api/search?q=&limit=, GET /api/peers, GET /api/status, GET /healthz.
  */
-export function createApiRouter(peer: Peer, info: () => Record<string, unknown>): express.Router {
+export function createApiRouter(
+  peer: Peer,
+  info: () => Record<string, unknown>,
+  hooks: ApiHooks = {},
+): express.Router {
   const router = express.Router();
 
   router.get('/api/search', async (req, res) => {
@@ -25,7 +34,10 @@ export function createApiRouter(peer: Peer, info: () => Record<string, unknown>)
       return;
     }
     try {
-      res.json(await peer.search(parsed.data.q, parsed.data.limit));
+      const startedAt = performance.now();
+      const answer = await peer.search(parsed.data.q, parsed.data.limit);
+      hooks.onSearch?.(answer.source, (performance.now() - startedAt) / 1000);
+      res.json(answer);
     } catch (err) {
       const status = isP2PError(err, 'USAGE') ? 400 : 500;
       res

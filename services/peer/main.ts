@@ -6,7 +6,9 @@ import { loadOrCreateIdentity, Share, writeDemoFiles } from '../../libs/share/in
 import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
+import { createPeerMetrics } from './metrics.js';
 import { Peer } from './peer.js';
+import { createWebRouter } from './web.js';
 
 /**
  * Composition root of a peer: config → identity → logger → share → HTTP → network → shutdown.
@@ -30,9 +32,20 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
   const share = new Share({ dir: config.shareDir, rescanIntervalMs: config.rescanIntervalMs, logger });
   await share.start();
 
+  const metrics = createPeerMetrics();
   const app = express();
   app.disable('x-powered-by');
-  app.use(createFilesRouter({ share, maxConcurrentTransfers: config.maxTransfers, logger }));
+  app.use(metrics.trackInFlight);
+  app.use(
+    createFilesRouter({
+      share,
+      maxConcurrentTransfers: config.maxTransfers,
+      logger,
+      onTransfer: metrics.onTransfer,
+    }),
+  );
+  app.use(createWebRouter());
+  app.use(metrics.router());
   const http = await startHttpServer(app, {
     host: config.httpHost,
     port: config.httpPort,
@@ -50,7 +63,18 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     searchTimeoutMs: config.searchTimeoutMs,
   });
-  app.use(createApiRouter(peer, () => ({ url: publicUrl, shareDir: share.root, files: share.fileCount })));
+  metrics.sampleFrom(() => ({
+    sharedFiles: share.fileCount,
+    brokerConnected: peer.connected,
+    viewPeers: peer.view.index.peerCount,
+    viewFiles: peer.view.index.fileCount,
+    viewStale: peer.view.stale,
+  }));
+  app.use(
+    createApiRouter(peer, () => ({ url: publicUrl, shareDir: share.root, files: share.fileCount }), {
+      onSearch: metrics.observeSearch,
+    }),
+  );
 
   installShutdown(logger, async () => {
     await peer.close();

@@ -69,6 +69,11 @@ export function createPeerMetrics(): PeerMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  // Both sources exist from the first scrape, so a rate() over them never starts from a missing series.
+  for (const source of ['superpeer', 'network-view'] satisfies SearchSource[]) {
+    searches.inc({ source }, 0);
+    searchSeconds.zero({ source });
+  }
   // Read at scrape time: the share and the view change on their own, and a scrape is rarer than a change.
   const scraped = (name: string, help: string, read: (s: PeerMetricsSample) => number | boolean) =>
     new Gauge({
@@ -80,7 +85,11 @@ export function createPeerMetrics(): PeerMetrics {
       },
     });
   scraped('p2p_peer_shared_files', 'Files this peer shares', (s) => s.sharedFiles);
-  scraped('p2p_peer_broker_connected', '1 when the peer is connected to RabbitMQ, else 0', (s) => s.brokerConnected);
+  scraped(
+    'p2p_peer_broker_connected',
+    '1 when the peer is connected to RabbitMQ, else 0',
+    (s) => s.brokerConnected,
+  );
   scraped('p2p_peer_view_peers', 'Peers in this peer’s view of the network', (s) => s.viewPeers);
   scraped('p2p_peer_view_files', 'Files in this peer’s view of the network', (s) => s.viewFiles);
   scraped(

@@ -154,7 +154,11 @@ export class Peer {
         reason: describeError(err),
       });
     }
-    this.options.logger.debug('searched', { correlationId, source: answer.source, local: local.results.length });
+    this.options.logger.debug('searched', {
+      correlationId,
+      source: answer.source,
+      local: local.results.length,
+    });
     const merged = [...local.results, ...remote.results.filter((result) => result.peerId !== this.peerId)];
     return {
       ...answer,
