@@ -8,11 +8,12 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` runs tsc, and the sources are not here yet; the build runs below.
 RUN npm ci --ignore-scripts
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY libs ./libs
 COPY services ./services
 COPY scripts ./scripts
-RUN npm run build \
+# Only the services (and the local-network script): tests and benchmarks stay out of the image.
+RUN npm run build:services \
   && npm prune --omit=dev --ignore-scripts
 
 FROM node:20.20.2-bookworm-slim AS runtime

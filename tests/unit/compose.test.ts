@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -217,4 +219,43 @@ test('.dockerignore keeps local state out of the build context', () => {
     .split(/\r?\n/)
     .map((line) => line.trim());
   for (const entry of ['node_modules', 'dist', '.git', '.network']) assert.ok(ignored.includes(entry), entry);
+});
+
+test('the build stage compiles from only the files it copies (no test or benchmark code needed)', () => {
+  const lines = dockerfile
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const froms = lines.flatMap((line, i) => (/^FROM\s/i.test(line) ? [i] : []));
+  const buildStage = lines.slice(froms[0]! + 1, froms[1]);
+  const sources = buildStage
+    .filter((line) => /^COPY\s/i.test(line) && !/--from=/.test(line))
+    .flatMap((line) => line.split(/\s+/).slice(1, -1));
+  const buildRun = buildStage.find((line) => /^RUN npm run build/.test(line));
+  const script = buildRun?.match(/npm run ([\w:-]+)/)?.[1];
+  assert.ok(script, 'the build stage runs an npm build script');
+  const command = (
+    JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  ).scripts[script];
+  const project = command?.match(/^tsc -p (\S+)$/)?.[1];
+  assert.ok(project, `npm run ${script} is a plain tsc build`);
+
+  const context = mkdtempSync(join(tmpdir(), 'p2p-docker-context-'));
+  try {
+    for (const source of sources) cpSync(join(ROOT, source), join(context, source), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(context, 'node_modules'));
+    const result = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project, '--noEmit'],
+      { cwd: context, encoding: 'utf8' },
+    );
+    assert.equal(
+      result.status,
+      0,
+      `tsc in the build stage's context failed:\n${result.stdout}${result.stderr}`,
+    );
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
 });
