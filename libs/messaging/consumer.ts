@@ -70,8 +70,10 @@ export async function consumeValidated<S extends z.ZodType>(
         });
         await deadLetter(session, options, message, reason, false);
       }
-      channel.ack(message);
+      if (session.open) channel.ack(message);
     } catch (err) {
+      // With the connection gone there is nothing to settle: the broker redelivers, and we refuse again.
+      if (!session.open) return;
       logger.warn('could not republish a refused message; nacking it to the queue dead-letter exchange', {
         queue: options.queue,
         messageId: message.properties.messageId,
@@ -97,10 +99,13 @@ export async function consumeValidated<S extends z.ZodType>(
         }
         try {
           await options.handler(decoded.value, message, channel);
-          channel.ack(message);
         } catch (err) {
           await refuse(message, `handler: ${describeError(err)}`.slice(0, 500));
+          return;
         }
+        // Handled. If the channel closed meanwhile the ack cannot be sent; the broker redelivers the
+        // message on the next connection, and handlers are idempotent.
+        if (session.open) channel.ack(message);
       };
       const onFailure = (err: unknown): void => {
         logger.error('consumer failed to settle a message', {

@@ -70,6 +70,7 @@ interface PeerBinding {
 const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
 /** A peer is asked for its full state at most this often. */
 const RESYNC_REQUEST_MIN_INTERVAL_MS = 2000;
+const MAX_TRACKED_RESYNC_REQUESTS = 10_000;
 
 /**
  * Keeps the index of who shares what, from the events peers publish; rebroadcasts accepted changes to every
@@ -387,6 +388,8 @@ export class Superpeer {
   private async requestResync(peerId: string, reason: string): Promise<void> {
     const now = Date.now();
     if (now - (this.lastResyncRequest.get(peerId) ?? 0) < RESYNC_REQUEST_MIN_INTERVAL_MS) return;
+    // Ids come from the network (any client can name new ones): keep this memory bounded.
+    if (this.lastResyncRequest.size >= MAX_TRACKED_RESYNC_REQUESTS) this.lastResyncRequest.clear();
     this.lastResyncRequest.set(peerId, now);
     this.options.logger.debug('asking a peer for its full state', { peerId, reason });
     await this.publishNetwork({
