@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { z } from 'zod';
@@ -12,6 +15,7 @@ import {
   SnapshotPeerSchema,
   topologyNames,
 } from '../../libs/protocol/index.js';
+import { writeDemoFiles } from '../../libs/share/index.js';
 import { REPO_ROOT } from '../helpers/network.js';
 
 const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs/protocol.md'), 'utf8');
@@ -53,4 +57,18 @@ test('every exchange and queue name pattern is documented', () => {
   }
   assert.ok(doc.includes('`N.superpeer.<superpeerId>.<instance>`'));
   assert.ok(doc.includes('`N.peer.<peerId>.<instance>`'));
+});
+
+test('the README’s search-by-SHA-256 example is the demo guide every peer shares', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'p2p-demo-'));
+  try {
+    await writeDemoFiles(dir, 'readme-check');
+    const sha = createHash('sha256')
+      .update(await readFile(path.join(dir, 'common/network-guide.txt')))
+      .digest('hex');
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    assert.ok(readme.includes(`npx p2p search ${sha}`), `README searches for the guide's sha256 ${sha}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
