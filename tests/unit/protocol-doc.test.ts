@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { z } from 'zod';
+import { CONFIG_KEYS } from '../../libs/config/index.js';
 import {
   FileEntrySchema,
   NetworkMessageSchema,
@@ -70,5 +71,14 @@ test('the README’s search-by-SHA-256 example is the demo guide every peer shar
     assert.ok(readme.includes(`npx p2p search ${sha}`), `README searches for the guide's sha256 ${sha}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('every setting the README and docs name is a key the services read', () => {
+  const known = new Set<string>(Object.values(CONFIG_KEYS).flat());
+  for (const file of ['README.md', 'docs/protocol.md', 'docs/reliability.md']) {
+    const text = fs.readFileSync(path.join(REPO_ROOT, file), 'utf8');
+    const named = new Set(text.match(/\b(?:AMQP_URL|(?:P2P|PEER|SUPERPEER|LOG)_[A-Z_]+[A-Z])\b/g) ?? []);
+    for (const key of named) assert.ok(known.has(key), `${file} names ${key}, which no service reads`);
   }
 });
