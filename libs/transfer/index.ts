@@ -9,6 +9,8 @@ export type {
 export { downloadFile } from './download.js';
 export type { RequestedName } from './names.js';
 export { nameFromSegments } from './names.js';
+export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';
+export { SegmentPlan } from './parallel.js';
 export type { FilesRouterOptions, SharedFileSource, TransferInfo } from './router.js';
 export { createFilesRouter } from './router.js';
 export type { HttpServerOptions, RunningHttpServer } from './server.js';

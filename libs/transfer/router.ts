@@ -240,6 +240,9 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         );
         return { status, bytes: sent, complete: true };
       } catch (err) {
+        // A client may close the moment the last byte arrives, before the response's own 'finish': every
+        // byte was handed to the socket and the body was ended, so that transfer did complete.
+        if (sent === length && res.writableEnded) return { status, bytes: sent, complete: true };
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ERR_STREAM_PREMATURE_CLOSE' || req.socket.destroyed)
           logger.debug('transfer: client went away', { name, sentBytes: sent });
