@@ -202,6 +202,9 @@ describe('faults: the network keeps working and loses nothing', () => {
         sha256: sha(big),
         size: big.length,
         destPath: path.join(out, 'big.bin'),
+        // One source at a time, so the kill lands mid-body of the victim's own transfer (the parallel
+        // path's refetch of a dead source's segment is covered by the transfer unit tests).
+        maxParallelSources: 1,
         onProgress: (progress) => {
           if (
             killedAt === undefined &&
