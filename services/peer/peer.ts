@@ -49,6 +49,8 @@ export interface PeerSearchAnswer {
 
 /** Delay that lets several superpeers' resync requests coalesce into one announce. */
 const RESYNC_COALESCE_MS = 100;
+/** After a superpeer's resync request: longer than its warm-up (at most 2.5 s) before it serves snapshots. */
+const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -66,6 +68,7 @@ export class Peer {
   private seq = 1;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private viewRefreshTimer: NodeJS.Timeout | undefined;
   private outgoing: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -117,6 +120,7 @@ export class Peer {
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    if (this.viewRefreshTimer) clearTimeout(this.viewRefreshTimer);
     await this.outgoing;
     if (this.broker.connected) {
       await this.publishEvent({
@@ -195,6 +199,9 @@ export class Peer {
         return;
       case 'network.resync-request':
         if (message.peerIds === undefined || message.peerIds.includes(this.peerId)) this.scheduleResync();
+        // A superpeer that (re)started has rebuilt its index from the peers alive now: peers that died
+        // meanwhile will never get a peer-left, so reload the whole view once it has settled.
+        if (message.peerIds === undefined) this.scheduleViewRefresh();
         return;
     }
   }
@@ -205,6 +212,17 @@ export class Peer {
       this.resyncTimer = undefined;
       this.enqueue(() => this.announce());
     }, RESYNC_COALESCE_MS);
+  }
+
+  private scheduleViewRefresh(): void {
+    if (this.viewRefreshTimer || this.closed) return;
+    this.viewRefreshTimer = setTimeout(() => {
+      this.viewRefreshTimer = undefined;
+      void this.view.refresh().catch((err) =>
+        this.options.logger.warn('could not reload the network view', { reason: describeError(err) }),
+      );
+    }, VIEW_REFRESH_AFTER_RESYNC_MS);
+    this.viewRefreshTimer.unref();
   }
 
   private onShareChange(change: ShareChange): void {

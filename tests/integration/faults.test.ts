@@ -103,8 +103,21 @@ describe('faults: the network keeps working and loses nothing', () => {
   });
 
   test('superpeer killed and started again: its index is whole within 5 s of its start, no peer restarted', async (t) => {
+    // A peer that dies while no superpeer runs never gets a peer-left: the others' views must still drop it.
+    const doomed = await net.startPeer('doomed', { 'doomed-file.txt': 'doomed' });
+    const viewOf = async (url: string) =>
+      ((await (await fetch(`${url}/api/peers`)).json()) as { peers: { peerId: string }[] }).peers.map(
+        (p) => p.peerId,
+      );
+    await waitUntil(async () => (await viewOf(net.peers[1]!.url)).includes(doomed.peerId), {
+      timeoutMs: 5000,
+      what: 'the doomed peer in a view',
+    });
+
     net.superpeer.signal('SIGKILL');
     await net.superpeer.exited;
+    doomed.process.signal('SIGKILL');
+    await doomed.process.exited;
     const started = Date.now();
     net.superpeer = await net.startSuperpeer('sp-again');
     await waitUntil(async () => (await everything()) === 3, {
@@ -115,6 +128,13 @@ describe('faults: the network keeps working and loses nothing', () => {
     t.diagnostic(`index whole ${Date.now() - started} ms after the new superpeer was spawned`);
     assert.ok(Date.now() - started <= 5000);
     for (const peer of net.peers) assert.ok(peer.process.alive, `${peer.peerId} was not restarted`);
+    assert.equal((await client.search('doomed', 10)).results.length, 0);
+    for (const peer of net.peers) {
+      await waitUntil(async () => !(await viewOf(peer.url)).includes(doomed.peerId), {
+        timeoutMs: 6000,
+        what: `${peer.peerId}'s view to drop the peer that died with the superpeer`,
+      });
+    }
   });
 
   test('superpeer paused: peers answer from their own view, marked stale; a flood of searches dies in the broker', async () => {
