@@ -118,6 +118,21 @@ describe('the network end to end', () => {
     }
   });
 
+  test('a file a peer downloads into its own share is then announced like any other', async () => {
+    const into = net.peers[2]!;
+    const got = await runCli(['get', 'beta-notes.md', '--out', into.shareDir], net.env);
+    assert.equal(got.code, 0, got.stderr);
+    const holders = await waitUntil(
+      async () => {
+        const results = await quickSearch('beta notes');
+        return results.length === 2 ? results : undefined;
+      },
+      { timeoutMs: 3000, what: 'the downloaded copy announced by its new holder' },
+    );
+    assert.deepEqual(new Set(holders.map((r) => r.peerId)), new Set([net.peers[1]!.peerId, into.peerId]));
+    assert.equal(holders[0]!.sha256, holders[1]!.sha256);
+  });
+
   test('a file dropped into a share is found within 2 s', async (t) => {
     const peer = net.peers[1]!;
     const content = `fresh ${Date.now()}`;
