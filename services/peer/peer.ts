@@ -218,9 +218,11 @@ export class Peer {
     if (this.viewRefreshTimer || this.closed) return;
     this.viewRefreshTimer = setTimeout(() => {
       this.viewRefreshTimer = undefined;
-      void this.view.refresh().catch((err) =>
-        this.options.logger.warn('could not reload the network view', { reason: describeError(err) }),
-      );
+      void this.view
+        .refresh()
+        .catch((err) =>
+          this.options.logger.warn('could not reload the network view', { reason: describeError(err) }),
+        );
     }, VIEW_REFRESH_AFTER_RESYNC_MS);
     this.viewRefreshTimer.unref();
   }

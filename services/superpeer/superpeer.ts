@@ -70,7 +70,9 @@ interface PeerBinding {
 const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
 /** A peer is asked for its full state at most this often. */
 const RESYNC_REQUEST_MIN_INTERVAL_MS = 2000;
+/** Also the most ids one resync request may carry (the schema's bound). */
 const MAX_TRACKED_RESYNC_REQUESTS = 10_000;
+const RESYNC_BATCH_MS = 100;
 
 /**
  * Keeps the index of who shares what, from the events peers publish; rebroadcasts accepted changes to every
@@ -85,6 +87,8 @@ export class Superpeer {
   private readonly bindings = new Map<string, PeerBinding>();
   private readonly pendingAnnounces = new Map<string, PendingAnnounce>();
   private readonly lastResyncRequest = new Map<string, number>();
+  private readonly pendingResync = new Set<string>();
+  private resyncBatchTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private warm = false;
   private lastAnnounceMs = 0;
@@ -132,6 +136,7 @@ export class Superpeer {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.resyncBatchTimer) clearTimeout(this.resyncBatchTimer);
     await this.broker.close();
   }
 
@@ -328,18 +333,18 @@ export class Superpeer {
       });
       this.updateGauges();
     } else if (result === 'gap' || result === 'unknown-peer') {
-      await this.requestResync(event.peerId, result);
+      this.requestResync(event.peerId, result);
     }
   }
 
   private async onHeartbeat(event: PeerHeartbeat): Promise<void> {
     const known = this.index.getPeer(event.peerId);
     if (!known || known.instanceId !== event.instanceId) {
-      await this.requestResync(event.peerId, known ? 'new instance' : 'unknown peer');
+      this.requestResync(event.peerId, known ? 'new instance' : 'unknown peer');
       return;
     }
     this.touch(event.peerId, event.instanceId);
-    if (event.seq > known.seq) await this.requestResync(event.peerId, 'behind');
+    if (event.seq > known.seq) this.requestResync(event.peerId, 'behind');
   }
 
   private async onLeave(event: PeerLeave): Promise<void> {
@@ -385,19 +390,31 @@ export class Superpeer {
     }
   }
 
-  private async requestResync(peerId: string, reason: string): Promise<void> {
+  /**
+   * Asks one peer for its full state. Requests are gathered for RESYNC_BATCH_MS and sent as one message,
+   * so however many unknown ids the network names (any client can), the superpeer broadcasts at most one
+   * request per batch period.
+   */
+  private requestResync(peerId: string, reason: string): void {
     const now = Date.now();
     if (now - (this.lastResyncRequest.get(peerId) ?? 0) < RESYNC_REQUEST_MIN_INTERVAL_MS) return;
-    // Ids come from the network (any client can name new ones): keep this memory bounded.
+    // Ids come from the network: keep this memory bounded.
     if (this.lastResyncRequest.size >= MAX_TRACKED_RESYNC_REQUESTS) this.lastResyncRequest.clear();
+    if (this.pendingResync.size >= MAX_TRACKED_RESYNC_REQUESTS) return;
     this.lastResyncRequest.set(peerId, now);
+    this.pendingResync.add(peerId);
     this.options.logger.debug('asking a peer for its full state', { peerId, reason });
-    await this.publishNetwork({
-      v: 1,
-      type: 'network.resync-request',
-      superpeerId: this.options.superpeerId,
-      peerIds: [peerId],
-    });
+    this.resyncBatchTimer ??= setTimeout(() => {
+      this.resyncBatchTimer = undefined;
+      const peerIds = [...this.pendingResync];
+      this.pendingResync.clear();
+      void this.publishNetwork({
+        v: 1,
+        type: 'network.resync-request',
+        superpeerId: this.options.superpeerId,
+        peerIds,
+      });
+    }, RESYNC_BATCH_MS);
   }
 
   private async broadcastPeerState(peerId: string): Promise<void> {

@@ -838,6 +838,52 @@ describe('hostile input against the running services', () => {
     assertAllAlive();
   });
 
+  test('heartbeats naming hundreds of unknown peers cost a few batched resync requests, not one each', async () => {
+    const channel = await connection.createChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(queue, names.networkExchange, '');
+    const requests: string[][] = [];
+    await channel.consume(
+      queue,
+      (message) => {
+        if (!message) return;
+        const body = JSON.parse(message.content.toString()) as { type: string; peerIds?: string[] };
+        if (body.type === 'network.resync-request' && body.peerIds) requests.push(body.peerIds);
+      },
+      { noAck: true },
+    );
+    const attacker = makeAttacker();
+    const ids = Array.from({ length: 500 }, (_, i) => `ghost-${tag}-${i}`);
+    const publisher = await connection.createConfirmChannel();
+    for (const peerId of ids) {
+      const body = json({
+        v: 1,
+        type: 'peer.heartbeat',
+        peerId,
+        instanceId: `${randomUUID()}`,
+        seq: 1,
+        fileCount: 0,
+      });
+      publisher.publish(names.eventsExchange, '', body, {
+        messageId: `${tag}-ghost-${peerId}`,
+        headers: { 'x-p2p-signature': attacker.sign(body) },
+      });
+    }
+    await publisher.waitForConfirms();
+    const asked = await waitUntil(
+      () => {
+        const all = new Set(requests.flat().filter((id) => id.startsWith(`ghost-${tag}`)));
+        return all.size === ids.length ? all : undefined;
+      },
+      { timeoutMs: 5000, what: 'a resync request for every ghost id' },
+    );
+    assert.equal(asked.size, 500);
+    assert.ok(requests.length <= 10, `${requests.length} resync broadcasts for 500 unknown ids`);
+    assert.ok(net.superpeer.alive);
+    await publisher.close();
+    await channel.close();
+  });
+
   test('afterwards: every service alive, the dead-letter queue accounted for, and a real download verifies', async () => {
     assertAllAlive();
     await ledger.drain();
