@@ -94,8 +94,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
             // Until recovery binds its own listeners (after setup), a connection error during setup (a refused
             // permission, say) would be an unhandled 'error' event and kill the process. Setup's own
             // rejection carries the failure to recovery, which retries.
+            // Kept for the model's life (recovery adds its own listener, which logs at warn level).
             model.on('error', (err: Error) =>
-              logger.warn('broker connection error', { reason: err.message }),
+              logger.debug('broker connection error', { reason: err.message }),
             );
             const session = new BrokerSession(model, ++this.generation, this);
             await this.options.setup(session);
