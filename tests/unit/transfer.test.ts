@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -1696,6 +1696,28 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
     } finally {
       await whole1.close();
       await whole2.close();
+    }
+  });
+});
+
+describe('http server timeouts', () => {
+  test('a connection that sends nothing is closed after the idle timeout', async () => {
+    const running = await startHttpServer(express(), { host: '127.0.0.1', port: 0, idleTimeoutMs: 300 });
+    try {
+      const socket = net.connect(running.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const opened = Date.now();
+      socket.on('error', () => {});
+      await Promise.race([
+        once(socket, 'close'),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('idle socket still open after 5 s')), 5000),
+        ),
+      ]);
+      const lifetimeMs = Date.now() - opened;
+      assert.ok(lifetimeMs >= 250, `closed after ${lifetimeMs} ms, not before the timeout`);
+    } finally {
+      await running.close();
     }
   });
 });
