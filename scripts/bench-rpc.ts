@@ -13,6 +13,7 @@ import { Broker, RpcClient } from '../libs/messaging/index.js';
 import { SearchReplySchema, sharedTopology, topologyNames } from '../libs/protocol/index.js';
 import { Superpeer } from '../services/superpeer/superpeer.js';
 import { AMQP_URL, cleanupNamespace, waitUntil } from '../tests/helpers/network.js';
+import { prng } from '../tests/helpers/prng.js';
 
 const { values } = parseArgs({
   options: { files: { type: 'string', default: '1000000' }, requests: { type: 'string', default: '2000' } },
@@ -22,11 +23,7 @@ const requests = Number(values.requests);
 
 const WORDS =
   'alpha beta gamma delta photo holiday report draft final music video backup notes invoice scan'.split(' ');
-let seed = 42;
-const random = () => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31;
-};
+const random = prng(42);
 const pick = () => WORDS[Math.floor(random() * WORDS.length)]!;
 
 const percentile = (sorted: number[], p: number) =>

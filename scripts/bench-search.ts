@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { NetworkIndex, type Query, tokenize } from '../libs/index/index.js';
 import type { FileEntry } from '../libs/protocol/index.js';
+import { prng } from '../tests/helpers/prng.js';
 
 const SEED = 42;
 const PEERS = 100;
@@ -41,18 +42,6 @@ const SYLLABLES = `ka ri to ma ne su lo vi da fe gu ho ji ke li mo nu pa ro se t
   dro fle gri plo stra tri vel mar son den lin bor cas tel ran`
   .split(/\s+/)
   .filter(Boolean);
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Common words first, then a long tail of made-up words; `pickWord` draws with a Zipf-like skew. */
 function buildVocabulary(size: number): string[] {

@@ -302,21 +302,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
   /** Reads one source from `attempt.offset` until the file is complete; throws SourceFailure otherwise. */
   const fetchFrom = async (source: DownloadSource): Promise<void> => {
-    const controller = new AbortController();
-    let timedOut: SourceFailure | undefined;
-    const expire = (failure: SourceFailure): void => {
-      timedOut = failure;
-      controller.abort(failure);
-    };
-    const fetchSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
-    /** Whatever went wrong, as the error this source's caller should see. */
-    const classify = (err: unknown, fallback: DownloadFailureCode): unknown => {
-      if (signal?.aborted) return signal.reason;
-      if (err instanceof SourceFailure || err instanceof P2PError) return err;
-      if (timedOut) return timedOut;
-      return new SourceFailure(fallback, describeFetchError(err));
-    };
-
+    const request = new SourceRequest(signal, connectTimeoutMs, idleTimeoutMs);
     const resumeFrom = attempt.offset;
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
     if (resumeFrom > 0) {
@@ -324,18 +310,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       // A source holding other content answers 200 (and its ETag gives it away) instead of a wrong tail.
       headers['if-range'] = expectedEtag;
     }
-    let timer = setTimeout(
-      () => expire(new SourceFailure('CONNECT_TIMEOUT', `no response within ${connectTimeoutMs} ms`)),
-      connectTimeoutMs,
-    );
     try {
-      let response: Response;
-      try {
-        response = await fetch(source.url, { headers, signal: fetchSignal, redirect: 'error' });
-      } catch (err) {
-        throw classify(err, 'CONNECT_FAILED');
-      }
-      clearTimeout(timer);
+      const response = await request.open(source.url, headers);
       const bodyStart = checkResponse(response, resumeFrom, size, expectedEtag);
       if (bodyStart === undefined) {
         const failure = refusal(response, resumeFrom, size, expectedEtag);
@@ -351,22 +327,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       }
       attempt.acceptedFrom = source.peerId;
       if (response.body === null) return;
-
-      const rearm = (): void => {
-        clearTimeout(timer);
-        timer = setTimeout(
-          () => expire(new SourceFailure('IDLE_TIMEOUT', `no data for ${idleTimeoutMs} ms`)),
-          idleTimeoutMs,
-        );
-      };
-      rearm();
       try {
         // A plain loop, not stream.pipeline: pipeline settles as soon as the source errors, while the sink may
         // still be writing, and the next source would then start from an offset that is about to move. Here a
         // read error surfaces only at the next pull, after the write in progress is done and counted; and
         // awaiting each write is the backpressure (nothing more is pulled until the chunk is on disk).
-        for await (const chunk of response.body) {
-          rearm();
+        for await (const chunk of request.chunks(response.body)) {
           const room = size - attempt.offset;
           const piece = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room));
           await write(piece, source.peerId);
@@ -374,14 +340,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
             throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
         }
       } catch (err) {
-        throw classify(err, 'CONNECTION_LOST');
+        throw request.classify(err, 'CONNECTION_LOST');
       }
       if (attempt.offset < size)
         throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${attempt.offset} of ${size}`);
     } finally {
-      clearTimeout(timer);
-      // Frees the connection whatever state the body is in; a no-op once it was read to the end.
-      controller.abort();
+      request.close();
     }
   };
 
@@ -728,20 +692,7 @@ async function fetchSegment(
 ): Promise<void> {
   const { size, connectTimeoutMs, idleTimeoutMs } = ctx;
   const expectedEtag = `"${ctx.sha256}"`;
-  const controller = new AbortController();
-  let timedOut: SourceFailure | undefined;
-  const expire = (failure: SourceFailure): void => {
-    timedOut = failure;
-    controller.abort(failure);
-  };
-  const fetchSignal = AbortSignal.any([phaseSignal, controller.signal]);
-  const classify = (err: unknown, fallback: DownloadFailureCode): unknown => {
-    if (phaseSignal.aborted) return phaseSignal.reason;
-    if (err instanceof SourceFailure || err instanceof P2PError) return err;
-    if (timedOut) return timedOut;
-    return new SourceFailure(fallback, describeFetchError(err));
-  };
-
+  const request = new SourceRequest(phaseSignal, connectTimeoutMs, idleTimeoutMs);
   const first = segment.next;
   const last = segment.end - 1;
   const headers = {
@@ -750,38 +701,18 @@ async function fetchSegment(
     // A source holding other content answers 200 (and its ETag gives it away) instead of wrong bytes.
     'if-range': expectedEtag,
   };
-  let timer = setTimeout(
-    () => expire(new SourceFailure('CONNECT_TIMEOUT', `no response within ${connectTimeoutMs} ms`)),
-    connectTimeoutMs,
-  );
   try {
-    let response: Response;
-    try {
-      response = await fetch(source.url, { headers, signal: fetchSignal, redirect: 'error' });
-    } catch (err) {
-      throw classify(err, 'CONNECT_FAILED');
-    }
-    clearTimeout(timer);
+    const response = await request.open(source.url, headers);
     const refused = segmentRefusal(response, first, last, size, expectedEtag);
     if (refused !== undefined) {
       await response.body?.cancel().catch(() => {});
       throw refused;
     }
     if (response.body === null) throw new SourceFailure('CONNECTION_LOST', 'a 206 without a body');
-
-    const rearm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => expire(new SourceFailure('IDLE_TIMEOUT', `no data for ${idleTimeoutMs} ms`)),
-        idleTimeoutMs,
-      );
-    };
-    rearm();
     try {
       // As in the sequential path: a read error surfaces only at the next pull, after the write in progress
       // is done and counted, so what goes back to the plan starts exactly at the first byte not on disk.
-      for await (const chunk of response.body) {
-        rearm();
+      for await (const chunk of request.chunks(response.body)) {
         const claimed = plan.claim(segment, chunk.byteLength);
         if (claimed > 0) {
           const at = segment.next - claimed;
@@ -799,14 +730,12 @@ async function fetchSegment(
           );
       }
     } catch (err) {
-      throw classify(err, 'CONNECTION_LOST');
+      throw request.classify(err, 'CONNECTION_LOST');
     }
     if (segment.written < segment.end)
       throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${segment.written} of ${first}-${last}`);
   } finally {
-    clearTimeout(timer);
-    // Frees the connection whatever state the body is in; a no-op once it was read to the end.
-    controller.abort();
+    request.close();
   }
 }
 
@@ -974,6 +903,69 @@ function parseRetryAfterMs(value: string | null): number {
 }
 
 /** undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`. */
+/**
+ * One HTTP request to a source, as both download paths make it: a deadline for the response headers, then
+ * one between body chunks, every error classified as the failure the caller should record.
+ */
+class SourceRequest {
+  private readonly controller = new AbortController();
+  private readonly signal: AbortSignal;
+  private timedOut: SourceFailure | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    /** The whole download's (or phase's) signal: its abort wins over any source failure. */
+    private readonly parent: AbortSignal | undefined,
+    private readonly connectTimeoutMs: number,
+    private readonly idleTimeoutMs: number,
+  ) {
+    this.signal = parent ? AbortSignal.any([parent, this.controller.signal]) : this.controller.signal;
+  }
+
+  async open(url: string, headers: Record<string, string>): Promise<Response> {
+    this.arm('CONNECT_TIMEOUT', `no response within ${this.connectTimeoutMs} ms`, this.connectTimeoutMs);
+    try {
+      return await fetch(url, { headers, signal: this.signal, redirect: 'error' });
+    } catch (err) {
+      throw this.classify(err, 'CONNECT_FAILED');
+    } finally {
+      clearTimeout(this.timer);
+    }
+  }
+
+  /** The body's chunks; the idle deadline restarts with each one. */
+  async *chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+    const idle = () => this.arm('IDLE_TIMEOUT', `no data for ${this.idleTimeoutMs} ms`, this.idleTimeoutMs);
+    idle();
+    for await (const chunk of body) {
+      idle();
+      yield chunk;
+    }
+  }
+
+  /** Whatever went wrong, as the error this source's caller should see. */
+  classify(err: unknown, fallback: DownloadFailureCode): unknown {
+    if (this.parent?.aborted) return this.parent.reason;
+    if (err instanceof SourceFailure || err instanceof P2PError) return err;
+    if (this.timedOut) return this.timedOut;
+    return new SourceFailure(fallback, describeFetchError(err));
+  }
+
+  /** Frees the connection whatever state the body is in; a no-op once it was read to the end. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.controller.abort();
+  }
+
+  private arm(code: DownloadFailureCode, message: string, ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = new SourceFailure(code, message);
+      this.controller.abort(this.timedOut);
+    }, ms);
+  }
+}
+
 function describeFetchError(err: unknown): string {
   if (err instanceof Error) {
     const cause = err.cause;

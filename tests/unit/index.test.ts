@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/index/index.js';
 import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
+import { prng } from '../helpers/prng.js';
 
 const SHA_A = 'a'.repeat(64);
 const SHA_B = 'b'.repeat(64);
@@ -356,18 +357,6 @@ describe('NetworkIndex updates', () => {
     );
   });
 });
-
-/** mulberry32: small, seedable, good enough to make reproducible random tests. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const naiveTokens = new Map<string, string[]>();
 
