@@ -21,6 +21,8 @@ export interface SearchOutcome {
   stale: boolean;
   /** Set when a peer answered from its own view because no superpeer did. */
   superpeerError?: string;
+  /** The superpeer that answered, when one did over AMQP. */
+  superpeerId?: string;
 }
 
 /** How the CLI reaches the network: AMQP RPC to the superpeers, or one peer's HTTP API. */
@@ -78,7 +80,13 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     async search(query, limit) {
       const reply = await call({ v: 1, type: 'rpc.search', query, limit });
       if (reply.type !== 'rpc.search') throw new P2PError('RPC_ERROR', 'unexpected reply type');
-      return { results: reply.results, truncated: reply.truncated, source: 'superpeer', stale: false };
+      return {
+        results: reply.results,
+        truncated: reply.truncated,
+        source: 'superpeer',
+        stale: false,
+        superpeerId: reply.superpeerId,
+      };
     },
     async peers() {
       const reply = await call({ v: 1, type: 'rpc.peers' });

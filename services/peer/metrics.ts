@@ -30,6 +30,9 @@ export interface PeerMetrics {
   router(): express.Router;
 }
 
+/** The statuses the files router answers with (libs/transfer/router.ts). */
+const TRANSFER_STATUSES = [200, 206, 304, 400, 404, 416, 500, 503] as const;
+
 export function createPeerMetrics(): PeerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'p2p_peer_' });
@@ -69,6 +72,9 @@ export function createPeerMetrics(): PeerMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  // Every status a files request can end with exists from the first scrape (so does each search source
+  // below): a rate() never starts from a missing series, and a misspelt series is an error, not a 0.
+  for (const status of TRANSFER_STATUSES) transfers.inc({ status: String(status) }, 0);
   // Both sources exist from the first scrape, so a rate() over them never starts from a missing series.
   for (const source of ['superpeer', 'network-view'] satisfies SearchSource[]) {
     searches.inc({ source }, 0);

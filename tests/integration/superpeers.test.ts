@@ -51,14 +51,11 @@ describe('several superpeers at once', () => {
     for (let i = 0; i < 40; i++) {
       const reply = await client.search('doc', 50);
       assert.equal(reply.results.length, 3);
+      if (reply.superpeerId) answeredBy.add(reply.superpeerId);
     }
     const peers = await client.peers();
     assert.equal(peers.length, 3);
-    for (const service of [net.superpeer, second]) {
-      const served = service.records.filter((r) => r.message === 'served a request').length;
-      if (served > 0) answeredBy.add(service.name);
-    }
-    assert.equal(answeredBy.size, 2, 'both superpeers answered searches');
+    assert.equal(answeredBy.size, 2, `both superpeers answered searches: ${[...answeredBy]}`);
   });
 
   test('a change reaches both; killing one leaves searches answering', async () => {

@@ -16,10 +16,11 @@ const BIG_SIZE_BYTES = 16 * 1024 * 1024;
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-/** The value of one series (`name{labels}` exactly as prom-client prints it) in a scrape; absent = 0. */
+/** The value of one series (`name{labels}` exactly as prom-client prints it) in a scrape; absent is an error. */
 function sampleValue(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+  assert.ok(line !== undefined, `series ${series} in the scrape`);
+  return Number(line.slice(series.length + 1));
 }
 
 async function scrape(peer: RunningPeer): Promise<string> {

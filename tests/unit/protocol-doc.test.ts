@@ -8,12 +8,17 @@ import { test } from 'node:test';
 import type { z } from 'zod';
 import { CONFIG_KEYS } from '../../libs/config/index.js';
 import {
+  ErrorReplySchema,
   FileEntrySchema,
   NetworkMessageSchema,
   PeerEventSchema,
+  PeerSummarySchema,
+  PeersReplySchema,
   RpcRequestSchema,
+  SearchReplySchema,
   SearchResultSchema,
   SnapshotPeerSchema,
+  SnapshotReplySchema,
   topologyNames,
 } from '../../libs/protocol/index.js';
 import { writeDemoFiles } from '../../libs/share/index.js';
@@ -25,25 +30,47 @@ function objectsOf(union: z.ZodDiscriminatedUnion): z.ZodObject[] {
   return union.options as unknown as z.ZodObject[];
 }
 
-test('every message type of the schemas is documented, with every field', () => {
-  const objects = [
+/** The part of the doc under the heading that names `title` (in backquotes, or as the whole heading), up to the next heading. */
+function sectionOf(title: string): string {
+  const lines = doc.split('\n');
+  const start = lines.findIndex(
+    (line) => /^#{2,4} /.test(line) && (line.includes(`\`${title}\``) || line.replace(/^#+ /, '') === title),
+  );
+  assert.ok(start >= 0, `docs/protocol.md has a section for \`${title}\``);
+  const length = lines.slice(start + 1).findIndex((line) => /^#{2,4} /.test(line));
+  return lines.slice(start, length < 0 ? undefined : start + 1 + length).join('\n');
+}
+
+function typeOf(schema: z.ZodObject): string | undefined {
+  return (schema.shape.type as unknown as { value?: string } | undefined)?.value;
+}
+
+function assertFieldsIn(section: string, title: string, schema: z.ZodObject): void {
+  for (const key of Object.keys(schema.shape)) {
+    assert.ok(section.includes(`"${key}"`), `field "${key}" is documented in the section of \`${title}\``);
+  }
+}
+
+test('every message type of the schemas is documented in its own section, with every field', () => {
+  const messages = [
     ...objectsOf(PeerEventSchema as unknown as z.ZodDiscriminatedUnion),
     ...objectsOf(NetworkMessageSchema as unknown as z.ZodDiscriminatedUnion),
     ...objectsOf(RpcRequestSchema as unknown as z.ZodDiscriminatedUnion),
-    FileEntrySchema,
-    SearchResultSchema,
-    SnapshotPeerSchema,
+    SearchReplySchema,
+    PeersReplySchema,
+    SnapshotReplySchema,
   ];
-  for (const schema of objects) {
-    const shape = schema.shape as Record<string, z.ZodType>;
-    const typeField = shape.type as unknown as { value?: string } | undefined;
-    const label = typeField?.value ?? Object.keys(shape).join(',');
-    if (typeField?.value)
-      assert.ok(doc.includes(`\`${typeField.value}\``), `${typeField.value} is documented`);
-    for (const key of Object.keys(shape)) {
-      assert.ok(doc.includes(`"${key}"`), `field ${key} of ${label} appears in docs/protocol.md`);
-    }
+  for (const schema of messages) {
+    const type = typeOf(schema);
+    assert.ok(type, 'a message schema has a literal type');
+    assertFieldsIn(sectionOf(type), type, schema);
   }
+  // Objects nested in messages are documented where they first appear.
+  assertFieldsIn(sectionOf('peer.announce'), 'peer.announce', FileEntrySchema);
+  assertFieldsIn(sectionOf('rpc.search'), 'rpc.search', SearchResultSchema);
+  assertFieldsIn(sectionOf('rpc.peers'), 'rpc.peers', PeerSummarySchema);
+  assertFieldsIn(sectionOf('rpc.snapshot'), 'rpc.snapshot', SnapshotPeerSchema);
+  assertFieldsIn(sectionOf('Errors'), 'Errors', ErrorReplySchema);
 });
 
 test('every exchange and queue name pattern is documented', () => {
