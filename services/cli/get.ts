@@ -18,7 +18,9 @@ export function prepareOutDir(out: string): string {
   try {
     stats = fs.statSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw outError(dir, 'cannot be read', err);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw outError(dir, 'cannot be created', err);
+    if (code !== 'ENOENT') throw outError(dir, 'cannot be read', err);
   }
   if (stats !== undefined && !stats.isDirectory())
     throw new P2PError('USAGE', `--out ${dir} is not a directory`, { details: { path: dir } });
