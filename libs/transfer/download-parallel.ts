@@ -227,18 +227,11 @@ async function fetchSegment(
   };
   try {
     const response = await request.open(source.url, headers);
-    const refused = checkRangeAnswer(
-      { status: response.status, header: (name) => response.headers.get(name) },
-      first,
-      last,
-      size,
-      expectedEtag,
-    );
+    const refused = checkRangeAnswer(response, first, last, size, expectedEtag);
     if (refused !== undefined) {
-      await response.body?.cancel().catch(() => {});
+      response.cancel();
       throw refused;
     }
-    if (response.body === null) throw new SourceFailure('CONNECTION_LOST', 'a 206 without a body');
     if (racing) return await race(ctx, plan, segment, source, request, response.body, first, last);
     const writer = new BatchWriter(ctx.file, first, (bytes) => {
       plan.wrote(segment, bytes);
@@ -251,7 +244,7 @@ async function fetchSegment(
       for await (const chunk of request.chunks(response.body)) {
         const claimed = plan.claim(segment, chunk.byteLength);
         if (claimed > 0) {
-          const full = writer.push(Buffer.from(chunk.buffer, chunk.byteOffset, claimed));
+          const full = writer.push(claimed === chunk.byteLength ? chunk : chunk.subarray(0, claimed));
           if (full !== undefined) await full;
         }
         if (segment.next < segment.end) continue;
@@ -283,7 +276,7 @@ async function race(
   segment: Segment,
   source: DownloadSource,
   request: SourceRequest,
-  body: ReadableStream<Uint8Array>,
+  body: AsyncIterable<Buffer>,
   first: number,
   last: number,
 ): Promise<Segment | undefined> {

@@ -1,4 +1,7 @@
+import http from 'node:http';
+import https from 'node:https';
 import { P2PError } from '../errors/index.js';
+import type { AnswerHead } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
 
 export interface RequestLimits {
@@ -8,8 +11,16 @@ export interface RequestLimits {
   minRateBytesPerSecond: number;
 }
 
+/** A source's answer: status and headers for the checks, and its body (a stream of Buffers, no copy). */
+export interface SourceAnswer extends AnswerHead {
+  body: AsyncIterable<Buffer>;
+  /** Drops the body unread. */
+  cancel(): void;
+}
+
 /**
- * One HTTP request to a source, as both download paths make it: a deadline for the response headers, then
+ * One HTTP request to a source (node:http, whose body chunks are plain Buffers handed over without the
+ * copies and promise per chunk of a WHATWG stream), as both download paths make it: a deadline for the response headers, then
  * a window of `idleTimeoutMs` in which the body must bring at least a minimum number of bytes (none at all
  * is IDLE_TIMEOUT, a trickle is TOO_SLOW), every error classified as the failure the caller should record.
  */
@@ -28,14 +39,42 @@ export class SourceRequest {
     this.signal = parent ? AbortSignal.any([parent, this.controller.signal]) : this.controller.signal;
   }
 
-  async open(url: string, headers: Record<string, string>): Promise<Response> {
+  /**
+   * Sends the request; resolves at the response headers. A redirect is refused (CONNECT_FAILED): a peer URL
+   * is direct, and following one would let a peer point this client at any other address.
+   */
+  async open(url: string, headers: Record<string, string>): Promise<SourceAnswer> {
     const { connectTimeoutMs } = this.limits;
     this.timer = setTimeout(
       () => this.fail(new SourceFailure('CONNECT_TIMEOUT', `no response within ${connectTimeoutMs} ms`)),
       connectTimeoutMs,
     );
     try {
-      return await fetch(url, { headers, signal: this.signal, redirect: 'error' });
+      const target = new URL(url);
+      const client = target.protocol === 'http:' ? http : target.protocol === 'https:' ? https : undefined;
+      if (client === undefined)
+        throw new SourceFailure('CONNECT_FAILED', `not an http(s) URL: ${target.protocol}`);
+      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const request = client.request(target, { headers, signal: this.signal }, resolve);
+        request.once('error', reject);
+        request.end();
+      });
+      const status = response.statusCode ?? 0;
+      if (status >= 300 && status < 400) {
+        response.destroy();
+        throw new SourceFailure('CONNECT_FAILED', `redirect refused (HTTP ${status})`);
+      }
+      // Errors surface through the body's iteration; this keeps one that arrives before it from going unhandled.
+      response.on('error', () => {});
+      return {
+        status,
+        header: (name) => {
+          const value = response.headers[name];
+          return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+        },
+        body: response,
+        cancel: () => response.destroy(),
+      };
     } catch (err) {
       throw this.classify(err, 'CONNECT_FAILED');
     } finally {
@@ -44,7 +83,7 @@ export class SourceRequest {
   }
 
   /** The body's chunks, watched by the rate window. */
-  async *chunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  async *chunks(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     const { idleTimeoutMs, minRateBytesPerSecond } = this.limits;
     const minWindowBytes = Math.ceil((minRateBytesPerSecond * idleTimeoutMs) / 1000);
     clearTimeout(this.timer);
@@ -89,7 +128,7 @@ export class SourceRequest {
   }
 }
 
-/** undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`. */
+/** Some errors carry the useful part (ECONNREFUSED, ECONNRESET…) in `cause`. */
 function describeFetchError(err: unknown): string {
   if (err instanceof Error) {
     const cause = err.cause;

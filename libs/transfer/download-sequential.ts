@@ -125,14 +125,9 @@ class SequentialAttempt {
     }
     try {
       const response = await request.open(source.url, headers);
-      const verdict = checkWholeAnswer(
-        { status: response.status, header: (name) => response.headers.get(name) },
-        resumeFrom,
-        size,
-        this.expectedEtag,
-      );
+      const verdict = checkWholeAnswer(response, resumeFrom, size, this.expectedEtag);
       if (!verdict.ok) {
-        await response.body?.cancel().catch(() => {});
+        response.cancel();
         throw verdict.failure;
       }
       if (verdict.bodyStart === 0 && resumeFrom > 0) {
@@ -143,7 +138,6 @@ class SequentialAttempt {
         await this.restart();
       }
       this.acceptedFrom = source.peerId;
-      if (response.body === null) return;
       await this.receive(request, response.body, source.peerId);
       if (this.offset < size)
         throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${this.offset} of ${size}`);
@@ -157,11 +151,7 @@ class SequentialAttempt {
    * read. On any failure every byte received is still written before this throws, so `offset` (what the
    * next source resumes from) is exactly what the file and the hash hold.
    */
-  private async receive(
-    request: SourceRequest,
-    body: ReadableStream<Uint8Array>,
-    peerId: string,
-  ): Promise<void> {
+  private async receive(request: SourceRequest, body: AsyncIterable<Buffer>, peerId: string): Promise<void> {
     const { size } = this.ctx;
     let onDisk = this.offset;
     const writer = new BatchWriter(this.ctx.file, this.offset, (bytes) => {
@@ -172,7 +162,7 @@ class SequentialAttempt {
     try {
       for await (const chunk of request.chunks(body)) {
         const room = size - this.offset;
-        const piece = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room));
+        const piece = chunk.byteLength <= room ? chunk : chunk.subarray(0, room);
         if (piece.length > 0) {
           this.hash.update(piece);
           this.offset += piece.length;
