@@ -47,7 +47,10 @@ export const FileNameSchema = z
   .min(1)
   .max(1024)
   .refine((name) => !CONTROL_CHARS.test(name), 'file name: no control characters')
-  .refine((name) => !SPOOFING_CHARS.test(name), 'file name: no C1 control, bidi or invisible format character')
+  .refine(
+    (name) => !SPOOFING_CHARS.test(name),
+    'file name: no C1 control, bidi or invisible format character',
+  )
   .refine((name) => !name.includes('\\'), 'file name: no backslash')
   .refine(
     (name) => name.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.')),

@@ -16,7 +16,11 @@ export interface FileVersion {
 
 export function sameVersion(a: FileVersion, b: FileVersion): boolean {
   return (
-    a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev
+    a.size === b.size &&
+    a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs &&
+    a.ino === b.ino &&
+    a.dev === b.dev
   );
 }
 

@@ -1,7 +1,7 @@
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Log } from '../logging/index.js';
+import type { Log } from '../logging/index.js';
 import { FileNameSchema } from '../protocol/index.js';
 import { type FileVersion, forEachLimit, pathOfDescriptor, versionOf } from './hash.js';
 
@@ -19,7 +19,10 @@ const MAX_REMEMBERED_NAMES = 10_000;
 // A directory is opened without following a symlink, and never blocks (O_NONBLOCK); missing flags on
 // Windows fall back to the identity checks.
 const DIR_FLAGS =
-  constants.O_RDONLY | (constants.O_DIRECTORY ?? 0) | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+  constants.O_RDONLY |
+  (constants.O_DIRECTORY ?? 0) |
+  (constants.O_NOFOLLOW ?? 0) |
+  (constants.O_NONBLOCK ?? 0);
 
 interface PendingDir {
   rel: string;
@@ -49,7 +52,11 @@ export class ShareWalker {
   }
 
   /** Collects shareable regular files under `relDir` into `found`; `onRootError` hears a root that cannot be read. */
-  async walk(relDir: string, found: Map<string, FileVersion>, onRootError?: (err: Error) => void): Promise<void> {
+  async walk(
+    relDir: string,
+    found: Map<string, FileVersion>,
+    onRootError?: (err: Error) => void,
+  ): Promise<void> {
     const dirs: PendingDir[] = [{ rel: relDir }];
     while (dirs.length > 0 && !this.isClosed()) {
       const dir = dirs.pop() as PendingDir;
@@ -114,7 +121,8 @@ export class ShareWalker {
         entry = await lstat(`${base}/${dirent.name}`);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.logger.warn('share: cannot stat path, skipping it', { name: rel, code });
+        if (code !== 'ENOENT' && code !== 'ENOTDIR')
+          this.logger.warn('share: cannot stat path, skipping it', { name: rel, code });
         return;
       }
       if (entry.isDirectory()) dirs.push({ rel, identity: { dev: entry.dev, ino: entry.ino } });

@@ -195,7 +195,13 @@ export class Share extends EventEmitter<ShareEvents> {
     return {
       entry,
       absPath: this.absPath(name),
-      version: { size: entry.size, mtimeMs: entry.mtimeMs, ctimeMs: record.ctimeMs, ino: record.ino, dev: record.dev },
+      version: {
+        size: entry.size,
+        mtimeMs: entry.mtimeMs,
+        ctimeMs: record.ctimeMs,
+        ino: record.ino,
+        dev: record.dev,
+      },
     };
   }
 
@@ -347,7 +353,10 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   /** Walks the targets, drops what is gone, takes what the cache vouches for; returns what needs hashing. */
-  private async collect(targets: ReadonlySet<string> | null, state: ScanState): Promise<[string, FileVersion][]> {
+  private async collect(
+    targets: ReadonlySet<string> | null,
+    state: ScanState,
+  ): Promise<[string, FileVersion][]> {
     const toHash: [string, FileVersion][] = [];
     for (const target of topmostTargets(targets)) {
       if (this.closed) break;
@@ -444,7 +453,8 @@ export class Share extends EventEmitter<ShareEvents> {
       }
       if (
         emit &&
-        (state.before.size >= MAX_FILES_PER_MESSAGE || Date.now() - state.lastEmitAt >= this.opts.announceBatchMs)
+        (state.before.size >= MAX_FILES_PER_MESSAGE ||
+          Date.now() - state.lastEmitAt >= this.opts.announceBatchMs)
       ) {
         this.emitDelta(state);
       }
@@ -469,7 +479,11 @@ export class Share extends EventEmitter<ShareEvents> {
     return change;
   }
 
-  private setFile(state: ScanState, name: string, next: (FileVersion & { sha256: string }) | undefined): void {
+  private setFile(
+    state: ScanState,
+    name: string,
+    next: (FileVersion & { sha256: string }) | undefined,
+  ): void {
     if (!state.before.has(name)) state.before.set(name, this.files.get(name)?.entry);
     if (next === undefined) {
       this.files.delete(name);
@@ -533,7 +547,13 @@ function takeDelta(state: ScanState, files: ReadonlyMap<string, FileRecord>): Sh
 
 function recordVersion(record: FileRecord): FileVersion {
   const { entry } = record;
-  return { size: entry.size, mtimeMs: entry.mtimeMs, ctimeMs: record.ctimeMs, ino: record.ino, dev: record.dev };
+  return {
+    size: entry.size,
+    mtimeMs: entry.mtimeMs,
+    ctimeMs: record.ctimeMs,
+    ino: record.ino,
+    dev: record.dev,
+  };
 }
 
 function isUnder(name: string, prefix: string): boolean {
