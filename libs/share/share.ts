@@ -1,16 +1,29 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { type FSWatcher, watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
 import { type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
 import { ChangeBatcher } from './batcher.js';
+import {
+  type FileRecord,
+  isUnder,
+  newState,
+  recordVersion,
+  type ScanState,
+  type ShareChange,
+  takeDelta,
+  topmostTargets,
+} from './delta.js';
 import { type FileVersion, forEachLimit, hashIfStable, sameVersion } from './hash.js';
 import { type HashCacheRecord, HashCacheWriter, loadHashCache } from './hash-cache.js';
 import { ShareWalker, type WalkHooks } from './scanner.js';
 import { QuietTracker } from './settle.js';
+import { watchShare } from './watcher.js';
+
+export type { ShareChange } from './delta.js';
 
 export interface ShareOptions {
   /** Absolute or relative path of the shared directory; created if missing. */
@@ -31,12 +44,6 @@ export interface ShareOptions {
   logger?: Log;
   /** Test seams (change the tree at an exact point of a walk). */
   hooks?: WalkHooks;
-}
-
-/** Net difference between two states of the share: new or modified files, and names no longer shared. */
-export interface ShareChange {
-  upserted: FileEntry[];
-  removed: string[];
 }
 
 export interface SharedFile {
@@ -64,27 +71,9 @@ const OptionsSchema = z.object({
 
 /** A continuous stream of watcher events must not postpone the announcement forever (the goal is < 2 s). */
 const MIN_MAX_BATCH_WAIT_MS = 1000;
-/** Past this many touched paths in one batch a full walk is cheaper than one subtree pass per path. */
-const MAX_TARGETED_PATHS = 64;
 const CACHE_SAVE_DELAY_MS = 1000;
 /** Files waiting for a quiet period at once (each holds a timer). */
 const MAX_SETTLING_FILES = 4096;
-
-/** Per shared file: its entry (shared with every list()) and the rest of the state it was hashed in. */
-interface FileRecord {
-  entry: FileEntry;
-  ctimeMs: number;
-  ino: number;
-  dev: number;
-}
-
-interface ScanState {
-  /** State of each name before this scan (or this announced batch of it) first touched it. */
-  before: Map<string, FileEntry | undefined>;
-  /** Names that vanished or turned into symlinks while read: look again soon. */
-  retry: Set<string>;
-  lastEmitAt: number;
-}
 
 /**
  * One shared directory: its regular files (recursively) with their SHA-256, kept current by a watcher plus a
@@ -237,7 +226,10 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.closed) return;
 
     // Watch before the initial walk: whatever changes while we walk and hash is then queued, not missed.
-    await this.startWatcher();
+    this.watcher = await watchShare(this.root, this.abort.signal, {
+      onPath: (rel) => this.batcher.touch(rel),
+      onError: (err) => this.reportError(err),
+    });
     if (this.closed) return;
 
     const state = newState();
@@ -298,38 +290,6 @@ export class Share extends EventEmitter<ShareEvents> {
     });
     this.queuedFullScan = run;
     return run;
-  }
-
-  // ---- watching -------------------------------------------------------------------------------------------
-
-  private async startWatcher(): Promise<void> {
-    const watcher = watch(this.root, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      // Stability is checked around hashing instead (hashIfStable + QuietTracker).
-      awaitWriteFinish: false,
-      ignored: (p: string) => this.isIgnoredAbsPath(p),
-    });
-    this.watcher = watcher;
-    watcher.on('all', (_event, p) => this.onWatchEvent(p));
-    watcher.on('error', (err) => this.reportError(err instanceof Error ? err : new Error(String(err))));
-    await new Promise<void>((resolve) => {
-      watcher.once('ready', resolve);
-      // close() during start must not wait for a walk of the whole tree.
-      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-  }
-
-  private isIgnoredAbsPath(absPath: string): boolean {
-    const rel = path.relative(this.root, absPath);
-    // Paths outside the root begin with '..', which the dot-segment rule already rejects.
-    return rel !== '' && rel.split(path.sep).some((segment) => segment.startsWith('.'));
-  }
-
-  private onWatchEvent(absPath: string): void {
-    const rel = path.relative(this.root, absPath);
-    if (path.isAbsolute(rel) || rel.startsWith('..')) return;
-    this.batcher.touch(rel.split(path.sep).join('/'));
   }
 
   // ---- scanning -------------------------------------------------------------------------------------------
@@ -517,57 +477,4 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else this.logger.warn('share: error', { error: err.message, code: (err as P2PError).code });
   }
-}
-
-function newState(): ScanState {
-  return { before: new Map(), retry: new Set(), lastEmitAt: Date.now() };
-}
-
-/** The net delta since `state.before` was last cleared; clears it. */
-function takeDelta(state: ScanState, files: ReadonlyMap<string, FileRecord>): ShareChange {
-  const change: ShareChange = { upserted: [], removed: [] };
-  for (const [name, previous] of state.before) {
-    const current = files.get(name)?.entry;
-    if (current === undefined) {
-      if (previous !== undefined) change.removed.push(name);
-    } else if (
-      previous === undefined ||
-      previous.sha256 !== current.sha256 ||
-      previous.size !== current.size ||
-      previous.mtimeMs !== current.mtimeMs
-    ) {
-      change.upserted.push(current);
-    }
-  }
-  state.before.clear();
-  change.upserted.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  change.removed.sort();
-  return change;
-}
-
-function recordVersion(record: FileRecord): FileVersion {
-  const { entry } = record;
-  return {
-    size: entry.size,
-    mtimeMs: entry.mtimeMs,
-    ctimeMs: record.ctimeMs,
-    ino: record.ino,
-    dev: record.dev,
-  };
-}
-
-function isUnder(name: string, prefix: string): boolean {
-  return prefix === '' || name === prefix || name.startsWith(`${prefix}/`);
-}
-
-/** Drops targets inside other targets; too many targets (or a null set) become one full walk. */
-function topmostTargets(targets: ReadonlySet<string> | null): string[] {
-  if (targets === null || targets.has('') || targets.size > MAX_TARGETED_PATHS) return [''];
-  return [...targets].filter((target) => {
-    const segments = target.split('/');
-    for (let i = 1; i < segments.length; i++) {
-      if (targets.has(segments.slice(0, i).join('/'))) return false;
-    }
-    return true;
-  });
 }
