@@ -1,12 +1,12 @@
 import type { FileHandle } from 'node:fs/promises';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import parseRange from 'range-parser';
 import { type Log, silentLog } from '../logging/index.js';
 import type { FileEntry } from '../protocol/index.js';
 import { openRegularFile } from '../share/index.js';
+import { sendFileBody } from './body.js';
 import { nameFromSegments } from './names.js';
 
 /** What the router needs from the peer's share; `Share` from libs/share fits it. */
@@ -73,8 +73,6 @@ const DEFAULT_MAX_TRANSFERS_PER_CLIENT = 2;
 const DEFAULT_MIN_CLIENT_BYTES_PER_WINDOW = 64 * 1024;
 const DEFAULT_SLOW_READER_WINDOW_MS = 20_000;
 const DEFAULT_RETRY_AFTER_SECONDS = 1;
-/** Read size for bodies: few syscalls and chunks per GiB (the default 64 KiB costs throughput). */
-const BODY_READ_BYTES = 1024 * 1024;
 
 /**
  * Errors that mean "the file is not (or no longer) there as listed", answered 404 rather than 500. EFTYPE and
@@ -287,22 +285,20 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         return { status, bytes: 0, complete: true };
       }
 
-      let sent = 0;
-      const body = handle.createReadStream({ start, end, autoClose: true, highWaterMark: BODY_READ_BYTES });
-      handle = undefined; // the stream closes it now
+      const progress = { sentBytes: 0 };
       // Cut a client that stopped reading: few bytes accepted over a window while the response waits on it.
       let sentAtLastCheck = 0;
       const slowReaderTimer =
         minClientBytes > 0
           ? setInterval(() => {
-              const progress = sent - sentAtLastCheck;
-              sentAtLastCheck = sent;
-              if (progress < minClientBytes && res.writableNeedDrain) {
+              const windowBytes = progress.sentBytes - sentAtLastCheck;
+              sentAtLastCheck = progress.sentBytes;
+              if (windowBytes < minClientBytes && res.writableNeedDrain) {
                 logger.info('transfer: dropping a client that stopped reading', {
                   name,
                   remote: client,
-                  sentBytes: sent,
-                  windowBytes: progress,
+                  sentBytes: progress.sentBytes,
+                  windowBytes,
                 });
                 res.destroy();
               }
@@ -310,20 +306,10 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
           : undefined;
       slowReaderTimer?.unref();
       try {
-        await pipeline(
-          body,
-          async function* countAndCheck(source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              sent += chunk.length;
-              yield chunk;
-            }
-            // A file truncated while we read must not end as a short body the client takes for complete.
-            if (sent !== length) throw new Error(`file shrank while being sent (${sent} of ${length} bytes)`);
-          },
-          res,
-        );
-        return { status, bytes: sent, complete: true };
+        await sendFileBody(handle, res, start, length, progress);
+        return { status, bytes: progress.sentBytes, complete: true };
       } catch (err) {
+        const sent = progress.sentBytes;
         // A client may close the moment the last byte arrives, before the response's own 'finish': every
         // byte was handed to the socket and the body was ended, so that transfer did complete.
         if (sent === length && res.writableEnded) return { status, bytes: sent, complete: true };
@@ -331,7 +317,8 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         if (code === 'ERR_STREAM_PREMATURE_CLOSE' || req.socket.destroyed)
           logger.debug('transfer: client went away', { name, sentBytes: sent });
         else logger.warn('transfer: send failed', { name, sentBytes: sent, error: (err as Error).message });
-        // pipeline has destroyed the response: the client sees a cut connection, never a short 200.
+        // The client sees a cut connection, never a short 200.
+        res.destroy();
         return { status, bytes: sent, complete: false };
       } finally {
         clearInterval(slowReaderTimer);
