@@ -16,13 +16,15 @@ interface Tracked {
   changedAt: number;
   delayMs: number;
   timer: NodeJS.Timeout | undefined;
+  /** The timer went off since the last look. */
+  fired: boolean;
 }
 
 /**
  * Keeps files that are still being written from being hashed from byte 0 on every change: a shared file that
  * changed moments ago (or changed while it was hashed) is hashed only after its stat stayed the same for a
- * quiet period, which doubles (up to `maxQuietMs`) every time it is seen changing again. A growing file is
- * then hashed about once, after the writer stops.
+ * quiet period, which doubles (up to `maxQuietMs`) every time a whole period went by with the file still
+ * changing. A growing file is then hashed about once, after the writer stops.
  */
 export class QuietTracker {
   private readonly entries = new Map<string, Tracked>();
@@ -48,10 +50,14 @@ export class QuietTracker {
       if (!this.track(name, version, now)) return true;
       entry = this.entries.get(name) as Tracked;
     } else if (!sameVersion(entry.version, version)) {
-      this.changed(entry, version, now);
+      entry.version = version;
+      entry.changedAt = now;
     }
     if (now - entry.changedAt >= entry.delayMs) return true;
-    this.schedule(name, entry, entry.changedAt + entry.delayMs - now);
+    // A whole wait went by and the file changed during it: wait longer next time.
+    if (entry.fired) entry.delayMs = Math.min(entry.delayMs * 2, this.options.maxQuietMs);
+    entry.fired = false;
+    if (entry.timer === undefined) this.schedule(name, entry, entry.changedAt + entry.delayMs - now);
     return false;
   }
 
@@ -86,7 +92,13 @@ export class QuietTracker {
 
   private track(name: string, version: FileVersion, now: number): boolean {
     if (this.closed || this.entries.size >= this.options.maxTracked) return false;
-    this.entries.set(name, { version, changedAt: now, delayMs: this.options.quietMs, timer: undefined });
+    this.entries.set(name, {
+      version,
+      changedAt: now,
+      delayMs: this.options.quietMs,
+      timer: undefined,
+      fired: false,
+    });
     return true;
   }
 
@@ -102,6 +114,7 @@ export class QuietTracker {
     entry.timer = setTimeout(
       () => {
         entry.timer = undefined;
+        entry.fired = true;
         this.options.onDue(name);
       },
       Math.max(1, delayMs),

@@ -36,7 +36,7 @@ export interface ShareOptions {
   hashConcurrency?: number;
   /** A shared file that changed is re-hashed once its stat stayed unchanged this long. Default 500. */
   quietMs?: number;
-  /** The quiet wait doubles while a file keeps changing, up to this. Default 8_000. */
+  /** The quiet wait doubles while a file keeps changing, up to this. Default 4_000. */
   maxQuietMs?: number;
   /** While many files are hashed, what is done is announced at least this often. Default 1_000. */
   announceBatchMs?: number;
@@ -65,7 +65,7 @@ const OptionsSchema = z.object({
   debounceMs: z.number().int().min(0).default(150),
   hashConcurrency: z.number().int().min(1).max(64).default(2),
   quietMs: z.number().int().min(0).default(500),
-  maxQuietMs: z.number().int().min(0).default(8_000),
+  maxQuietMs: z.number().int().min(0).default(4_000),
   announceBatchMs: z.number().int().min(1).default(1_000),
 });
 
@@ -205,7 +205,7 @@ export class Share extends EventEmitter<ShareEvents> {
     return this.startPromise;
   }
 
-  /** Resolves when every file found by `start()` has been hashed (or skipped). */
+  /** Resolves when every file found by `start()` has been hashed (or skipped) and the watcher is live. */
   hashed(): Promise<void> {
     return (this.startPromise ?? this.start()).then(() => this.firstPass);
   }
@@ -225,12 +225,13 @@ export class Share extends EventEmitter<ShareEvents> {
     const loadedCount = this.loadedCache.size;
     if (this.closed) return;
 
-    // Watch before the initial walk: whatever changes while we walk and hash is then queued, not missed.
-    this.watcher = await watchShare(this.root, this.abort.signal, {
+    // Watch from before the initial walk, without waiting for the watcher's own walk of the tree (tens of
+    // seconds for 100k files): a change it could not see yet is caught by one rescan once it is ready.
+    const watching = watchShare(this.root, this.abort.signal, {
       onPath: (rel) => this.batcher.touch(rel),
       onError: (err) => this.reportError(err),
     });
-    if (this.closed) return;
+    this.watcher = watching.watcher;
 
     const state = newState();
     const toHash = await this.enqueue(() => this.collect(null, state));
@@ -239,7 +240,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.closed) return;
     this.logger.info('share: listed', { root: this.root, files: this.files.size, toHash: toHash.length });
 
-    this.firstPass = this.enqueue(async () => {
+    const hashing = this.enqueue(async () => {
       await this.hashAll(toHash, state, true);
       this.finish(state, true);
       if (this.closed) return;
@@ -248,7 +249,13 @@ export class Share extends EventEmitter<ShareEvents> {
       this.loadedCache = new Map();
       this.cache.schedule();
       this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
-    }).catch((err) => this.reportError(err));
+    });
+    // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
+    this.firstPass = Promise.all([watching.ready, hashing])
+      .then(async () => {
+        if (!this.closed) await this.rescan();
+      })
+      .catch((err) => this.reportError(err));
 
     if (this.opts.rescanIntervalMs > 0 && !this.closed) {
       this.rescanTimer = setInterval(() => {

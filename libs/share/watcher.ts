@@ -3,13 +3,14 @@ import { type FSWatcher, watch } from 'chokidar';
 
 /**
  * Watches the share and reports each touched path relative to `root` ('/' separators). Dot segments (the
- * peer's state, partial downloads) are not watched. Resolves once the watcher is ready, or at once on abort.
+ * peer's state, partial downloads) are not watched. `ready` resolves once the watcher has walked the tree
+ * (which takes a while for a big share: callers need not wait for it), or at once on abort.
  */
-export async function watchShare(
+export function watchShare(
   root: string,
   signal: AbortSignal,
   handlers: { onPath: (rel: string) => void; onError: (err: Error) => void },
-): Promise<FSWatcher> {
+): { watcher: FSWatcher; ready: Promise<void> } {
   const watcher = watch(root, {
     ignoreInitial: true,
     followSymlinks: false,
@@ -23,12 +24,11 @@ export async function watchShare(
     handlers.onPath(rel.split(path.sep).join('/'));
   });
   watcher.on('error', (err) => handlers.onError(err instanceof Error ? err : new Error(String(err))));
-  await new Promise<void>((resolve) => {
+  const ready = new Promise<void>((resolve) => {
     watcher.once('ready', resolve);
-    // close() during start must not wait for a walk of the whole tree.
     signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  return watcher;
+  return { watcher, ready };
 }
 
 function isIgnored(root: string, absPath: string): boolean {
