@@ -30,14 +30,27 @@ export const SeqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /**
+ * Characters that make a name display as something else: C1 controls, line/paragraph separators, and every
+ * invisible format character (Unicode Cf: bidi embeddings, overrides and isolates such as U+202E, marks,
+ * zero-width spaces, BOM, word joiner, soft hyphen, tags…), except ZWNJ/ZWJ (U+200C/U+200D), which scripts
+ * and emoji sequences need.
+ */
+const SPOOFING_CHARS = /[\u0080-\u009f\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
+
+/**
  * A shared file's name: its path relative to the share, with `/` between segments. No empty, `.` or `..`
- * segment, no backslash, no control character, no dotfile segment (dotfiles are never shared).
+ * segment, no backslash, no control character (C0, C1), no bidi or other invisible format character
+ * (see SPOOFING_CHARS), no dotfile segment (dotfiles are never shared).
  */
 export const FileNameSchema = z
   .string()
   .min(1)
   .max(1024)
   .refine((name) => !CONTROL_CHARS.test(name), 'file name: no control characters')
+  .refine(
+    (name) => !SPOOFING_CHARS.test(name),
+    'file name: no C1 control, bidi or invisible format character',
+  )
   .refine((name) => !name.includes('\\'), 'file name: no backslash')
   .refine(
     (name) => name.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.')),

@@ -15,6 +15,7 @@ export {
   SeqSchema,
   Sha256Schema,
 } from './common.js';
+export { displayText } from './display.js';
 export type { PeerAnnounce, PeerDelta, PeerEvent, PeerHeartbeat, PeerLeave } from './events.js';
 export {
   PEER_ANNOUNCE,

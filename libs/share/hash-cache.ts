@@ -4,16 +4,18 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
+import type { FileVersion } from './hash.js';
 
 /** Folder inside a share where the peer keeps its private state; a dot segment, so it is never shared. */
 export const STATE_DIR_NAME = '.p2p';
 export const HASH_CACHE_FILE_NAME = 'hash-cache.json';
-const HASH_CACHE_VERSION = 1;
+/**
+ * 2 added ctime and dev. Version 1 records cannot tell a same-size rewrite with its mtime set back from the
+ * file they hashed, so a version 1 file is dropped as a whole (everything is re-hashed once).
+ */
+const HASH_CACHE_VERSION = 2;
 
-export interface HashCacheRecord {
-  size: number;
-  mtimeMs: number;
-  ino: number;
+export interface HashCacheRecord extends FileVersion {
   sha256: string;
 }
 
@@ -24,7 +26,9 @@ const HashCacheFileSchema = z.object({
     z.object({
       size: z.number().int().min(0),
       mtimeMs: z.number().min(0),
+      ctimeMs: z.number().min(0),
       ino: z.number().min(0),
+      dev: z.number().min(0),
       sha256: Sha256Schema,
     }),
   ),
@@ -35,8 +39,9 @@ export function hashCachePath(root: string): string {
 }
 
 /**
- * Reads the cache a previous run left. Missing means empty; anything unreadable or malformed is also treated
- * as empty (with a warning): the cache only saves work, so losing it costs time, never correctness.
+ * Reads the cache a previous run left. Missing means empty; an older format, anything unreadable or
+ * malformed is also treated as empty (with a log line): the cache only saves work, so losing it costs time,
+ * never correctness.
  */
 export async function loadHashCache(root: string, logger: Log): Promise<Map<string, HashCacheRecord>> {
   const file = hashCachePath(root);
@@ -49,9 +54,9 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
     }
     return new Map();
   }
-  let parsed: z.infer<typeof HashCacheFileSchema>;
+  let json: unknown;
   try {
-    parsed = HashCacheFileSchema.parse(JSON.parse(text));
+    json = JSON.parse(text);
   } catch (err) {
     logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
       file,
@@ -59,7 +64,20 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
     });
     return new Map();
   }
-  return new Map(Object.entries(parsed.files));
+  const version = (json as { version?: unknown } | null)?.version;
+  if (typeof version === 'number' && version < HASH_CACHE_VERSION) {
+    logger.info('share: hash cache from an older format, re-hashing once', { file, version });
+    return new Map();
+  }
+  const parsed = HashCacheFileSchema.safeParse(json);
+  if (!parsed.success) {
+    logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
+      file,
+      error: z.prettifyError(parsed.error).slice(0, 500),
+    });
+    return new Map();
+  }
+  return new Map(Object.entries(parsed.data.files));
 }
 
 /** Atomic replace (temp file + rename) so a crash mid-write leaves the old cache, never half a file. */
@@ -78,5 +96,61 @@ export async function saveHashCache(
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Writes the cache some time after it was marked dirty (many changes, one write), and once more on
+ * `flush()`. Saves never overlap, so an older snapshot cannot land last.
+ */
+export class HashCacheWriter {
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private saving: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly root: () => string | undefined,
+    private readonly snapshot: () => Iterable<[string, HashCacheRecord]>,
+    private readonly logger: Log,
+    private readonly delayMs: number,
+  ) {}
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** Saves within `delayMs` if anything changed since the last save. */
+  schedule(): void {
+    if (!this.dirty || this.timer !== undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.delayMs);
+    this.timer.unref();
+  }
+
+  /** Saves now if dirty; after `close()` no timer is set again but a flush still writes. */
+  flush(): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      const root = this.root();
+      if (!this.dirty || root === undefined) return;
+      this.dirty = false;
+      try {
+        await saveHashCache(root, this.snapshot());
+      } catch (err) {
+        // Next change retries; until then a restart merely re-hashes.
+        this.dirty = true;
+        this.logger.warn('share: could not save hash cache', { error: (err as Error).message });
+      }
+    });
+    return this.saving;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    return this.flush();
   }
 }

@@ -1,14 +1,29 @@
 import { EventEmitter } from 'node:events';
-import type { Dirent, Stats } from 'node:fs';
-import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { type FSWatcher, watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
 import { type Log, silentLog } from '../logging/index.js';
-import { type FileEntry, FileNameSchema } from '../protocol/index.js';
-import { type FileVersion, forEachLimit, hashIfStable, sameVersion, versionOf } from './hash.js';
-import { type HashCacheRecord, loadHashCache, saveHashCache } from './hash-cache.js';
+import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
+import { ChangeBatcher } from './batcher.js';
+import {
+  type FileRecord,
+  isUnder,
+  newState,
+  recordVersion,
+  type ScanState,
+  type ShareChange,
+  takeDelta,
+  topmostTargets,
+} from './delta.js';
+import { type FileVersion, forEachLimit, hashIfStable, sameVersion } from './hash.js';
+import { type HashCacheRecord, HashCacheWriter, loadHashCache } from './hash-cache.js';
+import { ShareWalker, type WalkHooks } from './scanner.js';
+import { QuietTracker } from './settle.js';
+import { watchShare } from './watcher.js';
+
+export type { ShareChange } from './delta.js';
 
 export interface ShareOptions {
   /** Absolute or relative path of the shared directory; created if missing. */
@@ -19,20 +34,24 @@ export interface ShareOptions {
   debounceMs?: number;
   /** Files hashed at once. Default 2. */
   hashConcurrency?: number;
+  /** A shared file that changed is re-hashed once its stat stayed unchanged this long. Default 500. */
+  quietMs?: number;
+  /** The quiet wait doubles while a file keeps changing, up to this. Default 4_000. */
+  maxQuietMs?: number;
+  /** While many files are hashed, what is done is announced at least this often. Default 1_000. */
+  announceBatchMs?: number;
   /** Optional logger with warn/info/debug(message, meta) — winston-compatible; default: silent. */
   logger?: Log;
-}
-
-/** Net difference between two states of the share: new or modified files, and names no longer shared. */
-export interface ShareChange {
-  upserted: FileEntry[];
-  removed: string[];
+  /** Test seams (change the tree at an exact point of a walk). */
+  hooks?: WalkHooks;
 }
 
 export interface SharedFile {
   entry: FileEntry;
   /** Where the bytes are, under `Share.root`. */
   absPath: string;
+  /** The file's state when it was hashed: serving it is only honest while the file is still in this state. */
+  version: FileVersion;
 }
 
 export interface ShareEvents {
@@ -45,27 +64,16 @@ const OptionsSchema = z.object({
   rescanIntervalMs: z.number().int().min(0).default(10_000),
   debounceMs: z.number().int().min(0).default(150),
   hashConcurrency: z.number().int().min(1).max(64).default(2),
+  quietMs: z.number().int().min(0).default(500),
+  maxQuietMs: z.number().int().min(0).default(4_000),
+  announceBatchMs: z.number().int().min(1).default(1_000),
 });
 
 /** A continuous stream of watcher events must not postpone the announcement forever (the goal is < 2 s). */
 const MIN_MAX_BATCH_WAIT_MS = 1000;
-/** Past this many touched paths in one batch a full walk is cheaper than one subtree pass per path. */
-const MAX_TARGETED_PATHS = 64;
 const CACHE_SAVE_DELAY_MS = 1000;
-/** lstat calls in flight while walking one directory. */
-const STAT_CONCURRENCY = 32;
-
-interface FileRecord {
-  entry: FileEntry;
-  ino: number;
-}
-
-interface ScanState {
-  /** State of each name before this scan first touched it (undefined: was not shared). */
-  before: Map<string, FileEntry | undefined>;
-  /** Names whose hash could not be trusted (file changing while read): scan them again soon. */
-  retry: Set<string>;
-}
+/** Files waiting for a quiet period at once (each holds a timer). */
+const MAX_SETTLING_FILES = 4096;
 
 /**
  * One shared directory: its regular files (recursively) with their SHA-256, kept current by a watcher plus a
@@ -73,34 +81,36 @@ interface ScanState {
  *
  * What is shared:
  * - regular files only; any path segment starting with `.` is skipped (the peer's state in `.p2p/`, partial
- *   downloads, VCS folders…);
- * - symlinks are never followed, whether they point inside or outside the share: a link's target can change
- *   between our check and a later HTTP read, and directory links can form cycles. Only real files under the
- *   real root are shared, so no walk can loop;
+ *   downloads, VCS folders…); FIFOs, sockets and devices are never opened;
+ * - symlinks are never followed, whether they point inside or outside the share, and the walk goes by
+ *   directory handles (see ShareWalker): nothing outside the real root is ever hashed or announced;
  * - names that fail `FileNameSchema` are skipped with one warning per name.
  *
- * The initial scan in `start()` emits no 'change' (read `list()` after it); every later scan emits one
- * 'change' per batch, only when something changed. 'error' is emitted only if someone listens for it;
- * otherwise the problem is logged as a warning, so a missing listener never crashes the process.
+ * `start()` resolves as soon as the tree has been walked and what the hash cache still vouches for is listed
+ * (read `list()` then); files that need hashing are hashed after that and announced by 'change' events in
+ * batches (`hashed()` resolves when the first pass is done). A file is listed only with the hash of the state
+ * it has on disk; `get()` returns that state so a server can refuse to serve a file that changed since.
+ * 'error' is emitted only if someone listens for it; otherwise the problem is logged as a warning.
  */
 export class Share extends EventEmitter<ShareEvents> {
   private readonly dir: string;
-  private readonly rescanIntervalMs: number;
-  private readonly debounceMs: number;
-  private readonly maxBatchWaitMs: number;
-  private readonly hashConcurrency: number;
+  private readonly opts: z.infer<typeof OptionsSchema>;
   private readonly logger: Log;
+  private readonly hooks: WalkHooks;
 
   private realRoot: string | undefined;
+  private walker: ShareWalker | undefined;
   private readonly files = new Map<string, FileRecord>();
   private sorted: FileEntry[] | null = null;
-  /** What the previous run persisted; consulted by the initial scan only. */
+  /** What the previous run persisted; consulted until the first pass is done. */
   private loadedCache = new Map<string, HashCacheRecord>();
-  private readonly warnedNames = new Set<string>();
-  private readonly loggedSymlinks = new Set<string>();
   private hashCount = 0;
+  private readonly batcher: ChangeBatcher;
+  private readonly quiet: QuietTracker;
+  private readonly cache: HashCacheWriter;
 
   private startPromise: Promise<void> | undefined;
+  private firstPass: Promise<void> | undefined;
   private closePromise: Promise<void> | undefined;
   private closed = false;
   private readonly abort = new AbortController();
@@ -111,14 +121,6 @@ export class Share extends EventEmitter<ShareEvents> {
   private queue: Promise<unknown> = Promise.resolve();
   private queuedFullScan: Promise<ShareChange> | null = null;
 
-  private pendingPaths = new Set<string>();
-  private debounceTimer: NodeJS.Timeout | undefined;
-  private batchStartedAt: number | null = null;
-
-  private cacheDirty = false;
-  private saveTimer: NodeJS.Timeout | undefined;
-  private saving: Promise<void> = Promise.resolve();
-
   constructor(options: ShareOptions) {
     super();
     const parsed = OptionsSchema.safeParse(options);
@@ -127,12 +129,26 @@ export class Share extends EventEmitter<ShareEvents> {
         cause: parsed.error,
       });
     }
+    this.opts = parsed.data;
     this.dir = path.resolve(parsed.data.dir);
-    this.rescanIntervalMs = parsed.data.rescanIntervalMs;
-    this.debounceMs = parsed.data.debounceMs;
-    this.maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.debounceMs);
-    this.hashConcurrency = parsed.data.hashConcurrency;
     this.logger = options.logger ?? silentLog;
+    this.hooks = options.hooks ?? {};
+    const maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.opts.debounceMs);
+    this.batcher = new ChangeBatcher(this.opts.debounceMs, maxBatchWaitMs, (targets) => {
+      this.enqueue(() => this.scan(targets, true)).catch((err) => this.reportError(err));
+    });
+    this.quiet = new QuietTracker({
+      quietMs: this.opts.quietMs,
+      maxQuietMs: Math.max(this.opts.quietMs, this.opts.maxQuietMs),
+      maxTracked: MAX_SETTLING_FILES,
+      onDue: (name) => this.batcher.touch(name),
+    });
+    this.cache = new HashCacheWriter(
+      () => this.realRoot,
+      () => this.cacheRecords(),
+      this.logger,
+      CACHE_SAVE_DELAY_MS,
+    );
   }
 
   /** Real path of the share root (after realpath); before `start()`, the resolved `dir`. */
@@ -164,13 +180,34 @@ export class Share extends EventEmitter<ShareEvents> {
     if (typeof name !== 'string') return undefined;
     const record = this.files.get(name);
     if (record === undefined) return undefined;
-    return { entry: record.entry, absPath: this.absPath(name) };
+    const { entry } = record;
+    return {
+      entry,
+      absPath: this.absPath(name),
+      version: {
+        size: entry.size,
+        mtimeMs: entry.mtimeMs,
+        ctimeMs: record.ctimeMs,
+        ino: record.ino,
+        dev: record.dev,
+      },
+    };
   }
 
-  /** Initial full scan (resolves when every file is hashed), then starts watching + periodic rescan. */
+  /** Someone found `name` in another state than listed (e.g. the server before sending it): look again soon. */
+  recheck(name: string): void {
+    if (typeof name === 'string' && this.files.has(name)) this.batcher.touch(name);
+  }
+
+  /** Walks the share and lists what the hash cache vouches for; hashing the rest goes on after it resolves. */
   start(): Promise<void> {
     this.startPromise ??= this.doStart();
     return this.startPromise;
+  }
+
+  /** Resolves when every file found by `start()` has been hashed (or skipped) and the watcher is live. */
+  hashed(): Promise<void> {
+    return (this.startPromise ?? this.start()).then(() => this.firstPass);
   }
 
   private async doStart(): Promise<void> {
@@ -183,31 +220,49 @@ export class Share extends EventEmitter<ShareEvents> {
         details: { dir: this.dir },
       });
     }
+    this.walker = new ShareWalker(this.realRoot, this.logger, () => this.closed, this.hooks);
     this.loadedCache = await loadHashCache(this.root, this.logger);
     const loadedCount = this.loadedCache.size;
     if (this.closed) return;
 
-    // Watch before the initial scan: whatever changes while we hash is then queued, not missed.
-    await this.startWatcher();
-    if (this.closed) return;
+    // Watch from before the initial walk, without waiting for the watcher's own walk of the tree (tens of
+    // seconds for 100k files): a change it could not see yet is caught by one rescan once it is ready.
+    const watching = watchShare(this.root, this.abort.signal, {
+      onPath: (rel) => this.batcher.touch(rel),
+      onError: (err) => this.reportError(err),
+    });
+    this.watcher = watching.watcher;
 
-    const hashesBefore = this.hashCount;
-    await this.enqueue(() => this.scan(null, false));
-    // Closed mid-scan: keep the loaded records (persistCache merges them) so the next start loses nothing.
+    const state = newState();
+    const toHash = await this.enqueue(() => this.collect(null, state));
+    // Nothing to announce yet: the first list() (the peer's full announce) carries it.
+    state.before.clear();
     if (this.closed) return;
-    // Every record now comes from the loaded cache or a fresh hash; the file needs rewriting only if any
-    // record was hashed or a cached one disappeared.
-    this.cacheDirty = this.hashCount > hashesBefore || this.files.size !== loadedCount;
-    this.loadedCache = new Map();
-    this.scheduleCacheSave();
+    this.logger.info('share: listed', { root: this.root, files: this.files.size, toHash: toHash.length });
 
-    if (this.rescanIntervalMs > 0 && !this.closed) {
+    const hashing = this.enqueue(async () => {
+      await this.hashAll(toHash, state, true);
+      this.finish(state, true);
+      if (this.closed) return;
+      // Every record now comes from the loaded cache or a fresh hash; rewrite the file only if needed.
+      if (this.hashCount > 0 || this.files.size !== loadedCount) this.cache.markDirty();
+      this.loadedCache = new Map();
+      this.cache.schedule();
+      this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
+    });
+    // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
+    this.firstPass = Promise.all([watching.ready, hashing])
+      .then(async () => {
+        if (!this.closed) await this.rescan();
+      })
+      .catch((err) => this.reportError(err));
+
+    if (this.opts.rescanIntervalMs > 0 && !this.closed) {
       this.rescanTimer = setInterval(() => {
         this.rescan().catch((err) => this.reportError(err));
-      }, this.rescanIntervalMs);
+      }, this.opts.rescanIntervalMs);
       this.rescanTimer.unref();
     }
-    this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
   }
 
   close(): Promise<void> {
@@ -219,14 +274,13 @@ export class Share extends EventEmitter<ShareEvents> {
     this.closed = true;
     this.abort.abort(new P2PError('IO_ERROR', 'share closed'));
     clearInterval(this.rescanTimer);
-    clearTimeout(this.debounceTimer);
-    clearTimeout(this.saveTimer);
-    this.pendingPaths.clear();
+    this.batcher.close();
+    this.quiet.close();
     // start() notices `closed` at its next step; only then is the watcher it may be creating known.
     if (this.startPromise) await this.startPromise.catch(() => undefined);
     await this.watcher?.close();
     await this.queue;
-    await this.persistCache();
+    await this.cache.close();
   }
 
   /** Re-scan now (used by the periodic timer and callable by tests); emits 'change' if anything changed; resolves with the change (empty arrays if none). */
@@ -245,58 +299,6 @@ export class Share extends EventEmitter<ShareEvents> {
     return run;
   }
 
-  // ---- watching -------------------------------------------------------------------------------------------
-
-  private async startWatcher(): Promise<void> {
-    const watcher = watch(this.root, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      // Stability is checked around hashing instead (hashIfStable), which also covers the periodic rescan.
-      awaitWriteFinish: false,
-      ignored: (p: string) => this.isIgnoredAbsPath(p),
-    });
-    this.watcher = watcher;
-    watcher.on('all', (_event, p) => this.onWatchEvent(p));
-    watcher.on('error', (err) => this.reportError(err instanceof Error ? err : new Error(String(err))));
-    await new Promise<void>((resolve) => {
-      watcher.once('ready', resolve);
-      // close() during start must not wait for a walk of the whole tree.
-      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-  }
-
-  private isIgnoredAbsPath(absPath: string): boolean {
-    const rel = path.relative(this.root, absPath);
-    // Paths outside the root begin with '..', which the dot-segment rule already rejects.
-    return rel !== '' && rel.split(path.sep).some((segment) => segment.startsWith('.'));
-  }
-
-  private onWatchEvent(absPath: string): void {
-    const rel = path.relative(this.root, absPath);
-    if (path.isAbsolute(rel) || rel.startsWith('..')) return;
-    this.touch(rel.split(path.sep).join('/'));
-  }
-
-  /** Marks a relative path ('' = everything) for the next coalesced scan. */
-  private touch(relPath: string): void {
-    if (this.closed) return;
-    this.pendingPaths.add(relPath);
-    const now = Date.now();
-    this.batchStartedAt ??= now;
-    const delayMs = Math.max(0, Math.min(this.debounceMs, this.batchStartedAt + this.maxBatchWaitMs - now));
-    clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => this.flushPending(), delayMs);
-  }
-
-  private flushPending(): void {
-    this.debounceTimer = undefined;
-    this.batchStartedAt = null;
-    const targets = this.pendingPaths;
-    this.pendingPaths = new Set();
-    if (targets.size === 0 || this.closed) return;
-    this.enqueue(() => this.scan(targets, true)).catch((err) => this.reportError(err));
-  }
-
   // ---- scanning -------------------------------------------------------------------------------------------
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
@@ -310,53 +312,37 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Scans `targets` (relative paths; null = the whole share) and returns, and optionally emits, the net delta. */
   private async scan(targets: ReadonlySet<string> | null, emit: boolean): Promise<ShareChange> {
-    const state: ScanState = { before: new Map(), retry: new Set() };
+    const state = newState();
     if (this.closed) return { upserted: [], removed: [] };
-    for (const target of topmostTargets(targets)) {
-      if (this.closed) break;
-      await this.scanSubtree(target, state);
-    }
-
-    const change: ShareChange = { upserted: [], removed: [] };
-    for (const [name, previous] of state.before) {
-      const current = this.files.get(name)?.entry;
-      if (current === undefined) {
-        if (previous !== undefined) change.removed.push(name);
-      } else if (
-        previous === undefined ||
-        previous.sha256 !== current.sha256 ||
-        previous.size !== current.size ||
-        previous.mtimeMs !== current.mtimeMs
-      ) {
-        change.upserted.push(current);
-      }
-    }
-    change.upserted.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    change.removed.sort();
-
-    if (this.closed) return change;
-    for (const name of state.retry) this.touch(name);
-    this.scheduleCacheSave();
-    if (emit && (change.upserted.length > 0 || change.removed.length > 0)) {
-      this.logger.debug('share: changed', {
-        upserted: change.upserted.length,
-        removed: change.removed.length,
-      });
-      this.emit('change', change);
-    }
-    return change;
+    const toHash = await this.collect(targets, state);
+    await this.hashAll(toHash, state, emit);
+    return this.finish(state, emit);
   }
 
-  private async scanSubtree(target: string, state: ScanState): Promise<void> {
+  /** Walks the targets, drops what is gone, takes what the cache vouches for; returns what needs hashing. */
+  private async collect(
+    targets: ReadonlySet<string> | null,
+    state: ScanState,
+  ): Promise<[string, FileVersion][]> {
+    const toHash: [string, FileVersion][] = [];
+    for (const target of topmostTargets(targets)) {
+      if (this.closed) break;
+      toHash.push(...(await this.collectSubtree(target, state)));
+    }
+    return toHash;
+  }
+
+  private async collectSubtree(target: string, state: ScanState): Promise<[string, FileVersion][]> {
+    const walker = this.walker as ShareWalker;
     const segments = target === '' ? [] : target.split('/');
-    if (segments.some((segment) => segment === '' || segment.startsWith('.'))) return;
+    if (segments.some((segment) => segment === '' || segment.startsWith('.'))) return [];
 
     // Events can name a path under something that has since become a file, a symlink or nothing; then the
     // highest such ancestor is what really changed.
     let effective = target;
     for (let i = 1; i < segments.length; i++) {
       const prefix = segments.slice(0, i).join('/');
-      const stats = await this.lstatOrUndefined(prefix);
+      const stats = await walker.lstat(prefix);
       if (stats === undefined || !stats.isDirectory()) {
         effective = prefix;
         break;
@@ -365,42 +351,60 @@ export class Share extends EventEmitter<ShareEvents> {
 
     const found = new Map<string, FileVersion>();
     if (effective === '') {
-      await this.walk('', found, true);
+      await walker.walk('', found, (err) =>
+        this.reportError(
+          new P2PError('IO_ERROR', `cannot read share directory ${this.root}: ${err.message}`, {
+            cause: err,
+            details: { root: this.root, code: (err as NodeJS.ErrnoException).code },
+          }),
+        ),
+      );
     } else {
-      const stats = await this.lstatOrUndefined(effective);
-      if (stats?.isDirectory()) await this.walk(effective, found, false);
-      else if (stats !== undefined) this.consider(effective, stats, found);
+      const stats = await walker.lstat(effective);
+      if (stats?.isDirectory()) await walker.walk(effective, found);
+      else if (stats !== undefined) walker.consider(effective, stats, found);
     }
-    if (this.closed) return;
+    if (this.closed) return [];
 
     for (const name of this.files.keys()) {
-      if (isUnder(name, effective) && !found.has(name)) this.setFile(state, name, undefined);
+      if (isUnder(name, effective) && !found.has(name)) {
+        this.quiet.forget(name);
+        this.setFile(state, name, undefined);
+      }
     }
 
     const toHash: [string, FileVersion][] = [];
     for (const [name, version] of found) {
       const current = this.files.get(name);
-      if (current !== undefined && sameVersion(recordVersion(current), version)) continue;
+      if (current !== undefined && sameVersion(recordVersion(current), version)) {
+        this.quiet.forget(name);
+        continue;
+      }
       const cached = this.loadedCache.get(name);
       if (cached !== undefined && sameVersion(cached, version)) {
         this.setFile(state, name, { ...version, sha256: cached.sha256 });
         continue;
       }
-      toHash.push([name, version]);
+      if (this.quiet.ready(name, version, current !== undefined)) toHash.push([name, version]);
     }
+    return toHash;
+  }
 
-    await forEachLimit(toHash, this.hashConcurrency, async ([name, version]) => {
+  private async hashAll(toHash: [string, FileVersion][], state: ScanState, emit: boolean): Promise<void> {
+    await forEachLimit(toHash, this.opts.hashConcurrency, async ([name, version]) => {
       if (this.closed) return;
       this.hashCount++;
       try {
         const result = await hashIfStable(this.absPath(name), version, this.abort.signal);
         if (result.stable) {
+          this.quiet.forget(name);
           this.setFile(state, name, { ...version, sha256: result.sha256 });
-          return;
+        } else {
+          // Its old hash no longer describes the bytes on disk, and the new one is not known yet.
+          this.logger.debug('share: file changed while hashing, will look again once it is quiet', { name });
+          this.quiet.unstable(name, version);
+          if (this.files.has(name)) this.setFile(state, name, undefined);
         }
-        // Its old hash no longer describes the bytes on disk, and the new one is not known yet.
-        this.logger.debug('share: file changed while hashing, will retry', { name });
-        state.retry.add(name);
       } catch (err) {
         if (this.closed) return;
         const code = (err as NodeJS.ErrnoException).code;
@@ -409,82 +413,37 @@ export class Share extends EventEmitter<ShareEvents> {
           code,
           error: (err as Error).message,
         });
+        this.quiet.forget(name);
         // Vanished or swapped for a symlink (ELOOP from O_NOFOLLOW): a later event will tell what it became.
         if (code === 'ENOENT' || code === 'ELOOP') state.retry.add(name);
+        if (this.files.has(name)) this.setFile(state, name, undefined);
       }
-      if (this.files.has(name)) this.setFile(state, name, undefined);
+      if (
+        emit &&
+        (state.before.size >= MAX_FILES_PER_MESSAGE ||
+          Date.now() - state.lastEmitAt >= this.opts.announceBatchMs)
+      ) {
+        this.emitDelta(state);
+      }
     });
   }
 
-  /** Collects shareable regular files under `relDir` into `found`. Never follows symlinks. */
-  private async walk(relDir: string, found: Map<string, FileVersion>, isRoot: boolean): Promise<void> {
-    const dirs = [relDir];
-    while (dirs.length > 0 && !this.closed) {
-      const dir = dirs.pop() as string;
-      let dirents: Dirent[];
-      try {
-        dirents = await readdir(this.absPath(dir), { withFileTypes: true });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (isRoot && dir === '') {
-          this.reportError(
-            new P2PError('IO_ERROR', `cannot read share directory ${this.root}: ${(err as Error).message}`, {
-              cause: err,
-              details: { root: this.root, code },
-            }),
-          );
-        } else if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-          this.logger.warn('share: skipping unreadable directory', { name: dir, code });
-        }
-        continue;
-      }
-      const candidates: string[] = [];
-      for (const dirent of dirents) {
-        if (dirent.name.startsWith('.')) continue;
-        const rel = dir === '' ? dirent.name : `${dir}/${dirent.name}`;
-        if (dirent.isDirectory()) dirs.push(rel);
-        else if (dirent.isFile()) candidates.push(rel);
-        else if (dirent.isSymbolicLink()) this.noteSymlink(rel);
-      }
-      await forEachLimit(candidates, STAT_CONCURRENCY, async (rel) => {
-        const stats = await this.lstatOrUndefined(rel);
-        if (stats !== undefined) this.consider(rel, stats, found);
-      });
-    }
+  /** Ends a scan: emits what is left of its delta, schedules retries and the cache save. */
+  private finish(state: ScanState, emit: boolean): ShareChange {
+    const change = emit ? this.emitDelta(state) : takeDelta(state, this.files);
+    if (this.closed) return change;
+    for (const name of state.retry) this.batcher.touch(name);
+    this.cache.schedule();
+    return change;
   }
 
-  private consider(name: string, stats: Stats, found: Map<string, FileVersion>): void {
-    if (stats.isSymbolicLink()) {
-      this.noteSymlink(name);
-      return;
-    }
-    if (!stats.isFile()) return;
-    if (!FileNameSchema.safeParse(name).success) {
-      if (!this.warnedNames.has(name)) {
-        this.warnedNames.add(name);
-        this.logger.warn('share: skipping file whose name cannot be shared', { name: JSON.stringify(name) });
-      }
-      return;
-    }
-    found.set(name, versionOf(stats));
-  }
-
-  private noteSymlink(name: string): void {
-    if (this.loggedSymlinks.has(name)) return;
-    this.loggedSymlinks.add(name);
-    this.logger.debug('share: skipping symlink (symlinks are never shared)', { name });
-  }
-
-  private async lstatOrUndefined(rel: string): Promise<Stats | undefined> {
-    try {
-      return await lstat(this.absPath(rel));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        this.logger.warn('share: cannot stat path, skipping it', { name: rel, code });
-      }
-      return undefined;
-    }
+  private emitDelta(state: ScanState): ShareChange {
+    const change = takeDelta(state, this.files);
+    state.lastEmitAt = Date.now();
+    if (this.closed || (change.upserted.length === 0 && change.removed.length === 0)) return change;
+    this.logger.debug('share: changed', { upserted: change.upserted.length, removed: change.removed.length });
+    this.emit('change', change);
+    return change;
   }
 
   private setFile(
@@ -502,48 +461,22 @@ export class Share extends EventEmitter<ShareEvents> {
         sha256: next.sha256,
         mtimeMs: next.mtimeMs,
       });
-      this.files.set(name, { entry, ino: next.ino });
+      this.files.set(name, { entry, ctimeMs: next.ctimeMs, ino: next.ino, dev: next.dev });
     }
     this.sorted = null;
-    this.cacheDirty = true;
+    this.cache.markDirty();
   }
 
   private absPath(rel: string): string {
     return rel === '' ? this.root : path.join(this.root, ...rel.split('/'));
   }
 
-  // ---- cache persistence ----------------------------------------------------------------------------------
-
-  private scheduleCacheSave(): void {
-    if (!this.cacheDirty || this.saveTimer !== undefined || this.closed) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = undefined;
-      void this.persistCache();
-    }, CACHE_SAVE_DELAY_MS);
-    this.saveTimer.unref();
-  }
-
-  /** Writes the cache if it changed; saves never overlap, so an older snapshot cannot land last. */
-  private persistCache(): Promise<void> {
-    this.saving = this.saving.then(async () => {
-      if (!this.cacheDirty || this.realRoot === undefined) return;
-      this.cacheDirty = false;
-      // loadedCache is empty once the initial scan is done; before that it holds what was not checked yet.
-      const records: [string, HashCacheRecord][] = [...this.loadedCache].filter(
-        ([name]) => !this.files.has(name),
-      );
-      for (const [name, { entry, ino }] of this.files) {
-        records.push([name, { size: entry.size, mtimeMs: entry.mtimeMs, ino, sha256: entry.sha256 }]);
-      }
-      try {
-        await saveHashCache(this.root, records);
-      } catch (err) {
-        // Next change retries; until then a restart merely re-hashes.
-        this.cacheDirty = true;
-        this.logger.warn('share: could not save hash cache', { error: (err as Error).message });
-      }
-    });
-    return this.saving;
+  /** loadedCache is empty once the first pass is done; before that it holds what was not checked yet. */
+  private *cacheRecords(): Iterable<[string, HashCacheRecord]> {
+    for (const [name, record] of this.loadedCache) if (!this.files.has(name)) yield [name, record];
+    for (const [name, record] of this.files) {
+      yield [name, { ...recordVersion(record), sha256: record.entry.sha256 }];
+    }
   }
 
   private reportError(err: Error): void {
@@ -551,24 +484,4 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else this.logger.warn('share: error', { error: err.message, code: (err as P2PError).code });
   }
-}
-
-function recordVersion(record: FileRecord): FileVersion {
-  return { size: record.entry.size, mtimeMs: record.entry.mtimeMs, ino: record.ino };
-}
-
-function isUnder(name: string, prefix: string): boolean {
-  return prefix === '' || name === prefix || name.startsWith(`${prefix}/`);
-}
-
-/** Drops targets inside other targets; too many targets (or a null set) become one full walk. */
-function topmostTargets(targets: ReadonlySet<string> | null): string[] {
-  if (targets === null || targets.has('') || targets.size > MAX_TARGETED_PATHS) return [''];
-  return [...targets].filter((target) => {
-    const segments = target.split('/');
-    for (let i = 1; i < segments.length; i++) {
-      if (targets.has(segments.slice(0, i).join('/'))) return false;
-    }
-    return true;
-  });
 }

@@ -1,26 +1,42 @@
-import { constants } from 'node:fs';
-import { type FileHandle, open, realpath } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import parseRange from 'range-parser';
 import { type Log, silentLog } from '../logging/index.js';
 import type { FileEntry } from '../protocol/index.js';
+import { openRegularFile } from '../share/index.js';
+import { sendFileBody } from './body.js';
 import { nameFromSegments } from './names.js';
 
 /** What the router needs from the peer's share; `Share` from libs/share fits it. */
 export interface SharedFileSource {
   /** Real path of the share root. */
   readonly root: string;
-  /** Exact-name lookup; undefined for anything not shared. name = relative path with '/' separators. */
-  get(name: string): { entry: FileEntry; absPath: string } | undefined;
+  /**
+   * Exact-name lookup; undefined for anything not shared. name = relative path with '/' separators.
+   * `version` is the file's state when it was hashed: when given, a file whose state differs now is refused
+   * with 409 (and `recheck` is told); without it, only size and mtime are compared (404 on a difference).
+   */
+  get(name: string): { entry: FileEntry; absPath: string; version?: AdvertisedVersion } | undefined;
   list(): FileEntry[];
+  /** Told when a listed file was found in another state than advertised, so it is re-hashed and re-announced. */
+  recheck?(name: string): void;
+}
+
+/** The stat state a listed hash belongs to. */
+export interface AdvertisedVersion {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
 }
 
 export interface TransferInfo {
   /** The shared file's name. */
   name: string;
-  /** HTTP status answered (200, 206, 304, 404, 416 or 503). */
+  /** HTTP status answered (200, 206, 304, 404, 409, 416 or 503). */
   status: number;
   /** Body bytes handed to the socket. */
   bytes: number;
@@ -32,6 +48,15 @@ export interface FilesRouterOptions {
   share: SharedFileSource;
   /** GET body transfers served at once; more get 503 with Retry-After. Default 8. */
   maxConcurrentTransfers?: number;
+  /** GET body transfers served at once to one client address; more get 503 with Retry-After. Default 2. */
+  maxTransfersPerClient?: number;
+  /**
+   * A transfer whose client accepted fewer than this many bytes over `slowReaderWindowMs` while the server had
+   * data waiting for it is cut, freeing its slot. Default 65_536 (64 KiB). 0 disables.
+   */
+  minClientBytesPerWindow?: number;
+  /** Length of the window above. Default 20_000. */
+  slowReaderWindowMs?: number;
   /** Seconds suggested in Retry-After. Default 1. */
   retryAfterSeconds?: number;
   /** Default: silent. */
@@ -44,19 +69,29 @@ export interface FilesRouterOptions {
 }
 
 const DEFAULT_MAX_CONCURRENT_TRANSFERS = 8;
+const DEFAULT_MAX_TRANSFERS_PER_CLIENT = 2;
+const DEFAULT_MIN_CLIENT_BYTES_PER_WINDOW = 64 * 1024;
+const DEFAULT_SLOW_READER_WINDOW_MS = 20_000;
 const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
-// O_NOFOLLOW does not exist on Windows; there the realpath check has to suffice.
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
-
-/** Errors that mean "the file is not (or no longer) there as listed", answered 404 rather than 500. */
-const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'EISDIR']);
+/**
+ * Errors that mean "the file is not (or no longer) there as listed", answered 404 rather than 500. EFTYPE and
+ * EESCAPE come from openRegularFile: a FIFO/device, or a file reached through a swapped directory.
+ */
+const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'EISDIR', 'EFTYPE', 'EESCAPE']);
 
 /**
  * Routes, for mounting at `/`:
  * - `GET /files` → `{ files: FileEntry[] }`.
  * - `GET|HEAD /files/<name>` → the bytes of a file the share lists, with a strong `ETag: "<sha256>"` and
  *   single-range support.
+ *
+ * Slots: at most `maxConcurrentTransfers` bodies at once and `maxTransfersPerClient` per client address, else
+ * 503 with Retry-After; a client that stops reading (accepts under `minClientBytesPerWindow` per
+ * `slowReaderWindowMs` while data waits for it) is cut, so slow readers cannot hold every slot.
+ *
+ * A listed file whose state (size, mtime, ctime, inode, device) is not the one its hash was computed from is
+ * answered 409 FILE_CHANGED and the share is asked to re-hash it: the ETag would be a lie.
  *
  * Refusals: a path with malformed percent-encoding is 400; every other name that cannot be, or is not, a
  * shared file (dot segments, encoded separators, control characters, dotfiles, unknown names, a file that
@@ -68,12 +103,21 @@ const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'EI
 export function createFilesRouter(options: FilesRouterOptions): Router {
   const share = options.share;
   const maxTransfers = options.maxConcurrentTransfers ?? DEFAULT_MAX_CONCURRENT_TRANSFERS;
+  const maxPerClient = options.maxTransfersPerClient ?? DEFAULT_MAX_TRANSFERS_PER_CLIENT;
+  const minClientBytes = options.minClientBytesPerWindow ?? DEFAULT_MIN_CLIENT_BYTES_PER_WINDOW;
+  const slowReaderWindowMs = options.slowReaderWindowMs ?? DEFAULT_SLOW_READER_WINDOW_MS;
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
   const logger = options.logger ?? silentLog;
   const onTransfer = options.onTransfer;
   if (!Number.isInteger(maxTransfers) || maxTransfers < 1)
     throw new RangeError(`maxConcurrentTransfers must be a positive integer, got ${maxTransfers}`);
+  if (!Number.isInteger(maxPerClient) || maxPerClient < 1)
+    throw new RangeError(`maxTransfersPerClient must be a positive integer, got ${maxPerClient}`);
+  if (!(minClientBytes >= 0) || !(slowReaderWindowMs > 0))
+    throw new RangeError('minClientBytesPerWindow must be >= 0 and slowReaderWindowMs > 0');
   let activeTransfers = 0;
+  /** Transfers per client address; bounded by maxTransfers (an entry exists only while it has one). */
+  const perClient = new Map<string, number>();
 
   const report = (info: TransferInfo): void => {
     if (!onTransfer) return;
@@ -111,7 +155,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
       sendError(res, 404, 'NOT_FOUND', 'not shared');
       return;
     }
-    const { status, bytes, complete } = await serveFile(req, res, name, found.entry, found.absPath);
+    const { status, bytes, complete } = await serveFile(req, res, name, found);
     report({ name, status, bytes, complete });
   });
 
@@ -134,9 +178,9 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     req: Request,
     res: Response,
     name: string,
-    entry: FileEntry,
-    absPath: string,
+    found: { entry: FileEntry; absPath: string; version?: AdvertisedVersion },
   ): Promise<Outcome> {
+    const { entry, absPath, version } = found;
     let handle: FileHandle | undefined;
     try {
       // The scan vouched for absPath when it hashed it; a symlink swapped in since must not lead outside.
@@ -148,11 +192,25 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         });
         return sendError(res, 404, 'NOT_FOUND', 'not shared');
       }
-      // Read from this descriptor only, so every check below is about the bytes actually sent.
-      handle = await open(fileReal, OPEN_FLAGS);
-      const stats = await handle.stat();
-      // The ETag promises the scanned content; a file changed since the scan is not that content any more.
-      if (!stats.isFile() || stats.size !== entry.size || Math.abs(stats.mtimeMs - entry.mtimeMs) >= 1) {
+      // Read from this descriptor only, so every check below is about the bytes actually sent. The open
+      // cannot block (a FIFO swapped in is refused by its type, never waited on).
+      const opened = await openRegularFile(fileReal);
+      handle = opened.handle;
+      const stats = opened.stats;
+      // The ETag promises the hashed content; a file in another state is not known to be that content.
+      if (version !== undefined) {
+        if (
+          stats.size !== version.size ||
+          stats.mtimeMs !== version.mtimeMs ||
+          stats.ctimeMs !== version.ctimeMs ||
+          stats.ino !== version.ino ||
+          stats.dev !== version.dev
+        ) {
+          logger.info('transfer: file changed since it was hashed; refusing it until re-hashed', { name });
+          share.recheck?.(name);
+          return sendError(res, 409, 'FILE_CHANGED', 'file changed since it was announced');
+        }
+      } else if (stats.size !== entry.size || Math.abs(stats.mtimeMs - entry.mtimeMs) >= 1) {
         logger.debug('transfer: file changed since the scan', { name });
         return sendError(res, 404, 'NOT_FOUND', 'not shared');
       }
@@ -191,18 +249,23 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
       }
       const length = end - start + 1;
 
+      const client = clientAddress(req);
       if (req.method === 'GET') {
-        if (activeTransfers >= maxTransfers) {
+        if (activeTransfers >= maxTransfers || (perClient.get(client) ?? 0) >= maxPerClient) {
           res.set('Retry-After', String(retryAfterSeconds));
-          return sendError(res, 503, 'BUSY', 'too many transfers, retry later');
+          return sendError(res, 503, 'BUSY', 'busy: too many transfers, retry later');
         }
         activeTransfers += 1;
+        perClient.set(client, (perClient.get(client) ?? 0) + 1);
       }
       let released = req.method !== 'GET';
       const release = (): void => {
         if (released) return;
         released = true;
         activeTransfers -= 1;
+        const left = (perClient.get(client) ?? 1) - 1;
+        if (left > 0) perClient.set(client, left);
+        else perClient.delete(client);
       };
       // 'close' also fires when the client goes away mid-body, which is what frees a stalled slot.
       res.once('close', release);
@@ -222,24 +285,31 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         return { status, bytes: 0, complete: true };
       }
 
-      let sent = 0;
-      const body = handle.createReadStream({ start, end, autoClose: true });
-      handle = undefined; // the stream closes it now
+      const progress = { sentBytes: 0 };
+      // Cut a client that stopped reading: few bytes accepted over a window while the response waits on it.
+      let sentAtLastCheck = 0;
+      const slowReaderTimer =
+        minClientBytes > 0
+          ? setInterval(() => {
+              const windowBytes = progress.sentBytes - sentAtLastCheck;
+              sentAtLastCheck = progress.sentBytes;
+              if (windowBytes < minClientBytes && res.writableNeedDrain) {
+                logger.info('transfer: dropping a client that stopped reading', {
+                  name,
+                  remote: client,
+                  sentBytes: progress.sentBytes,
+                  windowBytes,
+                });
+                res.destroy();
+              }
+            }, slowReaderWindowMs)
+          : undefined;
+      slowReaderTimer?.unref();
       try {
-        await pipeline(
-          body,
-          async function* countAndCheck(source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              sent += chunk.length;
-              yield chunk;
-            }
-            // A file truncated while we read must not end as a short body the client takes for complete.
-            if (sent !== length) throw new Error(`file shrank while being sent (${sent} of ${length} bytes)`);
-          },
-          res,
-        );
-        return { status, bytes: sent, complete: true };
+        await sendFileBody(handle, res, start, length, progress);
+        return { status, bytes: progress.sentBytes, complete: true };
       } catch (err) {
+        const sent = progress.sentBytes;
         // A client may close the moment the last byte arrives, before the response's own 'finish': every
         // byte was handed to the socket and the body was ended, so that transfer did complete.
         if (sent === length && res.writableEnded) return { status, bytes: sent, complete: true };
@@ -247,9 +317,11 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         if (code === 'ERR_STREAM_PREMATURE_CLOSE' || req.socket.destroyed)
           logger.debug('transfer: client went away', { name, sentBytes: sent });
         else logger.warn('transfer: send failed', { name, sentBytes: sent, error: (err as Error).message });
-        // pipeline has destroyed the response: the client sees a cut connection, never a short 200.
+        // The client sees a cut connection, never a short 200.
+        res.destroy();
         return { status, bytes: sent, complete: false };
       } finally {
+        clearInterval(slowReaderTimer);
         release();
       }
     } catch (err) {
@@ -286,6 +358,12 @@ function sendError(
     .type('application/json')
     .end(JSON.stringify({ error: { code, message } }));
   return { status, bytes: 0, complete: true };
+}
+
+/** The client's address, IPv4-mapped IPv6 folded to IPv4 so one host counts once. */
+function clientAddress(req: Request): string {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function isInside(root: string, candidate: string): boolean {

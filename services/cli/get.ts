@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { isP2PError, P2PError } from '../../libs/errors/index.js';
+import { displayText } from '../../libs/protocol/index.js';
 import { type DownloadSource, downloadFile } from '../../libs/transfer/index.js';
 
 /**
@@ -101,8 +102,8 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
     const what = `${get.formatBytes(result.size)}, sha256 ${result.sha256} verified`;
     process.stdout.write(
       result.alreadyPresent
-        ? `already present: ${result.path} (${what}); nothing downloaded\n`
-        : `saved ${result.path} (${what}, from ${result.servedBy.join(', ')})\n`,
+        ? `already present: ${displayText(result.path)} (${what}); nothing downloaded\n`
+        : `saved ${displayText(result.path)} (${what}, from ${result.servedBy.join(', ')})\n`,
     );
     return 'done';
   } catch (err) {

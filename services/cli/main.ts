@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/index.js';
 import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
-import { MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
+import { displayText, MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
 import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
 import { prepareOutDir, runDownload } from './get.js';
 
@@ -123,7 +123,7 @@ function printResults(results: SearchResult[], truncated: boolean): void {
   const rows = table(['name', 'size', 'sha256', 'peer', 'url']);
   for (const result of results) {
     rows.push([
-      result.name,
+      displayText(result.name),
       formatBytes(result.size),
       `${result.sha256.slice(0, 12)}…`,
       result.peerId,
@@ -159,11 +159,11 @@ export function chooseTarget(target: string, results: SearchResult[]): { sha256:
   const distinct = new Map(candidates.map((result) => [result.sha256, result]));
   if (distinct.size > 1) {
     const lines = [...distinct.values()].map(
-      (result) => `  ${result.sha256}  ${result.name} (${formatBytes(result.size)})`,
+      (result) => `  ${result.sha256}  ${displayText(result.name)} (${formatBytes(result.size)})`,
     );
     throw new P2PError(
       'AMBIGUOUS',
-      `"${target}" matches ${distinct.size} different files; name one by its sha256:\n${lines.join('\n')}`,
+      `"${displayText(target)}" matches ${distinct.size} different files; name one by its sha256:\n${lines.join('\n')}`,
     );
   }
   return { sha256: first.sha256, name: basename(first.name) };

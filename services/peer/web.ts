@@ -140,9 +140,15 @@ const APP_JS = `'use strict';
   let ownPeerId = '';
   let searchSerial = 0;
 
+  // Control, bidi and invisible format characters are shown escaped (names are remote input).
+  const UNUSUAL = /[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]|(?![\\u200c\\u200d])\\p{Cf}/gu;
+  function visible(text) {
+    return String(text).replace(UNUSUAL, (c) => '\\\\u{' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + '}');
+  }
+
   function el(tag, text, className) {
     const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = String(text);
+    if (text !== undefined) node.textContent = visible(text);
     if (className) node.className = className;
     return node;
   }

@@ -73,6 +73,7 @@ async function startShare(dir: string, options: Partial<ShareOptions> = {}): Pro
   const share = new Share({ dir, rescanIntervalMs: 0, ...options });
   shares.push(share);
   await share.start();
+  await share.hashed();
   return share;
 }
 
@@ -344,7 +345,8 @@ describe('Share hash cache', () => {
   it('an unchanged rescan only stats, and a change re-hashes only that file', async () => {
     const dir = await tempDir();
     for (let i = 0; i < 50; i++) await put(dir, `d${i % 5}/f${i}.txt`, `content ${i}`);
-    const share = await startShare(dir);
+    // quietMs 0: the rescan right after the write must hash it, not wait for the file to settle.
+    const share = await startShare(dir, { quietMs: 0 });
     assert.equal(share.hashesComputed, 50);
 
     const change = await share.rescan();

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { displayText, FileNameSchema } from '../../libs/protocol/index.js';
+import { openRegularFile, Share, type ShareChange, type ShareOptions } from '../../libs/share/index.js';
+
+const tempDirs: string[] = [];
+const shares: Share[] = [];
+
+after(async () => {
+  await Promise.all(shares.map((share) => share.close()));
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'p2p-share-safety-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+function sha256(bytes: string | Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function put(root: string, name: string, content: string | Buffer): Promise<void> {
+  const file = path.join(root, ...name.split('/'));
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, content);
+}
+
+function newShare(dir: string, options: Partial<ShareOptions> = {}): Share {
+  const share = new Share({ dir, rescanIntervalMs: 0, ...options });
+  shares.push(share);
+  return share;
+}
+
+async function startShare(dir: string, options: Partial<ShareOptions> = {}): Promise<Share> {
+  const share = newShare(dir, options);
+  await share.start();
+  await share.hashed();
+  return share;
+}
+
+function captureLogger() {
+  const lines: { level: string; msg: string; meta?: object }[] = [];
+  const log = (level: string) => (msg: string, meta?: object) => lines.push({ level, msg, meta });
+  return { lines, error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug') };
+}
+
+/** Polls `done` every 10 ms; fails after `timeoutMs`. */
+async function until(what: string, done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Resolves with `promise`, or fails if it takes longer than `ms` (a blocked libuv pool would hang it). */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('special files', () => {
+  it('a FIFO in the share is skipped, never opened; scanning and hashing go on', async () => {
+    const dir = await tempDir();
+    await put(dir, 'a.txt', 'alpha');
+    execFileSync('mkfifo', [path.join(dir, 'pipe')]);
+    const share = await within(5000, 'start', startShare(dir));
+    assert.deepEqual(
+      share.list().map((entry) => entry.name),
+      ['a.txt'],
+    );
+    execFileSync('mkfifo', [path.join(dir, 'sub-pipe')]);
+    await put(dir, 'b.txt', 'beta');
+    // Each rescan would hang forever if anything opened a FIFO without O_NONBLOCK (no writer ever comes).
+    for (let i = 0; i < 3; i++) await within(5000, 'rescan', share.rescan());
+    assert.deepEqual(
+      share.list().map((entry) => entry.name),
+      ['a.txt', 'b.txt'],
+    );
+  });
+
+  it('opening a path that became a FIFO returns at once with EFTYPE', async () => {
+    const dir = await tempDir();
+    const fifo = path.join(dir, 'late');
+    execFileSync('mkfifo', [fifo]);
+    await assert.rejects(within(2000, 'open', openRegularFile(fifo)), { code: 'EFTYPE' });
+  });
+});
+
+describe('change detection', () => {
+  it('a same-size rewrite with the old mtime restored is re-hashed (rescan, and across a restart)', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'doc.txt');
+    await writeFile(file, 'version one');
+    const old = await stat(file);
+    // `touch -r` copies the nanoseconds exactly (utimes from JS rounds them); a dotfile is never shared.
+    const ref = path.join(dir, '.mtime-ref');
+    execFileSync('touch', ['-r', file, ref]);
+    const restoreMtime = () => execFileSync('touch', ['-m', '-r', ref, file]);
+    const share = await startShare(dir, { quietMs: 0 });
+    assert.equal(share.get('doc.txt')?.entry.sha256, sha256('version one'));
+
+    await writeFile(file, 'version two');
+    restoreMtime();
+    assert.equal((await stat(file)).mtimeMs, old.mtimeMs);
+    // The watcher may have seen the write first; either way the listed hash must be the new one.
+    await share.rescan();
+    assert.equal(share.get('doc.txt')?.entry.sha256, sha256('version two'));
+    await share.close();
+
+    // While no peer runs: the persisted cache must not vouch for the old content.
+    await writeFile(file, 'version 3!!');
+    restoreMtime();
+    const restarted = await startShare(dir);
+    assert.equal(restarted.get('doc.txt')?.entry.sha256, sha256('version 3!!'));
+    assert.equal(restarted.hashesComputed, 1);
+  });
+
+  it('a cache file of the old format (no ctime) is dropped cleanly and everything re-hashed once', async () => {
+    const dir = await tempDir();
+    await put(dir, 'a.txt', 'alpha');
+    const st = await stat(path.join(dir, 'a.txt'));
+    await mkdir(path.join(dir, '.p2p'));
+    const stale = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: sha256('not alpha') };
+    await writeFile(
+      path.join(dir, '.p2p', 'hash-cache.json'),
+      JSON.stringify({ version: 1, files: { 'a.txt': stale } }),
+    );
+    const logger = captureLogger();
+    const share = await startShare(dir, { logger });
+    assert.equal(share.get('a.txt')?.entry.sha256, sha256('alpha'));
+    assert.equal(share.hashesComputed, 1);
+    assert.equal(logger.lines.filter((line) => line.level === 'warn').length, 0);
+    assert.ok(logger.lines.some((line) => line.msg.includes('older format')));
+    await share.close();
+    const saved = JSON.parse(await readFile(path.join(dir, '.p2p', 'hash-cache.json'), 'utf8'));
+    assert.equal(saved.version, 2);
+    assert.equal(typeof saved.files['a.txt'].ctimeMs, 'number');
+  });
+
+  it('a file that keeps growing is hashed about once, after it stops, not on every change', async () => {
+    const dir = await tempDir();
+    await put(dir, 'grow.log', 'start\n');
+    const share = await startShare(dir, { debounceMs: 20, quietMs: 200, maxQuietMs: 800 });
+    const hashesBefore = share.hashesComputed;
+
+    // 100 appends 10 ms apart: the watcher reports a change every debounce period (dozens of batches).
+    const file = path.join(dir, 'grow.log');
+    let appends = 0;
+    while (appends < 100) {
+      await appendFile(file, `line ${appends++} ${'x'.repeat(1000)}\n`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const finalContent = await readFile(file);
+    await until(
+      'the final content to be announced',
+      () => share.get('grow.log')?.entry.sha256 === sha256(finalContent),
+    );
+    const hashRuns = share.hashesComputed - hashesBefore;
+    // Without the quiet period every watcher batch re-read the file from byte 0 (dozens of runs here).
+    assert.ok(hashRuns <= 4, `hashed ${hashRuns} times for ${appends} appends`);
+  });
+});
+
+describe('names that display as something else', () => {
+  const spoofing = [
+    'rtl-\u202etxt.exe',
+    'csi-\u009b31m.txt',
+    'isolate-\u2066x\u2069.txt',
+    'zero\u200bwidth.txt',
+    'bom\ufeff.txt',
+    'line\u2028sep.txt',
+    'mark\u200f.txt',
+    'dir\u202d/inner.txt',
+  ];
+
+  it('FileNameSchema refuses C1 controls, bidi controls and invisible format characters, keeps ZWJ/ZWNJ', () => {
+    for (const name of spoofing)
+      assert.equal(FileNameSchema.safeParse(name).success, false, JSON.stringify(name));
+    for (const name of [
+      'family-👨\u200d👩\u200d👧.png',
+      'می\u200cخواهم.txt',
+      'café.txt',
+      '日本語/ファイル.txt',
+    ]) {
+      assert.equal(FileNameSchema.safeParse(name).success, true, JSON.stringify(name));
+    }
+  });
+
+  it('anything unusual that reaches a screen anyway is shown escaped', () => {
+    assert.equal(displayText('rtl-\u202etxt.exe'), 'rtl-\\u{202E}txt.exe');
+    assert.equal(displayText('csi-\u009b31m'), 'csi-\\u{009B}31m');
+    assert.equal(displayText('bell\u0007'), 'bell\\u{0007}');
+    for (const name of spoofing)
+      assert.doesNotMatch(
+        displayText(name),
+        /[\u0080-\u009f\u200b\u200e\u200f\u202a-\u202e\u2028\u2066-\u2069\ufeff]/u,
+      );
+    assert.equal(displayText('family-👨\u200d👩.png'), 'family-👨\u200d👩.png');
+    assert.equal(displayText('日本語/ファイル.txt'), '日本語/ファイル.txt');
+  });
+
+  it('the share refuses them with one warning each and shares the rest', async () => {
+    const dir = await tempDir();
+    for (const name of spoofing) await put(dir, name, 'x');
+    await put(dir, 'plain.txt', 'plain');
+    const logger = captureLogger();
+    const share = await startShare(dir, { logger });
+    assert.deepEqual(
+      share.list().map((entry) => entry.name),
+      ['plain.txt'],
+    );
+    await share.rescan();
+    const warnings = logger.lines.filter(
+      (line) => line.level === 'warn' && line.msg.includes('name cannot be shared'),
+    );
+    // One per file (the directory's one file is the refused name); none again on the rescan.
+    assert.equal(warnings.length, spoofing.length);
+  });
+});
+
+describe('symlink swaps during a scan', () => {
+  async function layout() {
+    const base = await tempDir();
+    const root = path.join(base, 'share');
+    const outside = path.join(base, 'outside');
+    await put(root, 'a/inner.txt', 'inside content');
+    await put(root, 'keep.txt', 'kept');
+    await put(outside, 'inner.txt', 'SECRET outside the share');
+    await put(outside, 'other-secret.txt', 'SECRET 2');
+    return { root, outside };
+  }
+
+  function assertNothingOutside(share: Share): void {
+    for (const entry of share.list()) {
+      assert.notEqual(entry.sha256, sha256('SECRET outside the share'), entry.name);
+      assert.notEqual(entry.sha256, sha256('SECRET 2'), entry.name);
+      assert.notEqual(entry.name, 'a/other-secret.txt');
+    }
+  }
+
+  it('a directory swapped for a symlink after its entries were read: nothing outside is hashed', async () => {
+    const { root, outside } = await layout();
+    let swapped = false;
+    const share = newShare(root, {
+      hooks: {
+        afterReaddir: async (relDir) => {
+          if (relDir !== 'a' || swapped) return;
+          swapped = true;
+          await rename(path.join(root, 'a'), path.join(root, '.a-moved'));
+          await symlink(outside, path.join(root, 'a'));
+        },
+      },
+    });
+    await share.start();
+    await share.hashed();
+    assert.ok(swapped, 'the hook ran');
+    assertNothingOutside(share);
+    assert.ok(share.list().some((entry) => entry.name === 'keep.txt'));
+    // Later scans see a symlink and never follow it.
+    await share.rescan();
+    assertNothingOutside(share);
+    assert.equal(share.get('a/inner.txt'), undefined);
+  });
+
+  it('a directory swapped for a symlink after its parent was read: never entered', async () => {
+    const { root, outside } = await layout();
+    let swapped = false;
+    const share = newShare(root, {
+      hooks: {
+        afterReaddir: async (relDir) => {
+          if (relDir !== '' || swapped) return;
+          swapped = true;
+          await rm(path.join(root, 'a'), { recursive: true });
+          await symlink(outside, path.join(root, 'a'));
+        },
+      },
+    });
+    await share.start();
+    await share.hashed();
+    assert.ok(swapped, 'the hook ran');
+    assertNothingOutside(share);
+    assert.deepEqual(
+      share.list().map((entry) => entry.name),
+      ['keep.txt'],
+    );
+  });
+
+  it('a file reached through a swapped parent is refused when opened (EESCAPE)', async () => {
+    const { root, outside } = await layout();
+    await rm(path.join(root, 'a'), { recursive: true });
+    await symlink(outside, path.join(root, 'a'));
+    await assert.rejects(openRegularFile(path.join(root, 'a', 'inner.txt')), { code: 'EESCAPE' });
+  });
+});
+
+describe('joining at once', () => {
+  it('start() lists what the cache vouches for before the changed files are hashed, then announces them', async () => {
+    const dir = await tempDir();
+    for (let i = 0; i < 30; i++) await put(dir, `f${i}.bin`, `content ${i}`);
+    const first = await startShare(dir);
+    await first.close();
+    await put(dir, 'f7.bin', 'changed content, other size');
+    await put(dir, 'new.bin', 'brand new');
+
+    const share = newShare(dir);
+    const changes: ShareChange[] = [];
+    share.on('change', (change) => changes.push(change));
+    await share.start();
+    const listedAtStart = share.list().map((entry) => entry.name);
+    assert.equal(listedAtStart.length, 29, 'the 29 unchanged files are listed from the cache');
+    assert.ok(!listedAtStart.includes('f7.bin') && !listedAtStart.includes('new.bin'));
+    await share.hashed();
+    const upserted = changes.flatMap((change) => change.upserted.map((entry) => entry.name)).sort();
+    assert.deepEqual(upserted, ['f7.bin', 'new.bin']);
+    assert.equal(share.get('f7.bin')?.entry.sha256, sha256('changed content, other size'));
+    assert.equal(share.hashesComputed, 2);
+  });
+});
