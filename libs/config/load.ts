@@ -36,8 +36,10 @@ export interface PeerConfig extends CommonConfig {
   httpHost: string;
   /** PEER_HTTP_PORT, default 0 (any free port). */
   httpPort: number;
-  /** PEER_PUBLIC_URL, default unset: the service derives it from its own address and port. */
+  /** PEER_PUBLIC_URL, default unset: the service derives it from PEER_ADVERTISE_HOST and the port. */
   publicUrl: string | undefined;
+  /** PEER_ADVERTISE_HOST, default unset: this machine's host name (the container's, in compose). */
+  advertiseHost: string | undefined;
   /** PEER_ID, default unset: generated once and kept in the share. */
   peerId: string | undefined;
   /** PEER_HEARTBEAT_INTERVAL_MS, default 2000. */
@@ -153,6 +155,7 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     httpHost: parsed.PEER_HTTP_HOST,
     httpPort: parsed.PEER_HTTP_PORT,
     publicUrl: parsed.PEER_PUBLIC_URL,
+    advertiseHost: parsed.PEER_ADVERTISE_HOST,
     peerId: parsed.PEER_ID,
     heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
     rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { readEnvFile } from '../../libs/config/index.js';
+import { DEFAULT_RABBITMQ_IMAGE } from '../helpers/broker.js';
 
 /** dist/tests/unit/ → repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -84,14 +85,52 @@ describe('docker-compose.yml', () => {
     assert.match(String(services.rabbitmq!.image), /^rabbitmq:4\.\d+\.\d+-management$/);
   });
 
-  test('rabbitmq publishes 5672 and 15672', () => {
+  test('rabbitmq publishes 5672 and 15672 on loopback, at host ports a variable can move', () => {
     const ports = (services.rabbitmq!.ports as unknown[]).map(String);
-    for (const port of ['5672', '15672']) {
-      assert.ok(
-        ports.some((mapping) => mapping.endsWith(`:${port}`)),
-        `container port ${port} published: ${ports.join(', ')}`,
-      );
+    const published = (variable: string, port: number) => `127.0.0.1:\${${variable}:-${port}}:${port}`;
+    assert.ok(ports.includes(published('RABBITMQ_PORT', 5672)), ports.join(', '));
+    assert.ok(ports.includes(published('RABBITMQ_MANAGEMENT_PORT', 15672)), ports.join(', '));
+  });
+
+  test('no anonymous volume anywhere (they outlive scale-down and `down -v`); named ones are declared', () => {
+    const rabbitVolumes = (services.rabbitmq!.volumes as unknown[] | undefined)?.map(String) ?? [];
+    // The image declares VOLUME /var/lib/rabbitmq: a named volume must take its place.
+    assert.ok(
+      rabbitVolumes.some((entry) => entry.endsWith(':/var/lib/rabbitmq')),
+      rabbitVolumes.join(', '),
+    );
+    for (const [name, service] of Object.entries(services)) {
+      for (const entry of (service.volumes as unknown[] | undefined) ?? []) {
+        assert.equal(typeof entry, 'string', `${name}: short syntax`);
+        const [source] = String(entry).split(':');
+        assert.ok(String(entry).includes(':'), `${name}: anonymous volume ${String(entry)}`);
+        if (!/^[.$/]/.test(source!))
+          assert.ok(compose.volumes && source! in compose.volumes, `${name}: ${source}`);
+      }
     }
+  });
+
+  test('the test runner starts the same RabbitMQ image compose runs', () => {
+    assert.equal(services.rabbitmq!.image, DEFAULT_RABBITMQ_IMAGE);
+  });
+
+  test('superpeer and peer have a `p2p health` healthcheck; peers wait for a healthy superpeer', () => {
+    for (const name of ['superpeer', 'peer']) {
+      const healthcheck = services[name]!.healthcheck as { test?: string[] } | undefined;
+      assert.deepEqual(healthcheck?.test, ['CMD', 'node', 'bin/p2p.js', 'health', name]);
+    }
+    const dependsOn = services.peer!.depends_on as Record<string, { condition?: string }>;
+    assert.equal(dependsOn.superpeer?.condition, 'service_healthy');
+  });
+
+  test('the cli saves downloads into a folder mounted from the host', () => {
+    const cli = services.cli!;
+    const mounts = ((cli.volumes as unknown[] | undefined) ?? []).map(String);
+    assert.ok(
+      mounts.some((entry) => entry.endsWith(`:${String(cli.working_dir)}`)),
+      mounts.join(', '),
+    );
+    assert.deepEqual(cli.entrypoint, ['node', '/app/bin/p2p.js']);
   });
 
   test('rabbitmq has a rabbitmq-diagnostics ping healthcheck with timings', () => {
@@ -206,6 +245,12 @@ describe('Dockerfile', () => {
       );
     }
     assert.equal(stage.findLast((entry) => entry.instruction === 'USER')?.args, 'node');
+  });
+
+  test('needs no image from a registry beyond its base (no `# syntax` line) and exposes no port', () => {
+    assert.doesNotMatch(dockerfile, /^#\s*syntax=/m);
+    // Only a peer listens, on PEER_HTTP_PORT; the superpeer would show a port nothing listens on.
+    assert.ok(!lastStageInstructions().some((entry) => entry.instruction === 'EXPOSE'));
   });
 
   test('ENTRYPOINT is node bin/p2p.js and CMD defaults to peer', () => {

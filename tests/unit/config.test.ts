@@ -57,6 +57,7 @@ describe('defaults', () => {
       httpHost: '0.0.0.0',
       httpPort: 0,
       publicUrl: undefined,
+      advertiseHost: undefined,
       peerId: undefined,
       heartbeatIntervalMs: 2000,
       rescanIntervalMs: 10_000,
@@ -203,6 +204,10 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
     PEER_PUBLIC_URL: {
       load: loadPeerConfig,
       values: ['ftp://peer:21', 'peer:8080', 'http://user:pw@peer:8080', 'amqp://peer'],
+    },
+    PEER_ADVERTISE_HOST: {
+      load: loadPeerConfig,
+      values: ['-peer', 'a b', 'http://peer', 'peer:8080', '[zz]'],
     },
     PEER_ID: { load: loadPeerConfig, values: ['.hidden', 'a b', 'a'.repeat(65), 'ä'] },
     PEER_HEARTBEAT_INTERVAL_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
