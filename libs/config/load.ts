@@ -10,6 +10,8 @@ export interface CommonConfig {
   amqpUrl: string;
   /** P2P_NAMESPACE, default `p2p`: prefix of every exchange and queue, so networks can share a broker. */
   namespace: string;
+  /** P2P_QUEUE_TYPE, default `classic`; `quorum` on a RabbitMQ cluster. Every node must use the same. */
+  queueType: 'classic' | 'quorum';
   /** LOG_LEVEL, default `info`. */
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** LOG_FORMAT, default `auto`: JSON lines when the log stream is not a TTY. */
@@ -91,6 +93,7 @@ function common(env: z.output<typeof SuperpeerEnvSchema | typeof PeerEnvSchema |
   return {
     amqpUrl: env.AMQP_URL,
     namespace: env.P2P_NAMESPACE,
+    queueType: env.P2P_QUEUE_TYPE,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };

@@ -56,6 +56,12 @@ export const commonShape = {
     .regex(NamespaceSchemaPattern)
     .default('p2p')
     .describe('1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit'),
+  P2P_QUEUE_TYPE: z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum(['classic', 'quorum']))
+    .default('classic')
+    .describe('classic (one broker) or quorum (a cluster)'),
   LOG_LEVEL: z
     .string()
     .toLowerCase()

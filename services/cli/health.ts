@@ -7,6 +7,7 @@ import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   SearchReplySchema,
+  type SharedQueueType,
   sharedTopology,
   topologyNames,
 } from '../../libs/protocol/index.js';
@@ -30,6 +31,7 @@ const MAX_SUPERPEER_PROBES = 8;
 export async function superpeerHealth(options: {
   amqpUrl: string;
   namespace: string;
+  queueType: SharedQueueType;
   superpeerId: string;
   timeoutMs: number;
   logger: Log;
@@ -41,7 +43,7 @@ export async function superpeerHealth(options: {
     logger: options.logger,
     initialConnectRetries: 0,
     setup: async (session) => {
-      await session.assertTopology(sharedTopology(names));
+      await session.assertTopology(sharedTopology(names, { queueType: options.queueType }));
       await rpc.setup(session);
     },
   });
@@ -113,6 +115,7 @@ export async function checkHealth(
     return superpeerHealth({
       amqpUrl: config.amqpUrl,
       namespace: config.namespace,
+      queueType: config.queueType,
       superpeerId: config.superpeerId,
       timeoutMs: flags.timeoutMs,
       logger: createLogger({

@@ -79,6 +79,7 @@ async function withClient<T>(config: CliConfig, work: (client: NetworkClient) =>
     : await connectAmqpClient({
         amqpUrl: config.amqpUrl,
         namespace: config.namespace,
+        queueType: config.queueType,
         timeoutMs: config.timeoutMs,
         logger,
       });

@@ -56,6 +56,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
   const peer = new Peer({
     amqpUrl: config.amqpUrl,
     namespace: config.namespace,
+    queueType: config.queueType,
     identity,
     share,
     publicUrl,

@@ -14,6 +14,7 @@ import {
   type PeerEvent,
   SearchReplySchema,
   type SearchResult,
+  type SharedQueueType,
   SnapshotReplySchema,
   sharedTopology,
   type TopologyNames,
@@ -25,6 +26,8 @@ import { NetworkView } from './view.js';
 export interface PeerOptions {
   amqpUrl: string;
   namespace: string;
+  /** Type of the shared queues. Default classic. */
+  queueType?: SharedQueueType;
   identity: PeerIdentity;
   share: Share;
   /** HTTP base URL other peers use to reach this one. */
@@ -73,7 +76,7 @@ export class Peer {
   private closed = false;
 
   constructor(options: PeerOptions) {
-    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, ...options };
+    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, queueType: 'classic', ...options };
     this.names = topologyNames(options.namespace);
     this.broker = new Broker({
       url: options.amqpUrl,
@@ -174,7 +177,10 @@ export class Peer {
   private async setup(session: BrokerSession): Promise<void> {
     const queue = this.names.peerQueue(this.peerId, this.instanceId);
     await session.assertTopology(
-      mergeTopology(sharedTopology(this.names), followerQueue(this.names, queue, this.names.networkExchange)),
+      mergeTopology(
+        sharedTopology(this.names, { queueType: this.options.queueType }),
+        followerQueue(this.names, queue, this.names.networkExchange),
+      ),
     );
     await this.rpc.setup(session);
     await consumeValidated(session, {

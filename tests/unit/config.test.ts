@@ -37,6 +37,7 @@ describe('defaults', () => {
     assert.deepEqual(loadSuperpeerConfig({}), {
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
       namespace: 'p2p',
+      queueType: 'classic',
       logLevel: 'info',
       logFormat: 'auto',
       superpeerId: defaultSuperpeerId(hostname()),
@@ -51,6 +52,7 @@ describe('defaults', () => {
     assert.deepEqual(loadPeerConfig({}), {
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
       namespace: 'p2p',
+      queueType: 'classic',
       logLevel: 'info',
       logFormat: 'auto',
       shareDir: './share',
@@ -73,6 +75,7 @@ describe('defaults', () => {
     assert.deepEqual(loadCliConfig({}), {
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
       namespace: 'p2p',
+      queueType: 'classic',
       logLevel: 'info',
       logFormat: 'auto',
       timeoutMs: 3000,
@@ -205,6 +208,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
       load: loadPeerConfig,
       values: ['ftp://peer:21', 'peer:8080', 'http://user:pw@peer:8080', 'amqp://peer'],
     },
+    P2P_QUEUE_TYPE: { load: loadPeerConfig, values: ['stream', 'quorum-ish', 'qq'] },
     PEER_ADVERTISE_HOST: {
       load: loadPeerConfig,
       values: ['-peer', 'a b', 'http://peer', 'peer:8080', '[zz]'],
