@@ -203,7 +203,7 @@ class Stack {
     );
     await this.compose(['up', '-d', '--build', '--scale', `peer=${peers}`], 1_200_000);
     const upDone = Date.now();
-    const states = await waitFor('every service healthy', 300_000, async () => {
+    const states = await waitFor('every service healthy', 480_000, async () => {
       const all = await this.health();
       return all.every((state) => / (healthy|running)$/.test(state)) ? all : undefined;
     });

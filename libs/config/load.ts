@@ -42,6 +42,8 @@ export interface PeerConfig extends CommonConfig {
   publicUrl: string | undefined;
   /** PEER_ADVERTISE_HOST, default unset: this machine's host name (the container's, in compose). */
   advertiseHost: string | undefined;
+  /** PEER_NAME, default unset (in compose: `peer_<n>`): shown in logs and the management UI. */
+  name: string | undefined;
   /** PEER_ID, default unset: generated once and kept in the share. */
   peerId: string | undefined;
   /** PEER_HEARTBEAT_INTERVAL_MS, default 2000. */
@@ -159,6 +161,7 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     httpPort: parsed.PEER_HTTP_PORT,
     publicUrl: parsed.PEER_PUBLIC_URL,
     advertiseHost: parsed.PEER_ADVERTISE_HOST,
+    name: parsed.PEER_NAME,
     peerId: parsed.PEER_ID,
     heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
     rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,

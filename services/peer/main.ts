@@ -4,6 +4,7 @@ import { loadPeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { loadOrCreateIdentity, Share, writeDemoFiles } from '../../libs/share/index.js';
 import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js';
+import { peerNameFor } from '../compose-name.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
 import { createPeerMetrics } from './metrics.js';
@@ -17,11 +18,12 @@ import { createWebRouter } from './web.js';
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   const config = loadPeerConfig(env, options);
   const identity = await loadOrCreateIdentity(config.shareDir, config.peerId);
+  const name = await peerNameFor(config.name);
   const logger = createLogger({
     service: 'peer',
     level: config.logLevel,
     format: config.logFormat,
-    defaultMeta: { peerId: identity.peerId },
+    defaultMeta: { peerId: identity.peerId, ...(name ? { name } : {}) },
   });
   for (const warning of config.warnings) logger.warn(warning);
 
@@ -58,6 +60,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     namespace: config.namespace,
     queueType: config.queueType,
     identity,
+    ...(name ? { displayName: name } : {}),
     share,
     publicUrl,
     logger,

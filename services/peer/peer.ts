@@ -29,6 +29,8 @@ export interface PeerOptions {
   /** Type of the shared queues. Default classic. */
   queueType?: SharedQueueType;
   identity: PeerIdentity;
+  /** A name a person can match (PEER_NAME; `peer_<n>` in compose), shown in the management UI. */
+  displayName?: string;
   share: Share;
   /** HTTP base URL other peers use to reach this one. */
   publicUrl: string;
@@ -67,7 +69,7 @@ export class Peer {
   private readonly names: TopologyNames;
   private readonly broker: Broker;
   private readonly rpc: RpcClient;
-  private readonly options: Required<PeerOptions>;
+  private readonly options: Required<Omit<PeerOptions, 'displayName'>> & Pick<PeerOptions, 'displayName'>;
   private seq = 1;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -80,7 +82,7 @@ export class Peer {
     this.names = topologyNames(options.namespace);
     this.broker = new Broker({
       url: options.amqpUrl,
-      connectionName: `peer ${options.identity.peerId}`,
+      connectionName: `peer ${options.displayName ? `${options.displayName} ` : ''}${options.identity.peerId}`,
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
