@@ -304,3 +304,51 @@ test('the build stage compiles from only the files it copies (no test or benchma
     rmSync(context, { recursive: true, force: true });
   }
 });
+
+describe('docker-compose.cluster.yml', () => {
+  const cluster = parse(readFileSync(join(ROOT, 'docker-compose.cluster.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service>;
+    volumes?: Record<string, unknown>;
+  };
+  const nodes = ['rabbitmq1', 'rabbitmq2', 'rabbitmq3'];
+  const conf = readFileSync(join(ROOT, 'deploy/cluster/rabbitmq.conf'), 'utf8');
+  const haproxy = readFileSync(join(ROOT, 'deploy/cluster/haproxy.cfg'), 'utf8');
+
+  test('three RabbitMQ nodes with fixed host names, one named volume each, found by classic config', () => {
+    for (const [i, name] of nodes.entries()) {
+      const node = cluster.services[name]!;
+      assert.equal(node.image, services.rabbitmq!.image);
+      assert.equal(node.hostname, name);
+      const volumes = (node.volumes as string[]).map(String);
+      assert.ok(volumes.includes(`${name}-data:/var/lib/rabbitmq`), volumes.join(', '));
+      assert.ok(cluster.volumes && `${name}-data` in cluster.volumes);
+      assert.match(
+        conf,
+        new RegExp(`^cluster_formation\\.classic_config\\.nodes\\.${i + 1} = rabbit@${name}$`, 'm'),
+      );
+    }
+    assert.match(conf, /^cluster_formation\.peer_discovery_backend = classic_config$/m);
+  });
+
+  test('the services reach every node through one address, `rabbitmq` (HAProxy), and use quorum queues', () => {
+    for (const name of nodes) assert.match(haproxy, new RegExp(`server ${name} ${name}:5672`));
+    assert.match(haproxy, /on-marked-down shutdown-sessions/);
+    for (const name of ['superpeer', 'peer', 'cli']) {
+      const service = cluster.services[name]!;
+      assert.equal((service.environment as Record<string, string>).P2P_QUEUE_TYPE, 'quorum', name);
+      assert.deepEqual(service.env_file, services[name]!.env_file, name);
+      assert.deepEqual(service.command, services[name]!.command, name);
+    }
+    const ports = (cluster.services.rabbitmq!.ports as unknown[]).map(String);
+    assert.deepEqual(ports, (services.rabbitmq!.ports as unknown[]).map(String));
+  });
+
+  test('no container_name, no anonymous volume', () => {
+    for (const [name, service] of Object.entries(cluster.services)) {
+      assert.equal(service.container_name, undefined, name);
+      for (const entry of (service.volumes as unknown[] | undefined) ?? []) {
+        assert.ok(String(entry).includes(':'), `${name}: anonymous volume ${String(entry)}`);
+      }
+    }
+  });
+});
