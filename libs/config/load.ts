@@ -42,7 +42,7 @@ export interface PeerConfig extends CommonConfig {
   publicUrl: string | undefined;
   /** PEER_ADVERTISE_HOST, default unset: this machine's host name (the container's, in compose). */
   advertiseHost: string | undefined;
-  /** PEER_NAME, default unset (in compose: `peer_<n>`): shown in logs and the management UI. */
+  /** PEER_NAME, default unset: shown in logs and the management UI. */
   name: string | undefined;
   /** PEER_ID, default unset: generated once and kept in the share. */
   peerId: string | undefined;

@@ -11,7 +11,6 @@ import {
   sharedTopology,
   topologyNames,
 } from '../../libs/protocol/index.js';
-import { superpeerIdFor } from '../compose-name.js';
 
 /**
  * `p2p health`: the container healthcheck of each service (the image has no curl). It runs inside the
@@ -113,13 +112,11 @@ export async function checkHealth(
 ): Promise<string> {
   if (service === 'superpeer') {
     const config = loadSuperpeerConfig(env);
-    // The same id the superpeer in this container gave itself.
-    const superpeerId = await superpeerIdFor(env, config.superpeerId);
     return superpeerHealth({
       amqpUrl: config.amqpUrl,
       namespace: config.namespace,
       queueType: config.queueType,
-      superpeerId,
+      superpeerId: config.superpeerId,
       timeoutMs: flags.timeoutMs,
       logger: createLogger({
         service: 'health',

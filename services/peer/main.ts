@@ -4,7 +4,6 @@ import { loadPeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { loadOrCreateIdentity, Share, writeDemoFiles } from '../../libs/share/index.js';
 import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js';
-import { peerNameFor } from '../compose-name.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
 import { createPeerMetrics } from './metrics.js';
@@ -18,7 +17,7 @@ import { createWebRouter } from './web.js';
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   const config = loadPeerConfig(env, options);
   const identity = await loadOrCreateIdentity(config.shareDir, config.peerId);
-  const name = await peerNameFor(config.name);
+  const name = config.name;
   const logger = createLogger({
     service: 'peer',
     level: config.logLevel,

@@ -29,7 +29,7 @@ export interface PeerOptions {
   /** Type of the shared queues. Default classic. */
   queueType?: SharedQueueType;
   identity: PeerIdentity;
-  /** A name a person can match (PEER_NAME; `peer_<n>` in compose), shown in the management UI. */
+  /** A name a person can match (PEER_NAME), shown in the management UI's connection name. */
   displayName?: string;
   share: Share;
   /** HTTP base URL other peers use to reach this one. */

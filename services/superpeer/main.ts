@@ -1,15 +1,13 @@
 import http from 'node:http';
 import { loadSuperpeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
-import { superpeerIdFor } from '../compose-name.js';
 import { installShutdown } from '../shutdown.js';
 import { createSuperpeerMetrics } from './metrics.js';
 import { Superpeer } from './superpeer.js';
 
 /** Composition root of the superpeer: config → logger → metrics → superpeer → shutdown. */
 export async function runSuperpeer(env: Record<string, string | undefined>): Promise<void> {
-  const loaded = loadSuperpeerConfig(env);
-  const config = { ...loaded, superpeerId: await superpeerIdFor(env, loaded.superpeerId) };
+  const config = loadSuperpeerConfig(env);
   const logger = createLogger({
     service: 'superpeer',
     level: config.logLevel,

@@ -123,6 +123,10 @@ describe('docker-compose.yml', () => {
     assert.equal(dependsOn.superpeer?.condition, 'service_healthy');
   });
 
+  test('the superpeer has a fixed host name, so its id (sp-<host name>) survives a recreate', () => {
+    assert.equal(services.superpeer!.hostname, 'superpeer');
+  });
+
   test('the cli saves downloads into a folder mounted from the host', () => {
     const cli = services.cli!;
     const mounts = ((cli.volumes as unknown[] | undefined) ?? []).map(String);
