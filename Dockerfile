@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every service; the command picks it: `superpeer`, `peer` (default) or a CLI command.
 #   docker build -t p2p-rabbit .
 #   docker run --rm p2p-rabbit superpeer
@@ -28,7 +27,7 @@ COPY bin ./bin
 # A fresh volume mounted here copies this ownership, so each peer replica can write its own share.
 RUN mkdir -p /data/share && chown node:node /data/share
 USER node
-EXPOSE 8080
+# No EXPOSE: only a peer listens (on PEER_HTTP_PORT); compose exposes 8080 on the peer service alone.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "bin/p2p.js"]
 CMD ["peer"]

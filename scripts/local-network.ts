@@ -1,7 +1,7 @@
 /**
  * The same network docker-compose runs, as local processes against a local RabbitMQ: one superpeer and
  * N peers (default 3), each sharing `.network/peerN` seeded with demo files. Ctrl-C stops them all (the
- * peers announce their leave). Usage: npm run network [-- --peers 5]
+ * peers announce their leave) and exits 0. Usage: npm run network [-- --peers 5] [-- --dir .network]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +12,9 @@ import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin/p2p.js');
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { peers: { type: 'string', default: '3' }, dir: { type: 'string', default: '.network' } },
+});
 const peerCount = Number(values.peers);
 if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 50) {
   process.stderr.write('--peers: a whole number from 1 to 50\n');
@@ -20,6 +22,8 @@ if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 50) {
 }
 
 const children: ChildProcess[] = [];
+/** Children that logged "shutting down": they have a signal already, and a second one would cut their leave. */
+const leaving = new Set<ChildProcess>();
 
 function start(label: string, args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, [bin, ...args], {
@@ -29,9 +33,10 @@ function start(label: string, args: string[], env: Record<string, string>): Chil
   });
   const prefix = `${label.padEnd(10)}| `;
   for (const stream of [child.stdout, child.stderr]) {
-    readline
-      .createInterface({ input: stream! })
-      .on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
+    readline.createInterface({ input: stream! }).on('line', (line) => {
+      if (line.includes('shutting down')) leaving.add(child);
+      process.stdout.write(`${prefix}${line}\n`);
+    });
   }
   child.on('exit', (code, signal) => {
     process.stdout.write(`${prefix}exited (${signal ?? code})\n`);
@@ -42,25 +47,41 @@ function start(label: string, args: string[], env: Record<string, string>): Chil
 }
 
 let stopping = false;
-function stopAll(code: number): void {
+/**
+ * Stops every service once and exits 0 when each left cleanly. A terminal's Ctrl-C sends SIGINT to the
+ * whole foreground process group, so the services got it too and are leaving: signalling them again would
+ * be a second signal, which makes a service exit at once before its leave is published. So on SIGINT only
+ * the services that have not said "shutting down" within a moment (a SIGINT sent to this script alone) get
+ * a SIGTERM; on SIGTERM, or when a service died, every running service gets one.
+ */
+function stopAll(code: number, signalledGroup = false): void {
   if (stopping) return;
   stopping = true;
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-  let left = children.filter((child) => child.exitCode === null).length;
-  if (left === 0) process.exit(code);
-  for (const child of children) {
-    child.once('exit', () => {
+  let exitCode = code;
+  const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+  const terminate = () => {
+    for (const child of running) {
+      if (!leaving.has(child) && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    }
+  };
+  if (signalledGroup) setTimeout(terminate, 1500).unref();
+  else terminate();
+  let left = running.length;
+  if (left === 0) process.exit(exitCode);
+  for (const child of running) {
+    child.once('exit', (childCode) => {
+      if (childCode !== 0) exitCode = 1;
       left--;
-      if (left === 0) process.exit(code);
+      if (left === 0) process.exit(exitCode);
     });
   }
 }
-process.on('SIGINT', () => stopAll(0));
+process.on('SIGINT', () => stopAll(0, true));
 process.on('SIGTERM', () => stopAll(0));
 
 start('superpeer', ['superpeer'], {});
 for (let i = 1; i <= peerCount; i++) {
-  const shareDir = path.join(root, '.network', `peer${i}`);
+  const shareDir = path.resolve(root, values.dir, `peer${i}`);
   fs.mkdirSync(shareDir, { recursive: true });
   start(`peer${i}`, ['peer'], {
     PEER_SHARE_DIR: shareDir,
@@ -70,5 +91,5 @@ for (let i = 1; i <= peerCount; i++) {
   });
 }
 process.stdout.write(
-  `local network: superpeer + ${peerCount} peers sharing .network/peer1..${peerCount}; try \`npx p2p search guide\`; Ctrl-C stops\n`,
+  `local network: superpeer + ${peerCount} peers sharing ${values.dir}/peer1..${peerCount}; try \`npx p2p search guide\`; Ctrl-C stops\n`,
 );

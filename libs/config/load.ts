@@ -10,6 +10,8 @@ export interface CommonConfig {
   amqpUrl: string;
   /** P2P_NAMESPACE, default `p2p`: prefix of every exchange and queue, so networks can share a broker. */
   namespace: string;
+  /** P2P_QUEUE_TYPE, default `classic`; `quorum` on a RabbitMQ cluster. Every node must use the same. */
+  queueType: 'classic' | 'quorum';
   /** LOG_LEVEL, default `info`. */
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** LOG_FORMAT, default `auto`: JSON lines when the log stream is not a TTY. */
@@ -36,8 +38,12 @@ export interface PeerConfig extends CommonConfig {
   httpHost: string;
   /** PEER_HTTP_PORT, default 0 (any free port). */
   httpPort: number;
-  /** PEER_PUBLIC_URL, default unset: the service derives it from its own address and port. */
+  /** PEER_PUBLIC_URL, default unset: the service derives it from PEER_ADVERTISE_HOST and the port. */
   publicUrl: string | undefined;
+  /** PEER_ADVERTISE_HOST, default unset: this machine's host name (the container's, in compose). */
+  advertiseHost: string | undefined;
+  /** PEER_NAME, default unset: shown in logs and the management UI. */
+  name: string | undefined;
   /** PEER_ID, default unset: generated once and kept in the share. */
   peerId: string | undefined;
   /** PEER_HEARTBEAT_INTERVAL_MS, default 2000. */
@@ -89,6 +95,7 @@ function common(env: z.output<typeof SuperpeerEnvSchema | typeof PeerEnvSchema |
   return {
     amqpUrl: env.AMQP_URL,
     namespace: env.P2P_NAMESPACE,
+    queueType: env.P2P_QUEUE_TYPE,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };
@@ -153,6 +160,8 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     httpHost: parsed.PEER_HTTP_HOST,
     httpPort: parsed.PEER_HTTP_PORT,
     publicUrl: parsed.PEER_PUBLIC_URL,
+    advertiseHost: parsed.PEER_ADVERTISE_HOST,
+    name: parsed.PEER_NAME,
     peerId: parsed.PEER_ID,
     heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
     rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,

@@ -56,6 +56,12 @@ export const commonShape = {
     .regex(NamespaceSchemaPattern)
     .default('p2p')
     .describe('1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit'),
+  P2P_QUEUE_TYPE: z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum(['classic', 'quorum']))
+    .default('classic')
+    .describe('classic (one broker) or quorum (a cluster)'),
   LOG_LEVEL: z
     .string()
     .toLowerCase()
@@ -89,6 +95,16 @@ export const peerShape = {
     .describe('a host name or IP address to listen on'),
   PEER_HTTP_PORT: port().default(0).describe('an integer from 0 (any free port) to 65535'),
   PEER_PUBLIC_URL: HttpUrlSchema.optional().describe('an http:// or https:// URL without credentials'),
+  PEER_ADVERTISE_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:.]+\]$/)
+    .optional()
+    .describe('a host name, IPv4 address or [IPv6] address'),
+  PEER_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$/)
+    .optional()
+    .describe('1-64 of A-Z a-z 0-9 . _ - and space, starting with a letter or digit'),
   PEER_ID: PeerIdSchema.optional().describe('1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
   // Must be > 0: the superpeer drops a peer that stops sending heartbeats.
   PEER_HEARTBEAT_INTERVAL_MS: durationMs(1).default(2000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),

@@ -74,5 +74,5 @@ export {
   SnapshotReplySchema,
   SnapshotRequestSchema,
 } from './rpc.js';
-export type { BindingSpec, ExchangeSpec, QueueSpec, TopologySpec } from './topology.js';
+export type { BindingSpec, ExchangeSpec, QueueSpec, SharedQueueType, TopologySpec } from './topology.js';
 export { DEAD_LETTER_MAX_MESSAGES, followerQueue, mergeTopology, sharedTopology } from './topology.js';

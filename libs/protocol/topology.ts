@@ -29,8 +29,19 @@ export interface TopologySpec {
 /** Refused messages kept for inspection; the oldest are dropped past this many. */
 export const DEAD_LETTER_MAX_MESSAGES = 10_000;
 
+/**
+ * Type of the shared durable queues (`N.rpc`, `N.dead-letter`): `classic` on one broker, `quorum` on a
+ * cluster (replicated, so they survive the loss of a node). Every node of a network must use the same type:
+ * RabbitMQ refuses a declaration that differs from the queue it has.
+ */
+export type SharedQueueType = 'classic' | 'quorum';
+
 /** What every node of a network declares: both fanouts, the dead-letter pair and the shared RPC queue. */
-export function sharedTopology(names: TopologyNames): TopologySpec {
+export function sharedTopology(
+  names: TopologyNames,
+  options: { queueType?: SharedQueueType } = {},
+): TopologySpec {
+  const queueType = options.queueType ?? 'classic';
   return {
     exchanges: [
       { name: names.eventsExchange, type: 'fanout', durable: true },
@@ -42,10 +53,10 @@ export function sharedTopology(names: TopologyNames): TopologySpec {
         name: names.deadLetterQueue,
         durable: true,
         exclusive: false,
-        arguments: { 'x-max-length': DEAD_LETTER_MAX_MESSAGES, 'x-queue-type': 'classic' },
+        arguments: { 'x-max-length': DEAD_LETTER_MAX_MESSAGES, 'x-queue-type': queueType },
       },
       // No dead-lettering here: requests that expire unanswered are meant to die quietly.
-      { name: names.rpcQueue, durable: true, exclusive: false, arguments: { 'x-queue-type': 'classic' } },
+      { name: names.rpcQueue, durable: true, exclusive: false, arguments: { 'x-queue-type': queueType } },
     ],
     bindings: [{ queue: names.deadLetterQueue, exchange: names.deadLetterExchange, pattern: '' }],
   };

@@ -9,6 +9,7 @@ import {
   SearchReplySchema,
   type SearchResult,
   SearchResultSchema,
+  type SharedQueueType,
   sharedTopology,
   topologyNames,
 } from '../../libs/protocol/index.js';
@@ -35,6 +36,8 @@ export interface NetworkClient {
 export interface AmqpClientOptions {
   amqpUrl: string;
   namespace: string;
+  /** Type of the shared queues. Default classic. */
+  queueType?: SharedQueueType;
   timeoutMs: number;
   logger: Log;
 }
@@ -50,7 +53,7 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     logger: options.logger,
     initialConnectRetries: 0,
     setup: async (session) => {
-      await session.assertTopology(sharedTopology(names));
+      await session.assertTopology(sharedTopology(names, { queueType: options.queueType }));
       await rpc.setup(session);
     },
   });

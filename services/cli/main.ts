@@ -84,6 +84,7 @@ async function withClient<T>(config: CliConfig, work: (client: NetworkClient) =>
     : await connectAmqpClient({
         amqpUrl: config.amqpUrl,
         namespace: config.namespace,
+        queueType: config.queueType,
         timeoutMs: config.timeoutMs,
         logger,
       });
@@ -305,6 +306,21 @@ export function buildProgram(): Command {
     process.stdout.write(`${rows.toString()}\n${peers.length} peer${peers.length === 1 ? '' : 's'}\n`);
     if (peers.length === 0) process.exitCode = EXIT.notFound;
   });
+
+  program
+    .command('health')
+    .description("exit 0 when the service configured here works (the containers' healthcheck)")
+    .argument('<service>', 'superpeer (serves searches) or peer (HTTP up and connected to the broker)')
+    .addOption(new Option('--timeout <ms>', 'how long to wait').argParser(positiveInt(600_000)).default(5000))
+    .addOption(
+      new Option('--url <url>', 'the peer (default http://127.0.0.1:PEER_HTTP_PORT)').argParser(httpUrl),
+    )
+    .action(async (service: string, flags: { timeout: number; url?: string }) => {
+      const { checkHealth } = await import('./health.js');
+      const env = environment(program.opts<{ envFile?: string }>().envFile);
+      const line = await checkHealth(service, env, { timeoutMs: flags.timeout, url: flags.url });
+      process.stdout.write(`healthy: ${line}\n`);
+    });
 
   return program;
 }

@@ -17,11 +17,12 @@ import { createWebRouter } from './web.js';
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   const config = loadPeerConfig(env, options);
   const identity = await loadOrCreateIdentity(config.shareDir, config.peerId);
+  const name = config.name;
   const logger = createLogger({
     service: 'peer',
     level: config.logLevel,
     format: config.logFormat,
-    defaultMeta: { peerId: identity.peerId },
+    defaultMeta: { peerId: identity.peerId, ...(name ? { name } : {}) },
   });
   for (const warning of config.warnings) logger.warn(warning);
 
@@ -51,12 +52,14 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     port: config.httpPort,
     idleTimeoutMs: config.httpIdleTimeoutMs,
   });
-  const publicUrl = config.publicUrl ?? derivePublicUrl(config.httpHost, http.port);
+  const publicUrl = config.publicUrl ?? derivePublicUrl(config.httpHost, http.port, config.advertiseHost);
 
   const peer = new Peer({
     amqpUrl: config.amqpUrl,
     namespace: config.namespace,
+    queueType: config.queueType,
     identity,
+    ...(name ? { displayName: name } : {}),
     share,
     publicUrl,
     logger,
@@ -91,17 +94,15 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
 }
 
 /**
- * The URL other peers use when PEER_PUBLIC_URL is unset: a loopback bind advertises 127.0.0.1; otherwise
- * the first non-internal IPv4 address, which in a compose network is the container's own address (each
- * scaled replica gets its own).
+ * The URL other peers use when PEER_PUBLIC_URL is unset: PEER_ADVERTISE_HOST when set; a loopback bind
+ * advertises 127.0.0.1; a bind to one address advertises it; a bind to every interface advertises this
+ * machine's host name, which is deterministic where "the first IPv4 address" is not (a container on several
+ * networks): in a compose network it is the container's host name, which the network's DNS resolves for
+ * every other container, each scaled replica its own.
  */
-export function derivePublicUrl(host: string, port: number): string {
+export function derivePublicUrl(host: string, port: number, advertiseHost?: string): string {
+  if (advertiseHost !== undefined) return `http://${advertiseHost}:${port}`;
   if (host === '127.0.0.1' || host === 'localhost' || host === '::1') return `http://127.0.0.1:${port}`;
   if (host !== '0.0.0.0' && host !== '::') return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  for (const addresses of Object.values(os.networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === 'IPv4' && !address.internal) return `http://${address.address}:${port}`;
-    }
-  }
-  return `http://127.0.0.1:${port}`;
+  return `http://${os.hostname()}:${port}`;
 }

@@ -14,6 +14,7 @@ import {
   type PeerEvent,
   SearchReplySchema,
   type SearchResult,
+  type SharedQueueType,
   SnapshotReplySchema,
   sharedTopology,
   type TopologyNames,
@@ -25,7 +26,11 @@ import { NetworkView } from './view.js';
 export interface PeerOptions {
   amqpUrl: string;
   namespace: string;
+  /** Type of the shared queues. Default classic. */
+  queueType?: SharedQueueType;
   identity: PeerIdentity;
+  /** A name a person can match (PEER_NAME), shown in the management UI's connection name. */
+  displayName?: string;
   share: Share;
   /** HTTP base URL other peers use to reach this one. */
   publicUrl: string;
@@ -64,7 +69,7 @@ export class Peer {
   private readonly names: TopologyNames;
   private readonly broker: Broker;
   private readonly rpc: RpcClient;
-  private readonly options: Required<PeerOptions>;
+  private readonly options: Required<Omit<PeerOptions, 'displayName'>> & Pick<PeerOptions, 'displayName'>;
   private seq = 1;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -73,11 +78,11 @@ export class Peer {
   private closed = false;
 
   constructor(options: PeerOptions) {
-    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, ...options };
+    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, queueType: 'classic', ...options };
     this.names = topologyNames(options.namespace);
     this.broker = new Broker({
       url: options.amqpUrl,
-      connectionName: `peer ${options.identity.peerId}`,
+      connectionName: `peer ${options.displayName ? `${options.displayName} ` : ''}${options.identity.peerId}`,
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
@@ -174,7 +179,10 @@ export class Peer {
   private async setup(session: BrokerSession): Promise<void> {
     const queue = this.names.peerQueue(this.peerId, this.instanceId);
     await session.assertTopology(
-      mergeTopology(sharedTopology(this.names), followerQueue(this.names, queue, this.names.networkExchange)),
+      mergeTopology(
+        sharedTopology(this.names, { queueType: this.options.queueType }),
+        followerQueue(this.names, queue, this.names.networkExchange),
+      ),
     );
     await this.rpc.setup(session);
     await consumeValidated(session, {

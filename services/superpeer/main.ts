@@ -18,6 +18,7 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
   const superpeer = new Superpeer({
     amqpUrl: config.amqpUrl,
     namespace: config.namespace,
+    queueType: config.queueType,
     superpeerId: config.superpeerId,
     logger,
     peerTimeoutMs: config.peerTimeoutMs,

@@ -23,6 +23,7 @@ import {
   type RpcRequest,
   RpcRequestSchema,
   type SearchReply,
+  type SharedQueueType,
   type SnapshotPeer,
   type SnapshotReply,
   type SnapshotRequest,
@@ -36,6 +37,8 @@ import type { SuperpeerMetrics } from './metrics.js';
 export interface SuperpeerOptions {
   amqpUrl: string;
   namespace: string;
+  /** Type of the shared queues. Default classic. */
+  queueType?: SharedQueueType;
   superpeerId: string;
   logger: Log;
   /** A peer silent for this long is dropped. Default 6000. */
@@ -102,6 +105,7 @@ export class Superpeer {
       rpcPrefetch: 64,
       warmupQuietMs: 300,
       warmupMaxMs: 2500,
+      queueType: 'classic',
       ...options,
     };
     this.names = topologyNames(options.namespace);
@@ -148,7 +152,10 @@ export class Superpeer {
   private async setup(session: BrokerSession): Promise<void> {
     const queue = this.names.superpeerQueue(this.options.superpeerId, this.instanceId);
     await session.assertTopology(
-      mergeTopology(sharedTopology(this.names), followerQueue(this.names, queue, this.names.eventsExchange)),
+      mergeTopology(
+        sharedTopology(this.names, { queueType: this.options.queueType }),
+        followerQueue(this.names, queue, this.names.eventsExchange),
+      ),
     );
     await consumeValidated(session, {
       queue,

@@ -7,11 +7,13 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { topologyNames } from '../../libs/protocol/index.js';
+import { testAmqpUrl } from './broker.js';
 
 /** Repository root (this file runs from dist/tests/helpers). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const P2P_BIN = path.join(REPO_ROOT, 'bin/p2p.js');
-export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** The broker of this run: AMQP_URL (set by `npm test`'s runner, scripts/test.ts), else the default address. */
+export const AMQP_URL = testAmqpUrl();
 
 /** Polls `probe` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
 export async function waitUntil<T>(

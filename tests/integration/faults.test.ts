@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { isP2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import { SearchReplySchema, sharedTopology, topologyNames } from '../../libs/protocol/index.js';
 import { downloadFile } from '../../libs/transfer/index.js';
 import { connectAmqpClient, type NetworkClient } from '../../services/cli/client.js';
+import { brokerControl } from '../helpers/broker.js';
 import {
   AMQP_URL,
   makeTempDir,
@@ -23,13 +22,11 @@ import {
 } from '../helpers/network.js';
 import { msUntil } from '../helpers/timing.js';
 
-const run = promisify(execFile);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const quietLogger = () => createLogger({ service: 'test', level: 'error', format: 'json' });
 
-async function rabbitmqctl(...args: string[]): Promise<void> {
-  await run('rabbitmqctl', args, { timeout: 60_000 });
-}
+/** The broker these tests run against: the local one, or the container `npm test` started. */
+const brokerHandle = brokerControl();
 
 /** Opens a GET and pauses it after the headers: a transfer "under way" for as long as the test wants. */
 function openPausedDownload(url: string): Promise<{ finish: () => Promise<Buffer> }> {
@@ -86,8 +83,9 @@ describe('faults: the network keeps working and loses nothing', () => {
     const { results } = await client.search('big', 5);
     const transfer = await openPausedDownload(results[0]!.url);
 
-    await rabbitmqctl('stop_app');
-    await rabbitmqctl('start_app');
+    t.diagnostic(`restarting the broker with ${brokerHandle.description}`);
+    await brokerHandle.stopApp();
+    await brokerHandle.startApp();
     const recoveryMs = await msUntil(async () => (await everything()) === 3, {
       goalMs: 15_000,
       intervalMs: 250,

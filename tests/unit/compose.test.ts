@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { readEnvFile } from '../../libs/config/index.js';
+import { DEFAULT_RABBITMQ_IMAGE } from '../helpers/broker.js';
 
 /** dist/tests/unit/ → repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -84,14 +85,56 @@ describe('docker-compose.yml', () => {
     assert.match(String(services.rabbitmq!.image), /^rabbitmq:4\.\d+\.\d+-management$/);
   });
 
-  test('rabbitmq publishes 5672 and 15672', () => {
+  test('rabbitmq publishes 5672 and 15672 on loopback, at host ports a variable can move', () => {
     const ports = (services.rabbitmq!.ports as unknown[]).map(String);
-    for (const port of ['5672', '15672']) {
-      assert.ok(
-        ports.some((mapping) => mapping.endsWith(`:${port}`)),
-        `container port ${port} published: ${ports.join(', ')}`,
-      );
+    const published = (variable: string, port: number) => `127.0.0.1:\${${variable}:-${port}}:${port}`;
+    assert.ok(ports.includes(published('RABBITMQ_PORT', 5672)), ports.join(', '));
+    assert.ok(ports.includes(published('RABBITMQ_MANAGEMENT_PORT', 15672)), ports.join(', '));
+  });
+
+  test('no anonymous volume anywhere (they outlive scale-down and `down -v`); named ones are declared', () => {
+    const rabbitVolumes = (services.rabbitmq!.volumes as unknown[] | undefined)?.map(String) ?? [];
+    // The image declares VOLUME /var/lib/rabbitmq: a named volume must take its place.
+    assert.ok(
+      rabbitVolumes.some((entry) => entry.endsWith(':/var/lib/rabbitmq')),
+      rabbitVolumes.join(', '),
+    );
+    for (const [name, service] of Object.entries(services)) {
+      for (const entry of (service.volumes as unknown[] | undefined) ?? []) {
+        assert.equal(typeof entry, 'string', `${name}: short syntax`);
+        const [source] = String(entry).split(':');
+        assert.ok(String(entry).includes(':'), `${name}: anonymous volume ${String(entry)}`);
+        if (!/^[.$/]/.test(source!))
+          assert.ok(compose.volumes && source! in compose.volumes, `${name}: ${source}`);
+      }
     }
+  });
+
+  test('the test runner starts the same RabbitMQ image compose runs', () => {
+    assert.equal(services.rabbitmq!.image, DEFAULT_RABBITMQ_IMAGE);
+  });
+
+  test('superpeer and peer have a `p2p health` healthcheck; peers wait for a healthy superpeer', () => {
+    for (const name of ['superpeer', 'peer']) {
+      const healthcheck = services[name]!.healthcheck as { test?: string[] } | undefined;
+      assert.deepEqual(healthcheck?.test, ['CMD', 'node', 'bin/p2p.js', 'health', name]);
+    }
+    const dependsOn = services.peer!.depends_on as Record<string, { condition?: string }>;
+    assert.equal(dependsOn.superpeer?.condition, 'service_healthy');
+  });
+
+  test('the superpeer has a fixed host name, so its id (sp-<host name>) survives a recreate', () => {
+    assert.equal(services.superpeer!.hostname, 'superpeer');
+  });
+
+  test('the cli saves downloads into a folder mounted from the host', () => {
+    const cli = services.cli!;
+    const mounts = ((cli.volumes as unknown[] | undefined) ?? []).map(String);
+    assert.ok(
+      mounts.some((entry) => entry.endsWith(`:${String(cli.working_dir)}`)),
+      mounts.join(', '),
+    );
+    assert.deepEqual(cli.entrypoint, ['node', '/app/bin/p2p.js']);
   });
 
   test('rabbitmq has a rabbitmq-diagnostics ping healthcheck with timings', () => {
@@ -208,6 +251,12 @@ describe('Dockerfile', () => {
     assert.equal(stage.findLast((entry) => entry.instruction === 'USER')?.args, 'node');
   });
 
+  test('needs no image from a registry beyond its base (no `# syntax` line) and exposes no port', () => {
+    assert.doesNotMatch(dockerfile, /^#\s*syntax=/m);
+    // Only a peer listens, on PEER_HTTP_PORT; the superpeer would show a port nothing listens on.
+    assert.ok(!lastStageInstructions().some((entry) => entry.instruction === 'EXPOSE'));
+  });
+
   test('ENTRYPOINT is node bin/p2p.js and CMD defaults to peer', () => {
     assert.deepEqual(execForm('ENTRYPOINT'), ['node', 'bin/p2p.js']);
     assert.deepEqual(execForm('CMD'), ['peer']);
@@ -258,4 +307,52 @@ test('the build stage compiles from only the files it copies (no test or benchma
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
+});
+
+describe('docker-compose.cluster.yml', () => {
+  const cluster = parse(readFileSync(join(ROOT, 'docker-compose.cluster.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service>;
+    volumes?: Record<string, unknown>;
+  };
+  const nodes = ['rabbitmq1', 'rabbitmq2', 'rabbitmq3'];
+  const conf = readFileSync(join(ROOT, 'deploy/cluster/rabbitmq.conf'), 'utf8');
+  const haproxy = readFileSync(join(ROOT, 'deploy/cluster/haproxy.cfg'), 'utf8');
+
+  test('three RabbitMQ nodes with fixed host names, one named volume each, found by classic config', () => {
+    for (const [i, name] of nodes.entries()) {
+      const node = cluster.services[name]!;
+      assert.equal(node.image, services.rabbitmq!.image);
+      assert.equal(node.hostname, name);
+      const volumes = (node.volumes as string[]).map(String);
+      assert.ok(volumes.includes(`${name}-data:/var/lib/rabbitmq`), volumes.join(', '));
+      assert.ok(cluster.volumes && `${name}-data` in cluster.volumes);
+      assert.match(
+        conf,
+        new RegExp(`^cluster_formation\\.classic_config\\.nodes\\.${i + 1} = rabbit@${name}$`, 'm'),
+      );
+    }
+    assert.match(conf, /^cluster_formation\.peer_discovery_backend = classic_config$/m);
+  });
+
+  test('the services reach every node through one address, `rabbitmq` (HAProxy), and use quorum queues', () => {
+    for (const name of nodes) assert.match(haproxy, new RegExp(`server ${name} ${name}:5672`));
+    assert.match(haproxy, /on-marked-down shutdown-sessions/);
+    for (const name of ['superpeer', 'peer', 'cli']) {
+      const service = cluster.services[name]!;
+      assert.equal((service.environment as Record<string, string>).P2P_QUEUE_TYPE, 'quorum', name);
+      assert.deepEqual(service.env_file, services[name]!.env_file, name);
+      assert.deepEqual(service.command, services[name]!.command, name);
+    }
+    const ports = (cluster.services.rabbitmq!.ports as unknown[]).map(String);
+    assert.deepEqual(ports, (services.rabbitmq!.ports as unknown[]).map(String));
+  });
+
+  test('no container_name, no anonymous volume', () => {
+    for (const [name, service] of Object.entries(cluster.services)) {
+      assert.equal(service.container_name, undefined, name);
+      for (const entry of (service.volumes as unknown[] | undefined) ?? []) {
+        assert.ok(String(entry).includes(':'), `${name}: anonymous volume ${String(entry)}`);
+      }
+    }
+  });
 });
