@@ -178,8 +178,12 @@ describe('NetworkIndex search', () => {
     assert.equal(three.results.length, 3);
     assert.equal(three.truncated, false);
     const none = index.search(parseQuery('txt'), 0);
-    assert.deepEqual(none, { results: [], truncated: true });
-    assert.deepEqual(index.search(parseQuery('nothing'), 0), { results: [], truncated: false });
+    assert.deepEqual(none, { results: [], truncated: true, partial: false });
+    assert.deepEqual(index.search(parseQuery('nothing'), 0), {
+      results: [],
+      truncated: false,
+      partial: false,
+    });
     const shaTwo = index.search({ kind: 'sha256', sha256: SHA_A }, 2);
     assert.equal(shaTwo.results.length, 2);
     assert.equal(shaTwo.truncated, true);
@@ -189,7 +193,11 @@ describe('NetworkIndex search', () => {
     const index = sample();
     const query: Query = { kind: 'words', words: ['Holi', 'PHOTOS 2024'] };
     assert.equal(index.search(query, 10).results.length, 1);
-    assert.deepEqual(index.search({ kind: 'words', words: ['...'] }, 10), { results: [], truncated: false });
+    assert.deepEqual(index.search({ kind: 'words', words: ['...'] }, 10), {
+      results: [],
+      truncated: false,
+      partial: false,
+    });
   });
 });
 
