@@ -21,13 +21,37 @@ const { values } = parseArgs({
 const fileCount = Number(values.files);
 const requests = Number(values.requests);
 
-const WORDS =
-  'alpha beta gamma delta photo holiday report draft final music video backup notes invoice scan'.split(' ');
+/*
+ * Three families of words; a peer names its files from one family only, except one file in RARE_MIX that
+ * takes a word from each. So a query with one word of each family hits three common words (each in about a
+ * third of all files) that are rare together: the adversarial case for an index that scans one word's
+ * postings and checks the others.
+ */
+const FAMILIES = [
+  'alpha beta gamma delta epsilon'.split(' '),
+  'photo holiday report draft final'.split(' '),
+  'music video backup notes invoice'.split(' '),
+];
+const WORDS = FAMILIES.flat();
+const RARE_MIX = 10_000;
+const IN_FLIGHT = 64;
 const random = prng(42);
 const pick = () => WORDS[Math.floor(random() * WORDS.length)]!;
+const pickFrom = (family: readonly string[]) => family[Math.floor(random() * family.length)]!;
 
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+/** Requests per second with `IN_FLIGHT` calls outstanding at all times. */
+async function throughput(call: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < requests) await call(next++);
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  return requests / ((performance.now() - started) / 1000);
+}
 
 async function timeCalls(call: (i: number) => Promise<unknown>): Promise<{ p50: number; p99: number }> {
   for (let i = 0; i < 200; i++) await call(i); // warm-up
@@ -51,8 +75,11 @@ const started = Date.now();
 for (let p = 0; p < peers; p++) {
   const files = [];
   for (let i = 0; i < fileCount / peers; i++) {
+    const family = FAMILIES[p % FAMILIES.length]!;
+    const mixed = i % RARE_MIX === RARE_MIX - 1;
+    const words = mixed ? FAMILIES.map(pickFrom) : [pickFrom(family), pickFrom(family), pickFrom(family)];
     files.push({
-      name: `${pick()}/${pick()}-${pick()}-${p}-${i}.dat`,
+      name: `${words[0]}/${words[1]}-${words[2]}-${p}-${i}.dat`,
       size: i,
       sha256: (p * 1_000_000 + i).toString(16).padStart(64, '0'),
       mtimeMs: 0,
@@ -98,12 +125,30 @@ const echoClient = new RpcClient(broker, echoQueue);
 await broker.start();
 
 const EchoSchema = SearchReplySchema.partial();
-const baseline = await timeCalls(() =>
+const echoCall = () =>
   echoClient.call({ v: 1, type: 'rpc.search', query: 'x', limit: 1 }, EchoSchema, {
     timeoutMs: 5000,
     correlationId: uuidv4(),
-  }),
-);
+  });
+const baseline = await timeCalls(echoCall);
+let partialReplies = 0;
+let adversarialResults = 0;
+const adversarialCall = () =>
+  searchClient
+    .call(
+      { v: 1, type: 'rpc.search', query: FAMILIES.map(pickFrom).join(' '), limit: 50 },
+      SearchReplySchema,
+      { timeoutMs: 5000 },
+    )
+    .then((reply) => {
+      if (reply.partial) partialReplies++;
+      adversarialResults += reply.results.length;
+    });
+const adversarial = await timeCalls(adversarialCall);
+const adversarialPartial = partialReplies;
+const adversarialAverage = adversarialResults / (requests + 200);
+const echoRate = await throughput(echoCall);
+const adversarialRate = await throughput(adversarialCall);
 const selective = await timeCalls(() =>
   searchClient.call(
     { v: 1, type: 'rpc.search', query: `${pick()} ${pick()} ${Math.floor(random() * peers)}`, limit: 50 },
@@ -131,6 +176,13 @@ const line = (label: string, r: { p50: number; p99: number }) =>
 process.stdout.write(line('echo RPC (broker round trip)', baseline));
 process.stdout.write(line('search, 3 words, limit 50', selective));
 process.stdout.write(line('search by sha256', bySha));
+process.stdout.write(
+  `${line('search, 3 common words rare together', adversarial).trimEnd()}   (avg ${adversarialAverage.toFixed(1)} results, ${adversarialPartial} partial)\n`,
+);
+process.stdout.write(`echo at ${IN_FLIGHT} in flight: ${echoRate.toFixed(0)} requests/s\n`);
+process.stdout.write(
+  `adversarial search at ${IN_FLIGHT} in flight: ${adversarialRate.toFixed(0)} requests/s = ${((100 * adversarialRate) / echoRate).toFixed(0)}% of echo\n`,
+);
 
 searchClient.close();
 echoClient.close();

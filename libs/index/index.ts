@@ -11,6 +11,8 @@ export type {
   SearchOutcome,
 } from './network-index.js';
 export { NetworkIndex } from './network-index.js';
+export type { NetworkMapOptions } from './network-map.js';
+export { NetworkMap } from './network-map.js';
 export type { Query } from './query.js';
 export { parseQuery, tokenize } from './query.js';
 export type { SliceOptions } from './slices.js';

@@ -328,6 +328,11 @@ export class NetworkIndex {
     return this.updates.run(() => this.compact(options));
   }
 
+  /** Resolves once the async updates queued so far have run. */
+  async idle(): Promise<void> {
+    await this.updates.run(() => undefined);
+  }
+
   hasPeer(peerId: string): boolean {
     return this.peersById.has(peerId);
   }
