@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { FileEntry, SearchResult } from '../protocol/index.js';
 import { fileUrl } from '../protocol/index.js';
 import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
@@ -103,9 +104,15 @@ function bagDelete<K>(bag: IdBag<K>, key: K, id: number): void {
   if (current.size === 1) bag.set(key, current.values().next().value!);
 }
 
-/** A small-integer key of a SHA-256 (its first 28 bits): the full hash is compared on lookup. */
-function shaKey(sha256: string): number {
-  return Number.parseInt(sha256.slice(0, 7), 16);
+/**
+ * A small-integer key of a SHA-256 (the full hash is compared on lookup): 30 bits of a seeded FNV-1a over
+ * the hex text. Seeded per index so that a peer cannot announce hashes chosen to share one key (hashes are
+ * whatever a peer says, not necessarily random) and make every lookup walk them.
+ */
+function shaKey(sha256: string, seed: number): number {
+  let hash = 0x811c9dc5 ^ seed;
+  for (let i = 0; i < sha256.length; i++) hash = Math.imul(hash ^ sha256.charCodeAt(i), 0x01000193);
+  return (hash ^ (hash >>> 15)) & 0x3fffffff;
 }
 
 /** `tokens` joined with NUL before each one: "\0holiday\0photos\0jpg". Empty when there is no token. */
@@ -184,6 +191,7 @@ export class NetworkIndex {
   private readonly updates = new SerialQueue();
   private readonly workBudget: number;
   private readonly bitmapMinFiles: number;
+  private readonly shaSeed = randomInt(2 ** 30);
 
   constructor(options: NetworkIndexOptions = {}) {
     this.workBudget = options.searchWorkBudget ?? 250_000;
@@ -415,7 +423,7 @@ export class NetworkIndex {
 
   private findSha(sha256: string, max: number, found: number[]): void {
     if (!/^[0-9a-f]{64}$/.test(sha256)) return;
-    const ids = this.bySha.get(shaKey(sha256));
+    const ids = this.bySha.get(shaKey(sha256, this.shaSeed));
     if (ids === undefined) return;
     const bytes = Buffer.from(sha256, 'hex');
     for (const id of typeof ids === 'number' ? [ids] : ids) {
@@ -697,9 +705,9 @@ export class NetworkIndex {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
       const sha256 = file.sha256.toLowerCase();
       if (files.sha(existing) !== sha256) {
-        bagDelete(this.bySha, shaKey(files.sha(existing)), existing);
+        bagDelete(this.bySha, shaKey(files.sha(existing), this.shaSeed), existing);
         files.setSha(existing, sha256);
-        bagAdd(this.bySha, shaKey(sha256), existing);
+        bagAdd(this.bySha, shaKey(sha256, this.shaSeed), existing);
       }
       peer.totalBytes += file.size - files.sizes[existing]!;
       files.sizes[existing] = file.size;
@@ -725,7 +733,7 @@ export class NetworkIndex {
         if (entry.live >= this.bitmapThreshold()) this.toBitmap(entry);
       }
     }
-    bagAdd(this.bySha, shaKey(file.sha256.toLowerCase()), id);
+    bagAdd(this.bySha, shaKey(file.sha256.toLowerCase(), this.shaSeed), id);
     if (key !== '') bagAdd(this.byTokenKey, key, id);
     peer.byName.set(file.name, id);
     peer.totalBytes += file.size;
@@ -753,7 +761,7 @@ export class NetworkIndex {
       }
       bagDelete(this.byTokenKey, key, id);
     }
-    bagDelete(this.bySha, shaKey(files.sha(id)), id);
+    bagDelete(this.bySha, shaKey(files.sha(id), this.shaSeed), id);
     peer.totalBytes -= files.sizes[id]!;
     peer.sortedIds = undefined;
     files.release(id);
