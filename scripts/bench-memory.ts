@@ -64,7 +64,7 @@ async function measure(kind: 'index' | 'map'): Promise<void> {
     gc();
     const usage = process.memoryUsage();
     process.stdout.write(
-      `${kind.padEnd(5)} ${label.padEnd(26)} rss ${mib(usage.rss).padStart(8)}   heap ${mib(usage.heapUsed).padStart(8)}   external+buffers ${mib(usage.external + usage.arrayBuffers).padStart(8)}\n`,
+      `${kind.padEnd(5)} ${label.padEnd(26)} rss ${mib(usage.rss).padStart(8)}   heap ${mib(usage.heapUsed).padStart(8)}   external (typed arrays, buffers) ${mib(usage.external).padStart(8)}\n`,
     );
   };
   const store = kind === 'index' ? new NetworkIndex() : new NetworkMap();
@@ -91,7 +91,7 @@ async function measure(kind: 'index' | 'map'): Promise<void> {
   }
   delay.disable();
   process.stdout.write(
-    `${kind.padEnd(5)} loaded ${store.fileCount} files in ${((performance.now() - started) / 1000).toFixed(1)} s (generation included), longest slice ${longestSliceMs.toFixed(1)} ms CPU, longest event-loop delay ${(delay.max / 1e6).toFixed(0)} ms wall\n`,
+    `${kind.padEnd(5)} loaded ${store.fileCount} files in ${((performance.now() - started) / 1000).toFixed(1)} s (generation included), longest slice ${longestSliceMs.toFixed(1)} ms of process CPU (GC threads included), longest event-loop delay ${(delay.max / 1e6).toFixed(0)} ms wall\n`,
   );
   longestSliceMs = 0;
   snapshot(`${peers} × ${filesPerPeer} files`);
@@ -108,7 +108,7 @@ async function measure(kind: 'index' | 'map'): Promise<void> {
   );
   delay.disable();
   process.stdout.write(
-    `${kind.padEnd(5)} removed every peer in ${((performance.now() - removing) / 1000).toFixed(1)} s, longest slice ${longestSliceMs.toFixed(1)} ms CPU, longest event-loop delay ${(delay.max / 1e6).toFixed(0)} ms wall\n`,
+    `${kind.padEnd(5)} removed every peer in ${((performance.now() - removing) / 1000).toFixed(1)} s, longest slice ${longestSliceMs.toFixed(1)} ms of process CPU (GC threads included), longest event-loop delay ${(delay.max / 1e6).toFixed(0)} ms wall\n`,
   );
   snapshot('after every peer left');
 }

@@ -48,10 +48,23 @@ export class IdPool {
     return top;
   }
 
-  /** Forgets every id >= `limit` (the id space shrank to `limit`). */
+  /** Forgets every id >= `limit` (the id space shrank to `limit`); linear (a bottom-up heapify, no sort). */
   trimTo(limit: number): void {
-    const kept = this.heap.filter((id) => id < limit).sort((a, b) => a - b);
-    // A sorted array is a valid min-heap.
-    this.heap = kept;
+    const heap = this.heap.filter((id) => id < limit);
+    for (let start = (heap.length >> 1) - 1; start >= 0; start--) {
+      const value = heap[start]!;
+      let i = start;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= heap.length) break;
+        const right = left + 1;
+        const child = right < heap.length && heap[right]! < heap[left]! ? right : left;
+        if (heap[child]! >= value) break;
+        heap[i] = heap[child]!;
+        i = child;
+      }
+      heap[i] = value;
+    }
+    this.heap = heap;
   }
 }

@@ -83,25 +83,46 @@ class PeerRecord {
   ) {}
 }
 
-/** Maps a key to one file id or, when several files share it, a set of them. */
-type IdBag<K> = Map<K, number | Set<number>>;
+const BAG_SHARDS = 64;
 
-function bagAdd<K>(bag: IdBag<K>, key: K, id: number): void {
-  const current = bag.get(key);
-  if (current === undefined) bag.set(key, id);
-  else if (typeof current === 'number') bag.set(key, new Set([current, id]));
-  else current.add(id);
+/**
+ * Maps a key to one file id or, when several files share it, a set of them. Spread over 64 Maps so that
+ * no single Map holds a million entries: growing one rehashes it in one go, and at that size that is a
+ * task of hundreds of milliseconds.
+ */
+class IdBags<K extends string | number> {
+  private readonly shards = Array.from({ length: BAG_SHARDS }, () => new Map<K, number | Set<number>>());
+
+  constructor(private readonly shardOf: (key: K) => number) {}
+
+  get(key: K): number | Set<number> | undefined {
+    return this.shards[this.shardOf(key)]!.get(key);
+  }
+
+  add(key: K, id: number): void {
+    const bag = this.shards[this.shardOf(key)]!;
+    const current = bag.get(key);
+    if (current === undefined) bag.set(key, id);
+    else if (typeof current === 'number') bag.set(key, new Set([current, id]));
+    else current.add(id);
+  }
+
+  delete(key: K, id: number): void {
+    const bag = this.shards[this.shardOf(key)]!;
+    const current = bag.get(key);
+    if (current === undefined) return;
+    if (typeof current === 'number') {
+      if (current === id) bag.delete(key);
+      return;
+    }
+    current.delete(id);
+    if (current.size === 1) bag.set(key, current.values().next().value!);
+  }
 }
 
-function bagDelete<K>(bag: IdBag<K>, key: K, id: number): void {
-  const current = bag.get(key);
-  if (current === undefined) return;
-  if (typeof current === 'number') {
-    if (current === id) bag.delete(key);
-    return;
-  }
-  current.delete(id);
-  if (current.size === 1) bag.set(key, current.values().next().value!);
+/** A shard for a token key ("\0tok\0tok…"): its first token's first character, its last, its length. */
+function textShard(key: string): number {
+  return (key.charCodeAt(1) + 7 * key.length + 13 * key.charCodeAt(key.length - 1)) & (BAG_SHARDS - 1);
 }
 
 /**
@@ -175,9 +196,9 @@ export class NetworkIndex {
   private readonly peersById = new Map<string, PeerRecord>();
   private readonly dictionary = new TokenDictionary();
   /** first 28 bits of a sha256 → files whose sha256 starts so */
-  private readonly bySha: IdBag<number> = new Map();
+  private readonly bySha = new IdBags<number>((key) => key & (BAG_SHARDS - 1));
   /** token key (see `tokenKey`) → files whose names have exactly those tokens; finds exact-name matches. */
-  private readonly byTokenKey: IdBag<string> = new Map();
+  private readonly byTokenKey = new IdBags<string>(textShard);
   private readonly bitmapTokens = new Set<TokenPostings>();
   private readonly files: FileTable<PeerRecord>;
   /** Scratch marks for one search at a time: `marks[id] === epoch` means "seen in this search". */
@@ -705,9 +726,9 @@ export class NetworkIndex {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
       const sha256 = file.sha256.toLowerCase();
       if (files.sha(existing) !== sha256) {
-        bagDelete(this.bySha, shaKey(files.sha(existing), this.shaSeed), existing);
+        this.bySha.delete(shaKey(files.sha(existing), this.shaSeed), existing);
         files.setSha(existing, sha256);
-        bagAdd(this.bySha, shaKey(sha256, this.shaSeed), existing);
+        this.bySha.add(shaKey(sha256, this.shaSeed), existing);
       }
       peer.totalBytes += file.size - files.sizes[existing]!;
       files.sizes[existing] = file.size;
@@ -733,8 +754,8 @@ export class NetworkIndex {
         if (entry.live >= this.bitmapThreshold()) this.toBitmap(entry);
       }
     }
-    bagAdd(this.bySha, shaKey(file.sha256.toLowerCase(), this.shaSeed), id);
-    if (key !== '') bagAdd(this.byTokenKey, key, id);
+    this.bySha.add(shaKey(file.sha256.toLowerCase(), this.shaSeed), id);
+    if (key !== '') this.byTokenKey.add(key, id);
     peer.byName.set(file.name, id);
     peer.totalBytes += file.size;
     peer.sortedIds = undefined;
@@ -759,9 +780,9 @@ export class NetworkIndex {
           if (entry.live < listBelow) this.toList(entry, id);
         } else if (entry.dead > entry.live && entry.dead >= MIN_DEAD_TO_COMPACT) this.compactPostings(entry);
       }
-      bagDelete(this.byTokenKey, key, id);
+      this.byTokenKey.delete(key, id);
     }
-    bagDelete(this.bySha, shaKey(files.sha(id), this.shaSeed), id);
+    this.bySha.delete(shaKey(files.sha(id), this.shaSeed), id);
     peer.totalBytes -= files.sizes[id]!;
     peer.sortedIds = undefined;
     files.release(id);
