@@ -4,8 +4,10 @@ import { fileUrl } from '../protocol/index.js';
 import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
 import { TokenDictionary, type TokenPostings } from './dictionary.js';
 import { FileTable } from './file-table.js';
+import { BAG_SHARDS, distinct, IdBags, shaKey, textShard, tokenKey } from './id-bags.js';
 import { type Query, tokenize } from './query.js';
 import { forEachOfSliced, forEachSliced, runSliced, SerialQueue, type SliceOptions } from './slices.js';
+import { WordSearch } from './word-search.js';
 
 /** A peer's whole state (a join, a resync, or one peer of a snapshot). */
 export interface PeerState {
@@ -59,10 +61,6 @@ export interface NetworkIndexOptions {
 
 /** Posting lists with fewer stale codes than this are not worth compacting. */
 const MIN_DEAD_TO_COMPACT = 8;
-/** Above this many tokens per name, removing duplicates goes through a Set instead of a scan. */
-const SMALL_TOKEN_LIST = 16;
-/** A driver word with at most this many candidate files is scanned rather than intersected as bitmaps. */
-const SCAN_MAX_CANDIDATES = 1024;
 /** The id space is compacted (live files moved down) once fewer than half of its ids are live. */
 const COMPACT_BELOW_LIVE_SHARE = 0.5;
 const COMPACT_MIN_IDS = 4096;
@@ -83,81 +81,8 @@ class PeerRecord {
   ) {}
 }
 
-const BAG_SHARDS = 64;
-
-/**
- * Maps a key to one file id or, when several files share it, a set of them. Spread over 64 Maps so that
- * no single Map holds a million entries: growing one rehashes it in one go, and at that size that is a
- * task of hundreds of milliseconds.
- */
-class IdBags<K extends string | number> {
-  private readonly shards = Array.from({ length: BAG_SHARDS }, () => new Map<K, number | Set<number>>());
-
-  constructor(private readonly shardOf: (key: K) => number) {}
-
-  get(key: K): number | Set<number> | undefined {
-    return this.shards[this.shardOf(key)]!.get(key);
-  }
-
-  add(key: K, id: number): void {
-    const bag = this.shards[this.shardOf(key)]!;
-    const current = bag.get(key);
-    if (current === undefined) bag.set(key, id);
-    else if (typeof current === 'number') bag.set(key, new Set([current, id]));
-    else current.add(id);
-  }
-
-  delete(key: K, id: number): void {
-    const bag = this.shards[this.shardOf(key)]!;
-    const current = bag.get(key);
-    if (current === undefined) return;
-    if (typeof current === 'number') {
-      if (current === id) bag.delete(key);
-      return;
-    }
-    current.delete(id);
-    if (current.size === 1) bag.set(key, current.values().next().value!);
-  }
-}
-
-/** A shard for a token key ("\0tok\0tok…"): its first token's first character, its last, its length. */
-function textShard(key: string): number {
-  return (key.charCodeAt(1) + 7 * key.length + 13 * key.charCodeAt(key.length - 1)) & (BAG_SHARDS - 1);
-}
-
-/**
- * A small-integer key of a SHA-256 (the full hash is compared on lookup): 30 bits of a seeded FNV-1a over
- * the hex text. Seeded per index so that a peer cannot announce hashes chosen to share one key (hashes are
- * whatever a peer says, not necessarily random) and make every lookup walk them.
- */
-function shaKey(sha256: string, seed: number): number {
-  let hash = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < sha256.length; i++) hash = Math.imul(hash ^ sha256.charCodeAt(i), 0x01000193);
-  return (hash ^ (hash >>> 15)) & 0x3fffffff;
-}
-
-/** `tokens` joined with NUL before each one: "\0holiday\0photos\0jpg". Empty when there is no token. */
-function tokenKey(tokens: readonly string[]): string {
-  if (tokens.length === 0) return '';
-  // join() gives one flat string; `'\0' + joined` would keep a rope node per file alive.
-  const parts = [''];
-  for (const token of tokens) parts.push(token);
-  return parts.join('\0');
-}
-
-function distinct(tokens: string[]): string[] {
-  if (tokens.length > SMALL_TOKEN_LIST) return [...new Set(tokens)];
-  return tokens.filter((token, i) => tokens.indexOf(token) === i);
-}
-
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Work done by one search, against its budget. */
-interface Work {
-  used: number;
-  readonly budget: number;
 }
 
 /**
@@ -201,14 +126,10 @@ export class NetworkIndex {
   private readonly byTokenKey = new IdBags<string>(textShard);
   private readonly bitmapTokens = new Set<TokenPostings>();
   private readonly files: FileTable<PeerRecord>;
-  /** Scratch marks for one search at a time: `marks[id] === epoch` means "seen in this search". */
-  private marks = new Uint32Array(1024);
-  private epoch = 0;
+  private readonly words: WordSearch;
   /** The same for updates, apart so that a search between two slices of an update cannot disturb it. */
   private updateMarks = new Uint32Array(1024);
   private updateEpoch = 0;
-  private scratchA = new Uint32Array(wordsFor(1024));
-  private scratchB = new Uint32Array(wordsFor(1024));
   private readonly updates = new SerialQueue();
   private readonly workBudget: number;
   private readonly bitmapMinFiles: number;
@@ -218,6 +139,7 @@ export class NetworkIndex {
     this.workBudget = options.searchWorkBudget ?? 250_000;
     this.bitmapMinFiles = Math.max(1, options.bitmapMinFiles ?? 1024);
     this.files = new FileTable<PeerRecord>((capacity) => this.onCapacity(capacity));
+    this.words = new WordSearch(this.dictionary, this.files, this.byTokenKey);
   }
 
   get fileCount(): number {
@@ -412,7 +334,7 @@ export class NetworkIndex {
     if (query.kind === 'sha256') {
       this.findSha(query.sha256.toLowerCase(), max, found);
     } else {
-      const outcome = this.findWords(query.words.flatMap(tokenize), max, found, {
+      const outcome = this.words.find(query.words.flatMap(tokenize), max, found, {
         used: 0,
         budget: workBudget,
       });
@@ -452,215 +374,6 @@ export class NetworkIndex {
       found.push(id);
       if (found.length > max) return;
     }
-  }
-
-  /** Pushes matching file ids (up to max + 1) to `found`; says how many of them, first, are exact. */
-  private findWords(
-    words: string[],
-    max: number,
-    found: number[],
-    work: Work,
-  ): { exactCount: number; partial: boolean } {
-    if (words.length === 0) return { exactCount: 0, partial: false };
-    const epoch = this.nextEpoch();
-    const { marks } = this;
-    const owners = this.files.owners;
-    const exact = this.byTokenKey.get(tokenKey(words));
-    if (exact !== undefined) {
-      for (const id of typeof exact === 'number' ? [exact] : exact) {
-        if (owners[id]!.removed) continue;
-        marks[id] = epoch;
-        found.push(id);
-        if (found.length > max) return { exactCount: found.length, partial: false };
-      }
-    }
-    const exactCount = found.length;
-
-    // A word that starts another query word is implied by it: whatever token the longer one starts, the
-    // shorter one starts too.
-    const unique = distinct(words);
-    const needed = unique.filter((word) => !unique.some((other) => other !== word && other.startsWith(word)));
-
-    // The driver is the word with the fewest candidate files; counting stops at the best count so far, so
-    // estimating a short, common word costs no more than the selective word already found. Longer words
-    // go first because they tend to be the selective ones.
-    needed.sort((a, b) => b.length - a.length);
-    const counts = new Map<string, number>();
-    let driver = needed[0]!;
-    let best = Number.POSITIVE_INFINITY;
-    if (needed.length > 1) {
-      for (const word of needed) {
-        const count = this.countWithPrefix(word, best, work);
-        counts.set(word, count);
-        if (count < best) {
-          best = count;
-          driver = word;
-        }
-        if (best === 0) return { exactCount, partial: false };
-      }
-    }
-    const others = needed.filter((word) => word !== driver);
-    others.sort((a, b) => counts.get(a)! - counts.get(b)!);
-    let partial: boolean | undefined;
-    if (others.length > 0 && best > SCAN_MAX_CANDIDATES) {
-      partial = this.intersect(driver, others, max, found, epoch, work);
-    }
-    partial ??= this.scanDriver(driver, others, max, found, epoch, work);
-    return { exactCount, partial };
-  }
-
-  /** Live files over all tokens starting with `prefix`, counted only up to `cap`. */
-  private countWithPrefix(prefix: string, cap: number, work: Work): number {
-    let total = 0;
-    this.dictionary.forEachWithPrefix(prefix, (entry) => {
-      work.used++;
-      total += entry.live;
-      return total < cap && work.used < work.budget;
-    });
-    return total;
-  }
-
-  /**
-   * Visits a candidate file: skips it when already seen or leaving, checks the other words against its
-   * token key, keeps it when all match. Returns false to stop (limit reached).
-   */
-  private consider(
-    id: number,
-    checks: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-  ): boolean {
-    if (this.marks[id] === epoch) return true;
-    this.marks[id] = epoch;
-    if (this.files.owners[id]!.removed) return true;
-    const key = this.files.keys[id]!;
-    for (const check of checks) if (!key.includes(check)) return true;
-    found.push(id);
-    return found.length <= max;
-  }
-
-  /** Checks the driver's files one by one; returns whether the budget cut it short. */
-  private scanDriver(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean {
-    const checks = others.map((word) => `\0${word}`);
-    const words = wordsFor(this.files.idCount);
-    let partial = false;
-    let stop = false;
-    const visit = (id: number): boolean => {
-      if (++work.used > work.budget) {
-        partial = true;
-        return false;
-      }
-      stop = !this.consider(id, checks, max, found, epoch);
-      return !stop;
-    };
-    this.dictionary.forEachWithPrefix(driver, (entry) => {
-      work.used++;
-      if (entry.bits !== undefined) {
-        work.used += forEachBit(entry.bits, 0, words, visit);
-      } else {
-        for (const code of entry.codes) {
-          const id = this.files.liveId(code);
-          if (id >= 0 && !visit(id)) break;
-        }
-      }
-      if (work.used > work.budget) partial = true;
-      return !stop && !partial;
-    });
-    return partial && !stop;
-  }
-
-  /**
-   * Intersects the candidate sets of the driver and of each other word that is cheap enough to build as a
-   * bitmap (at most two bitmap passes); the words left are checked per file on what remains. Returns
-   * whether the budget cut it short, or undefined when the driver itself is too costly to build.
-   */
-  private intersect(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean | undefined {
-    const words = wordsFor(this.files.idCount);
-    const acc = this.scratchA;
-    if (!this.buildCandidates(driver, acc, words, 2 * words, work)) return undefined;
-    const verify: string[] = [];
-    for (const word of others) {
-      const single = this.singleBitmap(word, work);
-      if (single !== undefined) {
-        for (let w = 0; w < words; w++) acc[w]! &= single[w]!;
-        work.used += words;
-        continue;
-      }
-      const scratch = this.scratchB;
-      if (
-        work.used + 3 * words < work.budget &&
-        this.buildCandidates(word, scratch, words, 2 * words, work)
-      ) {
-        for (let w = 0; w < words; w++) acc[w]! &= scratch[w]!;
-        work.used += words;
-      } else verify.push(`\0${word}`);
-    }
-    let partial = false;
-    let stop = false;
-    work.used += forEachBit(acc, 0, words, (id) => {
-      if (++work.used > work.budget) {
-        partial = true;
-        return false;
-      }
-      stop = !this.consider(id, verify, max, found, epoch);
-      return !stop;
-    });
-    return partial && !stop;
-  }
-
-  /** The bitmap of `word` when the word starts exactly one token and that token has a bitmap. */
-  private singleBitmap(word: string, work: Work): Uint32Array | undefined {
-    let single: Uint32Array | undefined;
-    let count = 0;
-    this.dictionary.forEachWithPrefix(word, (entry) => {
-      work.used++;
-      single = entry.bits;
-      return ++count < 2;
-    });
-    return count === 1 ? single : undefined;
-  }
-
-  /**
-   * Sets in `out` (its first `words` words) the files holding a token that starts with `word`. Gives up,
-   * returning false, past `cost` units of work or the budget.
-   */
-  private buildCandidates(word: string, out: Uint32Array, words: number, cost: number, work: Work): boolean {
-    out.fill(0, 0, words);
-    const limit = Math.min(work.budget, work.used + cost + words);
-    work.used += words;
-    let ok = true;
-    this.dictionary.forEachWithPrefix(word, (entry) => {
-      work.used++;
-      const bits = entry.bits;
-      if (bits !== undefined) {
-        for (let w = 0; w < words; w++) out[w]! |= bits[w]!;
-        work.used += words;
-      } else {
-        for (const code of entry.codes) {
-          const id = this.files.liveId(code);
-          if (id >= 0) setBit(out, id);
-        }
-        work.used += entry.codes.length;
-      }
-      ok = work.used <= limit;
-      return ok;
-    });
-    return ok;
   }
 
   // ---- updates -----------------------------------------------------------------------------------------
@@ -824,13 +537,10 @@ export class NetworkIndex {
 
   private onCapacity(capacity: number): void {
     for (const entry of this.bitmapTokens) entry.bits = resized(entry.bits!, capacity);
-    this.marks = new Uint32Array(capacity);
-    this.epoch = 0;
+    this.words.resize(capacity);
     const updateMarks = new Uint32Array(capacity);
     updateMarks.set(this.updateMarks.subarray(0, Math.min(capacity, this.updateMarks.length)));
     this.updateMarks = updateMarks;
-    this.scratchA = new Uint32Array(wordsFor(capacity));
-    this.scratchB = new Uint32Array(wordsFor(capacity));
   }
 
   private isSparse(): boolean {
@@ -877,14 +587,6 @@ export class NetworkIndex {
     };
     this.removeName(peer, file.name);
     this.upsertFile(peer, file);
-  }
-
-  private nextEpoch(): number {
-    if (this.epoch === 0xffffffff) {
-      this.marks.fill(0);
-      this.epoch = 0;
-    }
-    return ++this.epoch;
   }
 
   private nextUpdateEpoch(): number {
