@@ -170,9 +170,18 @@ export class WordSearch {
   ): boolean | undefined {
     const words = wordsFor(this.files.idCount);
     const acc = this.scratchA;
-    if (!this.buildCandidates(driver, acc, words, 2 * words, work)) return undefined;
     const verify: string[] = [];
-    for (const word of others) {
+    // The first word cheap enough to build as a bitmap starts the intersection (a prefix such as `day` may
+    // start many small tokens besides `day` itself); the words passed over are checked per file.
+    const all = [driver, ...others];
+    let first = 0;
+    while (first < all.length && !this.buildCandidates(all[first]!, acc, words, 2 * words, work)) {
+      verify.push(`\0${all[first]!}`);
+      first++;
+      if (work.used + 3 * words >= work.budget) return undefined;
+    }
+    if (first === all.length) return undefined;
+    for (const word of all.slice(first + 1)) {
       const single = this.singleBitmap(word, work);
       if (single !== undefined) {
         for (let w = 0; w < words; w++) acc[w]! &= single[w]!;
