@@ -6,6 +6,7 @@
  *
  *   npx tsc -p . && node dist/scripts/bench-search.js [files]
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { NetworkIndex, type Query, tokenize } from '../libs/index/index.js';
@@ -112,7 +113,7 @@ function timeEach<T>(items: readonly T[], run: (item: T) => void): number[] {
 
 const ms = (value: number) => `${value < 1 ? value.toFixed(4) : value.toFixed(1)} ms`;
 
-function main(): void {
+async function main(): Promise<void> {
   const totalFiles = Number(process.argv[2] ?? 1_000_000);
   if (!Number.isInteger(totalFiles) || totalFiles < PEERS)
     throw new Error(`usage: bench-search [files >= ${PEERS}]`);
@@ -171,6 +172,19 @@ function main(): void {
     .slice(-(QUERIES_PER_KIND + WARMUP_QUERIES))
     .map((file) => ({ kind: 'sha256', sha256: file.sha256 }));
 
+  // (d) three common words that are rare together: each among the 40 most common, at most 20 files with all.
+  const adversarial: Query[] = [];
+  for (
+    let attempt = 0;
+    adversarial.length < QUERIES_PER_KIND + WARMUP_QUERIES && attempt < 200_000;
+    attempt++
+  ) {
+    const words = [0, 1, 2].map(() => COMMON_WORDS[Math.floor(random() * 40)]!);
+    if (new Set(words).size < 3) continue;
+    const query: Query = { kind: 'words', words };
+    if (index.search(query, 20, Number.POSITIVE_INFINITY).results.length < 20) adversarial.push(query);
+  }
+
   const naive = buildNaive(index, PEERS);
   console.log(
     `\nsearch (limit ${LIMIT}, ${QUERIES_PER_KIND} queries each after ${WARMUP_QUERIES} warm-up; ` +
@@ -180,9 +194,11 @@ function main(): void {
     ['(a) selective 2-word', selective],
     ['(b) common 2-letter prefix', common],
     ['(c) sha256 lookup', bySha],
+    ['(d) 3 common words, rare together', adversarial],
   ] as const) {
     let matched = 0;
     let truncated = 0;
+    let partial = 0;
     // Collect the set-up's garbage first, so that its pauses are not billed to the queries.
     gc();
     timeEach(queries.slice(0, WARMUP_QUERIES), (query) => index.search(query, LIMIT));
@@ -191,12 +207,14 @@ function main(): void {
       const reply = index.search(query, LIMIT);
       matched += reply.results.length;
       if (reply.truncated) truncated++;
+      if (reply.partial) partial++;
     });
     const sorted = [...times].sort((a, b) => a - b);
     const subset = measured.slice(0, NAIVE_QUERIES_PER_KIND);
     for (const query of subset) {
       const fromIndex = index.search(query, LIMIT);
       const fromScan = naive(query, LIMIT);
+      if (fromIndex.partial) continue;
       if (fromScan !== fromIndex.results.length + (fromIndex.truncated ? 1 : 0)) {
         throw new Error(`index and scan disagree on ${JSON.stringify(query)}`);
       }
@@ -204,13 +222,17 @@ function main(): void {
     const naiveTimes = timeEach(subset, (query) => naive(query, LIMIT)).sort((a, b) => a - b);
     const indexSubset = [...times.slice(0, NAIVE_QUERIES_PER_KIND)].sort((a, b) => a - b);
     console.log(
-      `${label.padEnd(28)} p50 ${ms(percentile(sorted, 0.5))}  p99 ${ms(percentile(sorted, 0.99))}  ` +
-        `avg results ${(matched / measured.length).toFixed(1)}, truncated ${((100 * truncated) / measured.length).toFixed(0)}%  | ` +
+      `${label.padEnd(34)} p50 ${ms(percentile(sorted, 0.5))}  p99 ${ms(percentile(sorted, 0.99))}  ` +
+        `avg results ${(matched / measured.length).toFixed(1)}, truncated ${((100 * truncated) / measured.length).toFixed(0)}%, ` +
+        `partial ${((100 * partial) / measured.length).toFixed(0)}%  | ` +
         `naive p50 ${ms(percentile(naiveTimes, 0.5))} → speed-up ×${(percentile(naiveTimes, 0.5) / percentile(indexSubset, 0.5)).toFixed(0)}`,
     );
   }
 
-  benchUpdates(index, generate, perPeer);
+  await benchUpdates(index, generate, perPeer);
+  gc();
+  const heapEnd = process.memoryUsage().heapUsed;
+  console.log(`\nheap after the updates: ${(heapEnd / 2 ** 20).toFixed(0)} MiB`);
 }
 
 /** A plain scan over every file, with names pre-tokenized: the fastest version of "no index". */
@@ -238,7 +260,7 @@ function buildNaive(index: NetworkIndex, peers: number): (query: Query, limit: n
   };
 }
 
-function benchUpdates(
+async function benchUpdates(
   index: NetworkIndex,
   generate: (peer: number, count: number) => FileEntry[],
   perPeer: number,
@@ -280,18 +302,26 @@ function benchUpdates(
   index.applyFull({ ...state, instanceId: 'instance-2', seq: 1 });
   console.log(`applyFull of a returning peer (${current.length} files): ${ms(performance.now() - start)}`);
   const big = generate(20_000, perPeer * 10);
-  start = performance.now();
-  index.applyFull({
+  const bigState = {
     peerId: 'peer-big',
     instanceId: 'instance-1',
     url: 'http://10.0.1.1:8080',
     seq: 1,
     files: big,
-  });
-  console.log(`applyFull of a new peer with ${big.length} files: ${ms(performance.now() - start)}`);
-  start = performance.now();
-  index.removePeer('peer-big');
-  console.log(`removePeer of that peer: ${ms(performance.now() - start)}`);
+  };
+  await sliced(`applyFullAsync of a new peer with ${big.length} files`, () => index.applyFullAsync(bigState));
+  await sliced('removePeerAsync of that peer', () => index.removePeerAsync('peer-big'));
 }
 
-main();
+/** Runs an async update and reports its time and the longest event-loop delay it caused. */
+async function sliced(label: string, run: () => Promise<unknown>): Promise<void> {
+  const delay = monitorEventLoopDelay({ resolution: 2 });
+  delay.enable();
+  const start = performance.now();
+  await run();
+  const elapsed = performance.now() - start;
+  delay.disable();
+  console.log(`${label}: ${ms(elapsed)}, longest event-loop delay ${ms(delay.max / 1e6)}`);
+}
+
+await main();

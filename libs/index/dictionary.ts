@@ -6,7 +6,13 @@
  */
 export interface TokenPostings {
   readonly token: string;
+  /** Empty while `bits` holds the token's files. */
   codes: number[];
+  /**
+   * For a token held by a large share of the files: one bit per file id, exact (set on add, cleared on
+   * removal), so intersections are word-wise ANDs. Maintained by `NetworkIndex`.
+   */
+  bits?: Uint32Array;
   /** Files that hold the token now. */
   live: number;
   /** Stale codes still in `codes`. */
@@ -55,7 +61,7 @@ export class TokenDictionary {
   acquire(token: string): TokenPostings {
     let entry = this.byToken.get(token);
     if (entry === undefined) {
-      entry = { token, codes: [], live: 0, dead: 0 };
+      entry = { token, codes: [], bits: undefined, live: 0, dead: 0 };
       this.byToken.set(token, entry);
       this.insertOrdered(entry);
     }

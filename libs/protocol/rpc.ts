@@ -94,8 +94,13 @@ export const SearchReplySchema = z.object({
   ...ok,
   type: z.literal('rpc.search'),
   results: z.array(SearchResultSchema),
-  /** True when more matches existed than `limit`. */
+  /** True when `results` may not hold every match: more matches existed than `limit`, or `partial`. */
   truncated: z.boolean(),
+  /**
+   * True when the search ran out of its work budget before it had looked at every candidate, so other
+   * matches may exist (then `truncated` is true too). Absent from older superpeers: read absent as false.
+   */
+  partial: z.boolean().optional(),
   /** Files and peers in the index that answered. */
   indexedFiles: z.number().int().min(0),
   indexedPeers: z.number().int().min(0),

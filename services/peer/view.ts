@@ -1,5 +1,5 @@
 import { describeError } from '../../libs/errors/index.js';
-import { NetworkIndex } from '../../libs/index/index.js';
+import { NetworkMap } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import type {
   FileEntry,
@@ -24,9 +24,11 @@ interface Assembly {
 /**
  * A peer's live view of the network: a snapshot from a superpeer, kept current by the superpeers'
  * broadcasts. Changes apply once, in sequence per peer; a gap is repaired by fetching that peer's state.
+ * The map is compact (no inverted index: about 130 bytes a file) and updated in slices, one change at a time
+ * in arrival order, so a million files in the network cost a peer neither its memory nor its event loop.
  */
 export class NetworkView {
-  readonly index = new NetworkIndex();
+  readonly index = new NetworkMap();
   private readonly assemblies = new Map<string, Assembly>();
   /** When the view was last known complete (a full snapshot, then only in-order changes). */
   private syncedAtMs: number | undefined;
@@ -64,7 +66,7 @@ export class NetworkView {
     assembly.next++;
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
-    this.index.applyFull({
+    void this.index.applyFullAsync({
       peerId: message.peerId,
       instanceId: assembly.instanceId,
       url: assembly.url,
@@ -74,16 +76,22 @@ export class NetworkView {
   }
 
   applyDelta(message: NetworkPeerDelta): void {
-    const result = this.index.applyDelta(message);
-    if (result === 'gap' || result === 'unknown-peer') {
-      this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
-      void this.refresh(message.peerId).catch(() => undefined);
-    }
+    void this.index.applyDeltaAsync(message).then((result) => {
+      if (result === 'gap' || result === 'unknown-peer') {
+        this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
+        void this.refresh(message.peerId).catch(() => undefined);
+      }
+    });
   }
 
   applyLeft(message: NetworkPeerLeft): void {
     this.assemblies.delete(message.peerId);
-    this.index.removePeer(message.peerId, message.instanceId);
+    void this.index.removePeerAsync(message.peerId, message.instanceId);
+  }
+
+  /** Resolves once every change received so far is applied. */
+  settled(): Promise<void> {
+    return this.index.idle();
   }
 
   /**
@@ -101,8 +109,8 @@ export class NetworkView {
   }
 
   private async load(peerId: string | undefined): Promise<void> {
-    const received = new Map<string, Assembly>();
-    const complete = new Set<string>();
+    const received = new Set<string>();
+    let assembly: (Assembly & { peerId: string }) | undefined;
     let cursor: SnapshotRequest['cursor'];
     do {
       const reply = await this.fetchSnapshot({
@@ -112,35 +120,41 @@ export class NetworkView {
         ...(cursor ? { cursor } : {}),
       });
       for (const page of reply.peers) {
-        let assembly = received.get(page.peerId);
-        if (page.fileOffset === 0 || !assembly) {
-          assembly = { instanceId: page.instanceId, seq: page.seq, url: page.url, files: [], next: 0 };
-          received.set(page.peerId, assembly);
+        received.add(page.peerId);
+        if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
+          assembly = {
+            peerId: page.peerId,
+            instanceId: page.instanceId,
+            seq: page.seq,
+            url: page.url,
+            files: [],
+            next: 0,
+          };
         }
-        assembly.files.push(...page.files);
-        if (assembly.files.length >= page.fileTotal) complete.add(page.peerId);
+        for (const file of page.files) assembly.files.push(file);
+        // Each peer is applied as soon as it is whole, so only one peer's files wait in memory.
+        if (assembly.files.length >= page.fileTotal) {
+          await this.index.applyFullAsync({
+            peerId: assembly.peerId,
+            instanceId: assembly.instanceId,
+            url: assembly.url,
+            seq: assembly.seq,
+            files: assembly.files,
+          });
+          assembly = undefined;
+        }
       }
       cursor = reply.next;
     } while (cursor);
 
-    for (const id of complete) {
-      const assembly = received.get(id)!;
-      this.index.applyFull({
-        peerId: id,
-        instanceId: assembly.instanceId,
-        url: assembly.url,
-        seq: assembly.seq,
-        files: assembly.files,
-      });
-    }
     if (peerId === undefined) {
       for (const known of this.index.peers()) {
-        if (!received.has(known.peerId)) this.index.removePeer(known.peerId);
+        if (!received.has(known.peerId)) await this.index.removePeerAsync(known.peerId);
       }
       this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
     } else if (!received.has(peerId)) {
-      this.index.removePeer(peerId);
+      await this.index.removePeerAsync(peerId);
     }
   }
 

@@ -476,7 +476,7 @@ export class Superpeer {
     try {
       switch (request.type) {
         case 'rpc.search': {
-          const { results, truncated } = this.index.search(parseQuery(request.query), request.limit);
+          const { results, truncated, partial } = this.index.search(parseQuery(request.query), request.limit);
           return {
             v: 1,
             ok: true,
@@ -484,6 +484,7 @@ export class Superpeer {
             superpeerId: this.options.superpeerId,
             results,
             truncated,
+            partial,
             indexedFiles: this.index.fileCount,
             indexedPeers: this.index.peerCount,
           };

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/index/index.js';
 import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
+import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
 
 const SHA_A = 'a'.repeat(64);
@@ -178,8 +179,12 @@ describe('NetworkIndex search', () => {
     assert.equal(three.results.length, 3);
     assert.equal(three.truncated, false);
     const none = index.search(parseQuery('txt'), 0);
-    assert.deepEqual(none, { results: [], truncated: true });
-    assert.deepEqual(index.search(parseQuery('nothing'), 0), { results: [], truncated: false });
+    assert.deepEqual(none, { results: [], truncated: true, partial: false });
+    assert.deepEqual(index.search(parseQuery('nothing'), 0), {
+      results: [],
+      truncated: false,
+      partial: false,
+    });
     const shaTwo = index.search({ kind: 'sha256', sha256: SHA_A }, 2);
     assert.equal(shaTwo.results.length, 2);
     assert.equal(shaTwo.truncated, true);
@@ -189,7 +194,11 @@ describe('NetworkIndex search', () => {
     const index = sample();
     const query: Query = { kind: 'words', words: ['Holi', 'PHOTOS 2024'] };
     assert.equal(index.search(query, 10).results.length, 1);
-    assert.deepEqual(index.search({ kind: 'words', words: ['...'] }, 10), { results: [], truncated: false });
+    assert.deepEqual(index.search({ kind: 'words', words: ['...'] }, 10), {
+      results: [],
+      truncated: false,
+      partial: false,
+    });
   });
 });
 
@@ -357,29 +366,6 @@ describe('NetworkIndex updates', () => {
     );
   });
 });
-
-const naiveTokens = new Map<string, string[]>();
-
-/** The definition of a match, written the slow, obvious way. */
-function naiveMatches(files: Map<string, Map<string, FileEntry>>, query: Query): Set<string> {
-  const out = new Set<string>();
-  for (const [peerId, byName] of files) {
-    for (const entry of byName.values()) {
-      let hit: boolean;
-      if (query.kind === 'sha256') hit = entry.sha256 === query.sha256;
-      else {
-        let tokens = naiveTokens.get(entry.name);
-        if (tokens === undefined) {
-          tokens = tokenize(entry.name);
-          naiveTokens.set(entry.name, tokens);
-        }
-        hit = query.words.every((word) => tokens.some((token) => token.startsWith(word)));
-      }
-      if (hit) out.add(`${peerId}:${entry.name}`);
-    }
-  }
-  return out;
-}
 
 describe('NetworkIndex against a linear scan', () => {
   it('finds the same files for random names, updates and queries', () => {

@@ -1,0 +1,260 @@
+import { forEachBit, setBit, wordsFor } from './bitmap.js';
+import type { TokenDictionary } from './dictionary.js';
+import type { FileOwner, FileTable } from './file-table.js';
+import { distinct, type IdBags, tokenKey } from './id-bags.js';
+
+/** A driver word with at most this many candidate files is scanned rather than intersected as bitmaps. */
+const SCAN_MAX_CANDIDATES = 1024;
+
+/** Work done by one search, against its budget. */
+export interface Work {
+  used: number;
+  readonly budget: number;
+}
+
+/**
+ * The word search of `NetworkIndex` (see its class comment for what matches and what it costs), over the
+ * index's dictionary, file columns and exact-name bag. Holds its own scratch marks and bitmaps.
+ */
+export class WordSearch {
+  /** Scratch marks for one search at a time: `marks[id] === epoch` means "seen in this search". */
+  private marks = new Uint32Array(1024);
+  private epoch = 0;
+  private scratchA = new Uint32Array(wordsFor(1024));
+  private scratchB = new Uint32Array(wordsFor(1024));
+
+  constructor(
+    private readonly dictionary: TokenDictionary,
+    private readonly files: FileTable<FileOwner>,
+    private readonly byTokenKey: IdBags<string>,
+  ) {}
+
+  /** The file columns now have room for `capacity` ids. */
+  resize(capacity: number): void {
+    this.marks = new Uint32Array(capacity);
+    this.epoch = 0;
+    this.scratchA = new Uint32Array(wordsFor(capacity));
+    this.scratchB = new Uint32Array(wordsFor(capacity));
+  }
+
+  /** Pushes matching file ids (up to max + 1) to `found`; says how many of them, first, are exact. */
+  find(words: string[], max: number, found: number[], work: Work): { exactCount: number; partial: boolean } {
+    if (words.length === 0) return { exactCount: 0, partial: false };
+    const epoch = this.nextEpoch();
+    const { marks } = this;
+    const owners = this.files.owners;
+    const exact = this.byTokenKey.get(tokenKey(words));
+    if (exact !== undefined) {
+      for (const id of typeof exact === 'number' ? [exact] : exact) {
+        if (owners[id]!.removed) continue;
+        marks[id] = epoch;
+        found.push(id);
+        if (found.length > max) return { exactCount: found.length, partial: false };
+      }
+    }
+    const exactCount = found.length;
+
+    // A word that starts another query word is implied by it: whatever token the longer one starts, the
+    // shorter one starts too.
+    const unique = distinct(words);
+    const needed = unique.filter((word) => !unique.some((other) => other !== word && other.startsWith(word)));
+
+    // The driver is the word with the fewest candidate files; counting stops at the best count so far, so
+    // estimating a short, common word costs no more than the selective word already found. Longer words
+    // go first because they tend to be the selective ones.
+    needed.sort((a, b) => b.length - a.length);
+    const counts = new Map<string, number>();
+    let driver = needed[0]!;
+    let best = Number.POSITIVE_INFINITY;
+    if (needed.length > 1) {
+      for (const word of needed) {
+        const count = this.countWithPrefix(word, best, work);
+        counts.set(word, count);
+        if (count < best) {
+          best = count;
+          driver = word;
+        }
+        if (best === 0) return { exactCount, partial: false };
+      }
+    }
+    const others = needed.filter((word) => word !== driver);
+    others.sort((a, b) => counts.get(a)! - counts.get(b)!);
+    let partial: boolean | undefined;
+    if (others.length > 0 && best > SCAN_MAX_CANDIDATES) {
+      partial = this.intersect(driver, others, max, found, epoch, work);
+    }
+    partial ??= this.scanDriver(driver, others, max, found, epoch, work);
+    return { exactCount, partial };
+  }
+
+  /** Live files over all tokens starting with `prefix`, counted only up to `cap`. */
+  private countWithPrefix(prefix: string, cap: number, work: Work): number {
+    let total = 0;
+    this.dictionary.forEachWithPrefix(prefix, (entry) => {
+      work.used++;
+      total += entry.live;
+      return total < cap && work.used < work.budget;
+    });
+    return total;
+  }
+
+  /**
+   * Visits a candidate file: skips it when already seen or leaving, checks the other words against its
+   * token key, keeps it when all match. Returns false to stop (limit reached).
+   */
+  private consider(
+    id: number,
+    checks: readonly string[],
+    max: number,
+    found: number[],
+    epoch: number,
+  ): boolean {
+    if (this.marks[id] === epoch) return true;
+    this.marks[id] = epoch;
+    if (this.files.owners[id]!.removed) return true;
+    const key = this.files.keys[id]!;
+    for (const check of checks) if (!key.includes(check)) return true;
+    found.push(id);
+    return found.length <= max;
+  }
+
+  /** Checks the driver's files one by one; returns whether the budget cut it short. */
+  private scanDriver(
+    driver: string,
+    others: readonly string[],
+    max: number,
+    found: number[],
+    epoch: number,
+    work: Work,
+  ): boolean {
+    const checks = others.map((word) => `\0${word}`);
+    const words = wordsFor(this.files.idCount);
+    let partial = false;
+    let stop = false;
+    const visit = (id: number): boolean => {
+      if (++work.used > work.budget) {
+        partial = true;
+        return false;
+      }
+      stop = !this.consider(id, checks, max, found, epoch);
+      return !stop;
+    };
+    this.dictionary.forEachWithPrefix(driver, (entry) => {
+      work.used++;
+      if (entry.bits !== undefined) {
+        work.used += forEachBit(entry.bits, 0, words, visit);
+      } else {
+        for (const code of entry.codes) {
+          const id = this.files.liveId(code);
+          if (id >= 0 && !visit(id)) break;
+        }
+      }
+      if (work.used > work.budget) partial = true;
+      return !stop && !partial;
+    });
+    return partial && !stop;
+  }
+
+  /**
+   * Intersects the candidate sets of the driver and of each other word that is cheap enough to build as a
+   * bitmap (at most two bitmap passes); the words left are checked per file on what remains. Returns
+   * whether the budget cut it short, or undefined when the driver itself is too costly to build.
+   */
+  private intersect(
+    driver: string,
+    others: readonly string[],
+    max: number,
+    found: number[],
+    epoch: number,
+    work: Work,
+  ): boolean | undefined {
+    const words = wordsFor(this.files.idCount);
+    const acc = this.scratchA;
+    const verify: string[] = [];
+    // The first word cheap enough to build as a bitmap starts the intersection (a prefix such as `day` may
+    // start many small tokens besides `day` itself); the words passed over are checked per file.
+    const all = [driver, ...others];
+    let first = 0;
+    while (first < all.length && !this.buildCandidates(all[first]!, acc, words, 2 * words, work)) {
+      verify.push(`\0${all[first]!}`);
+      first++;
+      if (work.used + 3 * words >= work.budget) return undefined;
+    }
+    if (first === all.length) return undefined;
+    for (const word of all.slice(first + 1)) {
+      const single = this.singleBitmap(word, work);
+      if (single !== undefined) {
+        for (let w = 0; w < words; w++) acc[w]! &= single[w]!;
+        work.used += words;
+        continue;
+      }
+      const scratch = this.scratchB;
+      if (
+        work.used + 3 * words < work.budget &&
+        this.buildCandidates(word, scratch, words, 2 * words, work)
+      ) {
+        for (let w = 0; w < words; w++) acc[w]! &= scratch[w]!;
+        work.used += words;
+      } else verify.push(`\0${word}`);
+    }
+    let partial = false;
+    let stop = false;
+    work.used += forEachBit(acc, 0, words, (id) => {
+      if (++work.used > work.budget) {
+        partial = true;
+        return false;
+      }
+      stop = !this.consider(id, verify, max, found, epoch);
+      return !stop;
+    });
+    return partial && !stop;
+  }
+
+  /** The bitmap of `word` when the word starts exactly one token and that token has a bitmap. */
+  private singleBitmap(word: string, work: Work): Uint32Array | undefined {
+    let single: Uint32Array | undefined;
+    let count = 0;
+    this.dictionary.forEachWithPrefix(word, (entry) => {
+      work.used++;
+      single = entry.bits;
+      return ++count < 2;
+    });
+    return count === 1 ? single : undefined;
+  }
+
+  /**
+   * Sets in `out` (its first `words` words) the files holding a token that starts with `word`. Gives up,
+   * returning false, past `cost` units of work or the budget.
+   */
+  private buildCandidates(word: string, out: Uint32Array, words: number, cost: number, work: Work): boolean {
+    out.fill(0, 0, words);
+    const limit = Math.min(work.budget, work.used + cost + words);
+    work.used += words;
+    let ok = true;
+    this.dictionary.forEachWithPrefix(word, (entry) => {
+      work.used++;
+      const bits = entry.bits;
+      if (bits !== undefined) {
+        for (let w = 0; w < words; w++) out[w]! |= bits[w]!;
+        work.used += words;
+      } else {
+        for (const code of entry.codes) {
+          const id = this.files.liveId(code);
+          if (id >= 0) setBit(out, id);
+        }
+        work.used += entry.codes.length;
+      }
+      ok = work.used <= limit;
+      return ok;
+    });
+    return ok;
+  }
+
+  private nextEpoch(): number {
+    if (this.epoch === 0xffffffff) {
+      this.marks.fill(0);
+      this.epoch = 0;
+    }
+    return ++this.epoch;
+  }
+}
