@@ -9,6 +9,7 @@ import { createLogger } from '../../libs/logging/index.js';
 import { MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
 import { downloadFile } from '../../libs/transfer/index.js';
 import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
+import { registerWatchCommand } from './watch.js';
 
 /** Exit statuses are part of the CLI's contract (README). */
 export const EXIT = { ok: 0, notFound: 1, usage: 2, unreachable: 3, downloadFailed: 4 } as const;
@@ -311,6 +312,9 @@ export function buildProgram(): Command {
     process.stdout.write(`${rows.toString()}\n${peers.length} peer${peers.length === 1 ? '' : 's'}\n`);
     if (peers.length === 0) process.exitCode = EXIT.notFound;
   });
+
+  // Standing searches (watch.ts).
+  registerWatchCommand(program, (flags) => cliConfig(program, flags));
 
   return program;
 }
