@@ -74,19 +74,34 @@ async function foreignWatcher(namespace: string) {
   const queue = `${namespace}.watch.${randomBytes(12).toString('hex')}`;
   await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
   const notices: WatchNotice[] = [];
-  await channel.consume(queue, (message) => {
-    if (message) notices.push(JSON.parse(message.content.toString()) as WatchNotice);
-  }, { noAck: true });
+  await channel.consume(
+    queue,
+    (message) => {
+      if (message) notices.push(JSON.parse(message.content.toString()) as WatchNotice);
+    },
+    { noAck: true },
+  );
   const register = (watchId: string, query: string, includeRemoved = false) =>
     channel.publish(
       names.watchesExchange,
       '',
-      Buffer.from(JSON.stringify({ v: 1, type: 'watch.register', watchId, query, queue, leaseMs: 30_000, includeRemoved })),
+      Buffer.from(
+        JSON.stringify({
+          v: 1,
+          type: 'watch.register',
+          watchId,
+          query,
+          queue,
+          leaseMs: 30_000,
+          includeRemoved,
+        }),
+      ),
     );
   return { connection, channel, queue, notices, register };
 }
 
-const logged = (service: ServiceProcess, message: string) => service.records.filter((r) => r.message === message);
+const logged = (service: ServiceProcess, message: string) =>
+  service.records.filter((r) => r.message === message);
 
 describe('standing searches (p2p watch)', () => {
   let net: TestNetwork;
@@ -131,7 +146,10 @@ describe('standing searches (p2p watch)', () => {
       });
       assert.equal(removed.name, 'Lecture 07 - Queues.pdf');
       // Both superpeers sent each notice (each logged the watch); each change printed once.
-      await waitUntil(() => logged(net.superpeer, 'watch registered').length >= 1, { timeoutMs: 5000, what: 'sp1 watch' });
+      await waitUntil(() => logged(net.superpeer, 'watch registered').length >= 1, {
+        timeoutMs: 5000,
+        what: 'sp1 watch',
+      });
       assert.deepEqual(
         watch.json().map((m) => m.event),
         ['added', 'removed'],
@@ -162,7 +180,8 @@ describe('standing searches (p2p watch)', () => {
       assert.equal(match.type === 'watch.match' && match.event, 'added');
 
       // 16 watches per queue: the 17th is refused by every superpeer.
-      for (let i = 2; i <= 17; i++) client.register(`foreign-watch-${String(i).padStart(4, '0')}`, `word${i}`);
+      for (let i = 2; i <= 17; i++)
+        client.register(`foreign-watch-${String(i).padStart(4, '0')}`, `word${i}`);
       const refused = await waitUntil(
         () => {
           const list = client.notices.filter((n) => n.type === 'watch.refused');
@@ -177,8 +196,7 @@ describe('standing searches (p2p watch)', () => {
       // A query without words is refused too.
       client.register('foreign-watch-bad1', '---');
       await waitUntil(
-        () =>
-          client.notices.some((n) => n.type === 'watch.refused' && n.watchId === 'foreign-watch-bad1'),
+        () => client.notices.some((n) => n.type === 'watch.refused' && n.watchId === 'foreign-watch-bad1'),
         { timeoutMs: 5000, what: 'the wordless query refused' },
       );
     } finally {
