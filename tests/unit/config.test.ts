@@ -64,6 +64,7 @@ describe('defaults', () => {
       httpIdleTimeoutMs: 30_000,
       searchTimeoutMs: 2000,
       demoFiles: false,
+      webLoopbackOnly: false,
       warnings: [],
     });
   });
