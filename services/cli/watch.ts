@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { CliConfig } from '../../libs/config/index.js';
 import { P2PError } from '../../libs/errors/index.js';
 import { parseQuery } from '../../libs/index/index.js';
@@ -38,7 +38,7 @@ export function registerWatchCommand(program: Command, config: (flags: WatchFlag
       (v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 1 || n > 600_000)
-          throw new P2PError('USAGE', '--timeout: 1 to 600000');
+          throw new InvalidArgumentError('a whole number from 1 to 600000');
         return n;
       },
     )

@@ -33,7 +33,8 @@ export const LIVE_JS = `'use strict';
     const sha = el('td', String(file.sha256).slice(0, 12) + '…', 'mono');
     sha.title = String(file.sha256);
     const actions = el('td');
-    if (match.event === 'added') actions.append(getButton(file));
+    // Nothing to get from oneself (a copy this peer just downloaded shows up here too).
+    if (match.event === 'added' && file.peerId !== P.ownPeerId()) actions.append(getButton(file));
     tr.append(size, peerCell(file.peerId), sha, actions);
     const body = byId('watch-results').tBodies[0];
     body.prepend(tr);

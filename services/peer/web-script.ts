@@ -232,7 +232,7 @@ export const APP_JS = `'use strict';
   }
 
   // Shared with live.js (watches, downloads, this peer's files).
-  window.P2P = Object.freeze({ el, byId, humanSize, link, peerCell, getButton, getJson });
+  window.P2P = Object.freeze({ el, byId, humanSize, link, peerCell, getButton, getJson, ownPeerId: () => ownPeerId });
 
   function start() {
     const input = byId('q');

@@ -46,6 +46,7 @@ button.small { padding: 3px 12px; font-size: 13px; }
 button.secondary { background: var(--line); color: var(--fg); }
 label.inline { display: flex; align-items: center; gap: 4px; color: var(--muted); font-size: 13px; white-space: nowrap; }
 progress { width: 160px; vertical-align: middle; }
+.bytes { white-space: nowrap; }
 .state-done { color: var(--ok); font-weight: 600; }
 .state-failed { color: var(--bad); font-weight: 600; }
 .event-added { color: var(--ok); font-weight: 600; }
