@@ -148,8 +148,13 @@ export class Watcher {
           name: this.queue,
           durable: false,
           exclusive: true,
-          // A burst of matches waits here at most this deep: the oldest go first.
-          arguments: { 'x-max-length': 10_000, 'x-dead-letter-exchange': this.names.deadLetterExchange },
+          // A burst of matches waits here at most this deep; past it the newest are dropped (not
+          // dead-lettered: a slow watcher must not fill the dead-letter queue).
+          arguments: {
+            'x-max-length': 10_000,
+            'x-overflow': 'reject-publish',
+            'x-dead-letter-exchange': this.names.deadLetterExchange,
+          },
         },
       ],
       bindings: [{ queue: this.queue, exchange: this.names.watchersExchange, pattern: '' }],

@@ -125,11 +125,13 @@ function startEvents(res: express.Response): (event: string, data: unknown) => v
     Connection: 'keep-alive',
   });
   res.flushHeaders();
-  const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
-  res.once('close', () => clearInterval(keepalive));
-  return (event, data) => {
-    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  // Events can still arrive between the client going away and the watch being cancelled.
+  const write = (text: string) => {
+    if (!res.writableEnded && !res.destroyed) res.write(text);
   };
+  const keepalive = setInterval(() => write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+  res.once('close', () => clearInterval(keepalive));
+  return (event, data) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
 function refuse(res: express.Response, status: number, code: string, message: string): void {

@@ -84,8 +84,10 @@ export class WatchHub {
           exclusive: true,
           arguments: {
             'x-dead-letter-exchange': this.options.names.deadLetterExchange,
-            // A flood of registrations waits here at most this deep; the oldest are dropped (they are refreshed).
+            // A flood of registrations waits here at most this deep; past it publishes are refused (the
+            // watcher's next refresh sends them again), never dead-lettered.
             'x-max-length': 20_000,
+            'x-overflow': 'reject-publish',
           },
         },
       ],
