@@ -210,6 +210,57 @@ describe('standing searches (p2p watch)', () => {
     });
   });
 
+  test('garbage on the watches exchange is dead-lettered; a foreign queue is never answered; watches still work', async () => {
+    const names = topologyNames(net.namespace);
+    const client = await foreignWatcher(net.namespace);
+    try {
+      const before = logged(net.superpeer, 'refused a message').length;
+      client.channel.publish(names.watchesExchange, '', Buffer.from('not json'));
+      client.channel.publish(
+        names.watchesExchange,
+        '',
+        Buffer.from(JSON.stringify({ v: 1, type: 'watch.register' })),
+      );
+      client.channel.publish(names.watchesExchange, '', Buffer.alloc(10_000, 0x20));
+      // Aimed at a queue of another namespace: refused without a word to it.
+      client.channel.publish(
+        names.watchesExchange,
+        '',
+        Buffer.from(
+          JSON.stringify({
+            v: 1,
+            type: 'watch.register',
+            watchId: 'foreign-queue-01',
+            query: 'x',
+            queue: `${client.queue.replace(net.namespace, 'other-network')}`,
+            leaseMs: 30_000,
+            includeRemoved: false,
+          }),
+        ),
+      );
+      await waitUntil(() => logged(net.superpeer, 'refused a message').length >= before + 3, {
+        timeoutMs: 5000,
+        what: 'three refusals logged by the superpeer',
+      });
+      await waitUntil(
+        () =>
+          net.superpeer.records.some((r) => r.message === 'refused a watch' && r.code === 'QUEUE_FOREIGN'),
+        {
+          timeoutMs: 5000,
+          what: 'the foreign queue refused',
+        },
+      );
+      client.register('after-garbage-01', 'transcript');
+      await waitUntil(
+        () => client.notices.some((n) => n.type === 'watch.accepted' && n.watchId === 'after-garbage-01'),
+        { timeoutMs: 5000, what: 'a valid watch accepted after the garbage' },
+      );
+      assert.ok(net.superpeer.alive);
+    } finally {
+      await client.connection.close();
+    }
+  });
+
   test('a watch survives its superpeers being killed and started again', async (t) => {
     const watch = new WatchProcess(['exam', '--json'], net.env);
     try {
