@@ -1,15 +1,21 @@
 /**
- * Download benchmark (not a test): one file served by three peers through the real `createFilesRouter`,
- * each behind a TCP proxy that paces its upload to a fixed rate (loopback alone is too fast for the
- * difference to show). Reports MiB/s downloading from one source, then from all three at once, and the
- * ratio. The peers run in a worker thread so that serving and pacing do not share the downloader's event
- * loop. Times include the end-to-end verification, fsync and rename into place.
+ * Download benchmark (not a test), two parts, both on this machine's loopback:
  *
- *   npx tsc -p . && node dist/scripts/bench-download.js [sizeMiB=256] [rateMiBps=40] [runs=1]
+ * 1. Against nginx: one file (default 1 GiB) served by nginx (Debian's package, started here with a config
+ *    in a temp dir on a free port; skipped, and said so, when `nginx` is not installed) and by three peers
+ *    (the real `createFilesRouter`, each in a worker thread). In alternating rounds: `curl` from nginx,
+ *    `curl` from one peer, a verified download (`downloadFile` in its own process, as `p2p get` runs it:
+ *    SHA-256, fsync, rename) from one peer, then from the three at once. Prints the ratios to curl from nginx.
+ * 2. Several holders: the same peers behind proxies pacing each upload to a fixed rate (loopback alone is
+ *    too fast for the difference to show): one source, then three.
+ *
+ *   npm run bench:download -- [sizeMiB=1024] [rounds=3] [pacedMiB=256] [rateMiBps=40]
  */
+
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +23,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import express from 'express';
 import type { FileEntry } from '../libs/protocol/index.js';
@@ -106,19 +113,27 @@ async function runPeers(data: PeersData): Promise<void> {
   };
   const closers: Array<() => Promise<void>> = [];
   const ports: number[] = [];
+  const direct: number[] = [];
   for (let i = 0; i < PEERS; i++) {
     const app = express();
     app.use(createFilesRouter({ share }));
     const running = await startHttpServer(app, { host: HOST, port: 0 });
     const proxy = await startPacedProxy(running.port, new Pacer(data.rateBytesPerSecond));
     ports.push(proxy.port);
+    direct.push(running.port);
     closers.push(async () => {
       proxy.server.close();
       await running.close();
     });
   }
-  parentPort?.postMessage({ ports });
-  await once(parentPort!, 'message');
+  parentPort?.postMessage({ ports, direct });
+  // { entry } swaps the file the peers serve (same name, new content); 'close' ends them.
+  for (;;) {
+    const [message] = (await once(parentPort!, 'message')) as [{ entry: FileEntry } | 'close'];
+    if (message === 'close') break;
+    data.entry = message.entry;
+    parentPort?.postMessage('ok');
+  }
   await Promise.all(closers.map((close) => close()));
   // Proxied sockets still open end with the process.
   process.exit(0);
@@ -146,27 +161,126 @@ async function writeRandomFile(filePath: string, sizeBytes: number): Promise<str
   return hash.digest('hex');
 }
 
-async function sha256Of(filePath: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(filePath), hash);
-  return hash.digest('hex');
+interface GetJob {
+  sources: DownloadSource[];
+  sha256: string;
+  size: number;
+  destPath: string;
+}
+
+/** Child side of a timed `p2p get`: one verified download, then exit. */
+async function runGet(job: GetJob): Promise<void> {
+  const result = await downloadFile(job);
+  process.stdout.write(
+    `${JSON.stringify({ servedBy: result.servedBy, failures: result.failures.length })}\n`,
+  );
+}
+
+/** Runs a command to completion; its wall time in seconds. */
+async function timed(command: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
+  const started = performance.now();
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const seconds = (performance.now() - started) / 1000;
+  if (code !== 0) throw new Error(`${command} ${args.slice(0, 2).join(' ')} exited with ${code}`);
+  return { seconds, stdout };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, HOST);
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** nginx from Debian's package, in the foreground, serving `root` on a free port; undefined when absent. */
+async function startNginx(
+  tmp: string,
+  root: string,
+): Promise<{ port: number; stop(): Promise<void> } | undefined> {
+  const binary = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((candidate) => {
+    try {
+      return statSync(candidate).isFile();
+    } catch {
+      return false;
+    }
+  });
+  if (binary === undefined) return undefined;
+  const prefix = path.join(tmp, 'nginx');
+  await fs.mkdir(prefix);
+  const port = await freePort();
+  const conf = path.join(prefix, 'nginx.conf');
+  await fs.writeFile(
+    conf,
+    `worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  server { listen ${HOST}:${port}; root ${root}; }
+}
+`,
+  );
+  const child = spawn(binary, ['-p', prefix, '-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
+  const url = `http://${HOST}:${port}/${FILE_NAME}`;
+  for (let i = 0; ; i++) {
+    const ok = await fetch(url, { method: 'HEAD' }).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 100 || child.exitCode !== null) throw new Error('nginx did not start');
+    await delay(50);
+  }
+  return {
+    port,
+    async stop() {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 async function main(): Promise<void> {
-  const sizeMiB = Number(process.argv[2] ?? 256);
-  const rateMiBps = Number(process.argv[3] ?? 40);
-  const runs = Number(process.argv[4] ?? 1);
-  if (!(sizeMiB > 0) || !(rateMiBps > 0) || !Number.isInteger(runs) || runs < 1) {
-    process.stderr.write('usage: bench-download.js [sizeMiB=256] [rateMiBps=40] [runs=1]\n');
+  if (process.argv[2] === '--get') {
+    await runGet(JSON.parse(process.argv[3] ?? '{}') as GetJob);
+    return;
+  }
+  const sizeMiB = Number(process.argv[2] ?? 1024);
+  const rounds = Number(process.argv[3] ?? 3);
+  const pacedMiB = Number(process.argv[4] ?? 256);
+  const rateMiBps = Number(process.argv[5] ?? 40);
+  if (!(sizeMiB > 0) || !Number.isInteger(rounds) || rounds < 1 || !(pacedMiB >= 0) || !(rateMiBps > 0)) {
+    process.stderr.write(
+      'usage: bench-download.js [sizeMiB=1024] [rounds=3] [pacedMiB=256] [rateMiBps=40]\n',
+    );
     process.exitCode = 2;
     return;
   }
   const sizeBytes = Math.round(sizeMiB * MiB);
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-download-'));
+  // nginx's workers run as an unprivileged user: the files must be readable by anyone.
+  await fs.chmod(tmp, 0o755);
   const root = path.join(tmp, 'share');
   await fs.mkdir(root);
   const filePath = path.join(root, FILE_NAME);
   let worker: Worker | undefined;
+  let nginx: Awaited<ReturnType<typeof startNginx>>;
   try {
     process.stdout.write(`writing a ${sizeMiB} MiB file… `);
     const sha256 = await writeRandomFile(filePath, sizeBytes);
@@ -176,41 +290,93 @@ async function main(): Promise<void> {
 
     const peersData: PeersData = { root, entry, rateBytesPerSecond: rateMiBps * MiB };
     worker = new Worker(new URL(import.meta.url), { workerData: peersData });
-    const [{ ports }] = (await once(worker, 'message')) as [{ ports: number[] }];
-    const sources: DownloadSource[] = ports.map((port, i) => ({
-      url: `http://${HOST}:${port}/files/${FILE_NAME}`,
-      peerId: `peer${i + 1}`,
-    }));
+    const [{ ports, direct }] = (await once(worker, 'message')) as [{ ports: number[]; direct: number[] }];
+    const toSources = (list: number[]): DownloadSource[] =>
+      list.map((port, i) => ({ url: `http://${HOST}:${port}/files/${FILE_NAME}`, peerId: `peer${i + 1}` }));
+    nginx = await startNginx(tmp, root);
     process.stdout.write(
-      `${PEERS} peers, each paced to ${rateMiBps} MiB/s; ${os.cpus().length} CPUs; node ${process.version}\n`,
+      `${os.cpus().length} CPUs; node ${process.version}; ${PEERS} peers in a worker thread; ` +
+        `${nginx ? `nginx on port ${nginx.port}` : 'nginx not installed (apt-get install -y nginx): no nginx baseline'}\n`,
     );
 
-    const measure = async (label: string, from: DownloadSource[]): Promise<number> => {
-      let best = 0;
-      for (let run = 1; run <= runs; run++) {
-        const destPath = path.join(tmp, `out-${from.length}-${run}.bin`);
-        const started = performance.now();
-        const result = await downloadFile({ sources: from, sha256, size: sizeBytes, destPath });
-        const seconds = (performance.now() - started) / 1000;
-        const mibps = sizeMiB / seconds;
-        best = Math.max(best, mibps);
-        if ((await sha256Of(destPath)) !== sha256) throw new Error('the downloaded file does not match');
-        process.stdout.write(
-          `${label.padEnd(10)} run ${run}: ${seconds.toFixed(2)} s, ${mibps.toFixed(1)} MiB/s ` +
-            `(served by ${result.servedBy.join(', ')}; ${result.failures.length} failures)\n`,
-        );
-        await fs.rm(destPath);
-      }
-      return best;
+    const out = path.join(tmp, 'out.bin');
+    const script = fileURLToPath(import.meta.url);
+    const get = async (sources: DownloadSource[]): Promise<number> => {
+      const job: GetJob = { sources, sha256, size: sizeBytes, destPath: out };
+      const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)]);
+      await fs.rm(out);
+      return seconds;
     };
-
-    const one = await measure('1 source', sources.slice(0, 1));
-    const three = await measure(`${PEERS} sources`, sources);
+    const curl = async (url: string): Promise<number> => {
+      const { seconds } = await timed('curl', ['-sS', '--fail', '-o', out, url]);
+      if ((await fs.stat(out)).size !== sizeBytes) throw new Error(`curl ${url}: wrong size`);
+      await fs.rm(out);
+      return seconds;
+    };
+    const runs: Array<[string, () => Promise<number>]> = [];
+    if (nginx) runs.push(['curl nginx', () => curl(`http://${HOST}:${nginx?.port}/${FILE_NAME}`)]);
+    runs.push(['curl peer', () => curl(`http://${HOST}:${direct[0]}/files/${FILE_NAME}`)]);
+    runs.push(['get 1 peer', () => get(toSources(direct.slice(0, 1)))]);
+    runs.push([`get ${PEERS} peers`, () => get(toSources(direct))]);
+    const times = new Map<string, number[]>(runs.map(([label]) => [label, []]));
+    for (let round = 1; round <= rounds; round++) {
+      const line: string[] = [];
+      for (const [label, run] of runs) {
+        const seconds = await run();
+        times.get(label)?.push(seconds);
+        line.push(`${label} ${seconds.toFixed(2)} s`);
+      }
+      process.stdout.write(`round ${round}: ${line.join(' | ')}\n`);
+    }
+    const median = (values: number[]): number => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+    };
+    const baselineLabel = nginx ? 'curl nginx' : 'curl peer';
+    const baseline = median(times.get(baselineLabel) ?? []);
     process.stdout.write(
-      `\n1 source: ${one.toFixed(1)} MiB/s   ${PEERS} sources: ${three.toFixed(1)} MiB/s   ` +
-        `ratio: ${(three / one).toFixed(2)}x (ideal ${PEERS}x)\n`,
+      `\nmedians over ${rounds} round(s), ${sizeMiB} MiB, ratio = time / ${baselineLabel}:\n`,
     );
+    for (const [label] of runs) {
+      const seconds = median(times.get(label) ?? []);
+      process.stdout.write(
+        `  ${label.padEnd(12)} ${seconds.toFixed(2)} s  ${(sizeMiB / seconds).toFixed(0).padStart(5)} MiB/s  ` +
+          `ratio ${(seconds / baseline).toFixed(2)}\n`,
+      );
+    }
+    if (nginx) {
+      const server = baseline / median(times.get('curl peer') ?? []);
+      process.stdout.write(
+        `  the peer's server delivers ${(server * 100).toFixed(0)} % of nginx's rate to curl\n`,
+      );
+    }
+    await fs.rm(filePath);
+
+    if (pacedMiB > 0) {
+      const pacedBytes = Math.round(pacedMiB * MiB);
+      const pacedFile = path.join(root, FILE_NAME);
+      const pacedSha = await writeRandomFile(pacedFile, pacedBytes);
+      const pacedStats = await fs.stat(pacedFile);
+      worker.postMessage({
+        entry: { ...entry, size: pacedBytes, sha256: pacedSha, mtimeMs: pacedStats.mtimeMs },
+      });
+      await once(worker, 'message');
+      const paced = async (sources: DownloadSource[]): Promise<number> => {
+        const job: GetJob = { sources, sha256: pacedSha, size: pacedBytes, destPath: out };
+        const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)]);
+        await fs.rm(out);
+        return pacedMiB / seconds;
+      };
+      const one = await paced(toSources(ports.slice(0, 1)));
+      const three = await paced(toSources(ports));
+      process.stdout.write(
+        `\nseveral holders, each upload paced to ${rateMiBps} MiB/s, ${pacedMiB} MiB: ` +
+          `1 source ${one.toFixed(1)} MiB/s, ${PEERS} sources ${three.toFixed(1)} MiB/s, ` +
+          `ratio ${(three / one).toFixed(2)}x (ideal ${PEERS}x)\n`,
+      );
+    }
   } finally {
+    await nginx?.stop();
     if (worker !== undefined) {
       const exited = once(worker, 'exit');
       worker.postMessage('close');

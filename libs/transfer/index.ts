@@ -5,8 +5,18 @@ export type {
   DownloadProgress,
   DownloadResult,
   DownloadSource,
+  DownloadWait,
 } from './download.js';
 export { downloadFile } from './download.js';
+export type { AnswerHead, WholeVerdict } from './download-checks.js';
+export {
+  busyBackoffMs,
+  checkRangeAnswer,
+  checkWholeAnswer,
+  parseContentRange,
+  parseRetryAfterMs,
+} from './download-checks.js';
+export { tempFileName } from './download-temp.js';
 export type { RequestedName } from './names.js';
 export { nameFromSegments } from './names.js';
 export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';

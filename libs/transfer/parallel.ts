@@ -1,20 +1,29 @@
 /**
  * Bookkeeping of a download fetched from several sources at once: which byte ranges are unassigned, in
- * flight or on disk. Pure (no I/O), so the downloader owns every request and write and this only decides
- * who fetches what.
+ * flight or on disk, and how fast each source delivers. Pure (no I/O; time comes from `now`), so the
+ * downloader owns every request and write and this only decides who fetches what.
  */
 
 /** A byte range [start, end) assigned to one source. */
 export interface Segment {
   readonly peerId: string;
   /** First byte of this assignment. */
-  readonly start: number;
+  start: number;
   /** Bytes below `next` are claimed by writes already started. */
   next: number;
   /** Bytes below `written` are on disk. */
   written: number;
   /** Exclusive; shrinks when an idle source takes over the tail (never below `next`). */
   end: number;
+  /** When it was handed out (`now()`), for its rate. */
+  readonly takenAtMs: number;
+  /**
+   * Set on an end game race: this segment asks for the same bytes as `racing`, into memory, and only the
+   * first of the two to have them all writes them (see `winRace`).
+   */
+  racing?: Segment;
+  /** Set when this assignment took the whole rest of a source too slow to keep (which must be cut off). */
+  readonly revoked?: Segment;
 }
 
 /** A run of bytes one source wrote: what blame is assigned by when the whole file fails its hash. */
@@ -32,18 +41,34 @@ export interface SegmentPlanOptions {
   /** Default 4096. */
   maxSegments?: number;
   /**
-   * An idle source takes over the tail half of another source's segment when that half is at least this
-   * big. Default a quarter of the segment size, at least 64 KiB.
+   * An idle source takes over part of another source's segment when that part is at least this big; below
+   * it, the end game races for the rest. Default a quarter of the segment size, at least 64 KiB.
    */
   minStealBytes?: number;
+  /**
+   * A source delivering less than this fraction of the rate of an idle source that could take its range
+   * over loses its whole range to it (it is cut off). Default 1/8.
+   */
+  minRelativeRate?: number;
+  /** A segment's rate is only judged once it has been in flight this long. Default 500. */
+  judgeAfterMs?: number;
+  /** Clock in ms. Default `performance.now`. */
+  now?: () => number;
 }
 
 const DEFAULT_MAX_SEGMENTS = 4096;
 const MIN_STEAL_FLOOR_BYTES = 64 * 1024;
+const DEFAULT_MIN_RELATIVE_RATE = 1 / 8;
+const DEFAULT_JUDGE_AFTER_MS = 500;
 
 interface Range {
   start: number;
   end: number;
+}
+
+interface PeerRate {
+  bytes: number;
+  ms: number;
 }
 
 export class SegmentPlan {
@@ -54,11 +79,15 @@ export class SegmentPlan {
   readonly pieces: Piece[] = [];
   /** Peers that wrote bytes, in the order their first bytes landed. */
   readonly contributors: string[] = [];
+  private readonly minRelativeRate: number;
+  private readonly judgeAfterMs: number;
+  private readonly now: () => number;
   /** First byte never handed out. */
   private cursor = 0;
   /** Ranges given back by failing sources, sorted by start; always below `cursor`. */
   private readonly returned: Range[] = [];
   private readonly active = new Set<Segment>();
+  private readonly rates = new Map<string, PeerRate>();
   private writtenTotal = 0;
   private waiters: Array<() => void> = [];
 
@@ -75,25 +104,20 @@ export class SegmentPlan {
     this.segmentBytes = Math.max(segmentBytes, Math.ceil(sizeBytes / maxSegments));
     this.minStealBytes =
       options.minStealBytes ?? Math.max(MIN_STEAL_FLOOR_BYTES, Math.floor(this.segmentBytes / 4));
+    this.minRelativeRate = options.minRelativeRate ?? DEFAULT_MIN_RELATIVE_RATE;
+    this.judgeAfterMs = options.judgeAfterMs ?? DEFAULT_JUDGE_AFTER_MS;
+    this.now = options.now ?? (() => performance.now());
   }
 
   /**
    * The next range for `peerId`: a range a failing source gave back (lowest first, so the verified prefix
-   * grows), else the next fresh segment, else the tail half of the largest segment still in flight.
-   * Undefined when there is nothing worth taking right now (which is not the same as `complete`).
+   * grows), else the next fresh segment, else work taken from the source that will finish last (see
+   * `steal`). Undefined when there is nothing worth taking right now (which is not the same as `complete`).
    */
   take(peerId: string): Segment | undefined {
-    const range = this.returned.shift() ?? this.fresh() ?? this.steal(peerId);
-    if (range === undefined) return undefined;
-    const segment: Segment = {
-      peerId,
-      start: range.start,
-      next: range.start,
-      written: range.start,
-      end: range.end,
-    };
-    this.active.add(segment);
-    return segment;
+    const range = this.returned.shift() ?? this.fresh();
+    if (range !== undefined) return this.assign(peerId, range);
+    return this.steal(peerId);
   }
 
   /** Claims up to `length` bytes of `segment` for a write about to start; returns how many it may write. */
@@ -113,13 +137,49 @@ export class SegmentPlan {
   }
 
   /**
+   * The race `race` has every byte it asked for: if the segment it races still has bytes nobody claimed,
+   * that segment is cut at its claim frontier and `race` becomes the owner of the rest, from the returned
+   * offset on (its caller claims and writes them). Undefined when it lost: nothing is left to write.
+   */
+  winRace(race: Segment): number | undefined {
+    const victim = race.racing;
+    if (victim === undefined || !this.active.has(race)) return undefined;
+    if (!this.active.has(victim) || victim.next >= victim.end) return undefined;
+    const from = victim.next;
+    race.racing = undefined;
+    race.start = from;
+    race.next = from;
+    race.written = from;
+    race.end = victim.end;
+    victim.end = from;
+    this.notify();
+    return from;
+  }
+
+  /** The races run against `segment` (to be cancelled once it has every byte). */
+  racesOn(segment: Segment): Segment[] {
+    return [...this.active].filter((s) => s.racing === segment);
+  }
+
+  /**
    * Its source is done with `segment`, finished or not: the bytes it wrote become a piece and whatever it
    * did not write goes back for another source.
    */
   release(segment: Segment): void {
     if (!this.active.delete(segment)) return;
-    if (segment.written > segment.start)
+    if (segment.racing !== undefined && segment.written === segment.start) {
+      // A race that lost (or never won) owns nothing.
+      this.notify();
+      return;
+    }
+    const bytes = segment.written - segment.start;
+    if (bytes > 0) {
       this.pieces.push({ peerId: segment.peerId, start: segment.start, end: segment.written });
+      const rate = this.rates.get(segment.peerId) ?? { bytes: 0, ms: 0 };
+      rate.bytes += bytes;
+      rate.ms += Math.max(1, this.now() - segment.takenAtMs);
+      this.rates.set(segment.peerId, rate);
+    }
     if (segment.written < segment.end) {
       const rest = { start: segment.written, end: segment.end };
       const at = this.returned.findIndex((r) => r.start > rest.start);
@@ -144,18 +204,49 @@ export class SegmentPlan {
     let frontier = this.cursor;
     const first = this.returned[0];
     if (first !== undefined) frontier = Math.min(frontier, first.start);
-    for (const segment of this.active) frontier = Math.min(frontier, segment.written);
+    for (const segment of this.active)
+      if (segment.racing === undefined) frontier = Math.min(frontier, segment.written);
     return frontier;
   }
 
-  /** Resolves at the next change (bytes written, a segment released) or `interrupt()`. */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
+  /** Bytes per ms `peerId` delivered over its finished segments; undefined before it finished one. */
+  peerRate(peerId: string): number | undefined {
+    const rate = this.rates.get(peerId);
+    return rate === undefined || rate.bytes === 0 ? undefined : rate.bytes / rate.ms;
+  }
+
+  /** Resolves at the next change (bytes written, a segment released), `interrupt()` or after `timeoutMs`. */
+  changed(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (timeoutMs === undefined) {
+        this.waiters.push(resolve);
+        return;
+      }
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Wakes every `changed()` waiter without a change, e.g. so that they see the caller gave up. */
   interrupt(): void {
     this.notify();
+  }
+
+  private assign(peerId: string, range: Range, extra: Partial<Segment> = {}): Segment {
+    const segment: Segment = {
+      peerId,
+      start: range.start,
+      next: range.start,
+      written: range.start,
+      end: range.end,
+      takenAtMs: this.now(),
+      ...extra,
+    };
+    this.active.add(segment);
+    return segment;
   }
 
   private notify(): void {
@@ -171,19 +262,59 @@ export class SegmentPlan {
     return { start, end: this.cursor };
   }
 
-  /** The end game: without this the last segments wait on whichever source holds them, however slow. */
-  private steal(peerId: string): Range | undefined {
+  /**
+   * The end game: without this the last segments wait on whichever source holds them, however slow. The
+   * victim is the segment that will finish last at its measured rate (the largest while none is judged
+   * yet). A large rest is split where both sources would finish together (in half while rates are
+   * unknown); a source far slower than the thief loses its whole rest; a small rest is raced.
+   */
+  private steal(peerId: string): Segment | undefined {
+    const now = this.now();
+    const thiefRate = this.peerRate(peerId);
+    // What an unjudged segment is assumed to deliver: the thief's own rate, else any measured one.
+    const typicalRate = thiefRate ?? Math.max(0, ...[...this.rates.keys()].map((p) => this.peerRate(p) ?? 0));
     let victim: Segment | undefined;
+    let victimEta = -1;
+    let victimRate = 0;
     for (const segment of this.active) {
-      if (segment.peerId === peerId) continue;
+      if (segment.peerId === peerId || segment.racing !== undefined) continue;
       const left = segment.end - segment.next;
-      if (left >= 2 * this.minStealBytes && (victim === undefined || left > victim.end - victim.next))
+      if (left <= 0) continue;
+      const age = now - segment.takenAtMs;
+      const rate = age > 0 ? (segment.written - segment.start) / age : 0;
+      // An unjudged segment (an ETA measured over a few ms means nothing) is assumed to go at a typical rate.
+      const assumed = age < this.judgeAfterMs ? typicalRate || 1 : rate;
+      const eta = assumed > 0 ? left / assumed : Number.POSITIVE_INFINITY;
+      if (eta > victimEta || (eta === victimEta && left > (victim ? victim.end - victim.next : 0))) {
         victim = segment;
+        victimEta = eta;
+        victimRate = rate;
+      }
     }
     if (victim === undefined) return undefined;
-    const middle = victim.next + Math.ceil((victim.end - victim.next) / 2);
-    const range = { start: middle, end: victim.end };
-    victim.end = middle;
-    return range;
+    const left = victim.end - victim.next;
+    const judged = now - victim.takenAtMs >= this.judgeAfterMs;
+    const slow = judged && thiefRate !== undefined && victimRate < thiefRate * this.minRelativeRate;
+    if (slow) {
+      // Cut off: the caller cancels the victim's request; it keeps what it already claimed.
+      const range = { start: victim.next, end: victim.end };
+      victim.end = victim.next;
+      return this.assign(peerId, range, { revoked: victim });
+    }
+    if (left >= 2 * this.minStealBytes) {
+      let middle = victim.next + Math.ceil(left / 2);
+      if (judged && thiefRate !== undefined && victimRate > 0) {
+        const keep = Math.ceil((left * victimRate) / (victimRate + thiefRate));
+        middle = victim.next + Math.min(left - this.minStealBytes, Math.max(this.minStealBytes, keep));
+      }
+      const range = { start: middle, end: victim.end };
+      victim.end = middle;
+      return this.assign(peerId, range);
+    }
+    // A small rest: race for it once the victim has had its chance, unless someone already does.
+    if (!judged || this.racesOn(victim).length > 0) return undefined;
+    if (thiefRate !== undefined && victimRate > 0 && left / victimRate <= (2 * left) / thiefRate)
+      return undefined;
+    return this.assign(peerId, { start: victim.next, end: victim.end }, { racing: victim });
   }
 }

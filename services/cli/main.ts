@@ -1,18 +1,23 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/index.js';
 import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
-import { downloadFile } from '../../libs/transfer/index.js';
 import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
+import { prepareOutDir, runDownload } from './get.js';
 import { registerWatchCommand } from './watch.js';
 
 /** Exit statuses are part of the CLI's contract (README). */
-export const EXIT = { ok: 0, notFound: 1, usage: 2, unreachable: 3, downloadFailed: 4 } as const;
+export const EXIT = {
+  ok: 0,
+  notFound: 1,
+  usage: 2,
+  unreachable: 3,
+  downloadFailed: 4,
+  interrupted: 130,
+} as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   USAGE: EXIT.usage,
@@ -250,9 +255,16 @@ export function buildProgram(): Command {
       .command('get')
       .description('download a file by name or SHA-256 from the peers that have it, verified by SHA-256')
       .argument('<target>', 'file name (or path) or 64-hex SHA-256')
-      .option('--out <dir>', 'directory to write into (default: the current directory)', '.'),
-  ).action(async (target: string, flags: NetworkFlags & { out: string }) => {
+      .option('--out <dir>', 'directory to write into (default: the current directory)', '.')
+      .addOption(
+        new Option('--busy-wait <ms>', 'how long in all to wait for busy peers to free a slot')
+          .argParser(positiveInt(3_600_000))
+          .default(60_000),
+      ),
+  ).action(async (target: string, flags: NetworkFlags & { out: string; busyWait: number }) => {
     const config = cliConfig(program, flags);
+    // Before the network is asked anything: a wrong --out is the command line's fault (exit 2).
+    const outDir = prepareOutDir(flags.out);
     await withClient(config, async (client) => {
       const found = await client.search(target, MAX_SEARCH_LIMIT);
       staleNotice(found);
@@ -260,33 +272,15 @@ export function buildProgram(): Command {
       // Every holder of that content is a source: ask by hash to see all of them.
       const holders = await client.search(chosen.sha256, MAX_SEARCH_LIMIT);
       const sources = [...new Map(holders.results.map((result) => [result.peerId, result])).values()];
-      const size = sources[0]?.size ?? 0;
-      const destPath = path.resolve(flags.out, chosen.name);
-      fs.mkdirSync(path.dirname(destPath), { recursive: true });
-      const bar = process.stderr.isTTY
-        ? new SingleBar({
-            format: ' {bar} {percentage}% | {value}/{total} bytes | from {peer}',
-            hideCursor: true,
-          })
-        : undefined;
-      bar?.start(size, 0, { peer: sources[0]?.peerId ?? '' });
-      try {
-        const result = await downloadFile({
-          sources: sources.map((source) => ({ url: source.url, peerId: source.peerId })),
-          sha256: chosen.sha256,
-          size,
-          destPath,
-          onProgress: (progress) => bar?.update(progress.receivedBytes, { peer: progress.peerId }),
-        });
-        bar?.stop();
-        for (const peerId of result.badSources)
-          process.stderr.write(`warning: peer ${peerId} served bytes that fail the SHA-256 check\n`);
-        process.stdout.write(
-          `saved ${result.path} (${formatBytes(result.size)}, sha256 ${result.sha256} verified, from ${result.servedBy.join(', ')})\n`,
-        );
-      } finally {
-        bar?.stop();
-      }
+      const ended = await runDownload({
+        sources: sources.map((source) => ({ url: source.url, peerId: source.peerId })),
+        sha256: chosen.sha256,
+        size: sources[0]?.size ?? 0,
+        destPath: path.join(outDir, chosen.name),
+        busyWaitMs: flags.busyWait,
+        formatBytes,
+      });
+      if (ended === 'interrupted') process.exitCode = EXIT.interrupted;
     });
   });
 

@@ -1,0 +1,345 @@
+import { createHash } from 'node:crypto';
+import type { Log } from '../logging/index.js';
+import type { DownloadSource } from './download.js';
+import type { BusyWaits } from './download-busy.js';
+import { checkRangeAnswer } from './download-checks.js';
+import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
+import { type RequestLimits, SourceRequest } from './download-request.js';
+import { BatchWriter, type TempFile } from './download-temp.js';
+import { type Piece, type Segment, SegmentPlan } from './parallel.js';
+
+/** In a parallel download, a source is dropped after this many failed segments (busy answers excluded). */
+const MAX_PARALLEL_SOURCE_FAILURES = 3;
+/**
+ * Failures that will not go away by asking the same source again: the source is dropped from the parallel
+ * download at once (it may still serve the whole file in the sequential fallback).
+ */
+const RETIRE_AT_ONCE = new Set<DownloadFailureCode>([
+  'HTTP_STATUS',
+  'ETAG_MISMATCH',
+  'SIZE_MISMATCH',
+  'BAD_RANGE',
+  'TOO_SLOW',
+]);
+/** Read size when hashing the temp file back from disk. */
+const HASH_READ_BYTES = 4 * 1024 * 1024;
+/** An idle source looks again for work to take over at least this often (a stalled source sends no news). */
+const IDLE_RECHECK_MS = 250;
+
+export interface PieceDigest extends Piece {
+  sha256: string;
+}
+
+export type ParallelOutcome =
+  | { kind: 'verified'; contributors: string[] }
+  | { kind: 'bad-bytes'; contributors: string[]; digest: string; pieces: PieceDigest[] }
+  /** The sources could not deliver every segment (nothing was hashed). */
+  | { kind: 'unreachable' };
+
+/** What the parallel attempt shares with `downloadFile`. */
+export interface ParallelContext {
+  file: TempFile;
+  /** One per peer, in preference order. */
+  sources: DownloadSource[];
+  sha256: string;
+  size: number;
+  segmentBytes: number;
+  maxParallelSources: number;
+  limits: RequestLimits;
+  signal: AbortSignal | undefined;
+  logger: Log;
+  busy: BusyWaits;
+  record: (source: DownloadSource, failure: SourceFailure, offset: number) => void;
+  reportProgress: (receivedBytes: number, peerId: string) => void;
+}
+
+/**
+ * One attempt at the whole file from several sources at once (see `downloadFile`). Leaves the temp file
+ * holding the attempt's bytes; settles only once every request, write and read it started is over, so the
+ * caller may truncate, close or remove the file. Throws the abort reason or `IO_ERROR`.
+ */
+export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOutcome> {
+  const { file, size, signal, logger } = ctx;
+  const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes });
+  // Sized up front so every segment can be written at its offset in any order.
+  await file.truncate(size);
+
+  // Aborted when the attempt is over, for whatever reason: wakes sleepers and waiters, cancels requests.
+  // Whoever waits on the plan checks phaseSignal first, synchronously, so no waiter misses this wake-up.
+  const over = new AbortController();
+  const phaseSignal = signal ? AbortSignal.any([signal, over.signal]) : over.signal;
+  phaseSignal.addEventListener('abort', () => plan.interrupt(), { once: true });
+  /** Each segment's own cancel: a source cut off for being slow, or the loser of a race. */
+  const cancels = new Map<Segment, AbortController>();
+  const cancel = (segment: Segment | undefined, reason: unknown): void => {
+    if (segment !== undefined) cancels.get(segment)?.abort(reason);
+  };
+
+  /** Hashes the temp file in order, as far as it is contiguous on disk, while the segments come in. */
+  const hashFile = async (): Promise<string | undefined> => {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
+    let hashed = 0;
+    while (hashed < size) {
+      // Once every segment is in, `over` is aborted while this still has to run: only the caller stops it.
+      if (signal?.aborted) return undefined;
+      const ready = plan.contiguousBytes;
+      if (ready < size && ready - hashed < HASH_READ_BYTES) {
+        if (phaseSignal.aborted) return undefined;
+        await plan.changed();
+        continue;
+      }
+      const length = Math.min(HASH_READ_BYTES, ready - hashed);
+      await file.readExactly(buffer, length, hashed);
+      hash.update(buffer.subarray(0, length));
+      hashed += length;
+    }
+    return hash.digest('hex');
+  };
+
+  /** Fetches segments from `source` until none is left ('done') or the source is dropped ('retired'). */
+  const runSource = async (source: DownloadSource): Promise<'done' | 'retired'> => {
+    let failuresLeft = MAX_PARALLEL_SOURCE_FAILURES;
+    for (;;) {
+      if (signal?.aborted) throw signal.reason;
+      if (over.signal.aborted) return 'done';
+      const segment = plan.take(source.peerId);
+      if (segment === undefined) {
+        if (plan.complete) return 'done';
+        await plan.changed(IDLE_RECHECK_MS);
+        continue;
+      }
+      if (segment.revoked !== undefined) {
+        const slowPeer = segment.revoked.peerId;
+        logger.info('download: a source too slow to keep; its range goes to a faster one', {
+          slowPeer,
+          to: source.peerId,
+          bytes: segment.end - segment.start,
+        });
+        cancel(
+          segment.revoked,
+          new SourceFailure('TOO_SLOW', `far slower than ${source.peerId}, which took its range over`),
+        );
+      }
+      const mine = new AbortController();
+      cancels.set(segment, mine);
+      let failure: SourceFailure;
+      try {
+        const beaten = await fetchSegment(
+          ctx,
+          plan,
+          segment,
+          source,
+          AbortSignal.any([phaseSignal, mine.signal]),
+        );
+        cancel(beaten, new TakenOver());
+        for (const race of plan.racesOn(segment)) cancel(race, new TakenOver());
+        plan.release(segment);
+        // Nothing is left to fetch: wake a source sleeping on a Retry-After.
+        if (plan.complete) over.abort();
+        continue;
+      } catch (err) {
+        plan.release(segment);
+        if (signal?.aborted) throw signal.reason;
+        // Another task ended the attempt (and reports why).
+        if (over.signal.aborted) return 'done';
+        if (err instanceof TakenOver) continue;
+        if (!(err instanceof SourceFailure)) throw err;
+        failure = err;
+      } finally {
+        cancels.delete(segment);
+      }
+      ctx.record(source, failure, segment.written);
+      if (failure.code === 'BUSY') {
+        const waitMs = ctx.busy.plan(source, failure.retryAfterMs ?? 0);
+        if (waitMs !== undefined) {
+          await ctx.busy.wait(source, waitMs, phaseSignal).catch(() => {});
+          continue;
+        }
+      }
+      failuresLeft -= 1;
+      if (RETIRE_AT_ONCE.has(failure.code) || failuresLeft <= 0 || failure.code === 'BUSY') {
+        logger.info('download: source dropped from the parallel download', {
+          peerId: source.peerId,
+          code: failure.code,
+        });
+        return 'retired';
+      }
+    }
+  };
+
+  const waiting = [...ctx.sources];
+  /** One connection at a time; a dropped source's place goes to the next source not yet asked. */
+  const slot = async (): Promise<void> => {
+    for (let source = waiting.shift(); source !== undefined; source = waiting.shift())
+      if ((await runSource(source)) === 'done') return;
+  };
+
+  const hashing = hashFile().catch((err: unknown) => {
+    over.abort(err);
+    throw err;
+  });
+  // Awaited below; this only keeps an early rejection from counting as unhandled meanwhile.
+  hashing.catch(() => {});
+  const slots = Array.from({ length: Math.min(ctx.maxParallelSources, waiting.length) }, () => slot());
+  try {
+    await Promise.all(slots);
+  } catch (err) {
+    over.abort(err);
+    await Promise.allSettled([hashing, ...slots]);
+    throw err;
+  }
+  over.abort();
+  const digest = await hashing;
+  signal?.throwIfAborted();
+  if (!plan.complete || digest === undefined) return { kind: 'unreachable' };
+  const contributors = [...plan.contributors];
+  logger.debug('download: parallel attempt complete', { contributors, pieces: plan.pieces.length });
+  if (digest === ctx.sha256) return { kind: 'verified', contributors };
+  const pieces = await digestPieces(file, plan.pieces, signal);
+  return { kind: 'bad-bytes', contributors, digest, pieces };
+}
+
+/**
+ * Fetches the rest of `segment` from `source` into the temp file at its offset; returns once its bytes are
+ * on disk or another source took over the rest. A race segment gathers its bytes in memory and writes
+ * them only if it wins; it then returns the segment it beat (whose request is to be cancelled). Throws
+ * SourceFailure, TakenOver, the abort reason or `IO_ERROR`.
+ */
+async function fetchSegment(
+  ctx: ParallelContext,
+  plan: SegmentPlan,
+  segment: Segment,
+  source: DownloadSource,
+  segmentSignal: AbortSignal,
+): Promise<Segment | undefined> {
+  const { size } = ctx;
+  const expectedEtag = `"${ctx.sha256}"`;
+  const request = new SourceRequest(segmentSignal, ctx.limits);
+  const first = segment.next;
+  const last = segment.end - 1;
+  const racing = segment.racing !== undefined;
+  const headers = {
+    'accept-encoding': 'identity',
+    range: `bytes=${first}-${last}`,
+    // A source holding other content answers 200 (and its ETag gives it away) instead of wrong bytes.
+    'if-range': expectedEtag,
+  };
+  try {
+    const response = await request.open(source.url, headers);
+    const refused = checkRangeAnswer(response, first, last, size, expectedEtag);
+    if (refused !== undefined) {
+      response.cancel();
+      throw refused;
+    }
+    if (racing) return await race(ctx, plan, segment, source, request, response.body, first, last);
+    const writer = new BatchWriter(ctx.file, first, (bytes) => {
+      plan.wrote(segment, bytes);
+      ctx.reportProgress(plan.writtenBytes, source.peerId);
+    });
+    let failure: unknown;
+    try {
+      // Bytes are claimed as they arrive and written in batches; on a failure, what was received is still
+      // written first, so what goes back to the plan starts exactly at the first byte not on disk.
+      for await (const chunk of request.chunks(response.body)) {
+        const claimed = plan.claim(segment, chunk.byteLength);
+        if (claimed > 0) {
+          const full = writer.push(claimed === chunk.byteLength ? chunk : chunk.subarray(0, claimed));
+          if (full !== undefined) await full;
+        }
+        if (segment.next < segment.end) continue;
+        // Another source took over the tail: the rest of this body is theirs.
+        if (segment.end <= last) break;
+        if (claimed < chunk.byteLength)
+          throw new SourceFailure(
+            'SIZE_MISMATCH',
+            `body longer than the ${last - first + 1} bytes asked for`,
+          );
+      }
+    } catch (err) {
+      failure = request.classify(err, 'CONNECTION_LOST');
+    }
+    await writer.flush();
+    if (failure !== undefined) throw failure;
+    if (segment.written < segment.end)
+      throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${segment.written} of ${first}-${last}`);
+    return undefined;
+  } finally {
+    request.close();
+  }
+}
+
+/** The end game: the same bytes as another source, into memory; written only by the first to have them. */
+async function race(
+  ctx: ParallelContext,
+  plan: SegmentPlan,
+  segment: Segment,
+  source: DownloadSource,
+  request: SourceRequest,
+  body: AsyncIterable<Buffer>,
+  first: number,
+  last: number,
+): Promise<Segment | undefined> {
+  const buffer = Buffer.allocUnsafe(last - first + 1);
+  let got = 0;
+  try {
+    for await (const chunk of request.chunks(body)) {
+      if (got + chunk.byteLength > buffer.length)
+        throw new SourceFailure('SIZE_MISMATCH', `body longer than the ${buffer.length} bytes asked for`);
+      buffer.set(chunk, got);
+      got += chunk.byteLength;
+    }
+  } catch (err) {
+    throw request.classify(err, 'CONNECTION_LOST');
+  }
+  if (got < buffer.length)
+    throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${first + got} of ${first}-${last}`);
+  const rival = segment.racing;
+  const from = plan.winRace(segment);
+  if (from === undefined || rival === undefined) return undefined;
+  ctx.logger.debug('download: end game race won', {
+    peerId: source.peerId,
+    from,
+    end: segment.end,
+    beat: rival.peerId,
+  });
+  const claimed = plan.claim(segment, segment.end - from);
+  await ctx.file.write([buffer.subarray(from - first, from - first + claimed)], from);
+  plan.wrote(segment, claimed);
+  ctx.reportProgress(plan.writtenBytes, source.peerId);
+  return rival;
+}
+
+/** The SHA-256 of each piece's bytes as the temp file holds them now, sorted by offset. */
+async function digestPieces(
+  file: TempFile,
+  pieces: Piece[],
+  signal: AbortSignal | undefined,
+): Promise<PieceDigest[]> {
+  const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
+  const digests: PieceDigest[] = [];
+  for (const piece of [...pieces].sort((a, b) => a.start - b.start)) {
+    const hash = createHash('sha256');
+    for (let at = piece.start; at < piece.end; ) {
+      signal?.throwIfAborted();
+      const length = Math.min(HASH_READ_BYTES, piece.end - at);
+      await file.readExactly(buffer, length, at);
+      hash.update(buffer.subarray(0, length));
+      at += length;
+    }
+    digests.push({ ...piece, sha256: hash.digest('hex') });
+  }
+  return digests;
+}
+
+/** Peers that wrote any piece whose bytes differ from what the temp file (now verified) holds there. */
+export async function piecesThatDiffer(
+  file: TempFile,
+  pieces: PieceDigest[],
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
+  const now = await digestPieces(file, pieces, signal);
+  const peers = new Set<string>();
+  for (const [i, piece] of pieces.entries()) if (now[i]?.sha256 !== piece.sha256) peers.add(piece.peerId);
+  return [...peers];
+}

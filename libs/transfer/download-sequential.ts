@@ -1,0 +1,183 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Log } from '../logging/index.js';
+import type { DownloadSource } from './download.js';
+import type { BusyWaits } from './download-busy.js';
+import { checkWholeAnswer } from './download-checks.js';
+import { SourceFailure } from './download-failure.js';
+import type { SourceLedger } from './download-ledger.js';
+import { type RequestLimits, SourceRequest } from './download-request.js';
+import { BatchWriter, type TempFile } from './download-temp.js';
+
+export type AttemptOutcome =
+  | { kind: 'verified'; contributors: string[] }
+  | { kind: 'bad-bytes'; contributors: string[]; digest: string }
+  | { kind: 'unreachable' };
+
+/** What a sequential attempt shares with `downloadFile`. */
+export interface SequentialContext {
+  file: TempFile;
+  sha256: string;
+  size: number;
+  limits: RequestLimits;
+  signal: AbortSignal | undefined;
+  logger: Log;
+  ledger: SourceLedger;
+  busy: BusyWaits;
+  reportProgress: (receivedBytes: number, peerId: string) => void;
+}
+
+/**
+ * One attempt at the whole file, one source at a time, from byte 0: when a source fails mid-body the next
+ * continues from the byte reached (`Range` + `If-Range`), the hash of the prefix carrying over. Busy
+ * sources are asked again after their wait (see `BusyWaits`) once the others failed. Ends with the file's
+ * digest, or 'unreachable' when the sources could not deliver every byte.
+ */
+export async function runSequentialAttempt(
+  ctx: SequentialContext,
+  plan: DownloadSource[],
+): Promise<AttemptOutcome> {
+  const attempt = new SequentialAttempt(ctx);
+  await attempt.restart();
+  const busy: Array<{ source: DownloadSource; readyAtMs: number }> = [];
+  const tryOne = async (source: DownloadSource): Promise<boolean> => {
+    ctx.signal?.throwIfAborted();
+    try {
+      await attempt.fetchFrom(source);
+      return true;
+    } catch (err) {
+      if (!(err instanceof SourceFailure)) throw err;
+      ctx.ledger.record(source, err, attempt.offset);
+      if (err.code === 'BUSY') {
+        const waitMs = ctx.busy.plan(source, err.retryAfterMs ?? 0);
+        if (waitMs !== undefined) busy.push({ source, readyAtMs: Date.now() + waitMs });
+      }
+      // A source can fail after the last byte (a reset after the body, a body running long): nothing is missing.
+      return attempt.complete;
+    }
+  };
+
+  let done = false;
+  for (const source of plan) {
+    if (await tryOne(source)) {
+      done = true;
+      break;
+    }
+  }
+  while (!done && busy.length > 0) {
+    busy.sort((a, b) => a.readyAtMs - b.readyAtMs);
+    const next = busy.shift();
+    if (next === undefined) break;
+    await ctx.busy.wait(next.source, Math.max(0, next.readyAtMs - Date.now()), ctx.signal);
+    done = await tryOne(next.source);
+  }
+  if (!done) return { kind: 'unreachable' };
+  return attempt.outcome();
+}
+
+/** The temp file's state during one attempt: its bytes [0, offset) hashed into `hash`. */
+class SequentialAttempt {
+  offset = 0;
+  private hash: Hash = createHash('sha256');
+  /** Peers whose bytes are in [0, offset), in order. */
+  private contributors: string[] = [];
+  /** The last source whose response was taken for this attempt's bytes (matters for 0-byte files). */
+  private acceptedFrom: string | undefined;
+  private readonly expectedEtag: string;
+
+  constructor(private readonly ctx: SequentialContext) {
+    this.expectedEtag = `"${ctx.sha256}"`;
+  }
+
+  get complete(): boolean {
+    return this.acceptedFrom !== undefined && this.offset === this.ctx.size;
+  }
+
+  /** Empties the temp file: a new attempt, or a source that answered a resume with the whole file. */
+  async restart(): Promise<void> {
+    await this.ctx.file.truncate(0);
+    this.offset = 0;
+    this.hash = createHash('sha256');
+    this.contributors = [];
+    this.acceptedFrom = undefined;
+  }
+
+  outcome(): AttemptOutcome {
+    const digest = this.hash.digest('hex');
+    // A 0-byte file has no byte to credit; the source that answered is still the one that vouched for it.
+    const contributors =
+      this.contributors.length > 0 || this.acceptedFrom === undefined
+        ? [...this.contributors]
+        : [this.acceptedFrom];
+    if (digest === this.ctx.sha256) return { kind: 'verified', contributors };
+    return { kind: 'bad-bytes', contributors, digest };
+  }
+
+  /** Reads one source from `offset` until the file is complete; throws SourceFailure otherwise. */
+  async fetchFrom(source: DownloadSource): Promise<void> {
+    const { size, logger } = this.ctx;
+    const request = new SourceRequest(this.ctx.signal, this.ctx.limits);
+    const resumeFrom = this.offset;
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (resumeFrom > 0) {
+      headers.range = `bytes=${resumeFrom}-`;
+      // A source holding other content answers 200 (and its ETag gives it away) instead of a wrong tail.
+      headers['if-range'] = this.expectedEtag;
+    }
+    try {
+      const response = await request.open(source.url, headers);
+      const verdict = checkWholeAnswer(response, resumeFrom, size, this.expectedEtag);
+      if (!verdict.ok) {
+        response.cancel();
+        throw verdict.failure;
+      }
+      if (verdict.bodyStart === 0 && resumeFrom > 0) {
+        logger.info('download: source sent the whole file to a resume; starting over from it', {
+          peerId: source.peerId,
+          discardedBytes: resumeFrom,
+        });
+        await this.restart();
+      }
+      this.acceptedFrom = source.peerId;
+      await this.receive(request, response.body, source.peerId);
+      if (this.offset < size)
+        throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${this.offset} of ${size}`);
+    } finally {
+      request.close();
+    }
+  }
+
+  /**
+   * The body into the temp file: hashed as it arrives, written in large batches while the next ones are
+   * read. On any failure every byte received is still written before this throws, so `offset` (what the
+   * next source resumes from) is exactly what the file and the hash hold.
+   */
+  private async receive(request: SourceRequest, body: AsyncIterable<Buffer>, peerId: string): Promise<void> {
+    const { size } = this.ctx;
+    let onDisk = this.offset;
+    const writer = new BatchWriter(this.ctx.file, this.offset, (bytes) => {
+      onDisk += bytes;
+      this.ctx.reportProgress(onDisk, peerId);
+    });
+    let failure: unknown;
+    try {
+      for await (const chunk of request.chunks(body)) {
+        const room = size - this.offset;
+        const piece = chunk.byteLength <= room ? chunk : chunk.subarray(0, room);
+        if (piece.length > 0) {
+          this.hash.update(piece);
+          this.offset += piece.length;
+          if (!this.contributors.includes(peerId)) this.contributors.push(peerId);
+          const full = writer.push(piece);
+          if (full !== undefined) await full;
+        }
+        if (chunk.byteLength > room)
+          throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
+      }
+    } catch (err) {
+      failure = request.classify(err, 'CONNECTION_LOST');
+    }
+    // A write error (IO_ERROR) wins over the source's failure: the download cannot go on.
+    await writer.flush();
+    if (failure !== undefined) throw failure;
+  }
+}

@@ -1,0 +1,271 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { P2PError } from '../errors/index.js';
+
+/** link() refusals that mean "this filesystem has no hard links", not "destination exists". */
+const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+/** Hex digits of the SHA-256 in a temp file's name: enough to tell downloads apart in one directory. */
+const TEMP_SHA_CHARS = 16;
+
+/**
+ * The temp file's name: `.p2p-<sha256 prefix>-<random>.part`, 44 ASCII bytes whatever the final name is
+ * (a name near NAME_MAX, 255 bytes, in a multi-byte script cannot grow into one that does not fit).
+ */
+export function tempFileName(sha256: string, random: string): string {
+  return `.p2p-${sha256.slice(0, TEMP_SHA_CHARS)}-${random}.part`;
+}
+
+export function ioError(message: string, err: unknown): P2PError {
+  if (err instanceof P2PError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return new P2PError('IO_ERROR', `${message}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+    details: { code },
+  });
+}
+
+/** The download's temp file, open for reading and writing, beside its final name. */
+export class TempFile {
+  private open = true;
+
+  private constructor(
+    readonly path: string,
+    readonly handle: FileHandle,
+  ) {}
+
+  /** Creates the file (and its directory); never reuses an existing name. */
+  static async create(dir: string, name: string): Promise<TempFile> {
+    const tempPath = path.join(dir, name);
+    let handle: FileHandle | undefined;
+    try {
+      await mkdir(dir, { recursive: true });
+      // Read-write: a parallel attempt hashes the file back from disk.
+      handle = await open(tempPath, 'wx+');
+    } catch (err) {
+      await handle?.close().catch(() => {});
+      throw ioError(`cannot create ${tempPath}`, err);
+    }
+    return new TempFile(tempPath, handle);
+  }
+
+  async truncate(length: number): Promise<void> {
+    try {
+      await this.handle.truncate(length);
+    } catch (err) {
+      throw ioError(`cannot size ${this.path}`, err);
+    }
+  }
+
+  /** Writes every buffer, in order, from `position`. */
+  async write(buffers: Buffer[], position: number): Promise<void> {
+    try {
+      let at = position;
+      let pending = buffers;
+      while (pending.length > 0) {
+        const { bytesWritten } = await this.handle.writev(pending, at);
+        at += bytesWritten;
+        pending = skipBytes(pending, bytesWritten);
+      }
+    } catch (err) {
+      throw ioError(`cannot write ${this.path}`, err);
+    }
+  }
+
+  async readExactly(buffer: Buffer, length: number, position: number): Promise<void> {
+    try {
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await this.handle.read(buffer, read, length - read, position + read);
+        if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + read}`);
+        read += bytesRead;
+      }
+    } catch (err) {
+      throw ioError(`cannot read ${this.path}`, err);
+    }
+  }
+
+  /** fsync, close, then give the verified file its final name (see `placeFile`) and sync the directory. */
+  async commit(destPath: string, overwrite: boolean): Promise<void> {
+    try {
+      await this.handle.sync();
+      this.open = false;
+      await this.handle.close();
+    } catch (err) {
+      throw ioError(`cannot flush ${this.path}`, err);
+    }
+    await placeFile(this.path, destPath, overwrite);
+    await syncDirectory(path.dirname(destPath));
+  }
+
+  /** Closes and removes it; after a commit it finds nothing (rename) or drops the second name (link). */
+  async remove(): Promise<void> {
+    if (this.open) {
+      this.open = false;
+      await this.handle.close().catch(() => {});
+    }
+    await rm(this.path, { force: true });
+  }
+}
+
+function skipBytes(buffers: Buffer[], bytes: number): Buffer[] {
+  let left = bytes;
+  let i = 0;
+  while (i < buffers.length && left >= (buffers[i]?.length ?? 0)) {
+    left -= buffers[i]?.length ?? 0;
+    i += 1;
+  }
+  const rest = buffers.slice(i);
+  const first = rest[0];
+  if (first !== undefined && left > 0) rest[0] = first.subarray(left);
+  return rest;
+}
+
+/**
+ * Writes a run of consecutive bytes into a TempFile in large batches, one write in flight while the next
+ * batch gathers, so the network is read while the disk writes. `push` returns a promise only when more
+ * than `highWaterBytes` are waiting (await it: that is the backpressure). `onWritten` is told, in order, of
+ * every run of bytes that reached the file.
+ */
+export class BatchWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private position: number;
+  private inFlight: Promise<void> | undefined;
+  private failure: unknown;
+
+  constructor(
+    private readonly file: TempFile,
+    position: number,
+    private readonly onWritten: (bytes: number) => void,
+    private readonly batchBytes = 1024 * 1024,
+    private readonly highWaterBytes = 8 * 1024 * 1024,
+  ) {
+    this.position = position;
+  }
+
+  /** Bytes accepted but not yet on disk. */
+  get unwrittenBytes(): number {
+    return this.pendingBytes;
+  }
+
+  push(buffer: Buffer): Promise<void> | undefined {
+    if (this.failure !== undefined) throw this.failure;
+    if (buffer.length === 0) return undefined;
+    this.pending.push(buffer);
+    this.pendingBytes += buffer.length;
+    if (this.inFlight === undefined && this.pendingBytes >= this.batchBytes) this.startWrite();
+    if (this.pendingBytes > this.highWaterBytes) return this.drain();
+    return undefined;
+  }
+
+  /** Resolves once everything pushed is on disk; throws the write error, if any. */
+  async flush(): Promise<void> {
+    while (this.inFlight !== undefined || this.pending.length > 0) {
+      if (this.inFlight === undefined) this.startWrite();
+      await this.inFlight;
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pendingBytes > this.batchBytes && this.inFlight !== undefined) await this.inFlight;
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private startWrite(): void {
+    const buffers = this.pending;
+    const bytes = buffers.reduce((sum, b) => sum + b.length, 0);
+    this.pending = [];
+    const at = this.position;
+    this.position += bytes;
+    this.inFlight = this.file
+      .write(buffers, at)
+      .then(
+        () => {
+          this.pendingBytes -= bytes;
+          this.onWritten(bytes);
+        },
+        (err: unknown) => {
+          this.failure = err;
+          this.pending = [];
+          this.pendingBytes = 0;
+        },
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+        if (this.failure === undefined && this.pendingBytes >= this.batchBytes) this.startWrite();
+      });
+  }
+}
+
+export async function existingContent(
+  destPath: string,
+  sha256: string,
+  size: number,
+): Promise<'absent' | 'same' | 'different'> {
+  let stats: Awaited<ReturnType<typeof stat>>;
+  try {
+    stats = await stat(destPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw ioError(`cannot inspect ${destPath}`, err);
+  }
+  if (!stats.isFile() || stats.size !== size) return 'different';
+  const hash = createHash('sha256');
+  try {
+    await pipeline(createReadStream(destPath), hash);
+  } catch (err) {
+    throw ioError(`cannot read ${destPath}`, err);
+  }
+  return hash.digest('hex') === sha256 ? 'same' : 'different';
+}
+
+/**
+ * Gives the verified temp file its final name. Without overwrite, link() refuses a destination that
+ * appeared during the download instead of replacing it; on filesystems without hard links it falls back to
+ * a check then rename.
+ */
+async function placeFile(tempPath: string, destPath: string, overwrite: boolean): Promise<void> {
+  try {
+    if (!overwrite) {
+      try {
+        await link(tempPath, destPath);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST') throw appeared(destPath);
+        if (!LINK_UNSUPPORTED.has(code)) throw err;
+      }
+      const present = await stat(destPath).then(
+        () => true,
+        () => false,
+      );
+      if (present) throw appeared(destPath);
+    }
+    await rename(tempPath, destPath);
+  } catch (err) {
+    throw ioError(`cannot move the download to ${destPath}`, err);
+  }
+}
+
+function appeared(destPath: string): P2PError {
+  return new P2PError('IO_ERROR', `${destPath} appeared during the download`, {
+    details: { path: destPath, reason: 'exists' },
+  });
+}
+
+/** Makes the new directory entry durable; best effort (not every platform can open a directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // The file itself is synced; losing the rename in a crash leaves no partial file, only no file.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}

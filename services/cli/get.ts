@@ -1,0 +1,128 @@
+/**
+ * The download half of `p2p get`: the output directory checked before anything is asked of the network,
+ * the download itself with its progress, busy waits and Ctrl-C, and one line saying how it ended.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { isP2PError, P2PError } from '../../libs/errors/index.js';
+import { type DownloadSource, downloadFile } from '../../libs/transfer/index.js';
+
+/**
+ * `--out` as an existing, writable directory (created, parents included, when missing). Anything else is
+ * a `USAGE` error with one line naming the problem: it is the command line that must change.
+ */
+export function prepareOutDir(out: string): string {
+  const dir = path.resolve(out);
+  let stats: fs.Stats | undefined;
+  try {
+    stats = fs.statSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw outError(dir, 'cannot be created', err);
+    if (code !== 'ENOENT') throw outError(dir, 'cannot be read', err);
+  }
+  if (stats !== undefined && !stats.isDirectory())
+    throw new P2PError('USAGE', `--out ${dir} is not a directory`, { details: { path: dir } });
+  if (stats === undefined) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw outError(dir, 'cannot be created', err);
+    }
+  }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (err) {
+    throw outError(dir, 'is not writable', err);
+  }
+  return dir;
+}
+
+function outError(dir: string, what: string, err: unknown): P2PError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason =
+    code === 'ENOTDIR'
+      ? 'a part of the path is a file'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EROFS'
+          ? 'read-only file system'
+          : (code ?? String(err));
+  return new P2PError('USAGE', `--out ${dir} ${what} (${reason})`, {
+    cause: err,
+    details: { path: dir, code },
+  });
+}
+
+export interface GetDownload {
+  sources: DownloadSource[];
+  sha256: string;
+  size: number;
+  destPath: string;
+  /** Total time the download may wait for busy sources. */
+  busyWaitMs: number;
+  formatBytes: (bytes: number) => string;
+}
+
+/**
+ * Runs the download with a progress bar on a terminal and a line per busy wait. Ctrl-C (SIGINT) or SIGTERM
+ * aborts it cleanly: the temp file is removed, nothing is left in the directory, and it resolves
+ * 'interrupted' (the caller exits 130, the shell's status for SIGINT).
+ */
+export async function runDownload(get: GetDownload): Promise<'done' | 'interrupted'> {
+  const { sources, sha256, size, destPath } = get;
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(new Error(`interrupted by ${signal}`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {peer}', hideCursor: true })
+    : undefined;
+  bar?.start(size, 0, { peer: `from ${sources[0]?.peerId ?? ''}` });
+  try {
+    const result = await downloadFile({
+      sources,
+      sha256,
+      size,
+      destPath,
+      busyWaitMs: get.busyWaitMs,
+      signal: interrupt.signal,
+      onProgress: (progress) => bar?.update(progress.receivedBytes, { peer: `from ${progress.peerId}` }),
+      onWait: (wait) => {
+        const line = `peer ${wait.peerId} is busy; asking again in ${(wait.waitMs / 1000).toFixed(1)} s`;
+        if (bar) bar.update({ peer: line });
+        else process.stderr.write(`${line}\n`);
+      },
+    });
+    bar?.stop();
+    for (const peerId of result.badSources)
+      process.stderr.write(`warning: peer ${peerId} served bytes that fail the SHA-256 check\n`);
+    const what = `${get.formatBytes(result.size)}, sha256 ${result.sha256} verified`;
+    process.stdout.write(
+      result.alreadyPresent
+        ? `already present: ${result.path} (${what}); nothing downloaded\n`
+        : `saved ${result.path} (${what}, from ${result.servedBy.join(', ')})\n`,
+    );
+    return 'done';
+  } catch (err) {
+    bar?.stop();
+    if (interrupt.signal.aborted) {
+      process.stderr.write('p2p: interrupted; the partial download was removed\n');
+      return 'interrupted';
+    }
+    if (isP2PError(err, 'IO_ERROR') && err.details.reason === 'exists')
+      throw new P2PError(
+        'USAGE',
+        `${destPath} already exists with other content; remove it or choose another --out`,
+        {
+          cause: err,
+          details: { path: destPath },
+        },
+      );
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
