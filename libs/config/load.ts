@@ -58,6 +58,8 @@ export interface PeerConfig extends CommonConfig {
   searchTimeoutMs: number;
   /** PEER_DEMO_FILES, default false: put a few demo files in an empty share. */
   demoFiles: boolean;
+  /** PEER_WEB_LOOPBACK_ONLY, default false: the page and /api answer loopback connections only (/files stays public). */
+  webLoopbackOnly: boolean;
   /** Things worth a log line that did not stop the peer (ignored INI keys, unknown PEER_* keys…). */
   warnings: string[];
 }
@@ -169,6 +171,7 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     httpIdleTimeoutMs: parsed.PEER_HTTP_IDLE_TIMEOUT_MS,
     searchTimeoutMs: parsed.PEER_SEARCH_TIMEOUT_MS,
     demoFiles: parsed.PEER_DEMO_FILES,
+    webLoopbackOnly: parsed.PEER_WEB_LOOPBACK_ONLY,
     warnings,
   };
 }

@@ -115,6 +115,7 @@ export const peerShape = {
   PEER_HTTP_IDLE_TIMEOUT_MS: durationMs(1).default(30_000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_SEARCH_TIMEOUT_MS: durationMs(1).default(2000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_DEMO_FILES: booleanWord().default(false).describe('one of true, false, 1, 0, yes, no'),
+  PEER_WEB_LOOPBACK_ONLY: booleanWord().default(false).describe('one of true, false, 1, 0, yes, no'),
 };
 
 export const cliShape = {

@@ -76,3 +76,35 @@ export {
 } from './rpc.js';
 export type { BindingSpec, ExchangeSpec, QueueSpec, SharedQueueType, TopologySpec } from './topology.js';
 export { DEAD_LETTER_MAX_MESSAGES, followerQueue, mergeTopology, sharedTopology } from './topology.js';
+export type {
+  WatchAccepted,
+  WatchCancel,
+  WatchControl,
+  WatchMatch,
+  WatchNotice,
+  WatchOverflow,
+  WatchRefused,
+  WatchRegister,
+  WatchResyncRequest,
+} from './watch.js';
+export {
+  DEFAULT_WATCH_LEASE_MS,
+  MAX_WATCH_LEASE_MS,
+  MAX_WATCH_QUERY_LENGTH,
+  MIN_WATCH_LEASE_MS,
+  superpeerWatchQueueName,
+  WATCH_CANCEL,
+  WATCH_REGISTER,
+  WatchAcceptedSchema,
+  WatchCancelSchema,
+  WatchControlSchema,
+  WatchIdSchema,
+  WatchMatchSchema,
+  WatchNoticeSchema,
+  WatchOverflowSchema,
+  WatchQueueSchema,
+  WatchRefusedSchema,
+  WatchRegisterSchema,
+  WatchResyncRequestSchema,
+  watcherQueueName,
+} from './watch.js';

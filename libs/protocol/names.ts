@@ -13,6 +13,10 @@ export interface TopologyNames {
   deadLetterQueue: string;
   /** durable, shared by all superpeers as competing consumers: search, peers and snapshot RPC requests. */
   rpcQueue: string;
+  /** fanout, durable: watchers register standing searches here; every superpeer consumes it (watch.ts). */
+  watchesExchange: string;
+  /** fanout, durable: superpeers ask every watcher to register its watches again (watch.resync-request). */
+  watchersExchange: string;
   /** exclusive: one superpeer's copy of the events stream. */
   superpeerQueue(superpeerId: string, instanceId: string): string;
   /** exclusive: one peer's copy of the network stream. */
@@ -28,6 +32,8 @@ export function topologyNames(namespace: string): TopologyNames {
     deadLetterExchange: `${namespace}.dead-letter`,
     deadLetterQueue: `${namespace}.dead-letter`,
     rpcQueue: `${namespace}.rpc`,
+    watchesExchange: `${namespace}.watches`,
+    watchersExchange: `${namespace}.watchers`,
     superpeerQueue: (superpeerId, instanceId) =>
       `${namespace}.superpeer.${superpeerId}.${instanceId.slice(0, 8)}`,
     peerQueue: (peerId, instanceId) => `${namespace}.peer.${peerId}.${instanceId.slice(0, 8)}`,

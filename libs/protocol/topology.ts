@@ -47,6 +47,9 @@ export function sharedTopology(
       { name: names.eventsExchange, type: 'fanout', durable: true },
       { name: names.networkExchange, type: 'fanout', durable: true },
       { name: names.deadLetterExchange, type: 'fanout', durable: true },
+      // Standing searches (watch.ts): watchers publish here, every superpeer consumes a copy.
+      { name: names.watchesExchange, type: 'fanout', durable: true },
+      { name: names.watchersExchange, type: 'fanout', durable: true },
     ],
     queues: [
       {

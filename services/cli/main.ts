@@ -7,6 +7,7 @@ import { createLogger } from '../../libs/logging/index.js';
 import { displayText, MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
 import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
 import { prepareOutDir, runDownload } from './get.js';
+import { registerWatchCommand } from './watch.js';
 
 /** Exit statuses are part of the CLI's contract (README). */
 export const EXIT = {
@@ -321,6 +322,8 @@ export function buildProgram(): Command {
       const line = await checkHealth(service, env, { timeoutMs: flags.timeout, url: flags.url });
       process.stdout.write(`healthy: ${line}\n`);
     });
+  // Standing searches (watch.ts).
+  registerWatchCommand(program, (flags) => cliConfig(program, flags));
 
   return program;
 }

@@ -2,13 +2,17 @@ import os from 'node:os';
 import express from 'express';
 import { loadPeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
+import { MAX_SEARCH_LIMIT } from '../../libs/protocol/index.js';
 import { loadOrCreateIdentity, Share, writeDemoFiles } from '../../libs/share/index.js';
 import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js';
+import { Watcher } from '../../libs/watch/index.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
 import { createPeerMetrics } from './metrics.js';
 import { Peer } from './peer.js';
 import { createWebRouter } from './web.js';
+import { createCsrfToken, createWebApiRouter, lazyWatcher, ServingNow, webAccessGuard } from './web-api.js';
+import { DownloadJobs } from './web-downloads.js';
 
 /**
  * Composition root of a peer: config → identity → logger → share → HTTP → network → shutdown.
@@ -37,6 +41,11 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
   const app = express();
   app.disable('x-powered-by');
   app.use(metrics.trackInFlight);
+  // The page (web.ts, web-api.ts): loopback-only when asked; a token only the page itself can read.
+  const csrfToken = createCsrfToken();
+  const serving = new ServingNow();
+  app.use(webAccessGuard(config.webLoopbackOnly));
+  app.use(serving.track);
   app.use(
     createFilesRouter({
       share,
@@ -45,7 +54,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
       onTransfer: metrics.onTransfer,
     }),
   );
-  app.use(createWebRouter());
+  app.use(createWebRouter({ csrfToken }));
   app.use(metrics.router());
   const http = await startHttpServer(app, {
     host: config.httpHost,
@@ -79,7 +88,36 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     }),
   );
 
+  // The page's watches, downloads, own files and transfers (web-api.ts).
+  const watcher = lazyWatcher(
+    () =>
+      new Watcher({
+        amqpUrl: config.amqpUrl,
+        namespace: config.namespace,
+        logger,
+        connectionName: `peer ${identity.peerId} watches`,
+        initialConnectRetries: 5,
+      }),
+  );
+  const jobs = new DownloadJobs({
+    shareRoot: share.root,
+    ownPeerId: identity.peerId,
+    findHolders: async (sha256) => (await peer.search(sha256, MAX_SEARCH_LIMIT)).results,
+    logger,
+  });
+  const webApi = createWebApiRouter({
+    csrfToken,
+    watcher: () => watcher.get(),
+    jobs,
+    ownFiles: () => share.list(),
+    serving,
+  });
+  app.use(webApi.router);
+
   installShutdown(logger, async () => {
+    webApi.close();
+    jobs.close();
+    await watcher.close();
     await peer.close();
     await http.close();
     await share.close();

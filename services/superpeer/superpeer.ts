@@ -33,6 +33,7 @@ import {
 } from '../../libs/protocol/index.js';
 import { verifyBody } from '../../libs/share/index.js';
 import type { SuperpeerMetrics } from './metrics.js';
+import { WatchHub } from './watch-hub.js';
 
 export interface SuperpeerOptions {
   amqpUrl: string;
@@ -97,6 +98,8 @@ export class Superpeer {
   private lastAnnounceMs = 0;
   private lastSweepMs = Date.now();
   private readonly options: Required<Omit<SuperpeerOptions, 'metrics'>> & Pick<SuperpeerOptions, 'metrics'>;
+  /** Standing searches (watch-hub.ts): wraps each applied change below (fullState, delta, peerRemoved). */
+  readonly watches: WatchHub;
 
   constructor(options: SuperpeerOptions) {
     this.options = {
@@ -114,6 +117,16 @@ export class Superpeer {
       connectionName: `superpeer ${options.superpeerId}`,
       logger: options.logger,
       setup: (session) => this.setup(session),
+    });
+    this.watches = new WatchHub({
+      namespace: options.namespace,
+      names: this.names,
+      superpeerId: options.superpeerId,
+      instanceId: this.instanceId,
+      broker: this.broker,
+      index: this.index,
+      logger: options.logger,
+      rebuilding: () => !this.warm,
     });
     this.broker.on('connected', () => {
       // Peers could not reach us while we were away: their silence then says nothing about them.
@@ -168,6 +181,7 @@ export class Superpeer {
       handler: (event, message) => this.onPeerEvent(event, message),
       onRefused: () => this.options.metrics?.messagesRefused.inc({ queue: 'events' }),
     });
+    await this.watches.setup(session);
     if (this.warm) {
       await this.serveRpc(session);
     } else {
@@ -300,13 +314,15 @@ export class Superpeer {
 
     const existing = this.bindings.get(event.peerId);
     const isNew = !this.index.hasPeer(event.peerId);
-    const result = this.index.applyFull({
-      peerId: event.peerId,
-      instanceId: pending.instanceId,
-      url: pending.url,
-      seq: pending.seq,
-      files: pending.chunks.flat(),
-    });
+    const result = this.watches.fullState(event.peerId, () =>
+      this.index.applyFull({
+        peerId: event.peerId,
+        instanceId: pending.instanceId,
+        url: pending.url,
+        seq: pending.seq,
+        files: pending.chunks.flat(),
+      }),
+    );
     if (result === 'stale') return;
     this.bindings.set(event.peerId, {
       publicKey: pending.publicKey,
@@ -326,7 +342,7 @@ export class Superpeer {
 
   private async onDelta(event: PeerDelta): Promise<void> {
     this.touch(event.peerId, event.instanceId);
-    const result = this.index.applyDelta(event);
+    const result = this.watches.delta(event, () => this.index.applyDelta(event));
     if (result === 'applied') {
       await this.publishNetwork({
         v: 1,
@@ -365,7 +381,7 @@ export class Superpeer {
   }
 
   private async dropPeer(peerId: string, instanceId: string, reason: 'leave' | 'timeout'): Promise<void> {
-    if (!this.index.removePeer(peerId, instanceId)) return;
+    if (!this.watches.peerRemoved(peerId, () => this.index.removePeer(peerId, instanceId))) return;
     this.bindings.delete(peerId);
     this.lastResyncRequest.delete(peerId);
     this.options.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
@@ -384,6 +400,7 @@ export class Superpeer {
     const now = Date.now();
     const sinceLastSweepMs = now - this.lastSweepMs;
     this.lastSweepMs = now;
+    this.watches.tick();
     if (!this.broker.connected) return;
     if (sinceLastSweepMs > 2 * this.options.sweepIntervalMs + 1000) {
       // This process was stalled (paused, swapped out): the peers' heartbeats wait unread in our queue,

@@ -68,6 +68,7 @@ describe('defaults', () => {
       httpIdleTimeoutMs: 30_000,
       searchTimeoutMs: 2000,
       demoFiles: false,
+      webLoopbackOnly: false,
       warnings: [],
     });
   });
@@ -222,6 +223,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
     PEER_HTTP_IDLE_TIMEOUT_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_SEARCH_TIMEOUT_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_DEMO_FILES: { load: loadPeerConfig, values: ['maybe', 'on', '2'] },
+    PEER_WEB_LOOPBACK_ONLY: { load: loadPeerConfig, values: ['maybe', 'on', '2'] },
     P2P_TIMEOUT_MS: { load: loadCliConfig, values: integers(1, 2_147_483_647) },
     P2P_PEER_URL: { load: loadCliConfig, values: ['ftp://x', 'peer:8080', 'http://u:p@peer'] },
   };

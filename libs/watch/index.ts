@@ -1,0 +1,3 @@
+export { SeenSet } from './seen.js';
+export type { WatchEvents, WatcherOptions } from './watcher.js';
+export { Watch, Watcher } from './watcher.js';

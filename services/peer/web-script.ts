@@ -1,0 +1,262 @@
+/*
+ * The page's main script, served as /assets/app.js: status, peers, search and the "get" action. Plain
+ * ES2020; names, peer ids and URLs from the network are written with textContent / setAttribute only.
+ */
+
+/** Results asked for per search; the API caps it at MAX_SEARCH_LIMIT. */
+const PAGE_SEARCH_LIMIT = 200;
+/** How often status and peers are refreshed. */
+export const REFRESH_INTERVAL_MS = 3000;
+
+// Plain ES2020 for the browser; no template literals inside, so nothing here is interpolated by this module
+// except the two constants at the top.
+export const APP_JS = `'use strict';
+(() => {
+  const SEARCH_LIMIT = ${PAGE_SEARCH_LIMIT};
+  const REFRESH_INTERVAL_MS = ${REFRESH_INTERVAL_MS};
+  const byId = (id) => document.getElementById(id);
+  let ownPeerId = '';
+  let searchSerial = 0;
+
+  // Control, bidi and invisible format characters are shown escaped (names are remote input).
+  const UNUSUAL = /[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]|(?![\\u200c\\u200d])\\p{Cf}/gu;
+  function visible(text) {
+    return String(text).replace(UNUSUAL, (c) => '\\\\u{' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + '}');
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined) node.textContent = visible(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function humanSize(bytes) {
+    if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '?';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit++;
+    }
+    if (unit === 0) return value + ' B';
+    return (value >= 100 ? value.toFixed(0) : value.toFixed(1)) + ' ' + units[unit];
+  }
+
+  // Only http(s) links: a javascript: or data: URL from the network must never become clickable.
+  function safeHref(url) {
+    try {
+      const parsed = new URL(String(url));
+      return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function link(url, text) {
+    const href = safeHref(url);
+    if (!href) return el('span', text);
+    const a = el('a', text);
+    a.setAttribute('href', href);
+    a.setAttribute('rel', 'noopener noreferrer');
+    return a;
+  }
+
+  function peerCell(peerId) {
+    const td = el('td', undefined, 'mono');
+    td.append(el('span', peerId));
+    if (peerId === ownPeerId) td.append(el('span', '(this peer)', 'self'));
+    return td;
+  }
+
+  async function getJson(path) {
+    const response = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    let body;
+    try {
+      body = await response.json();
+    } catch {
+      body = undefined;
+    }
+    if (!response.ok) {
+      const message = body && body.error && body.error.message ? body.error.message : 'HTTP ' + response.status;
+      throw new Error(message);
+    }
+    return body;
+  }
+
+  function renderStatus(status) {
+    ownPeerId = String(status.peerId);
+    byId('peer-id').textContent = ownPeerId;
+    document.title = 'p2p peer ' + ownPeerId;
+    byId('status-url').replaceChildren(link(status.url, String(status.url)));
+    const connected = status.brokerConnected === true;
+    const badge = byId('broker-badge');
+    badge.textContent = connected ? 'connected' : 'disconnected';
+    badge.className = 'badge ' + (connected ? 'badge-ok' : 'badge-bad');
+    byId('status-broker').textContent = connected ? 'connected to RabbitMQ' : 'not connected (reconnecting)';
+    byId('status-view').textContent =
+      status.viewPeers + ' peers, ' + status.viewFiles + ' files' + (status.viewStale ? ' (not yet loaded: may be stale)' : ' (current)');
+    byId('status-files').textContent = String(status.files);
+    byId('status-share').textContent = String(status.shareDir);
+  }
+
+  function renderPeers(answer) {
+    const rows = answer.peers.map((peer) => {
+      const tr = el('tr');
+      const url = el('td', undefined, 'mono');
+      url.append(link(peer.url, String(peer.url)));
+      const size = el('td', humanSize(peer.totalBytes), 'num');
+      size.title = peer.totalBytes + ' bytes';
+      tr.append(peerCell(peer.peerId), url, el('td', peer.fileCount, 'num'), size);
+      return tr;
+    });
+    byId('peers').tBodies[0].replaceChildren(...rows);
+    const files = answer.peers.reduce((sum, peer) => sum + peer.fileCount, 0);
+    byId('peers-summary').textContent =
+      answer.peers.length === 0
+        ? 'No peers in the view yet.'
+        : answer.peers.length + ' peers, ' + files + ' files' + (answer.stale ? ' — the view is not yet loaded and may be stale' : '');
+  }
+
+  // The page's token for requests that change state; only a page of this origin can read it.
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="p2p-csrf"]');
+    return meta ? meta.getAttribute('content') || '' : '';
+  }
+
+  function showDownloadNote(text) {
+    const note = byId('downloads-note');
+    note.textContent = text;
+    note.hidden = text === '';
+  }
+
+  // Saves a verified copy into this peer's share (downloads/), as p2p get does; progress comes as events.
+  async function startDownload(file) {
+    showDownloadNote('');
+    try {
+      const response = await fetch('/api/downloads', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-P2P-CSRF': csrfToken() },
+        body: JSON.stringify({ sha256: String(file.sha256), name: String(file.name) }),
+      });
+      if (!response.ok) {
+        let message = 'HTTP ' + response.status;
+        try {
+          const body = await response.json();
+          if (body && body.error && body.error.message) message = body.error.message;
+        } catch {}
+        showDownloadNote('Could not start the download of ' + String(file.name) + ': ' + message);
+      }
+    } catch (err) {
+      showDownloadNote('Could not start the download: ' + (err && err.message ? err.message : String(err)));
+    }
+  }
+
+  function getButton(file) {
+    const button = el('button', 'Get', 'small get');
+    button.type = 'button';
+    button.title = 'download a verified copy into this peer’s share (downloads/)';
+    button.addEventListener('click', () => void startDownload(file));
+    return button;
+  }
+
+  async function refresh() {
+    try {
+      const [status, peers] = await Promise.all([getJson('/api/status'), getJson('/api/peers')]);
+      renderStatus(status);
+      renderPeers(peers);
+      byId('status-error').hidden = true;
+    } catch (err) {
+      const note = byId('status-error');
+      note.textContent = 'This peer did not answer: ' + (err && err.message ? err.message : String(err));
+      note.hidden = false;
+      const badge = byId('broker-badge');
+      badge.textContent = 'unreachable';
+      badge.className = 'badge badge-bad';
+    } finally {
+      setTimeout(refresh, REFRESH_INTERVAL_MS);
+    }
+  }
+
+  function renderResults(answer) {
+    const rows = answer.results.map((result) => {
+      const tr = el('tr');
+      const size = el('td', humanSize(result.size), 'num');
+      size.title = result.size + ' bytes';
+      const sha = el('td', String(result.sha256).slice(0, 12) + '…', 'mono');
+      sha.title = String(result.sha256);
+      const download = el('td');
+      const actions = el('span', undefined, 'row-actions');
+      const open = link(result.url, 'open');
+      if (open.tagName === 'A') open.title = 'open directly from the peer (not verified; Get verifies it)';
+      actions.append(getButton(result), open);
+      download.append(actions);
+      tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId), sha, download);
+      return tr;
+    });
+    const table = byId('results');
+    table.tBodies[0].replaceChildren(...rows);
+    table.hidden = rows.length === 0;
+
+    const note = byId('search-view-note');
+    if (answer.source === 'network-view') {
+      note.textContent =
+        'No superpeer answered' +
+        (answer.superpeerError ? ' (' + answer.superpeerError + ')' : '') +
+        ': these results come from this peer’s own view of the network' +
+        (answer.stale ? ' and may miss recent changes.' : '.');
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
+    byId('search-summary').textContent =
+      rows.length === 0
+        ? 'No file matches.'
+        : rows.length + (rows.length === 1 ? ' result' : ' results') +
+          (answer.truncated ? ' (more matched; refine the words to see them)' : '') +
+          (answer.source === 'superpeer' ? ', from a superpeer.' : '.');
+  }
+
+  async function search(text) {
+    const serial = ++searchSerial;
+    const button = byId('search-button');
+    button.disabled = true;
+    byId('search-summary').textContent = 'Searching…';
+    try {
+      const query = new URLSearchParams({ q: text, limit: String(SEARCH_LIMIT) });
+      const answer = await getJson('/api/search?' + query.toString());
+      if (serial === searchSerial) renderResults(answer);
+    } catch (err) {
+      if (serial !== searchSerial) return;
+      byId('results').hidden = true;
+      byId('search-view-note').hidden = true;
+      byId('search-summary').textContent = 'Search failed: ' + (err && err.message ? err.message : String(err));
+    } finally {
+      if (serial === searchSerial) button.disabled = false;
+    }
+  }
+
+  // Shared with live.js (watches, downloads, this peer's files).
+  window.P2P = Object.freeze({ el, byId, humanSize, link, peerCell, getButton, getJson, ownPeerId: () => ownPeerId });
+
+  function start() {
+    const input = byId('q');
+    byId('search-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = input.value.trim();
+      if (text === '') return;
+      history.replaceState(null, '', '?q=' + encodeURIComponent(text));
+      void search(text);
+    });
+    const initial = new URLSearchParams(location.search).get('q');
+    if (initial) {
+      input.value = initial;
+      void search(initial);
+    }
+    void refresh();
+  }
+
+  start();
+})();
+`;

@@ -1,0 +1,231 @@
+import { v4 as uuidv4 } from 'uuid';
+import { describeError } from '../../libs/errors/index.js';
+import type { FullResult, NetworkIndex } from '../../libs/index/index.js';
+import type { Log } from '../../libs/logging/index.js';
+import { type Broker, type BrokerSession, consumeValidated } from '../../libs/messaging/index.js';
+import {
+  encode,
+  type FileEntry,
+  type PeerDelta,
+  superpeerWatchQueueName,
+  type TopologyNames,
+  type WatchControl,
+  WatchControlSchema,
+  type WatchResyncRequest,
+} from '../../libs/protocol/index.js';
+import { type ChangedPeer, type Outgoing, WatchRegistry, type WatchRegistryOptions } from './watches.js';
+
+export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId' | 'namespace'> {
+  namespace: string;
+  names: TopologyNames;
+  superpeerId: string;
+  instanceId: string;
+  broker: Broker;
+  index: NetworkIndex;
+  logger: Log;
+  /**
+   * True while the superpeer is still rebuilding its index after a (re)start: the full states it receives
+   * then are not news (other superpeers, or this one before its restart, already reported them), so they
+   * match nothing.
+   */
+  rebuilding: () => boolean;
+}
+
+/**
+ * Moves standing searches in and out of the superpeer: consumes the watches fanout into the registry,
+ * matches each change the superpeer applies, and publishes notices to the watchers' queues. The superpeer
+ * calls it around each change it applies (`fullState`, `delta`, `peerRemoved`) and from its sweep (`tick`).
+ */
+export class WatchHub {
+  readonly registry: WatchRegistry;
+  private readonly options: WatchHubOptions;
+
+  constructor(options: WatchHubOptions) {
+    this.options = options;
+    this.registry = new WatchRegistry({ ...options });
+    // A notice to a queue that no longer exists comes back (mandatory): its watcher is gone.
+    options.broker.on('returned', (info) => {
+      if (info.exchange !== '' || !info.routingKey.startsWith(`${options.namespace}.watch.`)) return;
+      const dropped = this.registry.dropQueue(info.routingKey);
+      if (dropped > 0)
+        options.logger.info('watcher gone; dropped its watches', { queue: info.routingKey, dropped });
+    });
+    // A (re)started superpeer knows no watch: ask every watcher to register again now, not at its next refresh.
+    options.broker.on('connected', () => {
+      const request: WatchResyncRequest = {
+        v: 1,
+        type: 'watch.resync-request',
+        superpeerId: options.superpeerId,
+      };
+      void options.broker
+        .publish(options.names.watchersExchange, '', encode(request), {
+          // No watcher listening is normal.
+          properties: { messageId: uuidv4(), type: request.type, mandatory: false },
+        })
+        .catch((err) =>
+          options.logger.warn('could not ask watchers to register again', { reason: describeError(err) }),
+        );
+    });
+  }
+
+  /** Declares this superpeer's copy of the watches fanout and consumes it. Part of the broker setup. */
+  async setup(session: BrokerSession): Promise<void> {
+    const queue = superpeerWatchQueueName(
+      this.options.namespace,
+      this.options.superpeerId,
+      this.options.instanceId,
+    );
+    await session.assertTopology({
+      exchanges: [],
+      queues: [
+        {
+          name: queue,
+          durable: false,
+          exclusive: true,
+          arguments: {
+            'x-dead-letter-exchange': this.options.names.deadLetterExchange,
+            // A flood of registrations waits here at most this deep; past it publishes are refused (the
+            // watcher's next refresh sends them again), never dead-lettered.
+            'x-max-length': 20_000,
+            'x-overflow': 'reject-publish',
+          },
+        },
+      ],
+      bindings: [{ queue, exchange: this.options.names.watchesExchange, pattern: '' }],
+    });
+    await consumeValidated(session, {
+      queue,
+      schema: WatchControlSchema,
+      prefetch: 64,
+      maxBytes: 4096,
+      deadLetter: {
+        exchange: this.options.names.deadLetterExchange,
+        rejectedBy: `superpeer ${this.options.superpeerId}`,
+      },
+      handler: (message) => this.onControl(message),
+    });
+  }
+
+  private onControl(message: WatchControl): void {
+    if (message.type === 'watch.cancel') {
+      if (this.registry.cancel(message))
+        this.options.logger.debug('watch cancelled', { watchId: message.watchId });
+      return;
+    }
+    const outcome = this.registry.register(message, Date.now());
+    switch (outcome.kind) {
+      case 'accepted':
+        this.options.logger.info('watch registered', {
+          watchId: message.watchId,
+          queue: message.queue,
+          watches: this.registry.size,
+        });
+        this.send([outcome.notice]);
+        return;
+      case 'refreshed':
+        return;
+      case 'refused':
+        this.options.logger.warn('refused a watch', {
+          watchId: message.watchId,
+          queue: message.queue,
+          code: outcome.code,
+          reason: outcome.message,
+        });
+        if (outcome.notice) this.send([outcome.notice]);
+        return;
+    }
+  }
+
+  /** Wraps the application of a peer's full state: reports what it added and removed. */
+  fullState(peerId: string, apply: () => FullResult): FullResult {
+    const before = this.registry.size > 0 ? this.options.index.peerFiles(peerId) : undefined;
+    const result = apply();
+    if (result === 'stale' || before === undefined || this.options.rebuilding()) return result;
+    const peer = this.peer(peerId);
+    if (!peer) return result;
+    const after = this.options.index.peerFiles(peerId);
+    const old = new Map(before.map((file) => [file.name, file]));
+    // By content, not by run: a peer that restarted with the same files brings nothing new.
+    const added = after.filter((file) => old.get(file.name)?.sha256 !== file.sha256);
+    const current = new Map(after.map((file) => [file.name, file]));
+    const removed = before.filter((file) => current.get(file.name)?.sha256 !== file.sha256);
+    this.emit(peer, removed, added);
+    return result;
+  }
+
+  /** Wraps the application of a peer's delta: an upsert with new content is an addition (and the old content a removal). */
+  delta<R>(event: PeerDelta, apply: () => R): R {
+    if (this.registry.size === 0) return apply();
+    const names = [...event.removed, ...event.upserted.map((file) => file.name)];
+    const concerned = names.some((name) => this.registry.mayConcern(name));
+    const before = concerned
+      ? new Map(this.options.index.peerFiles(event.peerId).map((f) => [f.name, f]))
+      : undefined;
+    const beforeSeq = this.options.index.getPeer(event.peerId)?.seq;
+    const result = apply();
+    const peer = this.peer(event.peerId);
+    // Only an applied delta moves the peer's seq.
+    if (!before || !peer || peer.seq === beforeSeq) return result;
+    const removed: FileEntry[] = [];
+    for (const name of event.removed) {
+      const old = before.get(name);
+      if (old && !event.upserted.some((file) => file.name === name && file.sha256 === old.sha256))
+        removed.push(old);
+    }
+    const added: FileEntry[] = [];
+    for (const file of event.upserted) {
+      const old = before.get(file.name);
+      if (old?.sha256 === file.sha256) continue;
+      if (old && !event.removed.includes(file.name)) removed.push(old);
+      added.push(file);
+    }
+    this.emit(peer, removed, added);
+    return result;
+  }
+
+  /** Wraps the removal of a peer (left or timed out): all its files went away. */
+  peerRemoved(peerId: string, remove: () => boolean): boolean {
+    const peer = this.registry.size > 0 ? this.peer(peerId) : undefined;
+    const files = peer ? this.options.index.peerFiles(peerId) : [];
+    const removed = remove();
+    if (removed && peer) this.emit(peer, files, []);
+    return removed;
+  }
+
+  /** Expires leases and sends overflow notices; call it from the superpeer's periodic sweep. */
+  tick(): void {
+    const { expired, notices } = this.registry.tick(Date.now());
+    if (expired > 0) this.options.logger.info('watches expired', { expired, watches: this.registry.size });
+    this.send(notices);
+  }
+
+  private peer(peerId: string): ChangedPeer | undefined {
+    const peer = this.options.index.getPeer(peerId);
+    return peer && { peerId: peer.peerId, instanceId: peer.instanceId, url: peer.url, seq: peer.seq };
+  }
+
+  private emit(peer: ChangedPeer, removed: FileEntry[], added: FileEntry[]): void {
+    const now = Date.now();
+    this.send([
+      ...this.registry.match(peer, 'removed', removed, now),
+      ...this.registry.match(peer, 'added', added, now),
+    ]);
+  }
+
+  private send(notices: Outgoing[]): void {
+    for (const { queue, notice } of notices) {
+      // Fire and forget through the default exchange; `mandatory` brings it back if the queue is gone.
+      void this.options.broker
+        .publish('', queue, encode(notice), {
+          confirm: false,
+          properties: {
+            messageId: uuidv4(),
+            type: notice.type,
+            appId: `superpeer ${this.options.superpeerId}`,
+            mandatory: true,
+          },
+        })
+        .catch(() => undefined);
+    }
+  }
+}
