@@ -86,9 +86,9 @@ const MAX_SETTLING_FILES = 4096;
  *   directory handles (see ShareWalker): nothing outside the real root is ever hashed or announced;
  * - names that fail `FileNameSchema` are skipped with one warning per name.
  *
- * `start()` resolves as soon as the tree has been walked and what the hash cache still vouches for is listed
- * (read `list()` then); files that need hashing are hashed after that and announced by 'change' events in
- * batches (`hashed()` resolves when the first pass is done). A file is listed only with the hash of the state
+ * `start()` resolves as soon as the hash cache of the last run is loaded and listed (read `list()` then);
+ * the first pass then walks the tree, confirms or corrects each cached entry and hashes the rest, announcing
+ * by 'change' events in batches (`hashed()` resolves when it is done). A file is listed only with the hash of the state
  * it has on disk; `get()` returns that state so a server can refuse to serve a file that changed since.
  * 'error' is emitted only if someone listens for it; otherwise the problem is logged as a warning.
  */
@@ -199,7 +199,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (typeof name === 'string' && this.files.has(name)) this.batcher.touch(name);
   }
 
-  /** Walks the share and lists what the hash cache vouches for; hashing the rest goes on after it resolves. */
+  /** Lists what the hash cache holds; walking and hashing go on after it resolves (see `hashed()`). */
   start(): Promise<void> {
     this.startPromise ??= this.doStart();
     return this.startPromise;
@@ -222,32 +222,31 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     this.walker = new ShareWalker(this.realRoot, this.logger, () => this.closed, this.hooks);
     this.loadedCache = await loadHashCache(this.root, this.logger);
-    const loadedCount = this.loadedCache.size;
     if (this.closed) return;
+    // Join at once: list what the last run hashed. The first pass below confirms each entry (same size,
+    // mtime, ctime, inode and device) or corrects it with a 'change'; until then a server refuses (409) any
+    // entry whose file is no longer in the cached state, so a stale cached hash is never served.
+    const seed = newState();
+    for (const [name, record] of this.loadedCache) this.setFile(seed, name, record);
 
-    // Watch from before the initial walk, without waiting for the watcher's own walk of the tree (tens of
+    // Watch from before the first walk, without waiting for the watcher's own walk of the tree (tens of
     // seconds for 100k files): a change it could not see yet is caught by one rescan once it is ready.
     const watching = watchShare(this.root, this.abort.signal, {
       onPath: (rel) => this.batcher.touch(rel),
       onError: (err) => this.reportError(err),
     });
     this.watcher = watching.watcher;
-
-    const state = newState();
-    const toHash = await this.enqueue(() => this.collect(null, state));
-    // Nothing to announce yet: the first list() (the peer's full announce) carries it.
-    state.before.clear();
-    if (this.closed) return;
-    this.logger.info('share: listed', { root: this.root, files: this.files.size, toHash: toHash.length });
+    this.logger.info('share: listed from the hash cache', { root: this.root, files: this.files.size });
 
     const hashing = this.enqueue(async () => {
+      const state = newState();
+      const toHash = await this.collect(null, state);
+      // Cached entries whose files are gone leave now, before the (maybe long) hashing.
+      this.emitDelta(state);
       await this.hashAll(toHash, state, true);
       this.finish(state, true);
       if (this.closed) return;
-      // Every record now comes from the loaded cache or a fresh hash; rewrite the file only if needed.
-      if (this.hashCount > 0 || this.files.size !== loadedCount) this.cache.markDirty();
       this.loadedCache = new Map();
-      this.cache.schedule();
       this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
     });
     // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
@@ -385,7 +384,9 @@ export class Share extends EventEmitter<ShareEvents> {
         this.setFile(state, name, { ...version, sha256: cached.sha256 });
         continue;
       }
-      if (this.quiet.ready(name, version, current !== undefined)) toHash.push([name, version]);
+      // An entry only listed from the cache is checked at once: waiting would keep its stale hash listed.
+      const known = current !== undefined && !this.loadedCache.has(name);
+      if (this.quiet.ready(name, version, known)) toHash.push([name, version]);
     }
     return toHash;
   }

@@ -309,24 +309,32 @@ describe('symlink swaps during a scan', () => {
 });
 
 describe('joining at once', () => {
-  it('start() lists what the cache vouches for before the changed files are hashed, then announces them', async () => {
+  it('start() lists the last run at once; the first pass corrects what changed and announces it', async () => {
     const dir = await tempDir();
     for (let i = 0; i < 30; i++) await put(dir, `f${i}.bin`, `content ${i}`);
     const first = await startShare(dir);
     await first.close();
     await put(dir, 'f7.bin', 'changed content, other size');
     await put(dir, 'new.bin', 'brand new');
+    await rm(path.join(dir, 'f3.bin'));
 
     const share = newShare(dir);
     const changes: ShareChange[] = [];
     share.on('change', (change) => changes.push(change));
     await share.start();
-    const listedAtStart = share.list().map((entry) => entry.name);
-    assert.equal(listedAtStart.length, 29, 'the 29 unchanged files are listed from the cache');
-    assert.ok(!listedAtStart.includes('f7.bin') && !listedAtStart.includes('new.bin'));
+    assert.equal(share.fileCount, 30, 'the last run is listed before any walk or hash');
+    assert.equal(share.hashesComputed, 0);
+    // Listed from the cache, but its file is no longer in the cached state: a server refuses it (409).
+    const stale = share.get('f7.bin');
+    assert.equal(stale?.entry.sha256, sha256('content 7'));
+    assert.notEqual(stale?.version.size, (await stat(path.join(dir, 'f7.bin'))).size);
     await share.hashed();
     const upserted = changes.flatMap((change) => change.upserted.map((entry) => entry.name)).sort();
     assert.deepEqual(upserted, ['f7.bin', 'new.bin']);
+    assert.deepEqual(
+      changes.flatMap((change) => change.removed),
+      ['f3.bin'],
+    );
     assert.equal(share.get('f7.bin')?.entry.sha256, sha256('changed content, other size'));
     assert.equal(share.hashesComputed, 2);
   });
