@@ -1,0 +1,168 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { v4 as uuidv4 } from 'uuid';
+import type { Log } from '../../libs/logging/index.js';
+import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
+import {
+  encode,
+  followerQueue,
+  mergeTopology,
+  type NetworkMessage,
+  type PeerEvent,
+  PeerEventSchema,
+  type RpcRequest,
+  RpcRequestSchema,
+  sharedTopology,
+  type TopologyNames,
+  topologyNames,
+} from '../../libs/protocol/index.js';
+
+/** What the superpeer's logic needs from the broker, and what it answers with. */
+export interface TransportHandlers {
+  /** One valid peer event, in queue order; a throw dead-letters it. */
+  onEvent(event: PeerEvent, message: ConsumeMessage): Promise<void>;
+  /** Every delivery of the events queue as it arrives, before it waits its turn (liveness). */
+  onDelivery(message: ConsumeMessage): void;
+  onEventRefused(): void;
+  /** One valid RPC request; the result is the reply body, a throw an error reply. */
+  onRpc(request: RpcRequest): unknown;
+  /** After every (re)connect, once the events queue is consumed. */
+  onConnected(): void;
+}
+
+/**
+ * The superpeer's view of the broker: it can be replaced by a fake in unit tests. The AMQP one below is
+ * what runs.
+ */
+export interface SuperpeerTransport {
+  start(handlers: TransportHandlers): Promise<void>;
+  close(): Promise<void>;
+  readonly connected: boolean;
+  /** Start consuming RPC requests, now and after every reconnect (after the warm-up). */
+  serveRpc(): Promise<void>;
+  /** Publishes to every peer; fails only on a broker failure. */
+  publishNetwork(message: NetworkMessage): Promise<void>;
+  /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
+  eventBacklog(): Promise<number | undefined>;
+}
+
+export interface AmqpTransportOptions {
+  amqpUrl: string;
+  namespace: string;
+  superpeerId: string;
+  /** This run of the superpeer (names its events queue). */
+  instanceId: string;
+  logger: Log;
+  rpcPrefetch: number;
+  /** Unacknowledged peer events held at once. Default 256. */
+  eventPrefetch?: number;
+}
+
+export class AmqpSuperpeerTransport implements SuperpeerTransport {
+  private readonly names: TopologyNames;
+  private readonly broker: Broker;
+  private handlers: TransportHandlers | undefined;
+  private rpcWanted = false;
+  private readonly rpcSessions = new WeakSet<BrokerSession>();
+  private session: BrokerSession | undefined;
+  private checkChannel: Channel | undefined;
+
+  constructor(private readonly options: AmqpTransportOptions) {
+    this.names = topologyNames(options.namespace);
+    this.broker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId}`,
+      logger: options.logger,
+      setup: (session) => this.setup(session),
+    });
+    this.broker.on('connected', () => this.handlers?.onConnected());
+  }
+
+  get connected(): boolean {
+    return this.broker.connected;
+  }
+
+  private get eventsQueue(): string {
+    return this.names.superpeerQueue(this.options.superpeerId, this.options.instanceId);
+  }
+
+  async start(handlers: TransportHandlers): Promise<void> {
+    this.handlers = handlers;
+    await this.broker.start();
+  }
+
+  close(): Promise<void> {
+    return this.broker.close();
+  }
+
+  private async setup(session: BrokerSession): Promise<void> {
+    const handlers = this.handlers;
+    if (!handlers) throw new Error('transport not started');
+    const queue = this.eventsQueue;
+    await session.assertTopology(
+      mergeTopology(sharedTopology(this.names), followerQueue(this.names, queue, this.names.eventsExchange)),
+    );
+    await consumeValidated(session, {
+      queue,
+      schema: PeerEventSchema,
+      prefetch: this.options.eventPrefetch ?? 256,
+      deadLetter: this.deadLetter,
+      handler: (event, message) => handlers.onEvent(event, message),
+      onDelivery: (message) => handlers.onDelivery(message),
+      onRefused: () => handlers.onEventRefused(),
+    });
+    this.checkChannel = await session.createChannel('checks');
+    this.session = session;
+    if (this.rpcWanted) await this.serveRpcOn(session);
+  }
+
+  async serveRpc(): Promise<void> {
+    this.rpcWanted = true;
+    const session = this.session;
+    if (session?.open) await this.serveRpcOn(session);
+  }
+
+  private async serveRpcOn(session: BrokerSession): Promise<void> {
+    if (this.rpcSessions.has(session)) return;
+    this.rpcSessions.add(session);
+    const handlers = this.handlers!;
+    await serveRpc(session, {
+      queue: this.names.rpcQueue,
+      schema: RpcRequestSchema,
+      prefetch: this.options.rpcPrefetch,
+      deadLetter: this.deadLetter,
+      handle: (request) => handlers.onRpc(request),
+      errorReply: (code, message) => ({
+        v: 1,
+        ok: false,
+        superpeerId: this.options.superpeerId,
+        error: { code, message: message.slice(0, 1000) },
+      }),
+    });
+  }
+
+  private get deadLetter() {
+    return { exchange: this.names.deadLetterExchange, rejectedBy: `superpeer ${this.options.superpeerId}` };
+  }
+
+  async publishNetwork(message: NetworkMessage): Promise<void> {
+    await this.broker.publish(this.names.networkExchange, '', encode(message), {
+      // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
+      properties: {
+        messageId: uuidv4(),
+        type: message.type,
+        appId: `superpeer ${this.options.superpeerId}`,
+        mandatory: false,
+      },
+    });
+  }
+
+  async eventBacklog(): Promise<number | undefined> {
+    const channel = this.checkChannel;
+    if (!channel || !this.session?.open) return undefined;
+    try {
+      return (await channel.checkQueue(this.eventsQueue)).messageCount;
+    } catch {
+      return undefined; // the channel closes with it, and the session restarts
+    }
+  }
+}
