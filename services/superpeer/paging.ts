@@ -1,12 +1,17 @@
-import type { IndexedPeer, NetworkIndex } from '../../libs/index/index.js';
+import { P2PError } from '../../libs/errors/index.js';
+import { type IndexedPeer, type NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import {
   MAX_FILES_PER_MESSAGE,
   type PeerSummary,
+  type PeersReply,
   type PeersRequest,
+  type RpcRequest,
+  type SearchReply,
   type SnapshotPeer,
   type SnapshotReply,
   type SnapshotRequest,
 } from '../../libs/protocol/index.js';
+import type { PeerRegistry } from './registry.js';
 
 /** Files per snapshot page (a page may hold several small peers). */
 export const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
@@ -89,4 +94,36 @@ export function peersPage(
   const peers = page.map((peer) => ({ ...peer, lastSeenAgoMs: lastSeenAgoMs(peer.peerId) }));
   const following = all[start + pageSize];
   return following ? { peers, next: { peerId: following.peerId } } : { peers };
+}
+
+/** The reply to one RPC request, from the index and the registry. */
+export function answerRpc(
+  index: NetworkIndex,
+  registry: PeerRegistry,
+  superpeerId: string,
+  request: RpcRequest,
+): SearchReply | PeersReply | SnapshotReply {
+  const base = { v: 1, ok: true, superpeerId } as const;
+  switch (request.type) {
+    case 'rpc.search': {
+      const { results, truncated } = index.search(parseQuery(request.query), request.limit);
+      return {
+        ...base,
+        type: 'rpc.search',
+        results,
+        truncated,
+        indexedFiles: index.fileCount,
+        indexedPeers: index.peerCount,
+      };
+    }
+    case 'rpc.peers': {
+      const now = Date.now();
+      const page = peersPage(index, request, (peerId) => registry.lastSeenAgoMs(peerId, now));
+      return { ...base, type: 'rpc.peers', ...page };
+    }
+    case 'rpc.snapshot':
+      return { ...base, type: 'rpc.snapshot', ...snapshotPage(index, request) };
+    default:
+      throw new P2PError('MESSAGE_INVALID', 'unknown request type');
+  }
 }

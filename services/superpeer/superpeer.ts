@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import { P2PError } from '../../libs/errors/index.js';
-import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
+import { NetworkIndex } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type AssemblerLimits,
@@ -9,7 +9,6 @@ import {
   chunk,
   type FileEntry,
   HEADERS,
-  type NetworkMessage,
   type PeerAnnounce,
   type PeerDelta,
   type PeerEvent,
@@ -21,8 +20,9 @@ import {
   type SnapshotReply,
 } from '../../libs/protocol/index.js';
 import { verifyBody } from '../../libs/share/index.js';
+import { Broadcaster } from './broadcaster.js';
 import type { SuperpeerMetrics } from './metrics.js';
-import { peersPage, snapshotPage } from './paging.js';
+import { answerRpc } from './paging.js';
 import { PeerRegistry } from './registry.js';
 import { ResyncBatcher } from './resync-batcher.js';
 import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
@@ -68,8 +68,6 @@ interface AnnounceMeta {
 const SWEEP_SLICE_PEERS = 200;
 /** Longest run of work a slice may take before yielding to the event loop. */
 const SLICE_BUDGET_MS = 20;
-/** Broadcasts awaiting their confirm before an event handler waits for them (keeps memory bounded). */
-const MAX_UNCONFIRMED_BROADCASTS = 256;
 /** Heartbeats are judged on arrival only when this small (a heartbeat is ~300 bytes). */
 const MAX_ARRIVAL_BODY_BYTES = 2048;
 /** While the events queue has a backlog, silence is forgiven at most this many peer timeouts. */
@@ -98,8 +96,7 @@ export class Superpeer {
   private lastSweepMs = Date.now();
   /** Since when the events queue has had a backlog (undefined: none at the last sweep). */
   private backlogSinceMs: number | undefined;
-  private unconfirmed = 0;
-  private readonly confirmWaiters: Array<() => void> = [];
+  private readonly broadcaster: Broadcaster;
 
   constructor(options: SuperpeerOptions) {
     this.settings = {
@@ -119,16 +116,6 @@ export class Superpeer {
       ...options.assemblerLimits,
       maxItemsPerList: this.settings.maxFilesPerPeer,
     });
-    this.resync = new ResyncBatcher({
-      maxIdsPerSecond: this.settings.maxResyncsPerSecond,
-      publish: (peerIds) =>
-        void this.publishNetwork({
-          v: 1,
-          type: 'network.resync-request',
-          superpeerId: this.settings.superpeerId,
-          peerIds,
-        }),
-    });
     this.transport =
       options.transport ??
       new AmqpSuperpeerTransport({
@@ -139,6 +126,17 @@ export class Superpeer {
         logger: options.logger,
         rpcPrefetch: this.settings.rpcPrefetch,
       });
+    this.broadcaster = new Broadcaster(this.transport, this.settings.logger);
+    this.resync = new ResyncBatcher({
+      maxIdsPerSecond: this.settings.maxResyncsPerSecond,
+      publish: (peerIds) =>
+        void this.broadcaster.publish({
+          v: 1,
+          type: 'network.resync-request',
+          superpeerId: this.settings.superpeerId,
+          peerIds,
+        }),
+    });
   }
 
   get id(): string {
@@ -173,7 +171,7 @@ export class Superpeer {
     // Peers could not reach us while we were away: their silence then says nothing about them.
     this.registry.refreshAll(Date.now());
     // Whatever happened while we were away (or before we started), ask every peer for its full state.
-    void this.publishNetwork({
+    void this.broadcaster.publish({
       v: 1,
       type: 'network.resync-request',
       superpeerId: this.settings.superpeerId,
@@ -355,7 +353,7 @@ export class Superpeer {
     }
     const result = this.index.applyDelta(event);
     if (result === 'applied') {
-      this.publishInOrder({
+      this.broadcaster.publishInOrder({
         v: 1,
         type: 'network.peer-delta',
         superpeerId: this.settings.superpeerId,
@@ -365,7 +363,7 @@ export class Superpeer {
         upserted: event.upserted,
         removed: event.removed,
       });
-      await this.confirmsBelow(MAX_UNCONFIRMED_BROADCASTS);
+      await this.broadcaster.settle();
       this.updateGauges();
     } else if (result === 'gap' || result === 'unknown-peer') {
       this.requestResync(event.peerId, event.instanceId, result);
@@ -393,7 +391,7 @@ export class Superpeer {
     this.resync.forget(peerId);
     this.settings.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
     this.updateGauges();
-    await this.publishNetwork({
+    await this.broadcaster.publish({
       v: 1,
       type: 'network.peer-left',
       superpeerId: this.settings.superpeerId,
@@ -469,7 +467,7 @@ export class Superpeer {
     if (!peer) return;
     const pieces = chunk(this.index.peerFiles(peerId));
     for (const [chunkIndex, files] of pieces.entries()) {
-      this.publishInOrder({
+      this.broadcaster.publishInOrder({
         v: 1,
         type: 'network.peer-state',
         superpeerId: this.settings.superpeerId,
@@ -481,35 +479,7 @@ export class Superpeer {
         chunkCount: pieces.length,
         files,
       });
-      await this.confirmsBelow(MAX_UNCONFIRMED_BROADCASTS);
-    }
-  }
-
-  /**
-   * Publishes without waiting for the confirm (the publisher keeps the order of what it is given), so that
-   * the next event is handled meanwhile; `confirmsBelow` bounds how many may be outstanding.
-   */
-  private publishInOrder(message: NetworkMessage): void {
-    this.unconfirmed++;
-    void this.publishNetwork(message).finally(() => {
-      this.unconfirmed--;
-      this.confirmWaiters.shift()?.();
-    });
-  }
-
-  private async confirmsBelow(limit: number): Promise<void> {
-    while (this.unconfirmed >= limit) await new Promise<void>((resolve) => this.confirmWaiters.push(resolve));
-  }
-
-  private async publishNetwork(message: NetworkMessage): Promise<void> {
-    try {
-      await this.transport.publishNetwork(message);
-    } catch (err) {
-      // Peers repair missed changes from sequence gaps and snapshots; a lost broadcast is not fatal.
-      this.settings.logger.warn('could not publish a network change', {
-        type: message.type,
-        reason: err instanceof Error ? err.message : String(err),
-      });
+      await this.broadcaster.settle();
     }
   }
 
@@ -518,34 +488,10 @@ export class Superpeer {
     this.metrics?.indexedFiles.set(this.index.fileCount);
   }
 
-  // ---- RPC ---------------------------------------------------------------------------------------------
-
   private onRpc(request: RpcRequest): SearchReply | PeersReply | SnapshotReply {
     const started = process.hrtime.bigint();
-    const base = { v: 1, ok: true, superpeerId: this.settings.superpeerId } as const;
     try {
-      switch (request.type) {
-        case 'rpc.search': {
-          const { results, truncated } = this.index.search(parseQuery(request.query), request.limit);
-          return {
-            ...base,
-            type: 'rpc.search',
-            results,
-            truncated,
-            indexedFiles: this.index.fileCount,
-            indexedPeers: this.index.peerCount,
-          };
-        }
-        case 'rpc.peers': {
-          const now = Date.now();
-          const page = peersPage(this.index, request, (peerId) => this.registry.lastSeenAgoMs(peerId, now));
-          return { ...base, type: 'rpc.peers', ...page };
-        }
-        case 'rpc.snapshot':
-          return { ...base, type: 'rpc.snapshot', ...snapshotPage(this.index, request) };
-        default:
-          throw new P2PError('MESSAGE_INVALID', 'unknown request type');
-      }
+      return answerRpc(this.index, this.registry, this.settings.superpeerId, request);
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
