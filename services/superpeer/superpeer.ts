@@ -309,6 +309,9 @@ export class Superpeer {
     // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
     if (assembled.status !== 'complete') return;
     const pending = assembled.meta;
+    // Parsing this message was one task; indexing it is another, so that heartbeats arriving meanwhile
+    // are counted (a whole state of many chunks is still indexed in one: the index applies it whole).
+    await yieldToEventLoop();
 
     const existing = this.registry.get(event.peerId);
     const isNew = !this.index.hasPeer(event.peerId);
@@ -480,6 +483,7 @@ export class Superpeer {
         files,
       });
       await this.broadcaster.settle();
+      if (pieces.length > 1) await yieldToEventLoop();
     }
   }
 
