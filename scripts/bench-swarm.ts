@@ -39,9 +39,8 @@ const MAX_UNCONFIRMED = 512;
 
 const namespace = `bench-swarm-${process.pid}`;
 const names = topologyNames(namespace);
-const WORDS = 'alpha beta gamma delta photo holiday report draft final music video backup notes invoice scan'.split(
-  ' ',
-);
+const WORDS =
+  'alpha beta gamma delta photo holiday report draft final music video backup notes invoice scan'.split(' ');
 
 interface SimPeer {
   index: number;
@@ -203,7 +202,12 @@ await network.consume(
       reason?: string;
       peerIds?: string[];
     };
-    if (body.type === 'network.peer-left' && body.reason === 'timeout' && body.peerId && byId.has(body.peerId)) {
+    if (
+      body.type === 'network.peer-left' &&
+      body.reason === 'timeout' &&
+      body.peerId &&
+      byId.has(body.peerId)
+    ) {
       healthyTimeouts++;
     }
     if (body.type === 'network.resync-request') {
@@ -266,8 +270,13 @@ interface Counts {
   indexedPeers: number;
 }
 const counts = () =>
-  call<Counts>(names.rpcQueue, { v: 1, type: 'rpc.search', query: 'zzzq', limit: 1 }, 2000).catch(() => undefined);
-await waitUntil(async () => (await counts()) !== undefined, { timeoutMs: 20_000, what: 'the superpeer to serve' });
+  call<Counts>(names.rpcQueue, { v: 1, type: 'rpc.search', query: 'zzzq', limit: 1 }, 2000).catch(
+    () => undefined,
+  );
+await waitUntil(async () => (await counts()) !== undefined, {
+  timeoutMs: 20_000,
+  what: 'the superpeer to serve',
+});
 
 // ---- the join --------------------------------------------------------------------------------------------
 
@@ -376,11 +385,18 @@ out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal �
 out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount}`);
 out('healthy peers timed out (join + settle)', `${healthyTimeouts}`, 'goal 0');
 out('re-announces answered (resync requests)', `${resyncsAnswered}`);
-out('superpeer RSS at join / end / peak sampled', `${rssAtJoin.rss.toFixed(0)} / ${rssEnd.rss.toFixed(0)} / ${Math.max(peakRss, rssEnd.rss).toFixed(0)} MB`);
+out(
+  'superpeer RSS at join / end / peak sampled',
+  `${rssAtJoin.rss.toFixed(0)} / ${rssEnd.rss.toFixed(0)} / ${Math.max(peakRss, rssEnd.rss).toFixed(0)} MB`,
+);
 out('superpeer RSS high-water mark (VmHWM)', `${rssEnd.peak.toFixed(0)} MB`, 'goal ≤ 400 MB');
 out('superpeer longest event-loop delay', `${loopMaxMs.toFixed(1)} ms`, 'goal ≤ 50 ms');
 out('echo RPC p50 (bare amqplib, same broker)', `${echoP50.toFixed(3)} ms`);
-out('search p50 (3 words, limit 50)', `${searchP50.toFixed(3)} ms`, `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`);
+out(
+  'search p50 (3 words, limit 50)',
+  `${searchP50.toFixed(3)} ms`,
+  `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`,
+);
 process.stdout.write(
   `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, echoP50, searchP50 })}\n`,
 );

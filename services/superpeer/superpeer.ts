@@ -241,6 +241,9 @@ export class Superpeer {
   }
 
   private async onPeerEvent(event: PeerEvent, message: ConsumeMessage): Promise<void> {
+    // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
+    // run as one long microtask chain, and searches and heartbeats would wait for all of it.
+    await yieldToEventLoop();
     this.metrics?.eventsReceived.inc({ type: event.type });
     this.authenticate(event, message);
     switch (event.type) {

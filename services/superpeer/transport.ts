@@ -53,17 +53,25 @@ export interface AmqpTransportOptions {
   instanceId: string;
   logger: Log;
   rpcPrefetch: number;
-  /** Unacknowledged peer events held at once. Default 256. */
+  /**
+   * Unacknowledged peer events held at once. Default 64: enough to keep the consumer busy, while a
+   * heartbeat waits behind at most this many announces (up to 4 MiB each) in the broker and the socket.
+   */
   eventPrefetch?: number;
 }
 
 export class AmqpSuperpeerTransport implements SuperpeerTransport {
   private readonly names: TopologyNames;
   private readonly broker: Broker;
+  /**
+   * Searches have a connection of their own: on the events connection a reply-worthy request would wait in
+   * the socket behind up to a prefetch of large announces.
+   */
+  private readonly rpcBroker: Broker;
   private handlers: TransportHandlers | undefined;
   private rpcWanted = false;
   private readonly rpcSessions = new WeakSet<BrokerSession>();
-  private session: BrokerSession | undefined;
+  private rpcSession: BrokerSession | undefined;
   private checkChannel: Channel | undefined;
 
   constructor(private readonly options: AmqpTransportOptions) {
@@ -75,6 +83,12 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       setup: (session) => this.setup(session),
     });
     this.broker.on('connected', () => this.handlers?.onConnected());
+    this.rpcBroker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId} rpc`,
+      logger: options.logger,
+      setup: (session) => this.setupRpc(session),
+    });
   }
 
   get connected(): boolean {
@@ -87,11 +101,13 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
 
   async start(handlers: TransportHandlers): Promise<void> {
     this.handlers = handlers;
+    await this.rpcBroker.start();
     await this.broker.start();
   }
 
-  close(): Promise<void> {
-    return this.broker.close();
+  async close(): Promise<void> {
+    await this.rpcBroker.close();
+    await this.broker.close();
   }
 
   private async setup(session: BrokerSession): Promise<void> {
@@ -104,20 +120,24 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     await consumeValidated(session, {
       queue,
       schema: PeerEventSchema,
-      prefetch: this.options.eventPrefetch ?? 256,
+      prefetch: this.options.eventPrefetch ?? 64,
       deadLetter: this.deadLetter,
       handler: (event, message) => handlers.onEvent(event, message),
       onDelivery: (message) => handlers.onDelivery(message),
       onRefused: () => handlers.onEventRefused(),
     });
     this.checkChannel = await session.createChannel('checks');
-    this.session = session;
+  }
+
+  private async setupRpc(session: BrokerSession): Promise<void> {
+    await session.assertTopology(sharedTopology(this.names));
+    this.rpcSession = session;
     if (this.rpcWanted) await this.serveRpcOn(session);
   }
 
   async serveRpc(): Promise<void> {
     this.rpcWanted = true;
-    const session = this.session;
+    const session = this.rpcSession;
     if (session?.open) await this.serveRpcOn(session);
   }
 
@@ -158,7 +178,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
 
   async eventBacklog(): Promise<number | undefined> {
     const channel = this.checkChannel;
-    if (!channel || !this.session?.open) return undefined;
+    if (!channel || !this.broker.connected) return undefined;
     try {
       return (await channel.checkQueue(this.eventsQueue)).messageCount;
     } catch {
