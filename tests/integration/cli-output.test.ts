@@ -19,7 +19,7 @@ function pipedThroughSlowReader(
     .map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`)
     .join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', `set -o pipefail 2>/dev/null; ${quoted} | { sleep 1; cat; }`], {
+    const child = spawn('sh', ['-c', `${quoted} | { sleep 1; cat; }`], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_FORMAT: 'json', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
