@@ -118,9 +118,7 @@ await publisher.assertExchange(names.networkExchange, 'fanout', { durable: true 
 let unconfirmed = 0;
 const confirmWaiters: Array<() => void> = [];
 
-/** Publishes one signed event; resolves when the broker confirms it (at most MAX_UNCONFIRMED at once). */
-async function publishEvent(peer: SimPeer, event: Record<string, unknown>, confirm = true): Promise<void> {
-  while (unconfirmed >= MAX_UNCONFIRMED) await new Promise<void>((resolve) => confirmWaiters.push(resolve));
+function signedEvent(peer: SimPeer, event: Record<string, unknown>) {
   const body = encode({ v: 1, peerId: peer.peerId, instanceId: peer.instanceId, ...event });
   const properties = {
     contentType: 'application/json',
@@ -130,6 +128,23 @@ async function publishEvent(peer: SimPeer, event: Record<string, unknown>, confi
     timestamp: Math.floor(Date.now() / 1000),
     headers: { [HEADERS.signature]: signBody(peer.privateKey, body) },
   };
+  return { body, properties };
+}
+
+/** A heartbeat goes out at once, never behind announces (as a real peer's does: unconfirmed). */
+function publishHeartbeat(peer: SimPeer): void {
+  const { body, properties } = signedEvent(peer, {
+    type: 'peer.heartbeat',
+    seq: peer.seq,
+    fileCount: filesPerPeer,
+  });
+  publisher.publish(names.eventsExchange, '', body, properties);
+}
+
+/** Publishes one signed event; resolves when the broker confirms it (at most MAX_UNCONFIRMED at once). */
+async function publishEvent(peer: SimPeer, event: Record<string, unknown>): Promise<void> {
+  while (unconfirmed >= MAX_UNCONFIRMED) await new Promise<void>((resolve) => confirmWaiters.push(resolve));
+  const { body, properties } = signedEvent(peer, event);
   unconfirmed++;
   const confirmed = new Promise<void>((resolve, reject) =>
     publisher.publish(names.eventsExchange, '', body, properties, (err) => {
@@ -139,8 +154,7 @@ async function publishEvent(peer: SimPeer, event: Record<string, unknown>, confi
       else resolve();
     }),
   );
-  if (confirm) await confirmed;
-  else confirmed.catch(() => undefined);
+  await confirmed;
 }
 
 async function announce(peer: SimPeer): Promise<void> {
@@ -301,15 +315,22 @@ const heartbeats = setInterval(() => {
   for (let i = tick; i < swarm.length; i += TICKS) {
     const peer = swarm[i]!;
     if (!peer.heartbeating) continue;
-    void publishEvent(peer, { type: 'peer.heartbeat', seq: peer.seq, fileCount: filesPerPeer }, false);
+    publishHeartbeat(peer);
   }
 }, HEARTBEAT_INTERVAL_MS / TICKS);
 
 const joinStarted = performance.now();
+// A few peers at a time build and publish their state (each one's files are made only then), and the
+// event loop turns between peers, so that heartbeats leave on time.
+const ANNOUNCING_AT_ONCE = 16;
+let nextPeer = 0;
 await Promise.all(
-  swarm.map(async (peer) => {
-    await announce(peer);
-    peer.heartbeating = true;
+  Array.from({ length: ANNOUNCING_AT_ONCE }, async () => {
+    for (let peer = swarm[nextPeer++]; peer; peer = swarm[nextPeer++]) {
+      await announce(peer);
+      peer.heartbeating = true;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }),
 );
 await publisher.waitForConfirms();
