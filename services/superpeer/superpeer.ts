@@ -21,6 +21,7 @@ import {
 } from '../../libs/protocol/index.js';
 import { verifyBody } from '../../libs/share/index.js';
 import { Broadcaster } from './broadcaster.js';
+import { countHeartbeatOnArrival } from './liveness.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import { answerRpc } from './paging.js';
 import { PeerRegistry } from './registry.js';
@@ -68,8 +69,6 @@ interface AnnounceMeta {
 const SWEEP_SLICE_PEERS = 200;
 /** Longest run of work a slice may take before yielding to the event loop. */
 const SLICE_BUDGET_MS = 20;
-/** Heartbeats are judged on arrival only when this small (a heartbeat is ~300 bytes). */
-const MAX_ARRIVAL_BODY_BYTES = 2048;
 /** While the events queue has a backlog, silence is forgiven at most this many peer timeouts. */
 const MAX_BACKLOG_GRACE_TIMEOUTS = 4;
 
@@ -146,7 +145,7 @@ export class Superpeer {
   async start(): Promise<void> {
     await this.transport.start({
       onEvent: (event, message) => this.onPeerEvent(event, message),
-      onDelivery: (message) => this.onDelivery(message),
+      onDelivery: (message) => void countHeartbeatOnArrival(this.registry, message, Date.now()),
       onEventRefused: () => this.metrics?.messagesRefused.inc({ queue: 'events' }),
       onRpc: (request) => this.onRpc(request),
       onConnected: () => this.onConnected(),
@@ -217,28 +216,6 @@ export class Superpeer {
   }
 
   // ---- events from peers -------------------------------------------------------------------------------
-
-  /**
-   * Liveness on arrival: a heartbeat counts when it reaches us, not when its turn comes behind a backlog of
-   * announces. Only a heartbeat of a registered run signed by its key counts; anything else waits its turn.
-   */
-  private onDelivery(message: ConsumeMessage): void {
-    if (message.content.length > MAX_ARRIVAL_BODY_BYTES) return;
-    let body: unknown;
-    try {
-      body = JSON.parse(message.content.toString('utf8'));
-    } catch {
-      return; // refused in its turn
-    }
-    if (typeof body !== 'object' || body === null) return;
-    const { type, peerId, instanceId } = body as Record<string, unknown>;
-    if (type !== 'peer.heartbeat' || typeof peerId !== 'string' || typeof instanceId !== 'string') return;
-    const binding = this.registry.get(peerId);
-    if (!binding || binding.instanceId !== instanceId) return;
-    const signature = message.properties.headers?.[HEADERS.signature];
-    if (typeof signature !== 'string' || !verifyBody(binding.publicKey, message.content, signature)) return;
-    this.registry.touch(peerId, instanceId, Date.now());
-  }
 
   private async onPeerEvent(event: PeerEvent, message: ConsumeMessage): Promise<void> {
     // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
