@@ -121,6 +121,9 @@ await publisher.assertExchange(names.networkExchange, 'fanout', { durable: true 
 // in a socket (or in the broker's flow control) behind a thousand other peers' announces.
 const heartbeatConnection = await amqp.connect(AMQP_URL, { noDelay: true });
 const heartbeatChannel = await heartbeatConnection.createChannel();
+for (const model of [connection, heartbeatConnection]) {
+  model.on('error', (err: Error) => process.stderr.write(`swarm connection error: ${err.message}\n`));
+}
 let unconfirmed = 0;
 const confirmWaiters: Array<() => void> = [];
 

@@ -29,11 +29,6 @@ export interface ConsumeOptions<S extends z.ZodType> {
    * up to `prefetch` handlers run at once (RPC requests, which have no order).
    */
   ordered?: boolean;
-  /**
-   * Called for each delivery as it arrives, before it waits its turn behind earlier ones (ordered mode):
-   * for what must be judged on arrival (liveness), never for state. Must be cheap and must not throw.
-   */
-  onDelivery?: (message: ConsumeMessage) => void;
   /** Called for each refused message (metrics, RPC error replies). */
   onRefused?: (reason: string, message: ConsumeMessage, channel: Channel) => void;
 }
@@ -96,7 +91,6 @@ export async function consumeValidated<S extends z.ZodType>(
         void session.restart(`consumer of ${options.queue} cancelled by the broker`);
         return;
       }
-      options.onDelivery?.(message);
       const settle = async () => {
         const decoded = decode(options.schema, message.content, options.maxBytes ?? MAX_MESSAGE_BYTES);
         if (!decoded.ok) {

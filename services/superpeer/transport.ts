@@ -20,7 +20,10 @@ import {
 export interface TransportHandlers {
   /** One valid peer event, in queue order; a throw dead-letters it. */
   onEvent(event: PeerEvent, message: ConsumeMessage): Promise<void>;
-  /** Every delivery of the events queue as it arrives, before it waits its turn (liveness). */
+  /**
+   * Every message of the events stream as it reaches the superpeer, from a copy of the stream that no
+   * backlog holds up (liveness only; it must be cheap and must not throw).
+   */
   onDelivery(message: ConsumeMessage): void;
   onEventRefused(): void;
   /** One valid RPC request; the result is the reply body, a throw an error reply. */
@@ -45,6 +48,9 @@ export interface SuperpeerTransport {
   eventBacklog(): Promise<number | undefined>;
 }
 
+/** Copies of events waiting for the liveness consumer, at most. */
+const LIVENESS_MAX_MESSAGES = 10_000;
+
 export interface AmqpTransportOptions {
   amqpUrl: string;
   namespace: string;
@@ -68,6 +74,11 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
    * the socket behind up to a prefetch of large announces.
    */
   private readonly rpcBroker: Broker;
+  /**
+   * A second copy of the events stream, consumed without acks on a connection of its own, for liveness:
+   * a heartbeat is seen when it arrives, however many announces wait in the events queue before it.
+   */
+  private readonly livenessBroker: Broker;
   private handlers: TransportHandlers | undefined;
   private rpcWanted = false;
   private readonly rpcSessions = new WeakSet<BrokerSession>();
@@ -83,6 +94,12 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       setup: (session) => this.setup(session),
     });
     this.broker.on('connected', () => this.handlers?.onConnected());
+    this.livenessBroker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId} liveness`,
+      logger: options.logger,
+      setup: (session) => this.setupLiveness(session),
+    });
     this.rpcBroker = new Broker({
       url: options.amqpUrl,
       connectionName: `superpeer ${options.superpeerId} rpc`,
@@ -102,11 +119,13 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
   async start(handlers: TransportHandlers): Promise<void> {
     this.handlers = handlers;
     await this.rpcBroker.start();
+    await this.livenessBroker.start();
     await this.broker.start();
   }
 
   async close(): Promise<void> {
     await this.rpcBroker.close();
+    await this.livenessBroker.close();
     await this.broker.close();
   }
 
@@ -123,10 +142,40 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       prefetch: this.options.eventPrefetch ?? 64,
       deadLetter: this.deadLetter,
       handler: (event, message) => handlers.onEvent(event, message),
-      onDelivery: (message) => handlers.onDelivery(message),
       onRefused: () => handlers.onEventRefused(),
     });
     this.checkChannel = await session.createChannel('checks');
+  }
+
+  private async setupLiveness(session: BrokerSession): Promise<void> {
+    const handlers = this.handlers;
+    if (!handlers) throw new Error('transport not started');
+    const queue = `${this.eventsQueue}.liveness`;
+    await session.assertTopology({
+      exchanges: [{ name: this.names.eventsExchange, type: 'fanout', durable: true }],
+      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state).
+      queues: [
+        {
+          name: queue,
+          durable: false,
+          exclusive: true,
+          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES },
+        },
+      ],
+      bindings: [{ queue, exchange: this.names.eventsExchange, pattern: '' }],
+    });
+    const channel = await session.createChannel('liveness');
+    await channel.consume(
+      queue,
+      (message) => {
+        if (message === null) {
+          void session.restart(`consumer of ${queue} cancelled by the broker`);
+          return;
+        }
+        handlers.onDelivery(message);
+      },
+      { noAck: true },
+    );
   }
 
   private async setupRpc(session: BrokerSession): Promise<void> {
