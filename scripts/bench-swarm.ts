@@ -370,11 +370,11 @@ const rssAtJoin = rssMb(superpeer.pid!);
 let listed = 0;
 let cursor: { peerId: string } | undefined;
 for (let page = 0; page < 10_000; page++) {
-  const reply = await call<{ peers: unknown[]; next?: { peerId: string } }>(names.rpcQueue, {
-    v: 1,
-    type: 'rpc.peers',
-    ...(cursor ? { cursor } : {}),
-  });
+  const reply = await call<{ peers: unknown[]; next?: { peerId: string } }>(
+    names.rpcQueue,
+    { v: 1, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
+    30_000,
+  ).catch(() => ({ peers: [], next: undefined }));
   listed += reply.peers.length;
   if (!reply.next) break;
   cursor = reply.next;
