@@ -3,4 +3,14 @@
 import { main } from '../dist/services/cli/main.js';
 
 const code = await main(process.argv);
-if (code !== undefined) process.exit(code);
+if (code !== undefined) {
+  // process.exit() would drop what a pipe has not taken yet (anything past its 64 KiB buffer): end only
+  // once stdout and stderr have flushed everything written before these empty writes.
+  process.exitCode = code;
+  let flushed = 0;
+  const done = () => {
+    if (++flushed === 2) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}

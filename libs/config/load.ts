@@ -27,6 +27,8 @@ export interface SuperpeerConfig extends CommonConfig {
   sweepIntervalMs: number;
   /** SUPERPEER_RPC_PREFETCH, default 64: unacknowledged RPC requests at a time. */
   rpcPrefetch: number;
+  /** SUPERPEER_MAX_FILES_PER_PEER, default 100000: a peer announcing more is refused (dead-lettered). */
+  maxFilesPerPeer: number;
   /** SUPERPEER_METRICS_PORT, default unset: no metrics server. */
   metricsPort: number | undefined;
 }
@@ -115,6 +117,7 @@ export function loadSuperpeerConfig(env: Env): SuperpeerConfig {
     peerTimeoutMs: parsed.SUPERPEER_PEER_TIMEOUT_MS,
     sweepIntervalMs: parsed.SUPERPEER_SWEEP_INTERVAL_MS,
     rpcPrefetch: parsed.SUPERPEER_RPC_PREFETCH,
+    maxFilesPerPeer: parsed.SUPERPEER_MAX_FILES_PER_PEER,
     metricsPort: parsed.SUPERPEER_METRICS_PORT,
   };
 }

@@ -84,6 +84,9 @@ export const superpeerShape = {
   SUPERPEER_SWEEP_INTERVAL_MS: durationMs(1).default(1000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   SUPERPEER_RPC_PREFETCH: integer(1, 1000).default(64).describe('an integer from 1 to 1000'),
   SUPERPEER_METRICS_PORT: port().optional().describe('an integer from 0 to 65535'),
+  SUPERPEER_MAX_FILES_PER_PEER: integer(1, 10_000_000)
+    .default(100_000)
+    .describe('an integer from 1 to 10000000'),
 };
 
 export const peerShape = {

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'RPC_ERROR'
   | 'SUPERPEER_UNAVAILABLE'
   | 'MESSAGE_INVALID'
+  | 'LIMIT_EXCEEDED'
   | 'NOT_FOUND'
   | 'AMBIGUOUS'
   | 'NO_SOURCES'

@@ -1,3 +1,5 @@
+export type { AssembleResult, AssemblerLimits, ChunkPart } from './assembler.js';
+export { ChunkAssembler, DEFAULT_ASSEMBLER_LIMITS } from './assembler.js';
 export type { DecodeResult } from './codec.js';
 export { decode, encode } from './codec.js';
 export type { FileEntry } from './common.js';

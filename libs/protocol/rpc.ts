@@ -26,10 +26,14 @@ export const SearchRequestSchema = z.object({
 });
 export type SearchRequest = z.input<typeof SearchRequestSchema>;
 
-/** The peers the superpeer knows. */
+/**
+ * The peers the superpeer knows, a page at a time by peer id order (at most 1000 per page). Start with no
+ * cursor; pass the reply's `next` as `cursor` until a reply has no `next`.
+ */
 export const PeersRequestSchema = z.object({
   v: z.literal(1),
   type: z.literal('rpc.peers'),
+  cursor: z.object({ peerId: PeerIdSchema }).optional(),
 });
 export type PeersRequest = z.infer<typeof PeersRequestSchema>;
 
@@ -111,6 +115,8 @@ export const PeersReplySchema = z.object({
   ...ok,
   type: z.literal('rpc.peers'),
   peers: z.array(PeerSummarySchema),
+  /** Where the next page starts; absent on the last page. */
+  next: z.object({ peerId: PeerIdSchema }).optional(),
 });
 export type PeersReply = z.infer<typeof PeersReplySchema>;
 

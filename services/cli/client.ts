@@ -42,6 +42,9 @@ export interface AmqpClientOptions {
   logger: Log;
 }
 
+/** Pages of `rpc.peers` (1000 peers each) a listing may take. */
+const MAX_PEERS_PAGES = 10_000;
+
 const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
 
 /** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
@@ -92,9 +95,21 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
       };
     },
     async peers() {
-      const reply = await call({ v: 1, type: 'rpc.peers' });
-      if (reply.type !== 'rpc.peers') throw new P2PError('RPC_ERROR', 'unexpected reply type');
-      return reply.peers;
+      // Page by page (each page may come from another superpeer); a cursor must move forward.
+      const peers: PeerSummary[] = [];
+      let cursor: { peerId: string } | undefined;
+      for (let page = 0; page < MAX_PEERS_PAGES; page++) {
+        const reply = await call({ v: 1, type: 'rpc.peers', ...(cursor ? { cursor } : {}) });
+        if (reply.type !== 'rpc.peers') throw new P2PError('RPC_ERROR', 'unexpected reply type');
+        peers.push(...reply.peers.filter((peer) => !cursor || peer.peerId >= cursor.peerId));
+        const next = reply.next;
+        if (!next) return peers;
+        if (cursor && next.peerId <= cursor.peerId) {
+          throw new P2PError('RPC_ERROR', 'superpeer sent a peers cursor that does not move forward');
+        }
+        cursor = next;
+      }
+      throw new P2PError('RPC_ERROR', `more than ${MAX_PEERS_PAGES} pages of peers`);
     },
     async close() {
       rpc.close();

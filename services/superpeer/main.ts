@@ -24,6 +24,7 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
     peerTimeoutMs: config.peerTimeoutMs,
     sweepIntervalMs: config.sweepIntervalMs,
     rpcPrefetch: config.rpcPrefetch,
+    maxFilesPerPeer: config.maxFilesPerPeer,
     metrics,
   });
 
@@ -46,6 +47,7 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
   installShutdown(logger, async () => {
     await superpeer.close();
     metricsServer?.close();
+    metrics.close();
   });
   await superpeer.start();
   const address = metricsServer?.address();

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface SuperpeerMetrics {
@@ -7,12 +8,33 @@ export interface SuperpeerMetrics {
   indexedPeers: Gauge;
   indexedFiles: Gauge;
   rpcSeconds: Histogram<'type'>;
+  pendingAnnounces: Gauge;
+  /** Stops the event-loop delay monitor. */
+  close(): void;
 }
 
 export function createSuperpeerMetrics(): SuperpeerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'p2p_superpeer_' });
+  // The longest a timer waited for the event loop since the last scrape: the longest task, within 10 ms.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  new Gauge({
+    name: 'p2p_superpeer_event_loop_max_ms',
+    help: 'Longest event-loop delay since the previous scrape (ms): no task should run longer than 50 ms',
+    registers: [registry],
+    collect() {
+      this.set(loopDelay.max / 1e6);
+      loopDelay.reset();
+    },
+  });
   return {
+    close: () => loopDelay.disable(),
+    pendingAnnounces: new Gauge({
+      name: 'p2p_superpeer_pending_announces',
+      help: 'Chunked announces being assembled',
+      registers: [registry],
+    }),
     registry,
     eventsReceived: new Counter({
       name: 'p2p_superpeer_events_received_total',

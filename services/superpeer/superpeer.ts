@@ -1,38 +1,35 @@
 import type { ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import { P2PError } from '../../libs/errors/index.js';
-import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
+import { NetworkIndex } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
+import { Broker } from '../../libs/messaging/index.js';
 import {
+  type AssemblerLimits,
+  ChunkAssembler,
   chunk,
-  encode,
   type FileEntry,
-  followerQueue,
   HEADERS,
-  MAX_FILES_PER_MESSAGE,
-  mergeTopology,
-  type NetworkMessage,
   type PeerAnnounce,
   type PeerDelta,
   type PeerEvent,
-  PeerEventSchema,
   type PeerHeartbeat,
   type PeerLeave,
   type PeersReply,
   type RpcRequest,
-  RpcRequestSchema,
   type SearchReply,
   type SharedQueueType,
-  type SnapshotPeer,
   type SnapshotReply,
-  type SnapshotRequest,
-  sharedTopology,
-  type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
 import { verifyBody } from '../../libs/share/index.js';
+import { Broadcaster } from './broadcaster.js';
+import { countHeartbeatOnArrival } from './liveness.js';
 import type { SuperpeerMetrics } from './metrics.js';
+import { answerRpc } from './paging.js';
+import { PeerRegistry } from './registry.js';
+import { ResyncBatcher } from './resync-batcher.js';
+import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
 import { WatchHub } from './watch-hub.js';
 
 export interface SuperpeerOptions {
@@ -52,31 +49,37 @@ export interface SuperpeerOptions {
   warmupQuietMs?: number;
   /** …or at most this long. Default 2500. */
   warmupMaxMs?: number;
+  /** A peer announcing more files than this is refused whole. Default 100_000. */
+  maxFilesPerPeer?: number;
+  /** Bounds of the chunked announces in progress (see ChunkAssembler). */
+  assemblerLimits?: Partial<Omit<AssemblerLimits, 'maxItemsPerList'>>;
+  /** Most peers asked to resync per second. Default 250. */
+  maxResyncsPerSecond?: number;
+  /**
+   * The broker; default the AMQP one built from the options above. Unit tests pass a fake, and then the
+   * superpeer serves no standing searches (they need a broker connection of their own).
+   */
+  transport?: SuperpeerTransport;
   metrics?: SuperpeerMetrics;
 }
 
-interface PendingAnnounce {
+type Settings = Required<
+  Omit<SuperpeerOptions, 'metrics' | 'transport' | 'assemblerLimits' | 'amqpUrl' | 'namespace' | 'queueType'>
+>;
+
+interface AnnounceMeta {
   instanceId: string;
   seq: number;
   url: string;
   publicKey: string;
-  chunks: FileEntry[][];
-  received: number;
 }
 
-interface PeerBinding {
-  publicKey: string;
-  instanceId: string;
-  lastSeenMs: number;
-}
-
-/** Files per snapshot page (a page may hold several small peers). */
-const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
-/** A peer is asked for its full state at most this often. */
-const RESYNC_REQUEST_MIN_INTERVAL_MS = 2000;
-/** Also the most ids one resync request may carry (the schema's bound). */
-const MAX_TRACKED_RESYNC_REQUESTS = 10_000;
-const RESYNC_BATCH_MS = 100;
+/** Peers removed per slice of a sweep; a slice also ends after SLICE_BUDGET_MS. */
+const SWEEP_SLICE_PEERS = 200;
+/** Longest run of work a slice may take before yielding to the event loop. */
+const SLICE_BUDGET_MS = 20;
+/** While the events queue has a backlog, silence is forgiven at most this many peer timeouts. */
+const MAX_BACKLOG_GRACE_TIMEOUTS = 4;
 
 /**
  * Keeps the index of who shares what, from the events peers publish; rebroadcasts accepted changes to every
@@ -85,169 +88,179 @@ const RESYNC_BATCH_MS = 100;
  */
 export class Superpeer {
   readonly index = new NetworkIndex();
-  private readonly names: TopologyNames;
+  readonly registry = new PeerRegistry();
+  readonly assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
   private readonly instanceId = uuidv4();
-  private readonly broker: Broker;
-  private readonly bindings = new Map<string, PeerBinding>();
-  private readonly pendingAnnounces = new Map<string, PendingAnnounce>();
-  private readonly lastResyncRequest = new Map<string, number>();
-  private readonly pendingResync = new Set<string>();
-  private resyncBatchTimer: NodeJS.Timeout | undefined;
+  private readonly transport: SuperpeerTransport;
+  private readonly resync: ResyncBatcher;
+  private readonly settings: Settings;
+  private readonly metrics: SuperpeerMetrics | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private warm = false;
+  private warming = false;
+  private closed = false;
   private lastAnnounceMs = 0;
   private lastSweepMs = Date.now();
-  private readonly options: Required<Omit<SuperpeerOptions, 'metrics'>> & Pick<SuperpeerOptions, 'metrics'>;
-  /** Standing searches (watch-hub.ts): wraps each applied change below (fullState, delta, peerRemoved). */
-  readonly watches: WatchHub;
+  /** Since when the events queue has had a backlog (undefined: none at the last sweep). */
+  private backlogSinceMs: number | undefined;
+  private readonly broadcaster: Broadcaster;
+  /** Standing searches (watch-hub.ts), on a connection of their own; each applied change goes through it. */
+  readonly watches: WatchHub | undefined;
+  private readonly watchBroker: Broker | undefined;
 
   constructor(options: SuperpeerOptions) {
-    this.options = {
+    this.settings = {
       peerTimeoutMs: 6000,
       sweepIntervalMs: 1000,
       rpcPrefetch: 64,
       warmupQuietMs: 300,
       warmupMaxMs: 2500,
-      queueType: 'classic',
-      ...options,
-    };
-    this.names = topologyNames(options.namespace);
-    this.broker = new Broker({
-      url: options.amqpUrl,
-      connectionName: `superpeer ${options.superpeerId}`,
-      logger: options.logger,
-      setup: (session) => this.setup(session),
-    });
-    this.watches = new WatchHub({
-      namespace: options.namespace,
-      names: this.names,
+      maxFilesPerPeer: 100_000,
+      maxResyncsPerSecond: 250,
       superpeerId: options.superpeerId,
-      instanceId: this.instanceId,
-      broker: this.broker,
-      index: this.index,
       logger: options.logger,
-      rebuilding: () => !this.warm,
+      ...definedOnly(options),
+    };
+    this.metrics = options.metrics;
+    this.assembler = new ChunkAssembler({
+      ...options.assemblerLimits,
+      maxItemsPerList: this.settings.maxFilesPerPeer,
     });
-    this.broker.on('connected', () => {
-      // Peers could not reach us while we were away: their silence then says nothing about them.
-      const now = Date.now();
-      for (const binding of this.bindings.values()) binding.lastSeenMs = now;
-      // Whatever happened while we were away (or before we started), ask every peer for its full state.
-      void this.publishNetwork({
-        v: 1,
-        type: 'network.resync-request',
-        superpeerId: this.options.superpeerId,
+    this.transport =
+      options.transport ??
+      new AmqpSuperpeerTransport({
+        amqpUrl: options.amqpUrl,
+        namespace: options.namespace,
+        superpeerId: options.superpeerId,
+        instanceId: this.instanceId,
+        logger: options.logger,
+        rpcPrefetch: this.settings.rpcPrefetch,
+        queueType: options.queueType ?? 'classic',
       });
+    if (!options.transport) {
+      const watchBroker: Broker = new Broker({
+        url: options.amqpUrl,
+        connectionName: `superpeer ${options.superpeerId} watches`,
+        logger: options.logger,
+        setup: (session): Promise<void> => watches.setup(session),
+      });
+      const watches: WatchHub = new WatchHub({
+        namespace: options.namespace,
+        names: topologyNames(options.namespace),
+        superpeerId: options.superpeerId,
+        instanceId: this.instanceId,
+        broker: watchBroker,
+        index: this.index,
+        logger: options.logger,
+        rebuilding: () => !this.warm,
+      });
+      this.watchBroker = watchBroker;
+      this.watches = watches;
+    }
+    this.broadcaster = new Broadcaster(this.transport, this.settings.logger);
+    this.resync = new ResyncBatcher({
+      maxIdsPerSecond: this.settings.maxResyncsPerSecond,
+      publish: (peerIds) =>
+        void this.broadcaster.publish({
+          v: 1,
+          type: 'network.resync-request',
+          superpeerId: this.settings.superpeerId,
+          peerIds,
+        }),
     });
   }
 
   get id(): string {
-    return this.options.superpeerId;
+    return this.settings.superpeerId;
   }
 
   async start(): Promise<void> {
-    await this.broker.start();
-    this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
+    await this.transport.start({
+      onEvent: (event, message) => this.onPeerEvent(event, message),
+      onDelivery: (message) => void countHeartbeatOnArrival(this.registry, message, Date.now()),
+      onEventRefused: () => this.metrics?.messagesRefused.inc({ queue: 'events' }),
+      onRpc: (request) => this.onRpc(request),
+      onConnected: () => this.onConnected(),
+    });
+    await this.watchBroker?.start();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.settings.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.resyncBatchTimer) clearTimeout(this.resyncBatchTimer);
-    await this.broker.close();
+    this.resync.close();
+    await this.watchBroker?.close();
+    await this.transport.close();
   }
 
-  /** Resolves once searches are being served (after the warm-up that follows the first connect). */
+  /** True once searches are being served (after the warm-up that follows the first connect). */
   get serving(): boolean {
     return this.warm;
   }
 
-  private async setup(session: BrokerSession): Promise<void> {
-    const queue = this.names.superpeerQueue(this.options.superpeerId, this.instanceId);
-    await session.assertTopology(
-      mergeTopology(
-        sharedTopology(this.names, { queueType: this.options.queueType }),
-        followerQueue(this.names, queue, this.names.eventsExchange),
-      ),
-    );
-    await consumeValidated(session, {
-      queue,
-      schema: PeerEventSchema,
-      prefetch: 256,
-      deadLetter: {
-        exchange: this.names.deadLetterExchange,
-        rejectedBy: `superpeer ${this.options.superpeerId}`,
-      },
-      handler: (event, message) => this.onPeerEvent(event, message),
-      onRefused: () => this.options.metrics?.messagesRefused.inc({ queue: 'events' }),
+  private onConnected(): void {
+    // Peers could not reach us while we were away: their silence then says nothing about them.
+    this.registry.refreshAll(Date.now());
+    // Whatever happened while we were away (or before we started), ask every peer for its full state.
+    void this.broadcaster.publish({
+      v: 1,
+      type: 'network.resync-request',
+      superpeerId: this.settings.superpeerId,
     });
-    await this.watches.setup(session);
-    if (this.warm) {
-      await this.serveRpc(session);
-    } else {
-      void this.warmUp(session);
-    }
+    if (!this.warm) void this.warmUp();
   }
 
   /** Answer searches only once the peers' re-announcements have settled, so the first answers are whole. */
-  private async warmUp(session: BrokerSession): Promise<void> {
+  private async warmUp(): Promise<void> {
+    if (this.warming) return;
+    this.warming = true;
     const started = Date.now();
     this.lastAnnounceMs = started;
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         const now = Date.now();
         if (
-          now - this.lastAnnounceMs >= this.options.warmupQuietMs ||
-          now - started >= this.options.warmupMaxMs
+          this.closed ||
+          now - this.lastAnnounceMs >= this.settings.warmupQuietMs ||
+          now - started >= this.settings.warmupMaxMs
         ) {
           clearInterval(check);
           resolve();
         }
       }, 50);
     });
-    if (!session.open || this.warm) return;
     try {
-      await this.serveRpc(session);
+      if (this.closed) return;
+      await this.transport.serveRpc();
       this.warm = true;
-      this.options.logger.info('superpeer serving searches', {
+      this.settings.logger.info('superpeer serving searches', {
         peers: this.index.peerCount,
         files: this.index.fileCount,
         warmupMs: Date.now() - started,
       });
     } catch (err) {
-      this.options.logger.warn('could not start serving searches; will retry on reconnect', {
+      this.settings.logger.warn('could not start serving searches; will retry on reconnect', {
         reason: err instanceof Error ? err.message : String(err),
       });
+    } finally {
+      this.warming = false;
     }
-  }
-
-  private serveRpc(session: BrokerSession): Promise<void> {
-    return serveRpc(session, {
-      queue: this.names.rpcQueue,
-      schema: RpcRequestSchema,
-      prefetch: this.options.rpcPrefetch,
-      deadLetter: {
-        exchange: this.names.deadLetterExchange,
-        rejectedBy: `superpeer ${this.options.superpeerId}`,
-      },
-      handle: (request) => this.onRpc(request),
-      errorReply: (code, message) => ({
-        v: 1,
-        ok: false,
-        superpeerId: this.options.superpeerId,
-        error: { code, message: message.slice(0, 1000) },
-      }),
-    });
   }
 
   // ---- events from peers -------------------------------------------------------------------------------
 
   private async onPeerEvent(event: PeerEvent, message: ConsumeMessage): Promise<void> {
-    this.options.metrics?.eventsReceived.inc({ type: event.type });
+    // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
+    // run as one long microtask chain, and searches and heartbeats would wait for all of it.
+    await yieldToEventLoop();
+    this.metrics?.eventsReceived.inc({ type: event.type });
     this.authenticate(event, message);
     switch (event.type) {
       case 'peer.announce':
-        return this.onAnnounce(event);
+        return this.onAnnounce(event, message.content.length);
       case 'peer.delta':
         return this.onDelta(event);
       case 'peer.heartbeat':
@@ -265,7 +278,7 @@ export class Superpeer {
   private authenticate(event: PeerEvent, message: ConsumeMessage): void {
     const signature = message.properties.headers?.[HEADERS.signature];
     if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
-    const bound = this.bindings.get(event.peerId);
+    const bound = this.registry.get(event.peerId);
     if (event.type === 'peer.announce') {
       if (!verifyBody(event.publicKey, message.content, signature)) {
         throw new P2PError('MESSAGE_INVALID', 'bad signature');
@@ -281,56 +294,59 @@ export class Superpeer {
     }
   }
 
-  private async onAnnounce(event: PeerAnnounce): Promise<void> {
+  private async onAnnounce(event: PeerAnnounce, bytes: number): Promise<void> {
     this.lastAnnounceMs = Date.now();
     if (event.chunkIndex >= event.chunkCount)
       throw new P2PError('MESSAGE_INVALID', 'chunkIndex >= chunkCount');
-    let pending = this.pendingAnnounces.get(event.peerId);
-    if (
-      event.chunkIndex === 0 ||
-      !pending ||
-      pending.instanceId !== event.instanceId ||
-      pending.seq !== event.seq
-    ) {
-      if (event.chunkIndex !== 0) return; // the start of this state was lost; the peer will be asked again
-      pending = {
-        instanceId: event.instanceId,
-        seq: event.seq,
-        url: event.url,
-        publicKey: event.publicKey,
-        chunks: [],
-        received: 0,
-      };
-      this.pendingAnnounces.set(event.peerId, pending);
+    const assembled = this.assembler.add({
+      key: event.peerId,
+      version: `${event.instanceId}/${event.seq}`,
+      chunkIndex: event.chunkIndex,
+      chunkCount: event.chunkCount,
+      items: event.files,
+      bytes,
+      meta: { instanceId: event.instanceId, seq: event.seq, url: event.url, publicKey: event.publicKey },
+    });
+    this.metrics?.pendingAnnounces.set(this.assembler.pending);
+    if (assembled.status === 'too-large') {
+      // Not asked again until it restarts: its next heartbeats would otherwise earn a resync each time.
+      this.registry.markOverLimit(event.peerId, event.instanceId);
+      this.settings.logger.warn('refused a peer over the file limit', {
+        peerId: event.peerId,
+        files: assembled.items,
+        maxFilesPerPeer: this.settings.maxFilesPerPeer,
+      });
+      throw new P2PError(
+        'LIMIT_EXCEEDED',
+        `peer ${event.peerId} announces more than ${this.settings.maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
+      );
     }
-    if (event.chunkIndex !== pending.received || event.chunkCount < pending.received) {
-      this.pendingAnnounces.delete(event.peerId);
-      return;
-    }
-    pending.chunks.push(event.files);
-    pending.received++;
-    if (pending.received < event.chunkCount) return;
-    this.pendingAnnounces.delete(event.peerId);
+    // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
+    if (assembled.status !== 'complete') return;
+    const pending = assembled.meta;
+    // Parsing this message was one task; indexing it is another, so that heartbeats arriving meanwhile
+    // are counted (a whole state of many chunks is still indexed in one: the index applies it whole).
+    await yieldToEventLoop();
 
-    const existing = this.bindings.get(event.peerId);
+    const existing = this.registry.get(event.peerId);
     const isNew = !this.index.hasPeer(event.peerId);
-    const result = this.watches.fullState(event.peerId, () =>
+    const apply = () =>
       this.index.applyFull({
         peerId: event.peerId,
         instanceId: pending.instanceId,
         url: pending.url,
         seq: pending.seq,
-        files: pending.chunks.flat(),
-      }),
-    );
+        files: assembled.items,
+      });
+    const result = this.watches ? this.watches.fullState(event.peerId, apply) : apply();
     if (result === 'stale') return;
-    this.bindings.set(event.peerId, {
+    this.registry.bind(event.peerId, {
       publicKey: pending.publicKey,
       instanceId: pending.instanceId,
       lastSeenMs: Date.now(),
     });
     if (isNew || existing?.instanceId !== pending.instanceId) {
-      this.options.logger.info('peer joined', {
+      this.settings.logger.info('peer joined', {
         peerId: event.peerId,
         url: pending.url,
         files: this.index.getPeer(event.peerId)?.fileCount,
@@ -341,104 +357,132 @@ export class Superpeer {
   }
 
   private async onDelta(event: PeerDelta): Promise<void> {
-    this.touch(event.peerId, event.instanceId);
-    const result = this.watches.delta(event, () => this.index.applyDelta(event));
+    this.registry.touch(event.peerId, event.instanceId, Date.now());
+    const known = this.index.getPeer(event.peerId);
+    if (
+      known &&
+      known.instanceId === event.instanceId &&
+      known.fileCount + event.upserted.length > this.settings.maxFilesPerPeer
+    ) {
+      // Might stay under once applied (upserts of known names), but only a full state can say: refuse it,
+      // and the peer's next heartbeat shows a gap that asks for one.
+      throw new P2PError(
+        'LIMIT_EXCEEDED',
+        `peer ${event.peerId} would share more than ${this.settings.maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
+      );
+    }
+    const apply = () => this.index.applyDelta(event);
+    const result = this.watches ? this.watches.delta(event, apply) : apply();
     if (result === 'applied') {
-      await this.publishNetwork({
+      this.broadcaster.publishInOrder({
         v: 1,
         type: 'network.peer-delta',
-        superpeerId: this.options.superpeerId,
+        superpeerId: this.settings.superpeerId,
         peerId: event.peerId,
         instanceId: event.instanceId,
         seq: event.seq,
         upserted: event.upserted,
         removed: event.removed,
       });
+      await this.broadcaster.settle();
       this.updateGauges();
     } else if (result === 'gap' || result === 'unknown-peer') {
-      this.requestResync(event.peerId, result);
+      this.requestResync(event.peerId, event.instanceId, result);
     }
   }
 
   private async onHeartbeat(event: PeerHeartbeat): Promise<void> {
     const known = this.index.getPeer(event.peerId);
     if (!known || known.instanceId !== event.instanceId) {
-      this.requestResync(event.peerId, known ? 'new instance' : 'unknown peer');
+      this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
       return;
     }
-    this.touch(event.peerId, event.instanceId);
-    if (event.seq > known.seq) this.requestResync(event.peerId, 'behind');
+    this.registry.touch(event.peerId, event.instanceId, Date.now());
+    if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind');
   }
 
   private async onLeave(event: PeerLeave): Promise<void> {
-    this.pendingAnnounces.delete(event.peerId);
+    this.assembler.delete(event.peerId);
     await this.dropPeer(event.peerId, event.instanceId, 'leave');
   }
 
-  private touch(peerId: string, instanceId: string): void {
-    const binding = this.bindings.get(peerId);
-    if (binding && binding.instanceId === instanceId) binding.lastSeenMs = Date.now();
-  }
-
   private async dropPeer(peerId: string, instanceId: string, reason: 'leave' | 'timeout'): Promise<void> {
-    if (!this.watches.peerRemoved(peerId, () => this.index.removePeer(peerId, instanceId))) return;
-    this.bindings.delete(peerId);
-    this.lastResyncRequest.delete(peerId);
-    this.options.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
+    const remove = () => this.index.removePeer(peerId, instanceId);
+    if (!(this.watches ? this.watches.peerRemoved(peerId, remove) : remove())) return;
+    this.registry.delete(peerId);
+    this.resync.forget(peerId);
+    this.settings.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
     this.updateGauges();
-    await this.publishNetwork({
+    await this.broadcaster.publish({
       v: 1,
       type: 'network.peer-left',
-      superpeerId: this.options.superpeerId,
+      superpeerId: this.settings.superpeerId,
       peerId,
       instanceId,
       reason,
     });
   }
 
-  private sweep(): void {
+  /**
+   * Drops the peers silent past the timeout, a slice at a time (each slice at most SWEEP_SLICE_PEERS peers
+   * or SLICE_BUDGET_MS, then the event loop runs), so that a thousand peers leaving at once blocks nothing.
+   * While our own events queue has a backlog, the heartbeats waiting in it are not silence: the deadline
+   * moves back by as long as the backlog has lasted (at least one timeout, at most MAX_BACKLOG_GRACE_TIMEOUTS timeouts).
+   */
+  async sweep(): Promise<void> {
     const now = Date.now();
     const sinceLastSweepMs = now - this.lastSweepMs;
     this.lastSweepMs = now;
-    this.watches.tick();
-    if (!this.broker.connected) return;
-    if (sinceLastSweepMs > 2 * this.options.sweepIntervalMs + 1000) {
+    this.watches?.tick();
+    if (this.sweeping || this.closed || !this.transport.connected) return;
+    if (sinceLastSweepMs > 2 * this.settings.sweepIntervalMs + 1000) {
       // This process was stalled (paused, swapped out): the peers' heartbeats wait unread in our queue,
       // so their silence is ours. Give them a fresh period instead of dropping them all.
-      for (const binding of this.bindings.values()) binding.lastSeenMs = now;
+      this.registry.refreshAll(now);
       return;
     }
-    const deadline = Date.now() - this.options.peerTimeoutMs;
-    for (const [peerId, binding] of this.bindings) {
-      if (binding.lastSeenMs < deadline) void this.dropPeer(peerId, binding.instanceId, 'timeout');
+    this.sweeping = true;
+    try {
+      let deadline = now - this.settings.peerTimeoutMs;
+      if (this.registry.overdue(deadline, 1).length === 0) {
+        this.backlogSinceMs = undefined;
+        return;
+      }
+      const backlog = await this.transport.eventBacklog();
+      if (backlog !== undefined && backlog > 0) {
+        this.backlogSinceMs ??= now;
+        // The backlog may have begun before we looked: at least one more timeout.
+        const graceMs = Math.min(
+          Math.max(Date.now() - this.backlogSinceMs, this.settings.peerTimeoutMs),
+          MAX_BACKLOG_GRACE_TIMEOUTS * this.settings.peerTimeoutMs,
+        );
+        deadline -= graceMs;
+      } else {
+        this.backlogSinceMs = undefined;
+      }
+      for (;;) {
+        const sliceStarted = performance.now();
+        const overdue = this.registry.overdue(deadline, SWEEP_SLICE_PEERS);
+        if (overdue.length === 0) return;
+        for (const peer of overdue) {
+          // A heartbeat may have arrived since the list was made.
+          if ((this.registry.get(peer.peerId)?.lastSeenMs ?? 0) >= deadline) continue;
+          void this.dropPeer(peer.peerId, peer.instanceId, 'timeout');
+          if (performance.now() - sliceStarted > SLICE_BUDGET_MS) break;
+        }
+        await yieldToEventLoop();
+        if (this.closed) return;
+      }
+    } finally {
+      this.sweeping = false;
     }
   }
 
-  /**
-   * Asks one peer for its full state. Requests are gathered for RESYNC_BATCH_MS and sent as one message,
-   * so however many unknown ids the network names (any client can), the superpeer broadcasts at most one
-   * request per batch period.
-   */
-  private requestResync(peerId: string, reason: string): void {
-    const now = Date.now();
-    if (now - (this.lastResyncRequest.get(peerId) ?? 0) < RESYNC_REQUEST_MIN_INTERVAL_MS) return;
-    // Ids come from the network: keep this memory bounded.
-    if (this.lastResyncRequest.size >= MAX_TRACKED_RESYNC_REQUESTS) this.lastResyncRequest.clear();
-    if (this.pendingResync.size >= MAX_TRACKED_RESYNC_REQUESTS) return;
-    this.lastResyncRequest.set(peerId, now);
-    this.pendingResync.add(peerId);
-    this.options.logger.debug('asking a peer for its full state', { peerId, reason });
-    this.resyncBatchTimer ??= setTimeout(() => {
-      this.resyncBatchTimer = undefined;
-      const peerIds = [...this.pendingResync];
-      this.pendingResync.clear();
-      void this.publishNetwork({
-        v: 1,
-        type: 'network.resync-request',
-        superpeerId: this.options.superpeerId,
-        peerIds,
-      });
-    }, RESYNC_BATCH_MS);
+  private requestResync(peerId: string, instanceId: string, reason: string): void {
+    if (this.registry.isOverLimit(peerId, instanceId)) return;
+    if (this.resync.request(peerId)) {
+      this.settings.logger.debug('asking a peer for its full state', { peerId, reason });
+    }
   }
 
   private async broadcastPeerState(peerId: string): Promise<void> {
@@ -446,10 +490,10 @@ export class Superpeer {
     if (!peer) return;
     const pieces = chunk(this.index.peerFiles(peerId));
     for (const [chunkIndex, files] of pieces.entries()) {
-      await this.publishNetwork({
+      this.broadcaster.publishInOrder({
         v: 1,
         type: 'network.peer-state',
-        superpeerId: this.options.superpeerId,
+        superpeerId: this.settings.superpeerId,
         peerId,
         instanceId: peer.instanceId,
         url: peer.url,
@@ -458,123 +502,32 @@ export class Superpeer {
         chunkCount: pieces.length,
         files,
       });
-    }
-  }
-
-  private async publishNetwork(message: NetworkMessage): Promise<void> {
-    try {
-      await this.broker.publish(this.names.networkExchange, '', encode(message), {
-        // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
-        properties: {
-          messageId: uuidv4(),
-          type: message.type,
-          appId: `superpeer ${this.options.superpeerId}`,
-          mandatory: false,
-        },
-      });
-    } catch (err) {
-      // Peers repair missed changes from sequence gaps and snapshots; a lost broadcast is not fatal.
-      this.options.logger.warn('could not publish a network change', {
-        type: message.type,
-        reason: err instanceof Error ? err.message : String(err),
-      });
+      await this.broadcaster.settle();
+      if (pieces.length > 1) await yieldToEventLoop();
     }
   }
 
   private updateGauges(): void {
-    this.options.metrics?.indexedPeers.set(this.index.peerCount);
-    this.options.metrics?.indexedFiles.set(this.index.fileCount);
+    this.metrics?.indexedPeers.set(this.index.peerCount);
+    this.metrics?.indexedFiles.set(this.index.fileCount);
   }
-
-  // ---- RPC ---------------------------------------------------------------------------------------------
 
   private onRpc(request: RpcRequest): SearchReply | PeersReply | SnapshotReply {
     const started = process.hrtime.bigint();
     try {
-      switch (request.type) {
-        case 'rpc.search': {
-          const { results, truncated, partial } = this.index.search(parseQuery(request.query), request.limit);
-          return {
-            v: 1,
-            ok: true,
-            type: 'rpc.search',
-            superpeerId: this.options.superpeerId,
-            results,
-            truncated,
-            partial,
-            indexedFiles: this.index.fileCount,
-            indexedPeers: this.index.peerCount,
-          };
-        }
-        case 'rpc.peers': {
-          const now = Date.now();
-          return {
-            v: 1,
-            ok: true,
-            type: 'rpc.peers',
-            superpeerId: this.options.superpeerId,
-            peers: this.index.peers().map((peer) => ({
-              ...peer,
-              lastSeenAgoMs: Math.max(0, now - (this.bindings.get(peer.peerId)?.lastSeenMs ?? now)),
-            })),
-          };
-        }
-        case 'rpc.snapshot':
-          return this.snapshotPage(request);
-        default:
-          throw new P2PError('MESSAGE_INVALID', 'unknown request type');
-      }
+      return answerRpc(this.index, this.registry, this.settings.superpeerId, request);
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.options.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
+      this.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
     }
   }
+}
 
-  private snapshotPage(request: SnapshotRequest): SnapshotReply {
-    const all = request.peerId
-      ? this.index.peers().filter((peer) => peer.peerId === request.peerId)
-      : this.index.peers();
-    let start = 0;
-    let fileOffset = 0;
-    if (request.cursor) {
-      const cursor = request.cursor;
-      start = all.findIndex((peer) => peer.peerId >= cursor.peerId);
-      if (start === -1) start = all.length;
-      else if (all[start]?.peerId === cursor.peerId) fileOffset = cursor.fileOffset;
-    }
-    const peers: SnapshotPeer[] = [];
-    let budget = SNAPSHOT_PAGE_FILES;
-    let next: SnapshotReply['next'];
-    for (let i = start; i < all.length; i++) {
-      const peer = all[i]!;
-      const offset = i === start ? fileOffset : 0;
-      const files = this.index.peerFiles(peer.peerId, offset, budget);
-      peers.push({
-        peerId: peer.peerId,
-        instanceId: peer.instanceId,
-        url: peer.url,
-        seq: peer.seq,
-        fileOffset: offset,
-        fileTotal: peer.fileCount,
-        files,
-      });
-      budget -= files.length;
-      if (offset + files.length < peer.fileCount) {
-        next = { peerId: peer.peerId, fileOffset: offset + files.length };
-        break;
-      }
-      if (budget <= 0 && i + 1 < all.length) {
-        next = { peerId: all[i + 1]!.peerId, fileOffset: 0 };
-        break;
-      }
-    }
-    return {
-      v: 1,
-      ok: true,
-      type: 'rpc.snapshot',
-      superpeerId: this.options.superpeerId,
-      peers,
-      ...(next ? { next } : {}),
-    };
-  }
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The options that are set (an explicit `undefined` must not override a default). */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

@@ -44,6 +44,7 @@ describe('defaults', () => {
       peerTimeoutMs: 6000,
       sweepIntervalMs: 1000,
       rpcPrefetch: 64,
+      maxFilesPerPeer: 100_000,
       metricsPort: undefined,
     });
   });
@@ -115,6 +116,7 @@ describe('values are coerced from strings', () => {
       SUPERPEER_SWEEP_INTERVAL_MS: ' 250 ',
       SUPERPEER_RPC_PREFETCH: '1000',
       SUPERPEER_METRICS_PORT: '0',
+      SUPERPEER_MAX_FILES_PER_PEER: '5000',
     });
     assert.equal(config.amqpUrl, 'amqps://user:pw@broker.example:5671/vhost');
     assert.equal(config.namespace, 'test_1.a-b');
@@ -125,6 +127,7 @@ describe('values are coerced from strings', () => {
     assert.equal(config.sweepIntervalMs, 250);
     assert.equal(config.rpcPrefetch, 1000);
     assert.equal(config.metricsPort, 0);
+    assert.equal(config.maxFilesPerPeer, 5000);
   });
 
   test('peer', () => {
@@ -204,6 +207,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
     SUPERPEER_SWEEP_INTERVAL_MS: { load: loadSuperpeerConfig, values: integers(1, 2_147_483_647) },
     SUPERPEER_RPC_PREFETCH: { load: loadSuperpeerConfig, values: integers(1, 1000) },
     SUPERPEER_METRICS_PORT: { load: loadSuperpeerConfig, values: integers(0, 65535) },
+    SUPERPEER_MAX_FILES_PER_PEER: { load: loadSuperpeerConfig, values: integers(1, 10_000_000) },
     PEER_HTTP_HOST: { load: loadPeerConfig, values: ['a b', 'host/path'] },
     PEER_HTTP_PORT: { load: loadPeerConfig, values: integers(0, 65535) },
     PEER_PUBLIC_URL: {

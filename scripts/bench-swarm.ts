@@ -1,0 +1,443 @@
+/**
+ * A swarm of N simulated peers × M files each, beside a real superpeer process, through the real wire
+ * protocol: signed events (Ed25519 keys), heartbeats every 2 s, re-announces when a superpeer asks. Prints
+ * the join time (from the broker's confirm of the last announce to everything indexed), the healthy peers
+ * timed out, the superpeer's RSS and longest event-loop delay, and search latency beside a bare amqplib
+ * echo on the same broker in the same run. Not part of `npm test`.
+ *
+ *   npm run bench:swarm -- --peers 1000 --files 1000
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import amqp, { type ConsumeMessage } from 'amqplib';
+import { v4 as uuidv4 } from 'uuid';
+import { chunk, encode, type FileEntry, HEADERS, topologyNames } from '../libs/protocol/index.js';
+import { signBody } from '../libs/share/index.js';
+import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from '../tests/helpers/network.js';
+import { swarmPeerId } from './swarm-peer-id.js';
+
+const { values } = parseArgs({
+  options: {
+    peers: { type: 'string', default: '1000' },
+    files: { type: 'string', default: '1000' },
+    /** Seconds the swarm keeps heartbeating after the join, watching for timeouts. */
+    settle: { type: 'string', default: '15' },
+    searches: { type: 'string', default: '500' },
+    /** Copy the superpeer's log lines to this file. */
+    'superpeer-log': { type: 'string' },
+  },
+});
+const peerCount = Number(values.peers);
+const filesPerPeer = Number(values.files);
+const settleMs = Number(values.settle) * 1000;
+const searches = Number(values.searches);
+const HEARTBEAT_INTERVAL_MS = 2000;
+const MAX_UNCONFIRMED = 512;
+
+const namespace = `bench-swarm-${process.pid}`;
+const names = topologyNames(namespace);
+const WORDS =
+  'alpha beta gamma delta photo holiday report draft final music video backup notes invoice scan'.split(' ');
+
+interface SimPeer {
+  index: number;
+  peerId: string;
+  instanceId: string;
+  publicKeyDer: string;
+  privateKey: KeyObject;
+  url: string;
+  seq: number;
+  heartbeating: boolean;
+}
+
+function filesOf(peer: SimPeer): FileEntry[] {
+  const files: FileEntry[] = [];
+  for (let j = 0; j < filesPerPeer; j++) {
+    const a = WORDS[(peer.index * 7 + j) % WORDS.length]!;
+    const b = WORDS[(peer.index + j * 3) % WORDS.length]!;
+    files.push({
+      name: `${a}/${b}-${peer.index}-${j}.dat`,
+      size: j,
+      sha256: (peer.index * 1_000_000 + j).toString(16).padStart(64, '0'),
+      mtimeMs: 1_700_000_000_000,
+    });
+  }
+  return files;
+}
+
+// ---- the superpeer, as a process -------------------------------------------------------------------------
+
+const superpeer: ChildProcess = spawn(process.execPath, [P2P_BIN, 'superpeer'], {
+  cwd: REPO_ROOT,
+  env: {
+    ...process.env,
+    AMQP_URL,
+    P2P_NAMESPACE: namespace,
+    SUPERPEER_ID: 'sp-bench',
+    SUPERPEER_METRICS_PORT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+  },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+// Whatever happens to this script, the superpeer goes with it.
+process.on('exit', () => superpeer.kill('SIGTERM'));
+let metricsPort: number | undefined;
+let superpeerTimeoutLogs = 0;
+const superpeerLog = values['superpeer-log'] ? createWriteStream(values['superpeer-log']) : undefined;
+readline.createInterface({ input: superpeer.stdout! }).on('line', (line) => {
+  superpeerLog?.write(`${line}\n`);
+  try {
+    const record = JSON.parse(line) as { message?: string; metricsPort?: number };
+    if (record.message === 'superpeer ready') metricsPort = record.metricsPort;
+    if (record.message === 'peer timed out') superpeerTimeoutLogs++;
+  } catch {
+    // not a log record
+  }
+});
+await waitUntil(() => metricsPort !== undefined, { timeoutMs: 20_000, what: 'the superpeer to start' });
+
+function rssMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { rss: field('VmRSS'), peak: field('VmHWM') };
+}
+
+async function eventLoopMaxMs(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(/^p2p_superpeer_event_loop_max_ms (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+// ---- the swarm's connection ------------------------------------------------------------------------------
+
+const connection = await amqp.connect(AMQP_URL, { noDelay: true });
+const publisher = await connection.createConfirmChannel();
+await publisher.assertExchange(names.eventsExchange, 'fanout', { durable: true });
+await publisher.assertExchange(names.networkExchange, 'fanout', { durable: true });
+// Heartbeats have a connection of their own: real peers each have one, so a peer's heartbeat never waits
+// in a socket (or in the broker's flow control) behind a thousand other peers' announces.
+const heartbeatConnection = await amqp.connect(AMQP_URL, { noDelay: true });
+const heartbeatChannel = await heartbeatConnection.createChannel();
+for (const model of [connection, heartbeatConnection]) {
+  model.on('error', (err: Error) => process.stderr.write(`swarm connection error: ${err.message}\n`));
+}
+let unconfirmed = 0;
+const confirmWaiters: Array<() => void> = [];
+
+function signedEvent(peer: SimPeer, event: Record<string, unknown>) {
+  const body = encode({ v: 1, peerId: peer.peerId, instanceId: peer.instanceId, ...event });
+  const properties = {
+    contentType: 'application/json',
+    type: String(event.type),
+    messageId: uuidv4(),
+    appId: `peer ${peer.peerId}`,
+    timestamp: Math.floor(Date.now() / 1000),
+    headers: { [HEADERS.signature]: signBody(peer.privateKey, body) },
+  };
+  return { body, properties };
+}
+
+/** A heartbeat goes out at once, never behind announces (as a real peer's does: unconfirmed). */
+function publishHeartbeat(peer: SimPeer): void {
+  const { body, properties } = signedEvent(peer, {
+    type: 'peer.heartbeat',
+    seq: peer.seq,
+    fileCount: filesPerPeer,
+  });
+  heartbeatChannel.publish(names.eventsExchange, '', body, properties);
+}
+
+/** Publishes one signed event; resolves when the broker confirms it (at most MAX_UNCONFIRMED at once). */
+async function publishEvent(peer: SimPeer, event: Record<string, unknown>): Promise<void> {
+  while (unconfirmed >= MAX_UNCONFIRMED) await new Promise<void>((resolve) => confirmWaiters.push(resolve));
+  const { body, properties } = signedEvent(peer, event);
+  unconfirmed++;
+  const confirmed = new Promise<void>((resolve, reject) =>
+    publisher.publish(names.eventsExchange, '', body, properties, (err) => {
+      unconfirmed--;
+      confirmWaiters.shift()?.();
+      if (err) reject(err);
+      else resolve();
+    }),
+  );
+  await confirmed;
+}
+
+async function announce(peer: SimPeer): Promise<void> {
+  const pieces = chunk(filesOf(peer));
+  const sent: Promise<void>[] = [];
+  for (const [chunkIndex, files] of pieces.entries()) {
+    sent.push(
+      publishEvent(peer, {
+        type: 'peer.announce',
+        url: peer.url,
+        seq: peer.seq, // a resync answer keeps the seq: the state did not change
+        publicKey: peer.publicKeyDer,
+        chunkIndex,
+        chunkCount: pieces.length,
+        files,
+      }),
+    );
+  }
+  await Promise.all(sent);
+}
+
+// ---- make the peers --------------------------------------------------------------------------------------
+
+const swarm: SimPeer[] = [];
+const byId = new Map<string, SimPeer>();
+for (let index = 0; index < peerCount; index++) {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const peer: SimPeer = {
+    index,
+    peerId: swarmPeerId(publicKeyDer, index),
+    instanceId: uuidv4(),
+    publicKeyDer,
+    privateKey,
+    url: `http://127.0.0.1:9/sim/${index}`,
+    seq: 1,
+    heartbeating: false,
+  };
+  swarm.push(peer);
+  byId.set(peer.peerId, peer);
+}
+
+// ---- what the superpeers say -----------------------------------------------------------------------------
+
+let healthyTimeouts = 0;
+let resyncsAnswered = 0;
+const network = await connection.createChannel();
+const networkQueue = (await network.assertQueue('', { exclusive: true })).queue;
+await network.bindQueue(networkQueue, names.networkExchange, '');
+await network.consume(
+  networkQueue,
+  (message: ConsumeMessage | null) => {
+    if (!message) return;
+    const type = message.properties.type;
+    if (type !== 'network.peer-left' && type !== 'network.resync-request') return; // states: not parsed
+    const body = JSON.parse(message.content.toString('utf8')) as {
+      type: string;
+      peerId?: string;
+      reason?: string;
+      peerIds?: string[];
+    };
+    if (
+      body.type === 'network.peer-left' &&
+      body.reason === 'timeout' &&
+      body.peerId &&
+      byId.has(body.peerId)
+    ) {
+      healthyTimeouts++;
+    }
+    if (body.type === 'network.resync-request') {
+      const asked = body.peerIds ? body.peerIds.map((id) => byId.get(id)) : swarm;
+      for (const peer of asked) {
+        if (!peer?.heartbeating) continue; // not announced yet: its first announce is on its way
+        resyncsAnswered++;
+        void announce(peer).catch(() => undefined);
+      }
+    }
+  },
+  { noAck: true },
+);
+
+// ---- an RPC client and the echo baseline -------------------------------------------------------------------
+
+const rpcChannel = await connection.createChannel();
+const waiting = new Map<string, (body: Buffer) => void>();
+await rpcChannel.consume(
+  'amq.rabbitmq.reply-to',
+  (message) => {
+    if (!message) return;
+    waiting.get(String(message.properties.correlationId))?.(message.content);
+  },
+  { noAck: true },
+);
+const echoQueue = (await rpcChannel.assertQueue('', { exclusive: true })).queue;
+await rpcChannel.consume(echoQueue, (message) => {
+  if (!message) return;
+  rpcChannel.sendToQueue(message.properties.replyTo, message.content, {
+    correlationId: message.properties.correlationId,
+  });
+  rpcChannel.ack(message);
+});
+
+function call<T>(queue: string, request: object, timeoutMs = 5000): Promise<T> {
+  const correlationId = uuidv4();
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiting.delete(correlationId);
+      reject(new Error(`no reply within ${timeoutMs} ms`));
+    }, timeoutMs);
+    waiting.set(correlationId, (body) => {
+      clearTimeout(timer);
+      waiting.delete(correlationId);
+      resolve(JSON.parse(body.toString('utf8')) as T);
+    });
+    rpcChannel.sendToQueue(queue, encode(request), {
+      replyTo: 'amq.rabbitmq.reply-to',
+      correlationId,
+      expiration: String(timeoutMs),
+      contentType: 'application/json',
+      type: (request as { type: string }).type,
+    });
+  });
+}
+
+interface Counts {
+  indexedFiles: number;
+  indexedPeers: number;
+}
+const counts = () =>
+  call<Counts>(names.rpcQueue, { v: 1, type: 'rpc.search', query: 'zzzq', limit: 1 }, 2000).catch(
+    () => undefined,
+  );
+await waitUntil(async () => (await counts()) !== undefined, {
+  timeoutMs: 20_000,
+  what: 'the superpeer to serve',
+});
+
+// ---- the join --------------------------------------------------------------------------------------------
+
+let loopMaxMs = 0;
+let peakRss = 0;
+const sampler = setInterval(() => {
+  void eventLoopMaxMs().then(
+    (ms) => {
+      if (Number.isFinite(ms)) loopMaxMs = Math.max(loopMaxMs, ms);
+    },
+    () => undefined,
+  );
+  peakRss = Math.max(peakRss, rssMb(superpeer.pid!).rss);
+}, 1000);
+await eventLoopMaxMs(); // resets the window: the superpeer's start-up is not the join
+
+let tick = 0;
+const TICKS = 20;
+const heartbeats = setInterval(() => {
+  // Spread over the interval, as independent peers would be.
+  tick = (tick + 1) % TICKS;
+  for (let i = tick; i < swarm.length; i += TICKS) {
+    const peer = swarm[i]!;
+    if (!peer.heartbeating) continue;
+    publishHeartbeat(peer);
+  }
+}, HEARTBEAT_INTERVAL_MS / TICKS);
+
+const joinStarted = performance.now();
+// A few peers at a time build and publish their state (each one's files are made only then), and the
+// event loop turns between peers, so that heartbeats leave on time.
+const ANNOUNCING_AT_ONCE = 16;
+let nextPeer = 0;
+await Promise.all(
+  Array.from({ length: ANNOUNCING_AT_ONCE }, async () => {
+    for (let peer = swarm[nextPeer++]; peer; peer = swarm[nextPeer++]) {
+      await announce(peer);
+      peer.heartbeating = true;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }),
+);
+await publisher.waitForConfirms();
+const lastConfirm = performance.now();
+let indexedAt: number | undefined;
+let last: Counts | undefined;
+const JOIN_LIMIT_MS = 300_000;
+await waitUntil(
+  async () => {
+    last = await counts();
+    if (last && last.indexedPeers >= peerCount && last.indexedFiles >= peerCount * filesPerPeer) {
+      indexedAt = performance.now();
+      return true;
+    }
+    return false;
+  },
+  { timeoutMs: JOIN_LIMIT_MS, intervalMs: 50, what: 'every simulated peer to be indexed' },
+).catch(() =>
+  process.stdout.write(
+    `not all indexed within ${JOIN_LIMIT_MS / 1000} s of the last confirm: ${JSON.stringify(last)}\n`,
+  ),
+);
+const joinMs = (indexedAt ?? Number.NaN) - lastConfirm;
+const publishMs = lastConfirm - joinStarted;
+const rssAtJoin = rssMb(superpeer.pid!);
+
+// Every peer listed through rpc.peers pages.
+let listed = 0;
+let cursor: { peerId: string } | undefined;
+for (let page = 0; page < 10_000; page++) {
+  const reply = await call<{ peers: unknown[]; next?: { peerId: string } }>(
+    names.rpcQueue,
+    { v: 1, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
+    30_000,
+  ).catch(() => ({ peers: [], next: undefined }));
+  listed += reply.peers.length;
+  if (!reply.next) break;
+  cursor = reply.next;
+}
+
+// Heartbeats go on: any healthy peer dropped now is the superpeer's fault.
+const settleUntil = performance.now() + settleMs;
+await waitUntil(() => performance.now() >= settleUntil, {
+  timeoutMs: settleMs + 5000,
+  intervalMs: 200,
+  what: 'the settle period',
+});
+
+async function timeCalls(queue: string, request: (i: number) => object): Promise<number> {
+  for (let i = 0; i < 50; i++) await call(queue, request(i));
+  const times: number[] = [];
+  for (let i = 0; i < searches; i++) {
+    const started = performance.now();
+    await call(queue, request(i));
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+const echoP50 = await timeCalls(echoQueue, () => ({ v: 1, type: 'rpc.search', query: 'x', limit: 1 }));
+const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
+  v: 1,
+  type: 'rpc.search',
+  query: `${WORDS[i % WORDS.length]} ${WORDS[(i * 7 + 3) % WORDS.length]} ${i % peerCount}`,
+  limit: 50,
+}));
+
+clearInterval(heartbeats);
+clearInterval(sampler);
+loopMaxMs = Math.max(loopMaxMs, await eventLoopMaxMs());
+const rssEnd = rssMb(superpeer.pid!);
+
+const out = (label: string, value: string, goal = '') =>
+  process.stdout.write(`${label.padEnd(46)} ${value.padEnd(22)} ${goal}\n`);
+process.stdout.write(`swarm: ${peerCount} peers × ${filesPerPeer} files, beside one superpeer process\n`);
+out('announces published and confirmed in', `${(publishMs / 1000).toFixed(2)} s`);
+out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal ≤ 3 s');
+out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount}`);
+out('healthy peers timed out (join + settle)', `${healthyTimeouts}`, 'goal 0');
+out('re-announces answered (resync requests)', `${resyncsAnswered}`);
+out(
+  'superpeer RSS at join / end / peak sampled',
+  `${rssAtJoin.rss.toFixed(0)} / ${rssEnd.rss.toFixed(0)} / ${Math.max(peakRss, rssEnd.rss).toFixed(0)} MB`,
+);
+out('superpeer RSS high-water mark (VmHWM)', `${rssEnd.peak.toFixed(0)} MB`, 'goal ≤ 400 MB');
+out('superpeer longest event-loop delay', `${loopMaxMs.toFixed(1)} ms`, 'goal ≤ 50 ms');
+out('echo RPC p50 (bare amqplib, same broker)', `${echoP50.toFixed(3)} ms`);
+out(
+  'search p50 (3 words, limit 50)',
+  `${searchP50.toFixed(3)} ms`,
+  `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`,
+);
+process.stdout.write(
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, echoP50, searchP50 })}\n`,
+);
+
+await heartbeatConnection.close();
+await connection.close();
+superpeer.kill('SIGTERM');
+await new Promise((resolve) => superpeer.once('exit', resolve));
+await cleanupNamespace(namespace).catch(() => undefined);

@@ -1,0 +1,48 @@
+import type { Log } from '../../libs/logging/index.js';
+import type { NetworkMessage } from '../../libs/protocol/index.js';
+import type { SuperpeerTransport } from './transport.js';
+
+/**
+ * Publishes the superpeer's network changes. `publishInOrder` does not wait for the broker's confirm (the
+ * publisher keeps the order of what it is given), so the next event is handled meanwhile; `settle` bounds
+ * how many may be outstanding.
+ */
+export class Broadcaster {
+  private unconfirmed = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(
+    private readonly transport: SuperpeerTransport,
+    private readonly logger: Log,
+    /** Broadcasts awaiting their confirm before `settle` waits. */
+    private readonly maxUnconfirmed = 256,
+  ) {}
+
+  publishInOrder(message: NetworkMessage): void {
+    this.unconfirmed++;
+    void this.publish(message).finally(() => {
+      this.unconfirmed--;
+      this.waiters.shift()?.();
+    });
+  }
+
+  /** Resolves once fewer than the bound are awaiting their confirm. */
+  async settle(): Promise<void> {
+    while (this.unconfirmed >= this.maxUnconfirmed) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Publishes and waits for the confirm; a failure is logged, not thrown. */
+  async publish(message: NetworkMessage): Promise<void> {
+    try {
+      await this.transport.publishNetwork(message);
+    } catch (err) {
+      // Peers repair missed changes from sequence gaps and snapshots; a lost broadcast is not fatal.
+      this.logger.warn('could not publish a network change', {
+        type: message.type,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+}

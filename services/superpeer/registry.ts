@@ -1,0 +1,76 @@
+/** What the superpeer holds about a peer it indexed: the key its events are signed with and when it was heard. */
+export interface PeerBinding {
+  publicKey: string;
+  instanceId: string;
+  /** When a message of this peer last arrived (delivery time, not processing time). */
+  lastSeenMs: number;
+}
+
+/**
+ * The peers the superpeer indexed, with their key and liveness, plus the runs it refused for being over
+ * the file limit (so that it does not ask them again and again). Plain state: no timers, no broker.
+ */
+export class PeerRegistry {
+  private readonly bindings = new Map<string, PeerBinding>();
+  /** peerId → instanceId of a run whose state was refused as too large; bounded like the bindings. */
+  private readonly overLimit = new Map<string, string>();
+
+  constructor(private readonly maxOverLimitRuns = 10_000) {}
+
+  get size(): number {
+    return this.bindings.size;
+  }
+
+  get(peerId: string): PeerBinding | undefined {
+    return this.bindings.get(peerId);
+  }
+
+  bind(peerId: string, binding: PeerBinding): void {
+    this.bindings.set(peerId, binding);
+    this.overLimit.delete(peerId);
+  }
+
+  delete(peerId: string): void {
+    this.bindings.delete(peerId);
+  }
+
+  /** Records that a message of the peer's current run arrived at `nowMs`; other runs change nothing. */
+  touch(peerId: string, instanceId: string, nowMs: number): boolean {
+    const binding = this.bindings.get(peerId);
+    if (!binding || binding.instanceId !== instanceId) return false;
+    if (nowMs > binding.lastSeenMs) binding.lastSeenMs = nowMs;
+    return true;
+  }
+
+  /** Every peer counts as heard at `nowMs` (after our own outage or stall: their silence was ours). */
+  refreshAll(nowMs: number): void {
+    for (const binding of this.bindings.values()) binding.lastSeenMs = nowMs;
+  }
+
+  /** Peers not heard since `deadlineMs`, at most `limit` of them. */
+  overdue(deadlineMs: number, limit: number): Array<{ peerId: string; instanceId: string }> {
+    const out: Array<{ peerId: string; instanceId: string }> = [];
+    for (const [peerId, binding] of this.bindings) {
+      if (binding.lastSeenMs >= deadlineMs) continue;
+      out.push({ peerId, instanceId: binding.instanceId });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  lastSeenAgoMs(peerId: string, nowMs: number): number {
+    return Math.max(0, nowMs - (this.bindings.get(peerId)?.lastSeenMs ?? nowMs));
+  }
+
+  markOverLimit(peerId: string, instanceId: string): void {
+    if (this.overLimit.size >= this.maxOverLimitRuns && !this.overLimit.has(peerId)) {
+      const oldest = this.overLimit.keys().next().value;
+      if (oldest !== undefined) this.overLimit.delete(oldest);
+    }
+    this.overLimit.set(peerId, instanceId);
+  }
+
+  isOverLimit(peerId: string, instanceId: string): boolean {
+    return this.overLimit.get(peerId) === instanceId;
+  }
+}

@@ -1,0 +1,243 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { v4 as uuidv4 } from 'uuid';
+import type { Log } from '../../libs/logging/index.js';
+import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
+import {
+  encode,
+  followerQueue,
+  mergeTopology,
+  type NetworkMessage,
+  type PeerEvent,
+  PeerEventSchema,
+  type RpcRequest,
+  RpcRequestSchema,
+  type SharedQueueType,
+  sharedTopology,
+  type TopologyNames,
+  topologyNames,
+} from '../../libs/protocol/index.js';
+
+/** What the superpeer's logic needs from the broker, and what it answers with. */
+export interface TransportHandlers {
+  /** One valid peer event, in queue order; a throw dead-letters it. */
+  onEvent(event: PeerEvent, message: ConsumeMessage): Promise<void>;
+  /**
+   * Every message of the events stream as it reaches the superpeer, from a copy of the stream that no
+   * backlog holds up (liveness only; it must be cheap and must not throw).
+   */
+  onDelivery(message: ConsumeMessage): void;
+  onEventRefused(): void;
+  /** One valid RPC request; the result is the reply body, a throw an error reply. */
+  onRpc(request: RpcRequest): unknown;
+  /** After every (re)connect, once the events queue is consumed. */
+  onConnected(): void;
+}
+
+/**
+ * The superpeer's view of the broker: it can be replaced by a fake in unit tests. The AMQP one below is
+ * what runs.
+ */
+export interface SuperpeerTransport {
+  start(handlers: TransportHandlers): Promise<void>;
+  close(): Promise<void>;
+  readonly connected: boolean;
+  /** Start consuming RPC requests, now and after every reconnect (after the warm-up). */
+  serveRpc(): Promise<void>;
+  /** Publishes to every peer; fails only on a broker failure. */
+  publishNetwork(message: NetworkMessage): Promise<void>;
+  /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
+  eventBacklog(): Promise<number | undefined>;
+}
+
+/** Copies of events waiting for the liveness consumer, at most. */
+const LIVENESS_MAX_MESSAGES = 10_000;
+
+export interface AmqpTransportOptions {
+  amqpUrl: string;
+  namespace: string;
+  superpeerId: string;
+  /** This run of the superpeer (names its events queue). */
+  instanceId: string;
+  logger: Log;
+  rpcPrefetch: number;
+  /** Type of the shared queues (quorum in a cluster). */
+  queueType: SharedQueueType;
+  /**
+   * Unacknowledged peer events held at once. Default 64: enough to keep the consumer busy, while a
+   * heartbeat waits behind at most this many announces (up to 4 MiB each) in the broker and the socket.
+   */
+  eventPrefetch?: number;
+}
+
+export class AmqpSuperpeerTransport implements SuperpeerTransport {
+  private readonly names: TopologyNames;
+  private readonly broker: Broker;
+  /**
+   * Searches have a connection of their own: on the events connection a reply-worthy request would wait in
+   * the socket behind up to a prefetch of large announces.
+   */
+  private readonly rpcBroker: Broker;
+  /**
+   * A second copy of the events stream, consumed without acks on a connection of its own, for liveness:
+   * a heartbeat is seen when it arrives, however many announces wait in the events queue before it.
+   */
+  private readonly livenessBroker: Broker;
+  private handlers: TransportHandlers | undefined;
+  private rpcWanted = false;
+  private readonly rpcSessions = new WeakSet<BrokerSession>();
+  private rpcSession: BrokerSession | undefined;
+  private checkChannel: Channel | undefined;
+
+  constructor(private readonly options: AmqpTransportOptions) {
+    this.names = topologyNames(options.namespace);
+    this.broker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId}`,
+      logger: options.logger,
+      setup: (session) => this.setup(session),
+    });
+    this.broker.on('connected', () => this.handlers?.onConnected());
+    this.livenessBroker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId} liveness`,
+      logger: options.logger,
+      setup: (session) => this.setupLiveness(session),
+    });
+    this.rpcBroker = new Broker({
+      url: options.amqpUrl,
+      connectionName: `superpeer ${options.superpeerId} rpc`,
+      logger: options.logger,
+      setup: (session) => this.setupRpc(session),
+    });
+  }
+
+  get connected(): boolean {
+    return this.broker.connected;
+  }
+
+  private get eventsQueue(): string {
+    return this.names.superpeerQueue(this.options.superpeerId, this.options.instanceId);
+  }
+
+  async start(handlers: TransportHandlers): Promise<void> {
+    this.handlers = handlers;
+    await this.rpcBroker.start();
+    await this.livenessBroker.start();
+    await this.broker.start();
+  }
+
+  async close(): Promise<void> {
+    await this.rpcBroker.close();
+    await this.livenessBroker.close();
+    await this.broker.close();
+  }
+
+  private async setup(session: BrokerSession): Promise<void> {
+    const handlers = this.handlers;
+    if (!handlers) throw new Error('transport not started');
+    const queue = this.eventsQueue;
+    await session.assertTopology(
+      mergeTopology(
+        sharedTopology(this.names, { queueType: this.options.queueType }),
+        followerQueue(this.names, queue, this.names.eventsExchange),
+      ),
+    );
+    await consumeValidated(session, {
+      queue,
+      schema: PeerEventSchema,
+      prefetch: this.options.eventPrefetch ?? 64,
+      deadLetter: this.deadLetter,
+      handler: (event, message) => handlers.onEvent(event, message),
+      onRefused: () => handlers.onEventRefused(),
+    });
+    this.checkChannel = await session.createChannel('checks');
+  }
+
+  private async setupLiveness(session: BrokerSession): Promise<void> {
+    const handlers = this.handlers;
+    if (!handlers) throw new Error('transport not started');
+    const queue = `${this.eventsQueue}.liveness`;
+    await session.assertTopology({
+      exchanges: [{ name: this.names.eventsExchange, type: 'fanout', durable: true }],
+      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state).
+      queues: [
+        {
+          name: queue,
+          durable: false,
+          exclusive: true,
+          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES },
+        },
+      ],
+      bindings: [{ queue, exchange: this.names.eventsExchange, pattern: '' }],
+    });
+    const channel = await session.createChannel('liveness');
+    await channel.consume(
+      queue,
+      (message) => {
+        if (message === null) {
+          void session.restart(`consumer of ${queue} cancelled by the broker`);
+          return;
+        }
+        handlers.onDelivery(message);
+      },
+      { noAck: true },
+    );
+  }
+
+  private async setupRpc(session: BrokerSession): Promise<void> {
+    await session.assertTopology(sharedTopology(this.names, { queueType: this.options.queueType }));
+    this.rpcSession = session;
+    if (this.rpcWanted) await this.serveRpcOn(session);
+  }
+
+  async serveRpc(): Promise<void> {
+    this.rpcWanted = true;
+    const session = this.rpcSession;
+    if (session?.open) await this.serveRpcOn(session);
+  }
+
+  private async serveRpcOn(session: BrokerSession): Promise<void> {
+    if (this.rpcSessions.has(session)) return;
+    this.rpcSessions.add(session);
+    const handlers = this.handlers!;
+    await serveRpc(session, {
+      queue: this.names.rpcQueue,
+      schema: RpcRequestSchema,
+      prefetch: this.options.rpcPrefetch,
+      deadLetter: this.deadLetter,
+      handle: (request) => handlers.onRpc(request),
+      errorReply: (code, message) => ({
+        v: 1,
+        ok: false,
+        superpeerId: this.options.superpeerId,
+        error: { code, message: message.slice(0, 1000) },
+      }),
+    });
+  }
+
+  private get deadLetter() {
+    return { exchange: this.names.deadLetterExchange, rejectedBy: `superpeer ${this.options.superpeerId}` };
+  }
+
+  async publishNetwork(message: NetworkMessage): Promise<void> {
+    await this.broker.publish(this.names.networkExchange, '', encode(message), {
+      // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
+      properties: {
+        messageId: uuidv4(),
+        type: message.type,
+        appId: `superpeer ${this.options.superpeerId}`,
+        mandatory: false,
+      },
+    });
+  }
+
+  async eventBacklog(): Promise<number | undefined> {
+    const channel = this.checkChannel;
+    if (!channel || !this.broker.connected) return undefined;
+    try {
+      return (await channel.checkQueue(this.eventsQueue)).messageCount;
+    } catch {
+      return undefined; // the channel closes with it, and the session restarts
+    }
+  }
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import type { ConsumeMessage } from 'amqplib';
+import { isP2PError } from '../../libs/errors/index.js';
+import { createLogger } from '../../libs/logging/index.js';
+import {
+  chunk,
+  decode,
+  encode,
+  type FileEntry,
+  HEADERS,
+  type NetworkMessage,
+  type PeerEvent,
+  PeerEventSchema,
+  type RpcRequest,
+} from '../../libs/protocol/index.js';
+import { signBody } from '../../libs/share/index.js';
+import { Superpeer } from '../../services/superpeer/superpeer.js';
+import type { SuperpeerTransport, TransportHandlers } from '../../services/superpeer/transport.js';
+
+/** The superpeer's broker, in memory: events go in as deliveries, broadcasts are recorded. */
+class FakeTransport implements SuperpeerTransport {
+  handlers: TransportHandlers | undefined;
+  connected = true;
+  published: NetworkMessage[] = [];
+  backlog = 0;
+  async start(handlers: TransportHandlers) {
+    this.handlers = handlers;
+    handlers.onConnected();
+  }
+  async close() {}
+  async serveRpc() {}
+  async publishNetwork(message: NetworkMessage) {
+    this.published.push(message);
+  }
+  async eventBacklog() {
+    return this.backlog;
+  }
+  /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
+  async deliver(content: Buffer, signature: string): Promise<void> {
+    const message = {
+      content,
+      properties: { headers: { [HEADERS.signature]: signature } },
+      fields: {},
+    } as unknown as ConsumeMessage;
+    this.handlers!.onDelivery(message);
+    const decoded = decode(PeerEventSchema, content);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    await this.handlers!.onEvent(decoded.value, message);
+  }
+  rpc(request: RpcRequest) {
+    return this.handlers!.onRpc(request) as { ok: true; [key: string]: unknown };
+  }
+}
+
+function peer(peerId: string) {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const instanceId = `inst-${peerId}`.padEnd(12, '0');
+  return {
+    peerId,
+    instanceId,
+    publicKeyDer,
+    signed(event: Record<string, unknown>): [Buffer, string] {
+      const body = encode({ v: 1, peerId, instanceId, ...event } as PeerEvent);
+      return [body, signBody(privateKey, body)];
+    },
+    announces(files: FileEntry[], seq = 1): Array<[Buffer, string]> {
+      const pieces = chunk(files);
+      return pieces.map((piece, chunkIndex) =>
+        this.signed({
+          type: 'peer.announce',
+          url: `http://${peerId}.test`,
+          seq,
+          publicKey: publicKeyDer,
+          chunkIndex,
+          chunkCount: pieces.length,
+          files: piece,
+        }),
+      );
+    },
+  };
+}
+
+const files = (count: number, prefix = 'file'): FileEntry[] =>
+  Array.from({ length: count }, (_, i) => ({
+    name: `${prefix}-${i}.txt`,
+    size: i,
+    sha256: 'b'.repeat(64),
+    mtimeMs: 0,
+  }));
+
+async function superpeer(options: { maxFilesPerPeer?: number; peerTimeoutMs?: number } = {}) {
+  // Sweeps run when a test calls them.
+  const transport = new FakeTransport();
+  const sp = new Superpeer({
+    amqpUrl: 'amqp://unused',
+    namespace: 'unit',
+    superpeerId: 'sp-unit',
+    logger: createLogger({ service: 'superpeer', level: 'error', format: 'json', stream: new PassThrough() }),
+    warmupMaxMs: 0,
+    sweepIntervalMs: 3_600_000,
+    transport,
+    ...options,
+  });
+  await sp.start();
+  return { sp, transport };
+}
+
+describe('superpeer without a broker', () => {
+  it('indexes a chunked announce, rebroadcasts it and answers searches and peers', async () => {
+    const { sp, transport } = await superpeer();
+    const alice = peer('alice');
+    for (const [body, signature] of alice.announces(files(4500))) await transport.deliver(body, signature);
+    assert.equal(sp.index.fileCount, 4500);
+    const states = transport.published.filter((message) => message.type === 'network.peer-state');
+    assert.equal(states.length, 3);
+    const search = transport.rpc({ v: 1, type: 'rpc.search', query: 'file 42', limit: 5 });
+    assert.equal(search.ok, true);
+    const peers = transport.rpc({ v: 1, type: 'rpc.peers' });
+    assert.deepEqual(
+      (peers.peers as Array<{ peerId: string }>).map((p) => p.peerId),
+      ['alice'],
+    );
+    assert.equal(peers.next, undefined);
+    await sp.close();
+  });
+
+  it('refuses an announce over the file limit, indexes nothing and does not ask that run again', async () => {
+    const { sp, transport } = await superpeer({ maxFilesPerPeer: 3000 });
+    const mallory = peer('mallory');
+    const [first, second] = mallory.announces(files(5000));
+    await transport.deliver(...first!);
+    await assert.rejects(transport.deliver(...second!), (err) => isP2PError(err, 'LIMIT_EXCEEDED'));
+    assert.equal(sp.index.fileCount, 0);
+    assert.equal(sp.assembler.pending, 0);
+    const [heartbeat, signature] = mallory.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 5000 });
+    await transport.deliver(heartbeat, signature);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal(
+      transport.published.filter((m) => m.type === 'network.resync-request' && m.peerIds).length,
+      0,
+    );
+    await sp.close();
+  });
+
+  it('counts a heartbeat on arrival, before its turn comes', async () => {
+    const { sp, transport } = await superpeer();
+    const bob = peer('bob');
+    for (const [body, signature] of bob.announces(files(10))) await transport.deliver(body, signature);
+    sp.registry.get('bob')!.lastSeenMs = 0;
+    const [heartbeat, signature] = bob.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
+    const message = {
+      content: heartbeat,
+      properties: { headers: { [HEADERS.signature]: signature } },
+    } as unknown as ConsumeMessage;
+    transport.handlers!.onDelivery(message);
+    assert.ok(sp.registry.get('bob')!.lastSeenMs > 0);
+    // A forged heartbeat (another key) does not keep a peer alive.
+    sp.registry.get('bob')!.lastSeenMs = 0;
+    const [forged, forgedSignature] = peer('bob').signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
+    transport.handlers!.onDelivery({
+      content: forged,
+      properties: { headers: { [HEADERS.signature]: forgedSignature } },
+    } as unknown as ConsumeMessage);
+    assert.equal(sp.registry.get('bob')!.lastSeenMs, 0);
+    await sp.close();
+  });
+
+  it('sweeps silent peers in slices, but not while its own queue has a backlog', async () => {
+    const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
+    for (let i = 0; i < 500; i++) {
+      const p = peer(`p${i}`);
+      for (const [body, signature] of p.announces(files(5, `p${i}`)))
+        await transport.deliver(body, signature);
+    }
+    assert.equal(sp.index.peerCount, 500);
+    for (let i = 0; i < 500; i++) sp.registry.get(`p${i}`)!.lastSeenMs = Date.now() - 1500;
+    transport.backlog = 10;
+    await sp.sweep();
+    assert.equal(sp.index.peerCount, 500, 'the backlog may hold their heartbeats');
+    transport.backlog = 0;
+    for (let i = 0; i < 500; i++) sp.registry.get(`p${i}`)!.lastSeenMs = Date.now() - 6000;
+    await sp.sweep();
+    assert.equal(sp.index.peerCount, 0);
+    const left = transport.published.filter((m) => m.type === 'network.peer-left');
+    assert.equal(left.length, 500);
+    await sp.close();
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NetworkIndex } from '../../libs/index/index.js';
+import type { FileEntry } from '../../libs/protocol/index.js';
+import { peersPage, snapshotPage } from '../../services/superpeer/paging.js';
+
+const files = (count: number): FileEntry[] =>
+  Array.from({ length: count }, (_, i) => ({
+    name: `f${String(i).padStart(5, '0')}.txt`,
+    size: i,
+    sha256: 'a'.repeat(64),
+    mtimeMs: 0,
+  }));
+
+function index(peers: Array<[string, number]>): NetworkIndex {
+  const idx = new NetworkIndex();
+  for (const [peerId, count] of peers) {
+    idx.applyFull({
+      peerId,
+      instanceId: 'inst-0001',
+      url: `http://${peerId}.test`,
+      seq: 1,
+      files: files(count),
+    });
+  }
+  return idx;
+}
+
+describe('snapshot paging', () => {
+  it('walks every file of every peer exactly once, a bounded page at a time', () => {
+    const idx = index([
+      ['a', 5],
+      ['b', 12],
+      ['c', 0],
+      ['d', 3],
+    ]);
+    const seen = new Map<string, number>();
+    let cursor: { peerId: string; fileOffset: number } | undefined;
+    let pages = 0;
+    do {
+      const page = snapshotPage(idx, cursor ? { cursor } : {}, 4);
+      pages++;
+      assert.ok(page.peers.reduce((sum, peer) => sum + peer.files.length, 0) <= 4);
+      for (const peer of page.peers) {
+        assert.equal(peer.fileOffset, seen.get(peer.peerId) ?? 0);
+        seen.set(peer.peerId, (seen.get(peer.peerId) ?? 0) + peer.files.length);
+      }
+      cursor = page.next;
+    } while (cursor && pages < 100);
+    assert.deepEqual(Object.fromEntries(seen), { a: 5, b: 12, c: 0, d: 3 });
+  });
+
+  it('pages one peer on request, and an unknown peer is an empty page', () => {
+    const idx = index([
+      ['a', 5],
+      ['b', 3],
+    ]);
+    assert.deepEqual(
+      snapshotPage(idx, { peerId: 'b' }).peers.map((peer) => peer.peerId),
+      ['b'],
+    );
+    assert.deepEqual(snapshotPage(idx, { peerId: 'zz' }), { peers: [] });
+  });
+});
+
+describe('peers paging', () => {
+  it('lists every peer once by id order, with a cursor that moves forward', () => {
+    const ids = Array.from({ length: 25 }, (_, i) => `peer-${String(i).padStart(2, '0')}`);
+    const idx = index(ids.map((id) => [id, 1]));
+    const listed: string[] = [];
+    let cursor: { peerId: string } | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = peersPage(idx, cursor ? { cursor } : {}, () => 7, 10);
+      assert.ok(page.peers.length <= 10);
+      assert.ok(page.peers.every((peer) => peer.lastSeenAgoMs === 7));
+      listed.push(...page.peers.map((peer) => peer.peerId));
+      if (!page.next) break;
+      cursor = page.next;
+    }
+    assert.deepEqual(listed, ids);
+  });
+});
