@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { HttpUrlSchema, NamespaceSchemaPattern, PeerIdSchema } from '../protocol/index.js';
+import { HttpUrlSchema, NamespaceSchemaPattern, NodeNameSchema } from '../protocol/index.js';
 
 /**
  * One zod schema per service over the raw environment. Every field carries a description that completes
@@ -71,7 +71,7 @@ export const commonShape = {
 };
 
 export const superpeerShape = {
-  SUPERPEER_ID: PeerIdSchema.default(() => defaultSuperpeerId()).describe(
+  SUPERPEER_ID: NodeNameSchema.default(() => defaultSuperpeerId()).describe(
     '1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit',
   ),
   SUPERPEER_PEER_TIMEOUT_MS: durationMs(1).default(6000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
@@ -89,7 +89,7 @@ export const peerShape = {
     .describe('a host name or IP address to listen on'),
   PEER_HTTP_PORT: port().default(0).describe('an integer from 0 (any free port) to 65535'),
   PEER_PUBLIC_URL: HttpUrlSchema.optional().describe('an http:// or https:// URL without credentials'),
-  PEER_ID: PeerIdSchema.optional().describe('1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+  PEER_NAME: NodeNameSchema.optional().describe('1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
   // Must be > 0: the superpeer drops a peer that stops sending heartbeats.
   PEER_HEARTBEAT_INTERVAL_MS: durationMs(1).default(2000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_RESCAN_INTERVAL_MS: durationMs(0)

@@ -10,8 +10,13 @@ export {
   InstanceIdSchema,
   MAX_FILES_PER_MESSAGE,
   MAX_MESSAGE_BYTES,
+  NodeNameSchema,
+  PEER_ID_HASH_BYTES,
   PeerIdSchema,
   PROTOCOL_VERSION,
+  PublicKeySchema,
+  peerIdFromPublicKey,
+  peerIdMatchesKey,
   SeqSchema,
   Sha256Schema,
 } from './common.js';
@@ -74,5 +79,11 @@ export {
   SnapshotReplySchema,
   SnapshotRequestSchema,
 } from './rpc.js';
-export type { BindingSpec, ExchangeSpec, QueueSpec, TopologySpec } from './topology.js';
+export type {
+  BindingSpec,
+  ExchangeSpec,
+  QueueSpec,
+  SharedTopologyOptions,
+  TopologySpec,
+} from './topology.js';
 export { DEAD_LETTER_MAX_MESSAGES, followerQueue, mergeTopology, sharedTopology } from './topology.js';

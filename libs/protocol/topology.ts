@@ -8,12 +8,16 @@ export interface ExchangeSpec {
   name: string;
   type: 'fanout' | 'direct' | 'topic';
   durable: boolean;
+  /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
+  passive?: boolean;
 }
 export interface QueueSpec {
   name: string;
   durable: boolean;
   exclusive: boolean;
   arguments?: Record<string, unknown>;
+  /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
+  passive?: boolean;
 }
 export interface BindingSpec {
   queue: string;
@@ -29,8 +33,27 @@ export interface TopologySpec {
 /** Refused messages kept for inspection; the oldest are dropped past this many. */
 export const DEAD_LETTER_MAX_MESSAGES = 10_000;
 
-/** What every node of a network declares: both fanouts, the dead-letter pair and the shared RPC queue. */
-export function sharedTopology(names: TopologyNames): TopologySpec {
+export interface SharedTopologyOptions {
+  /**
+   * True (the default): declare the shared objects and their binding, as a superpeer or `p2p setup` does.
+   * False: only check that they exist (a missing one fails the setup, which the connection retries), as a
+   * peer or client does; under the least-privilege roles they may not configure shared objects.
+   */
+  declareShared?: boolean;
+}
+
+/** What every node of a network needs: both fanouts, the dead-letter pair and the shared RPC queue. */
+export function sharedTopology(names: TopologyNames, options: SharedTopologyOptions = {}): TopologySpec {
+  const spec = declaredSharedTopology(names);
+  if (options.declareShared ?? true) return spec;
+  return {
+    exchanges: spec.exchanges.map((exchange) => ({ ...exchange, passive: true })),
+    queues: spec.queues.map((queue) => ({ ...queue, passive: true })),
+    bindings: [],
+  };
+}
+
+function declaredSharedTopology(names: TopologyNames): TopologySpec {
   return {
     exchanges: [
       { name: names.eventsExchange, type: 'fanout', durable: true },

@@ -39,6 +39,31 @@ export interface AmqpClientOptions {
   logger: Log;
 }
 
+/**
+ * Declares a network's shared objects (exchanges, the RPC and dead-letter queues, their binding) and
+ * returns: what a superpeer does on every connect, for an operator who runs peers before any superpeer or
+ * wants the topology in place under an account allowed to configure it.
+ */
+export async function setupNetwork(options: {
+  amqpUrl: string;
+  namespace: string;
+  logger: Log;
+}): Promise<void> {
+  const names = topologyNames(options.namespace);
+  const broker = new Broker({
+    url: options.amqpUrl,
+    connectionName: `cli setup ${process.pid}`,
+    logger: options.logger,
+    initialConnectRetries: 0,
+    setup: (session) => session.assertTopology(sharedTopology(names, { declareShared: true })),
+  });
+  try {
+    await broker.start();
+  } finally {
+    await broker.close();
+  }
+}
+
 const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
 
 /** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
@@ -50,7 +75,8 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     logger: options.logger,
     initialConnectRetries: 0,
     setup: async (session) => {
-      await session.assertTopology(sharedTopology(names));
+      // Only checks: the shared objects are declared by superpeers (or `p2p setup`), not by clients.
+      await session.assertTopology(sharedTopology(names, { declareShared: false }));
       await rpc.setup(session);
     },
   });
@@ -112,6 +138,7 @@ const PeerPeersSchema = z.object({
   peers: z.array(
     z.object({
       peerId: z.string(),
+      name: z.string().optional(),
       url: z.string(),
       instanceId: z.string(),
       seq: z.number(),

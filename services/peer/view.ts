@@ -14,6 +14,7 @@ import type {
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
 
 interface Assembly {
+  name: string | undefined;
   instanceId: string;
   seq: number;
   url: string;
@@ -27,6 +28,8 @@ interface Assembly {
  */
 export class NetworkView {
   readonly index = new NetworkIndex();
+  /** Display names of the peers in the index (ids are derived from keys and checked by the schemas). */
+  private readonly names = new Map<string, string>();
   private readonly assemblies = new Map<string, Assembly>();
   /** When the view was last known complete (a full snapshot, then only in-order changes). */
   private syncedAtMs: number | undefined;
@@ -46,10 +49,40 @@ export class NetworkView {
     this.syncedAtMs = undefined;
   }
 
+  /** The peers in the view, with their display names. */
+  peers(): Array<ReturnType<NetworkIndex['peers']>[number] & { name?: string }> {
+    return this.index.peers().map((peer) => {
+      const name = this.names.get(peer.peerId);
+      return name === undefined ? peer : { ...peer, name };
+    });
+  }
+
+  /** The display name a peer announced, if any. */
+  nameOf(peerId: string): string | undefined {
+    return this.names.get(peerId);
+  }
+
+  private setName(peerId: string, name: string | undefined): void {
+    if (name === undefined) this.names.delete(peerId);
+    else this.names.set(peerId, name);
+  }
+
+  private removePeer(peerId: string, instanceId?: string): void {
+    this.index.removePeer(peerId, instanceId);
+    if (!this.index.hasPeer(peerId)) this.names.delete(peerId);
+  }
+
   applyState(message: NetworkPeerState): void {
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
-      assembly = { instanceId: message.instanceId, seq: message.seq, url: message.url, files: [], next: 0 };
+      assembly = {
+        name: message.name,
+        instanceId: message.instanceId,
+        seq: message.seq,
+        url: message.url,
+        files: [],
+        next: 0,
+      };
       this.assemblies.set(message.peerId, assembly);
     }
     if (
@@ -64,13 +97,14 @@ export class NetworkView {
     assembly.next++;
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
-    this.index.applyFull({
+    const result = this.index.applyFull({
       peerId: message.peerId,
       instanceId: assembly.instanceId,
       url: assembly.url,
       seq: assembly.seq,
       files: assembly.files,
     });
+    if (result !== 'stale') this.setName(message.peerId, assembly.name);
   }
 
   applyDelta(message: NetworkPeerDelta): void {
@@ -83,7 +117,7 @@ export class NetworkView {
 
   applyLeft(message: NetworkPeerLeft): void {
     this.assemblies.delete(message.peerId);
-    this.index.removePeer(message.peerId, message.instanceId);
+    this.removePeer(message.peerId, message.instanceId);
   }
 
   /**
@@ -114,7 +148,14 @@ export class NetworkView {
       for (const page of reply.peers) {
         let assembly = received.get(page.peerId);
         if (page.fileOffset === 0 || !assembly) {
-          assembly = { instanceId: page.instanceId, seq: page.seq, url: page.url, files: [], next: 0 };
+          assembly = {
+            name: page.name,
+            instanceId: page.instanceId,
+            seq: page.seq,
+            url: page.url,
+            files: [],
+            next: 0,
+          };
           received.set(page.peerId, assembly);
         }
         assembly.files.push(...page.files);
@@ -125,22 +166,23 @@ export class NetworkView {
 
     for (const id of complete) {
       const assembly = received.get(id)!;
-      this.index.applyFull({
+      const result = this.index.applyFull({
         peerId: id,
         instanceId: assembly.instanceId,
         url: assembly.url,
         seq: assembly.seq,
         files: assembly.files,
       });
+      if (result !== 'stale') this.setName(id, assembly.name);
     }
     if (peerId === undefined) {
       for (const known of this.index.peers()) {
-        if (!received.has(known.peerId)) this.index.removePeer(known.peerId);
+        if (!received.has(known.peerId)) this.removePeer(known.peerId);
       }
       this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
     } else if (!received.has(peerId)) {
-      this.index.removePeer(peerId);
+      this.removePeer(peerId);
     }
   }
 

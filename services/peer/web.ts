@@ -37,7 +37,7 @@ const PAGE_HTML = `<!doctype html>
 </head>
 <body>
 <header>
-  <h1>p2p peer <span id="peer-id" class="mono">…</span></h1>
+  <h1>p2p peer <span id="peer-name">…</span> <span id="peer-id" class="mono">…</span></h1>
   <span id="broker-badge" class="badge badge-unknown">loading</span>
 </header>
 <main>
@@ -185,9 +185,12 @@ const APP_JS = `'use strict';
     return a;
   }
 
-  function peerCell(peerId) {
+  // The name is the peer's own choice (not unique); the id, derived from its key, is what tells peers apart.
+  function peerCell(peerId, name) {
     const td = el('td', undefined, 'mono');
-    td.append(el('span', peerId));
+    const label = el('span', name ? String(name) : String(peerId).slice(0, 12));
+    label.title = String(peerId);
+    td.append(label, el('span', ' ' + String(peerId).slice(0, 8), 'self'));
     if (peerId === ownPeerId) td.append(el('span', '(this peer)', 'self'));
     return td;
   }
@@ -210,7 +213,8 @@ const APP_JS = `'use strict';
   function renderStatus(status) {
     ownPeerId = String(status.peerId);
     byId('peer-id').textContent = ownPeerId;
-    document.title = 'p2p peer ' + ownPeerId;
+    byId('peer-name').textContent = String(status.name);
+    document.title = 'p2p peer ' + String(status.name);
     byId('status-url').replaceChildren(link(status.url, String(status.url)));
     const connected = status.brokerConnected === true;
     const badge = byId('broker-badge');
@@ -230,7 +234,7 @@ const APP_JS = `'use strict';
       url.append(link(peer.url, String(peer.url)));
       const size = el('td', humanSize(peer.totalBytes), 'num');
       size.title = peer.totalBytes + ' bytes';
-      tr.append(peerCell(peer.peerId), url, el('td', peer.fileCount, 'num'), size);
+      tr.append(peerCell(peer.peerId, peer.name), url, el('td', peer.fileCount, 'num'), size);
       return tr;
     });
     byId('peers').tBodies[0].replaceChildren(...rows);
@@ -268,7 +272,7 @@ const APP_JS = `'use strict';
       sha.title = String(result.sha256);
       const download = el('td');
       download.append(link(result.url, 'download'));
-      tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId), sha, download);
+      tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId, result.peerName), sha, download);
       return tr;
     });
     const table = byId('results');

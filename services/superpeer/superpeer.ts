@@ -20,9 +20,11 @@ import {
   type PeerHeartbeat,
   type PeerLeave,
   type PeersReply,
+  peerIdMatchesKey,
   type RpcRequest,
   RpcRequestSchema,
   type SearchReply,
+  type SearchResult,
   type SnapshotPeer,
   type SnapshotReply,
   type SnapshotRequest,
@@ -56,12 +58,14 @@ interface PendingAnnounce {
   seq: number;
   url: string;
   publicKey: string;
+  name: string | undefined;
   chunks: FileEntry[][];
   received: number;
 }
 
 interface PeerBinding {
   publicKey: string;
+  name: string | undefined;
   instanceId: string;
   lastSeenMs: number;
 }
@@ -237,27 +241,22 @@ export class Superpeer {
   }
 
   /**
-   * A peer's events are signed with the key its announce carries. The first announce binds the peer id to
-   * that key for as long as the peer stays registered; a message for that id signed by another key is
-   * refused (thrown, hence dead-lettered) and changes nothing.
+   * A peer id is derived from the peer's public key, and every event is signed by that key: an announce
+   * carries the key (the id must be derived from it, the signature must verify with it); later events are
+   * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
+   * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
+   * dead-lettered with the reason) and changes nothing.
    */
   private authenticate(event: PeerEvent, message: ConsumeMessage): void {
     const signature = message.properties.headers?.[HEADERS.signature];
     if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
-    const bound = this.bindings.get(event.peerId);
-    if (event.type === 'peer.announce') {
-      if (!verifyBody(event.publicKey, message.content, signature)) {
-        throw new P2PError('MESSAGE_INVALID', 'bad signature');
-      }
-      if (bound && bound.publicKey !== event.publicKey) {
-        throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is registered with another key`);
-      }
-      return;
+    const key = event.type === 'peer.announce' ? event.publicKey : this.bindings.get(event.peerId)?.publicKey;
+    if (key === undefined) return; // not registered: handlers ignore it and ask for a full state
+    // The announce schema checks this too; kept here so this function alone states the rule.
+    if (!peerIdMatchesKey(event.peerId, key)) {
+      throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
     }
-    if (!bound) return; // not registered: handlers ignore it and ask for a full state
-    if (!verifyBody(bound.publicKey, message.content, signature)) {
-      throw new P2PError('MESSAGE_INVALID', 'bad signature');
-    }
+    if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 
   private async onAnnounce(event: PeerAnnounce): Promise<void> {
@@ -277,6 +276,7 @@ export class Superpeer {
         seq: event.seq,
         url: event.url,
         publicKey: event.publicKey,
+        name: event.name,
         chunks: [],
         received: 0,
       };
@@ -303,12 +303,14 @@ export class Superpeer {
     if (result === 'stale') return;
     this.bindings.set(event.peerId, {
       publicKey: pending.publicKey,
+      name: pending.name,
       instanceId: pending.instanceId,
       lastSeenMs: Date.now(),
     });
     if (isNew || existing?.instanceId !== pending.instanceId) {
       this.options.logger.info('peer joined', {
         peerId: event.peerId,
+        name: pending.name,
         url: pending.url,
         files: this.index.getPeer(event.peerId)?.fileCount,
       });
@@ -419,7 +421,8 @@ export class Superpeer {
 
   private async broadcastPeerState(peerId: string): Promise<void> {
     const peer = this.index.getPeer(peerId);
-    if (!peer) return;
+    const binding = this.bindings.get(peerId);
+    if (!peer || !binding) return;
     const pieces = chunk(this.index.peerFiles(peerId));
     for (const [chunkIndex, files] of pieces.entries()) {
       await this.publishNetwork({
@@ -427,6 +430,8 @@ export class Superpeer {
         type: 'network.peer-state',
         superpeerId: this.options.superpeerId,
         peerId,
+        publicKey: binding.publicKey,
+        ...(binding.name !== undefined ? { name: binding.name } : {}),
         instanceId: peer.instanceId,
         url: peer.url,
         seq: peer.seq,
@@ -475,7 +480,7 @@ export class Superpeer {
             ok: true,
             type: 'rpc.search',
             superpeerId: this.options.superpeerId,
-            results,
+            results: results.map((result) => this.withPeerName(result)),
             truncated,
             indexedFiles: this.index.fileCount,
             indexedPeers: this.index.peerCount,
@@ -490,6 +495,7 @@ export class Superpeer {
             superpeerId: this.options.superpeerId,
             peers: this.index.peers().map((peer) => ({
               ...peer,
+              ...this.nameOf(peer.peerId),
               lastSeenAgoMs: Math.max(0, now - (this.bindings.get(peer.peerId)?.lastSeenMs ?? now)),
             })),
           };
@@ -503,6 +509,17 @@ export class Superpeer {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.options.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
     }
+  }
+
+  private withPeerName(result: SearchResult): SearchResult {
+    const name = this.bindings.get(result.peerId)?.name;
+    return name === undefined ? result : { ...result, peerName: name };
+  }
+
+  /** `{ name }` when the peer announced a name, else nothing (the field is optional). */
+  private nameOf(peerId: string): { name?: string } {
+    const name = this.bindings.get(peerId)?.name;
+    return name === undefined ? {} : { name };
   }
 
   private snapshotPage(request: SnapshotRequest): SnapshotReply {
@@ -523,9 +540,13 @@ export class Superpeer {
     for (let i = start; i < all.length; i++) {
       const peer = all[i]!;
       const offset = i === start ? fileOffset : 0;
+      const binding = this.bindings.get(peer.peerId);
+      if (!binding) continue; // registered together with its index entry; never apart
       const files = this.index.peerFiles(peer.peerId, offset, budget);
       peers.push({
         peerId: peer.peerId,
+        publicKey: binding.publicKey,
+        ...this.nameOf(peer.peerId),
         instanceId: peer.instanceId,
         url: peer.url,
         seq: peer.seq,

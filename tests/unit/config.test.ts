@@ -57,7 +57,7 @@ describe('defaults', () => {
       httpHost: '0.0.0.0',
       httpPort: 0,
       publicUrl: undefined,
-      peerId: undefined,
+      name: undefined,
       heartbeatIntervalMs: 2000,
       rescanIntervalMs: 10_000,
       maxTransfers: 8,
@@ -80,9 +80,14 @@ describe('defaults', () => {
   });
 
   test('an empty or blank value counts as unset', () => {
-    const config = loadPeerConfig({ PEER_HTTP_PORT: '', PEER_ID: '  ', LOG_LEVEL: '', PEER_PUBLIC_URL: '' });
+    const config = loadPeerConfig({
+      PEER_HTTP_PORT: '',
+      PEER_NAME: '  ',
+      LOG_LEVEL: '',
+      PEER_PUBLIC_URL: '',
+    });
     assert.equal(config.httpPort, 0);
-    assert.equal(config.peerId, undefined);
+    assert.equal(config.name, undefined);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.publicUrl, undefined);
   });
@@ -127,7 +132,7 @@ describe('values are coerced from strings', () => {
       PEER_HTTP_HOST: '::',
       PEER_HTTP_PORT: '65535',
       PEER_PUBLIC_URL: 'https://peer.example:8443',
-      PEER_ID: 'peer-A.1_x',
+      PEER_NAME: 'peer-A.1_x',
       PEER_HEARTBEAT_INTERVAL_MS: '1',
       PEER_RESCAN_INTERVAL_MS: '0',
       PEER_MAX_TRANSFERS: '1',
@@ -139,7 +144,7 @@ describe('values are coerced from strings', () => {
     assert.equal(config.httpHost, '::');
     assert.equal(config.httpPort, 65535);
     assert.equal(config.publicUrl, 'https://peer.example:8443');
-    assert.equal(config.peerId, 'peer-A.1_x');
+    assert.equal(config.name, 'peer-A.1_x');
     assert.equal(config.heartbeatIntervalMs, 1);
     assert.equal(config.rescanIntervalMs, 0);
     assert.equal(config.maxTransfers, 1);
@@ -204,7 +209,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
       load: loadPeerConfig,
       values: ['ftp://peer:21', 'peer:8080', 'http://user:pw@peer:8080', 'amqp://peer'],
     },
-    PEER_ID: { load: loadPeerConfig, values: ['.hidden', 'a b', 'a'.repeat(65), 'ä'] },
+    PEER_NAME: { load: loadPeerConfig, values: ['.hidden', 'a b', 'a'.repeat(65), 'ä'] },
     PEER_HEARTBEAT_INTERVAL_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_RESCAN_INTERVAL_MS: { load: loadPeerConfig, values: integers(0, 2_147_483_647) },
     PEER_MAX_TRANSFERS: { load: loadPeerConfig, values: integers(1, 1000) },
@@ -437,7 +442,7 @@ describe('env files', () => {
     assert.equal(config.demoFiles, true);
     // Replicas share this file; a pinned URL would make them all advertise one address.
     assert.equal(config.publicUrl, undefined);
-    assert.equal(config.peerId, undefined);
+    assert.equal(config.name, undefined);
     assert.deepEqual(config.warnings, []);
   });
 
