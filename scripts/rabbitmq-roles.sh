@@ -12,7 +12,7 @@
 #   NAMESPACE-client     publishes requests to the default exchange only (replies come by direct reply-to,
 #                        which needs no permission); configures and reads nothing
 #   NAMESPACE-operator   everything on NAMESPACE's objects, and the management UI (tag "management")
-# Passwords come from P2P_SUPERPEER_PASSWORD, P2P_PEER_PASSWORD, P2P_CLIENT_PASSWORD, P2P_OPERATOR_PASSWORD;
+# Passwords come from RABBITMQ_SUPERPEER_PASSWORD, RABBITMQ_PEER_PASSWORD, RABBITMQ_CLIENT_PASSWORD, RABBITMQ_OPERATOR_PASSWORD;
 # unset, they are change-me-<role> (as in deploy/rabbitmq/definitions.json): change them.
 #
 # --remove deletes the four users (objects in the namespace stay). --print only prints
@@ -62,10 +62,10 @@ ctl() {
 
 password_for() {
   case "$1" in
-    superpeer) echo "${P2P_SUPERPEER_PASSWORD:-change-me-superpeer}" ;;
-    peer) echo "${P2P_PEER_PASSWORD:-change-me-peer}" ;;
-    client) echo "${P2P_CLIENT_PASSWORD:-change-me-client}" ;;
-    operator) echo "${P2P_OPERATOR_PASSWORD:-change-me-operator}" ;;
+    superpeer) echo "${RABBITMQ_SUPERPEER_PASSWORD:-change-me-superpeer}" ;;
+    peer) echo "${RABBITMQ_PEER_PASSWORD:-change-me-peer}" ;;
+    client) echo "${RABBITMQ_CLIENT_PASSWORD:-change-me-client}" ;;
+    operator) echo "${RABBITMQ_OPERATOR_PASSWORD:-change-me-operator}" ;;
   esac
 }
 

@@ -68,10 +68,10 @@ describe('least-privilege roles: superpeer, peer, client (scripts/rabbitmq-roles
   const urlOf = (role: keyof typeof passwords) =>
     `amqp://${namespace}-${role}:${passwords[role]}@${BROKER}/${encodeURIComponent(vhost)}`;
   const rolesEnv = {
-    P2P_SUPERPEER_PASSWORD: passwords.superpeer,
-    P2P_PEER_PASSWORD: passwords.peer,
-    P2P_CLIENT_PASSWORD: passwords.client,
-    P2P_OPERATOR_PASSWORD: passwords.operator,
+    RABBITMQ_SUPERPEER_PASSWORD: passwords.superpeer,
+    RABBITMQ_PEER_PASSWORD: passwords.peer,
+    RABBITMQ_CLIENT_PASSWORD: passwords.client,
+    RABBITMQ_OPERATOR_PASSWORD: passwords.operator,
   };
   const guide = 'the same guide on every peer\n';
   let net: TestNetwork;
