@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, RpcClient } from '../../libs/messaging/index.js';
+import { Broker, type BrokerSession, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   type PeerSummary,
@@ -74,11 +74,9 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     connectionName: `cli ${process.pid}`,
     logger: options.logger,
     initialConnectRetries: 0,
-    setup: async (session) => {
-      // Only checks: the shared objects are declared by superpeers (or `p2p setup`), not by clients.
-      await session.assertTopology(sharedTopology(names, { declareShared: false }));
-      await rpc.setup(session);
-    },
+    // A client declares nothing (under the roles it may not): requests go through the default exchange to
+    // N.rpc, and where no superpeer ever set the network up they go unanswered ("superpeer unavailable").
+    setup: (session: BrokerSession): Promise<void> => rpc.setup(session),
   });
   const rpc = new RpcClient(broker, names.rpcQueue);
   await broker.start();
