@@ -126,6 +126,18 @@ describe('values are coerced from strings', () => {
     assert.equal(config.metricsPort, 0);
   });
 
+  test('PEER_ID, from before ids were derived from keys, is read as the display name, with a warning', () => {
+    const legacy = loadPeerConfig({ PEER_ID: 'peer1' });
+    assert.equal(legacy.name, 'peer1');
+    assert.ok(legacy.warnings.some((w) => /PEER_ID is read as PEER_NAME/.test(w)));
+    assert.ok(!legacy.warnings.some((w) => /unknown setting PEER_ID/.test(w)));
+    assert.equal(loadPeerConfig({ PEER_ID: 'old', PEER_NAME: 'new' }).name, 'new');
+    assert.throws(
+      () => loadPeerConfig({ PEER_ID: '../x' }),
+      (err) => isP2PError(err, 'CONFIG_INVALID'),
+    );
+  });
+
   test('peer', () => {
     const config = loadPeerConfig({
       PEER_SHARE_DIR: '/data/share',
