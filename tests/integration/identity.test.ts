@@ -69,6 +69,7 @@ describe('no peer id can be taken over, even while the superpeer restarts', () =
 
   after(async () => {
     await client?.close();
+    attackerServer?.closeAllConnections();
     await new Promise((resolve) => attackerServer?.close(resolve));
     await net?.stop();
   });
@@ -123,7 +124,13 @@ describe('no peer id can be taken over, even while the superpeer restarts', () =
           });
         }
       }
-      await channel.waitForConfirms();
+      // Bounded: a broker that stops confirming must fail the test, not hang it.
+      await Promise.race([
+        channel.waitForConfirms(),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('no publisher confirms within 10 s')), 10_000).unref(),
+        ),
+      ]);
     };
 
     // Whatever a client asks during the attack: never the attacker's URL, under any id.
@@ -143,6 +150,7 @@ describe('no peer id can be taken over, even while the superpeer restarts', () =
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
+    stormer.catch(() => undefined); // awaited below; a failure there fails the test
 
     let restarted: ServiceProcess | undefined;
     try {
