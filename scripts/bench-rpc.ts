@@ -107,7 +107,7 @@ for (let p = 0; p < peers; p++) {
     });
   }
   superpeer.index.applyFull({
-    peerId: `peer-${p}`,
+    peerId: p.toString(16).padStart(40, '0'),
     instanceId: `instance-${p}`,
     url: `http://127.0.0.1:${9000 + p}`,
     seq: 1,

@@ -14,10 +14,16 @@ import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
-import { chunk, encode, type FileEntry, HEADERS, topologyNames } from '../libs/protocol/index.js';
+import {
+  chunk,
+  encode,
+  type FileEntry,
+  HEADERS,
+  peerIdFromPublicKey,
+  topologyNames,
+} from '../libs/protocol/index.js';
 import { signBody } from '../libs/share/index.js';
 import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from '../tests/helpers/network.js';
-import { swarmPeerId } from './swarm-peer-id.js';
 
 const { values } = parseArgs({
   options: {
@@ -176,6 +182,7 @@ async function announce(peer: SimPeer): Promise<void> {
         url: peer.url,
         seq: peer.seq, // a resync answer keeps the seq: the state did not change
         publicKey: peer.publicKeyDer,
+        name: `sim-${String(peer.index).padStart(6, '0')}`,
         chunkIndex,
         chunkCount: pieces.length,
         files,
@@ -194,7 +201,7 @@ for (let index = 0; index < peerCount; index++) {
   const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   const peer: SimPeer = {
     index,
-    peerId: swarmPeerId(publicKeyDer, index),
+    peerId: peerIdFromPublicKey(publicKeyDer) ?? fail(`no peer id for key ${publicKeyDer}`),
     instanceId: uuidv4(),
     publicKeyDer,
     privateKey,
@@ -441,3 +448,7 @@ await connection.close();
 superpeer.kill('SIGTERM');
 await new Promise((resolve) => superpeer.once('exit', resolve));
 await cleanupNamespace(namespace).catch(() => undefined);
+
+function fail(message: string): never {
+  throw new Error(message);
+}

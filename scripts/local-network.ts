@@ -85,6 +85,7 @@ for (let i = 1; i <= peerCount; i++) {
   fs.mkdirSync(shareDir, { recursive: true });
   start(`peer${i}`, ['peer'], {
     PEER_SHARE_DIR: shareDir,
+    PEER_NAME: `peer${i}`,
     PEER_HTTP_HOST: '127.0.0.1',
     PEER_HTTP_PORT: '0',
     PEER_DEMO_FILES: 'true',

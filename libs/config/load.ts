@@ -44,10 +44,11 @@ export interface PeerConfig extends CommonConfig {
   publicUrl: string | undefined;
   /** PEER_ADVERTISE_HOST, default unset: this machine's host name (the container's, in compose). */
   advertiseHost: string | undefined;
-  /** PEER_NAME, default unset: shown in logs and the management UI. */
+  /**
+   * PEER_NAME (formerly PEER_ID, still read with a warning), default unset: the display name, kept in the
+   * share. The peer id itself is derived from the peer's key.
+   */
   name: string | undefined;
-  /** PEER_ID, default unset: generated once and kept in the share. */
-  peerId: string | undefined;
   /** PEER_HEARTBEAT_INTERVAL_MS, default 2000. */
   heartbeatIntervalMs: number;
   /** PEER_RESCAN_INTERVAL_MS, default 10000; 0 disables periodic rescans. */
@@ -155,7 +156,14 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
   }
 
   for (const key of Object.keys(env)) {
-    if (key.startsWith('PEER_') && !keys.includes(key)) warnings.push(`unknown setting ${key} is ignored`);
+    if (key.startsWith('PEER_') && !keys.includes(key) && key !== 'PEER_ID')
+      warnings.push(`unknown setting ${key} is ignored`);
+  }
+  const legacyId = env.PEER_ID?.trim();
+  if (legacyId) {
+    // Ids are derived from keys now: what PEER_ID used to set is the display name.
+    if (input.PEER_NAME === undefined) input.PEER_NAME = legacyId;
+    warnings.push('PEER_ID is read as PEER_NAME (a display name): the peer id is derived from its key');
   }
 
   const parsed = parseEnv(PeerEnvSchema, input);
@@ -167,7 +175,6 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     publicUrl: parsed.PEER_PUBLIC_URL,
     advertiseHost: parsed.PEER_ADVERTISE_HOST,
     name: parsed.PEER_NAME,
-    peerId: parsed.PEER_ID,
     heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
     rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,
     maxTransfers: parsed.PEER_MAX_TRANSFERS,

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { HttpUrlSchema, NamespaceSchemaPattern, PeerIdSchema } from '../protocol/index.js';
+import { HttpUrlSchema, NamespaceSchemaPattern, NodeNameSchema } from '../protocol/index.js';
 
 /**
  * One zod schema per service over the raw environment. Every field carries a description that completes
@@ -77,7 +77,7 @@ export const commonShape = {
 };
 
 export const superpeerShape = {
-  SUPERPEER_ID: PeerIdSchema.default(() => defaultSuperpeerId()).describe(
+  SUPERPEER_ID: NodeNameSchema.default(() => defaultSuperpeerId()).describe(
     '1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit',
   ),
   SUPERPEER_PEER_TIMEOUT_MS: durationMs(1).default(6000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
@@ -103,12 +103,7 @@ export const peerShape = {
     .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:.]+\]$/)
     .optional()
     .describe('a host name, IPv4 address or [IPv6] address'),
-  PEER_NAME: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$/)
-    .optional()
-    .describe('1-64 of A-Z a-z 0-9 . _ - and space, starting with a letter or digit'),
-  PEER_ID: PeerIdSchema.optional().describe('1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
+  PEER_NAME: NodeNameSchema.optional().describe('1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
   // Must be > 0: the superpeer drops a peer that stops sending heartbeats.
   PEER_HEARTBEAT_INTERVAL_MS: durationMs(1).default(2000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_RESCAN_INTERVAL_MS: durationMs(0)

@@ -280,11 +280,18 @@ export class BrokerSession {
 
   async assertTopology(spec: TopologySpec): Promise<void> {
     const channel = await this.model.createChannel();
+    // A missing object (404) or a refused permission (403) closes this channel: the rejected call carries it.
+    channel.on('error', () => undefined);
     try {
       for (const exchange of spec.exchanges) {
-        await channel.assertExchange(exchange.name, exchange.type, { durable: exchange.durable });
+        if (exchange.passive) await channel.checkExchange(exchange.name);
+        else await channel.assertExchange(exchange.name, exchange.type, { durable: exchange.durable });
       }
       for (const queue of spec.queues) {
+        if (queue.passive) {
+          await channel.checkQueue(queue.name);
+          continue;
+        }
         await channel.assertQueue(queue.name, {
           durable: queue.durable,
           exclusive: queue.exclusive,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /** Version of the wire protocol; carried in every message body as `v`. */
@@ -9,12 +10,71 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** File lists longer than this are split into several messages (chunks or consecutive deltas). */
 export const MAX_FILES_PER_MESSAGE = 2000;
 
-export const PeerIdSchema = z
+/**
+ * A node's chosen name: a superpeer's id (`SUPERPEER_ID`) and a peer's display name (`PEER_NAME`). Names
+ * are not unique and prove nothing; they are for people (tables, the web page, the management UI).
+ */
+export const NodeNameSchema = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
-    'peer id: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit',
+    'name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit',
   );
+
+/** Bytes of SHA-256 kept in a peer id (160 bits: a second key with the same id costs 2^160 tries). */
+export const PEER_ID_HASH_BYTES = 20;
+
+/**
+ * A peer id is self-certifying: the lowercase hex of the first 20 bytes of SHA-256 over the peer's Ed25519
+ * public key in DER (SPKI) form, the 44 bytes whose base64 the announce carries as `publicKey`. Only the
+ * holder of the matching private key can sign events for it, on any superpeer, at any time.
+ */
+export const PeerIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{40}$/, 'peer id: 40 lowercase hex digits (SHA-256 of the public key, first 20 bytes)');
+
+/** DER (SPKI) prefix of every Ed25519 public key: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (32 bytes) }. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const ED25519_SPKI_BYTES = ED25519_SPKI_PREFIX.length + 32;
+
+/** An Ed25519 public key as the protocol carries it: canonical base64 of its 44-byte DER (SPKI) form. */
+export const PublicKeySchema = z
+  .string()
+  .length(60)
+  .refine((value) => publicKeyBytes(value) !== undefined, 'publicKey: base64 of an Ed25519 DER (SPKI) key');
+
+/** The DER bytes of a canonical base64 Ed25519 SPKI key, or undefined when it is anything else. */
+function publicKeyBytes(publicKeyB64: string): Buffer | undefined {
+  if (typeof publicKeyB64 !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(publicKeyB64)) return undefined;
+  const der = Buffer.from(publicKeyB64, 'base64');
+  // Buffer.from skips what it cannot decode: insist on the canonical form, so one key has one spelling.
+  if (der.length !== ED25519_SPKI_BYTES || der.toString('base64') !== publicKeyB64) return undefined;
+  if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  return der;
+}
+
+/** The peer id that belongs to a public key (base64 DER SPKI), or undefined when the key is malformed. */
+export function peerIdFromPublicKey(publicKeyB64: string): string | undefined {
+  const der = publicKeyBytes(publicKeyB64);
+  if (!der) return undefined;
+  return createHash('sha256').update(der).digest().subarray(0, PEER_ID_HASH_BYTES).toString('hex');
+}
+
+/** True when `peerId` is the id derived from `publicKeyB64`. */
+export function peerIdMatchesKey(peerId: string, publicKeyB64: string): boolean {
+  return peerIdFromPublicKey(publicKeyB64) === peerId;
+}
+
+/** Zod refinement for a message carrying both `peerId` and `publicKey`. */
+export function refinePeerKey(value: { peerId: string; publicKey: string }, ctx: z.RefinementCtx): void {
+  if (!peerIdMatchesKey(value.peerId, value.publicKey)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['peerId'],
+      message: 'peer id: not derived from publicKey (hex of SHA-256 of the DER key, first 20 bytes)',
+    });
+  }
+}
 
 /** Random id of one run of a process; a new one means the sender restarted and its sequence began again. */
 export const InstanceIdSchema = z

@@ -4,14 +4,18 @@ import {
   FileNameSchema,
   HttpUrlSchema,
   InstanceIdSchema,
+  NodeNameSchema,
   PeerIdSchema,
+  PublicKeySchema,
+  refinePeerKey,
   SeqSchema,
 } from './common.js';
 
 /*
  * Peer → superpeers, published to the events exchange (fanout). Every body is JSON with `v` and `type`.
  * Every event is signed: header x-p2p-signature holds an Ed25519 signature of the body bytes, made with the
- * key whose public half the peer's announce carries (see docs/protocol.md, "Identity").
+ * key whose public half the peer's announce carries; the peer id is derived from that key (see
+ * docs/protocol.md, "Identity").
  */
 
 const base = {
@@ -21,20 +25,24 @@ const base = {
 };
 
 /** Full state of a peer: sent on join, on every (re)connect and when a superpeer asks (resync). */
-export const PeerAnnounceSchema = z.object({
-  ...base,
-  type: z.literal('peer.announce'),
-  /** The peer's HTTP base URL, as other peers reach it. */
-  url: HttpUrlSchema,
-  /** Sequence number of this state; deltas that follow carry seq+1, seq+2… */
-  seq: SeqSchema,
-  /** Ed25519 public key, DER (SPKI) in base64. Binds the peer id for as long as the peer stays registered. */
-  publicKey: z.string().min(40).max(200),
-  /** The file list may span several messages: index from 0, count >= 1, all with the same seq. */
-  chunkIndex: z.number().int().min(0),
-  chunkCount: z.number().int().min(1).max(100_000),
-  files: z.array(FileEntrySchema).max(2000),
-});
+export const PeerAnnounceSchema = z
+  .object({
+    ...base,
+    type: z.literal('peer.announce'),
+    /** Display name chosen by the peer's owner (`PEER_NAME`); not unique, proves nothing. */
+    name: NodeNameSchema.optional(),
+    /** The peer's HTTP base URL, as other peers reach it. */
+    url: HttpUrlSchema,
+    /** Sequence number of this state; deltas that follow carry seq+1, seq+2… */
+    seq: SeqSchema,
+    /** Ed25519 public key, DER (SPKI) in base64; `peerId` must be derived from it. */
+    publicKey: PublicKeySchema,
+    /** The file list may span several messages: index from 0, count >= 1, all with the same seq. */
+    chunkIndex: z.number().int().min(0),
+    chunkCount: z.number().int().min(1).max(100_000),
+    files: z.array(FileEntrySchema).max(2000),
+  })
+  .superRefine(refinePeerKey);
 export type PeerAnnounce = z.infer<typeof PeerAnnounceSchema>;
 export const PEER_ANNOUNCE = 'peer.announce';
 

@@ -12,8 +12,13 @@ export {
   InstanceIdSchema,
   MAX_FILES_PER_MESSAGE,
   MAX_MESSAGE_BYTES,
+  NodeNameSchema,
+  PEER_ID_HASH_BYTES,
   PeerIdSchema,
   PROTOCOL_VERSION,
+  PublicKeySchema,
+  peerIdFromPublicKey,
+  peerIdMatchesKey,
   SeqSchema,
   Sha256Schema,
 } from './common.js';
@@ -76,7 +81,14 @@ export {
   SnapshotReplySchema,
   SnapshotRequestSchema,
 } from './rpc.js';
-export type { BindingSpec, ExchangeSpec, QueueSpec, SharedQueueType, TopologySpec } from './topology.js';
+export type {
+  BindingSpec,
+  ExchangeSpec,
+  QueueSpec,
+  SharedQueueType,
+  SharedTopologyOptions,
+  TopologySpec,
+} from './topology.js';
 export { DEAD_LETTER_MAX_MESSAGES, followerQueue, mergeTopology, sharedTopology } from './topology.js';
 export type {
   WatchAccepted,

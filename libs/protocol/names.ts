@@ -19,8 +19,12 @@ export interface TopologyNames {
   watchersExchange: string;
   /** exclusive: one superpeer's copy of the events stream. */
   superpeerQueue(superpeerId: string, instanceId: string): string;
-  /** exclusive: one peer's copy of the network stream. */
-  peerQueue(peerId: string, instanceId: string): string;
+  /**
+   * exclusive: one peer's copy of the network stream. `secret` is random and told to nobody: whoever may
+   * publish to the default exchange (every role sending RPC requests) can deliver to any queue it can name,
+   * so a peer's queue must not be nameable by others.
+   */
+  peerQueue(peerId: string, secret: string): string;
 }
 
 export const NamespaceSchemaPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -36,7 +40,7 @@ export function topologyNames(namespace: string): TopologyNames {
     watchersExchange: `${namespace}.watchers`,
     superpeerQueue: (superpeerId, instanceId) =>
       `${namespace}.superpeer.${superpeerId}.${instanceId.slice(0, 8)}`,
-    peerQueue: (peerId, instanceId) => `${namespace}.peer.${peerId}.${instanceId.slice(0, 8)}`,
+    peerQueue: (peerId, secret) => `${namespace}.peer.${peerId}.${secret}`,
   };
 }
 

@@ -4,7 +4,10 @@ import {
   FileNameSchema,
   HttpUrlSchema,
   InstanceIdSchema,
+  NodeNameSchema,
   PeerIdSchema,
+  PublicKeySchema,
+  refinePeerKey,
   SeqSchema,
 } from './common.js';
 
@@ -16,21 +19,28 @@ import {
 const base = {
   v: z.literal(1),
   /** The superpeer that published this. */
-  superpeerId: PeerIdSchema,
+  superpeerId: NodeNameSchema,
 };
 
-/** A peer's whole state, as the superpeer accepted it (after a join or a resync). May span several chunks. */
-export const NetworkPeerStateSchema = z.object({
-  ...base,
-  type: z.literal('network.peer-state'),
-  peerId: PeerIdSchema,
-  instanceId: InstanceIdSchema,
-  url: HttpUrlSchema,
-  seq: SeqSchema,
-  chunkIndex: z.number().int().min(0),
-  chunkCount: z.number().int().min(1).max(100_000),
-  files: z.array(FileEntrySchema).max(2000),
-});
+/**
+ * A peer's whole state, as the superpeer accepted it (after a join or a resync). May span several chunks.
+ * Carries the peer's public key, so every receiver checks that the id is derived from it.
+ */
+export const NetworkPeerStateSchema = z
+  .object({
+    ...base,
+    type: z.literal('network.peer-state'),
+    peerId: PeerIdSchema,
+    publicKey: PublicKeySchema,
+    name: NodeNameSchema.optional(),
+    instanceId: InstanceIdSchema,
+    url: HttpUrlSchema,
+    seq: SeqSchema,
+    chunkIndex: z.number().int().min(0),
+    chunkCount: z.number().int().min(1).max(100_000),
+    files: z.array(FileEntrySchema).max(2000),
+  })
+  .superRefine(refinePeerKey);
 export type NetworkPeerState = z.infer<typeof NetworkPeerStateSchema>;
 
 /** A peer's change, as the superpeer accepted it. */

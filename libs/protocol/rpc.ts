@@ -4,7 +4,10 @@ import {
   FileNameSchema,
   HttpUrlSchema,
   InstanceIdSchema,
+  NodeNameSchema,
   PeerIdSchema,
+  PublicKeySchema,
+  refinePeerKey,
   SeqSchema,
   Sha256Schema,
 } from './common.js';
@@ -63,6 +66,8 @@ export const SearchResultSchema = z.object({
   size: z.number().int().min(0),
   sha256: Sha256Schema,
   peerId: PeerIdSchema,
+  /** The holder's display name, when it announced one. */
+  peerName: NodeNameSchema.optional(),
   /** Direct download URL (HTTP GET, Range supported). */
   url: HttpUrlSchema,
 });
@@ -70,6 +75,7 @@ export type SearchResult = z.infer<typeof SearchResultSchema>;
 
 export const PeerSummarySchema = z.object({
   peerId: PeerIdSchema,
+  name: NodeNameSchema.optional(),
   url: HttpUrlSchema,
   instanceId: InstanceIdSchema,
   seq: SeqSchema,
@@ -80,19 +86,24 @@ export const PeerSummarySchema = z.object({
 });
 export type PeerSummary = z.infer<typeof PeerSummarySchema>;
 
-export const SnapshotPeerSchema = z.object({
-  peerId: PeerIdSchema,
-  instanceId: InstanceIdSchema,
-  url: HttpUrlSchema,
-  seq: SeqSchema,
-  /** Offset of `files` in the peer's whole list, and that list's length. */
-  fileOffset: z.number().int().min(0),
-  fileTotal: z.number().int().min(0),
-  files: z.array(FileEntrySchema),
-});
+export const SnapshotPeerSchema = z
+  .object({
+    peerId: PeerIdSchema,
+    /** The key the id is derived from: the receiver checks it. */
+    publicKey: PublicKeySchema,
+    name: NodeNameSchema.optional(),
+    instanceId: InstanceIdSchema,
+    url: HttpUrlSchema,
+    seq: SeqSchema,
+    /** Offset of `files` in the peer's whole list, and that list's length. */
+    fileOffset: z.number().int().min(0),
+    fileTotal: z.number().int().min(0),
+    files: z.array(FileEntrySchema),
+  })
+  .superRefine(refinePeerKey);
 export type SnapshotPeer = z.infer<typeof SnapshotPeerSchema>;
 
-const ok = { v: z.literal(1), ok: z.literal(true), superpeerId: PeerIdSchema };
+const ok = { v: z.literal(1), ok: z.literal(true), superpeerId: NodeNameSchema };
 
 export const SearchReplySchema = z.object({
   ...ok,
@@ -132,7 +143,7 @@ export type SnapshotReply = z.infer<typeof SnapshotReplySchema>;
 export const ErrorReplySchema = z.object({
   v: z.literal(1),
   ok: z.literal(false),
-  superpeerId: PeerIdSchema.optional(),
+  superpeerId: NodeNameSchema.optional(),
   error: z.object({ code: z.string().max(64), message: z.string().max(1000) }),
 });
 export type ErrorReply = z.infer<typeof ErrorReplySchema>;

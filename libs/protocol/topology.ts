@@ -8,12 +8,16 @@ export interface ExchangeSpec {
   name: string;
   type: 'fanout' | 'direct' | 'topic';
   durable: boolean;
+  /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
+  passive?: boolean;
 }
 export interface QueueSpec {
   name: string;
   durable: boolean;
   exclusive: boolean;
   arguments?: Record<string, unknown>;
+  /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
+  passive?: boolean;
 }
 export interface BindingSpec {
   queue: string;
@@ -36,12 +40,29 @@ export const DEAD_LETTER_MAX_MESSAGES = 10_000;
  */
 export type SharedQueueType = 'classic' | 'quorum';
 
-/** What every node of a network declares: both fanouts, the dead-letter pair and the shared RPC queue. */
-export function sharedTopology(
-  names: TopologyNames,
-  options: { queueType?: SharedQueueType } = {},
-): TopologySpec {
-  const queueType = options.queueType ?? 'classic';
+export interface SharedTopologyOptions {
+  /**
+   * True (the default): declare the shared objects and their binding, as a superpeer or `p2p setup` does.
+   * False: only check that they exist (a missing one fails the setup, which the connection retries), as a
+   * peer or client does; under the least-privilege roles they may not configure shared objects.
+   */
+  declareShared?: boolean;
+  /** Type of the shared queues when declared. Default classic. */
+  queueType?: SharedQueueType;
+}
+
+/** What every node of a network needs: both fanouts, the dead-letter pair and the shared RPC queue. */
+export function sharedTopology(names: TopologyNames, options: SharedTopologyOptions = {}): TopologySpec {
+  const spec = declaredSharedTopology(names, options.queueType ?? 'classic');
+  if (options.declareShared ?? true) return spec;
+  return {
+    exchanges: spec.exchanges.map((exchange) => ({ ...exchange, passive: true })),
+    queues: spec.queues.map((queue) => ({ ...queue, passive: true })),
+    bindings: [],
+  };
+}
+
+function declaredSharedTopology(names: TopologyNames, queueType: SharedQueueType): TopologySpec {
   return {
     exchanges: [
       { name: names.eventsExchange, type: 'fanout', durable: true },

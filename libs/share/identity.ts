@@ -11,45 +11,58 @@ import { chmod, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
-import { PeerIdSchema } from '../protocol/index.js';
+import { NodeNameSchema, peerIdFromPublicKey } from '../protocol/index.js';
 import { STATE_DIR_NAME } from './hash-cache.js';
 
 export interface PeerIdentity {
+  /** Derived from the public key (see `peerIdFromPublicKey`): nobody without the private key can use it. */
   peerId: string;
+  /** Display name (`PEER_NAME`, or the id of an identity file written before ids were derived). */
+  name: string;
   /** Ed25519 public key, DER (SPKI) in base64: what the peer publishes in its announce. */
   publicKeyDer: string;
   privateKey: KeyObject;
 }
 
 export const IDENTITY_FILE_NAME = 'identity.json';
-const IDENTITY_VERSION = 1;
+const IDENTITY_VERSION = 2;
 
-const IdentityFileSchema = z.object({
-  version: z.literal(IDENTITY_VERSION),
-  peerId: PeerIdSchema,
+/** Files written before ids were derived from keys: their free-form id becomes the display name. */
+const IdentityFileV1Schema = z.object({
+  version: z.literal(1),
+  peerId: NodeNameSchema,
   privateKeyPem: z.string().min(1),
 });
-type IdentityFile = z.infer<typeof IdentityFileSchema>;
+const IdentityFileV2Schema = z.object({
+  version: z.literal(IDENTITY_VERSION),
+  name: NodeNameSchema.optional(),
+  privateKeyPem: z.string().min(1),
+});
+const IdentityFileSchema = z.union([IdentityFileV1Schema, IdentityFileV2Schema]).transform(
+  (file): IdentityFile => ({
+    version: IDENTITY_VERSION,
+    privateKeyPem: file.privateKeyPem,
+    ...(file.version === 1 ? { name: file.peerId } : file.name !== undefined ? { name: file.name } : {}),
+  }),
+);
+type IdentityFile = z.infer<typeof IdentityFileV2Schema>;
 
 export function identityPath(dir: string): string {
   return path.join(path.resolve(dir), STATE_DIR_NAME, IDENTITY_FILE_NAME);
 }
 
 /**
- * Reads `<dir>/.p2p/identity.json` or creates it (mode 0600): peerId = `peer-` + 10 random hex chars unless
- * `peerIdOverride` is given (then that id is used and stored); an Ed25519 key pair, private key PEM stored in
- * the same file. A file that exists but cannot be understood is an error (CONFIG_INVALID), not silently
- * replaced: replacing it would quietly turn this peer into a different one.
+ * Reads `<dir>/.p2p/identity.json` or creates it (mode 0600) with a new Ed25519 key pair (private key PEM in
+ * the file). The peer id is derived from the public key, never stored: an existing file keeps its key, so
+ * the peer keeps its id. `nameOverride` (PEER_NAME) is stored as the display name; without one the name is
+ * the stored one, else `peer-` and the id's first 8 digits. A file that exists but cannot be understood is
+ * an error (CONFIG_INVALID), not silently replaced: replacing it would quietly turn this peer into another.
  */
-export async function loadOrCreateIdentity(dir: string, peerIdOverride?: string): Promise<PeerIdentity> {
-  if (peerIdOverride !== undefined && !PeerIdSchema.safeParse(peerIdOverride).success) {
-    throw new P2PError(
-      'CONFIG_INVALID',
-      `peer id override ${JSON.stringify(peerIdOverride)} is not a valid peer id`,
-      {
-        details: { peerIdOverride },
-      },
-    );
+export async function loadOrCreateIdentity(dir: string, nameOverride?: string): Promise<PeerIdentity> {
+  if (nameOverride !== undefined && !NodeNameSchema.safeParse(nameOverride).success) {
+    throw new P2PError('CONFIG_INVALID', `peer name ${JSON.stringify(nameOverride)} is not a valid name`, {
+      details: { nameOverride },
+    });
   }
   const file = identityPath(dir);
   await ioStep(file, () => mkdir(path.dirname(file), { recursive: true, mode: 0o700 }));
@@ -59,7 +72,7 @@ export async function loadOrCreateIdentity(dir: string, peerIdOverride?: string)
     const { privateKey } = generateKeyPairSync('ed25519');
     const created: IdentityFile = {
       version: IDENTITY_VERSION,
-      peerId: peerIdOverride ?? `peer-${randomBytes(5).toString('hex')}`,
+      ...(nameOverride !== undefined ? { name: nameOverride } : {}),
       privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     };
     // link() refuses to replace an existing file: if another process created one meanwhile, theirs wins
@@ -72,8 +85,8 @@ export async function loadOrCreateIdentity(dir: string, peerIdOverride?: string)
       });
     }
   }
-  if (peerIdOverride !== undefined && stored.peerId !== peerIdOverride) {
-    stored = { ...stored, peerId: peerIdOverride };
+  if (nameOverride !== undefined && stored.name !== nameOverride) {
+    stored = { ...stored, name: nameOverride };
     await writeAtomically(file, stored, true);
   }
 
@@ -85,7 +98,9 @@ export async function loadOrCreateIdentity(dir: string, peerIdOverride?: string)
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') throw invalidFile(file, 'its key is not an Ed25519 key');
   const publicKeyDer = createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64');
-  return { peerId: stored.peerId, publicKeyDer, privateKey };
+  const peerId = peerIdFromPublicKey(publicKeyDer);
+  if (peerId === undefined) throw invalidFile(file, 'its public key has an unexpected form');
+  return { peerId, name: stored.name ?? `peer-${peerId.slice(0, 8)}`, publicKeyDer, privateKey };
 }
 
 async function readIdentityFile(file: string): Promise<IdentityFile | undefined> {

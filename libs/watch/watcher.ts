@@ -142,7 +142,8 @@ export class Watcher {
 
   private async setup(session: BrokerSession): Promise<void> {
     await session.assertTopology({
-      ...sharedTopology(this.names),
+      // Watchers check the shared objects without declaring them (under the roles they may not).
+      ...sharedTopology(this.names, { declareShared: false }),
       queues: [
         {
           name: this.queue,

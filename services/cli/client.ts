@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, RpcClient } from '../../libs/messaging/index.js';
+import { Broker, type BrokerSession, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   type PeerSummary,
@@ -45,6 +45,33 @@ export interface AmqpClientOptions {
 /** Pages of `rpc.peers` (1000 peers each) a listing may take. */
 const MAX_PEERS_PAGES = 10_000;
 
+/**
+ * Declares a network's shared objects (exchanges, the RPC and dead-letter queues, their binding) and
+ * returns: what a superpeer does on every connect, for an operator who runs peers before any superpeer or
+ * wants the topology in place under an account allowed to configure it.
+ */
+export async function setupNetwork(options: {
+  amqpUrl: string;
+  namespace: string;
+  queueType?: SharedQueueType;
+  logger: Log;
+}): Promise<void> {
+  const names = topologyNames(options.namespace);
+  const broker = new Broker({
+    url: options.amqpUrl,
+    connectionName: `cli setup ${process.pid}`,
+    logger: options.logger,
+    initialConnectRetries: 0,
+    setup: (session) =>
+      session.assertTopology(sharedTopology(names, { declareShared: true, queueType: options.queueType })),
+  });
+  try {
+    await broker.start();
+  } finally {
+    await broker.close();
+  }
+}
+
 const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
 
 /** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
@@ -55,10 +82,9 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     connectionName: `cli ${process.pid}`,
     logger: options.logger,
     initialConnectRetries: 0,
-    setup: async (session) => {
-      await session.assertTopology(sharedTopology(names, { queueType: options.queueType }));
-      await rpc.setup(session);
-    },
+    // A client declares nothing (under the roles it may not): requests go through the default exchange to
+    // N.rpc, and where no superpeer ever set the network up they go unanswered ("superpeer unavailable").
+    setup: (session: BrokerSession): Promise<void> => rpc.setup(session),
   });
   const rpc = new RpcClient(broker, names.rpcQueue);
   await broker.start();
@@ -130,6 +156,7 @@ const PeerPeersSchema = z.object({
   peers: z.array(
     z.object({
       peerId: z.string(),
+      name: z.string().optional(),
       url: z.string(),
       instanceId: z.string(),
       seq: z.number(),

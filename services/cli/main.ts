@@ -5,7 +5,13 @@ import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/in
 import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { displayText, MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
-import { connectAmqpClient, type NetworkClient, peerHttpClient, type SearchOutcome } from './client.js';
+import {
+  connectAmqpClient,
+  type NetworkClient,
+  peerHttpClient,
+  type SearchOutcome,
+  setupNetwork,
+} from './client.js';
 import { prepareOutDir, runDownload } from './get.js';
 import { registerWatchCommand } from './watch.js';
 
@@ -115,6 +121,11 @@ function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A peer as a person reads it: its chosen name (not unique) and the start of its id (unique). */
+function peerLabel(peerId: string, name: string | undefined): string {
+  return name === undefined ? peerId.slice(0, 12) : `${name} (${peerId.slice(0, 8)})`;
+}
+
 /** Colours only on a terminal: piped output stays plain text. */
 function table(head: string[]): Table.Table {
   const tty = process.stdout.isTTY === true;
@@ -128,7 +139,7 @@ function printResults(results: SearchResult[], truncated: boolean): void {
       displayText(result.name),
       formatBytes(result.size),
       `${result.sha256.slice(0, 12)}…`,
-      result.peerId,
+      peerLabel(result.peerId, result.peerName),
       result.url,
     ]);
   }
@@ -206,6 +217,26 @@ export function buildProgram(): Command {
       );
     });
 
+  program
+    .command('setup')
+    .description("declare the network's shared exchanges and queues (a superpeer does it too), then exit")
+    .action(async () => {
+      const config = loadCliConfig(environment(program.opts<{ envFile?: string }>().envFile));
+      const logger = createLogger({
+        service: 'cli',
+        level: 'error',
+        format: config.logFormat,
+        stream: process.stderr,
+      });
+      await setupNetwork({
+        amqpUrl: config.amqpUrl,
+        namespace: config.namespace,
+        queueType: config.queueType,
+        logger,
+      });
+      process.stdout.write(`network ${config.namespace} is set up\n`);
+    });
+
   const networkOptions = (command: Command) =>
     command
       .addOption(
@@ -225,7 +256,7 @@ export function buildProgram(): Command {
       .command('search')
       .description('search the network: words that start words of file names, or a SHA-256')
       .argument('<query...>', 'words, or a 64-hex SHA-256')
-      .option('--json', 'print a JSON array of {name, size, sha256, peerId, url}')
+      .option('--json', 'print a JSON array of {name, size, sha256, peerId, peerName, url}')
       .addOption(
         new Option('--limit <n>', 'most results').argParser(positiveInt(MAX_SEARCH_LIMIT)).default(50),
       ),
@@ -234,11 +265,12 @@ export function buildProgram(): Command {
     const outcome = await withClient(config, (client) => client.search(words.join(' '), flags.limit));
     staleNotice(outcome);
     if (flags.json) {
-      const plain = outcome.results.map(({ name, size, sha256, peerId, url }) => ({
+      const plain = outcome.results.map(({ name, size, sha256, peerId, peerName, url }) => ({
         name,
         size,
         sha256,
         peerId,
+        ...(peerName !== undefined ? { peerName } : {}),
         url,
       }));
       process.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);
@@ -294,9 +326,10 @@ export function buildProgram(): Command {
       process.stdout.write(`${JSON.stringify(peers, null, 2)}\n`);
       return;
     }
-    const rows = table(['peer', 'url', 'files', 'size', 'last seen']);
+    const rows = table(['name', 'peer id', 'url', 'files', 'size', 'last seen']);
     for (const peer of peers) {
       rows.push([
+        peer.name ?? '',
         peer.peerId,
         peer.url,
         String(peer.fileCount),

@@ -47,12 +47,13 @@ export function createApiRouter(
   });
 
   router.get('/api/peers', (_req, res) => {
-    res.json({ stale: peer.view.stale, peers: peer.view.index.peers() });
+    res.json({ stale: peer.view.stale, peers: peer.view.peers() });
   });
 
   router.get('/api/status', (_req, res) => {
     res.json({
       peerId: peer.peerId,
+      name: peer.name,
       instanceId: peer.instanceId,
       seq: peer.currentSeq,
       brokerConnected: peer.connected,

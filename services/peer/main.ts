@@ -20,18 +20,17 @@ import { DownloadJobs } from './web-downloads.js';
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   const config = loadPeerConfig(env, options);
-  const identity = await loadOrCreateIdentity(config.shareDir, config.peerId);
-  const name = config.name;
+  const identity = await loadOrCreateIdentity(config.shareDir, config.name);
   const logger = createLogger({
     service: 'peer',
     level: config.logLevel,
     format: config.logFormat,
-    defaultMeta: { peerId: identity.peerId, ...(name ? { name } : {}) },
+    defaultMeta: { peerId: identity.peerId, name: identity.name },
   });
   for (const warning of config.warnings) logger.warn(warning);
 
   if (config.demoFiles) {
-    const written = await writeDemoFiles(config.shareDir, identity.peerId);
+    const written = await writeDemoFiles(config.shareDir, identity.name);
     if (written.length > 0) logger.info('wrote demo files into an empty share', { files: written });
   }
   const share = new Share({ dir: config.shareDir, rescanIntervalMs: config.rescanIntervalMs, logger });
@@ -66,9 +65,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
   const peer = new Peer({
     amqpUrl: config.amqpUrl,
     namespace: config.namespace,
-    queueType: config.queueType,
     identity,
-    ...(name ? { displayName: name } : {}),
     share,
     publicUrl,
     logger,

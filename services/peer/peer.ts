@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
@@ -14,7 +15,6 @@ import {
   type PeerEvent,
   SearchReplySchema,
   type SearchResult,
-  type SharedQueueType,
   SnapshotReplySchema,
   sharedTopology,
   type TopologyNames,
@@ -26,11 +26,7 @@ import { NetworkView } from './view.js';
 export interface PeerOptions {
   amqpUrl: string;
   namespace: string;
-  /** Type of the shared queues. Default classic. */
-  queueType?: SharedQueueType;
   identity: PeerIdentity;
-  /** A name a person can match (PEER_NAME), shown in the management UI's connection name. */
-  displayName?: string;
   share: Share;
   /** HTTP base URL other peers use to reach this one. */
   publicUrl: string;
@@ -63,13 +59,15 @@ const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
  */
 export class Peer {
   readonly instanceId = uuidv4();
+  /** Part of this peer's queue name, so no other client can publish into that queue by name. */
+  private readonly queueSecret = randomBytes(16).toString('hex');
   readonly view: NetworkView;
   /** This peer's own files, searchable like the network (local results come first). */
   private readonly local = new NetworkIndex();
   private readonly names: TopologyNames;
   private readonly broker: Broker;
   private readonly rpc: RpcClient;
-  private readonly options: Required<Omit<PeerOptions, 'displayName'>> & Pick<PeerOptions, 'displayName'>;
+  private readonly options: Required<PeerOptions>;
   private seq = 1;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -78,11 +76,11 @@ export class Peer {
   private closed = false;
 
   constructor(options: PeerOptions) {
-    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, queueType: 'classic', ...options };
+    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, ...options };
     this.names = topologyNames(options.namespace);
     this.broker = new Broker({
       url: options.amqpUrl,
-      connectionName: `peer ${options.displayName ? `${options.displayName} ` : ''}${options.identity.peerId}`,
+      connectionName: `peer ${options.identity.name} ${options.identity.peerId}`,
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
@@ -100,6 +98,11 @@ export class Peer {
 
   get peerId(): string {
     return this.options.identity.peerId;
+  }
+
+  /** Display name (not unique; the id is). */
+  get name(): string {
+    return this.options.identity.name;
   }
 
   get connected(): boolean {
@@ -156,7 +159,8 @@ export class Peer {
       remote = reply;
       answer = { source: 'superpeer', stale: false };
     } catch (err) {
-      remote = this.view.index.search(query, limit);
+      const fromView = this.view.index.search(query, limit);
+      remote = { ...fromView, results: fromView.results.map((result) => this.named(result)) };
       answer = { source: 'network-view', stale: true, superpeerError: describeError(err) };
       this.options.logger.warn('no superpeer answered; searched this peer’s own view', {
         correlationId,
@@ -168,7 +172,10 @@ export class Peer {
       source: answer.source,
       local: local.results.length,
     });
-    const merged = [...local.results, ...remote.results.filter((result) => result.peerId !== this.peerId)];
+    const merged = [
+      ...local.results.map((result) => ({ ...result, peerName: this.name })),
+      ...remote.results.filter((result) => result.peerId !== this.peerId),
+    ];
     return {
       ...answer,
       results: merged.slice(0, limit),
@@ -176,11 +183,18 @@ export class Peer {
     };
   }
 
+  private named(result: SearchResult): SearchResult {
+    const peerName = this.view.nameOf(result.peerId);
+    return peerName === undefined ? result : { ...result, peerName };
+  }
+
   private async setup(session: BrokerSession): Promise<void> {
-    const queue = this.names.peerQueue(this.peerId, this.instanceId);
+    const queue = this.names.peerQueue(this.peerId, this.queueSecret);
+    // The shared objects are a superpeer's (or `p2p setup`'s) to declare: a peer only checks they exist, and
+    // the connection retries until they do. Under the roles a peer may configure its own queue only.
     await session.assertTopology(
       mergeTopology(
-        sharedTopology(this.names, { queueType: this.options.queueType }),
+        sharedTopology(this.names, { declareShared: false }),
         followerQueue(this.names, queue, this.names.networkExchange),
       ),
     );
@@ -285,6 +299,7 @@ export class Peer {
         v: 1,
         type: 'peer.announce',
         peerId: this.peerId,
+        name: this.name,
         instanceId: this.instanceId,
         url: state.url,
         seq: state.seq,
@@ -324,7 +339,7 @@ export class Peer {
     return {
       messageId: uuidv4(),
       type,
-      appId: `peer ${this.peerId}`,
+      appId: `peer ${this.name} ${this.peerId}`,
       headers: { [HEADERS.signature]: signBody(this.options.identity.privateKey, body) },
     };
   }

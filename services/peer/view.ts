@@ -14,6 +14,7 @@ import type {
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
 
 interface Assembly {
+  name: string | undefined;
   instanceId: string;
   seq: number;
   url: string;
@@ -29,6 +30,8 @@ interface Assembly {
  */
 export class NetworkView {
   readonly index = new NetworkMap();
+  /** Display names of the peers in the map (ids are derived from keys and checked by the schemas). */
+  private readonly names = new Map<string, string>();
   private readonly assemblies = new Map<string, Assembly>();
   /** When the view was last known complete (a full snapshot, then only in-order changes). */
   private syncedAtMs: number | undefined;
@@ -48,10 +51,48 @@ export class NetworkView {
     this.syncedAtMs = undefined;
   }
 
+  /** The peers in the view, with their display names. */
+  peers(): Array<ReturnType<NetworkMap['peers']>[number] & { name?: string }> {
+    return this.index.peers().map((peer) => {
+      const name = this.names.get(peer.peerId);
+      return name === undefined ? peer : { ...peer, name };
+    });
+  }
+
+  /** The display name a peer announced, if any. */
+  nameOf(peerId: string): string | undefined {
+    return this.names.get(peerId);
+  }
+
+  private async applyFull(peerId: string, assembly: Assembly): Promise<void> {
+    const result = await this.index.applyFullAsync({
+      peerId,
+      instanceId: assembly.instanceId,
+      url: assembly.url,
+      seq: assembly.seq,
+      files: assembly.files,
+    });
+    if (result === 'stale') return;
+    if (assembly.name === undefined) this.names.delete(peerId);
+    else this.names.set(peerId, assembly.name);
+  }
+
+  private async removePeer(peerId: string, instanceId?: string): Promise<void> {
+    await this.index.removePeerAsync(peerId, instanceId);
+    if (!this.index.hasPeer(peerId)) this.names.delete(peerId);
+  }
+
   applyState(message: NetworkPeerState): void {
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
-      assembly = { instanceId: message.instanceId, seq: message.seq, url: message.url, files: [], next: 0 };
+      assembly = {
+        name: message.name,
+        instanceId: message.instanceId,
+        seq: message.seq,
+        url: message.url,
+        files: [],
+        next: 0,
+      };
       this.assemblies.set(message.peerId, assembly);
     }
     if (
@@ -66,13 +107,7 @@ export class NetworkView {
     assembly.next++;
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
-    void this.index.applyFullAsync({
-      peerId: message.peerId,
-      instanceId: assembly.instanceId,
-      url: assembly.url,
-      seq: assembly.seq,
-      files: assembly.files,
-    });
+    void this.applyFull(message.peerId, assembly);
   }
 
   applyDelta(message: NetworkPeerDelta): void {
@@ -86,7 +121,7 @@ export class NetworkView {
 
   applyLeft(message: NetworkPeerLeft): void {
     this.assemblies.delete(message.peerId);
-    void this.index.removePeerAsync(message.peerId, message.instanceId);
+    void this.removePeer(message.peerId, message.instanceId);
   }
 
   /** Resolves once every change received so far is applied. */
@@ -124,6 +159,7 @@ export class NetworkView {
         if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
           assembly = {
             peerId: page.peerId,
+            name: page.name,
             instanceId: page.instanceId,
             seq: page.seq,
             url: page.url,
@@ -134,13 +170,7 @@ export class NetworkView {
         for (const file of page.files) assembly.files.push(file);
         // Each peer is applied as soon as it is whole, so only one peer's files wait in memory.
         if (assembly.files.length >= page.fileTotal) {
-          await this.index.applyFullAsync({
-            peerId: assembly.peerId,
-            instanceId: assembly.instanceId,
-            url: assembly.url,
-            seq: assembly.seq,
-            files: assembly.files,
-          });
+          await this.applyFull(assembly.peerId, assembly);
           assembly = undefined;
         }
       }
@@ -149,12 +179,12 @@ export class NetworkView {
 
     if (peerId === undefined) {
       for (const known of this.index.peers()) {
-        if (!received.has(known.peerId)) await this.index.removePeerAsync(known.peerId);
+        if (!received.has(known.peerId)) await this.removePeer(known.peerId);
       }
       this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
     } else if (!received.has(peerId)) {
-      await this.index.removePeerAsync(peerId);
+      await this.removePeer(peerId);
     }
   }
 

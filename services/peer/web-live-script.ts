@@ -35,7 +35,7 @@ export const LIVE_JS = `'use strict';
     const actions = el('td');
     // Nothing to get from oneself (a copy this peer just downloaded shows up here too).
     if (match.event === 'added' && file.peerId !== P.ownPeerId()) actions.append(getButton(file));
-    tr.append(size, peerCell(file.peerId), sha, actions);
+    tr.append(size, peerCell(file.peerId, file.peerName), sha, actions);
     const body = byId('watch-results').tBodies[0];
     body.prepend(tr);
     while (body.rows.length > MAX_WATCH_ROWS) body.deleteRow(body.rows.length - 1);

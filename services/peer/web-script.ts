@@ -63,9 +63,12 @@ export const APP_JS = `'use strict';
     return a;
   }
 
-  function peerCell(peerId) {
+  // The name is the peer's own choice (not unique); the id, derived from its key, is what tells peers apart.
+  function peerCell(peerId, name) {
     const td = el('td', undefined, 'mono');
-    td.append(el('span', peerId));
+    const label = el('span', name ? String(name) : String(peerId).slice(0, 12));
+    label.title = String(peerId);
+    td.append(label, el('span', ' ' + String(peerId).slice(0, 8), 'self'));
     if (peerId === ownPeerId) td.append(el('span', '(this peer)', 'self'));
     return td;
   }
@@ -88,7 +91,8 @@ export const APP_JS = `'use strict';
   function renderStatus(status) {
     ownPeerId = String(status.peerId);
     byId('peer-id').textContent = ownPeerId;
-    document.title = 'p2p peer ' + ownPeerId;
+    byId('peer-name').textContent = String(status.name);
+    document.title = 'p2p peer ' + String(status.name);
     byId('status-url').replaceChildren(link(status.url, String(status.url)));
     const connected = status.brokerConnected === true;
     const badge = byId('broker-badge');
@@ -108,7 +112,7 @@ export const APP_JS = `'use strict';
       url.append(link(peer.url, String(peer.url)));
       const size = el('td', humanSize(peer.totalBytes), 'num');
       size.title = peer.totalBytes + ' bytes';
-      tr.append(peerCell(peer.peerId), url, el('td', peer.fileCount, 'num'), size);
+      tr.append(peerCell(peer.peerId, peer.name), url, el('td', peer.fileCount, 'num'), size);
       return tr;
     });
     byId('peers').tBodies[0].replaceChildren(...rows);
@@ -192,7 +196,7 @@ export const APP_JS = `'use strict';
       if (open.tagName === 'A') open.title = 'open directly from the peer (not verified; Get verifies it)';
       actions.append(getButton(result), open);
       download.append(actions);
-      tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId), sha, download);
+      tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId, result.peerName), sha, download);
       return tr;
     });
     const table = byId('results');

@@ -41,7 +41,7 @@ const pageHtml = (csrfToken: string) => `<!doctype html>
 </head>
 <body>
 <header>
-  <h1>p2p peer <span id="peer-id" class="mono">…</span></h1>
+  <h1>p2p peer <span id="peer-name">…</span> <span id="peer-id" class="mono">…</span></h1>
   <span id="broker-badge" class="badge badge-unknown">loading</span>
 </header>
 <main>

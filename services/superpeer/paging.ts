@@ -13,6 +13,12 @@ import {
 } from '../../libs/protocol/index.js';
 import type { PeerRegistry } from './registry.js';
 
+/** What a snapshot page says of a peer besides its index entry: the key its id derives from, its name. */
+export interface PeerIdentityFacts {
+  publicKey: string;
+  name?: string | undefined;
+}
+
 /** Files per snapshot page (a page may hold several small peers). */
 export const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
 /** Peers per `rpc.peers` page. */
@@ -37,6 +43,7 @@ function firstAtOrAfter(peers: readonly IndexedPeer[], peerId: string): number {
 export function snapshotPage(
   index: NetworkIndex,
   request: Pick<SnapshotRequest, 'peerId' | 'cursor'>,
+  identityOf: (peerId: string) => PeerIdentityFacts | undefined,
   pageFiles: number = SNAPSHOT_PAGE_FILES,
 ): Pick<SnapshotReply, 'peers' | 'next'> {
   let all: IndexedPeer[];
@@ -58,9 +65,13 @@ export function snapshotPage(
   for (let i = start; i < all.length; i++) {
     const peer = all[i]!;
     const offset = i === start ? fileOffset : 0;
+    const identity = identityOf(peer.peerId);
+    if (!identity) continue; // registered together with its index entry; never apart
     const files = index.peerFiles(peer.peerId, offset, budget);
     peers.push({
       peerId: peer.peerId,
+      publicKey: identity.publicKey,
+      ...(identity.name !== undefined ? { name: identity.name } : {}),
       instanceId: peer.instanceId,
       url: peer.url,
       seq: peer.seq,
@@ -87,11 +98,16 @@ export function peersPage(
   request: Pick<PeersRequest, 'cursor'>,
   lastSeenAgoMs: (peerId: string) => number,
   pageSize: number = PEERS_PAGE_SIZE,
+  nameOf: (peerId: string) => { name?: string } = () => ({}),
 ): { peers: PeerSummary[]; next?: { peerId: string } } {
   const all = index.peers();
   const start = request.cursor ? firstAtOrAfter(all, request.cursor.peerId) : 0;
   const page = all.slice(start, start + pageSize);
-  const peers = page.map((peer) => ({ ...peer, lastSeenAgoMs: lastSeenAgoMs(peer.peerId) }));
+  const peers = page.map((peer) => ({
+    ...peer,
+    ...nameOf(peer.peerId),
+    lastSeenAgoMs: lastSeenAgoMs(peer.peerId),
+  }));
   const following = all[start + pageSize];
   return following ? { peers, next: { peerId: following.peerId } } : { peers };
 }
@@ -110,7 +126,10 @@ export function answerRpc(
       return {
         ...base,
         type: 'rpc.search',
-        results,
+        results: results.map((result) => {
+          const name = registry.get(result.peerId)?.name;
+          return name === undefined ? result : { ...result, peerName: name };
+        }),
         truncated,
         partial,
         indexedFiles: index.fileCount,
@@ -119,11 +138,21 @@ export function answerRpc(
     }
     case 'rpc.peers': {
       const now = Date.now();
-      const page = peersPage(index, request, (peerId) => registry.lastSeenAgoMs(peerId, now));
+      const page = peersPage(
+        index,
+        request,
+        (peerId) => registry.lastSeenAgoMs(peerId, now),
+        PEERS_PAGE_SIZE,
+        (peerId) => registry.nameOf(peerId),
+      );
       return { ...base, type: 'rpc.peers', ...page };
     }
     case 'rpc.snapshot':
-      return { ...base, type: 'rpc.snapshot', ...snapshotPage(index, request) };
+      return {
+        ...base,
+        type: 'rpc.snapshot',
+        ...snapshotPage(index, request, (peerId) => registry.get(peerId)),
+      };
     default:
       throw new P2PError('MESSAGE_INVALID', 'unknown request type');
   }

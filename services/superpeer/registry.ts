@@ -1,6 +1,8 @@
 /** What the superpeer holds about a peer it indexed: the key its events are signed with and when it was heard. */
 export interface PeerBinding {
   publicKey: string;
+  /** The display name the peer announced, if any. */
+  name: string | undefined;
   instanceId: string;
   /** When a message of this peer last arrived (delivery time, not processing time). */
   lastSeenMs: number;
@@ -56,6 +58,12 @@ export class PeerRegistry {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** `{ name }` when the peer announced a name, else nothing (the field is optional on the wire). */
+  nameOf(peerId: string): { name?: string } {
+    const name = this.bindings.get(peerId)?.name;
+    return name === undefined ? {} : { name };
   }
 
   lastSeenAgoMs(peerId: string, nowMs: number): number {

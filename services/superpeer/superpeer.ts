@@ -16,6 +16,7 @@ import {
   type PeerHeartbeat,
   type PeerLeave,
   type PeersReply,
+  peerIdMatchesKey,
   type RpcRequest,
   type SearchReply,
   type SharedQueueType,
@@ -72,6 +73,7 @@ interface AnnounceMeta {
   seq: number;
   url: string;
   publicKey: string;
+  name: string | undefined;
 }
 
 /** Peers removed per slice of a sweep; a slice also ends after SLICE_BUDGET_MS. */
@@ -271,27 +273,22 @@ export class Superpeer {
   }
 
   /**
-   * A peer's events are signed with the key its announce carries. The first announce binds the peer id to
-   * that key for as long as the peer stays registered; a message for that id signed by another key is
-   * refused (thrown, hence dead-lettered) and changes nothing.
+   * A peer id is derived from the peer's public key, and every event is signed by that key: an announce
+   * carries the key (the id must be derived from it, the signature must verify with it); later events are
+   * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
+   * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
+   * dead-lettered with the reason) and changes nothing.
    */
   private authenticate(event: PeerEvent, message: ConsumeMessage): void {
     const signature = message.properties.headers?.[HEADERS.signature];
     if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
-    const bound = this.registry.get(event.peerId);
-    if (event.type === 'peer.announce') {
-      if (!verifyBody(event.publicKey, message.content, signature)) {
-        throw new P2PError('MESSAGE_INVALID', 'bad signature');
-      }
-      if (bound && bound.publicKey !== event.publicKey) {
-        throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is registered with another key`);
-      }
-      return;
+    const key = event.type === 'peer.announce' ? event.publicKey : this.registry.get(event.peerId)?.publicKey;
+    if (key === undefined) return; // not registered: handlers ignore it and ask for a full state
+    // The announce schema checks this too; kept here so this function alone states the rule.
+    if (!peerIdMatchesKey(event.peerId, key)) {
+      throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
     }
-    if (!bound) return; // not registered: handlers ignore it and ask for a full state
-    if (!verifyBody(bound.publicKey, message.content, signature)) {
-      throw new P2PError('MESSAGE_INVALID', 'bad signature');
-    }
+    if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 
   private async onAnnounce(event: PeerAnnounce, bytes: number): Promise<void> {
@@ -305,7 +302,13 @@ export class Superpeer {
       chunkCount: event.chunkCount,
       items: event.files,
       bytes,
-      meta: { instanceId: event.instanceId, seq: event.seq, url: event.url, publicKey: event.publicKey },
+      meta: {
+        instanceId: event.instanceId,
+        seq: event.seq,
+        url: event.url,
+        publicKey: event.publicKey,
+        name: event.name,
+      },
     });
     this.metrics?.pendingAnnounces.set(this.assembler.pending);
     if (assembled.status === 'too-large') {
@@ -342,12 +345,14 @@ export class Superpeer {
     if (result === 'stale') return;
     this.registry.bind(event.peerId, {
       publicKey: pending.publicKey,
+      name: pending.name,
       instanceId: pending.instanceId,
       lastSeenMs: Date.now(),
     });
     if (isNew || existing?.instanceId !== pending.instanceId) {
       this.settings.logger.info('peer joined', {
         peerId: event.peerId,
+        name: pending.name,
         url: pending.url,
         files: this.index.getPeer(event.peerId)?.fileCount,
       });
@@ -487,7 +492,8 @@ export class Superpeer {
 
   private async broadcastPeerState(peerId: string): Promise<void> {
     const peer = this.index.getPeer(peerId);
-    if (!peer) return;
+    const binding = this.registry.get(peerId);
+    if (!peer || !binding) return;
     const pieces = chunk(this.index.peerFiles(peerId));
     for (const [chunkIndex, files] of pieces.entries()) {
       this.broadcaster.publishInOrder({
@@ -495,6 +501,8 @@ export class Superpeer {
         type: 'network.peer-state',
         superpeerId: this.settings.superpeerId,
         peerId,
+        publicKey: binding.publicKey,
+        ...(binding.name !== undefined ? { name: binding.name } : {}),
         instanceId: peer.instanceId,
         url: peer.url,
         seq: peer.seq,

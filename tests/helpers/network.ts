@@ -205,6 +205,8 @@ export interface RunningPeer {
   shareDir: string;
   url: string;
   peerId: string;
+  /** Display name (PEER_NAME, defaulting to the label the test gave). */
+  name: string;
 }
 
 export interface TestNetwork {
@@ -260,11 +262,18 @@ export async function startNetwork(options: {
       PEER_SHARE_DIR: shareDir,
       PEER_HTTP_HOST: '127.0.0.1',
       PEER_HTTP_PORT: '0',
+      PEER_NAME: label,
       ...extraEnv,
     });
     started.push(peer);
     const ready = await peer.waitForLog((r) => r.message === 'peer ready', 20_000, `${label} ready`);
-    return { process: peer, shareDir, url: String(ready.url), peerId: String(ready.peerId) };
+    return {
+      process: peer,
+      shareDir,
+      url: String(ready.url),
+      peerId: String(ready.peerId),
+      name: String(ready.name),
+    };
   };
 
   const superpeer = await startSuperpeer();

@@ -34,11 +34,16 @@ import {
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-/** A key pair of an outsider, with the same encodings the peers use (DER SPKI base64, base64 signature). */
+/**
+ * A key pair of an outsider, with the same encodings the peers use (DER SPKI base64, base64 signature), and
+ * the peer id that key owns (hex of the first 20 bytes of SHA-256 of the DER key).
+ */
 function makeAttacker() {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const der = publicKey.export({ type: 'spki', format: 'der' });
   return {
-    publicKeyDer: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    publicKeyDer: der.toString('base64'),
+    peerId: createHash('sha256').update(der).digest().subarray(0, 20).toString('hex'),
     sign: (body: Buffer) => sign(null, body, privateKey).toString('base64'),
   };
 }
@@ -308,7 +313,7 @@ describe('hostile input against the running services', () => {
     const announce = {
       v: 1,
       type: 'peer.announce',
-      peerId: `intruder-${randomBytes(4).toString('hex')}`,
+      peerId: attacker.peerId,
       instanceId: randomUUID(),
       url: 'http://127.0.0.1:9',
       seq: 1,
@@ -322,6 +327,7 @@ describe('hostile input against the running services', () => {
       type: 'network.peer-state',
       superpeerId: 'sp-forged',
       peerId: announce.peerId,
+      publicKey: attacker.publicKeyDer,
       instanceId: announce.instanceId,
       url: announce.url,
       seq: 1,
@@ -375,6 +381,7 @@ describe('hostile input against the running services', () => {
       ['seq-zero', json({ ...template, seq: 0 })],
       ['seq-fraction', json({ ...template, seq: 1.5 })],
       ['peerId-hostile', json({ ...template, peerId: '../../etc' })],
+      ['peerId-not-of-key', json({ ...template, peerId: 'f'.repeat(40) })],
       ['url-credentials', json({ ...template, url: 'http://user:pass@127.0.0.1:9' })],
       ['url-javascript', json({ ...template, url: 'javascript:alert(1)' })],
       ['negative-size', json(withFile(template, { size: -1 }))],
@@ -537,7 +544,12 @@ describe('hostile input against the running services', () => {
       signature: attacker.sign(body),
     }));
     for (const message of messages) {
-      assert.ok(PeerEventSchema.safeParse(JSON.parse(message.body.toString())).success, message.id);
+      // The announce names the victim's id with the attacker's key: the id is not derived from that key.
+      assert.equal(
+        PeerEventSchema.safeParse(JSON.parse(message.body.toString())).success,
+        !message.id.endsWith('-announce'),
+        message.id,
+      );
       ledger.expect(message.id, 1);
     }
     await publish(names.eventsExchange, messages);
@@ -752,7 +764,7 @@ describe('hostile input against the running services', () => {
     // An outsider joins properly (own id, own key) and announces files it serves wrong: garbage of the right
     // size, or a body cut short. Where a real peer has the same content, `p2p get` still ends verified.
     const attacker: Attacker = makeAttacker();
-    const peerId = `mallory-${randomBytes(4).toString('hex')}`;
+    const peerId = attacker.peerId;
     const instanceId = randomUUID();
     const garbageTruth = randomBytes(4096);
     const truncatedTruth = randomBytes(64 * 1024);
@@ -862,7 +874,8 @@ describe('hostile input against the running services', () => {
       { noAck: true },
     );
     const attacker = makeAttacker();
-    const ids = Array.from({ length: 500 }, (_, i) => `ghost-${tag}-${i}`);
+    const ids = Array.from({ length: 500 }, (_, i) => sha(`ghost-${tag}-${i}`).slice(0, 40));
+    const ghosts = new Set(ids);
     const publisher = await connection.createConfirmChannel();
     for (const peerId of ids) {
       const body = json({
@@ -881,7 +894,7 @@ describe('hostile input against the running services', () => {
     await publisher.waitForConfirms();
     const asked = await waitUntil(
       () => {
-        const all = new Set(requests.flat().filter((id) => id.startsWith(`ghost-${tag}`)));
+        const all = new Set(requests.flat().filter((id) => ghosts.has(id)));
         return all.size === ids.length ? all : undefined;
       },
       { timeoutMs: 5000, what: 'a resync request for every ghost id' },

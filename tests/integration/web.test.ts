@@ -257,10 +257,10 @@ describe('the peer web page and metrics', () => {
         };
       }),
     );
-    assert.deepEqual(new Set(rows.map((row) => row.peer)), new Set([own.peerId, other.peerId, third.peerId]));
+    assert.deepEqual(new Set(rows.map((row) => row.peer)), new Set([own.name, other.name, third.name]));
     const hostile = rows.find((row) => row.name === HOSTILE_NAME);
     assert.ok(hostile, `the hostile name shown verbatim among ${JSON.stringify(rows.map((r) => r.name))}`);
-    assert.equal(hostile.peer, other.peerId);
+    assert.equal(hostile.peer, other.name);
     assert.equal(hostile.href, new URL(fileUrl(other.url, HOSTILE_NAME)).href);
     assert.equal(hostile.shaTitle, sha('a name that is HTML\n'));
     assert.equal(hostile.sha, `${hostile.shaTitle.slice(0, 12)}…`);

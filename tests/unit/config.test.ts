@@ -62,7 +62,6 @@ describe('defaults', () => {
       publicUrl: undefined,
       advertiseHost: undefined,
       name: undefined,
-      peerId: undefined,
       heartbeatIntervalMs: 2000,
       rescanIntervalMs: 10_000,
       maxTransfers: 8,
@@ -87,9 +86,14 @@ describe('defaults', () => {
   });
 
   test('an empty or blank value counts as unset', () => {
-    const config = loadPeerConfig({ PEER_HTTP_PORT: '', PEER_ID: '  ', LOG_LEVEL: '', PEER_PUBLIC_URL: '' });
+    const config = loadPeerConfig({
+      PEER_HTTP_PORT: '',
+      PEER_NAME: '  ',
+      LOG_LEVEL: '',
+      PEER_PUBLIC_URL: '',
+    });
     assert.equal(config.httpPort, 0);
-    assert.equal(config.peerId, undefined);
+    assert.equal(config.name, undefined);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.publicUrl, undefined);
   });
@@ -130,13 +134,25 @@ describe('values are coerced from strings', () => {
     assert.equal(config.maxFilesPerPeer, 5000);
   });
 
+  test('PEER_ID, from before ids were derived from keys, is read as the display name, with a warning', () => {
+    const legacy = loadPeerConfig({ PEER_ID: 'peer1' });
+    assert.equal(legacy.name, 'peer1');
+    assert.ok(legacy.warnings.some((w) => /PEER_ID is read as PEER_NAME/.test(w)));
+    assert.ok(!legacy.warnings.some((w) => /unknown setting PEER_ID/.test(w)));
+    assert.equal(loadPeerConfig({ PEER_ID: 'old', PEER_NAME: 'new' }).name, 'new');
+    assert.throws(
+      () => loadPeerConfig({ PEER_ID: '../x' }),
+      (err) => isP2PError(err, 'CONFIG_INVALID'),
+    );
+  });
+
   test('peer', () => {
     const config = loadPeerConfig({
       PEER_SHARE_DIR: '/data/share',
       PEER_HTTP_HOST: '::',
       PEER_HTTP_PORT: '65535',
       PEER_PUBLIC_URL: 'https://peer.example:8443',
-      PEER_ID: 'peer-A.1_x',
+      PEER_NAME: 'peer-A.1_x',
       PEER_HEARTBEAT_INTERVAL_MS: '1',
       PEER_RESCAN_INTERVAL_MS: '0',
       PEER_MAX_TRANSFERS: '1',
@@ -148,7 +164,7 @@ describe('values are coerced from strings', () => {
     assert.equal(config.httpHost, '::');
     assert.equal(config.httpPort, 65535);
     assert.equal(config.publicUrl, 'https://peer.example:8443');
-    assert.equal(config.peerId, 'peer-A.1_x');
+    assert.equal(config.name, 'peer-A.1_x');
     assert.equal(config.heartbeatIntervalMs, 1);
     assert.equal(config.rescanIntervalMs, 0);
     assert.equal(config.maxTransfers, 1);
@@ -219,8 +235,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
       load: loadPeerConfig,
       values: ['-peer', 'a b', 'http://peer', 'peer:8080', '[zz]'],
     },
-    PEER_NAME: { load: loadPeerConfig, values: ['-peer', 'a'.repeat(65), 'peer/1', 'pé'] },
-    PEER_ID: { load: loadPeerConfig, values: ['.hidden', 'a b', 'a'.repeat(65), 'ä'] },
+    PEER_NAME: { load: loadPeerConfig, values: ['.hidden', 'a b', 'a'.repeat(65), 'ä'] },
     PEER_HEARTBEAT_INTERVAL_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_RESCAN_INTERVAL_MS: { load: loadPeerConfig, values: integers(0, 2_147_483_647) },
     PEER_MAX_TRANSFERS: { load: loadPeerConfig, values: integers(1, 1000) },
@@ -454,7 +469,7 @@ describe('env files', () => {
     assert.equal(config.demoFiles, true);
     // Replicas share this file; a pinned URL would make them all advertise one address.
     assert.equal(config.publicUrl, undefined);
-    assert.equal(config.peerId, undefined);
+    assert.equal(config.name, undefined);
     assert.deepEqual(config.warnings, []);
   });
 

@@ -84,7 +84,7 @@ test('every exchange and queue name pattern is documented', () => {
     assert.ok(doc.includes(`\`${name}\``), `${name} is documented`);
   }
   assert.ok(doc.includes('`N.superpeer.<superpeerId>.<instance>`'));
-  assert.ok(doc.includes('`N.peer.<peerId>.<instance>`'));
+  assert.ok(doc.includes('`N.peer.<peerId>.<secret>`'));
 });
 
 test('the README’s search-by-SHA-256 example is the demo guide every peer shares', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import {
   chunk,
@@ -9,7 +10,11 @@ import {
   MAX_MESSAGE_BYTES,
   NetworkMessageSchema,
   PeerEventSchema,
+  PeerIdSchema,
+  peerIdFromPublicKey,
+  peerIdMatchesKey,
   RpcRequestSchema,
+  SnapshotReplySchema,
 } from '../../libs/protocol/index.js';
 
 const sha = 'a'.repeat(64);
@@ -56,7 +61,7 @@ test('a valid delta decodes; a hostile name inside it does not', () => {
   const delta = {
     v: 1,
     type: 'peer.delta',
-    peerId: 'peer-1',
+    peerId: 'a'.repeat(40),
     instanceId: '12345678-aaaa',
     seq: 2,
     upserted: [{ name: 'ok.txt', size: 1, sha256: sha, mtimeMs: 1 }],
@@ -85,4 +90,102 @@ test('fileUrl encodes each segment; chunk splits lists', () => {
   assert.equal(fileUrl('http://h:1/', 'a b/c#d?.txt'), 'http://h:1/files/a%20b/c%23d%3F.txt');
   assert.deepEqual(chunk([], 2), [[]]);
   assert.deepEqual(chunk([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+});
+
+/** The Ed25519 key whose 32-byte seed is all 0x01 (the example in docs/protocol.md, "Identity"). */
+const SEED_ONES_PUBLIC_KEY = 'MCowBQYDK2VwAyEAiojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=';
+const SEED_ONES_PEER_ID = 'fd110d301d2f077de1414b8f99f441b1403fab20';
+
+test('peer ids are derived from the public key: the documented example, and any key', () => {
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 1)]);
+  const key = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
+  assert.equal(key.export({ type: 'spki', format: 'der' }).toString('base64'), SEED_ONES_PUBLIC_KEY);
+  assert.equal(peerIdFromPublicKey(SEED_ONES_PUBLIC_KEY), SEED_ONES_PEER_ID);
+  assert.ok(PeerIdSchema.safeParse(SEED_ONES_PEER_ID).success);
+
+  const other = generateKeyPairSync('ed25519')
+    .publicKey.export({ type: 'spki', format: 'der' })
+    .toString('base64');
+  const otherId = peerIdFromPublicKey(other);
+  assert.match(otherId ?? '', /^[0-9a-f]{40}$/);
+  assert.notEqual(otherId, SEED_ONES_PEER_ID);
+  assert.ok(peerIdMatchesKey(otherId!, other));
+  assert.ok(!peerIdMatchesKey(SEED_ONES_PEER_ID, other));
+});
+
+test('malformed keys have no peer id: not base64, not canonical, not Ed25519, wrong length', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+    .publicKey.export({ type: 'spki', format: 'der' })
+    .toString('base64');
+  const x25519 = generateKeyPairSync('x25519')
+    .publicKey.export({ type: 'spki', format: 'der' })
+    .toString('base64');
+  for (const bad of [
+    '',
+    'not base64 at all!',
+    SEED_ONES_PUBLIC_KEY.slice(0, -4),
+    `${SEED_ONES_PUBLIC_KEY.slice(0, -2)}x=`, // last character carries bits past the key: not canonical
+    ` ${SEED_ONES_PUBLIC_KEY}`,
+    rsa,
+    x25519,
+  ]) {
+    assert.equal(peerIdFromPublicKey(bad), undefined, JSON.stringify(bad));
+  }
+  for (const bad of ['peer1', 'A'.repeat(40), 'a'.repeat(39), 'a'.repeat(41), `${'a'.repeat(39)}g`]) {
+    assert.ok(!PeerIdSchema.safeParse(bad).success, bad);
+  }
+});
+
+test('an announce, a network peer-state and a snapshot page are refused unless the id is the key’s', () => {
+  const file = { name: 'a.txt', size: 1, sha256: sha, mtimeMs: 1 };
+  const announce = {
+    v: 1,
+    type: 'peer.announce',
+    peerId: SEED_ONES_PEER_ID,
+    name: 'peer1',
+    instanceId: '12345678-aaaa',
+    url: 'http://127.0.0.1:1',
+    seq: 1,
+    publicKey: SEED_ONES_PUBLIC_KEY,
+    chunkIndex: 0,
+    chunkCount: 1,
+    files: [file],
+  };
+  const state = { ...announce, type: 'network.peer-state', superpeerId: 'sp-1' };
+  const page = {
+    v: 1,
+    ok: true,
+    type: 'rpc.snapshot',
+    superpeerId: 'sp-1',
+    peers: [
+      {
+        peerId: SEED_ONES_PEER_ID,
+        publicKey: SEED_ONES_PUBLIC_KEY,
+        instanceId: '12345678-aaaa',
+        url: 'http://127.0.0.1:1',
+        seq: 1,
+        fileOffset: 0,
+        fileTotal: 1,
+        files: [file],
+      },
+    ],
+  };
+  assert.ok(decode(PeerEventSchema, encode(announce)).ok);
+  assert.ok(decode(NetworkMessageSchema, encode(state)).ok);
+  assert.ok(SnapshotReplySchema.safeParse(page).success);
+
+  const stolen = 'b'.repeat(40); // a well-formed id that belongs to some other key
+  const refused = decode(PeerEventSchema, encode({ ...announce, peerId: stolen }));
+  assert.equal(refused.ok, false);
+  assert.match(refused.ok ? '' : refused.reason, /peerId: peer id: not derived from publicKey/);
+  assert.equal(decode(NetworkMessageSchema, encode({ ...state, peerId: stolen })).ok, false);
+  assert.equal(
+    SnapshotReplySchema.safeParse({ ...page, peers: [{ ...page.peers[0], peerId: stolen }] }).success,
+    false,
+  );
+  // The name is display only: any valid name, or none, with the same id.
+  assert.ok(decode(PeerEventSchema, encode({ ...announce, name: 'someone-else' })).ok);
+  const { name: _omitted, ...unnamed } = announce;
+  assert.ok(decode(PeerEventSchema, encode(unnamed)).ok);
+  assert.equal(decode(PeerEventSchema, encode({ ...announce, name: '../x' })).ok, false);
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import {
   appendFile,
   chmod,
@@ -18,7 +18,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
-import { FileEntrySchema } from '../../libs/protocol/index.js';
+import { FileEntrySchema, peerIdFromPublicKey } from '../../libs/protocol/index.js';
 import {
   loadOrCreateIdentity,
   Share,
@@ -462,7 +462,9 @@ describe('peer identity', () => {
   it('is created once, stored with mode 0600, and stable across loads', async () => {
     const dir = await tempDir();
     const first = await loadOrCreateIdentity(dir);
-    assert.match(first.peerId, /^peer-[0-9a-f]{10}$/);
+    assert.match(first.peerId, /^[0-9a-f]{40}$/);
+    assert.equal(first.peerId, peerIdFromPublicKey(first.publicKeyDer), 'the id is the key’s');
+    assert.equal(first.name, `peer-${first.peerId.slice(0, 8)}`);
     const second = await loadOrCreateIdentity(dir);
     assert.equal(second.peerId, first.peerId);
     assert.equal(second.publicKeyDer, first.publicKeyDer);
@@ -483,18 +485,43 @@ describe('peer identity', () => {
     }
   });
 
-  it('respects and stores a peer id override, keeping the key', async () => {
+  it('respects and stores a name, keeping the key and so the id', async () => {
     const dir = await tempDir();
     const generated = await loadOrCreateIdentity(dir);
-    const overridden = await loadOrCreateIdentity(dir, 'alice');
-    assert.equal(overridden.peerId, 'alice');
-    assert.equal(overridden.publicKeyDer, generated.publicKeyDer);
-    assert.equal((await loadOrCreateIdentity(dir)).peerId, 'alice');
+    const named = await loadOrCreateIdentity(dir, 'alice');
+    assert.equal(named.name, 'alice');
+    assert.equal(named.peerId, generated.peerId);
+    assert.equal(named.publicKeyDer, generated.publicKeyDer);
+    assert.equal((await loadOrCreateIdentity(dir)).name, 'alice');
 
     const fresh = await loadOrCreateIdentity(await tempDir(), 'bob-2');
-    assert.equal(fresh.peerId, 'bob-2');
+    assert.equal(fresh.name, 'bob-2');
+    assert.notEqual(fresh.peerId, generated.peerId);
 
     await assert.rejects(loadOrCreateIdentity(dir, '../evil'), (err) => isP2PError(err, 'CONFIG_INVALID'));
+  });
+
+  it('reads a file written before ids were derived: the key stays, the old id becomes the name', async () => {
+    const dir = await tempDir();
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const legacy = {
+      version: 1,
+      peerId: 'peer1',
+      privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+    await put(dir, '.p2p/identity.json', JSON.stringify(legacy));
+    const loaded = await loadOrCreateIdentity(dir);
+    const der = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    assert.equal(loaded.publicKeyDer, der);
+    assert.equal(loaded.peerId, peerIdFromPublicKey(der));
+    assert.equal(loaded.name, 'peer1');
+    // Renaming rewrites the file in the current format, with the same key.
+    const renamed = await loadOrCreateIdentity(dir, 'peer-one');
+    assert.equal(renamed.peerId, loaded.peerId);
+    const stored = JSON.parse(await readFile(path.join(dir, '.p2p', 'identity.json'), 'utf8'));
+    assert.equal(stored.version, 2);
+    assert.equal(stored.name, 'peer-one');
+    assert.equal(stored.peerId, undefined, 'the id is never stored: it is the key’s');
   });
 
   it('refuses a corrupt identity file instead of silently replacing it', async () => {

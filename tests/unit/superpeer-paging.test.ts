@@ -26,6 +26,9 @@ function index(peers: Array<[string, number]>): NetworkIndex {
   return idx;
 }
 
+/** Every peer is registered under one key; the pages carry it. */
+const known = () => ({ publicKey: 'key' });
+
 describe('snapshot paging', () => {
   it('walks every file of every peer exactly once, a bounded page at a time', () => {
     const idx = index([
@@ -38,7 +41,7 @@ describe('snapshot paging', () => {
     let cursor: { peerId: string; fileOffset: number } | undefined;
     let pages = 0;
     do {
-      const page = snapshotPage(idx, cursor ? { cursor } : {}, 4);
+      const page = snapshotPage(idx, cursor ? { cursor } : {}, known, 4);
       pages++;
       assert.ok(page.peers.reduce((sum, peer) => sum + peer.files.length, 0) <= 4);
       for (const peer of page.peers) {
@@ -56,10 +59,10 @@ describe('snapshot paging', () => {
       ['b', 3],
     ]);
     assert.deepEqual(
-      snapshotPage(idx, { peerId: 'b' }).peers.map((peer) => peer.peerId),
+      snapshotPage(idx, { peerId: 'b' }, known).peers.map((peer) => peer.peerId),
       ['b'],
     );
-    assert.deepEqual(snapshotPage(idx, { peerId: 'zz' }), { peers: [] });
+    assert.deepEqual(snapshotPage(idx, { peerId: 'zz' }, known), { peers: [] });
   });
 });
 

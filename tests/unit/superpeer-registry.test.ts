@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PeerRegistry } from '../../services/superpeer/registry.js';
 
-const binding = (instanceId: string, lastSeenMs: number) => ({ publicKey: 'key', instanceId, lastSeenMs });
+const binding = (instanceId: string, lastSeenMs: number) => ({
+  publicKey: 'key',
+  name: undefined,
+  instanceId,
+  lastSeenMs,
+});
 
 describe('peer registry', () => {
   it('touches only the registered run, and never back in time', () => {
