@@ -35,6 +35,7 @@ export type {
   NetworkPeerLeft,
   NetworkPeerState,
   NetworkResyncRequest,
+  NetworkTick,
 } from './network.js';
 export {
   NetworkMessageSchema,
@@ -42,6 +43,7 @@ export {
   NetworkPeerLeftSchema,
   NetworkPeerStateSchema,
   NetworkResyncRequestSchema,
+  NetworkTickSchema,
 } from './network.js';
 export type {
   ErrorReply,

@@ -31,6 +31,8 @@ export class NetworkView {
   /** When the view was last known complete (a full snapshot, then only in-order changes). */
   private syncedAtMs: number | undefined;
   private refreshing: Promise<void> | undefined;
+  /** Bumped by `markStale`: a reload that began before it cannot make the view current. */
+  private staleEpoch = 0;
 
   constructor(
     private readonly fetchSnapshot: SnapshotFetcher,
@@ -44,6 +46,7 @@ export class NetworkView {
 
   markStale(): void {
     this.syncedAtMs = undefined;
+    this.staleEpoch++;
   }
 
   applyState(message: NetworkPeerState): void {
@@ -101,6 +104,7 @@ export class NetworkView {
   }
 
   private async load(peerId: string | undefined): Promise<void> {
+    const epoch = this.staleEpoch;
     const received = new Map<string, Assembly>();
     const complete = new Set<string>();
     let cursor: SnapshotRequest['cursor'];
@@ -137,7 +141,7 @@ export class NetworkView {
       for (const known of this.index.peers()) {
         if (!received.has(known.peerId)) this.index.removePeer(known.peerId);
       }
-      this.syncedAtMs = Date.now();
+      if (epoch === this.staleEpoch) this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
     } else if (!received.has(peerId)) {
       this.index.removePeer(peerId);
@@ -149,7 +153,8 @@ export class NetworkView {
     for (let attempt = 1; !shouldStop(); attempt++) {
       try {
         await this.refresh();
-        return;
+        if (!this.stale) return;
+        attempt = 0; // a reload that began before the view went stale again: one more, at once
       } catch (err) {
         // Said once at warn level; the retries after it would only repeat it.
         const log = attempt === 1 ? this.logger.warn : this.logger.debug;

@@ -3,7 +3,13 @@ import { v4 as uuidv4 } from 'uuid';
 import { P2PError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
+import {
+  Broker,
+  type BrokerSession,
+  consumeValidated,
+  serveRpc,
+  Throttle,
+} from '../../libs/messaging/index.js';
 import {
   chunk,
   encode,
@@ -48,6 +54,14 @@ export interface SuperpeerOptions {
   warmupQuietMs?: number;
   /** …or at most this long. Default 2500. */
   warmupMaxMs?: number;
+  /** A `network.tick` goes to every peer this often, so they can tell their network stream works. Default 2000. */
+  tickIntervalMs?: number;
+  /**
+   * A broadcast resync request (after a (re)connect or a repaired topology) goes out at most this often,
+   * however often the connection comes back: a reconnect loop must not become a re-announce storm.
+   * Default 5000.
+   */
+  resyncBroadcastMinIntervalMs?: number;
   metrics?: SuperpeerMetrics;
 }
 
@@ -73,6 +87,8 @@ const RESYNC_REQUEST_MIN_INTERVAL_MS = 2000;
 /** Also the most ids one resync request may carry (the schema's bound). */
 const MAX_TRACKED_RESYNC_REQUESTS = 10_000;
 const RESYNC_BATCH_MS = 100;
+/** With peers registered, no event at all for this long (they heartbeat every 2 s) means the stream broke. */
+const EVENTS_SILENCE_MS = 3500;
 
 /**
  * Keeps the index of who shares what, from the events peers publish; rebroadcasts accepted changes to every
@@ -90,6 +106,10 @@ export class Superpeer {
   private readonly pendingResync = new Set<string>();
   private resyncBatchTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private readonly resyncBroadcast: Throttle;
+  private lastEventMs = Date.now();
+  private lastSilenceRepairMs = 0;
   private warm = false;
   private lastAnnounceMs = 0;
   private lastSweepMs = Date.now();
@@ -102,6 +122,8 @@ export class Superpeer {
       rpcPrefetch: 64,
       warmupQuietMs: 300,
       warmupMaxMs: 2500,
+      tickIntervalMs: 2000,
+      resyncBroadcastMinIntervalMs: 5000,
       ...options,
     };
     this.names = topologyNames(options.namespace);
@@ -111,17 +133,26 @@ export class Superpeer {
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
+    this.resyncBroadcast = new Throttle(
+      () =>
+        void this.publishNetwork({
+          v: 1,
+          type: 'network.resync-request',
+          superpeerId: this.options.superpeerId,
+        }),
+      { minIntervalMs: this.options.resyncBroadcastMinIntervalMs },
+    );
     this.broker.on('connected', () => {
       // Peers could not reach us while we were away: their silence then says nothing about them.
       const now = Date.now();
+      this.lastEventMs = now;
       for (const binding of this.bindings.values()) binding.lastSeenMs = now;
-      // Whatever happened while we were away (or before we started), ask every peer for its full state.
-      void this.publishNetwork({
-        v: 1,
-        type: 'network.resync-request',
-        superpeerId: this.options.superpeerId,
-      });
+      // Whatever happened while we were away (or before we started), ask every peer for its full state:
+      // at once the first time, then at most once per interval (the last reconnect of a burst included).
+      this.resyncBroadcast.request({ immediate: true });
     });
+    // Events may have been lost while our copy of the stream was cut off.
+    this.broker.on('topology-repaired', () => this.resyncBroadcast.request({ immediate: true }));
   }
 
   get id(): string {
@@ -132,10 +163,14 @@ export class Superpeer {
     await this.broker.start();
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
+    this.tickTimer = setInterval(() => this.tick(), this.options.tickIntervalMs);
+    this.tickTimer.unref();
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.resyncBroadcast.cancel();
     if (this.resyncBatchTimer) clearTimeout(this.resyncBatchTimer);
     await this.broker.close();
   }
@@ -158,14 +193,51 @@ export class Superpeer {
         exchange: this.names.deadLetterExchange,
         rejectedBy: `superpeer ${this.options.superpeerId}`,
       },
-      handler: (event, message) => this.onPeerEvent(event, message),
-      onRefused: () => this.options.metrics?.messagesRefused.inc({ queue: 'events' }),
+      handler: (event, message) => {
+        this.lastEventMs = Date.now();
+        return this.onPeerEvent(event, message);
+      },
+      onRefused: () => {
+        this.lastEventMs = Date.now();
+        this.options.metrics?.messagesRefused.inc({ queue: 'events' });
+      },
     });
     if (this.warm) {
       await this.serveRpc(session);
     } else {
       void this.warmUp(session);
     }
+  }
+
+  /** Liveness on the network stream: peers that stop hearing it know their view is stale. */
+  private tick(): void {
+    if (!this.broker.connected) return;
+    const body = encode({
+      v: 1,
+      type: 'network.tick',
+      superpeerId: this.options.superpeerId,
+      intervalMs: this.options.tickIntervalMs,
+    } satisfies NetworkMessage);
+    void this.broker.publish(this.names.networkExchange, '', body, {
+      confirm: false,
+      properties: {
+        messageId: uuidv4(),
+        type: 'network.tick',
+        appId: `superpeer ${this.options.superpeerId}`,
+        mandatory: false,
+      },
+    });
+  }
+
+  /**
+   * Registered peers heartbeat every 2 s, so a silent event stream means our binding (or the exchange) was
+   * deleted and declared again by someone else, which no passive check can see: declare ours again.
+   */
+  private checkEventsSilence(now: number): void {
+    if (this.bindings.size === 0 || now - this.lastEventMs < EVENTS_SILENCE_MS) return;
+    if (now - this.lastSilenceRepairMs < EVENTS_SILENCE_MS) return;
+    this.lastSilenceRepairMs = now;
+    void this.broker.repairTopology(`no peer event for ${now - this.lastEventMs} ms`);
   }
 
   /** Answer searches only once the peers' re-announcements have settled, so the first answers are whole. */
@@ -382,8 +454,10 @@ export class Superpeer {
       // This process was stalled (paused, swapped out): the peers' heartbeats wait unread in our queue,
       // so their silence is ours. Give them a fresh period instead of dropping them all.
       for (const binding of this.bindings.values()) binding.lastSeenMs = now;
+      this.lastEventMs = now;
       return;
     }
+    this.checkEventsSilence(now);
     const deadline = Date.now() - this.options.peerTimeoutMs;
     for (const [peerId, binding] of this.bindings) {
       if (binding.lastSeenMs < deadline) void this.dropPeer(peerId, binding.instanceId, 'timeout');
