@@ -16,6 +16,9 @@ export function replyToProblem(replyTo: unknown): string | undefined {
   if (Buffer.byteLength(replyTo) > MAX_NAME_BYTES) return 'reply_to longer than 255 bytes';
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (/[\u0000-\u001f\u007f]/.test(replyTo)) return 'reply_to has control characters';
+  // The bare pseudo-queue is rewritten by the broker for a requester that consumes it; left as is, the
+  // requester did not, and publishing to it would close the reply channel (406).
+  if (replyTo === DIRECT_REPLY_PREFIX.slice(0, -1)) return 'reply_to is the bare direct reply-to name';
   if (!replyTo.startsWith(DIRECT_REPLY_PREFIX)) return undefined; // a named queue: unroutable costs nothing
   const parts = replyTo.slice(DIRECT_REPLY_PREFIX.length).split('.');
   if (parts.length !== 2 || !parts.every((part) => BASE64.test(part))) {

@@ -74,6 +74,8 @@ export type NetworkResyncRequest = z.infer<typeof NetworkResyncRequestSchema>;
 export const NetworkTickSchema = z.object({
   ...base,
   type: z.literal('network.tick'),
+  /** Counts this superpeer process's ticks from 1: a number skipped means ticks were lost on the way. */
+  seq: z.number().int().min(1),
   intervalMs: z.number().int().min(100).max(600_000),
 });
 export type NetworkTick = z.infer<typeof NetworkTickSchema>;

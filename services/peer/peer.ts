@@ -75,6 +75,8 @@ const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
 /** No `network.tick` for this many of its intervals: the network stream is broken. */
 const TICK_SILENCE_INTERVALS = 2;
 const STREAM_SILENCE_CHECK_MS = 1000;
+/** Tick numbers are remembered for this many superpeers (ids come from the network: bounded). */
+const MAX_TRACKED_SUPERPEERS = 64;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -98,6 +100,8 @@ export class Peer {
   private lastTick: { atMs: number; intervalMs: number } | undefined;
   /** Set when ticks stopped: the view is stale until one comes again. */
   private streamSilent = false;
+  /** The last tick number of each superpeer (a gap means the stream was cut). */
+  private readonly tickSeqs = new Map<string, number>();
   private outgoing: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -254,17 +258,26 @@ export class Peer {
         if (message.peerIds === undefined) this.viewRefreshes.request();
         return;
       case 'network.tick':
-        this.onTick(message.intervalMs);
+        this.onTick(message.superpeerId, message.seq, message.intervalMs);
         return;
     }
   }
 
-  private onTick(intervalMs: number): void {
+  private onTick(superpeerId: string, seq: number, intervalMs: number): void {
     this.lastTick = { atMs: Date.now(), intervalMs };
-    if (!this.streamSilent) return;
+    // A skipped tick number: our binding was gone for a while (deleted with the exchange, then declared
+    // again, by our own check or by someone else), so changes broadcast meanwhile were lost too.
+    const previous = this.tickSeqs.get(superpeerId);
+    if (this.tickSeqs.size >= MAX_TRACKED_SUPERPEERS && previous === undefined) this.tickSeqs.clear();
+    this.tickSeqs.set(superpeerId, seq);
+    const skipped = previous !== undefined && seq > previous + 1;
+    if (!this.streamSilent && !skipped) return;
     this.streamSilent = false;
-    this.options.logger.info('network stream is back');
-    this.reloadView('network stream back');
+    this.options.logger.info('network stream is back', {
+      superpeerId,
+      missedTicks: skipped ? seq - previous! - 1 : 0,
+    });
+    this.reloadView(skipped ? 'network.tick numbers skipped' : 'network stream back');
   }
 
   /**

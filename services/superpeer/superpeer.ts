@@ -107,6 +107,7 @@ export class Superpeer {
   private resyncBatchTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private tickSeq = 0;
   private readonly resyncBroadcast: Throttle;
   private lastEventMs = Date.now();
   private lastSilenceRepairMs = 0;
@@ -216,6 +217,7 @@ export class Superpeer {
       v: 1,
       type: 'network.tick',
       superpeerId: this.options.superpeerId,
+      seq: ++this.tickSeq,
       intervalMs: this.options.tickIntervalMs,
     } satisfies NetworkMessage);
     void this.broker.publish(this.names.networkExchange, '', body, {

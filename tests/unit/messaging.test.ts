@@ -133,6 +133,7 @@ describe('replyToProblem', () => {
       'amq.rabbitmq.reply-to.onlyone',
       'amq.rabbitmq.reply-to.a.b.c',
       'amq.rabbitmq.reply-to.',
+      'amq.rabbitmq.reply-to',
       'queue\nwith newline',
       'x'.repeat(256),
       '',
