@@ -277,7 +277,7 @@ describe('a hostile client on the broker', { timeout: 180_000 }, () => {
       for (const records of peerReconnects)
         assert.ok(records.length <= 2, `a peer reconnected ${records.length} times`);
       t.diagnostic(
-        `${exchange}: views reloaded by ${reloadedMs} ms, search whole ${wholeMs} ms after the delete; ` +
+        `${exchange}: stale views reloaded or change searchable by ${reloadedMs} ms, search whole ${wholeMs} ms after the delete; ` +
           `viewStale seen by polling on ${seenStale.size}/${net.peers.length} peers; ` +
           `reconnects: superpeer ${superpeerReconnects.length}, peers ${peerReconnects.map((r) => r.length).join('/')}`,
       );
