@@ -5,8 +5,10 @@
  * last request is never lost). A random delay spreads many nodes that got the same request at once.
  */
 export interface ThrottleOptions {
-  /** Shortest time between two runs. */
+  /** Shortest time between two runs, on average (a token bucket refilled at one run per interval). */
   minIntervalMs: number;
+  /** Runs allowed back to back before the interval applies (the bucket's size). Default 1. */
+  burst?: number;
   /** Wait this long after the first request before running, so a burst of requests is one run. Default 0. */
   delayMs?: number;
   /** Up to this much more, uniformly at random (a function: the window may depend on the network's size). Default 0. */
@@ -20,7 +22,8 @@ export interface ThrottleOptions {
 
 export class Throttle {
   private timer: unknown;
-  private lastRunMs: number | undefined;
+  private tokens: number;
+  private tokensAtMs: number;
   private runCount = 0;
   private requestCount = 0;
   private readonly options: Required<ThrottleOptions>;
@@ -32,6 +35,7 @@ export class Throttle {
     this.options = {
       delayMs: 0,
       jitterMs: 0,
+      burst: 1,
       random: Math.random,
       now: Date.now,
       setTimer: (callback, delayMs) => {
@@ -42,6 +46,8 @@ export class Throttle {
       clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
       ...options,
     };
+    this.tokens = this.options.burst;
+    this.tokensAtMs = this.options.now();
   }
 
   /** Runs so far (for logs and tests). */
@@ -69,8 +75,9 @@ export class Throttle {
     const jitter =
       typeof this.options.jitterMs === 'function' ? this.options.jitterMs() : this.options.jitterMs;
     const wanted = options.immediate ? 0 : delayMs + Math.floor(random() * Math.max(0, jitter));
-    const allowedAt = this.lastRunMs === undefined ? 0 : this.lastRunMs + this.options.minIntervalMs;
-    const waitMs = Math.max(wanted, allowedAt - now());
+    this.refill(now());
+    const tokenWaitMs = this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.options.minIntervalMs);
+    const waitMs = Math.max(wanted, tokenWaitMs);
     this.timer = this.options.setTimer(() => this.fire(), waitMs);
   }
 
@@ -79,9 +86,16 @@ export class Throttle {
     this.timer = undefined;
   }
 
+  private refill(nowMs: number): void {
+    const { burst, minIntervalMs } = this.options;
+    this.tokens = Math.min(burst, this.tokens + (nowMs - this.tokensAtMs) / minIntervalMs);
+    this.tokensAtMs = nowMs;
+  }
+
   private fire(): void {
     this.timer = undefined;
-    this.lastRunMs = this.options.now();
+    this.refill(this.options.now());
+    this.tokens -= 1;
     this.runCount++;
     this.run();
   }

@@ -126,6 +126,9 @@ export class Peer {
     );
     this.announces = new Throttle(() => this.enqueue(() => this.announce()), {
       minIntervalMs: this.options.announceMinIntervalMs,
+      // Two back to back: the announce on connect, then a superpeer that starts right after and asks for it
+      // (within its warm-up); a flood still gets one per interval.
+      burst: 2,
       delayMs: RESYNC_COALESCE_MS,
       jitterMs: () => resyncJitterWindowMs(this.view.index.peerCount),
     });

@@ -39,7 +39,7 @@ class FakeClock {
 
 function throttled(
   clock: FakeClock,
-  options: { minIntervalMs: number; delayMs?: number; jitterMs?: number },
+  options: { minIntervalMs: number; delayMs?: number; jitterMs?: number; burst?: number },
 ) {
   const runs: number[] = [];
   const throttle = new Throttle(() => runs.push(clock.nowMs), {
@@ -84,6 +84,20 @@ describe('Throttle', () => {
     assert.deepEqual(runs, [0]);
     clock.advance(1);
     assert.deepEqual(runs, [0, 5000]);
+  });
+
+  test('a burst allows runs back to back, then one per interval', () => {
+    const clock = new FakeClock();
+    const { throttle, runs } = throttled(clock, { minIntervalMs: 3000, burst: 2 });
+    for (let i = 0; i < 9000; i++) {
+      throttle.request({ immediate: true });
+      clock.advance(1);
+    }
+    clock.advance(10_000);
+    assert.deepEqual(runs.slice(0, 2), [0, 1], 'two at once');
+    assert.ok(runs.length <= Math.ceil(9000 / 3000) + 2, `runs ${runs.join(',')}`);
+    for (let i = 2; i < runs.length; i++)
+      assert.ok(runs[i]! - runs[i - 1]! >= 2999, `runs ${runs.join(',')}`);
   });
 
   test('requests while a run is scheduled join it; cancel drops it', () => {
