@@ -2,7 +2,10 @@ import { EventEmitter } from 'node:events';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { P2PError } from '../errors/index.js';
 import type { Log } from '../logging/index.js';
-import type { TopologySpec } from '../protocol/index.js';
+import { mergeTopology, type TopologySpec } from '../protocol/index.js';
+import { DeliveryMemory } from './delivery-memory.js';
+import { ReplyPublisher } from './reply-publisher.js';
+import { TopologyProbe } from './topology-guard.js';
 
 export interface BrokerOptions {
   /** amqp:// or amqps:// URL. */
@@ -27,6 +30,11 @@ export interface BrokerOptions {
   publishTimeoutMs?: number;
   /** Confirms outstanding at once; further publishes wait. Default 256. */
   maxInFlightPublishes?: number;
+  /**
+   * How often the topology asserted in `setup` is checked on the broker (passive declares on a throwaway
+   * channel); what is missing is declared again and `topology-repaired` is emitted. Default 3000; 0: never.
+   */
+  topologyCheckIntervalMs?: number;
 }
 
 export interface PublishOptions {
@@ -42,7 +50,12 @@ interface BrokerEvents {
   returned: [
     info: { exchange: string; routingKey: string; messageId: string | undefined; type: string | undefined },
   ];
+  /** Something of the topology was gone (deleted by someone) and has been declared again. */
+  'topology-repaired': [info: { reason: string; missing: string[] }];
 }
+
+/** A returned message triggers a topology check at most this often. */
+const RETURN_CHECK_MIN_INTERVAL_MS = 1000;
 
 /**
  * One AMQP connection with amqplib's built-in recovery. Topology and consumers live in `setup`, which runs
@@ -57,6 +70,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private closing = false;
   private inFlight = 0;
   private readonly inFlightWaiters: Array<() => void> = [];
+  private topologyTimer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private lastReturnCheckMs = 0;
+  private replyPublisher: ReplyPublisher | undefined;
+  /** Deliveries interrupted by a lost connection; survives reconnects (see DeliveryMemory). */
+  readonly interruptedDeliveries = new DeliveryMemory();
 
   constructor(options: BrokerOptions) {
     super();
@@ -67,6 +86,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       initialConnectRetries: Number.POSITIVE_INFINITY,
       publishTimeoutMs: 10_000,
       maxInFlightPublishes: 256,
+      topologyCheckIntervalMs: 3000,
       ...options,
     };
   }
@@ -126,6 +146,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       logger.error('error in a connection listener', { event, reason: err.message }),
     );
     connection.on('blocked', (reason: string) => logger.warn('broker blocked publishing', { reason }));
+    if (this.options.topologyCheckIntervalMs > 0) {
+      this.topologyTimer = setInterval(() => void this.checkTopology(), this.options.topologyCheckIntervalMs);
+      this.topologyTimer.unref();
+    }
     try {
       await connection.waitForConnect();
     } catch (err) {
@@ -142,6 +166,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.topologyTimer) clearInterval(this.topologyTimer);
+    await this.replyPublisher?.close();
     const connection = this.connection;
     this.connection = undefined;
     this.session?.markClosed();
@@ -219,6 +245,72 @@ export class Broker extends EventEmitter<BrokerEvents> {
   notifyReturned(info: BrokerEvents['returned'][0]): void {
     this.options.logger.warn('message was unroutable', info);
     this.emit('returned', info);
+    // Nobody bound is normal for some messages, but it is also what a deleted exchange or binding looks like.
+    const now = Date.now();
+    if (now - this.lastReturnCheckMs >= RETURN_CHECK_MIN_INTERVAL_MS) {
+      this.lastReturnCheckMs = now;
+      void this.checkTopology();
+    }
+  }
+
+  /**
+   * Publishes RPC replies on a connection of their own (see ReplyPublisher), opened on first use and again
+   * after a failure, so that whatever a requester's `reply_to` does to it never reaches this connection.
+   */
+  get replies(): ReplyPublisher {
+    this.replyPublisher ??= new ReplyPublisher({
+      url: withHeartbeat(this.options.url, this.options.heartbeatIntervalSeconds),
+      connectionName: `${this.options.connectionName} (replies)`,
+      logger: this.options.logger,
+    });
+    return this.replyPublisher;
+  }
+
+  /**
+   * Checks that everything the current session asserted still exists on the broker, and declares again
+   * what does not (then emits `topology-repaired`). Runs every `topologyCheckIntervalMs`, after a returned
+   * message, and whenever a service suspects a loss; concurrent calls share one check.
+   */
+  checkTopology(): Promise<void> {
+    this.checking ??= this.runCheck().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  /**
+   * Declares the current session's topology again, without asking what is missing: for a loss no passive
+   * check can see (a binding, deleted and declared again by someone else). Emits `topology-repaired`.
+   */
+  async repairTopology(reason: string): Promise<void> {
+    const session = this.session;
+    if (!session?.open) return;
+    await this.repair(session, reason, []);
+  }
+
+  private async runCheck(): Promise<void> {
+    const session = this.session;
+    if (!session?.open || this.closing) return;
+    let missing: string[];
+    try {
+      missing = await session.findMissingTopology();
+    } catch (err) {
+      this.options.logger.debug('topology check failed', { reason: describe(err) });
+      return;
+    }
+    if (missing.length > 0 && session.open) await this.repair(session, 'missing on the broker', missing);
+  }
+
+  private async repair(session: BrokerSession, reason: string, missing: string[]): Promise<void> {
+    this.options.logger.warn('broker topology lost; declaring it again', { reason, missing });
+    try {
+      await session.reassertTopology();
+    } catch (err) {
+      // What cannot be declared again in place (a queue of ours, an argument clash) needs a fresh session.
+      await session.restart(`topology repair failed: ${describe(err)}`);
+      return;
+    }
+    this.emit('topology-repaired', { reason, missing });
   }
 
   get logger(): Log {
@@ -252,6 +344,10 @@ export class BrokerSession {
   open = true;
   private confirmChannel: ConfirmChannel | undefined;
   private readonly channels: Channel[] = [];
+  /** What `assertTopology` declared, checked and declared again by the broker's topology guard. */
+  private readonly specs: TopologySpec[] = [];
+  private probe: TopologyProbe | undefined;
+  private readonly closeHooks: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
   /** Set when the socket buffer is full: publishers wait for `drain` before writing more. */
   private mustDrain = false;
@@ -266,9 +362,33 @@ export class BrokerSession {
     return this.broker.logger;
   }
 
+  /** The broker's memory of interrupted deliveries (consumers use it against poison messages). */
+  get interruptedDeliveries(): DeliveryMemory {
+    return this.broker.interruptedDeliveries;
+  }
+
+  /** Where RPC replies are published: never on this session's connection. */
+  get replies(): ReplyPublisher {
+    return this.broker.replies;
+  }
+
+  /** Runs `hook` once when this session ends (its connection closed or was dropped). */
+  onClose(hook: () => void): void {
+    if (!this.open) hook();
+    else this.closeHooks.push(hook);
+  }
+
   markClosed(): void {
     this.open = false;
     for (const resolve of this.drainWaiters.splice(0)) resolve();
+    for (const hook of this.closeHooks.splice(0)) {
+      try {
+        hook();
+      } catch (err) {
+        this.broker.logger.error('error in a session close hook', { reason: describe(err) });
+      }
+    }
+    void this.probe?.close();
   }
 
   /** A channel whose unexpected close tears the connection down (so setup runs again). */
@@ -278,7 +398,25 @@ export class BrokerSession {
     return channel;
   }
 
+  /** Declares `spec` (idempotent) and remembers it for the topology checks. */
   async assertTopology(spec: TopologySpec): Promise<void> {
+    await this.declare(spec);
+    this.specs.push(spec);
+  }
+
+  /** Declares again everything asserted on this session. */
+  async reassertTopology(): Promise<void> {
+    await this.declare(mergeTopology(...this.specs));
+  }
+
+  /** What of the asserted topology is missing on the broker (see TopologyProbe). */
+  async findMissingTopology(): Promise<string[]> {
+    if (this.specs.length === 0) return [];
+    this.probe ??= new TopologyProbe(this.model);
+    return this.probe.findMissing(mergeTopology(...this.specs));
+  }
+
+  private async declare(spec: TopologySpec): Promise<void> {
     const channel = await this.model.createChannel();
     // A missing object (404) or a refused permission (403) closes this channel: the rejected call carries it.
     channel.on('error', () => undefined);
@@ -338,7 +476,7 @@ export class BrokerSession {
   async restart(reason: string): Promise<void> {
     if (!this.open) return;
     this.broker.logger.warn('restarting broker connection', { reason });
-    this.open = false;
+    this.markClosed();
     await this.model.close().catch(() => undefined);
   }
 
@@ -397,6 +535,10 @@ function withHeartbeat(url: string, seconds: number): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
   return parsed.toString();
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function redactUrl(url: string): string {

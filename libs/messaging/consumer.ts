@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { describeError } from '../errors/index.js';
 import { decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
 import type { BrokerSession } from './broker.js';
+import { DeliveryMemory } from './delivery-memory.js';
 
 export interface DeadLetterTarget {
   /** Exchange that receives refused messages (the namespace's dead-letter exchange). */
@@ -33,10 +34,17 @@ export interface ConsumeOptions<S extends z.ZodType> {
   onRefused?: (reason: string, message: ConsumeMessage, channel: Channel) => void;
 }
 
+/** The reason given for a redelivered message whose earlier handling was cut short by a lost connection. */
+export const POISON_REASON =
+  'redelivered after an attempt that never completed (the connection was lost while handling it)';
+
 /**
  * Consumes with manual acks: validate against the schema, handle, ack. What fails validation or handling
  * is republished to the dead-letter exchange with the reason in headers, then acknowledged, so it neither
- * loops nor disappears. Call it from the broker's setup: it is bound to that session's channel.
+ * loops nor disappears. A message whose handling was under way when the connection died comes back
+ * `redelivered`; the second time it is dead-lettered unhandled, so a message that kills the connection
+ * costs one redelivery, not a reconnect loop. Call it from the broker's setup: it is bound to that
+ * session's channel.
  */
 export async function consumeValidated<S extends z.ZodType>(
   session: BrokerSession,
@@ -47,6 +55,14 @@ export async function consumeValidated<S extends z.ZodType>(
   const logger = session.logger;
   const ordered = options.ordered ?? true;
   let tail: Promise<void> = Promise.resolve();
+  /** Deliveries being handled now: if the session dies under them, they are remembered as suspects. */
+  const handling = new Set<ConsumeMessage>();
+  session.onClose(() => {
+    for (const message of handling) {
+      session.interruptedDeliveries.remember(DeliveryMemory.key(options.queue, message));
+    }
+    handling.clear();
+  });
 
   const refuse = async (message: ConsumeMessage, reason: string): Promise<void> => {
     logger.warn('refused a message', {
@@ -92,6 +108,22 @@ export async function consumeValidated<S extends z.ZodType>(
         return;
       }
       const settle = async () => {
+        if (
+          message.fields.redelivered &&
+          session.interruptedDeliveries.take(DeliveryMemory.key(options.queue, message))
+        ) {
+          await refuse(message, POISON_REASON);
+          return;
+        }
+        if (!session.open) return; // not handled: it comes back on the next connection
+        handling.add(message);
+        try {
+          await handle();
+        } finally {
+          handling.delete(message);
+        }
+      };
+      const handle = async () => {
         const decoded = decode(options.schema, message.content, options.maxBytes ?? MAX_MESSAGE_BYTES);
         if (!decoded.ok) {
           await refuse(message, decoded.reason);

@@ -1,6 +1,12 @@
 export type { BrokerOptions, PublishOptions } from './broker.js';
 export { Broker, BrokerSession, redactUrl } from './broker.js';
 export type { ConsumeOptions, DeadLetterTarget } from './consumer.js';
-export { consumeValidated } from './consumer.js';
+export { consumeValidated, POISON_REASON } from './consumer.js';
+export { DeliveryMemory } from './delivery-memory.js';
+export type { ReplyPublisherOptions } from './reply-publisher.js';
+export { ReplyPublisher } from './reply-publisher.js';
+export { replyToProblem } from './reply-to.js';
 export type { RpcCallOptions, RpcServerOptions } from './rpc.js';
 export { RpcClient, serveRpc } from './rpc.js';
+export type { ThrottleOptions } from './throttle.js';
+export { Throttle } from './throttle.js';

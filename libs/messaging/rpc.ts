@@ -1,10 +1,11 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
-import { P2PError } from '../errors/index.js';
+import { describeError, P2PError } from '../errors/index.js';
 import { decode, encode } from '../protocol/index.js';
 import type { Broker, BrokerSession } from './broker.js';
-import { consumeValidated, type DeadLetterTarget } from './consumer.js';
+import { consumeValidated, type DeadLetterTarget, POISON_REASON } from './consumer.js';
+import { replyToProblem } from './reply-to.js';
 
 /** RabbitMQ's direct reply-to pseudo-queue: no queue to declare or clean up, lowest latency. */
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -22,13 +23,19 @@ export interface RpcServerOptions<S extends z.ZodType> {
 
 /**
  * Serves requests from a queue shared with other servers (competing consumers). Every request with a
- * `reply_to` gets exactly one reply: the answer, or an error reply when the request is invalid.
+ * usable `reply_to` gets exactly one reply: the answer, or an error reply when the request is invalid.
+ * Replies leave on the broker's reply connection, never on the consuming one (see ReplyPublisher); a
+ * request whose `reply_to` fails the cheap checks, or whose reply the broker refused, is dead-lettered
+ * with the reason and acknowledged: one warning line, no reconnect.
  */
 export async function serveRpc<S extends z.ZodType>(session: BrokerSession, options: RpcServerOptions<S>) {
-  const reply = (channel: Channel, request: ConsumeMessage, body: unknown) => {
+  const replies = session.replies;
+  replies.warm();
+  /** Requests that must get no reply at all: the reply itself is what failed. */
+  const unanswerable = new WeakSet<ConsumeMessage>();
+  const reply = async (request: ConsumeMessage, body: unknown): Promise<void> => {
     const { replyTo, correlationId } = request.properties;
-    if (typeof replyTo !== 'string' || replyTo.length === 0) return;
-    channel.sendToQueue(replyTo, encode(body), {
+    await replies.send(replyTo as string, encode(body), {
       correlationId,
       contentType: 'application/json',
       type: 'rpc.reply',
@@ -40,7 +47,12 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
     prefetch: options.prefetch,
     deadLetter: options.deadLetter,
     ordered: false,
-    handler: async (request, message, channel) => {
+    handler: async (request, message) => {
+      const problem = replyToProblem(message.properties.replyTo);
+      if (problem) {
+        unanswerable.add(message);
+        throw new P2PError('MESSAGE_INVALID', problem);
+      }
       const started = process.hrtime.bigint();
       let body: unknown;
       let errorCode: string | undefined;
@@ -50,7 +62,18 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
         errorCode = err instanceof P2PError ? err.code : 'RPC_ERROR';
         body = options.errorReply(errorCode, err instanceof Error ? err.message : String(err));
       }
-      reply(channel, message, body);
+      try {
+        await reply(message, body);
+      } catch (err) {
+        unanswerable.add(message);
+        throw new P2PError(
+          'RPC_ERROR',
+          `reply to ${String(message.properties.replyTo).slice(0, 80)} failed`,
+          {
+            cause: err,
+          },
+        );
+      }
       session.logger.debug('served a request', {
         type: message.properties.type,
         correlationId: message.properties.correlationId,
@@ -58,8 +81,13 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
         ...(errorCode ? { errorCode } : {}),
       });
     },
-    onRefused: (reason, message, channel) =>
-      reply(channel, message, options.errorReply('MESSAGE_INVALID', reason)),
+    onRefused: (reason, message) => {
+      if (reason === POISON_REASON || unanswerable.has(message)) return;
+      if (replyToProblem(message.properties.replyTo)) return;
+      reply(message, options.errorReply('MESSAGE_INVALID', reason)).catch((err) =>
+        session.logger.debug('could not send an error reply', { reason: describeError(err) }),
+      );
+    },
   });
 }
 

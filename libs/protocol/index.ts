@@ -43,6 +43,7 @@ export type {
   NetworkPeerLeft,
   NetworkPeerState,
   NetworkResyncRequest,
+  NetworkTick,
 } from './network.js';
 export {
   NetworkMessageSchema,
@@ -50,6 +51,7 @@ export {
   NetworkPeerLeftSchema,
   NetworkPeerStateSchema,
   NetworkResyncRequestSchema,
+  NetworkTickSchema,
 } from './network.js';
 export type {
   ErrorReply,

@@ -76,10 +76,25 @@ export const NetworkResyncRequestSchema = z.object({
 });
 export type NetworkResyncRequest = z.infer<typeof NetworkResyncRequestSchema>;
 
+/**
+ * A superpeer's liveness on the network stream, every `intervalMs`. A peer that heard ticks and then hears
+ * none for a few intervals knows its copy of the stream is broken (its binding or the exchange was deleted,
+ * or no superpeer runs): its view is stale until the stream is back and the view reloaded.
+ */
+export const NetworkTickSchema = z.object({
+  ...base,
+  type: z.literal('network.tick'),
+  /** Counts this superpeer process's ticks from 1: a number skipped means ticks were lost on the way. */
+  seq: z.number().int().min(1),
+  intervalMs: z.number().int().min(100).max(600_000),
+});
+export type NetworkTick = z.infer<typeof NetworkTickSchema>;
+
 export const NetworkMessageSchema = z.discriminatedUnion('type', [
   NetworkPeerStateSchema,
   NetworkPeerDeltaSchema,
   NetworkPeerLeftSchema,
   NetworkResyncRequestSchema,
+  NetworkTickSchema,
 ]);
 export type NetworkMessage = z.infer<typeof NetworkMessageSchema>;

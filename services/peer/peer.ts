@@ -3,7 +3,13 @@ import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, consumeValidated, RpcClient } from '../../libs/messaging/index.js';
+import {
+  Broker,
+  type BrokerSession,
+  consumeValidated,
+  RpcClient,
+  Throttle,
+} from '../../libs/messaging/index.js';
 import {
   chunk,
   encode,
@@ -35,6 +41,11 @@ export interface PeerOptions {
   heartbeatIntervalMs?: number;
   /** Time a search waits for a superpeer before answering from the local view. Default 2000. */
   searchTimeoutMs?: number;
+  /**
+   * At most one full announce per this interval, whatever asks for it (resync requests, forged or not,
+   * reconnects): later requests wait for the interval to end and count once. Default 3000.
+   */
+  announceMinIntervalMs?: number;
 }
 
 export interface PeerSearchAnswer {
@@ -49,9 +60,24 @@ export interface PeerSearchAnswer {
 }
 
 /** Delay that lets several superpeers' resync requests coalesce into one announce. */
-const RESYNC_COALESCE_MS = 100;
+const RESYNC_COALESCE_MS = 50;
+/**
+ * The random part of a resync announce's delay grows with the network, so that 1,000 peers asked at once
+ * spread over 2 s instead of answering in the same millisecond; small networks answer well inside a
+ * superpeer's warm-up (it serves after 300 ms without an announce).
+ */
+export function resyncJitterWindowMs(peersInView: number): number {
+  return Math.min(2000, Math.max(200, 2 * peersInView));
+}
 /** After a superpeer's resync request: longer than its warm-up (at most 2.5 s) before it serves snapshots. */
 const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
+/** A whole-view reload asked for by the network happens at most this often (each one pages the whole index). */
+const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
+/** No `network.tick` for this many of its intervals: the network stream is broken. */
+const TICK_SILENCE_INTERVALS = 2;
+const STREAM_SILENCE_CHECK_MS = 1000;
+/** Tick numbers are remembered for this many superpeers (ids come from the network: bounded). */
+const MAX_TRACKED_SUPERPEERS = 64;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -70,13 +96,25 @@ export class Peer {
   private readonly options: Required<PeerOptions>;
   private seq = 1;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
-  private viewRefreshTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private readonly announces: Throttle;
+  private readonly viewRefreshes: Throttle;
+  /** When the last `network.tick` came, and the interval it announced; undefined until one came. */
+  private lastTick: { atMs: number; intervalMs: number } | undefined;
+  /** Set when ticks stopped: the view is stale until one comes again. */
+  private streamSilent = false;
+  /** The last tick number of each superpeer (a gap means the stream was cut). */
+  private readonly tickSeqs = new Map<string, number>();
   private outgoing: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(options: PeerOptions) {
-    this.options = { heartbeatIntervalMs: 2000, searchTimeoutMs: 2000, ...options };
+    this.options = {
+      heartbeatIntervalMs: 2000,
+      searchTimeoutMs: 2000,
+      announceMinIntervalMs: 3000,
+      ...options,
+    };
     this.names = topologyNames(options.namespace);
     this.broker = new Broker({
       url: options.amqpUrl,
@@ -89,11 +127,24 @@ export class Peer {
       (request) => this.rpc.call(request, SnapshotReplySchema, { timeoutMs: this.options.searchTimeoutMs }),
       options.logger,
     );
-    this.broker.on('connected', () => {
-      this.enqueue(() => this.announce());
-      this.view.markStale();
-      void this.view.refreshUntilDone(() => this.closed || !this.broker.connected, 2000);
+    this.announces = new Throttle(() => this.enqueue(() => this.announce()), {
+      minIntervalMs: this.options.announceMinIntervalMs,
+      // Two back to back: the announce on connect, then a superpeer that starts right after and asks for it
+      // (within its warm-up); a flood still gets one per interval.
+      burst: 2,
+      delayMs: RESYNC_COALESCE_MS,
+      jitterMs: () => resyncJitterWindowMs(this.view.index.peerCount),
     });
+    this.viewRefreshes = new Throttle(() => this.refreshView(), {
+      minIntervalMs: VIEW_REFRESH_MIN_INTERVAL_MS,
+      delayMs: VIEW_REFRESH_AFTER_RESYNC_MS,
+    });
+    this.broker.on('connected', () => {
+      this.announces.request({ immediate: true });
+      this.reloadView('connected');
+    });
+    // Changes broadcast while our copy of the network stream was cut off are lost: reload the view.
+    this.broker.on('topology-repaired', ({ reason }) => this.reloadView(`topology repaired: ${reason}`));
   }
 
   get peerId(): string {
@@ -120,6 +171,8 @@ export class Peer {
     await this.broker.start();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
+    this.silenceTimer = setInterval(() => this.checkStreamSilence(), STREAM_SILENCE_CHECK_MS);
+    this.silenceTimer.unref();
   }
 
   /** Announces the leave (so the peer's files vanish at once), then disconnects. */
@@ -127,8 +180,9 @@ export class Peer {
     if (this.closed) return;
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
-    if (this.viewRefreshTimer) clearTimeout(this.viewRefreshTimer);
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    this.announces.cancel();
+    this.viewRefreshes.cancel();
     await this.outgoing;
     if (this.broker.connected) {
       await this.publishEvent({
@@ -220,33 +274,68 @@ export class Peer {
         this.view.applyLeft(message);
         return;
       case 'network.resync-request':
-        if (message.peerIds === undefined || message.peerIds.includes(this.peerId)) this.scheduleResync();
+        // Anyone who may publish to the network exchange can send these, as often as they like: they are
+        // coalesced, jittered and bounded (one announce per interval), never obeyed one by one.
+        if (this.closed) return;
+        if (message.peerIds === undefined || message.peerIds.includes(this.peerId)) this.announces.request();
         // A superpeer that (re)started has rebuilt its index from the peers alive now: peers that died
         // meanwhile will never get a peer-left, so reload the whole view once it has settled.
-        if (message.peerIds === undefined) this.scheduleViewRefresh();
+        if (message.peerIds === undefined) this.viewRefreshes.request();
+        return;
+      case 'network.tick':
+        this.onTick(message.superpeerId, message.seq, message.intervalMs);
         return;
     }
   }
 
-  private scheduleResync(): void {
-    if (this.resyncTimer || this.closed) return;
-    this.resyncTimer = setTimeout(() => {
-      this.resyncTimer = undefined;
-      this.enqueue(() => this.announce());
-    }, RESYNC_COALESCE_MS);
+  private onTick(superpeerId: string, seq: number, intervalMs: number): void {
+    this.lastTick = { atMs: Date.now(), intervalMs };
+    // A skipped tick number: our binding was gone for a while (deleted with the exchange, then declared
+    // again, by our own check or by someone else), so changes broadcast meanwhile were lost too.
+    const previous = this.tickSeqs.get(superpeerId);
+    if (this.tickSeqs.size >= MAX_TRACKED_SUPERPEERS && previous === undefined) this.tickSeqs.clear();
+    this.tickSeqs.set(superpeerId, seq);
+    const skipped = previous !== undefined && seq > previous + 1;
+    if (!this.streamSilent && !skipped) return;
+    this.streamSilent = false;
+    this.options.logger.info('network stream is back', {
+      superpeerId,
+      missedTicks: skipped ? seq - previous! - 1 : 0,
+    });
+    this.reloadView(skipped ? 'network.tick numbers skipped' : 'network stream back');
   }
 
-  private scheduleViewRefresh(): void {
-    if (this.viewRefreshTimer || this.closed) return;
-    this.viewRefreshTimer = setTimeout(() => {
-      this.viewRefreshTimer = undefined;
-      void this.view
-        .refresh()
-        .catch((err) =>
-          this.options.logger.warn('could not reload the network view', { reason: describeError(err) }),
-        );
-    }, VIEW_REFRESH_AFTER_RESYNC_MS);
-    this.viewRefreshTimer.unref();
+  /**
+   * Ticks stopped: our binding or the network exchange may be gone (deleted, then declared again by someone
+   * else, which no passive check sees), or no superpeer runs. Either way the view can no longer follow the
+   * network: it says so, and our part of the topology is declared again once.
+   */
+  private checkStreamSilence(): void {
+    const tick = this.lastTick;
+    if (!tick || this.streamSilent || this.closed || !this.broker.connected) return;
+    const silentMs = Date.now() - tick.atMs;
+    if (silentMs < Math.max(3000, TICK_SILENCE_INTERVALS * tick.intervalMs)) return;
+    this.streamSilent = true;
+    this.view.markStale();
+    this.options.logger.warn('no network.tick from any superpeer; the network view is stale', { silentMs });
+    void this.broker.repairTopology(`no network.tick for ${silentMs} ms`);
+  }
+
+  /** The view is stale from now until a whole reload completed. */
+  private reloadView(reason: string): void {
+    if (this.closed) return;
+    this.view.markStale();
+    this.options.logger.info('reloading the network view', { reason });
+    void this.view.refreshUntilDone(() => this.closed || !this.broker.connected, 2000);
+  }
+
+  private refreshView(): void {
+    if (this.closed) return;
+    void this.view
+      .refresh()
+      .catch((err) =>
+        this.options.logger.warn('could not reload the network view', { reason: describeError(err) }),
+      );
   }
 
   private onShareChange(change: ShareChange): void {

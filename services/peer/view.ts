@@ -36,6 +36,8 @@ export class NetworkView {
   /** When the view was last known complete (a full snapshot, then only in-order changes). */
   private syncedAtMs: number | undefined;
   private refreshing: Promise<void> | undefined;
+  /** Bumped by `markStale`: a reload that began before it cannot make the view current. */
+  private staleEpoch = 0;
 
   constructor(
     private readonly fetchSnapshot: SnapshotFetcher,
@@ -49,6 +51,7 @@ export class NetworkView {
 
   markStale(): void {
     this.syncedAtMs = undefined;
+    this.staleEpoch++;
   }
 
   /** The peers in the view, with their display names. */
@@ -144,6 +147,7 @@ export class NetworkView {
   }
 
   private async load(peerId: string | undefined): Promise<void> {
+    const epoch = this.staleEpoch;
     const received = new Set<string>();
     let assembly: (Assembly & { peerId: string }) | undefined;
     let cursor: SnapshotRequest['cursor'];
@@ -181,7 +185,7 @@ export class NetworkView {
       for (const known of this.index.peers()) {
         if (!received.has(known.peerId)) await this.removePeer(known.peerId);
       }
-      this.syncedAtMs = Date.now();
+      if (epoch === this.staleEpoch) this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
     } else if (!received.has(peerId)) {
       await this.removePeer(peerId);
@@ -193,7 +197,8 @@ export class NetworkView {
     for (let attempt = 1; !shouldStop(); attempt++) {
       try {
         await this.refresh();
-        return;
+        if (!this.stale) return;
+        attempt = 0; // a reload that began before the view went stale again: one more, at once
       } catch (err) {
         // Said once at warn level; the retries after it would only repeat it.
         const log = attempt === 1 ? this.logger.warn : this.logger.debug;

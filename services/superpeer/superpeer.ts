@@ -3,7 +3,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { P2PError } from '../../libs/errors/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker } from '../../libs/messaging/index.js';
+import { Broker, Throttle } from '../../libs/messaging/index.js';
 import {
   type AssemblerLimits,
   ChunkAssembler,
@@ -56,6 +56,14 @@ export interface SuperpeerOptions {
   assemblerLimits?: Partial<Omit<AssemblerLimits, 'maxItemsPerList'>>;
   /** Most peers asked to resync per second. Default 250. */
   maxResyncsPerSecond?: number;
+  /** A `network.tick` goes to every peer this often, so they can tell their network stream works. Default 2000. */
+  tickIntervalMs?: number;
+  /**
+   * A broadcast resync request (after a (re)connect or a repaired topology) goes out at most this often,
+   * however often the connection comes back: a reconnect loop must not become a re-announce storm.
+   * Default 5000.
+   */
+  resyncBroadcastMinIntervalMs?: number;
   /**
    * The broker; default the AMQP one built from the options above. Unit tests pass a fake, and then the
    * superpeer serves no standing searches (they need a broker connection of their own).
@@ -82,6 +90,8 @@ const SWEEP_SLICE_PEERS = 200;
 const SLICE_BUDGET_MS = 20;
 /** While the events queue has a backlog, silence is forgiven at most this many peer timeouts. */
 const MAX_BACKLOG_GRACE_TIMEOUTS = 4;
+/** With peers registered, no event at all for this long (they heartbeat every 2 s) means the stream broke. */
+const EVENTS_SILENCE_MS = 3500;
 
 /**
  * Keeps the index of who shares what, from the events peers publish; rebroadcasts accepted changes to every
@@ -107,6 +117,11 @@ export class Superpeer {
   /** Since when the events queue has had a backlog (undefined: none at the last sweep). */
   private backlogSinceMs: number | undefined;
   private readonly broadcaster: Broadcaster;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private tickSeq = 0;
+  private readonly resyncBroadcast: Throttle;
+  private lastEventMs = Date.now();
+  private lastSilenceRepairMs = 0;
   /** Standing searches (watch-hub.ts), on a connection of their own; each applied change goes through it. */
   readonly watches: WatchHub | undefined;
   private readonly watchBroker: Broker | undefined;
@@ -120,6 +135,8 @@ export class Superpeer {
       warmupMaxMs: 2500,
       maxFilesPerPeer: 100_000,
       maxResyncsPerSecond: 250,
+      tickIntervalMs: 2000,
+      resyncBroadcastMinIntervalMs: 5000,
       superpeerId: options.superpeerId,
       logger: options.logger,
       ...definedOnly(options),
@@ -161,6 +178,15 @@ export class Superpeer {
       this.watches = watches;
     }
     this.broadcaster = new Broadcaster(this.transport, this.settings.logger);
+    this.resyncBroadcast = new Throttle(
+      () =>
+        void this.broadcaster.publish({
+          v: 1,
+          type: 'network.resync-request',
+          superpeerId: this.settings.superpeerId,
+        }),
+      { minIntervalMs: this.settings.resyncBroadcastMinIntervalMs },
+    );
     this.resync = new ResyncBatcher({
       maxIdsPerSecond: this.settings.maxResyncsPerSecond,
       publish: (peerIds) =>
@@ -179,20 +205,32 @@ export class Superpeer {
 
   async start(): Promise<void> {
     await this.transport.start({
-      onEvent: (event, message) => this.onPeerEvent(event, message),
+      onEvent: (event, message) => {
+        this.lastEventMs = Date.now();
+        return this.onPeerEvent(event, message);
+      },
       onDelivery: (message) => void countHeartbeatOnArrival(this.registry, message, Date.now()),
-      onEventRefused: () => this.metrics?.messagesRefused.inc({ queue: 'events' }),
+      onEventRefused: () => {
+        this.lastEventMs = Date.now();
+        this.metrics?.messagesRefused.inc({ queue: 'events' });
+      },
       onRpc: (request) => this.onRpc(request),
       onConnected: () => this.onConnected(),
+      // Events may have been lost while our copy of the stream was cut off.
+      onTopologyRepaired: () => this.resyncBroadcast.request({ immediate: true }),
     });
     await this.watchBroker?.start();
     this.sweepTimer = setInterval(() => void this.sweep(), this.settings.sweepIntervalMs);
     this.sweepTimer.unref();
+    this.tickTimer = setInterval(() => this.tick(), this.settings.tickIntervalMs);
+    this.tickTimer.unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.resyncBroadcast.cancel();
     this.resync.close();
     await this.watchBroker?.close();
     await this.transport.close();
@@ -205,14 +243,43 @@ export class Superpeer {
 
   private onConnected(): void {
     // Peers could not reach us while we were away: their silence then says nothing about them.
-    this.registry.refreshAll(Date.now());
-    // Whatever happened while we were away (or before we started), ask every peer for its full state.
-    void this.broadcaster.publish({
-      v: 1,
-      type: 'network.resync-request',
-      superpeerId: this.settings.superpeerId,
-    });
+    const now = Date.now();
+    this.registry.refreshAll(now);
+    this.lastEventMs = now;
+    // Whatever happened while we were away (or before we started), ask every peer for its full state:
+    // at once the first time, then at most once per interval (the last reconnect of a burst included).
+    this.resyncBroadcast.request({ immediate: true });
     if (!this.warm) void this.warmUp();
+  }
+
+  /** Liveness on the network stream: peers that stop hearing it know their view is stale. */
+  private tick(): void {
+    if (!this.transport.connected) return;
+    void this.transport
+      .publishNetwork(
+        {
+          v: 1,
+          type: 'network.tick',
+          superpeerId: this.settings.superpeerId,
+          seq: ++this.tickSeq,
+          intervalMs: this.settings.tickIntervalMs,
+        },
+        { confirm: false },
+      )
+      .catch(() => undefined);
+  }
+
+  /**
+   * Registered peers heartbeat every 2 s, so a silent event stream means our binding (or the exchange) was
+   * deleted and declared again by someone else, which no passive check can see: declare ours again.
+   */
+  private checkEventsSilence(now: number): void {
+    if (this.registry.size === 0 || now - this.lastEventMs < EVENTS_SILENCE_MS) return;
+    if (now - this.lastSilenceRepairMs < EVENTS_SILENCE_MS) return;
+    this.lastSilenceRepairMs = now;
+    void this.transport
+      .repairTopology(`no peer event for ${now - this.lastEventMs} ms`)
+      .catch(() => undefined);
   }
 
   /** Answer searches only once the peers' re-announcements have settled, so the first answers are whole. */
@@ -444,8 +511,10 @@ export class Superpeer {
       // This process was stalled (paused, swapped out): the peers' heartbeats wait unread in our queue,
       // so their silence is ours. Give them a fresh period instead of dropping them all.
       this.registry.refreshAll(now);
+      this.lastEventMs = now;
       return;
     }
+    this.checkEventsSilence(now);
     this.sweeping = true;
     try {
       let deadline = now - this.settings.peerTimeoutMs;

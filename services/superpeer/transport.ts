@@ -31,6 +31,8 @@ export interface TransportHandlers {
   onRpc(request: RpcRequest): unknown;
   /** After every (re)connect, once the events queue is consumed. */
   onConnected(): void;
+  /** After the broker found part of the topology gone and declared it again (events may have been lost). */
+  onTopologyRepaired(): void;
 }
 
 /**
@@ -43,8 +45,13 @@ export interface SuperpeerTransport {
   readonly connected: boolean;
   /** Start consuming RPC requests, now and after every reconnect (after the warm-up). */
   serveRpc(): Promise<void>;
-  /** Publishes to every peer; fails only on a broker failure. */
-  publishNetwork(message: NetworkMessage): Promise<void>;
+  /**
+   * Publishes to every peer; fails only on a broker failure. Without `confirm` (ticks) it is fire and
+   * forget, dropped while disconnected.
+   */
+  publishNetwork(message: NetworkMessage, options?: { confirm?: boolean }): Promise<void>;
+  /** Declares this superpeer's topology again: a binding deleted and re-created by someone else is invisible. */
+  repairTopology(reason: string): Promise<void>;
   /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
   eventBacklog(): Promise<number | undefined>;
 }
@@ -97,6 +104,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       setup: (session) => this.setup(session),
     });
     this.broker.on('connected', () => this.handlers?.onConnected());
+    this.broker.on('topology-repaired', () => this.handlers?.onTopologyRepaired());
     this.livenessBroker = new Broker({
       url: options.amqpUrl,
       connectionName: `superpeer ${options.superpeerId} liveness`,
@@ -219,8 +227,9 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     return { exchange: this.names.deadLetterExchange, rejectedBy: `superpeer ${this.options.superpeerId}` };
   }
 
-  async publishNetwork(message: NetworkMessage): Promise<void> {
+  async publishNetwork(message: NetworkMessage, options: { confirm?: boolean } = {}): Promise<void> {
     await this.broker.publish(this.names.networkExchange, '', encode(message), {
+      confirm: options.confirm ?? true,
       // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
       properties: {
         messageId: uuidv4(),
@@ -229,6 +238,10 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
         mandatory: false,
       },
     });
+  }
+
+  repairTopology(reason: string): Promise<void> {
+    return this.broker.repairTopology(reason);
   }
 
   async eventBacklog(): Promise<number | undefined> {

@@ -14,6 +14,7 @@ import {
   type NetworkMessage,
   type PeerEvent,
   PeerEventSchema,
+  peerIdFromPublicKey,
   type RpcRequest,
 } from '../../libs/protocol/index.js';
 import { signBody } from '../../libs/share/index.js';
@@ -38,6 +39,7 @@ class FakeTransport implements SuperpeerTransport {
   async eventBacklog() {
     return this.backlog;
   }
+  async repairTopology() {}
   /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
   async deliver(content: Buffer, signature: string): Promise<void> {
     const message = {
@@ -55,10 +57,12 @@ class FakeTransport implements SuperpeerTransport {
   }
 }
 
-function peer(peerId: string) {
+/** A peer with a key of its own; its id is derived from the key unless it claims another's (`claimedId`). */
+function peer(label: string, claimedId?: string) {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  const instanceId = `inst-${peerId}`.padEnd(12, '0');
+  const peerId = claimedId ?? peerIdFromPublicKey(publicKeyDer)!;
+  const instanceId = `inst-${label}`.padEnd(12, '0');
   return {
     peerId,
     instanceId,
@@ -72,7 +76,7 @@ function peer(peerId: string) {
       return pieces.map((piece, chunkIndex) =>
         this.signed({
           type: 'peer.announce',
-          url: `http://${peerId}.test`,
+          url: `http://${label}.test`,
           seq,
           publicKey: publicKeyDer,
           chunkIndex,
@@ -122,7 +126,7 @@ describe('superpeer without a broker', () => {
     const peers = transport.rpc({ v: 1, type: 'rpc.peers' });
     assert.deepEqual(
       (peers.peers as Array<{ peerId: string }>).map((p) => p.peerId),
-      ['alice'],
+      [alice.peerId],
     );
     assert.equal(peers.next, undefined);
     await sp.close();
@@ -150,39 +154,43 @@ describe('superpeer without a broker', () => {
     const { sp, transport } = await superpeer();
     const bob = peer('bob');
     for (const [body, signature] of bob.announces(files(10))) await transport.deliver(body, signature);
-    sp.registry.get('bob')!.lastSeenMs = 0;
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
     const [heartbeat, signature] = bob.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
     const message = {
       content: heartbeat,
       properties: { headers: { [HEADERS.signature]: signature } },
     } as unknown as ConsumeMessage;
     transport.handlers!.onDelivery(message);
-    assert.ok(sp.registry.get('bob')!.lastSeenMs > 0);
+    assert.ok(sp.registry.get(bob.peerId)!.lastSeenMs > 0);
     // A forged heartbeat (another key) does not keep a peer alive.
-    sp.registry.get('bob')!.lastSeenMs = 0;
-    const [forged, forgedSignature] = peer('bob').signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+    const [forged, forgedSignature] = peer('mallory', bob.peerId).signed({
+      type: 'peer.heartbeat',
+      seq: 1,
+      fileCount: 10,
+    });
     transport.handlers!.onDelivery({
       content: forged,
       properties: { headers: { [HEADERS.signature]: forgedSignature } },
     } as unknown as ConsumeMessage);
-    assert.equal(sp.registry.get('bob')!.lastSeenMs, 0);
+    assert.equal(sp.registry.get(bob.peerId)!.lastSeenMs, 0);
     await sp.close();
   });
 
   it('sweeps silent peers in slices, but not while its own queue has a backlog', async () => {
     const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
-    for (let i = 0; i < 500; i++) {
-      const p = peer(`p${i}`);
+    const swarm = Array.from({ length: 500 }, (_, i) => peer(`p${i}`));
+    for (const [i, p] of swarm.entries()) {
       for (const [body, signature] of p.announces(files(5, `p${i}`)))
         await transport.deliver(body, signature);
     }
     assert.equal(sp.index.peerCount, 500);
-    for (let i = 0; i < 500; i++) sp.registry.get(`p${i}`)!.lastSeenMs = Date.now() - 1500;
+    for (const p of swarm) sp.registry.get(p.peerId)!.lastSeenMs = Date.now() - 1500;
     transport.backlog = 10;
     await sp.sweep();
     assert.equal(sp.index.peerCount, 500, 'the backlog may hold their heartbeats');
     transport.backlog = 0;
-    for (let i = 0; i < 500; i++) sp.registry.get(`p${i}`)!.lastSeenMs = Date.now() - 6000;
+    for (const p of swarm) sp.registry.get(p.peerId)!.lastSeenMs = Date.now() - 6000;
     await sp.sweep();
     assert.equal(sp.index.peerCount, 0);
     const left = transport.published.filter((m) => m.type === 'network.peer-left');
