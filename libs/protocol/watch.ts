@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PeerIdSchema } from './common.js';
+import { NodeNameSchema } from './common.js';
 import { SearchResultSchema } from './rpc.js';
 
 /*
@@ -58,7 +58,7 @@ export const WATCH_CANCEL = 'watch.cancel';
 export const WatchControlSchema = z.discriminatedUnion('type', [WatchRegisterSchema, WatchCancelSchema]);
 export type WatchControl = z.infer<typeof WatchControlSchema>;
 
-const reply = { v: z.literal(1), superpeerId: PeerIdSchema, watchId: WatchIdSchema };
+const reply = { v: z.literal(1), superpeerId: NodeNameSchema, watchId: WatchIdSchema };
 
 /** A superpeer took a watch it did not have (sent once per superpeer and watch, not on every refresh). */
 export const WatchAcceptedSchema = z.object({
@@ -107,7 +107,7 @@ export type WatchOverflow = z.infer<typeof WatchOverflowSchema>;
 export const WatchResyncRequestSchema = z.object({
   v: z.literal(1),
   type: z.literal('watch.resync-request'),
-  superpeerId: PeerIdSchema,
+  superpeerId: NodeNameSchema,
 });
 export type WatchResyncRequest = z.infer<typeof WatchResyncRequestSchema>;
 

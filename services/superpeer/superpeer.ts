@@ -173,6 +173,7 @@ export class Superpeer {
         index: this.index,
         logger: options.logger,
         rebuilding: () => !this.warm,
+        nameOf: (peerId) => this.registry.get(peerId)?.name,
       });
       this.watchBroker = watchBroker;
       this.watches = watches;
@@ -408,7 +409,7 @@ export class Superpeer {
         seq: pending.seq,
         files: assembled.items,
       });
-    const result = this.watches ? this.watches.fullState(event.peerId, apply) : apply();
+    const result = this.watches ? this.watches.fullState(event.peerId, apply, pending.name) : apply();
     if (result === 'stale') return;
     this.registry.bind(event.peerId, {
       publicKey: pending.publicKey,

@@ -29,6 +29,8 @@ export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId
    * match nothing.
    */
   rebuilding: () => boolean;
+  /** The display name a registered peer announced. */
+  nameOf?: (peerId: string) => string | undefined;
 }
 
 /**
@@ -137,11 +139,11 @@ export class WatchHub {
   }
 
   /** Wraps the application of a peer's full state: reports what it added and removed. */
-  fullState(peerId: string, apply: () => FullResult): FullResult {
+  fullState(peerId: string, apply: () => FullResult, name?: string): FullResult {
     const before = this.registry.size > 0 ? this.options.index.peerFiles(peerId) : undefined;
     const result = apply();
     if (result === 'stale' || before === undefined || this.options.rebuilding()) return result;
-    const peer = this.peer(peerId);
+    const peer = this.peer(peerId, name);
     if (!peer) return result;
     const after = this.options.index.peerFiles(peerId);
     const old = new Map(before.map((file) => [file.name, file]));
@@ -199,9 +201,9 @@ export class WatchHub {
     this.send(notices);
   }
 
-  private peer(peerId: string): ChangedPeer | undefined {
+  private peer(peerId: string, name = this.options.nameOf?.(peerId)): ChangedPeer | undefined {
     const peer = this.options.index.getPeer(peerId);
-    return peer && { peerId: peer.peerId, instanceId: peer.instanceId, url: peer.url, seq: peer.seq };
+    return peer && { peerId: peer.peerId, name, instanceId: peer.instanceId, url: peer.url, seq: peer.seq };
   }
 
   private emit(peer: ChangedPeer, removed: FileEntry[], added: FileEntry[]): void {

@@ -30,6 +30,8 @@ export interface WatchRegistryOptions {
 /** The peer a change comes from, as the index holds it. */
 export interface ChangedPeer {
   peerId: string;
+  /** The display name the peer announced, if any. */
+  name?: string | undefined;
   instanceId: string;
   url: string;
   seq: number;
@@ -260,6 +262,7 @@ export class WatchRegistry {
               size: file.size,
               sha256: file.sha256,
               peerId: peer.peerId,
+              ...(peer.name !== undefined ? { peerName: peer.name } : {}),
               url: fileUrl(peer.url, file.name),
             },
             instanceId: peer.instanceId,

@@ -7,7 +7,12 @@ import { type ChangedPeer, WatchRegistry } from '../../services/superpeer/watche
 
 const NS = 'ns';
 const QUEUE = 'ns.watch.aaaaaaaaaaaa';
-const peer: ChangedPeer = { peerId: 'p1', instanceId: 'inst-0001', url: 'http://127.0.0.1:1', seq: 3 };
+const peer: ChangedPeer = {
+  peerId: 'a1'.repeat(20),
+  instanceId: 'inst-0001',
+  url: 'http://127.0.0.1:1',
+  seq: 3,
+};
 
 function register(overrides: Partial<WatchRegister> = {}): WatchRegister {
   return WatchRegisterSchema.parse({
