@@ -129,9 +129,10 @@ export class Peer {
     );
     this.announces = new Throttle(() => this.enqueue(() => this.announce()), {
       minIntervalMs: this.options.announceMinIntervalMs,
-      // Two back to back: the announce on connect, then a superpeer that starts right after and asks for it
-      // (within its warm-up); a flood still gets one per interval.
-      burst: 2,
+      // Three back to back: the announce on connect, the request of the superpeer that saw us connect, and
+      // one more superpeer that starts right after and asks within its warm-up (which ends after 300 ms
+      // without an announce, so a throttled answer would come too late); a flood still gets one per interval.
+      burst: 3,
       delayMs: RESYNC_COALESCE_MS,
       jitterMs: () => resyncJitterWindowMs(this.view.index.peerCount),
     });

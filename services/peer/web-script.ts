@@ -190,11 +190,10 @@ export const APP_JS = `'use strict';
       size.title = result.size + ' bytes';
       const sha = el('td', String(result.sha256).slice(0, 12) + '…', 'mono');
       sha.title = String(result.sha256);
+      // Get runs the verified multi-source download; there is no plain link that would bypass the check.
       const download = el('td');
       const actions = el('span', undefined, 'row-actions');
-      const open = link(result.url, 'open');
-      if (open.tagName === 'A') open.title = 'open directly from the peer (not verified; Get verifies it)';
-      actions.append(getButton(result), open);
+      actions.append(getButton(result));
       download.append(actions);
       tr.append(el('td', result.name, 'name'), size, peerCell(result.peerId, result.peerName), sha, download);
       return tr;

@@ -900,7 +900,9 @@ describe('hostile input against the running services', () => {
       { timeoutMs: 5000, what: 'a resync request for every ghost id' },
     );
     assert.equal(asked.size, 500);
-    assert.ok(requests.length <= 10, `${requests.length} resync broadcasts for 500 unknown ids`);
+    // The batcher sends at most one request per 100 ms and asks at most 250 peers a second, so 500 ids
+    // take about 20 requests; one per id would be 500.
+    assert.ok(requests.length <= 25, `${requests.length} resync broadcasts for 500 unknown ids`);
     assert.ok(net.superpeer.alive);
     await publisher.close();
     await channel.close();

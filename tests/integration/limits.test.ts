@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { topologyNames } from '../../libs/protocol/index.js';
@@ -14,12 +14,14 @@ import { AMQP_URL, startNetwork, type TestNetwork, waitUntil } from '../helpers/
 const MANAGEMENT = 'http://127.0.0.1:15672/api';
 const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
 
-function makeForeignPeer(peerId: string) {
+/** A foreign peer with its own key; its id is derived from the key as docs/protocol.md says ("Identity"). */
+function makeForeignPeer() {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const der = publicKey.export({ type: 'spki', format: 'der' });
   return {
-    peerId,
+    peerId: createHash('sha256').update(der).digest().subarray(0, 20).toString('hex'),
     instanceId: randomUUID(),
-    publicKeyDer: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    publicKeyDer: der.toString('base64'),
     sign: (body: Buffer) => sign(null, body, privateKey).toString('base64'),
   };
 }
@@ -161,7 +163,7 @@ describe('limits under heavy and hostile load', { timeout: 600_000 }, () => {
 
   test('one peer announcing 1,000,000 files is refused whole; the others keep searching', async (t) => {
     const heapBefore = await metric('p2p_superpeer_nodejs_heap_size_used_bytes');
-    const hog = makeForeignPeer(`hog-${process.pid}`);
+    const hog = makeForeignPeer();
     const searching = keepSearching(network);
     const CHUNKS = 500;
     const FILES = 2000;
@@ -221,12 +223,11 @@ describe('limits under heavy and hostile load', { timeout: 600_000 }, () => {
     const heapBefore = await metric('p2p_superpeer_nodejs_heap_size_used_bytes');
     const searching = keepSearching(network);
     const IDS = 3000;
-    const key = makeForeignPeer('unused');
     function* dangling(): Generator<[Buffer, string]> {
       for (let i = 0; i < IDS; i++) {
-        const peer = { ...key, peerId: `dangle-${process.pid}-${i}`, instanceId: randomUUID() };
+        const peer = makeForeignPeer();
         const body = announceChunk(peer, 0, 50, 100);
-        yield [body, key.sign(body)];
+        yield [body, peer.sign(body)];
       }
     }
     await publishAll(channel, names.eventsExchange, dangling());

@@ -253,7 +253,8 @@ describe('the peer web page and metrics', () => {
           peer: cells[2]?.querySelector('span')?.textContent ?? '',
           sha: cells[3]?.textContent ?? '',
           shaTitle: cells[3]?.getAttribute('title') ?? '',
-          href: cells[4]?.querySelector('a')?.getAttribute('href') ?? '',
+          links: cells[4]?.querySelectorAll('a').length ?? -1,
+          action: cells[4]?.querySelector('button')?.textContent ?? '',
         };
       }),
     );
@@ -261,7 +262,8 @@ describe('the peer web page and metrics', () => {
     const hostile = rows.find((row) => row.name === HOSTILE_NAME);
     assert.ok(hostile, `the hostile name shown verbatim among ${JSON.stringify(rows.map((r) => r.name))}`);
     assert.equal(hostile.peer, other.name);
-    assert.equal(hostile.href, new URL(fileUrl(other.url, HOSTILE_NAME)).href);
+    // The only way to a file from the results is Get (verified); no plain link bypasses the check.
+    assert.deepEqual(new Set(rows.map((row) => `${row.links} ${row.action}`)), new Set(['0 Get']));
     assert.equal(hostile.shaTitle, sha('a name that is HTML\n'));
     assert.equal(hostile.sha, `${hostile.shaTitle.slice(0, 12)}…`);
     const photo = rows.find((row) => row.name === 'webtest-photo.jpg');
