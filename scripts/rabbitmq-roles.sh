@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Least-privilege RabbitMQ users for one p2p network (namespace), on a broker this machine can rabbitmqctl.
+# Least-privilege RabbitMQ users for one p2p network (namespace), on a broker this machine can rabbitmqctl
+# (RABBITMQCTL names the command, default rabbitmqctl; e.g. "docker exec CONTAINER rabbitmqctl").
 #
 #   scripts/rabbitmq-roles.sh NAMESPACE [--vhost VHOST] [--remove] [--print]
 #
@@ -59,7 +60,8 @@ permissions() {
 }
 
 ctl() {
-  rabbitmqctl --quiet "$@" </dev/null
+  # shellcheck disable=SC2086 # RABBITMQCTL is a command line: split into words on purpose
+  ${RABBITMQCTL:-rabbitmqctl} --quiet "$@" </dev/null
 }
 
 password_for() {

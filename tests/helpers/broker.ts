@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 
 /**
- * The broker a test run uses, and the one handle through which tests restart it.
+ * The broker a test run uses, and the one handle (`brokerControl`) through which tests reach it: its
+ * management API, its rabbitmqctl (the host's, or the container's own), and restarts.
  *
  * Resolution (scripts/test.ts, once per `npm test`): AMQP_URL when set; else a broker answering at the
  * default address; else a RabbitMQ started in a container for this run, removed afterwards. The run hands
@@ -23,9 +24,9 @@ const run = promisify(execFile);
 export const TEST_BROKER_ENV = {
   /** Port of the default broker address (127.0.0.1), 5672 unless set: CI points it at an unused port. */
   defaultPort: 'P2P_TEST_DEFAULT_AMQP_PORT',
-  /** Set by the wrapper when it started a container: tests restart the broker with `docker exec`. */
+  /** Set by the wrapper when it started a container: tests run its rabbitmqctl with `docker exec`. */
   container: 'P2P_TEST_BROKER_CONTAINER',
-  /** Management API of the broker in use, http://host:port (informational). */
+  /** Management API of the broker in use, http://host:port; unset: port 15672 of the AMQP URL's host. */
   managementUrl: 'P2P_TEST_MANAGEMENT_URL',
   /** Image of the container broker; default the one docker-compose.yml runs. */
   image: 'P2P_TEST_RABBITMQ_IMAGE',
@@ -50,29 +51,89 @@ export function testAmqpUrl(env: Env = process.env): string {
   return env.AMQP_URL?.trim() || defaultAmqpUrl(env);
 }
 
-/** Restarts the RabbitMQ application of the broker the tests run against (connections drop, data stays). */
+/** The management HTTP API of the broker in use, with the credentials of the run's AMQP URL. */
+export interface ManagementApi {
+  /** http://host:port, no trailing slash: P2P_TEST_MANAGEMENT_URL, else the AMQP host's port 15672. */
+  readonly url: string;
+  /** The vhost of the run's AMQP URL, encoded for an API path (`%2F` for "/"). */
+  readonly vhostPath: string;
+  /** `fetch` of `path` (starting with /api/) under `url`, authenticated. */
+  request(method: string, path: string): Promise<Response>;
+}
+
+/**
+ * The one handle on the broker a test process runs against: its AMQP URL, its management API, and its
+ * `rabbitmqctl`, which is the host's for a local or given broker and the container's own for a broker the
+ * run started. Tests reach the broker only through this, never through host defaults.
+ */
 export interface BrokerControl {
   /** `rabbitmqctl` on this machine, or in container <id>. */
   readonly description: string;
+  readonly amqpUrl: string;
+  readonly management: ManagementApi;
+  /** The command line that runs rabbitmqctl for this broker (for scripts: `RABBITMQCTL`). */
+  readonly rabbitmqctlCommand: readonly string[];
+  /** Runs rabbitmqctl with `args`; resolves with its standard output. */
+  rabbitmqctl(args: string[]): Promise<string>;
+  /** The broker's AMQP URL with other credentials and vhost (`undefined`: the run's own). */
+  urlFor(options: { username: string; password: string; vhost?: string }): string;
+  /** Stops the RabbitMQ application (connections drop, data stays); `startApp` starts it again. */
   stopApp(): Promise<void>;
   startApp(): Promise<void>;
 }
 
+/** The vhost an AMQP URL names ("/" when it names none). */
+export function amqpVhost(url: string): string {
+  const path = new URL(url).pathname;
+  return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
+}
+
 /** The handle for this process's broker: the container the wrapper started, else the local rabbitmqctl. */
 export function brokerControl(env: Env = process.env): BrokerControl {
+  const amqpUrl = testAmqpUrl(env);
+  const parsed = new URL(amqpUrl);
   const container = env[TEST_BROKER_ENV.container]?.trim();
-  const command = container
-    ? (args: string[]) => run('docker', ['exec', container, 'rabbitmqctl', ...args], { timeout: 60_000 })
-    : (args: string[]) => run('rabbitmqctl', args, { timeout: 60_000 });
+  const rabbitmqctlCommand = container ? ['docker', 'exec', container, 'rabbitmqctl'] : ['rabbitmqctl'];
+  const rabbitmqctl = async (args: string[]) => {
+    const [file, ...prefix] = rabbitmqctlCommand as [string, ...string[]];
+    return (await run(file, [...prefix, ...args], { timeout: 60_000 })).stdout;
+  };
+  // AMQP URI defaults (RabbitMQ's URI spec): user and password guest when the URL names none.
+  const username = decodeURIComponent(parsed.username) || 'guest';
+  const password = decodeURIComponent(parsed.password) || 'guest';
+  const managementUrl = (
+    env[TEST_BROKER_ENV.managementUrl]?.trim() || `http://${parsed.hostname}:15672`
+  ).replace(/\/+$/, '');
+  const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   return {
     description: container
       ? `rabbitmqctl in container ${container.slice(0, 12)}`
       : 'rabbitmqctl on this machine',
+    amqpUrl,
+    management: {
+      url: managementUrl,
+      vhostPath: encodeURIComponent(amqpVhost(amqpUrl)),
+      request: (method, path) =>
+        fetch(`${managementUrl}${path}`, {
+          method,
+          headers: { Authorization: authorization },
+          signal: AbortSignal.timeout(30_000),
+        }),
+    },
+    rabbitmqctlCommand,
+    rabbitmqctl,
+    urlFor({ username: user, password: secret, vhost }) {
+      const url = new URL(amqpUrl);
+      url.username = encodeURIComponent(user);
+      url.password = encodeURIComponent(secret);
+      if (vhost !== undefined) url.pathname = `/${encodeURIComponent(vhost)}`;
+      return url.toString();
+    },
     async stopApp() {
-      await command(['stop_app']);
+      await rabbitmqctl(['stop_app']);
     },
     async startApp() {
-      await command(['start_app']);
+      await rabbitmqctl(['start_app']);
     },
   };
 }

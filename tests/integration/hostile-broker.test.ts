@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { HEADERS, topologyNames } from '../../libs/protocol/index.js';
+import { brokerControl } from '../helpers/broker.js';
 import { AMQP_URL, type LogRecord, startNetwork, type TestNetwork, waitUntil } from '../helpers/network.js';
 
 /*
@@ -13,8 +14,8 @@ import { AMQP_URL, type LogRecord, startNetwork, type TestNetwork, waitUntil } f
  * a running network, and a flood of forged resync requests. Each test measures what the network paid.
  */
 
-const MANAGEMENT_URL = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672';
-const MANAGEMENT_AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
+/** The run's broker's management API (the container's when the run started one). */
+const management = brokerControl().management;
 const json = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
 
 const FILES: Array<Record<string, string>> = [
@@ -86,13 +87,9 @@ async function searchWholeWithin(net: TestNetwork, sinceMs: number, timeoutMs: n
   return Date.now() - sinceMs;
 }
 
-async function management(method: string, path: string): Promise<Response> {
-  return fetch(`${MANAGEMENT_URL}${path}`, { method, headers: { Authorization: MANAGEMENT_AUTH } });
-}
-
 async function managementAvailable(): Promise<boolean> {
   try {
-    return (await management('GET', '/api/overview')).ok;
+    return (await management.request('GET', '/api/overview')).ok;
   } catch {
     return false;
   }
@@ -223,7 +220,10 @@ describe('a hostile client on the broker', { timeout: 180_000 }, () => {
       })();
 
       const deletedMs = Date.now();
-      const response = await management('DELETE', `/api/exchanges/%2F/${encodeURIComponent(exchange)}`);
+      const response = await management.request(
+        'DELETE',
+        `/api/exchanges/${management.vhostPath}/${encodeURIComponent(exchange)}`,
+      );
       assert.equal(response.status, 204, `DELETE ${exchange}`);
 
       if (exchange === names.networkExchange) {

@@ -3,6 +3,7 @@ import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { topologyNames } from '../../libs/protocol/index.js';
+import { brokerControl } from '../helpers/broker.js';
 import { AMQP_URL, startNetwork, type TestNetwork, waitUntil } from '../helpers/network.js';
 
 /*
@@ -11,8 +12,8 @@ import { AMQP_URL, startNetwork, type TestNetwork, waitUntil } from '../helpers/
  * complete, from many ids. Meanwhile the real peers keep searching through the superpeer.
  */
 
-const MANAGEMENT = 'http://127.0.0.1:15672/api';
-const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
+/** The run's broker's management API (the container's when the run started one). */
+const management = brokerControl().management;
 
 /** A foreign peer with its own key; its id is derived from the key as docs/protocol.md says ("Identity"). */
 function makeForeignPeer() {
@@ -66,13 +67,17 @@ async function publishAll(
   await channel.waitForConfirms();
 }
 
-/** Searches through the real peers' HTTP API, round-robin, until stopped; keeps every latency. */
-function keepSearching(network: TestNetwork) {
+/**
+ * Searches through the real peers' HTTP API, round-robin, until stopped; keeps every latency. Bounded in
+ * time, so that a test failing before `stop()` cannot keep the test process alive.
+ */
+function keepSearching(network: TestNetwork, maxDurationMs = 300_000) {
   const latencies: number[] = [];
   const failures: string[] = [];
   let running = true;
+  const until = performance.now() + maxDurationMs;
   const loop = (async () => {
-    for (let i = 0; running; i++) {
+    for (let i = 0; running && performance.now() < until; i++) {
       const peer = network.peers[i % network.peers.length]!;
       const started = performance.now();
       try {
@@ -120,9 +125,9 @@ describe('limits under heavy and hostile load', { timeout: 600_000 }, () => {
     const prefix = `${names.superpeerQueue(`sp-${process.pid}`, '')}`;
     await waitUntil(
       async () => {
-        const response = await fetch(
-          `${MANAGEMENT}/queues/%2F?page=1&page_size=10&use_regex=true&name=${encodeURIComponent(`^${prefix.replace(/\./g, '\\.')}`)}`,
-          { headers: { Authorization: AUTH } },
+        const response = await management.request(
+          'GET',
+          `/api/queues/${management.vhostPath}?page=1&page_size=10&use_regex=true&name=${encodeURIComponent(`^${prefix.replace(/\./g, '\\.')}`)}`,
         );
         const body = (await response.json()) as {
           items: Array<{ messages?: number; messages_unacknowledged?: number }>;

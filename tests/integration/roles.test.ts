@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { topologyNames } from '../../libs/protocol/index.js';
+import { brokerControl } from '../helpers/broker.js';
 import {
   makeTempDir,
   REPO_ROOT,
@@ -22,7 +23,10 @@ import {
 const run = promisify(execFile);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const ROLES_SCRIPT = path.join(REPO_ROOT, 'scripts/rabbitmq-roles.sh');
-const BROKER = process.env.AMQP_HOST_PORT ?? '127.0.0.1:5672';
+/** The run's broker: users, vhost and queues through its own rabbitmqctl (the host's, or the container's). */
+const broker = brokerControl();
+/** The roles script runs the same rabbitmqctl. */
+const scriptEnv = { ...process.env, RABBITMQCTL: broker.rabbitmqctlCommand.join(' ') };
 
 /** What the broker did with one forbidden action: the AMQP reply code that closed the channel, if any. */
 interface Outcome {
@@ -66,7 +70,7 @@ describe('least-privilege roles: superpeer, peer, client (scripts/rabbitmq-roles
     operator: randomBytes(12).toString('hex'),
   };
   const urlOf = (role: keyof typeof passwords) =>
-    `amqp://${namespace}-${role}:${passwords[role]}@${BROKER}/${encodeURIComponent(vhost)}`;
+    broker.urlFor({ username: `${namespace}-${role}`, password: passwords[role], vhost });
   const rolesEnv = {
     RABBITMQ_SUPERPEER_PASSWORD: passwords.superpeer,
     RABBITMQ_PEER_PASSWORD: passwords.peer,
@@ -83,8 +87,8 @@ describe('least-privilege roles: superpeer, peer, client (scripts/rabbitmq-roles
     runCli(args, { P2P_NAMESPACE: namespace, AMQP_URL: urlOf(role) });
 
   before(async () => {
-    await run('rabbitmqctl', ['--quiet', 'add_vhost', vhost]);
-    await run('bash', [ROLES_SCRIPT, namespace, '--vhost', vhost], { env: { ...process.env, ...rolesEnv } });
+    await broker.rabbitmqctl(['--quiet', 'add_vhost', vhost]);
+    await run('bash', [ROLES_SCRIPT, namespace, '--vhost', vhost], { env: { ...scriptEnv, ...rolesEnv } });
 
     // A peer started before any superpeer only checks the shared objects: it waits for them, declaring nothing.
     earlyDir = await makeTempDir('roles-early');
@@ -130,8 +134,10 @@ describe('least-privilege roles: superpeer, peer, client (scripts/rabbitmq-roles
     await early?.stop();
     await net?.stop();
     await fs.rm(earlyDir, { recursive: true, force: true }).catch(() => undefined);
-    await run('bash', [ROLES_SCRIPT, namespace, '--vhost', vhost, '--remove']).catch(() => undefined);
-    await run('rabbitmqctl', ['--quiet', 'delete_vhost', vhost]).catch(() => undefined);
+    await run('bash', [ROLES_SCRIPT, namespace, '--vhost', vhost, '--remove'], { env: scriptEnv }).catch(
+      () => undefined,
+    );
+    await broker.rabbitmqctl(['--quiet', 'delete_vhost', vhost]).catch(() => undefined);
   });
 
   test('under the roles the network works: search and a verified get, as a client', async () => {
@@ -161,8 +167,8 @@ describe('least-privilege roles: superpeer, peer, client (scripts/rabbitmq-roles
 
   test('the broker refuses every forbidden action of a peer or a client (403), and the network is unharmed', async () => {
     const queues = (
-      await run('rabbitmqctl', ['--quiet', 'list_queues', '-p', vhost, 'name', '--no-table-headers'])
-    ).stdout
+      await broker.rabbitmqctl(['--quiet', 'list_queues', '-p', vhost, 'name', '--no-table-headers'])
+    )
       .split('\n')
       .map((line) => line.trim())
       .filter(Boolean);
