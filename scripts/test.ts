@@ -47,7 +47,11 @@ for (const signal of signals) {
 try {
   const started = Date.now();
   broker = await resolveTestBroker();
-  if (broker.kind === 'container') {
+  if (broker.kind !== 'container') {
+    say(
+      `using RabbitMQ at ${broker.amqpUrl.replace(/^amqp(s?):\/\/[^@/]*@/, 'amqp$1://')} (${broker.kind === 'given' ? 'AMQP_URL' : 'the default address'})`,
+    );
+  } else {
     say(
       `no RabbitMQ at the default address: started ${broker.container.image} in container ${broker.container.id.slice(0, 12)} (${broker.amqpUrl}, management ${broker.container.managementUrl}) in ${Date.now() - started} ms`,
     );
