@@ -59,6 +59,8 @@ export interface ManagementApi {
   readonly vhostPath: string;
   /** `fetch` of `path` (starting with /api/) under `url`, authenticated. */
   request(method: string, path: string): Promise<Response>;
+  /** True when the API answers `GET /api/overview` with these credentials. */
+  available(): Promise<boolean>;
 }
 
 /**
@@ -105,21 +107,29 @@ export function brokerControl(env: Env = process.env): BrokerControl {
     env[TEST_BROKER_ENV.managementUrl]?.trim() || `http://${parsed.hostname}:15672`
   ).replace(/\/+$/, '');
   const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  const management: ManagementApi = {
+    url: managementUrl,
+    vhostPath: encodeURIComponent(amqpVhost(amqpUrl)),
+    request: (method, path) =>
+      fetch(`${managementUrl}${path}`, {
+        method,
+        headers: { Authorization: authorization },
+        signal: AbortSignal.timeout(30_000),
+      }),
+    async available() {
+      try {
+        return (await management.request('GET', '/api/overview')).ok;
+      } catch {
+        return false;
+      }
+    },
+  };
   return {
     description: container
       ? `rabbitmqctl in container ${container.slice(0, 12)}`
       : 'rabbitmqctl on this machine',
     amqpUrl,
-    management: {
-      url: managementUrl,
-      vhostPath: encodeURIComponent(amqpVhost(amqpUrl)),
-      request: (method, path) =>
-        fetch(`${managementUrl}${path}`, {
-          method,
-          headers: { Authorization: authorization },
-          signal: AbortSignal.timeout(30_000),
-        }),
-    },
+    management,
     rabbitmqctlCommand,
     rabbitmqctl,
     urlFor({ username: user, password: secret, vhost }) {

@@ -87,14 +87,6 @@ async function searchWholeWithin(net: TestNetwork, sinceMs: number, timeoutMs: n
   return Date.now() - sinceMs;
 }
 
-async function managementAvailable(): Promise<boolean> {
-  try {
-    return (await management.request('GET', '/api/overview')).ok;
-  } catch {
-    return false;
-  }
-}
-
 interface PeerStatus {
   viewStale: boolean;
   viewPeers: number;
@@ -195,7 +187,7 @@ describe('a hostile client on the broker', { timeout: 180_000 }, () => {
   });
 
   test('deleting a shared exchange: repaired within seconds, views stale meanwhile, search whole', async (t) => {
-    if (!(await managementAvailable())) {
+    if (!(await management.available())) {
       t.skip('RabbitMQ management API not reachable (rabbitmq-plugins enable rabbitmq_management)');
       return;
     }

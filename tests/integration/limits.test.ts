@@ -140,6 +140,11 @@ describe('limits under heavy and hostile load', { timeout: 600_000 }, () => {
   };
 
   before(async () => {
+    // Drains are watched through the management API: without it every wait below would run out.
+    assert.ok(
+      await management.available(),
+      `RabbitMQ management API not reachable at ${management.url} (rabbitmq-plugins enable rabbitmq_management)`,
+    );
     network = await startNetwork({
       label: 'limits',
       peers: [{ 'docs/alpha-guide.txt': 'guide one' }, { 'music/alpha-song.txt': 'song two' }],
