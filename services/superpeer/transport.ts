@@ -27,8 +27,11 @@ export interface TransportHandlers {
    */
   onDelivery(message: ConsumeMessage): void;
   onEventRefused(): void;
-  /** One valid RPC request; the result is the reply body, a throw an error reply. */
-  onRpc(request: RpcRequest): unknown;
+  /**
+   * One valid RPC request from `client` (who the reply goes to); the result is the reply body, a throw an
+   * error reply.
+   */
+  onRpc(request: RpcRequest, client: string): unknown;
   /** After every (re)connect, once the events queue is consumed. */
   onConnected(): void;
   /** After the broker found part of the topology gone and declared it again (events may have been lost). */
@@ -213,7 +216,9 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       schema: RpcRequestSchema,
       prefetch: this.options.rpcPrefetch,
       deadLetter: this.deadLetter,
-      handle: (request) => handlers.onRpc(request),
+      // The reply address tells clients apart: the broker names each channel's direct reply-to itself
+      // (the app id is the sender's word, and would let one client pose as many).
+      handle: (request, message) => handlers.onRpc(request, String(message.properties.replyTo)),
       errorReply: (code, message) => ({
         v: 1,
         ok: false,
