@@ -36,7 +36,7 @@ const { values } = parseArgs({
     searches: { type: 'string', default: '500' },
     /** Copy the superpeer's log lines to this file. */
     'superpeer-log': { type: 'string' },
-    /** Options for the superpeer's node, space-separated (e.g. "--cpu-prof --cpu-prof-dir=prof", "--trace-gc"). */
+    /** Options for the superpeer's node, space-separated (e.g. --superpeer-node-args="--trace-gc"). */
     'superpeer-node-args': { type: 'string' },
   },
 });
@@ -117,9 +117,14 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: field('VmRSS'), peak: field('VmHWM') };
 }
 
-async function eventLoopMaxMs(): Promise<number> {
+/** The superpeer's longest event-loop delay and longest task in CPU time since the previous call. */
+async function eventLoopMaxMs(): Promise<{ delayMs: number; cpuMs: number }> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return Number(/^p2p_superpeer_event_loop_max_ms (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return {
+    delayMs: gauge('p2p_superpeer_event_loop_max_ms'),
+    cpuMs: gauge('p2p_superpeer_longest_task_cpu_ms'),
+  };
 }
 
 /**
@@ -336,18 +341,18 @@ await waitUntil(async () => (await counts()) !== undefined, {
 // ---- the join --------------------------------------------------------------------------------------------
 
 let loopMaxMs = 0;
+let taskCpuMaxMs = 0;
 let noiseMaxMs = 0;
+const sampleLoop = ({ delayMs, cpuMs }: { delayMs: number; cpuMs: number }) => {
+  if (Number.isFinite(delayMs)) loopMaxMs = Math.max(loopMaxMs, delayMs);
+  if (Number.isFinite(cpuMs)) taskCpuMaxMs = Math.max(taskCpuMaxMs, cpuMs);
+};
 let peakRss = 0;
 const sampler = setInterval(() => {
   void probeMaxMs().then((ms) => {
     noiseMaxMs = Math.max(noiseMaxMs, ms);
   });
-  void eventLoopMaxMs().then(
-    (ms) => {
-      if (Number.isFinite(ms)) loopMaxMs = Math.max(loopMaxMs, ms);
-    },
-    () => undefined,
-  );
+  void eventLoopMaxMs().then(sampleLoop, () => undefined);
   peakRss = Math.max(peakRss, rssMb(superpeer.pid!).rss);
 }, 1000);
 await eventLoopMaxMs(); // resets the window: the superpeer's start-up is not the join
@@ -446,7 +451,7 @@ const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
 
 clearInterval(heartbeats);
 clearInterval(sampler);
-loopMaxMs = Math.max(loopMaxMs, await eventLoopMaxMs());
+sampleLoop(await eventLoopMaxMs());
 const rssEnd = rssMb(superpeer.pid!);
 
 const out = (label: string, value: string, goal = '') =>
@@ -462,7 +467,8 @@ out(
   `${rssAtJoin.rss.toFixed(0)} / ${rssEnd.rss.toFixed(0)} / ${Math.max(peakRss, rssEnd.rss).toFixed(0)} MB`,
 );
 out('superpeer RSS high-water mark (VmHWM)', `${rssEnd.peak.toFixed(0)} MB`, 'goal ≤ 400 MB');
-out('superpeer longest task (event-loop delay)', `${loopMaxMs.toFixed(1)} ms`, 'goal ≤ 50 ms');
+out('superpeer longest event-loop delay', `${loopMaxMs.toFixed(1)} ms`);
+out('superpeer longest task (CPU time)', `${taskCpuMaxMs.toFixed(1)} ms`, 'goal ≤ 50 ms');
 out(
   'idle probe thread: scheduling delay (noise)',
   `${noiseMaxMs.toFixed(1)} ms`,
@@ -481,7 +487,7 @@ out(
   `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`,
 );
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50 })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50 })}\n`,
 );
 
 await heartbeatConnection.close();

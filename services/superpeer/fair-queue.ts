@@ -5,7 +5,10 @@ export interface FairQueueOptions {
   maxPerClient?: number;
   /** Requests waiting or running, all clients together. Default 1024. */
   maxQueued?: number;
-  /** Longest run of requests in one task before the event loop gets a turn. Default 10. */
+  /**
+   * Longest run of requests in one task before the event loop gets a turn (new requests come in, and
+   * over-cap ones are answered, only then). Default 2.
+   */
   sliceMs?: number;
 }
 
@@ -33,7 +36,7 @@ export class FairQueue {
   constructor(options: FairQueueOptions = {}) {
     this.maxPerClient = Math.max(1, options.maxPerClient ?? 8);
     this.maxQueued = Math.max(1, options.maxQueued ?? 1024);
-    this.sliceMs = options.sliceMs ?? 10;
+    this.sliceMs = options.sliceMs ?? 2;
   }
 
   /** Requests waiting or running. */
