@@ -22,7 +22,7 @@ interface Job {
  * flooding the queue delays the others by at most one of its requests per turn, never by its backlog.
  * Each client has a bounded lane: a request over its lane's cap, or over the total cap, is refused at once
  * with LIMIT_EXCEEDED (an answer costs little; the request leaves the broker's prefetch window at once).
- * Work starts on the next turn of the event loop, so that requests arriving together are ordered fairly.
+ * A request that finds nothing under way starts at once (no added latency when there is no contention).
  */
 export class FairQueue {
   /** client → its waiting requests; a Map keeps the round-robin order (a served client goes to the end). */
@@ -78,8 +78,10 @@ export class FairQueue {
       else this.lanes.set(client, [job]);
       this.queued++;
       if (!this.pumping) {
+        // Nothing under way: this one starts at once; those arriving while it runs (the rest of the same
+        // read from the socket, say) wait in their lanes and are taken in turn.
         this.pumping = true;
-        setImmediate(() => void this.pump());
+        void this.pump();
       }
     });
   }
