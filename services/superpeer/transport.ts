@@ -61,6 +61,12 @@ export interface SuperpeerTransport {
 
 /** Copies of events waiting for the liveness consumer, at most. */
 const LIVENESS_MAX_MESSAGES = 10_000;
+/**
+ * Bytes of them, at most. Liveness reads heartbeats only (a few hundred bytes); with the oldest dropped
+ * first, a message larger than this alone (an announce's chunk of files) is dropped by the broker at once
+ * instead of crossing the network a second time to be skipped here.
+ */
+const LIVENESS_MAX_BYTES = 64 * 1024;
 
 export interface AmqpTransportOptions {
   amqpUrl: string;
@@ -170,13 +176,14 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     const queue = `${this.eventsQueue}.liveness`;
     await session.assertTopology({
       exchanges: [{ name: this.names.eventsExchange, type: 'fanout', durable: true }],
-      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state).
+      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state;
+      // drop-head, never reject-publish, which would refuse the peer's publish to every queue).
       queues: [
         {
           name: queue,
           durable: false,
           exclusive: true,
-          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES },
+          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES, 'x-max-length-bytes': LIVENESS_MAX_BYTES },
         },
       ],
       bindings: [{ queue, exchange: this.names.eventsExchange, pattern: '' }],
