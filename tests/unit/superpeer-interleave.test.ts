@@ -11,6 +11,12 @@ interface SearchBody {
   results: unknown[];
 }
 
+type Fake = Awaited<ReturnType<typeof superpeer>>['transport'];
+
+async function search(transport: Fake, query: string, limit: number): Promise<SearchBody> {
+  return (await transport.rpc({ v: 1, type: 'rpc.search', query, limit })) as unknown as SearchBody;
+}
+
 describe('superpeer: changes applied in slices, interleaved with other work', () => {
   it('a search during a sliced apply sees the state before it or after it, never half', async () => {
     const { sp, transport } = await superpeer({ slices });
@@ -25,19 +31,13 @@ describe('superpeer: changes applied in slices, interleaved with other work', ()
     let duringApply = 0;
     for (let i = 0; i < 10_000 && !applied; i++) {
       if (sp.gate.pendingUpdates > 0) duringApply++;
-      const reply = await transport.rpc({ v: 1, type: 'rpc.search', query: 'song', limit: 10 });
-      seen.add((reply as unknown as SearchBody).indexedFiles);
+      seen.add((await search(transport, 'song', 10)).indexedFiles);
       await new Promise((resolve) => setImmediate(resolve));
     }
     await delivered;
     assert.ok(duringApply > 0, 'some searches were asked while the apply was under way');
     for (const count of seen) assert.ok(count === 0 || count === 3000, `a search saw ${count} files`);
-    const after = (await transport.rpc({
-      v: 1,
-      type: 'rpc.search',
-      query: 'song',
-      limit: 10,
-    })) as unknown as SearchBody;
+    const after = await search(transport, 'song', 10);
     assert.equal(after.indexedFiles, 3000);
     await sp.close();
   });
@@ -114,12 +114,7 @@ describe('superpeer: changes applied in slices, interleaved with other work', ()
       transport.deliver(leave, leaveSignature),
       (async () => {
         for (let i = 0; i < 200; i++) {
-          const reply = (await transport.rpc({
-            v: 1,
-            type: 'rpc.search',
-            query: 'zzz',
-            limit: 1,
-          })) as unknown as SearchBody;
+          const reply = await search(transport, 'zzz', 1);
           seen.add(`${reply.indexedPeers}/${reply.indexedFiles}`);
           await new Promise((resolve) => setImmediate(resolve));
         }
