@@ -1,93 +1,32 @@
-import type { ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
-import { P2PError } from '../../libs/errors/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
-import type { Log } from '../../libs/logging/index.js';
 import { Broker, Throttle } from '../../libs/messaging/index.js';
 import {
-  type AssemblerLimits,
   ChunkAssembler,
-  chunk,
   type FileEntry,
-  HEADERS,
-  type PeerAnnounce,
-  type PeerDelta,
-  type PeerEvent,
-  type PeerHeartbeat,
-  type PeerLeave,
   type PeersReply,
-  peerIdMatchesKey,
   type RpcRequest,
   type SearchReply,
-  type SharedQueueType,
   type SnapshotReply,
   topologyNames,
 } from '../../libs/protocol/index.js';
-import { verifyBody } from '../../libs/share/index.js';
 import { Broadcaster } from './broadcaster.js';
+import { FairQueue } from './fair-queue.js';
+import { IndexGate } from './index-gate.js';
 import { countHeartbeatOnArrival } from './liveness.js';
 import type { SuperpeerMetrics } from './metrics.js';
+import { type Settings, type SuperpeerOptions, settingsOf } from './options.js';
 import { answerRpc } from './paging.js';
+import { type AnnounceMeta, PeerEvents, yieldToEventLoop } from './peer-events.js';
 import { PeerRegistry } from './registry.js';
 import { ResyncBatcher } from './resync-batcher.js';
 import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
 import { WatchHub } from './watch-hub.js';
 
-export interface SuperpeerOptions {
-  amqpUrl: string;
-  namespace: string;
-  /** Type of the shared queues. Default classic. */
-  queueType?: SharedQueueType;
-  superpeerId: string;
-  logger: Log;
-  /** A peer silent for this long is dropped. Default 6000. */
-  peerTimeoutMs?: number;
-  /** How often silent peers are looked for. Default 1000. */
-  sweepIntervalMs?: number;
-  /** RPC requests handled at once. Default 64. */
-  rpcPrefetch?: number;
-  /** After a (re)start the superpeer waits for peers to re-announce before answering searches: until no announce came for this long… Default 300. */
-  warmupQuietMs?: number;
-  /** …or at most this long. Default 2500. */
-  warmupMaxMs?: number;
-  /** A peer announcing more files than this is refused whole. Default 100_000. */
-  maxFilesPerPeer?: number;
-  /** Bounds of the chunked announces in progress (see ChunkAssembler). */
-  assemblerLimits?: Partial<Omit<AssemblerLimits, 'maxItemsPerList'>>;
-  /** Most peers asked to resync per second. Default 250. */
-  maxResyncsPerSecond?: number;
-  /** A `network.tick` goes to every peer this often, so they can tell their network stream works. Default 2000. */
-  tickIntervalMs?: number;
-  /**
-   * A broadcast resync request (after a (re)connect or a repaired topology) goes out at most this often,
-   * however often the connection comes back: a reconnect loop must not become a re-announce storm.
-   * Default 5000.
-   */
-  resyncBroadcastMinIntervalMs?: number;
-  /**
-   * The broker; default the AMQP one built from the options above. Unit tests pass a fake, and then the
-   * superpeer serves no standing searches (they need a broker connection of their own).
-   */
-  transport?: SuperpeerTransport;
-  metrics?: SuperpeerMetrics;
-}
+export type { SuperpeerOptions } from './options.js';
 
-type Settings = Required<
-  Omit<SuperpeerOptions, 'metrics' | 'transport' | 'assemblerLimits' | 'amqpUrl' | 'namespace' | 'queueType'>
->;
-
-interface AnnounceMeta {
-  instanceId: string;
-  seq: number;
-  url: string;
-  publicKey: string;
-  name: string | undefined;
-}
-
-/** Peers removed per slice of a sweep; a slice also ends after SLICE_BUDGET_MS. */
+/** Peers looked at per round of a sweep (each removal is sliced on its own). */
 const SWEEP_SLICE_PEERS = 200;
-/** Longest run of work a slice may take before yielding to the event loop. */
-const SLICE_BUDGET_MS = 20;
 /** While the events queue has a backlog, silence is forgiven at most this many peer timeouts. */
 const MAX_BACKLOG_GRACE_TIMEOUTS = 4;
 /** With peers registered, no event at all for this long (they heartbeat every 2 s) means the stream broke. */
@@ -101,7 +40,11 @@ const EVENTS_SILENCE_MS = 3500;
 export class Superpeer {
   readonly index = new NetworkIndex();
   readonly registry = new PeerRegistry();
+  /** Every change of the index and registry goes through it; searches read between changes. */
+  readonly gate = new IndexGate();
   readonly assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
+  private readonly events: PeerEvents;
+  private readonly rpcQueue: FairQueue;
   private readonly instanceId = uuidv4();
   private readonly transport: SuperpeerTransport;
   private readonly resync: ResyncBatcher;
@@ -127,20 +70,7 @@ export class Superpeer {
   private readonly watchBroker: Broker | undefined;
 
   constructor(options: SuperpeerOptions) {
-    this.settings = {
-      peerTimeoutMs: 6000,
-      sweepIntervalMs: 1000,
-      rpcPrefetch: 64,
-      warmupQuietMs: 300,
-      warmupMaxMs: 2500,
-      maxFilesPerPeer: 100_000,
-      maxResyncsPerSecond: 250,
-      tickIntervalMs: 2000,
-      resyncBroadcastMinIntervalMs: 5000,
-      superpeerId: options.superpeerId,
-      logger: options.logger,
-      ...definedOnly(options),
-    };
+    this.settings = settingsOf(options);
     this.metrics = options.metrics;
     this.assembler = new ChunkAssembler({
       ...options.assemblerLimits,
@@ -198,6 +128,24 @@ export class Superpeer {
           peerIds,
         }),
     });
+    this.events = new PeerEvents({
+      superpeerId: this.settings.superpeerId,
+      index: this.index,
+      registry: this.registry,
+      gate: this.gate,
+      assembler: this.assembler,
+      broadcaster: this.broadcaster,
+      resync: this.resync,
+      watches: this.watches,
+      maxFilesPerPeer: this.settings.maxFilesPerPeer,
+      logger: this.settings.logger,
+      metrics: this.metrics,
+      slices: options.slices ?? {},
+      onAnnounceSeen: () => {
+        this.lastAnnounceMs = Date.now();
+      },
+    });
+    this.rpcQueue = new FairQueue(options.rpcFairness);
   }
 
   get id(): string {
@@ -208,14 +156,14 @@ export class Superpeer {
     await this.transport.start({
       onEvent: (event, message) => {
         this.lastEventMs = Date.now();
-        return this.onPeerEvent(event, message);
+        return this.events.handle(event, message);
       },
       onDelivery: (message) => void countHeartbeatOnArrival(this.registry, message, Date.now()),
       onEventRefused: () => {
         this.lastEventMs = Date.now();
         this.metrics?.messagesRefused.inc({ queue: 'events' });
       },
-      onRpc: (request) => this.onRpc(request),
+      onRpc: (request, client) => this.onRpc(request, client),
       onConnected: () => this.onConnected(),
       // Events may have been lost while our copy of the stream was cut off.
       onTopologyRepaired: () => this.resyncBroadcast.request({ immediate: true }),
@@ -320,185 +268,9 @@ export class Superpeer {
     }
   }
 
-  // ---- events from peers -------------------------------------------------------------------------------
-
-  private async onPeerEvent(event: PeerEvent, message: ConsumeMessage): Promise<void> {
-    // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
-    // run as one long microtask chain, and searches and heartbeats would wait for all of it.
-    await yieldToEventLoop();
-    this.metrics?.eventsReceived.inc({ type: event.type });
-    this.authenticate(event, message);
-    switch (event.type) {
-      case 'peer.announce':
-        return this.onAnnounce(event, message.content.length);
-      case 'peer.delta':
-        return this.onDelta(event);
-      case 'peer.heartbeat':
-        return this.onHeartbeat(event);
-      case 'peer.leave':
-        return this.onLeave(event);
-    }
-  }
-
   /**
-   * A peer id is derived from the peer's public key, and every event is signed by that key: an announce
-   * carries the key (the id must be derived from it, the signature must verify with it); later events are
-   * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
-   * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
-   * dead-lettered with the reason) and changes nothing.
-   */
-  private authenticate(event: PeerEvent, message: ConsumeMessage): void {
-    const signature = message.properties.headers?.[HEADERS.signature];
-    if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
-    const key = event.type === 'peer.announce' ? event.publicKey : this.registry.get(event.peerId)?.publicKey;
-    if (key === undefined) return; // not registered: handlers ignore it and ask for a full state
-    // The announce schema checks this too; kept here so this function alone states the rule.
-    if (!peerIdMatchesKey(event.peerId, key)) {
-      throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
-    }
-    if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
-  }
-
-  private async onAnnounce(event: PeerAnnounce, bytes: number): Promise<void> {
-    this.lastAnnounceMs = Date.now();
-    if (event.chunkIndex >= event.chunkCount)
-      throw new P2PError('MESSAGE_INVALID', 'chunkIndex >= chunkCount');
-    const assembled = this.assembler.add({
-      key: event.peerId,
-      version: `${event.instanceId}/${event.seq}`,
-      chunkIndex: event.chunkIndex,
-      chunkCount: event.chunkCount,
-      items: event.files,
-      bytes,
-      meta: {
-        instanceId: event.instanceId,
-        seq: event.seq,
-        url: event.url,
-        publicKey: event.publicKey,
-        name: event.name,
-      },
-    });
-    this.metrics?.pendingAnnounces.set(this.assembler.pending);
-    if (assembled.status === 'too-large') {
-      // Not asked again until it restarts: its next heartbeats would otherwise earn a resync each time.
-      this.registry.markOverLimit(event.peerId, event.instanceId);
-      this.settings.logger.warn('refused a peer over the file limit', {
-        peerId: event.peerId,
-        files: assembled.items,
-        maxFilesPerPeer: this.settings.maxFilesPerPeer,
-      });
-      throw new P2PError(
-        'LIMIT_EXCEEDED',
-        `peer ${event.peerId} announces more than ${this.settings.maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
-      );
-    }
-    // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
-    if (assembled.status !== 'complete') return;
-    const pending = assembled.meta;
-    // Parsing this message was one task; indexing it is another, so that heartbeats arriving meanwhile
-    // are counted (a whole state of many chunks is still indexed in one: the index applies it whole).
-    await yieldToEventLoop();
-
-    const existing = this.registry.get(event.peerId);
-    const isNew = !this.index.hasPeer(event.peerId);
-    const apply = () =>
-      this.index.applyFull({
-        peerId: event.peerId,
-        instanceId: pending.instanceId,
-        url: pending.url,
-        seq: pending.seq,
-        files: assembled.items,
-      });
-    const result = this.watches ? this.watches.fullState(event.peerId, apply, pending.name) : apply();
-    if (result === 'stale') return;
-    this.registry.bind(event.peerId, {
-      publicKey: pending.publicKey,
-      name: pending.name,
-      instanceId: pending.instanceId,
-      lastSeenMs: Date.now(),
-    });
-    if (isNew || existing?.instanceId !== pending.instanceId) {
-      this.settings.logger.info('peer joined', {
-        peerId: event.peerId,
-        name: pending.name,
-        url: pending.url,
-        files: this.index.getPeer(event.peerId)?.fileCount,
-      });
-    }
-    if (result === 'applied' || isNew) await this.broadcastPeerState(event.peerId);
-    this.updateGauges();
-  }
-
-  private async onDelta(event: PeerDelta): Promise<void> {
-    this.registry.touch(event.peerId, event.instanceId, Date.now());
-    const known = this.index.getPeer(event.peerId);
-    if (
-      known &&
-      known.instanceId === event.instanceId &&
-      known.fileCount + event.upserted.length > this.settings.maxFilesPerPeer
-    ) {
-      // Might stay under once applied (upserts of known names), but only a full state can say: refuse it,
-      // and the peer's next heartbeat shows a gap that asks for one.
-      throw new P2PError(
-        'LIMIT_EXCEEDED',
-        `peer ${event.peerId} would share more than ${this.settings.maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
-      );
-    }
-    const apply = () => this.index.applyDelta(event);
-    const result = this.watches ? this.watches.delta(event, apply) : apply();
-    if (result === 'applied') {
-      this.broadcaster.publishInOrder({
-        v: 1,
-        type: 'network.peer-delta',
-        superpeerId: this.settings.superpeerId,
-        peerId: event.peerId,
-        instanceId: event.instanceId,
-        seq: event.seq,
-        upserted: event.upserted,
-        removed: event.removed,
-      });
-      await this.broadcaster.settle();
-      this.updateGauges();
-    } else if (result === 'gap' || result === 'unknown-peer') {
-      this.requestResync(event.peerId, event.instanceId, result);
-    }
-  }
-
-  private async onHeartbeat(event: PeerHeartbeat): Promise<void> {
-    const known = this.index.getPeer(event.peerId);
-    if (!known || known.instanceId !== event.instanceId) {
-      this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
-      return;
-    }
-    this.registry.touch(event.peerId, event.instanceId, Date.now());
-    if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind');
-  }
-
-  private async onLeave(event: PeerLeave): Promise<void> {
-    this.assembler.delete(event.peerId);
-    await this.dropPeer(event.peerId, event.instanceId, 'leave');
-  }
-
-  private async dropPeer(peerId: string, instanceId: string, reason: 'leave' | 'timeout'): Promise<void> {
-    const remove = () => this.index.removePeer(peerId, instanceId);
-    if (!(this.watches ? this.watches.peerRemoved(peerId, remove) : remove())) return;
-    this.registry.delete(peerId);
-    this.resync.forget(peerId);
-    this.settings.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
-    this.updateGauges();
-    await this.broadcaster.publish({
-      v: 1,
-      type: 'network.peer-left',
-      superpeerId: this.settings.superpeerId,
-      peerId,
-      instanceId,
-      reason,
-    });
-  }
-
-  /**
-   * Drops the peers silent past the timeout, a slice at a time (each slice at most SWEEP_SLICE_PEERS peers
-   * or SLICE_BUDGET_MS, then the event loop runs), so that a thousand peers leaving at once blocks nothing.
+   * Drops the peers silent past the timeout, one sliced removal at a time (queued behind the changes
+   * already waiting), so that a thousand peers leaving at once blocks nothing.
    * While our own events queue has a backlog, the heartbeats waiting in it are not silence: the deadline
    * moves back by as long as the backlog has lasted (at least one timeout, at most MAX_BACKLOG_GRACE_TIMEOUTS timeouts).
    */
@@ -535,77 +307,42 @@ export class Superpeer {
       } else {
         this.backlogSinceMs = undefined;
       }
-      for (;;) {
-        const sliceStarted = performance.now();
+      // Each round drops what is overdue now (removals are sliced and queued behind other changes); a
+      // peer heard while its removal waited is kept. Bounded: a round that drops nobody ends the sweep.
+      const rounds = Math.ceil(this.registry.size / SWEEP_SLICE_PEERS) + 1;
+      for (let round = 0; round < rounds; round++) {
         const overdue = this.registry.overdue(deadline, SWEEP_SLICE_PEERS);
-        if (overdue.length === 0) return;
+        let dropped = 0;
         for (const peer of overdue) {
-          // A heartbeat may have arrived since the list was made.
-          if ((this.registry.get(peer.peerId)?.lastSeenMs ?? 0) >= deadline) continue;
-          void this.dropPeer(peer.peerId, peer.instanceId, 'timeout');
-          if (performance.now() - sliceStarted > SLICE_BUDGET_MS) break;
+          if (this.closed) return;
+          if (
+            await this.events.dropPeer(peer.peerId, peer.instanceId, 'timeout', { silentSinceMs: deadline })
+          )
+            dropped++;
         }
+        if (dropped === 0) return;
         await yieldToEventLoop();
-        if (this.closed) return;
       }
     } finally {
       this.sweeping = false;
     }
   }
 
-  private requestResync(peerId: string, instanceId: string, reason: string): void {
-    if (this.registry.isOverLimit(peerId, instanceId)) return;
-    if (this.resync.request(peerId)) {
-      this.settings.logger.debug('asking a peer for its full state', { peerId, reason });
-    }
+  /**
+   * Answers in the client's turn (one request of each client in turn: a flood delays nobody else by more
+   * than a request), between two changes of the index (never half through a sliced apply).
+   */
+  private onRpc(request: RpcRequest, client: string): Promise<SearchReply | PeersReply | SnapshotReply> {
+    return this.rpcQueue.run(client, () =>
+      this.gate.read(() => {
+        const started = process.hrtime.bigint();
+        try {
+          return answerRpc(this.index, this.registry, this.settings.superpeerId, request);
+        } finally {
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+          this.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
+        }
+      }),
+    );
   }
-
-  private async broadcastPeerState(peerId: string): Promise<void> {
-    const peer = this.index.getPeer(peerId);
-    const binding = this.registry.get(peerId);
-    if (!peer || !binding) return;
-    const pieces = chunk(this.index.peerFiles(peerId));
-    for (const [chunkIndex, files] of pieces.entries()) {
-      this.broadcaster.publishInOrder({
-        v: 1,
-        type: 'network.peer-state',
-        superpeerId: this.settings.superpeerId,
-        peerId,
-        publicKey: binding.publicKey,
-        ...(binding.name !== undefined ? { name: binding.name } : {}),
-        instanceId: peer.instanceId,
-        url: peer.url,
-        seq: peer.seq,
-        chunkIndex,
-        chunkCount: pieces.length,
-        files,
-      });
-      await this.broadcaster.settle();
-      if (pieces.length > 1) await yieldToEventLoop();
-    }
-  }
-
-  private updateGauges(): void {
-    this.metrics?.indexedPeers.set(this.index.peerCount);
-    this.metrics?.indexedFiles.set(this.index.fileCount);
-  }
-
-  private onRpc(request: RpcRequest): SearchReply | PeersReply | SnapshotReply {
-    const started = process.hrtime.bigint();
-    try {
-      return answerRpc(this.index, this.registry, this.settings.superpeerId, request);
-    } finally {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
-    }
-  }
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** The options that are set (an explicit `undefined` must not override a default). */
-function definedOnly<T extends object>(options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

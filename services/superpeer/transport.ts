@@ -27,8 +27,11 @@ export interface TransportHandlers {
    */
   onDelivery(message: ConsumeMessage): void;
   onEventRefused(): void;
-  /** One valid RPC request; the result is the reply body, a throw an error reply. */
-  onRpc(request: RpcRequest): unknown;
+  /**
+   * One valid RPC request from `client` (who the reply goes to); the result is the reply body, a throw an
+   * error reply.
+   */
+  onRpc(request: RpcRequest, client: string): unknown;
   /** After every (re)connect, once the events queue is consumed. */
   onConnected(): void;
   /** After the broker found part of the topology gone and declared it again (events may have been lost). */
@@ -58,6 +61,12 @@ export interface SuperpeerTransport {
 
 /** Copies of events waiting for the liveness consumer, at most. */
 const LIVENESS_MAX_MESSAGES = 10_000;
+/**
+ * Bytes of them, at most. Liveness reads heartbeats only (a few hundred bytes); with the oldest dropped
+ * first, a message larger than this alone (an announce's chunk of files) is dropped by the broker at once
+ * instead of crossing the network a second time to be skipped here.
+ */
+const LIVENESS_MAX_BYTES = 64 * 1024;
 
 export interface AmqpTransportOptions {
   amqpUrl: string;
@@ -167,13 +176,14 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     const queue = `${this.eventsQueue}.liveness`;
     await session.assertTopology({
       exchanges: [{ name: this.names.eventsExchange, type: 'fanout', durable: true }],
-      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state).
+      // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state;
+      // drop-head, never reject-publish, which would refuse the peer's publish to every queue).
       queues: [
         {
           name: queue,
           durable: false,
           exclusive: true,
-          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES },
+          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES, 'x-max-length-bytes': LIVENESS_MAX_BYTES },
         },
       ],
       bindings: [{ queue, exchange: this.names.eventsExchange, pattern: '' }],
@@ -213,7 +223,9 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       schema: RpcRequestSchema,
       prefetch: this.options.rpcPrefetch,
       deadLetter: this.deadLetter,
-      handle: (request) => handlers.onRpc(request),
+      // The reply address tells clients apart: the broker names each channel's direct reply-to itself
+      // (the app id is the sender's word, and would let one client pose as many).
+      handle: (request, message) => handlers.onRpc(request, String(message.properties.replyTo)),
       errorReply: (code, message) => ({
         v: 1,
         ok: false,

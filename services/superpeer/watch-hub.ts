@@ -138,24 +138,30 @@ export class WatchHub {
     }
   }
 
-  /** Wraps the application of a peer's full state: reports what it added and removed. */
-  fullState(peerId: string, apply: () => FullResult, name?: string): FullResult {
+  /**
+   * Wraps the application of a peer's full state: reports what it added and removed. `apply` may be
+   * synchronous or sliced (a promise); the caller keeps other changes of the index out until it settles.
+   */
+  fullState<R extends FullResult | Promise<FullResult>>(peerId: string, apply: () => R, name?: string): R {
     const before = this.registry.size > 0 ? this.options.index.peerFiles(peerId) : undefined;
-    const result = apply();
-    if (result === 'stale' || before === undefined || this.options.rebuilding()) return result;
-    const peer = this.peer(peerId, name);
-    if (!peer) return result;
-    const after = this.options.index.peerFiles(peerId);
-    const old = new Map(before.map((file) => [file.name, file]));
-    // By content, not by run: a peer that restarted with the same files brings nothing new.
-    const added = after.filter((file) => old.get(file.name)?.sha256 !== file.sha256);
-    const current = new Map(after.map((file) => [file.name, file]));
-    const removed = before.filter((file) => current.get(file.name)?.sha256 !== file.sha256);
-    this.emit(peer, removed, added);
-    return result;
+    return afterwards(apply(), (result) => {
+      if (result === 'stale' || before === undefined || this.options.rebuilding()) return;
+      const peer = this.peer(peerId, name);
+      if (!peer) return;
+      const after = this.options.index.peerFiles(peerId);
+      const old = new Map(before.map((file) => [file.name, file]));
+      // By content, not by run: a peer that restarted with the same files brings nothing new.
+      const added = after.filter((file) => old.get(file.name)?.sha256 !== file.sha256);
+      const current = new Map(after.map((file) => [file.name, file]));
+      const removed = before.filter((file) => current.get(file.name)?.sha256 !== file.sha256);
+      this.emit(peer, removed, added);
+    });
   }
 
-  /** Wraps the application of a peer's delta: an upsert with new content is an addition (and the old content a removal). */
+  /**
+   * Wraps the application of a peer's delta (synchronous or sliced): an upsert with new content is an
+   * addition (and the old content a removal).
+   */
   delta<R>(event: PeerDelta, apply: () => R): R {
     if (this.registry.size === 0) return apply();
     const names = [...event.removed, ...event.upserted.map((file) => file.name)];
@@ -164,34 +170,34 @@ export class WatchHub {
       ? new Map(this.options.index.peerFiles(event.peerId).map((f) => [f.name, f]))
       : undefined;
     const beforeSeq = this.options.index.getPeer(event.peerId)?.seq;
-    const result = apply();
-    const peer = this.peer(event.peerId);
-    // Only an applied delta moves the peer's seq.
-    if (!before || !peer || peer.seq === beforeSeq) return result;
-    const removed: FileEntry[] = [];
-    for (const name of event.removed) {
-      const old = before.get(name);
-      if (old && !event.upserted.some((file) => file.name === name && file.sha256 === old.sha256))
-        removed.push(old);
-    }
-    const added: FileEntry[] = [];
-    for (const file of event.upserted) {
-      const old = before.get(file.name);
-      if (old?.sha256 === file.sha256) continue;
-      if (old && !event.removed.includes(file.name)) removed.push(old);
-      added.push(file);
-    }
-    this.emit(peer, removed, added);
-    return result;
+    return afterwards(apply(), () => {
+      const peer = this.peer(event.peerId);
+      // Only an applied delta moves the peer's seq.
+      if (!before || !peer || peer.seq === beforeSeq) return;
+      const removed: FileEntry[] = [];
+      for (const name of event.removed) {
+        const old = before.get(name);
+        if (old && !event.upserted.some((file) => file.name === name && file.sha256 === old.sha256))
+          removed.push(old);
+      }
+      const added: FileEntry[] = [];
+      for (const file of event.upserted) {
+        const old = before.get(file.name);
+        if (old?.sha256 === file.sha256) continue;
+        if (old && !event.removed.includes(file.name)) removed.push(old);
+        added.push(file);
+      }
+      this.emit(peer, removed, added);
+    });
   }
 
-  /** Wraps the removal of a peer (left or timed out): all its files went away. */
-  peerRemoved(peerId: string, remove: () => boolean): boolean {
+  /** Wraps the removal of a peer (left or timed out; synchronous or sliced): all its files went away. */
+  peerRemoved<R extends boolean | Promise<boolean>>(peerId: string, remove: () => R): R {
     const peer = this.registry.size > 0 ? this.peer(peerId) : undefined;
     const files = peer ? this.options.index.peerFiles(peerId) : [];
-    const removed = remove();
-    if (removed && peer) this.emit(peer, files, []);
-    return removed;
+    return afterwards(remove(), (removed) => {
+      if (removed && peer) this.emit(peer, files, []);
+    });
   }
 
   /** Expires leases and sends overflow notices; call it from the superpeer's periodic sweep. */
@@ -230,4 +236,19 @@ export class WatchHub {
         .catch(() => undefined);
     }
   }
+}
+
+/**
+ * Runs `then` on the outcome of `applied` (at once when it is a plain value, once it settles when it is a
+ * promise) and gives back what `applied` was: a synchronous change stays synchronous.
+ */
+function afterwards<R>(applied: R, then: (value: Awaited<R>) => void): R {
+  if (applied instanceof Promise) {
+    return applied.then((value: Awaited<R>) => {
+      then(value);
+      return value;
+    }) as R;
+  }
+  then(applied as Awaited<R>);
+  return applied;
 }

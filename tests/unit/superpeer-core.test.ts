@@ -1,117 +1,9 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { isP2PError } from '../../libs/errors/index.js';
-import { createLogger } from '../../libs/logging/index.js';
-import {
-  chunk,
-  decode,
-  encode,
-  type FileEntry,
-  HEADERS,
-  type NetworkMessage,
-  type PeerEvent,
-  PeerEventSchema,
-  peerIdFromPublicKey,
-  type RpcRequest,
-} from '../../libs/protocol/index.js';
-import { signBody } from '../../libs/share/index.js';
-import { Superpeer } from '../../services/superpeer/superpeer.js';
-import type { SuperpeerTransport, TransportHandlers } from '../../services/superpeer/transport.js';
-
-/** The superpeer's broker, in memory: events go in as deliveries, broadcasts are recorded. */
-class FakeTransport implements SuperpeerTransport {
-  handlers: TransportHandlers | undefined;
-  connected = true;
-  published: NetworkMessage[] = [];
-  backlog = 0;
-  async start(handlers: TransportHandlers) {
-    this.handlers = handlers;
-    handlers.onConnected();
-  }
-  async close() {}
-  async serveRpc() {}
-  async publishNetwork(message: NetworkMessage) {
-    this.published.push(message);
-  }
-  async eventBacklog() {
-    return this.backlog;
-  }
-  async repairTopology() {}
-  /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
-  async deliver(content: Buffer, signature: string): Promise<void> {
-    const message = {
-      content,
-      properties: { headers: { [HEADERS.signature]: signature } },
-      fields: {},
-    } as unknown as ConsumeMessage;
-    this.handlers!.onDelivery(message);
-    const decoded = decode(PeerEventSchema, content);
-    if (!decoded.ok) throw new Error(decoded.reason);
-    await this.handlers!.onEvent(decoded.value, message);
-  }
-  rpc(request: RpcRequest) {
-    return this.handlers!.onRpc(request) as { ok: true; [key: string]: unknown };
-  }
-}
-
-/** A peer with a key of its own; its id is derived from the key unless it claims another's (`claimedId`). */
-function peer(label: string, claimedId?: string) {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  const peerId = claimedId ?? peerIdFromPublicKey(publicKeyDer)!;
-  const instanceId = `inst-${label}`.padEnd(12, '0');
-  return {
-    peerId,
-    instanceId,
-    publicKeyDer,
-    signed(event: Record<string, unknown>): [Buffer, string] {
-      const body = encode({ v: 1, peerId, instanceId, ...event } as PeerEvent);
-      return [body, signBody(privateKey, body)];
-    },
-    announces(files: FileEntry[], seq = 1): Array<[Buffer, string]> {
-      const pieces = chunk(files);
-      return pieces.map((piece, chunkIndex) =>
-        this.signed({
-          type: 'peer.announce',
-          url: `http://${label}.test`,
-          seq,
-          publicKey: publicKeyDer,
-          chunkIndex,
-          chunkCount: pieces.length,
-          files: piece,
-        }),
-      );
-    },
-  };
-}
-
-const files = (count: number, prefix = 'file'): FileEntry[] =>
-  Array.from({ length: count }, (_, i) => ({
-    name: `${prefix}-${i}.txt`,
-    size: i,
-    sha256: 'b'.repeat(64),
-    mtimeMs: 0,
-  }));
-
-async function superpeer(options: { maxFilesPerPeer?: number; peerTimeoutMs?: number } = {}) {
-  // Sweeps run when a test calls them.
-  const transport = new FakeTransport();
-  const sp = new Superpeer({
-    amqpUrl: 'amqp://unused',
-    namespace: 'unit',
-    superpeerId: 'sp-unit',
-    logger: createLogger({ service: 'superpeer', level: 'error', format: 'json', stream: new PassThrough() }),
-    warmupMaxMs: 0,
-    sweepIntervalMs: 3_600_000,
-    transport,
-    ...options,
-  });
-  await sp.start();
-  return { sp, transport };
-}
+import { HEADERS } from '../../libs/protocol/index.js';
+import { files, peer, superpeer } from './superpeer-fake.js';
 
 describe('superpeer without a broker', () => {
   it('indexes a chunked announce, rebroadcasts it and answers searches and peers', async () => {
@@ -121,9 +13,9 @@ describe('superpeer without a broker', () => {
     assert.equal(sp.index.fileCount, 4500);
     const states = transport.published.filter((message) => message.type === 'network.peer-state');
     assert.equal(states.length, 3);
-    const search = transport.rpc({ v: 1, type: 'rpc.search', query: 'file 42', limit: 5 });
+    const search = await transport.rpc({ v: 1, type: 'rpc.search', query: 'file 42', limit: 5 });
     assert.equal(search.ok, true);
-    const peers = transport.rpc({ v: 1, type: 'rpc.peers' });
+    const peers = await transport.rpc({ v: 1, type: 'rpc.peers' });
     assert.deepEqual(
       (peers.peers as Array<{ peerId: string }>).map((p) => p.peerId),
       [alice.peerId],

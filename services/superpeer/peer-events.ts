@@ -1,0 +1,315 @@
+import type { ConsumeMessage } from 'amqplib';
+import { P2PError } from '../../libs/errors/index.js';
+import type { FullResult, NetworkIndex, SliceOptions } from '../../libs/index/index.js';
+import type { Log } from '../../libs/logging/index.js';
+import {
+  type ChunkAssembler,
+  chunk,
+  type FileEntry,
+  HEADERS,
+  type PeerAnnounce,
+  type PeerDelta,
+  type PeerEvent,
+  type PeerHeartbeat,
+  peerIdMatchesKey,
+} from '../../libs/protocol/index.js';
+import { verifyBody } from '../../libs/share/index.js';
+import type { Broadcaster } from './broadcaster.js';
+import type { IndexGate } from './index-gate.js';
+import type { SuperpeerMetrics } from './metrics.js';
+import type { PeerRegistry } from './registry.js';
+import type { ResyncBatcher } from './resync-batcher.js';
+import type { WatchHub } from './watch-hub.js';
+
+/** What an announce carries besides its files, kept while its chunks are assembled. */
+export interface AnnounceMeta {
+  instanceId: string;
+  seq: number;
+  url: string;
+  publicKey: string;
+  name: string | undefined;
+}
+
+export interface PeerEventsOptions {
+  superpeerId: string;
+  index: NetworkIndex;
+  registry: PeerRegistry;
+  gate: IndexGate;
+  assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
+  broadcaster: Broadcaster;
+  resync: ResyncBatcher;
+  watches: WatchHub | undefined;
+  maxFilesPerPeer: number;
+  logger: Log;
+  metrics: SuperpeerMetrics | undefined;
+  /** How the index's sliced updates divide their work. */
+  slices: SliceOptions;
+  /** Called for every announce chunk (the warm-up waits for them to stop). */
+  onAnnounceSeen?: () => void;
+}
+
+/**
+ * Turns the peers' events into changes of the index and the registry, and the accepted changes into
+ * broadcasts. Every change goes through the gate, whole: a peer's state is applied in slices that yield
+ * to the event loop, and nothing else touches the index (no other change, no search) between two slices
+ * of it. The registry entry of a peer changes in the same step as its index entry, so the two never
+ * disagree.
+ */
+export class PeerEvents {
+  constructor(private readonly options: PeerEventsOptions) {}
+
+  async handle(event: PeerEvent, message: ConsumeMessage): Promise<void> {
+    // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
+    // run as one long microtask chain, and searches and heartbeats would wait for all of it.
+    await yieldToEventLoop();
+    this.options.metrics?.eventsReceived.inc({ type: event.type });
+    const { gate } = this.options;
+    // An announce carries its key. Other events are checked against the registered key at their turn in
+    // the gate, so that a change still being applied (which may register the key) is never overtaken.
+    switch (event.type) {
+      case 'peer.announce':
+        this.authenticate(event, message);
+        return this.onAnnounce(event, message.content.length);
+      case 'peer.delta':
+        return this.onDelta(event, message);
+      case 'peer.heartbeat':
+        return gate.read(() => {
+          this.authenticate(event, message);
+          this.onHeartbeat(event);
+        });
+      case 'peer.leave':
+        this.options.assembler.delete(event.peerId);
+        await this.dropPeer(event.peerId, event.instanceId, 'leave', { message });
+        return;
+    }
+  }
+
+  /**
+   * A peer id is derived from the peer's public key, and every event is signed by that key: an announce
+   * carries the key (the id must be derived from it, the signature must verify with it); later events are
+   * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
+   * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
+   * dead-lettered with the reason) and changes nothing.
+   */
+  private authenticate(
+    event: Pick<PeerEvent, 'type' | 'peerId'> & { publicKey?: string },
+    message: ConsumeMessage,
+  ): void {
+    const signature = message.properties.headers?.[HEADERS.signature];
+    if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
+    const key =
+      event.type === 'peer.announce' ? event.publicKey : this.options.registry.get(event.peerId)?.publicKey;
+    if (key === undefined) return; // not registered: handlers ignore it and ask for a full state
+    // The announce schema checks this too; kept here so this function alone states the rule.
+    if (!peerIdMatchesKey(event.peerId, key)) {
+      throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
+    }
+    if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
+  }
+
+  private async onAnnounce(event: PeerAnnounce, bytes: number): Promise<void> {
+    const { assembler, registry, index, watches, logger, maxFilesPerPeer } = this.options;
+    this.options.onAnnounceSeen?.();
+    if (event.chunkIndex >= event.chunkCount)
+      throw new P2PError('MESSAGE_INVALID', 'chunkIndex >= chunkCount');
+    const assembled = assembler.add({
+      key: event.peerId,
+      version: `${event.instanceId}/${event.seq}`,
+      chunkIndex: event.chunkIndex,
+      chunkCount: event.chunkCount,
+      items: event.files,
+      bytes,
+      meta: {
+        instanceId: event.instanceId,
+        seq: event.seq,
+        url: event.url,
+        publicKey: event.publicKey,
+        name: event.name,
+      },
+    });
+    this.options.metrics?.pendingAnnounces.set(assembler.pending);
+    if (assembled.status === 'too-large') {
+      // Not asked again until it restarts: its next heartbeats would otherwise earn a resync each time.
+      registry.markOverLimit(event.peerId, event.instanceId);
+      logger.warn('refused a peer over the file limit', {
+        peerId: event.peerId,
+        files: assembled.items,
+        maxFilesPerPeer,
+      });
+      throw new P2PError(
+        'LIMIT_EXCEEDED',
+        `peer ${event.peerId} announces more than ${maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
+      );
+    }
+    // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
+    if (assembled.status !== 'complete') return;
+    const pending = assembled.meta;
+    const peerId = event.peerId;
+    const outcome = await this.options.gate.update(async () => {
+      const previousRun = registry.get(peerId)?.instanceId;
+      const isNew = !index.hasPeer(peerId);
+      const apply = () =>
+        index.applyFullAsync(
+          {
+            peerId,
+            instanceId: pending.instanceId,
+            url: pending.url,
+            seq: pending.seq,
+            files: assembled.items,
+          },
+          this.options.slices,
+        );
+      const result: FullResult = await (watches ? watches.fullState(peerId, apply, pending.name) : apply());
+      if (result !== 'stale') {
+        registry.bind(peerId, {
+          publicKey: pending.publicKey,
+          name: pending.name,
+          instanceId: pending.instanceId,
+          lastSeenMs: Date.now(),
+        });
+      }
+      return { result, isNew, newRun: isNew || previousRun !== pending.instanceId };
+    });
+    if (outcome.result === 'stale') return;
+    if (outcome.newRun) {
+      logger.info('peer joined', {
+        peerId,
+        name: pending.name,
+        url: pending.url,
+        files: assembled.items.length,
+      });
+    }
+    if (outcome.result === 'applied' || outcome.isNew) {
+      await this.broadcastPeerState(peerId, pending, assembled.items);
+    }
+    this.updateGauges();
+  }
+
+  private async onDelta(event: PeerDelta, message: ConsumeMessage): Promise<void> {
+    const { registry, index, watches, maxFilesPerPeer } = this.options;
+    const result = await this.options.gate.update(() => {
+      this.authenticate(event, message);
+      registry.touch(event.peerId, event.instanceId, Date.now());
+      const known = index.getPeer(event.peerId);
+      if (
+        known &&
+        known.instanceId === event.instanceId &&
+        known.fileCount + event.upserted.length > maxFilesPerPeer
+      ) {
+        // Might stay under once applied (upserts of known names), but only a full state can say: refuse it,
+        // and the peer's next heartbeat shows a gap that asks for one.
+        throw new P2PError(
+          'LIMIT_EXCEEDED',
+          `peer ${event.peerId} would share more than ${maxFilesPerPeer} files (SUPERPEER_MAX_FILES_PER_PEER)`,
+        );
+      }
+      const apply = () => index.applyDeltaAsync(event, this.options.slices);
+      return watches ? watches.delta(event, apply) : apply();
+    });
+    if (result === 'applied') {
+      this.options.broadcaster.publishInOrder({
+        v: 1,
+        type: 'network.peer-delta',
+        superpeerId: this.options.superpeerId,
+        peerId: event.peerId,
+        instanceId: event.instanceId,
+        seq: event.seq,
+        upserted: event.upserted,
+        removed: event.removed,
+      });
+      await this.options.broadcaster.settle();
+      this.updateGauges();
+    } else if (result === 'gap' || result === 'unknown-peer') {
+      this.requestResync(event.peerId, event.instanceId, result);
+    }
+  }
+
+  private onHeartbeat(event: PeerHeartbeat): void {
+    const known = this.options.index.getPeer(event.peerId);
+    if (!known || known.instanceId !== event.instanceId) {
+      this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
+      return;
+    }
+    this.options.registry.touch(event.peerId, event.instanceId, Date.now());
+    if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind');
+  }
+
+  /**
+   * Removes a peer's run from the index and the registry (in slices), and tells the network. A leave
+   * (`message`) is authenticated at its turn; a timeout (`silentSinceMs`) keeps a peer heard since: the
+   * decision is made again when the removal's turn comes. Resolves with whether the peer was removed.
+   */
+  async dropPeer(
+    peerId: string,
+    instanceId: string,
+    reason: 'leave' | 'timeout',
+    check: { message?: ConsumeMessage; silentSinceMs?: number } = {},
+  ): Promise<boolean> {
+    const { registry, index, watches } = this.options;
+    const removed = await this.options.gate.update(async () => {
+      if (check.message) this.authenticate({ type: 'peer.leave', peerId }, check.message);
+      const heardMs = registry.get(peerId)?.lastSeenMs ?? 0;
+      if (check.silentSinceMs !== undefined && heardMs >= check.silentSinceMs) return false;
+      const remove = () => index.removePeerAsync(peerId, instanceId, this.options.slices);
+      if (!(await (watches ? watches.peerRemoved(peerId, remove) : remove()))) return false;
+      registry.delete(peerId);
+      this.options.resync.forget(peerId);
+      return true;
+    });
+    if (!removed) return false;
+    this.options.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
+    this.updateGauges();
+    this.options.broadcaster.publishInOrder({
+      v: 1,
+      type: 'network.peer-left',
+      superpeerId: this.options.superpeerId,
+      peerId,
+      instanceId,
+      reason,
+    });
+    await this.options.broadcaster.settle();
+    return true;
+  }
+
+  requestResync(peerId: string, instanceId: string, reason: string): void {
+    if (this.options.registry.isOverLimit(peerId, instanceId)) return;
+    if (this.options.resync.request(peerId)) {
+      this.options.logger.debug('asking a peer for its full state', { peerId, reason });
+    }
+  }
+
+  /**
+   * Rebroadcasts the state just applied, from the announce itself (the index would have to list and sort
+   * the peer's files again); peers apply it with the same rule (the last of a repeated name wins).
+   */
+  private async broadcastPeerState(peerId: string, meta: AnnounceMeta, files: FileEntry[]): Promise<void> {
+    const pieces = chunk(files);
+    for (const [chunkIndex, piece] of pieces.entries()) {
+      this.options.broadcaster.publishInOrder({
+        v: 1,
+        type: 'network.peer-state',
+        superpeerId: this.options.superpeerId,
+        peerId,
+        publicKey: meta.publicKey,
+        ...(meta.name !== undefined ? { name: meta.name } : {}),
+        instanceId: meta.instanceId,
+        url: meta.url,
+        seq: meta.seq,
+        chunkIndex,
+        chunkCount: pieces.length,
+        files: piece,
+      });
+      await this.options.broadcaster.settle();
+      if (pieces.length > 1) await yieldToEventLoop();
+    }
+  }
+
+  private updateGauges(): void {
+    this.options.metrics?.indexedPeers.set(this.options.index.peerCount);
+    this.options.metrics?.indexedFiles.set(this.options.index.fileCount);
+  }
+}
+
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,114 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { ConsumeMessage } from 'amqplib';
+import { createLogger } from '../../libs/logging/index.js';
+import {
+  chunk,
+  decode,
+  encode,
+  type FileEntry,
+  HEADERS,
+  type NetworkMessage,
+  type PeerEvent,
+  PeerEventSchema,
+  peerIdFromPublicKey,
+  type RpcRequest,
+} from '../../libs/protocol/index.js';
+import { signBody } from '../../libs/share/index.js';
+import { Superpeer, type SuperpeerOptions } from '../../services/superpeer/superpeer.js';
+import type { SuperpeerTransport, TransportHandlers } from '../../services/superpeer/transport.js';
+
+/** Helpers of the superpeer's unit tests: an in-memory broker, signed peers, file lists. */
+
+/** The superpeer's broker, in memory: events go in as deliveries, broadcasts are recorded. */
+export class FakeTransport implements SuperpeerTransport {
+  handlers: TransportHandlers | undefined;
+  connected = true;
+  published: NetworkMessage[] = [];
+  backlog = 0;
+  async start(handlers: TransportHandlers) {
+    this.handlers = handlers;
+    handlers.onConnected();
+  }
+  async close() {}
+  async serveRpc() {}
+  async publishNetwork(message: NetworkMessage) {
+    this.published.push(message);
+  }
+  async eventBacklog() {
+    return this.backlog;
+  }
+  async repairTopology() {}
+  /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
+  async deliver(content: Buffer, signature: string): Promise<void> {
+    const message = {
+      content,
+      properties: { headers: { [HEADERS.signature]: signature } },
+      fields: {},
+    } as unknown as ConsumeMessage;
+    this.handlers!.onDelivery(message);
+    const decoded = decode(PeerEventSchema, content);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    await this.handlers!.onEvent(decoded.value, message);
+  }
+  /** One RPC request from `client` (its reply address); resolves with the reply body. */
+  async rpc(request: RpcRequest, client = 'client-1') {
+    return (await this.handlers!.onRpc(request, client)) as { ok: true; [key: string]: unknown };
+  }
+}
+
+/** A peer with a key of its own; its id is derived from the key unless it claims another's (`claimedId`). */
+export function peer(label: string, claimedId?: string) {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyDer = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const peerId = claimedId ?? peerIdFromPublicKey(publicKeyDer)!;
+  const instanceId = `inst-${label}`.padEnd(12, '0');
+  return {
+    peerId,
+    instanceId,
+    publicKeyDer,
+    signed(event: Record<string, unknown>): [Buffer, string] {
+      const body = encode({ v: 1, peerId, instanceId, ...event } as PeerEvent);
+      return [body, signBody(privateKey, body)];
+    },
+    announces(files: FileEntry[], seq = 1): Array<[Buffer, string]> {
+      const pieces = chunk(files);
+      return pieces.map((piece, chunkIndex) =>
+        this.signed({
+          type: 'peer.announce',
+          url: `http://${label}.test`,
+          seq,
+          publicKey: publicKeyDer,
+          chunkIndex,
+          chunkCount: pieces.length,
+          files: piece,
+        }),
+      );
+    },
+  };
+}
+
+export const files = (count: number, prefix = 'file'): FileEntry[] =>
+  Array.from({ length: count }, (_, i) => ({
+    name: `${prefix}-${i}.txt`,
+    size: i,
+    sha256: 'b'.repeat(64),
+    mtimeMs: 0,
+  }));
+
+export async function superpeer(options: Partial<SuperpeerOptions> = {}) {
+  // Sweeps run when a test calls them.
+  const transport = new FakeTransport();
+  const sp = new Superpeer({
+    amqpUrl: 'amqp://unused',
+    namespace: 'unit',
+    superpeerId: 'sp-unit',
+    logger: createLogger({ service: 'superpeer', level: 'error', format: 'json', stream: new PassThrough() }),
+    warmupMaxMs: 0,
+    sweepIntervalMs: 3_600_000,
+    transport,
+    ...options,
+  });
+  await sp.start();
+  return { sp, transport };
+}
