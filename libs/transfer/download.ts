@@ -77,6 +77,13 @@ export interface DownloadOptions {
   segmentBytes?: number;
   /** How many sources a parallel download fetches from at once; 1 turns parallel downloads off. Default 4. */
   maxParallelSources?: number;
+  /**
+   * fsync the file before it takes its final name (and its directory after). Default false, as curl, wget
+   * and browsers do: the SHA-256 is checked on the bytes written, and waiting for the disk makes a download
+   * as slow as the disk's write speed (on loopback, several times slower than the transfer itself). After
+   * a crash without it, the file may hold unwritten blocks; a peer re-hashes a file before sharing it.
+   */
+  durable?: boolean;
   /** Called as bytes reach the temp file. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Called before each wait for a busy source. */
@@ -201,7 +208,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     ledger.record(source, failure, offset);
 
   const commit = async (contributors: string[]): Promise<DownloadResult> => {
-    await file.commit(destPath, overwrite);
+    await file.commit(destPath, overwrite, options.durable ?? false);
     logger.info('download: verified', { path: destPath, size, servedBy: contributors });
     return {
       path: destPath,
