@@ -65,6 +65,9 @@ describe('defaults', () => {
       heartbeatIntervalMs: 2000,
       rescanIntervalMs: 10_000,
       maxTransfers: 8,
+      maxTransfersPerClient: 2,
+      slowReaderMinBytes: 65_536,
+      slowReaderWindowMs: 20_000,
       httpIdleTimeoutMs: 30_000,
       searchTimeoutMs: 2000,
       demoFiles: false,
@@ -156,6 +159,9 @@ describe('values are coerced from strings', () => {
       PEER_HEARTBEAT_INTERVAL_MS: '1',
       PEER_RESCAN_INTERVAL_MS: '0',
       PEER_MAX_TRANSFERS: '1',
+      PEER_MAX_TRANSFERS_PER_CLIENT: '3',
+      PEER_SLOW_READER_MIN_BYTES: '0',
+      PEER_SLOW_READER_WINDOW_MS: '5000',
       PEER_HTTP_IDLE_TIMEOUT_MS: '5000',
       PEER_SEARCH_TIMEOUT_MS: '100',
       PEER_DEMO_FILES: 'yes',
@@ -168,6 +174,9 @@ describe('values are coerced from strings', () => {
     assert.equal(config.heartbeatIntervalMs, 1);
     assert.equal(config.rescanIntervalMs, 0);
     assert.equal(config.maxTransfers, 1);
+    assert.equal(config.maxTransfersPerClient, 3);
+    assert.equal(config.slowReaderMinBytes, 0);
+    assert.equal(config.slowReaderWindowMs, 5000);
     assert.equal(config.httpIdleTimeoutMs, 5000);
     assert.equal(config.searchTimeoutMs, 100);
     assert.equal(config.demoFiles, true);
@@ -239,6 +248,9 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
     PEER_HEARTBEAT_INTERVAL_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_RESCAN_INTERVAL_MS: { load: loadPeerConfig, values: integers(0, 2_147_483_647) },
     PEER_MAX_TRANSFERS: { load: loadPeerConfig, values: integers(1, 1000) },
+    PEER_MAX_TRANSFERS_PER_CLIENT: { load: loadPeerConfig, values: integers(1, 1000) },
+    PEER_SLOW_READER_MIN_BYTES: { load: loadPeerConfig, values: integers(0, 1_073_741_824) },
+    PEER_SLOW_READER_WINDOW_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_HTTP_IDLE_TIMEOUT_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_SEARCH_TIMEOUT_MS: { load: loadPeerConfig, values: integers(1, 2_147_483_647) },
     PEER_DEMO_FILES: { load: loadPeerConfig, values: ['maybe', 'on', '2'] },
