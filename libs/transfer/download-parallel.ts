@@ -52,6 +52,10 @@ export interface ParallelContext {
   busy: BusyWaits;
   record: (source: DownloadSource, failure: SourceFailure, offset: number) => void;
   reportProgress: (receivedBytes: number, peerId: string) => void;
+  /** Bytes [0, startAt) of the temp file are kept from before (hashed back from disk, not fetched). */
+  startAt: number;
+  /** Kept up to date with the bytes [0, bytes) on disk: what can be kept if the download stops. */
+  prefix: { bytes: number };
 }
 
 /**
@@ -61,7 +65,8 @@ export interface ParallelContext {
  */
 export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOutcome> {
   const { file, size, signal, logger } = ctx;
-  const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes });
+  const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes, startBytes: ctx.startAt });
+  ctx.prefix.bytes = ctx.startAt;
   // Sized up front so every segment can be written at its offset in any order.
   await file.truncate(size);
 
@@ -241,6 +246,7 @@ async function fetchSegment(
     if (racing) return await race(ctx, plan, hasher, segment, source, request, response.body, first, last);
     const writer = new BatchWriter(ctx.file, first, (bytes) => {
       plan.wrote(segment, bytes);
+      ctx.prefix.bytes = plan.contiguousBytes;
       ctx.reportProgress(plan.writtenBytes, source.peerId);
     });
     let failure: unknown;
@@ -318,6 +324,7 @@ async function race(
   hasher.offer(from, won);
   await ctx.file.write([won], from);
   plan.wrote(segment, claimed);
+  ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
   return rival;
 }

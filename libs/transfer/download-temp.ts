@@ -51,6 +51,27 @@ export class TempFile {
     return new TempFile(tempPath, handle);
   }
 
+  /** Opens a temp file that already exists (a kept prefix taken over to resume). */
+  static async reopen(tempPath: string): Promise<TempFile> {
+    try {
+      return new TempFile(tempPath, await open(tempPath, 'r+'));
+    } catch (err) {
+      throw ioError(`cannot open ${tempPath}`, err);
+    }
+  }
+
+  /** Cuts the file to its first `bytes`, closes it and renames it to `keptPath` (see download-resume). */
+  async keep(keptPath: string, bytes: number): Promise<void> {
+    try {
+      await this.handle.truncate(bytes);
+      this.open = false;
+      await this.handle.close();
+      await rename(this.path, keptPath);
+    } catch (err) {
+      throw ioError(`cannot keep ${this.path}`, err);
+    }
+  }
+
   async truncate(length: number): Promise<void> {
     try {
       await this.handle.truncate(length);

@@ -6,6 +6,7 @@ export type {
   DownloadResult,
   DownloadSource,
   DownloadWait,
+  ResumeEvent,
 } from './download.js';
 export { downloadFile } from './download.js';
 export type { AnswerHead, WholeVerdict } from './download-checks.js';
