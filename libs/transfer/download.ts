@@ -148,7 +148,8 @@ const DEFAULT_MAX_PARALLEL_SOURCES = 4;
 /**
  * Downloads a file peer to peer into a temp file beside `destPath` (`.p2p-<sha256 prefix>-<random>.part`,
  * short whatever the name) and gives it its final name only after its size and SHA-256 verified, so a
- * partial or wrong file never carries the final name; on any failure or abort the temp file is removed.
+ * partial or wrong file never carries the final name; on any failure or abort the temp file is removed
+ * (with `resume`, an abort or DOWNLOAD_FAILED keeps its in-order prefix for a later download instead).
  *
  * A non-empty file offered by two peers or more is first fetched in segments from up to
  * `maxParallelSources` of them at once (see `fetchInParallel`): a source that finishes takes the next
