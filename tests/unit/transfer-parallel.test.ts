@@ -96,23 +96,6 @@ describe('SegmentPlan', () => {
     assert.deepEqual([again?.start, again?.end], [200, 400]);
   });
 
-  test('a resumed plan hands out only what follows its kept prefix, which counts as on disk', () => {
-    const plan = new SegmentPlan({ sizeBytes: 1000, segmentBytes: 400, startBytes: 300 });
-    assert.equal(plan.contiguousBytes, 300);
-    assert.equal(plan.writtenBytes, 300);
-    const first = plan.take('a');
-    const second = plan.take('b');
-    assert.deepEqual([first?.start, first?.end, second?.start, second?.end], [300, 700, 700, 1000]);
-    for (const segment of [first, second]) {
-      if (segment === undefined) continue;
-      plan.claim(segment, segment.end - segment.start);
-      plan.wrote(segment, segment.end - segment.start);
-      plan.release(segment);
-    }
-    assert.equal(plan.complete, true);
-    assert.throws(() => new SegmentPlan({ sizeBytes: 10, segmentBytes: 4, startBytes: 11 }), RangeError);
-  });
-
   test('the number of segments is bounded', () => {
     const plan = new SegmentPlan({ sizeBytes: 1_000_000, segmentBytes: 1, maxSegments: 10 });
     assert.equal(plan.segmentBytes, 100_000);

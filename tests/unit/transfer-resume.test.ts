@@ -5,10 +5,32 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
-import { type DownloadOptions, downloadFile, type ResumeEvent } from '../../libs/transfer/index.js';
+import {
+  type DownloadOptions,
+  downloadFile,
+  type ResumeEvent,
+  SegmentPlan,
+} from '../../libs/transfer/index.js';
 import { parseRangeHeader, rawServer, sendRanges, sha256 } from '../helpers/transfer-fixtures.js';
 
 const KEPT = /^\.p2p-[0-9a-f]{16}\.(part|resume)$/;
+
+test('a resumed SegmentPlan hands out only what follows its kept prefix, which counts as on disk', () => {
+  const plan = new SegmentPlan({ sizeBytes: 1000, segmentBytes: 400, startBytes: 300 });
+  assert.equal(plan.contiguousBytes, 300);
+  assert.equal(plan.writtenBytes, 300);
+  const first = plan.take('a');
+  const second = plan.take('b');
+  assert.deepEqual([first?.start, first?.end, second?.start, second?.end], [300, 700, 700, 1000]);
+  for (const segment of [first, second]) {
+    if (segment === undefined) continue;
+    plan.claim(segment, segment.end - segment.start);
+    plan.wrote(segment, segment.end - segment.start);
+    plan.release(segment);
+  }
+  assert.equal(plan.complete, true);
+  assert.throws(() => new SegmentPlan({ sizeBytes: 10, segmentBytes: 4, startBytes: 11 }), RangeError);
+});
 
 describe('downloadFile with resume', () => {
   let tmp: string;
