@@ -5,17 +5,18 @@
  *    in a temp dir on a free port; skipped, and said so, when `nginx` is not installed) and by three peers
  *    (the real `createFilesRouter`, each in a worker thread). In alternating rounds: `curl` from nginx,
  *    `curl` from one peer, a verified download (`downloadFile` in its own process, as `p2p get` runs it:
- *    SHA-256, fsync, rename) from one peer, then from the three at once. Prints the ratios to curl from nginx.
+ *    SHA-256, rename, no fsync, as curl) from one peer, then from the three at once, the order rotating
+ *    from round to round. Prints the ratios to curl from nginx, in wall time and, when /usr/bin/time is
+ *    there, in CPU time (user + system), which a machine loaded by other work disturbs much less.
  * 2. Several holders: the same peers behind proxies pacing each upload to a fixed rate (loopback alone is
  *    too fast for the difference to show): one source, then three.
  *
  *   npm run bench:download -- [sizeMiB=1024] [rounds=3] [pacedMiB=256] [rateMiBps=40]
  */
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, statSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -34,11 +35,10 @@ import {
   type SharedFileSource,
   startHttpServer,
 } from '../libs/transfer/index.js';
+import { FILE_NAME, HOST, startNginx, timed } from './bench-download-tools.js';
 
 const MiB = 1024 * 1024;
 const PEERS = 3;
-const HOST = '127.0.0.1';
-const FILE_NAME = 'bench.bin';
 /** Pacing granularity: small enough to keep the rate smooth, large enough not to be all timer overhead. */
 const SLICE_BYTES = 64 * 1024;
 /** A late timer may be made up for, within this much: otherwise timer jitter alone lowers the rate. */
@@ -176,86 +176,6 @@ async function runGet(job: GetJob): Promise<void> {
   );
 }
 
-/** Runs a command to completion; its wall time in seconds. */
-async function timed(command: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
-  const started = performance.now();
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`${command} ${args.slice(0, 2).join(' ')} exited with ${code}`);
-  return { seconds, stdout };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** nginx from Debian's package, in the foreground, serving `root` on a free port; undefined when absent. */
-async function startNginx(
-  tmp: string,
-  root: string,
-): Promise<{ port: number; stop(): Promise<void> } | undefined> {
-  const binary = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((candidate) => {
-    try {
-      return statSync(candidate).isFile();
-    } catch {
-      return false;
-    }
-  });
-  if (binary === undefined) return undefined;
-  const prefix = path.join(tmp, 'nginx');
-  await fs.mkdir(prefix);
-  const port = await freePort();
-  const conf = path.join(prefix, 'nginx.conf');
-  await fs.writeFile(
-    conf,
-    `worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path ${prefix}/body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  server { listen ${HOST}:${port}; root ${root}; }
-}
-`,
-  );
-  const child = spawn(binary, ['-p', prefix, '-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
-  const url = `http://${HOST}:${port}/${FILE_NAME}`;
-  for (let i = 0; ; i++) {
-    const ok = await fetch(url, { method: 'HEAD' }).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 100 || child.exitCode !== null) throw new Error('nginx did not start');
-    await delay(50);
-  }
-  return {
-    port,
-    async stop() {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 async function main(): Promise<void> {
   if (process.argv[2] === '--get') {
     await runGet(JSON.parse(process.argv[3] ?? '{}') as GetJob);
@@ -301,30 +221,36 @@ async function main(): Promise<void> {
 
     const out = path.join(tmp, 'out.bin');
     const script = fileURLToPath(import.meta.url);
-    const get = async (sources: DownloadSource[]): Promise<number> => {
+    const cpuFile = path.join(tmp, 'cpu.txt');
+    type Timing = { seconds: number; cpuSeconds: number };
+    const get = async (sources: DownloadSource[]): Promise<Timing> => {
       const job: GetJob = { sources, sha256, size: sizeBytes, destPath: out };
-      const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)]);
+      const timing = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
       await fs.rm(out);
-      return seconds;
+      return timing;
     };
-    const curl = async (url: string): Promise<number> => {
-      const { seconds } = await timed('curl', ['-sS', '--fail', '-o', out, url]);
+    const curl = async (url: string): Promise<Timing> => {
+      const timing = await timed('curl', ['-sS', '--fail', '-o', out, url], cpuFile);
       if ((await fs.stat(out)).size !== sizeBytes) throw new Error(`curl ${url}: wrong size`);
       await fs.rm(out);
-      return seconds;
+      return timing;
     };
-    const runs: Array<[string, () => Promise<number>]> = [];
+    const runs: Array<[string, () => Promise<Timing>]> = [];
     if (nginx) runs.push(['curl nginx', () => curl(`http://${HOST}:${nginx?.port}/${FILE_NAME}`)]);
     runs.push(['curl peer', () => curl(`http://${HOST}:${direct[0]}/files/${FILE_NAME}`)]);
     runs.push(['get 1 peer', () => get(toSources(direct.slice(0, 1)))]);
     runs.push([`get ${PEERS} peers`, () => get(toSources(direct))]);
     const times = new Map<string, number[]>(runs.map(([label]) => [label, []]));
+    const cpuTimes = new Map<string, number[]>(runs.map(([label]) => [label, []]));
     for (let round = 1; round <= rounds; round++) {
       const line: string[] = [];
-      for (const [label, run] of runs) {
-        const seconds = await run();
+      // Rotated, so that no kind always runs right after the same other one (whose writeback it would share).
+      const order = runs.map((_, i) => runs[(i + round - 1) % runs.length] as (typeof runs)[number]);
+      for (const [label, run] of order) {
+        const { seconds, cpuSeconds } = await run();
         times.get(label)?.push(seconds);
-        line.push(`${label} ${seconds.toFixed(2)} s`);
+        cpuTimes.get(label)?.push(cpuSeconds);
+        line.push(`${label} ${seconds.toFixed(2)} s (CPU ${cpuSeconds.toFixed(2)} s)`);
       }
       process.stdout.write(`round ${round}: ${line.join(' | ')}\n`);
     }
@@ -334,6 +260,7 @@ async function main(): Promise<void> {
     };
     const baselineLabel = nginx ? 'curl nginx' : 'curl peer';
     const baseline = median(times.get(baselineLabel) ?? []);
+    const cpuBaseline = median(cpuTimes.get(baselineLabel) ?? []);
     process.stdout.write(
       `\nmedians over ${rounds} round(s), ${sizeMiB} MiB, ratio = time / ${baselineLabel}:\n`,
     );
@@ -341,9 +268,13 @@ async function main(): Promise<void> {
       const seconds = median(times.get(label) ?? []);
       process.stdout.write(
         `  ${label.padEnd(12)} ${seconds.toFixed(2)} s  ${(sizeMiB / seconds).toFixed(0).padStart(5)} MiB/s  ` +
-          `ratio ${(seconds / baseline).toFixed(2)}\n`,
+          `ratio ${(seconds / baseline).toFixed(2)}  CPU ${median(cpuTimes.get(label) ?? []).toFixed(2)} s\n`,
       );
     }
+    process.stdout.write(
+      `  CPU of a verified get from 1 peer: ${(median(cpuTimes.get('get 1 peer') ?? []) / cpuBaseline).toFixed(2)}x ` +
+        `that of ${baselineLabel}\n`,
+    );
     if (nginx) {
       const server = baseline / median(times.get('curl peer') ?? []);
       process.stdout.write(
@@ -363,7 +294,7 @@ async function main(): Promise<void> {
       await once(worker, 'message');
       const paced = async (sources: DownloadSource[]): Promise<number> => {
         const job: GetJob = { sources, sha256: pacedSha, size: pacedBytes, destPath: out };
-        const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)]);
+        const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
         await fs.rm(out);
         return pacedMiB / seconds;
       };

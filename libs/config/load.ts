@@ -55,6 +55,15 @@ export interface PeerConfig extends CommonConfig {
   rescanIntervalMs: number;
   /** PEER_MAX_TRANSFERS, default 8: concurrent uploads served. */
   maxTransfers: number;
+  /** PEER_MAX_TRANSFERS_PER_CLIENT, default 2: concurrent uploads served to one client address. */
+  maxTransfersPerClient: number;
+  /**
+   * PEER_SLOW_READER_MIN_BYTES, default 65536: an upload whose client accepts fewer bytes than this over
+   * `slowReaderWindowMs` while data waits for it is cut, freeing its slot; 0 never cuts one.
+   */
+  slowReaderMinBytes: number;
+  /** PEER_SLOW_READER_WINDOW_MS, default 20000: the window of `slowReaderMinBytes`. */
+  slowReaderWindowMs: number;
   /** PEER_HTTP_IDLE_TIMEOUT_MS, default 30000. */
   httpIdleTimeoutMs: number;
   /** PEER_SEARCH_TIMEOUT_MS, default 2000. */
@@ -178,6 +187,9 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
     heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
     rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,
     maxTransfers: parsed.PEER_MAX_TRANSFERS,
+    maxTransfersPerClient: parsed.PEER_MAX_TRANSFERS_PER_CLIENT,
+    slowReaderMinBytes: parsed.PEER_SLOW_READER_MIN_BYTES,
+    slowReaderWindowMs: parsed.PEER_SLOW_READER_WINDOW_MS,
     httpIdleTimeoutMs: parsed.PEER_HTTP_IDLE_TIMEOUT_MS,
     searchTimeoutMs: parsed.PEER_SEARCH_TIMEOUT_MS,
     demoFiles: parsed.PEER_DEMO_FILES,

@@ -110,6 +110,11 @@ export const peerShape = {
     .default(10_000)
     .describe(`an integer from 0 (no rescans) to ${MAX_TIMER_MS}`),
   PEER_MAX_TRANSFERS: integer(1, 1000).default(8).describe('an integer from 1 to 1000'),
+  PEER_MAX_TRANSFERS_PER_CLIENT: integer(1, 1000).default(2).describe('an integer from 1 to 1000'),
+  PEER_SLOW_READER_MIN_BYTES: integer(0, 1_073_741_824)
+    .default(65_536)
+    .describe('an integer from 0 (never cut a slow reader) to 1073741824'),
+  PEER_SLOW_READER_WINDOW_MS: durationMs(1).default(20_000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_HTTP_IDLE_TIMEOUT_MS: durationMs(1).default(30_000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_SEARCH_TIMEOUT_MS: durationMs(1).default(2000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   PEER_DEMO_FILES: booleanWord().default(false).describe('one of true, false, 1, 0, yes, no'),

@@ -7,6 +7,7 @@ import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-f
 import { type RequestLimits, SourceRequest } from './download-request.js';
 import { BatchWriter, type TempFile } from './download-temp.js';
 import { type Piece, type Segment, SegmentPlan } from './parallel.js';
+import { PrefixHasher } from './prefix-hash.js';
 
 /** In a parallel download, a source is dropped after this many failed segments (busy answers excluded). */
 const MAX_PARALLEL_SOURCE_FAILURES = 3;
@@ -51,6 +52,10 @@ export interface ParallelContext {
   busy: BusyWaits;
   record: (source: DownloadSource, failure: SourceFailure, offset: number) => void;
   reportProgress: (receivedBytes: number, peerId: string) => void;
+  /** Bytes [0, startAt) of the temp file are kept from before (hashed back from disk, not fetched). */
+  startAt: number;
+  /** Kept up to date with the bytes [0, bytes) on disk: what can be kept if the download stops. */
+  prefix: { bytes: number };
 }
 
 /**
@@ -60,7 +65,8 @@ export interface ParallelContext {
  */
 export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOutcome> {
   const { file, size, signal, logger } = ctx;
-  const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes });
+  const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes, startBytes: ctx.startAt });
+  ctx.prefix.bytes = ctx.startAt;
   // Sized up front so every segment can be written at its offset in any order.
   await file.truncate(size);
 
@@ -75,26 +81,29 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
     if (segment !== undefined) cancels.get(segment)?.abort(reason);
   };
 
-  /** Hashes the temp file in order, as far as it is contiguous on disk, while the segments come in. */
+  /**
+   * Hashes the file in order while the segments come in: from memory as the bytes arrive (see
+   * `PrefixHasher`), from the temp file for what memory could not hold.
+   */
+  const hasher = new PrefixHasher(size);
   const hashFile = async (): Promise<string | undefined> => {
-    const hash = createHash('sha256');
     const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-    let hashed = 0;
-    while (hashed < size) {
+    const read = async (position: number, length: number): Promise<Buffer> => {
+      await file.readExactly(buffer, length, position);
+      return buffer.subarray(0, length);
+    };
+    while (hasher.hashedBytes < size) {
       // Once every segment is in, `over` is aborted while this still has to run: only the caller stops it.
       if (signal?.aborted) return undefined;
       const ready = plan.contiguousBytes;
-      if (ready < size && ready - hashed < HASH_READ_BYTES) {
-        if (phaseSignal.aborted) return undefined;
+      if (!hasher.gapAt(ready)) {
+        if (phaseSignal.aborted && ready < size) return undefined;
         await plan.changed();
         continue;
       }
-      const length = Math.min(HASH_READ_BYTES, ready - hashed);
-      await file.readExactly(buffer, length, hashed);
-      hash.update(buffer.subarray(0, length));
-      hashed += length;
+      await hasher.hashRead(Math.min(HASH_READ_BYTES, ready - hasher.hashedBytes), read);
     }
-    return hash.digest('hex');
+    return hasher.digest();
   };
 
   /** Fetches segments from `source` until none is left ('done') or the source is dropped ('retired'). */
@@ -128,6 +137,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
         const beaten = await fetchSegment(
           ctx,
           plan,
+          hasher,
           segment,
           source,
           AbortSignal.any([phaseSignal, mine.signal]),
@@ -209,6 +219,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
 async function fetchSegment(
   ctx: ParallelContext,
   plan: SegmentPlan,
+  hasher: PrefixHasher,
   segment: Segment,
   source: DownloadSource,
   segmentSignal: AbortSignal,
@@ -232,9 +243,10 @@ async function fetchSegment(
       response.cancel();
       throw refused;
     }
-    if (racing) return await race(ctx, plan, segment, source, request, response.body, first, last);
+    if (racing) return await race(ctx, plan, hasher, segment, source, request, response.body, first, last);
     const writer = new BatchWriter(ctx.file, first, (bytes) => {
       plan.wrote(segment, bytes);
+      ctx.prefix.bytes = plan.contiguousBytes;
       ctx.reportProgress(plan.writtenBytes, source.peerId);
     });
     let failure: unknown;
@@ -242,9 +254,12 @@ async function fetchSegment(
       // Bytes are claimed as they arrive and written in batches; on a failure, what was received is still
       // written first, so what goes back to the plan starts exactly at the first byte not on disk.
       for await (const chunk of request.chunks(response.body)) {
+        const at = segment.next;
         const claimed = plan.claim(segment, chunk.byteLength);
         if (claimed > 0) {
-          const full = writer.push(claimed === chunk.byteLength ? chunk : chunk.subarray(0, claimed));
+          const piece = claimed === chunk.byteLength ? chunk : chunk.subarray(0, claimed);
+          hasher.offer(at, piece);
+          const full = writer.push(piece);
           if (full !== undefined) await full;
         }
         if (segment.next < segment.end) continue;
@@ -273,6 +288,7 @@ async function fetchSegment(
 async function race(
   ctx: ParallelContext,
   plan: SegmentPlan,
+  hasher: PrefixHasher,
   segment: Segment,
   source: DownloadSource,
   request: SourceRequest,
@@ -304,8 +320,11 @@ async function race(
     beat: rival.peerId,
   });
   const claimed = plan.claim(segment, segment.end - from);
-  await ctx.file.write([buffer.subarray(from - first, from - first + claimed)], from);
+  const won = buffer.subarray(from - first, from - first + claimed);
+  hasher.offer(from, won);
+  await ctx.file.write([won], from);
   plan.wrote(segment, claimed);
+  ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
   return rival;
 }

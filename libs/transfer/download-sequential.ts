@@ -8,6 +8,9 @@ import type { SourceLedger } from './download-ledger.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
 import { BatchWriter, type TempFile } from './download-temp.js';
 
+/** Read size when hashing a kept prefix back from disk. */
+const HASH_READ_BYTES = 4 * 1024 * 1024;
+
 export type AttemptOutcome =
   | { kind: 'verified'; contributors: string[] }
   | { kind: 'bad-bytes'; contributors: string[]; digest: string }
@@ -24,10 +27,13 @@ export interface SequentialContext {
   ledger: SourceLedger;
   busy: BusyWaits;
   reportProgress: (receivedBytes: number, peerId: string) => void;
+  /** Bytes [0, bytes) of the temp file are on disk and final for the current attempt: what can be kept. */
+  prefix: { bytes: number };
 }
 
 /**
- * One attempt at the whole file, one source at a time, from byte 0: when a source fails mid-body the next
+ * One attempt at the whole file, one source at a time, from byte 0 (or from `startAt`, the temp file's
+ * first bytes being kept from before and re-hashed from disk): when a source fails mid-body the next
  * continues from the byte reached (`Range` + `If-Range`), the hash of the prefix carrying over. Busy
  * sources are asked again after their wait (see `BusyWaits`) once the others failed. Ends with the file's
  * digest, or 'unreachable' when the sources could not deliver every byte.
@@ -35,9 +41,11 @@ export interface SequentialContext {
 export async function runSequentialAttempt(
   ctx: SequentialContext,
   plan: DownloadSource[],
+  startAt = 0,
 ): Promise<AttemptOutcome> {
   const attempt = new SequentialAttempt(ctx);
-  await attempt.restart();
+  if (startAt > 0) await attempt.resumeAt(startAt);
+  else await attempt.restart();
   const busy: Array<{ source: DownloadSource; readyAtMs: number }> = [];
   const tryOne = async (source: DownloadSource): Promise<boolean> => {
     ctx.signal?.throwIfAborted();
@@ -99,6 +107,24 @@ class SequentialAttempt {
     this.hash = createHash('sha256');
     this.contributors = [];
     this.acceptedFrom = undefined;
+    this.ctx.prefix.bytes = 0;
+  }
+
+  /** Continues from the temp file's first `bytes` (kept from before): they are hashed back from disk. */
+  async resumeAt(bytes: number): Promise<void> {
+    const { file, signal } = this.ctx;
+    await file.truncate(bytes);
+    // Still keepable if this is interrupted while re-hashing.
+    this.ctx.prefix.bytes = bytes;
+    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, bytes));
+    for (let at = 0; at < bytes; ) {
+      signal?.throwIfAborted();
+      const length = Math.min(buffer.length, bytes - at);
+      await file.readExactly(buffer, length, at);
+      this.hash.update(buffer.subarray(0, length));
+      at += length;
+    }
+    this.offset = bytes;
   }
 
   outcome(): AttemptOutcome {
@@ -156,6 +182,7 @@ class SequentialAttempt {
     let onDisk = this.offset;
     const writer = new BatchWriter(this.ctx.file, this.offset, (bytes) => {
       onDisk += bytes;
+      this.ctx.prefix.bytes = onDisk;
       this.ctx.reportProgress(onDisk, peerId);
     });
     let failure: unknown;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { P2PError } from '../errors/index.js';
+import { isP2PError, P2PError } from '../errors/index.js';
 import { type Log, silentLog } from '../logging/index.js';
 import { Sha256Schema } from '../protocol/index.js';
 import { BusyWaits } from './download-busy.js';
@@ -8,6 +9,13 @@ import type { DownloadFailure, SourceFailure } from './download-failure.js';
 import { SourceLedger } from './download-ledger.js';
 import { fetchInParallel, type PieceDigest, piecesThatDiffer } from './download-parallel.js';
 import type { RequestLimits } from './download-request.js';
+import {
+  DEFAULT_RESUME_MAX_AGE_MS,
+  keptPaths,
+  sweepKept,
+  takeKept,
+  writeSidecar,
+} from './download-resume.js';
 import { runSequentialAttempt, type SequentialContext } from './download-sequential.js';
 import { existingContent, TempFile, tempFileName } from './download-temp.js';
 
@@ -77,6 +85,25 @@ export interface DownloadOptions {
   segmentBytes?: number;
   /** How many sources a parallel download fetches from at once; 1 turns parallel downloads off. Default 4. */
   maxParallelSources?: number;
+  /**
+   * fsync the file before it takes its final name (and its directory after). Default false, as curl, wget
+   * and browsers do: the SHA-256 is checked on the bytes written, and waiting for the disk makes a download
+   * as slow as the disk's write speed (on loopback, several times slower than the transfer itself). After
+   * a crash without it, the file may hold unwritten blocks; a peer re-hashes a file before sharing it.
+   */
+  durable?: boolean;
+  /**
+   * Keep what an interrupted download got for a later one to resume (see download-resume): on abort, or
+   * when the sources could not deliver the file (DOWNLOAD_FAILED), the temp file's contiguous prefix is
+   * kept beside `destPath` as `.p2p-<key>.part` with a small `.p2p-<key>.resume` sidecar; a later
+   * download of the same file (sha256 and size) to the same `destPath` re-hashes it and continues from
+   * there. Default false (nothing is left behind).
+   */
+  resume?: boolean;
+  /** With `resume`, a kept prefix older than this is removed by any later download into its directory. Default 7 days. */
+  resumeMaxAgeMs?: number;
+  /** With `resume`: told how much was kept when the download stopped, or resumed when it started. */
+  onResume?: (event: ResumeEvent) => void;
   /** Called as bytes reach the temp file. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Called before each wait for a busy source. */
@@ -85,6 +112,15 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Default: silent. */
   logger?: Log;
+}
+
+/** A kept prefix: `kept` when a download stopped, `resumed` when a later one took it over. */
+export interface ResumeEvent {
+  kind: 'kept' | 'resumed';
+  /** Bytes of the file's start on disk. */
+  bytes: number;
+  /** Where they are (the kept prefix; for `resumed`, the temp file it became). */
+  path: string;
 }
 
 export interface DownloadResult {
@@ -112,7 +148,8 @@ const DEFAULT_MAX_PARALLEL_SOURCES = 4;
 /**
  * Downloads a file peer to peer into a temp file beside `destPath` (`.p2p-<sha256 prefix>-<random>.part`,
  * short whatever the name) and gives it its final name only after its size and SHA-256 verified, so a
- * partial or wrong file never carries the final name; on any failure or abort the temp file is removed.
+ * partial or wrong file never carries the final name; on any failure or abort the temp file is removed
+ * (with `resume`, an abort or DOWNLOAD_FAILED keeps its in-order prefix for a later download instead).
  *
  * A non-empty file offered by two peers or more is first fetched in segments from up to
  * `maxParallelSources` of them at once (see `fetchInParallel`): a source that finishes takes the next
@@ -176,10 +213,26 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       details: { path: destPath, reason: 'exists' },
     });
 
-  const file = await TempFile.create(
-    path.dirname(destPath),
-    tempFileName(sha256, randomBytes(6).toString('hex')),
-  );
+  const dir = path.dirname(destPath);
+  const tempName = tempFileName(sha256, randomBytes(6).toString('hex'));
+  const resume = options.resume ?? false;
+  let resumeFrom = 0;
+  if (resume && size > 0) {
+    await sweepKept(dir, options.resumeMaxAgeMs ?? DEFAULT_RESUME_MAX_AGE_MS, logger);
+    resumeFrom = await takeKept(destPath, sha256, size, path.join(dir, tempName), logger);
+  }
+  const file =
+    resumeFrom > 0 ? await TempFile.reopen(path.join(dir, tempName)) : await TempFile.create(dir, tempName);
+  const prefix = { bytes: resumeFrom };
+  const tell = (event: ResumeEvent): void => {
+    logger.info(`download: ${event.kind} a prefix`, { ...event });
+    try {
+      options.onResume?.(event);
+    } catch (err) {
+      logger.warn('download: onResume threw', { error: (err as Error).message });
+    }
+  };
+  if (resumeFrom > 0) tell({ kind: 'resumed', bytes: resumeFrom, path: file.path });
   const ledger = new SourceLedger(sources, logger);
   const busy = new BusyWaits(options.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS, (wait) => {
     logger.info('download: waiting for a busy source', { ...wait });
@@ -201,7 +254,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     ledger.record(source, failure, offset);
 
   const commit = async (contributors: string[]): Promise<DownloadResult> => {
-    await file.commit(destPath, overwrite);
+    await file.commit(destPath, overwrite, options.durable ?? false);
     logger.info('download: verified', { path: destPath, size, servedBy: contributors });
     return {
       path: destPath,
@@ -235,9 +288,15 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         busy,
         record,
         reportProgress,
+        startAt: resumeFrom,
+        prefix,
       });
       if (outcome.kind === 'verified') return await commit(outcome.contributors);
-      if (outcome.kind === 'bad-bytes') {
+      if (outcome.kind === 'bad-bytes' && resumeFrom > 0) {
+        // The kept prefix may be what is wrong: nobody is blamed, and the file is fetched again whole.
+        logger.info('download: the resumed file did not verify; downloading it again from byte 0');
+        resumeFrom = 0;
+      } else if (outcome.kind === 'bad-bytes') {
         parallelPieces = outcome.pieces;
         // In preference order, not arrival order: that is the order the suspects are then asked alone.
         const contributors = peers.map((s) => s.peerId).filter((id) => outcome.contributors.includes(id));
@@ -246,6 +305,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         logger.info(
           'download: the parallel attempt could not complete; downloading from one source at a time',
         );
+        // What is on disk in order is as good a start as a kept prefix (and as unproven).
+        resumeFrom = prefix.bytes;
       }
     }
 
@@ -259,10 +320,17 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       ledger,
       busy,
       reportProgress,
+      prefix,
     };
     for (let plan = ledger.nextPlan(); plan !== undefined; plan = ledger.nextPlan()) {
       signal?.throwIfAborted();
-      const outcome = await runSequentialAttempt(sequential, plan.sources);
+      let outcome = await runSequentialAttempt(sequential, plan.sources, resumeFrom);
+      if (outcome.kind === 'bad-bytes' && resumeFrom > 0) {
+        logger.info('download: the resumed file did not verify; downloading it again from byte 0');
+        resumeFrom = 0;
+        outcome = await runSequentialAttempt(sequential, plan.sources);
+      }
+      resumeFrom = 0;
       if (outcome.kind === 'verified') {
         if (parallelPieces !== undefined) {
           for (const peerId of await piecesThatDiffer(file, parallelPieces, signal)) {
@@ -283,10 +351,36 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         );
     }
     throw ledger.finalError(sha256, size);
+  } catch (err) {
+    const stopped = signal?.aborted === true || isP2PError(err, 'DOWNLOAD_FAILED');
+    // The last byte is always fetched again: a resumed download then always has a source vouch for the file.
+    const keep = Math.min(prefix.bytes, size - 1);
+    if (resume && stopped && keep > 0) await keepPrefix(file, destPath, sha256, size, keep, tell);
+    throw err;
   } finally {
     // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
     await file.remove().catch((err: unknown) => {
       logger.warn('download: cannot remove temp file', { path: file.path, error: (err as Error).message });
     });
+  }
+}
+
+/** Keeps the temp file's first `bytes` for a later download to resume; best effort (a failure only logs). */
+async function keepPrefix(
+  file: TempFile,
+  destPath: string,
+  sha256: string,
+  size: number,
+  bytes: number,
+  tell: (event: ResumeEvent) => void,
+): Promise<void> {
+  const kept = keptPaths(destPath);
+  try {
+    await file.keep(kept.part, bytes);
+    await writeSidecar(destPath, { version: 1, sha256, size, prefixBytes: bytes });
+    tell({ kind: 'kept', bytes, path: kept.part });
+  } catch {
+    await rm(kept.part, { force: true }).catch(() => {});
+    await rm(kept.sidecar, { force: true }).catch(() => {});
   }
 }

@@ -6,6 +6,7 @@ export type {
   DownloadResult,
   DownloadSource,
   DownloadWait,
+  ResumeEvent,
 } from './download.js';
 export { downloadFile } from './download.js';
 export type { AnswerHead, WholeVerdict } from './download-checks.js';
@@ -21,6 +22,7 @@ export type { RequestedName } from './names.js';
 export { nameFromSegments } from './names.js';
 export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';
 export { SegmentPlan } from './parallel.js';
+export { PrefixHasher } from './prefix-hash.js';
 export type { AdvertisedVersion, FilesRouterOptions, SharedFileSource, TransferInfo } from './router.js';
 export { createFilesRouter } from './router.js';
 export type { HttpServerOptions, RunningHttpServer } from './server.js';

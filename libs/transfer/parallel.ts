@@ -40,6 +40,8 @@ export interface SegmentPlanOptions {
   segmentBytes: number;
   /** Default 4096. */
   maxSegments?: number;
+  /** Bytes [0, startBytes) are already on disk (a resumed download): only the rest is handed out. Default 0. */
+  startBytes?: number;
   /**
    * An idle source takes over part of another source's segment when that part is at least this big; below
    * it, the end game races for the rest. Default a quarter of the segment size, at least 64 KiB.
@@ -107,6 +109,11 @@ export class SegmentPlan {
     this.minRelativeRate = options.minRelativeRate ?? DEFAULT_MIN_RELATIVE_RATE;
     this.judgeAfterMs = options.judgeAfterMs ?? DEFAULT_JUDGE_AFTER_MS;
     this.now = options.now ?? (() => performance.now());
+    const startBytes = options.startBytes ?? 0;
+    if (!Number.isSafeInteger(startBytes) || startBytes < 0 || startBytes > sizeBytes)
+      throw new RangeError(`startBytes must be an integer from 0 to sizeBytes, got ${startBytes}`);
+    this.cursor = startBytes;
+    this.writtenTotal = startBytes;
   }
 
   /**

@@ -68,8 +68,9 @@ export interface GetDownload {
 
 /**
  * Runs the download with a progress bar on a terminal and a line per busy wait. Ctrl-C (SIGINT) or SIGTERM
- * aborts it cleanly: the temp file is removed, nothing is left in the directory, and it resolves
- * 'interrupted' (the caller exits 130, the shell's status for SIGINT).
+ * aborts it cleanly and resolves 'interrupted' (the caller exits 130, the shell's status for SIGINT): what
+ * was downloaded in order is kept as a hidden prefix that the same `get` later resumes from (see
+ * `DownloadOptions.resume`), anything else is removed.
  */
 export async function runDownload(get: GetDownload): Promise<'done' | 'interrupted'> {
   const { sources, sha256, size, destPath } = get;
@@ -81,6 +82,7 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
     ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {peer}', hideCursor: true })
     : undefined;
   bar?.start(size, 0, { peer: `from ${sources[0]?.peerId ?? ''}` });
+  let keptBytes = 0;
   try {
     const result = await downloadFile({
       sources,
@@ -89,6 +91,11 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
       destPath,
       busyWaitMs: get.busyWaitMs,
       signal: interrupt.signal,
+      resume: true,
+      onResume: (event) => {
+        if (event.kind === 'kept') keptBytes = event.bytes;
+        else process.stderr.write(`resuming: ${get.formatBytes(event.bytes)} already here from before\n`);
+      },
       onProgress: (progress) => bar?.update(progress.receivedBytes, { peer: `from ${progress.peerId}` }),
       onWait: (wait) => {
         const line = `peer ${wait.peerId} is busy; asking again in ${(wait.waitMs / 1000).toFixed(1)} s`;
@@ -109,7 +116,11 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
   } catch (err) {
     bar?.stop();
     if (interrupt.signal.aborted) {
-      process.stderr.write('p2p: interrupted; the partial download was removed\n');
+      process.stderr.write(
+        keptBytes > 0
+          ? `p2p: interrupted; ${get.formatBytes(keptBytes)} kept: the same get resumes from there\n`
+          : 'p2p: interrupted; the partial download was removed\n',
+      );
       return 'interrupted';
     }
     if (isP2PError(err, 'IO_ERROR') && err.details.reason === 'exists')

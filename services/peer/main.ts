@@ -49,6 +49,9 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     createFilesRouter({
       share,
       maxConcurrentTransfers: config.maxTransfers,
+      maxTransfersPerClient: config.maxTransfersPerClient,
+      minClientBytesPerWindow: config.slowReaderMinBytes,
+      slowReaderWindowMs: config.slowReaderWindowMs,
       logger,
       onTransfer: metrics.onTransfer,
     }),

@@ -187,11 +187,24 @@ describe('p2p get against slow, busy and hostile holders', { timeout: 300_000 },
     assert.equal(sha(await fs.readFile(path.join(out, name))), sum);
   });
 
-  test('Ctrl-C during get: exit 130, one line, nothing left in the directory', async () => {
+  test('Ctrl-C during get: exit 130, one line, only the kept prefix left; the same get resumes from it', async () => {
     const content = randomBytes(200_000);
     const sum = sha(content);
-    const slow = await hostile(trickle(content));
-    await peerAt('slow', { 'slow.bin': content }, slow.base);
+    const head = 100_000;
+    let headSent: () => void = () => {};
+    const sent = new Promise<void>((resolve) => {
+      headSent = resolve;
+    });
+    // The first `head` bytes at once, then nothing more: what was received is what Ctrl-C keeps.
+    const stalling = await hostile((req, res) => {
+      if (req.headers.range !== undefined) {
+        res.writeHead(503, { 'Retry-After': '60' }).end();
+        return;
+      }
+      res.writeHead(200, { 'Content-Length': content.length, ETag: `"${sum}"` });
+      res.write(content.subarray(0, head), () => headSent());
+    });
+    await peerAt('slow', { 'slow.bin': content }, stalling.base);
     await holders(sum, 1);
     const out = await outDir('get-sigint');
     const child = spawn(process.execPath, [P2P_BIN, 'get', sum, '--out', out], {
@@ -205,20 +218,32 @@ describe('p2p get against slow, busy and hostile holders', { timeout: 300_000 },
     });
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     try {
-      // The download has started: its temp file is there.
+      // The download has started: its temp file is there, and the source has sent its first bytes.
       const temp = await waitUntil(async () => (await dotfiles(out))[0], {
         timeoutMs: 15_000,
         what: 'the temp file of the download',
       });
       assert.match(temp, /^\.p2p-[0-9a-f]{16}-[0-9a-f]{12}\.part$/);
+      await sent;
       child.kill('SIGINT');
       const [code] = await exited;
       assert.equal(code, 130, stderr);
-      assert.match(stderr, /interrupted/);
-      assert.deepEqual(await fs.readdir(out), []);
+      assert.match(stderr, /interrupted; .* kept/);
+      const kept = (await fs.readdir(out)).sort();
+      assert.equal(kept.length, 2, kept.join());
+      assert.match(kept[0] ?? '', /^\.p2p-[0-9a-f]{16}\.part$/);
+      assert.match(kept[1] ?? '', /^\.p2p-[0-9a-f]{16}\.resume$/);
     } finally {
       child.kill('SIGKILL');
     }
+
+    await peerAt('honest', { 'slow.bin': content });
+    await holders(sum, 2);
+    const again = await runCli(['get', sum, '--out', out], net.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resuming: /);
+    assert.deepEqual(await fs.readdir(out), ['slow.bin']);
+    assert.equal(sha(await fs.readFile(path.join(out, 'slow.bin'))), sum);
   });
 
   test('exit 2 with one line for a bad --out or an existing file; the same file already there is said so', async () => {
