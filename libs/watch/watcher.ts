@@ -7,6 +7,7 @@ import { Broker, type BrokerSession, consumeValidated } from '../messaging/index
 import {
   DEFAULT_WATCH_LEASE_MS,
   encode,
+  PROTOCOL_VERSION,
   type SearchResult,
   sharedTopology,
   type TopologyNames,
@@ -126,7 +127,12 @@ export class Watcher {
 
   async cancel(watch: Watch): Promise<void> {
     if (!this.watches.delete(watch.watchId)) return;
-    const message: WatchCancel = { v: 1, type: 'watch.cancel', watchId: watch.watchId, queue: this.queue };
+    const message: WatchCancel = {
+      v: PROTOCOL_VERSION,
+      type: 'watch.cancel',
+      watchId: watch.watchId,
+      queue: this.queue,
+    };
     await this.publishControl(message);
   }
 
@@ -211,7 +217,7 @@ export class Watcher {
 
   private async register(watch: Watch): Promise<void> {
     const message: WatchRegister = {
-      v: 1,
+      v: PROTOCOL_VERSION,
       type: 'watch.register',
       watchId: watch.watchId,
       query: watch.query,

@@ -6,6 +6,7 @@ import { createLogger, type Log } from '../../libs/logging/index.js';
 import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
+  PROTOCOL_VERSION,
   SearchReplySchema,
   type SharedQueueType,
   sharedTopology,
@@ -58,7 +59,7 @@ export async function superpeerHealth(options: {
       const started = Date.now();
       const query = randomBytes(32).toString('hex');
       const reply = await rpc
-        .call({ v: 1, type: 'rpc.search', query, limit: 1 }, ReplySchema, { timeoutMs: left })
+        .call({ v: PROTOCOL_VERSION, type: 'rpc.search', query, limit: 1 }, ReplySchema, { timeoutMs: left })
         .catch((err: unknown) => {
           if (err instanceof P2PError && err.code === 'RPC_TIMEOUT') return undefined;
           throw err;

@@ -334,7 +334,7 @@ export function buildProgram(): Command {
         peer.url,
         String(peer.fileCount),
         formatBytes(peer.totalBytes),
-        `${(peer.lastSeenAgoMs / 1000).toFixed(1)} s ago`,
+        peer.lastSeenAgoMs === undefined ? 'unknown' : `${(peer.lastSeenAgoMs / 1000).toFixed(1)} s ago`,
       ]);
     }
     process.stdout.write(`${rows.toString()}\n${peers.length} peer${peers.length === 1 ? '' : 's'}\n`);
