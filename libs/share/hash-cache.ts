@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
@@ -106,7 +107,8 @@ export async function saveHashCache(
 export class HashCacheWriter {
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
-  private saving: Promise<void> = Promise.resolve();
+  /** Saves run one at a time, in order. */
+  private readonly saves = pLimit(1);
   private closed = false;
 
   constructor(
@@ -132,7 +134,7 @@ export class HashCacheWriter {
 
   /** Saves now if dirty; after `close()` no timer is set again but a flush still writes. */
   flush(): Promise<void> {
-    this.saving = this.saving.then(async () => {
+    return this.saves(async () => {
       const root = this.root();
       if (!this.dirty || root === undefined) return;
       this.dirty = false;
@@ -144,7 +146,6 @@ export class HashCacheWriter {
         this.logger.warn('share: could not save hash cache', { error: (err as Error).message });
       }
     });
-    return this.saving;
   }
 
   close(): Promise<void> {

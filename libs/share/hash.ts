@@ -153,19 +153,3 @@ export async function sha256File(absPath: string, signal?: AbortSignal): Promise
     await handle.close();
   }
 }
-
-/** Runs `task` over `items` with at most `limit` in flight. `task` must not reject. */
-export async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-}

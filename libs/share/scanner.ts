@@ -1,9 +1,10 @@
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema } from '../protocol/index.js';
-import { type FileVersion, forEachLimit, pathOfDescriptor, versionOf } from './hash.js';
+import { type FileVersion, pathOfDescriptor, versionOf } from './hash.js';
 
 /** Seams for tests that need to change the tree at an exact point of a walk. */
 export interface WalkHooks {
@@ -114,7 +115,7 @@ export class ShareWalker {
       else if (dirent.isDirectory() || dirent.isFile() || isUnknownType(dirent)) candidates.push(dirent);
       else this.noteSpecial(rel);
     }
-    await forEachLimit(candidates, STAT_CONCURRENCY, async (dirent) => {
+    await pLimit(STAT_CONCURRENCY).map(candidates, async (dirent) => {
       const rel = dir.rel === '' ? dirent.name : `${dir.rel}/${dirent.name}`;
       let entry: Stats;
       try {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, RpcClient } from '../../libs/messaging/index.js';
+import { Broker } from '../../libs/messaging/index.js';
 import {
   collectPeerPages,
   ErrorReplySchema,
@@ -81,9 +81,8 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     initialConnectRetries: 0,
     // A client declares nothing (under the roles it may not): requests go through the default exchange to
     // N.rpc, and where no superpeer ever set the network up they go unanswered ("superpeer unavailable").
-    setup: (session: BrokerSession): Promise<void> => rpc.setup(session),
   });
-  const rpc = new RpcClient(broker, names.rpcQueue);
+  const rpc = broker.createRpcClient(names.rpcQueue);
   await broker.start();
 
   const call = async (request: object) => {

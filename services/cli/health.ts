@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { loadPeerConfig, loadSuperpeerConfig } from '../../libs/config/index.js';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import { createLogger, type Log } from '../../libs/logging/index.js';
-import { Broker, RpcClient } from '../../libs/messaging/index.js';
+import { Broker } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   PROTOCOL_VERSION,
@@ -43,12 +43,9 @@ export async function superpeerHealth(options: {
     connectionName: `health ${options.superpeerId}`,
     logger: options.logger,
     initialConnectRetries: 0,
-    setup: async (session) => {
-      await session.assertTopology(sharedTopology(names, { queueType: options.queueType }));
-      await rpc.setup(session);
-    },
+    setup: (session) => session.assertTopology(sharedTopology(names, { queueType: options.queueType })),
   });
-  const rpc = new RpcClient(broker, names.rpcQueue);
+  const rpc = broker.createRpcClient(names.rpcQueue);
   await broker.start();
   try {
     const others = new Set<string>();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
@@ -7,7 +8,7 @@ import {
   Broker,
   type BrokerSession,
   consumeValidated,
-  RpcClient,
+  type RpcClient,
   Throttle,
 } from '../../libs/messaging/index.js';
 import {
@@ -96,7 +97,8 @@ export class Peer {
   private streamSilent = false;
   /** The last tick number of each superpeer (a gap means the stream was cut). */
   private readonly tickSeqs = new Map<string, number>();
-  private outgoing: Promise<void> = Promise.resolve();
+  /** Outgoing events leave in order, one at a time. */
+  private readonly outgoing = pLimit(1);
   private closed = false;
 
   constructor(options: PeerOptions) {
@@ -113,7 +115,7 @@ export class Peer {
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
-    this.rpc = new RpcClient(this.broker, this.names.rpcQueue);
+    this.rpc = this.broker.createRpcClient(this.names.rpcQueue);
     this.view = new NetworkView(
       (request) => this.rpc.call(request, SnapshotReplySchema, { timeoutMs: this.options.searchTimeoutMs }),
       options.logger,
@@ -175,7 +177,7 @@ export class Peer {
     if (this.silenceTimer) clearInterval(this.silenceTimer);
     this.announces.cancel();
     this.viewRefreshes.cancel();
-    await this.outgoing;
+    await this.outgoing(() => undefined);
     if (this.broker.connected) {
       await this.publishEvent(peerEvent.leave({ peerId: this.peerId, instanceId: this.instanceId })).catch(
         (err) => this.options.logger.warn('could not announce the leave', { reason: describeError(err) }),
@@ -217,7 +219,6 @@ export class Peer {
         followerQueue(this.names, queue, this.names.networkExchange),
       ),
     );
-    await this.rpc.setup(session);
     await consumeValidated(session, {
       queue,
       schema: NetworkMessageSchema,
@@ -394,7 +395,7 @@ export class Peer {
 
   /** Outgoing events leave in order, one at a time; a failure is logged and later repaired by a resync. */
   private enqueue(task: () => Promise<void>): void {
-    this.outgoing = this.outgoing.then(task).catch((err) => {
+    this.outgoing(task).catch((err) => {
       if (!this.closed)
         this.options.logger.warn('could not publish an event', { reason: describeError(err) });
     });

@@ -16,7 +16,7 @@ import type { NetworkView } from './view.js';
 
 /** What a peer's searches and listings read: its RPC client, its own files, its view of the network. */
 export interface QuerySources {
-  rpc: RpcClient;
+  rpc: Pick<RpcClient, 'call'>;
   /** This peer's own files. */
   local: NetworkIndex;
   view: NetworkView;
