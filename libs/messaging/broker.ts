@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 import { describeError, P2PError, redactCredentials } from '../errors/index.js';
-import type { Log } from '../logging/index.js';
+import { childLog, type Log } from '../logging/index.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import { ReplyPublisher } from './reply-publisher.js';
 import { RpcClient } from './rpc.js';
@@ -90,6 +90,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       maxInFlightPublishes: 256,
       topologyCheckIntervalMs: 3000,
       ...options,
+      logger: childLog(options.logger, 'broker'),
     };
   }
 

@@ -51,7 +51,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      logger.warn('share: hash cache unreadable, re-hashing', { file, error: (err as Error).message });
+      logger.warn('hash cache unreadable, re-hashing', { file, error: (err as Error).message });
     }
     return new Map();
   }
@@ -59,7 +59,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
   try {
     json = JSON.parse(text);
   } catch (err) {
-    logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
+    logger.warn('hash cache corrupt, ignoring it and re-hashing', {
       file,
       error: (err as Error).message.slice(0, 500),
     });
@@ -67,12 +67,12 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
   }
   const version = (json as { version?: unknown } | null)?.version;
   if (typeof version === 'number' && version < HASH_CACHE_VERSION) {
-    logger.info('share: hash cache from an older format, re-hashing once', { file, version });
+    logger.info('hash cache from an older format, re-hashing once', { file, version });
     return new Map();
   }
   const parsed = HashCacheFileSchema.safeParse(json);
   if (!parsed.success) {
-    logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
+    logger.warn('hash cache corrupt, ignoring it and re-hashing', {
       file,
       error: z.prettifyError(parsed.error).slice(0, 500),
     });
@@ -143,7 +143,7 @@ export class HashCacheWriter {
       } catch (err) {
         // Next change retries; until then a restart merely re-hashes.
         this.dirty = true;
-        this.logger.warn('share: could not save hash cache', { error: (err as Error).message });
+        this.logger.warn('could not save hash cache', { error: (err as Error).message });
       }
     });
   }

@@ -5,7 +5,7 @@ import type { FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
-import { type Log, silentLog } from '../logging/index.js';
+import { childLog, type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
 import { ChangeBatcher } from './batcher.js';
 import {
@@ -132,7 +132,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     this.opts = parsed.data;
     this.dir = path.resolve(parsed.data.dir);
-    this.logger = options.logger ?? silentLog;
+    this.logger = childLog(options.logger ?? silentLog, 'share');
     this.hooks = options.hooks ?? {};
     const maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.opts.debounceMs);
     this.batcher = new ChangeBatcher(this.opts.debounceMs, maxBatchWaitMs, (targets) => {
@@ -237,7 +237,7 @@ export class Share extends EventEmitter<ShareEvents> {
       onError: (err) => this.reportError(err),
     });
     this.watcher = watching.watcher;
-    this.logger.info('share: listed from the hash cache', { root: this.root, files: this.files.size });
+    this.logger.info('listed from the hash cache', { root: this.root, files: this.files.size });
 
     const hashing = this.scans(async () => {
       const state = newState();
@@ -248,7 +248,7 @@ export class Share extends EventEmitter<ShareEvents> {
       this.finish(state, true);
       if (this.closed) return;
       this.loadedCache = new Map();
-      this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
+      this.logger.info('ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
     });
     // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
     this.firstPass = Promise.all([watching.ready, hashing])
@@ -394,14 +394,14 @@ export class Share extends EventEmitter<ShareEvents> {
           this.setFile(state, name, { ...version, sha256: result.sha256 });
         } else {
           // Its old hash no longer describes the bytes on disk, and the new one is not known yet.
-          this.logger.debug('share: file changed while hashing, will look again once it is quiet', { name });
+          this.logger.debug('file changed while hashing, will look again once it is quiet', { name });
           this.quiet.unstable(name, version);
           if (this.files.has(name)) this.setFile(state, name, undefined);
         }
       } catch (err) {
         if (this.closed) return;
         const code = (err as NodeJS.ErrnoException).code;
-        this.logger.warn('share: skipping file that could not be read', {
+        this.logger.warn('skipping file that could not be read', {
           name,
           code,
           error: (err as Error).message,
@@ -434,7 +434,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const change = takeDelta(state, this.files);
     state.lastEmitAt = Date.now();
     if (this.closed || (change.upserted.length === 0 && change.removed.length === 0)) return change;
-    this.logger.debug('share: changed', { upserted: change.upserted.length, removed: change.removed.length });
+    this.logger.debug('changed', { upserted: change.upserted.length, removed: change.removed.length });
     this.emit('change', change);
     return change;
   }
@@ -475,6 +475,6 @@ export class Share extends EventEmitter<ShareEvents> {
   private reportError(err: Error): void {
     if (this.closed) return;
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.logger.warn('share: error', { error: err.message, code: (err as P2PError).code });
+    else this.logger.warn('error', { error: err.message, code: (err as P2PError).code });
   }
 }

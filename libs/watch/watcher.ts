@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../errors/index.js';
 import { parseQuery } from '../index/index.js';
-import type { Log } from '../logging/index.js';
+import { childLog, type Log } from '../logging/index.js';
 import { Broker, type BrokerSession, consumeValidated } from '../messaging/index.js';
 import {
   DEFAULT_WATCH_LEASE_MS,
@@ -87,6 +87,7 @@ export class Watcher {
       initialConnectRetries: Number.POSITIVE_INFINITY,
       dedupEntries: 10_000,
       ...options,
+      logger: childLog(options.logger, 'watch'),
     };
     this.names = topologyNames(options.namespace);
     this.queue = watcherQueueName(options.namespace, uuidv4().replaceAll('-', ''));
@@ -94,7 +95,7 @@ export class Watcher {
     this.broker = new Broker({
       url: options.amqpUrl,
       connectionName: options.connectionName,
-      logger: options.logger,
+      logger: this.options.logger,
       initialConnectRetries: this.options.initialConnectRetries,
       setup: (session) => this.setup(session),
     });

@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
-import type { Log } from '../../libs/logging/index.js';
+import { childLog, type Log } from '../../libs/logging/index.js';
 import {
   Broker,
   type BrokerSession,
@@ -118,7 +118,7 @@ export class Peer {
     this.rpc = this.broker.createRpcClient(this.names.rpcQueue);
     this.view = new NetworkView(
       (request) => this.rpc.call(request, SnapshotReplySchema, { timeoutMs: this.options.searchTimeoutMs }),
-      options.logger,
+      childLog(options.logger, 'view'),
     );
     this.announces = new Throttle(() => this.enqueue(() => this.announce()), {
       minIntervalMs: this.options.announceMinIntervalMs,
