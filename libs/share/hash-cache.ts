@@ -35,7 +35,7 @@ const HashCacheFileSchema = z.object({
   ),
 });
 
-export function hashCachePath(root: string): string {
+function hashCachePath(root: string): string {
   return path.join(root, STATE_DIR_NAME, HASH_CACHE_FILE_NAME);
 }
 
@@ -82,10 +82,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
 }
 
 /** Atomic replace (temp file + rename) so a crash mid-write leaves the old cache, never half a file. */
-export async function saveHashCache(
-  root: string,
-  records: Iterable<[string, HashCacheRecord]>,
-): Promise<void> {
+async function saveHashCache(root: string, records: Iterable<[string, HashCacheRecord]>): Promise<void> {
   const file = hashCachePath(root);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const files: Record<string, HashCacheRecord> = {};

@@ -119,7 +119,7 @@ async function hashOpenFile(
   return { sha256: hash.digest('hex'), bytesRead };
 }
 
-export type StableHash = { stable: true; sha256: string } | { stable: false };
+type StableHash = { stable: true; sha256: string } | { stable: false };
 
 /**
  * Streams the file through SHA-256, but only vouches for the result if the file is the same version before
