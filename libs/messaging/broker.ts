@@ -122,8 +122,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
               logger.debug('broker connection error', { reason: err.message }),
             );
             const session = new BrokerSession(model, ++this.generation, this);
-            for (const client of this.rpcClients) await client.setup(session);
-            await this.options.setup?.(session);
+            try {
+              await this.options.setup?.(session);
+              for (const client of this.rpcClients) await client.setup(session);
+            } catch (err) {
+              // Recovery drops this connection and tries again: the channels opened so far close with it,
+              // which must not read as a live session's channel failing (a restart, logged as one).
+              session.markClosed();
+              throw err;
+            }
             this.session = session;
           },
         },
@@ -170,7 +177,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /**
    * An RPC client for requests to `queue`, wired to this broker: it opens its reply channel on every
-   * (re)connect before `setup` runs, and fails its pending calls when the broker closes. Call before start().
+   * (re)connect, after `setup`, and fails its pending calls when the broker closes. Call before start().
    */
   createRpcClient(queue: string): RpcClient {
     const client = new RpcClient(this, queue);
