@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker } from '../../libs/messaging/index.js';
+import { Broker, type RpcClient } from '../../libs/messaging/index.js';
 import {
   collectPeerPages,
   ErrorReplySchema,
@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
   SearchReplySchema,
   type SharedQueueType,
+  type SharedTopologyOptions,
   sharedTopology,
   topologyNames,
 } from '../../libs/protocol/index.js';
@@ -42,6 +43,42 @@ export interface AmqpClientOptions {
   logger: Log;
 }
 
+/** A CLI command's connection to the broker: it fails fast instead of retrying like a service. */
+export interface CliBrokerOptions {
+  amqpUrl: string;
+  namespace: string;
+  /** Shown in the management UI. */
+  connectionName: string;
+  logger: Log;
+  /**
+   * The shared objects to declare (or, with `declareShared: false`, check) on connecting. Absent: nothing is
+   * declared (under the roles a client may not), and where no superpeer ever set the network up, requests
+   * go unanswered ("superpeer unavailable").
+   */
+  topology?: SharedTopologyOptions;
+}
+
+/** Connects, declaring `topology` if given, with an RPC client to the superpeers' queue. */
+export async function openCliBroker(options: CliBrokerOptions): Promise<{ broker: Broker; rpc: RpcClient }> {
+  const names = topologyNames(options.namespace);
+  const { topology } = options;
+  const broker = new Broker({
+    url: options.amqpUrl,
+    connectionName: options.connectionName,
+    logger: options.logger,
+    initialConnectRetries: 0,
+    ...(topology ? { setup: (session) => session.assertTopology(sharedTopology(names, topology)) } : {}),
+  });
+  const rpc = broker.createRpcClient(names.rpcQueue);
+  try {
+    await broker.start();
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  return { broker, rpc };
+}
+
 /**
  * Declares a network's shared objects (exchanges, the RPC and dead-letter queues, their binding) and
  * returns: what a superpeer does on every connect, for an operator who runs peers before any superpeer or
@@ -53,37 +90,19 @@ export async function setupNetwork(options: {
   queueType?: SharedQueueType;
   logger: Log;
 }): Promise<void> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
+  const { broker } = await openCliBroker({
+    ...options,
     connectionName: `cli setup ${process.pid}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    setup: (session) =>
-      session.assertTopology(sharedTopology(names, { declareShared: true, queueType: options.queueType })),
+    topology: { declareShared: true, queueType: options.queueType },
   });
-  try {
-    await broker.start();
-  } finally {
-    await broker.close();
-  }
+  await broker.close();
 }
 
 const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
 
 /** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
 export async function connectAmqpClient(options: AmqpClientOptions): Promise<NetworkClient> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
-    connectionName: `cli ${process.pid}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    // A client declares nothing (under the roles it may not): requests go through the default exchange to
-    // N.rpc, and where no superpeer ever set the network up they go unanswered ("superpeer unavailable").
-  });
-  const rpc = broker.createRpcClient(names.rpcQueue);
-  await broker.start();
+  const { broker, rpc } = await openCliBroker({ ...options, connectionName: `cli ${process.pid}` });
 
   const call = async (request: object) => {
     try {

@@ -3,15 +3,13 @@ import { z } from 'zod';
 import { loadPeerConfig, loadSuperpeerConfig } from '../../libs/config/index.js';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import { createLogger, type Log } from '../../libs/logging/index.js';
-import { Broker } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
   PROTOCOL_VERSION,
   SearchReplySchema,
   type SharedQueueType,
-  sharedTopology,
-  topologyNames,
 } from '../../libs/protocol/index.js';
+import { openCliBroker } from './client.js';
 
 /**
  * `p2p health`: the container healthcheck of each service (the image has no curl). It runs inside the
@@ -37,16 +35,11 @@ export async function superpeerHealth(options: {
   timeoutMs: number;
   logger: Log;
 }): Promise<string> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
+  const { broker, rpc } = await openCliBroker({
+    ...options,
     connectionName: `health ${options.superpeerId}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    setup: (session) => session.assertTopology(sharedTopology(names, { queueType: options.queueType })),
+    topology: { queueType: options.queueType },
   });
-  const rpc = broker.createRpcClient(names.rpcQueue);
-  await broker.start();
   try {
     const others = new Set<string>();
     const deadline = Date.now() + options.timeoutMs;
