@@ -24,7 +24,8 @@ const SearchQuerySchema = z.object({
 });
 const PeersQuerySchema = z.object({ source: z.literal(PEER_LIST_FROM_SUPERPEER).optional() });
 
-function refuse(res: express.Response, status: number, code: string, message: string): void {
+/** Answers a refused or failed request with the API's error body (PeerApiErrorSchema). */
+export function refuse(res: express.Response, status: number, code: string, message: string): void {
   res.status(status).json({ error: { code, message } } satisfies PeerApiError);
 }
 
