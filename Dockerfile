@@ -13,6 +13,7 @@ COPY services ./services
 COPY scripts ./scripts
 # Only the services (and the local-network script): tests and benchmarks stay out of the image.
 RUN npm run build:services \
+  && npm run build:web \
   && npm prune --omit=dev --ignore-scripts
 
 FROM node:20.20.2-bookworm-slim AS runtime

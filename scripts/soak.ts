@@ -16,7 +16,7 @@ import { parseArgs, promisify } from 'node:util';
 import { createLogger } from '../libs/logging/index.js';
 import { downloadFile } from '../libs/transfer/index.js';
 import { connectAmqpClient } from '../services/cli/client.js';
-import { AMQP_URL, makeTempDir, startNetwork, waitUntil } from '../tests/helpers/network.js';
+import { AMQP_URL, makeTempDir, startNetwork, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,9 +1,4 @@
-import { P2PError } from '../errors/index.js';
-
-/** A value shown in an error must not leak the password of a broker URL. */
-export function redactCredentials(value: string): string {
-  return value.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@');
-}
+import { P2PError, redactCredentials } from '../errors/index.js';
 
 /** `<where>: <what is wrong> (got "<value>")`, one line. */
 export function configError(

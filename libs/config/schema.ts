@@ -45,7 +45,7 @@ export function defaultSuperpeerId(host: string = hostname()): string {
   return `sp-${host.replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 64);
 }
 
-export const commonShape = {
+const commonShape = {
   AMQP_URL: z
     .string()
     .refine(isAmqpUrl)
@@ -76,7 +76,7 @@ export const commonShape = {
     .describe(`one of ${LOG_FORMATS.join(', ')}`),
 };
 
-export const superpeerShape = {
+const superpeerShape = {
   SUPERPEER_ID: NodeNameSchema.default(() => defaultSuperpeerId()).describe(
     '1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit',
   ),
@@ -121,7 +121,7 @@ export const peerShape = {
   PEER_WEB_LOOPBACK_ONLY: booleanWord().default(false).describe('one of true, false, 1, 0, yes, no'),
 };
 
-export const cliShape = {
+const cliShape = {
   P2P_TIMEOUT_MS: durationMs(1).default(3000).describe(`an integer from 1 to ${MAX_TIMER_MS}`),
   P2P_PEER_URL: HttpUrlSchema.optional().describe('an http:// or https:// URL without credentials'),
 };

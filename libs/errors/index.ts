@@ -48,3 +48,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Text shown in an error or a log must not leak the password of a URL in it (`//user:***@host`). */
+export function redactCredentials(value: string): string {
+  return value.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@');
+}

@@ -29,6 +29,7 @@ const PRETTY_FIXED_FIELDS = new Set([
   'service',
   'peerId',
   'superpeerId',
+  'module',
   'stack',
 ]);
 
@@ -71,13 +72,14 @@ function prettyLine(showStack: boolean, colors: boolean) {
     const metaText =
       Object.keys(meta).length === 0 ? '' : ` ${inspect(meta, { breakLength: Infinity, depth: 4, colors })}`;
     const stack = showStack && typeof info.stack === 'string' ? `\n${info.stack}` : '';
-    return `${info.timestamp} ${info.level} [${who}] ${String(info.message)}${metaText}${stack}`;
+    const module = typeof info.module === 'string' ? `${info.module}: ` : '';
+    return `${info.timestamp} ${info.level} [${who}] ${module}${String(info.message)}${metaText}${stack}`;
   });
 }
 
 /**
  * A winston logger writing one line per entry: JSON lines for machines (not a TTY, or `format: 'json'`),
- * `time level [service peerId] message {meta}` for people. `logger.child({ correlationId })` adds fields to
+ * `time level [service peerId] module: message {meta}` for people. `logger.child({ correlationId })` adds fields to
  * every line of the child.
  */
 export function createLogger(options: LoggerOptions): Logger {

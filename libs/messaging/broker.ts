@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
-import { P2PError } from '../errors/index.js';
-import type { Log } from '../logging/index.js';
-import { mergeTopology, type TopologySpec } from '../protocol/index.js';
+import amqp, { type ChannelModel, type Options } from 'amqplib';
+import { describeError, P2PError, redactCredentials } from '../errors/index.js';
+import { childLog, type Log } from '../logging/index.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import { ReplyPublisher } from './reply-publisher.js';
-import { TopologyProbe } from './topology-guard.js';
+import { RpcClient } from './rpc.js';
+import { BrokerSession } from './session.js';
 
 export interface BrokerOptions {
   /** amqp:// or amqps:// URL. */
@@ -17,7 +17,7 @@ export interface BrokerOptions {
    * Declares topology and starts consumers. Runs after every (re)connect, on a fresh connection, before
    * `connected` is emitted; if it throws, the connection is dropped and recovery tries again.
    */
-  setup: (session: BrokerSession) => Promise<void>;
+  setup?: (session: BrokerSession) => Promise<void>;
   /** AMQP heartbeat, so a dead broker is noticed quickly. Default 5. */
   heartbeatIntervalSeconds?: number;
   /** First reconnect delay. Default 200. */
@@ -64,7 +64,7 @@ const RETURN_CHECK_MIN_INTERVAL_MS = 1000;
 export class Broker extends EventEmitter<BrokerEvents> {
   private readonly options: Required<Omit<BrokerOptions, 'logger' | 'setup'>> &
     Pick<BrokerOptions, 'logger' | 'setup'>;
-  private connection: Awaited<ReturnType<typeof connectRecovering>> | undefined;
+  private connection: amqp.RecoveringChannelModel | undefined;
   private session: BrokerSession | undefined;
   private generation = 0;
   private closing = false;
@@ -74,6 +74,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private checking: Promise<void> | undefined;
   private lastReturnCheckMs = 0;
   private replyPublisher: ReplyPublisher | undefined;
+  /** RPC clients made by `createRpcClient`: each opens its reply channel on every session. */
+  private readonly rpcClients: RpcClient[] = [];
   /** Deliveries interrupted by a lost connection; survives reconnects (see DeliveryMemory). */
   readonly interruptedDeliveries = new DeliveryMemory();
 
@@ -88,6 +90,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       maxInFlightPublishes: 256,
       topologyCheckIntervalMs: 3000,
       ...options,
+      logger: childLog(options.logger, 'broker'),
     };
   }
 
@@ -98,7 +101,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Resolves once connected and set up; rejects with BROKER_UNREACHABLE when the initial retries run out. */
   async start(): Promise<void> {
     const { logger } = this.options;
-    const connection = await connectRecovering(
+    const connection = await amqp.connect(
       withHeartbeat(this.options.url, this.options.heartbeatIntervalSeconds),
       {
         clientProperties: { connection_name: this.options.connectionName },
@@ -119,7 +122,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
               logger.debug('broker connection error', { reason: err.message }),
             );
             const session = new BrokerSession(model, ++this.generation, this);
-            await this.options.setup(session);
+            try {
+              await this.options.setup?.(session);
+              for (const client of this.rpcClients) await client.setup(session);
+            } catch (err) {
+              // Recovery drops this connection and tries again: the channels opened so far close with it,
+              // which must not read as a live session's channel failing (a restart, logged as one).
+              session.markClosed();
+              throw err;
+            }
             this.session = session;
           },
         },
@@ -156,7 +167,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const reason = err instanceof Error ? `: ${err.message}` : '';
       throw new P2PError(
         'BROKER_UNREACHABLE',
-        `cannot reach RabbitMQ at ${redactUrl(this.options.url)}${reason}`,
+        `cannot reach RabbitMQ at ${redactCredentials(this.options.url)}${reason}`,
         {
           cause: err,
         },
@@ -164,8 +175,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
+  /**
+   * An RPC client for requests to `queue`, wired to this broker: it opens its reply channel on every
+   * (re)connect, after `setup`, and fails its pending calls when the broker closes. Call before start().
+   */
+  createRpcClient(queue: string): RpcClient {
+    const client = new RpcClient(this, queue);
+    this.rpcClients.push(client);
+    return client;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
+    for (const client of this.rpcClients) client.close();
     if (this.topologyTimer) clearInterval(this.topologyTimer);
     await this.replyPublisher?.close();
     const connection = this.connection;
@@ -295,7 +317,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     try {
       missing = await session.findMissingTopology();
     } catch (err) {
-      this.options.logger.debug('topology check failed', { reason: describe(err) });
+      this.options.logger.debug('topology check failed', { reason: describeError(err) });
       return;
     }
     if (missing.length > 0 && session.open) await this.repair(session, 'missing on the broker', missing);
@@ -307,7 +329,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       await session.reassertTopology();
     } catch (err) {
       // What cannot be declared again in place (a queue of ours, an argument clash) needs a fresh session.
-      await session.restart(`topology repair failed: ${describe(err)}`);
+      await session.restart(`topology repair failed: ${describeError(err)}`);
       return;
     }
     this.emit('topology-repaired', { reason, missing });
@@ -336,217 +358,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 }
 
-/**
- * The channels of one connection. Created by the broker for every (re)connect and handed to `setup`.
- * An unexpected channel close drops the whole connection so that recovery re-applies everything.
- */
-export class BrokerSession {
-  open = true;
-  private confirmChannel: ConfirmChannel | undefined;
-  private readonly channels: Channel[] = [];
-  /** What `assertTopology` declared, checked and declared again by the broker's topology guard. */
-  private readonly specs: TopologySpec[] = [];
-  private probe: TopologyProbe | undefined;
-  private readonly closeHooks: Array<() => void> = [];
-  private drainWaiters: Array<() => void> = [];
-  /** Set when the socket buffer is full: publishers wait for `drain` before writing more. */
-  private mustDrain = false;
-
-  constructor(
-    readonly model: ChannelModel,
-    readonly generation: number,
-    private readonly broker: Broker,
-  ) {}
-
-  get logger(): Log {
-    return this.broker.logger;
-  }
-
-  /** The broker's memory of interrupted deliveries (consumers use it against poison messages). */
-  get interruptedDeliveries(): DeliveryMemory {
-    return this.broker.interruptedDeliveries;
-  }
-
-  /** Where RPC replies are published: never on this session's connection. */
-  get replies(): ReplyPublisher {
-    return this.broker.replies;
-  }
-
-  /** Runs `hook` once when this session ends (its connection closed or was dropped). */
-  onClose(hook: () => void): void {
-    if (!this.open) hook();
-    else this.closeHooks.push(hook);
-  }
-
-  markClosed(): void {
-    this.open = false;
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
-    for (const hook of this.closeHooks.splice(0)) {
-      try {
-        hook();
-      } catch (err) {
-        this.broker.logger.error('error in a session close hook', { reason: describe(err) });
-      }
-    }
-    void this.probe?.close();
-  }
-
-  /** A channel whose unexpected close tears the connection down (so setup runs again). */
-  async createChannel(label: string): Promise<Channel> {
-    const channel = await this.model.createChannel();
-    this.watch(channel, label);
-    return channel;
-  }
-
-  /** Declares `spec` (idempotent) and remembers it for the topology checks. */
-  async assertTopology(spec: TopologySpec): Promise<void> {
-    await this.declare(spec);
-    this.specs.push(spec);
-  }
-
-  /** Declares again everything asserted on this session. */
-  async reassertTopology(): Promise<void> {
-    await this.declare(mergeTopology(...this.specs));
-  }
-
-  /** What of the asserted topology is missing on the broker (see TopologyProbe). */
-  async findMissingTopology(): Promise<string[]> {
-    if (this.specs.length === 0) return [];
-    this.probe ??= new TopologyProbe(this.model);
-    return this.probe.findMissing(mergeTopology(...this.specs));
-  }
-
-  private async declare(spec: TopologySpec): Promise<void> {
-    const channel = await this.model.createChannel();
-    // A missing object (404) or a refused permission (403) closes this channel: the rejected call carries it.
-    channel.on('error', () => undefined);
-    try {
-      for (const exchange of spec.exchanges) {
-        if (exchange.passive) await channel.checkExchange(exchange.name);
-        else await channel.assertExchange(exchange.name, exchange.type, { durable: exchange.durable });
-      }
-      for (const queue of spec.queues) {
-        if (queue.passive) {
-          await channel.checkQueue(queue.name);
-          continue;
-        }
-        await channel.assertQueue(queue.name, {
-          durable: queue.durable,
-          exclusive: queue.exclusive,
-          autoDelete: false,
-          ...(queue.arguments ? { arguments: queue.arguments } : {}),
-        });
-      }
-      for (const binding of spec.bindings) {
-        await channel.bindQueue(binding.queue, binding.exchange, binding.pattern);
-      }
-    } finally {
-      await channel.close().catch(() => undefined);
-    }
-  }
-
-  async publishConfirmed(
-    exchange: string,
-    routingKey: string,
-    body: Buffer,
-    properties: Options.Publish,
-  ): Promise<void> {
-    const channel = await this.getConfirmChannel();
-    while (this.mustDrain && this.open) await this.waitForDrain();
-    if (!this.open) throw new P2PError('BROKER_CLOSED', 'session closed');
-    await new Promise<void>((resolve, reject) => {
-      const writable = channel.publish(exchange, routingKey, body, properties, (err) =>
-        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
-      );
-      if (!writable) this.mustDrain = true;
-    });
-  }
-
-  /** Best effort: dropped while the socket buffer is full, since a later heartbeat supersedes it. */
-  publishUnconfirmed(exchange: string, routingKey: string, body: Buffer, properties: Options.Publish): void {
-    if (this.mustDrain) return;
-    void this.getConfirmChannel()
-      .then((channel) => {
-        if (!channel.publish(exchange, routingKey, body, properties)) this.mustDrain = true;
-      })
-      .catch(() => undefined);
-  }
-
-  /** Closes the connection; recovery then reconnects and runs setup again. */
-  async restart(reason: string): Promise<void> {
-    if (!this.open) return;
-    this.broker.logger.warn('restarting broker connection', { reason });
-    this.markClosed();
-    await this.model.close().catch(() => undefined);
-  }
-
-  private confirmChannelPromise: Promise<ConfirmChannel> | undefined;
-
-  private getConfirmChannel(): Promise<ConfirmChannel> {
-    if (this.confirmChannel) return Promise.resolve(this.confirmChannel);
-    if (!this.open) return Promise.reject(new P2PError('BROKER_CLOSED', 'session closed'));
-    this.confirmChannelPromise ??= this.model.createConfirmChannel().then((channel) => {
-      this.watch(channel, 'publisher');
-      channel.on('drain', () => {
-        this.mustDrain = false;
-        for (const resolve of this.drainWaiters.splice(0)) resolve();
-      });
-      channel.on('return', (message) =>
-        this.broker.notifyReturned({
-          exchange: message.fields.exchange,
-          routingKey: message.fields.routingKey,
-          messageId: message.properties.messageId as string | undefined,
-          type: message.properties.type as string | undefined,
-        }),
-      );
-      this.confirmChannel = channel;
-      return channel;
-    });
-    return this.confirmChannelPromise;
-  }
-
-  private waitForDrain(): Promise<void> {
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  private watch(channel: Channel, label: string): void {
-    this.channels.push(channel);
-    channel.on('error', (err: Error) =>
-      this.broker.logger.warn('channel error', { channel: label, reason: err.message }),
-    );
-    channel.on('handler-error', (err: Error, event: string) =>
-      this.broker.logger.error('error in a channel listener', { channel: label, event, reason: err.message }),
-    );
-    channel.on('close', () => {
-      if (this.open) void this.restart(`channel ${label} closed`);
-    });
-  }
-}
-
-function connectRecovering(
-  url: string,
-  options: Parameters<typeof amqp.connect>[1] & { recovery: amqp.RecoveryOptions },
-) {
-  return amqp.connect(url, options);
-}
-
 /** amqplib takes the heartbeat from the URL; an explicit `heartbeat` query parameter in the URL wins. */
 function withHeartbeat(url: string, seconds: number): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
   return parsed.toString();
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(invalid url)';
-  }
 }

@@ -1,9 +1,10 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
+import pLimit from 'p-limit';
 import type { z } from 'zod';
 import { describeError } from '../errors/index.js';
 import { decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
-import type { BrokerSession } from './broker.js';
 import { DeliveryMemory } from './delivery-memory.js';
+import type { BrokerSession } from './session.js';
 
 export interface DeadLetterTarget {
   /** Exchange that receives refused messages (the namespace's dead-letter exchange). */
@@ -54,7 +55,8 @@ export async function consumeValidated<S extends z.ZodType>(
   await channel.prefetch(options.prefetch, false);
   const logger = session.logger;
   const ordered = options.ordered ?? true;
-  let tail: Promise<void> = Promise.resolve();
+  /** Ordered consumers settle one delivery at a time, in arrival order. */
+  const inOrder = pLimit(1);
   /** Deliveries being handled now: if the session dies under them, they are remembered as suspects. */
   const handling = new Set<ConsumeMessage>();
   session.onClose(() => {
@@ -145,7 +147,7 @@ export async function consumeValidated<S extends z.ZodType>(
           reason: describeError(err),
         });
       };
-      if (ordered) tail = tail.then(settle).catch(onFailure);
+      if (ordered) inOrder(settle).catch(onFailure);
       else settle().catch(onFailure);
     },
     { noAck: false },

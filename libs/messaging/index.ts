@@ -1,5 +1,5 @@
 export type { BrokerOptions, PublishOptions } from './broker.js';
-export { Broker, BrokerSession, redactUrl } from './broker.js';
+export { Broker } from './broker.js';
 export type { ConsumeOptions, DeadLetterTarget } from './consumer.js';
 export { consumeValidated, POISON_REASON } from './consumer.js';
 export { DeliveryMemory } from './delivery-memory.js';
@@ -8,5 +8,6 @@ export { ReplyPublisher } from './reply-publisher.js';
 export { replyToProblem } from './reply-to.js';
 export type { RpcCallOptions, RpcServerOptions } from './rpc.js';
 export { RpcClient, serveRpc } from './rpc.js';
+export { BrokerSession } from './session.js';
 export type { ThrottleOptions } from './throttle.js';
 export { Throttle } from './throttle.js';

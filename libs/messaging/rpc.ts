@@ -3,9 +3,10 @@ import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
 import { describeError, P2PError } from '../errors/index.js';
 import { decode, encode } from '../protocol/index.js';
-import type { Broker, BrokerSession } from './broker.js';
+import type { Broker } from './broker.js';
 import { consumeValidated, type DeadLetterTarget, POISON_REASON } from './consumer.js';
 import { replyToProblem } from './reply-to.js';
+import type { BrokerSession } from './session.js';
 
 /** RabbitMQ's direct reply-to pseudo-queue: no queue to declare or clean up, lowest latency. */
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -116,7 +117,7 @@ export class RpcClient {
     private readonly queue: string,
   ) {}
 
-  /** Call from the broker's setup: opens this session's reply channel. */
+  /** Opens this session's reply channel; `Broker.createRpcClient` makes clients that it calls on every session. */
   async setup(session: BrokerSession): Promise<void> {
     const channel = await session.createChannel('rpc-client');
     await channel.consume(DIRECT_REPLY_TO, (message) => this.onReply(message), { noAck: true });

@@ -147,6 +147,18 @@ export function fileUrl(baseUrl: string, name: string): string {
   return `${base}/files/${name.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+/** `v` of every message body: the protocol version this code speaks. */
+export const VersionSchema = z.literal(PROTOCOL_VERSION);
+
+/** A file list of one message (announce chunk, delta, network state). */
+export const FileListSchema = z.array(FileEntrySchema).max(MAX_FILES_PER_MESSAGE);
+
+/** The names a delta removes. */
+export const FileNameListSchema = z.array(FileNameSchema).max(MAX_FILES_PER_MESSAGE);
+
+/** What a refusal says: a stable code and one line for a person. */
+export const ErrorBodySchema = z.object({ code: z.string().max(64), message: z.string().max(1000) });
+
 /** Splits a list into pieces of at most `size` items; an empty list gives one empty piece. */
 export function chunk<T>(items: readonly T[], size: number = MAX_FILES_PER_MESSAGE): T[][] {
   if (items.length === 0) return [[]];

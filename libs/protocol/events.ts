@@ -1,14 +1,16 @@
 import { z } from 'zod';
 import {
-  FileEntrySchema,
-  FileNameSchema,
+  FileListSchema,
+  FileNameListSchema,
   HttpUrlSchema,
   InstanceIdSchema,
   NodeNameSchema,
   PeerIdSchema,
+  PROTOCOL_VERSION,
   PublicKeySchema,
   refinePeerKey,
   SeqSchema,
+  VersionSchema,
 } from './common.js';
 
 /*
@@ -19,43 +21,45 @@ import {
  */
 
 const base = {
-  v: z.literal(1),
+  v: VersionSchema,
   peerId: PeerIdSchema,
   instanceId: InstanceIdSchema,
 };
 
+/**
+ * The fields of a peer's full state, before the check that its id is derived from its key; the superpeers'
+ * `network.peer-state` carries the same fields.
+ */
+export const PeerAnnounceFieldsSchema = z.object({
+  ...base,
+  type: z.literal('peer.announce'),
+  /** Display name chosen by the peer's owner (`PEER_NAME`); not unique, proves nothing. */
+  name: NodeNameSchema.optional(),
+  /** The peer's HTTP base URL, as other peers reach it. */
+  url: HttpUrlSchema,
+  /** Sequence number of this state; deltas that follow carry seq+1, seq+2… */
+  seq: SeqSchema,
+  /** Ed25519 public key, DER (SPKI) in base64; `peerId` must be derived from it. */
+  publicKey: PublicKeySchema,
+  /** The file list may span several messages: index from 0, count >= 1, all with the same seq. */
+  chunkIndex: z.number().int().min(0),
+  chunkCount: z.number().int().min(1).max(100_000),
+  files: FileListSchema,
+});
+
 /** Full state of a peer: sent on join, on every (re)connect and when a superpeer asks (resync). */
-export const PeerAnnounceSchema = z
-  .object({
-    ...base,
-    type: z.literal('peer.announce'),
-    /** Display name chosen by the peer's owner (`PEER_NAME`); not unique, proves nothing. */
-    name: NodeNameSchema.optional(),
-    /** The peer's HTTP base URL, as other peers reach it. */
-    url: HttpUrlSchema,
-    /** Sequence number of this state; deltas that follow carry seq+1, seq+2… */
-    seq: SeqSchema,
-    /** Ed25519 public key, DER (SPKI) in base64; `peerId` must be derived from it. */
-    publicKey: PublicKeySchema,
-    /** The file list may span several messages: index from 0, count >= 1, all with the same seq. */
-    chunkIndex: z.number().int().min(0),
-    chunkCount: z.number().int().min(1).max(100_000),
-    files: z.array(FileEntrySchema).max(2000),
-  })
-  .superRefine(refinePeerKey);
+export const PeerAnnounceSchema = PeerAnnounceFieldsSchema.superRefine(refinePeerKey);
 export type PeerAnnounce = z.infer<typeof PeerAnnounceSchema>;
-export const PEER_ANNOUNCE = 'peer.announce';
 
 /** A change of the share since the state numbered seq-1. */
 export const PeerDeltaSchema = z.object({
   ...base,
   type: z.literal('peer.delta'),
   seq: SeqSchema,
-  upserted: z.array(FileEntrySchema).max(2000),
-  removed: z.array(FileNameSchema).max(2000),
+  upserted: FileListSchema,
+  removed: FileNameListSchema,
 });
 export type PeerDelta = z.infer<typeof PeerDeltaSchema>;
-export const PEER_DELTA = 'peer.delta';
 
 /** Liveness; `seq` is the sender's latest, so a receiver that is behind can tell and ask for a resync. */
 export const PeerHeartbeatSchema = z.object({
@@ -65,7 +69,6 @@ export const PeerHeartbeatSchema = z.object({
   fileCount: z.number().int().min(0),
 });
 export type PeerHeartbeat = z.infer<typeof PeerHeartbeatSchema>;
-export const PEER_HEARTBEAT = 'peer.heartbeat';
 
 /** Orderly leave (SIGTERM/SIGINT): the peer's files disappear at once. */
 export const PeerLeaveSchema = z.object({
@@ -73,7 +76,6 @@ export const PeerLeaveSchema = z.object({
   type: z.literal('peer.leave'),
 });
 export type PeerLeave = z.infer<typeof PeerLeaveSchema>;
-export const PEER_LEAVE = 'peer.leave';
 
 export const PeerEventSchema = z.discriminatedUnion('type', [
   PeerAnnounceSchema,
@@ -82,3 +84,22 @@ export const PeerEventSchema = z.discriminatedUnion('type', [
   PeerLeaveSchema,
 ]);
 export type PeerEvent = z.infer<typeof PeerEventSchema>;
+
+/** A message's own fields: what its builder adds is the protocol version and the type. */
+type Fields<T> = Omit<T, 'v' | 'type'>;
+
+/** Builds each peer event with the protocol version and its type. */
+export const peerEvent = {
+  announce: (fields: Fields<PeerAnnounce>): PeerAnnounce => ({
+    v: PROTOCOL_VERSION,
+    type: 'peer.announce',
+    ...fields,
+  }),
+  delta: (fields: Fields<PeerDelta>): PeerDelta => ({ v: PROTOCOL_VERSION, type: 'peer.delta', ...fields }),
+  heartbeat: (fields: Fields<PeerHeartbeat>): PeerHeartbeat => ({
+    v: PROTOCOL_VERSION,
+    type: 'peer.heartbeat',
+    ...fields,
+  }),
+  leave: (fields: Fields<PeerLeave>): PeerLeave => ({ v: PROTOCOL_VERSION, type: 'peer.leave', ...fields }),
+};

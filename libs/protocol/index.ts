@@ -5,7 +5,10 @@ export { decode, encode } from './codec.js';
 export type { FileEntry } from './common.js';
 export {
   chunk,
+  ErrorBodySchema,
   FileEntrySchema,
+  FileListSchema,
+  FileNameListSchema,
   FileNameSchema,
   fileUrl,
   HttpUrlSchema,
@@ -21,19 +24,18 @@ export {
   peerIdMatchesKey,
   SeqSchema,
   Sha256Schema,
+  VersionSchema,
 } from './common.js';
 export { displayText } from './display.js';
 export type { PeerAnnounce, PeerDelta, PeerEvent, PeerHeartbeat, PeerLeave } from './events.js';
 export {
-  PEER_ANNOUNCE,
-  PEER_DELTA,
-  PEER_HEARTBEAT,
-  PEER_LEAVE,
+  PeerAnnounceFieldsSchema,
   PeerAnnounceSchema,
   PeerDeltaSchema,
   PeerEventSchema,
   PeerHeartbeatSchema,
   PeerLeaveSchema,
+  peerEvent,
 } from './events.js';
 export type { TopologyNames } from './names.js';
 export { HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
@@ -53,6 +55,17 @@ export {
   NetworkResyncRequestSchema,
   NetworkTickSchema,
 } from './network.js';
+export type { AnswerSource, ListedPeer, PeerApiError, PeerListAnswer, PeerSearchAnswer } from './peer-api.js';
+export {
+  AnswerSourceSchema,
+  collectPeerPages,
+  ListedPeerSchema,
+  MAX_PEERS_PAGES,
+  PEER_LIST_FROM_SUPERPEER,
+  PeerApiErrorSchema,
+  PeerListAnswerSchema,
+  PeerSearchAnswerSchema,
+} from './peer-api.js';
 export type {
   ErrorReply,
   PeerSummary,
@@ -109,8 +122,6 @@ export {
   MAX_WATCH_QUERY_LENGTH,
   MIN_WATCH_LEASE_MS,
   superpeerWatchQueueName,
-  WATCH_CANCEL,
-  WATCH_REGISTER,
   WatchAcceptedSchema,
   WatchCancelSchema,
   WatchControlSchema,

@@ -1,16 +1,17 @@
 import { z } from 'zod';
 import {
+  ErrorBodySchema,
   FileEntrySchema,
   FileNameSchema,
   HttpUrlSchema,
-  InstanceIdSchema,
   NodeNameSchema,
   PeerIdSchema,
   PublicKeySchema,
   refinePeerKey,
-  SeqSchema,
   Sha256Schema,
+  VersionSchema,
 } from './common.js';
+import { PeerAnnounceFieldsSchema } from './events.js';
 
 /*
  * Requests go to the rpc queue with `reply_to` and `correlation_id` (AMQP properties) and an `expiration`
@@ -22,7 +23,7 @@ export const MAX_SEARCH_LIMIT = 1000;
 
 /** Words (every word must start a word of the file name, case-insensitive) or a 64-hex SHA-256. */
 export const SearchRequestSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('rpc.search'),
   query: z.string().trim().min(1).max(256),
   limit: z.number().int().min(1).max(MAX_SEARCH_LIMIT).default(DEFAULT_SEARCH_LIMIT),
@@ -34,7 +35,7 @@ export type SearchRequest = z.input<typeof SearchRequestSchema>;
  * cursor; pass the reply's `next` as `cursor` until a reply has no `next`.
  */
 export const PeersRequestSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('rpc.peers'),
   cursor: z.object({ peerId: PeerIdSchema }).optional(),
 });
@@ -45,7 +46,7 @@ export type PeersRequest = z.infer<typeof PeersRequestSchema>;
  * with more files than a page spans several (`fileOffset`). Start with no cursor; stop when `next` is absent.
  */
 export const SnapshotRequestSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('rpc.snapshot'),
   /** Only this peer (used to repair a gap in one peer's sequence). */
   peerId: PeerIdSchema.optional(),
@@ -73,12 +74,16 @@ export const SearchResultSchema = z.object({
 });
 export type SearchResult = z.infer<typeof SearchResultSchema>;
 
-export const PeerSummarySchema = z.object({
-  peerId: PeerIdSchema,
-  name: NodeNameSchema.optional(),
-  url: HttpUrlSchema,
-  instanceId: InstanceIdSchema,
-  seq: SeqSchema,
+/** What a peer's listing and a snapshot page say of each peer, as the peer announced it. */
+const PeerStateSchema = PeerAnnounceFieldsSchema.pick({
+  peerId: true,
+  name: true,
+  instanceId: true,
+  url: true,
+  seq: true,
+});
+
+export const PeerSummarySchema = PeerStateSchema.extend({
   fileCount: z.number().int().min(0),
   totalBytes: z.number().int().min(0),
   /** Milliseconds since the superpeer last heard from the peer. */
@@ -86,24 +91,17 @@ export const PeerSummarySchema = z.object({
 });
 export type PeerSummary = z.infer<typeof PeerSummarySchema>;
 
-export const SnapshotPeerSchema = z
-  .object({
-    peerId: PeerIdSchema,
-    /** The key the id is derived from: the receiver checks it. */
-    publicKey: PublicKeySchema,
-    name: NodeNameSchema.optional(),
-    instanceId: InstanceIdSchema,
-    url: HttpUrlSchema,
-    seq: SeqSchema,
-    /** Offset of `files` in the peer's whole list, and that list's length. */
-    fileOffset: z.number().int().min(0),
-    fileTotal: z.number().int().min(0),
-    files: z.array(FileEntrySchema),
-  })
-  .superRefine(refinePeerKey);
+export const SnapshotPeerSchema = PeerStateSchema.extend({
+  /** The key the id is derived from: the receiver checks it. */
+  publicKey: PublicKeySchema,
+  /** Offset of `files` in the peer's whole list, and that list's length. */
+  fileOffset: z.number().int().min(0),
+  fileTotal: z.number().int().min(0),
+  files: z.array(FileEntrySchema),
+}).superRefine(refinePeerKey);
 export type SnapshotPeer = z.infer<typeof SnapshotPeerSchema>;
 
-const ok = { v: z.literal(1), ok: z.literal(true), superpeerId: NodeNameSchema };
+const ok = { v: VersionSchema, ok: z.literal(true), superpeerId: NodeNameSchema };
 
 export const SearchReplySchema = z.object({
   ...ok,
@@ -141,10 +139,10 @@ export type SnapshotReply = z.infer<typeof SnapshotReplySchema>;
 
 /** Any request that could not be served: invalid, unknown type, or a failure while serving. */
 export const ErrorReplySchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   ok: z.literal(false),
   superpeerId: NodeNameSchema.optional(),
-  error: z.object({ code: z.string().max(64), message: z.string().max(1000) }),
+  error: ErrorBodySchema,
 });
 export type ErrorReply = z.infer<typeof ErrorReplySchema>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NodeNameSchema } from './common.js';
+import { ErrorBodySchema, NodeNameSchema, VersionSchema } from './common.js';
 import { SearchResultSchema } from './rpc.js';
 
 /*
@@ -30,7 +30,7 @@ export const WatchQueueSchema = z
 
 /** Start (or refresh) a watch: publish again every `leaseMs`/3 or it expires. Idempotent. */
 export const WatchRegisterSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('watch.register'),
   watchId: WatchIdSchema,
   /** Same syntax as rpc.search: words (each must start a word of the name) or a 64-hex SHA-256. */
@@ -42,23 +42,21 @@ export const WatchRegisterSchema = z.object({
   includeRemoved: z.boolean(),
 });
 export type WatchRegister = z.infer<typeof WatchRegisterSchema>;
-export const WATCH_REGISTER = 'watch.register';
 
 /** End a watch at once (otherwise it ends when its lease runs out). */
 export const WatchCancelSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('watch.cancel'),
   watchId: WatchIdSchema,
   queue: WatchQueueSchema,
 });
 export type WatchCancel = z.infer<typeof WatchCancelSchema>;
-export const WATCH_CANCEL = 'watch.cancel';
 
 /** What the watches exchange carries. */
 export const WatchControlSchema = z.discriminatedUnion('type', [WatchRegisterSchema, WatchCancelSchema]);
 export type WatchControl = z.infer<typeof WatchControlSchema>;
 
-const reply = { v: z.literal(1), superpeerId: NodeNameSchema, watchId: WatchIdSchema };
+const reply = { v: VersionSchema, superpeerId: NodeNameSchema, watchId: WatchIdSchema };
 
 /** A superpeer took a watch it did not have (sent once per superpeer and watch, not on every refresh). */
 export const WatchAcceptedSchema = z.object({
@@ -73,7 +71,7 @@ export type WatchAccepted = z.infer<typeof WatchAcceptedSchema>;
 export const WatchRefusedSchema = z.object({
   ...reply,
   type: z.literal('watch.refused'),
-  error: z.object({ code: z.string().max(64), message: z.string().max(1000) }),
+  error: ErrorBodySchema,
 });
 export type WatchRefused = z.infer<typeof WatchRefusedSchema>;
 
@@ -105,7 +103,7 @@ export type WatchOverflow = z.infer<typeof WatchOverflowSchema>;
  * (`N.watchers`), to register its watches again now rather than at the next refresh.
  */
 export const WatchResyncRequestSchema = z.object({
-  v: z.literal(1),
+  v: VersionSchema,
   type: z.literal('watch.resync-request'),
   superpeerId: NodeNameSchema,
 });

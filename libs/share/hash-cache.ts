@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
@@ -34,7 +35,7 @@ const HashCacheFileSchema = z.object({
   ),
 });
 
-export function hashCachePath(root: string): string {
+function hashCachePath(root: string): string {
   return path.join(root, STATE_DIR_NAME, HASH_CACHE_FILE_NAME);
 }
 
@@ -50,7 +51,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      logger.warn('share: hash cache unreadable, re-hashing', { file, error: (err as Error).message });
+      logger.warn('hash cache unreadable, re-hashing', { file, error: (err as Error).message });
     }
     return new Map();
   }
@@ -58,7 +59,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
   try {
     json = JSON.parse(text);
   } catch (err) {
-    logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
+    logger.warn('hash cache corrupt, ignoring it and re-hashing', {
       file,
       error: (err as Error).message.slice(0, 500),
     });
@@ -66,12 +67,12 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
   }
   const version = (json as { version?: unknown } | null)?.version;
   if (typeof version === 'number' && version < HASH_CACHE_VERSION) {
-    logger.info('share: hash cache from an older format, re-hashing once', { file, version });
+    logger.info('hash cache from an older format, re-hashing once', { file, version });
     return new Map();
   }
   const parsed = HashCacheFileSchema.safeParse(json);
   if (!parsed.success) {
-    logger.warn('share: hash cache corrupt, ignoring it and re-hashing', {
+    logger.warn('hash cache corrupt, ignoring it and re-hashing', {
       file,
       error: z.prettifyError(parsed.error).slice(0, 500),
     });
@@ -81,10 +82,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
 }
 
 /** Atomic replace (temp file + rename) so a crash mid-write leaves the old cache, never half a file. */
-export async function saveHashCache(
-  root: string,
-  records: Iterable<[string, HashCacheRecord]>,
-): Promise<void> {
+async function saveHashCache(root: string, records: Iterable<[string, HashCacheRecord]>): Promise<void> {
   const file = hashCachePath(root);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const files: Record<string, HashCacheRecord> = {};
@@ -106,7 +104,8 @@ export async function saveHashCache(
 export class HashCacheWriter {
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
-  private saving: Promise<void> = Promise.resolve();
+  /** Saves run one at a time, in order. */
+  private readonly saves = pLimit(1);
   private closed = false;
 
   constructor(
@@ -132,7 +131,7 @@ export class HashCacheWriter {
 
   /** Saves now if dirty; after `close()` no timer is set again but a flush still writes. */
   flush(): Promise<void> {
-    this.saving = this.saving.then(async () => {
+    return this.saves(async () => {
       const root = this.root();
       if (!this.dirty || root === undefined) return;
       this.dirty = false;
@@ -141,10 +140,9 @@ export class HashCacheWriter {
       } catch (err) {
         // Next change retries; until then a restart merely re-hashes.
         this.dirty = true;
-        this.logger.warn('share: could not save hash cache', { error: (err as Error).message });
+        this.logger.warn('could not save hash cache', { error: (err as Error).message });
       }
     });
-    return this.saving;
   }
 
   close(): Promise<void> {

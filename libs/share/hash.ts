@@ -119,7 +119,7 @@ async function hashOpenFile(
   return { sha256: hash.digest('hex'), bytesRead };
 }
 
-export type StableHash = { stable: true; sha256: string } | { stable: false };
+type StableHash = { stable: true; sha256: string } | { stable: false };
 
 /**
  * Streams the file through SHA-256, but only vouches for the result if the file is the same version before
@@ -152,20 +152,4 @@ export async function sha256File(absPath: string, signal?: AbortSignal): Promise
   } finally {
     await handle.close();
   }
-}
-
-/** Runs `task` over `items` with at most `limit` in flight. `task` must not reject. */
-export async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
 }

@@ -47,7 +47,7 @@ const IdentityFileSchema = z.union([IdentityFileV1Schema, IdentityFileV2Schema])
 );
 type IdentityFile = z.infer<typeof IdentityFileV2Schema>;
 
-export function identityPath(dir: string): string {
+function identityPath(dir: string): string {
   return path.join(path.resolve(dir), STATE_DIR_NAME, IDENTITY_FILE_NAME);
 }
 
@@ -180,7 +180,7 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** Public keys imported recently, by their base64 DER: importing one costs more than the check itself. */
 const publicKeyCache = new Map<string, KeyObject>();
 /** Keys kept at once (a network's worth of peers); the least recently used goes first. */
-export const PUBLIC_KEY_CACHE_SIZE = 20_000;
+const PUBLIC_KEY_CACHE_SIZE = 20_000;
 
 /** The key for a canonical base64 SPKI DER, imported once and then served from a bounded LRU cache. */
 function importPublicKey(publicKeyDer: string): KeyObject {

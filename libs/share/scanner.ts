@@ -1,9 +1,10 @@
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema } from '../protocol/index.js';
-import { type FileVersion, forEachLimit, pathOfDescriptor, versionOf } from './hash.js';
+import { type FileVersion, pathOfDescriptor, versionOf } from './hash.js';
 
 /** Seams for tests that need to change the tree at an exact point of a walk. */
 export interface WalkHooks {
@@ -67,7 +68,7 @@ export class ShareWalker {
         const code = (err as NodeJS.ErrnoException).code;
         if (dir.rel === '' && onRootError) onRootError(err as Error);
         else if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP') {
-          this.logger.warn('share: skipping unreadable directory', { name: dir.rel, code });
+          this.logger.warn('skipping unreadable directory', { name: dir.rel, code });
         }
         continue;
       }
@@ -77,7 +78,7 @@ export class ShareWalker {
         const code = (err as NodeJS.ErrnoException).code;
         if (dir.rel === '' && onRootError) onRootError(err as Error);
         else if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-          this.logger.warn('share: skipping unreadable directory', { name: dir.rel, code });
+          this.logger.warn('skipping unreadable directory', { name: dir.rel, code });
         }
       } finally {
         await handle.close().catch(() => undefined);
@@ -94,12 +95,12 @@ export class ShareWalker {
     const stats = await handle.stat();
     if (!stats.isDirectory()) return;
     if (dir.identity !== undefined && (stats.dev !== dir.identity.dev || stats.ino !== dir.identity.ino)) {
-      this.logger.debug('share: directory replaced during the walk, skipping it', { name: dir.rel });
+      this.logger.debug('directory replaced during the walk, skipping it', { name: dir.rel });
       return;
     }
     const where = await pathOfDescriptor(handle.fd);
     if (where !== undefined && where !== this.absPath(dir.rel)) {
-      this.logger.warn('share: directory is no longer where it was listed, skipping it', { name: dir.rel });
+      this.logger.warn('directory is no longer where it was listed, skipping it', { name: dir.rel });
       return;
     }
     // Through the descriptor, entries are those of the directory just checked, whatever its path is now.
@@ -114,7 +115,7 @@ export class ShareWalker {
       else if (dirent.isDirectory() || dirent.isFile() || isUnknownType(dirent)) candidates.push(dirent);
       else this.noteSpecial(rel);
     }
-    await forEachLimit(candidates, STAT_CONCURRENCY, async (dirent) => {
+    await pLimit(STAT_CONCURRENCY).map(candidates, async (dirent) => {
       const rel = dir.rel === '' ? dirent.name : `${dir.rel}/${dirent.name}`;
       let entry: Stats;
       try {
@@ -122,7 +123,7 @@ export class ShareWalker {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'ENOENT' && code !== 'ENOTDIR')
-          this.logger.warn('share: cannot stat path, skipping it', { name: rel, code });
+          this.logger.warn('cannot stat path, skipping it', { name: rel, code });
         return;
       }
       if (entry.isDirectory()) dirs.push({ rel, identity: { dev: entry.dev, ino: entry.ino } });
@@ -142,7 +143,7 @@ export class ShareWalker {
     }
     if (!FileNameSchema.safeParse(name).success) {
       if (remember(this.warnedNames, name)) {
-        this.logger.warn('share: skipping file whose name cannot be shared', { name: JSON.stringify(name) });
+        this.logger.warn('skipping file whose name cannot be shared', { name: JSON.stringify(name) });
       }
       return;
     }
@@ -156,7 +157,7 @@ export class ShareWalker {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        this.logger.warn('share: cannot stat path, skipping it', { name: rel, code });
+        this.logger.warn('cannot stat path, skipping it', { name: rel, code });
       }
       return undefined;
     }
@@ -164,13 +165,13 @@ export class ShareWalker {
 
   private noteSymlink(name: string): void {
     if (remember(this.loggedSymlinks, name)) {
-      this.logger.debug('share: skipping symlink (symlinks are never shared)', { name });
+      this.logger.debug('skipping symlink (symlinks are never shared)', { name });
     }
   }
 
   private noteSpecial(name: string): void {
     if (remember(this.loggedSymlinks, name)) {
-      this.logger.debug('share: skipping special file (FIFO, socket or device: never opened)', { name });
+      this.logger.debug('skipping special file (FIFO, socket or device: never opened)', { name });
     }
   }
 }

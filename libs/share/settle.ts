@@ -1,6 +1,6 @@
 import { type FileVersion, sameVersion } from './hash.js';
 
-export interface QuietTrackerOptions {
+interface QuietTrackerOptions {
   /** A changed file is hashed once its state has not changed for this long; the first wait. */
   quietMs: number;
   /** Upper bound of the wait, which doubles each time the file is seen changed again. */

@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
-import { type Log, silentLog } from '../logging/index.js';
+import { childLog, type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
 import { ChangeBatcher } from './batcher.js';
 import {
@@ -17,7 +18,7 @@ import {
   takeDelta,
   topmostTargets,
 } from './delta.js';
-import { type FileVersion, forEachLimit, hashIfStable, sameVersion } from './hash.js';
+import { type FileVersion, hashIfStable, sameVersion } from './hash.js';
 import { type HashCacheRecord, HashCacheWriter, loadHashCache } from './hash-cache.js';
 import { ShareWalker, type WalkHooks } from './scanner.js';
 import { QuietTracker } from './settle.js';
@@ -118,7 +119,7 @@ export class Share extends EventEmitter<ShareEvents> {
   private rescanTimer: NodeJS.Timeout | undefined;
 
   /** Scans run one at a time so each sees the state the previous one left. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly scans = pLimit(1);
   private queuedFullScan: Promise<ShareChange> | null = null;
 
   constructor(options: ShareOptions) {
@@ -131,11 +132,11 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     this.opts = parsed.data;
     this.dir = path.resolve(parsed.data.dir);
-    this.logger = options.logger ?? silentLog;
+    this.logger = childLog(options.logger ?? silentLog, 'share');
     this.hooks = options.hooks ?? {};
     const maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.opts.debounceMs);
     this.batcher = new ChangeBatcher(this.opts.debounceMs, maxBatchWaitMs, (targets) => {
-      this.enqueue(() => this.scan(targets, true)).catch((err) => this.reportError(err));
+      this.scans(() => this.scan(targets, true)).catch((err) => this.reportError(err));
     });
     this.quiet = new QuietTracker({
       quietMs: this.opts.quietMs,
@@ -236,9 +237,9 @@ export class Share extends EventEmitter<ShareEvents> {
       onError: (err) => this.reportError(err),
     });
     this.watcher = watching.watcher;
-    this.logger.info('share: listed from the hash cache', { root: this.root, files: this.files.size });
+    this.logger.info('listed from the hash cache', { root: this.root, files: this.files.size });
 
-    const hashing = this.enqueue(async () => {
+    const hashing = this.scans(async () => {
       const state = newState();
       const toHash = await this.collect(null, state);
       // Cached entries whose files are gone leave now, before the (maybe long) hashing.
@@ -247,7 +248,7 @@ export class Share extends EventEmitter<ShareEvents> {
       this.finish(state, true);
       if (this.closed) return;
       this.loadedCache = new Map();
-      this.logger.info('share: ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
+      this.logger.info('ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
     });
     // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
     this.firstPass = Promise.all([watching.ready, hashing])
@@ -278,7 +279,7 @@ export class Share extends EventEmitter<ShareEvents> {
     // start() notices `closed` at its next step; only then is the watcher it may be creating known.
     if (this.startPromise) await this.startPromise.catch(() => undefined);
     await this.watcher?.close();
-    await this.queue;
+    await this.scans(() => undefined);
     await this.cache.close();
   }
 
@@ -290,7 +291,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.closed) return Promise.resolve({ upserted: [], removed: [] });
     // A full scan that has not begun yet will see everything this caller wants to see.
     if (this.queuedFullScan !== null) return this.queuedFullScan;
-    const run = this.enqueue(() => {
+    const run = this.scans(() => {
       this.queuedFullScan = null;
       return this.scan(null, true);
     });
@@ -299,15 +300,6 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   // ---- scanning -------------------------------------------------------------------------------------------
-
-  private enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task);
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
 
   /** Scans `targets` (relative paths; null = the whole share) and returns, and optionally emits, the net delta. */
   private async scan(targets: ReadonlySet<string> | null, emit: boolean): Promise<ShareChange> {
@@ -392,7 +384,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private async hashAll(toHash: [string, FileVersion][], state: ScanState, emit: boolean): Promise<void> {
-    await forEachLimit(toHash, this.opts.hashConcurrency, async ([name, version]) => {
+    await pLimit(this.opts.hashConcurrency).map(toHash, async ([name, version]) => {
       if (this.closed) return;
       this.hashCount++;
       try {
@@ -402,14 +394,14 @@ export class Share extends EventEmitter<ShareEvents> {
           this.setFile(state, name, { ...version, sha256: result.sha256 });
         } else {
           // Its old hash no longer describes the bytes on disk, and the new one is not known yet.
-          this.logger.debug('share: file changed while hashing, will look again once it is quiet', { name });
+          this.logger.debug('file changed while hashing, will look again once it is quiet', { name });
           this.quiet.unstable(name, version);
           if (this.files.has(name)) this.setFile(state, name, undefined);
         }
       } catch (err) {
         if (this.closed) return;
         const code = (err as NodeJS.ErrnoException).code;
-        this.logger.warn('share: skipping file that could not be read', {
+        this.logger.warn('skipping file that could not be read', {
           name,
           code,
           error: (err as Error).message,
@@ -442,7 +434,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const change = takeDelta(state, this.files);
     state.lastEmitAt = Date.now();
     if (this.closed || (change.upserted.length === 0 && change.removed.length === 0)) return change;
-    this.logger.debug('share: changed', { upserted: change.upserted.length, removed: change.removed.length });
+    this.logger.debug('changed', { upserted: change.upserted.length, removed: change.removed.length });
     this.emit('change', change);
     return change;
   }
@@ -483,6 +475,6 @@ export class Share extends EventEmitter<ShareEvents> {
   private reportError(err: Error): void {
     if (this.closed) return;
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.logger.warn('share: error', { error: err.message, code: (err as P2PError).code });
+    else this.logger.warn('error', { error: err.message, code: (err as P2PError).code });
   }
 }

@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../errors/index.js';
 import { parseQuery } from '../index/index.js';
-import type { Log } from '../logging/index.js';
+import { childLog, type Log } from '../logging/index.js';
 import { Broker, type BrokerSession, consumeValidated } from '../messaging/index.js';
 import {
   DEFAULT_WATCH_LEASE_MS,
   encode,
+  PROTOCOL_VERSION,
   type SearchResult,
   sharedTopology,
   type TopologyNames,
@@ -86,6 +87,7 @@ export class Watcher {
       initialConnectRetries: Number.POSITIVE_INFINITY,
       dedupEntries: 10_000,
       ...options,
+      logger: childLog(options.logger, 'watch'),
     };
     this.names = topologyNames(options.namespace);
     this.queue = watcherQueueName(options.namespace, uuidv4().replaceAll('-', ''));
@@ -93,7 +95,7 @@ export class Watcher {
     this.broker = new Broker({
       url: options.amqpUrl,
       connectionName: options.connectionName,
-      logger: options.logger,
+      logger: this.options.logger,
       initialConnectRetries: this.options.initialConnectRetries,
       setup: (session) => this.setup(session),
     });
@@ -126,7 +128,12 @@ export class Watcher {
 
   async cancel(watch: Watch): Promise<void> {
     if (!this.watches.delete(watch.watchId)) return;
-    const message: WatchCancel = { v: 1, type: 'watch.cancel', watchId: watch.watchId, queue: this.queue };
+    const message: WatchCancel = {
+      v: PROTOCOL_VERSION,
+      type: 'watch.cancel',
+      watchId: watch.watchId,
+      queue: this.queue,
+    };
     await this.publishControl(message);
   }
 
@@ -211,7 +218,7 @@ export class Watcher {
 
   private async register(watch: Watch): Promise<void> {
     const message: WatchRegister = {
-      v: 1,
+      v: PROTOCOL_VERSION,
       type: 'watch.register',
       watchId: watch.watchId,
       query: watch.query,

@@ -1,27 +1,27 @@
 import { z } from 'zod';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, RpcClient } from '../../libs/messaging/index.js';
+import { Broker, type RpcClient } from '../../libs/messaging/index.js';
 import {
+  collectPeerPages,
   ErrorReplySchema,
-  type PeerSummary,
+  type ListedPeer,
+  PEER_LIST_FROM_SUPERPEER,
+  PeerApiErrorSchema,
+  PeerListAnswerSchema,
+  type PeerSearchAnswer,
+  PeerSearchAnswerSchema,
   PeersReplySchema,
+  PROTOCOL_VERSION,
   SearchReplySchema,
-  type SearchResult,
-  SearchResultSchema,
   type SharedQueueType,
+  type SharedTopologyOptions,
   sharedTopology,
   topologyNames,
 } from '../../libs/protocol/index.js';
 
-export interface SearchOutcome {
-  results: SearchResult[];
-  truncated: boolean;
-  /** Who answered: a superpeer, or a peer (its own view when `stale`). */
-  source: 'superpeer' | 'network-view';
-  stale: boolean;
-  /** Set when a peer answered from its own view because no superpeer did. */
-  superpeerError?: string;
+/** What a search found and who answered (a superpeer, or a peer: its own view when `stale`). */
+export interface SearchOutcome extends PeerSearchAnswer {
   /** The superpeer that answered, when one did over AMQP. */
   superpeerId?: string;
 }
@@ -29,7 +29,8 @@ export interface SearchOutcome {
 /** How the CLI reaches the network: AMQP RPC to the superpeers, or one peer's HTTP API. */
 export interface NetworkClient {
   search(query: string, limit: number): Promise<SearchOutcome>;
-  peers(): Promise<PeerSummary[]>;
+  /** Every peer; `lastSeenAgoMs` is absent where nobody who answered knows it (a peer's own view). */
+  peers(): Promise<ListedPeer[]>;
   close(): Promise<void>;
 }
 
@@ -42,8 +43,41 @@ export interface AmqpClientOptions {
   logger: Log;
 }
 
-/** Pages of `rpc.peers` (1000 peers each) a listing may take. */
-const MAX_PEERS_PAGES = 10_000;
+/** A CLI command's connection to the broker: it fails fast instead of retrying like a service. */
+export interface CliBrokerOptions {
+  amqpUrl: string;
+  namespace: string;
+  /** Shown in the management UI. */
+  connectionName: string;
+  logger: Log;
+  /**
+   * The shared objects to declare (or, with `declareShared: false`, check) on connecting. Absent: nothing is
+   * declared (under the roles a client may not), and where no superpeer ever set the network up, requests
+   * go unanswered ("superpeer unavailable").
+   */
+  topology?: SharedTopologyOptions;
+}
+
+/** Connects, declaring `topology` if given, with an RPC client to the superpeers' queue. */
+export async function openCliBroker(options: CliBrokerOptions): Promise<{ broker: Broker; rpc: RpcClient }> {
+  const names = topologyNames(options.namespace);
+  const { topology } = options;
+  const broker = new Broker({
+    url: options.amqpUrl,
+    connectionName: options.connectionName,
+    logger: options.logger,
+    initialConnectRetries: 0,
+    ...(topology ? { setup: (session) => session.assertTopology(sharedTopology(names, topology)) } : {}),
+  });
+  const rpc = broker.createRpcClient(names.rpcQueue);
+  try {
+    await broker.start();
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  return { broker, rpc };
+}
 
 /**
  * Declares a network's shared objects (exchanges, the RPC and dead-letter queues, their binding) and
@@ -56,38 +90,19 @@ export async function setupNetwork(options: {
   queueType?: SharedQueueType;
   logger: Log;
 }): Promise<void> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
+  const { broker } = await openCliBroker({
+    ...options,
     connectionName: `cli setup ${process.pid}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    setup: (session) =>
-      session.assertTopology(sharedTopology(names, { declareShared: true, queueType: options.queueType })),
+    topology: { declareShared: true, queueType: options.queueType },
   });
-  try {
-    await broker.start();
-  } finally {
-    await broker.close();
-  }
+  await broker.close();
 }
 
 const AnyReplySchema = z.union([SearchReplySchema, PeersReplySchema, ErrorReplySchema]);
 
 /** Talks to the superpeers over the broker, failing fast when the broker is unreachable. */
 export async function connectAmqpClient(options: AmqpClientOptions): Promise<NetworkClient> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
-    connectionName: `cli ${process.pid}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    // A client declares nothing (under the roles it may not): requests go through the default exchange to
-    // N.rpc, and where no superpeer ever set the network up they go unanswered ("superpeer unavailable").
-    setup: (session: BrokerSession): Promise<void> => rpc.setup(session),
-  });
-  const rpc = new RpcClient(broker, names.rpcQueue);
-  await broker.start();
+  const { broker, rpc } = await openCliBroker({ ...options, connectionName: `cli ${process.pid}` });
 
   const call = async (request: object) => {
     try {
@@ -110,7 +125,7 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
 
   return {
     async search(query, limit) {
-      const reply = await call({ v: 1, type: 'rpc.search', query, limit });
+      const reply = await call({ v: PROTOCOL_VERSION, type: 'rpc.search', query, limit });
       if (reply.type !== 'rpc.search') throw new P2PError('RPC_ERROR', 'unexpected reply type');
       return {
         results: reply.results,
@@ -120,22 +135,12 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
         superpeerId: reply.superpeerId,
       };
     },
-    async peers() {
-      // Page by page (each page may come from another superpeer); a cursor must move forward.
-      const peers: PeerSummary[] = [];
-      let cursor: { peerId: string } | undefined;
-      for (let page = 0; page < MAX_PEERS_PAGES; page++) {
-        const reply = await call({ v: 1, type: 'rpc.peers', ...(cursor ? { cursor } : {}) });
+    peers() {
+      return collectPeerPages(async (cursor) => {
+        const reply = await call({ v: PROTOCOL_VERSION, type: 'rpc.peers', ...(cursor ? { cursor } : {}) });
         if (reply.type !== 'rpc.peers') throw new P2PError('RPC_ERROR', 'unexpected reply type');
-        peers.push(...reply.peers.filter((peer) => !cursor || peer.peerId >= cursor.peerId));
-        const next = reply.next;
-        if (!next) return peers;
-        if (cursor && next.peerId <= cursor.peerId) {
-          throw new P2PError('RPC_ERROR', 'superpeer sent a peers cursor that does not move forward');
-        }
-        cursor = next;
-      }
-      throw new P2PError('RPC_ERROR', `more than ${MAX_PEERS_PAGES} pages of peers`);
+        return reply;
+      });
     },
     async close() {
       rpc.close();
@@ -143,28 +148,6 @@ export async function connectAmqpClient(options: AmqpClientOptions): Promise<Net
     },
   };
 }
-
-const PeerSearchAnswerSchema = z.object({
-  results: z.array(SearchResultSchema),
-  truncated: z.boolean(),
-  source: z.enum(['superpeer', 'network-view']),
-  stale: z.boolean(),
-  superpeerError: z.string().optional(),
-});
-
-const PeerPeersSchema = z.object({
-  peers: z.array(
-    z.object({
-      peerId: z.string(),
-      name: z.string().optional(),
-      url: z.string(),
-      instanceId: z.string(),
-      seq: z.number(),
-      fileCount: z.number(),
-      totalBytes: z.number(),
-    }),
-  ),
-});
 
 /** Asks one peer's HTTP API: it searches locally, then a superpeer, else its own network view. */
 export function peerHttpClient(peerUrl: string, timeoutMs: number): NetworkClient {
@@ -179,8 +162,8 @@ export function peerHttpClient(peerUrl: string, timeoutMs: number): NetworkClien
     }
     const body: unknown = await response.json().catch(() => undefined);
     if (!response.ok) {
-      const message =
-        (body as { error?: { message?: string } } | undefined)?.error?.message ?? response.statusText;
+      const refusal = PeerApiErrorSchema.safeParse(body);
+      const message = refusal.success ? refusal.data.error.message : response.statusText;
       throw new P2PError(response.status === 400 ? 'USAGE' : 'RPC_ERROR', `peer at ${base}: ${message}`);
     }
     return body;
@@ -193,9 +176,12 @@ export function peerHttpClient(peerUrl: string, timeoutMs: number): NetworkClien
       return parsed.data;
     },
     async peers() {
-      const parsed = PeerPeersSchema.safeParse(await get('/api/peers'));
+      // The peer asks the superpeers, which know when each peer was last heard from; its view does not.
+      const parsed = PeerListAnswerSchema.safeParse(
+        await get(`/api/peers?source=${PEER_LIST_FROM_SUPERPEER}`),
+      );
       if (!parsed.success) throw new P2PError('RPC_ERROR', `peer at ${base} sent an invalid answer`);
-      return parsed.data.peers.map((peer) => ({ ...peer, lastSeenAgoMs: 0 }));
+      return parsed.data.peers;
     },
     async close() {},
   };

@@ -3,14 +3,13 @@ import { z } from 'zod';
 import { loadPeerConfig, loadSuperpeerConfig } from '../../libs/config/index.js';
 import { describeError, P2PError } from '../../libs/errors/index.js';
 import { createLogger, type Log } from '../../libs/logging/index.js';
-import { Broker, RpcClient } from '../../libs/messaging/index.js';
 import {
   ErrorReplySchema,
+  PROTOCOL_VERSION,
   SearchReplySchema,
   type SharedQueueType,
-  sharedTopology,
-  topologyNames,
 } from '../../libs/protocol/index.js';
+import { openCliBroker } from './client.js';
 
 /**
  * `p2p health`: the container healthcheck of each service (the image has no curl). It runs inside the
@@ -36,19 +35,11 @@ export async function superpeerHealth(options: {
   timeoutMs: number;
   logger: Log;
 }): Promise<string> {
-  const names = topologyNames(options.namespace);
-  const broker = new Broker({
-    url: options.amqpUrl,
+  const { broker, rpc } = await openCliBroker({
+    ...options,
     connectionName: `health ${options.superpeerId}`,
-    logger: options.logger,
-    initialConnectRetries: 0,
-    setup: async (session) => {
-      await session.assertTopology(sharedTopology(names, { queueType: options.queueType }));
-      await rpc.setup(session);
-    },
+    topology: { queueType: options.queueType },
   });
-  const rpc = new RpcClient(broker, names.rpcQueue);
-  await broker.start();
   try {
     const others = new Set<string>();
     const deadline = Date.now() + options.timeoutMs;
@@ -58,7 +49,7 @@ export async function superpeerHealth(options: {
       const started = Date.now();
       const query = randomBytes(32).toString('hex');
       const reply = await rpc
-        .call({ v: 1, type: 'rpc.search', query, limit: 1 }, ReplySchema, { timeoutMs: left })
+        .call({ v: PROTOCOL_VERSION, type: 'rpc.search', query, limit: 1 }, ReplySchema, { timeoutMs: left })
         .catch((err: unknown) => {
           if (err instanceof P2PError && err.code === 'RPC_TIMEOUT') return undefined;
           throw err;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import Table from 'cli-table3';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import prettyBytes from 'pretty-bytes';
 import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/index.js';
 import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
 import { createLogger } from '../../libs/logging/index.js';
@@ -110,15 +111,9 @@ function staleNotice(outcome: SearchOutcome): void {
   }
 }
 
+/** Sizes as people read them, in binary units (1.5 KiB, 2.4 MiB). */
 function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+  return prettyBytes(bytes, { binary: true });
 }
 
 /** A peer as a person reads it: its chosen name (not unique) and the start of its id (unique). */
@@ -334,7 +329,7 @@ export function buildProgram(): Command {
         peer.url,
         String(peer.fileCount),
         formatBytes(peer.totalBytes),
-        `${(peer.lastSeenAgoMs / 1000).toFixed(1)} s ago`,
+        peer.lastSeenAgoMs === undefined ? 'unknown' : `${(peer.lastSeenAgoMs / 1000).toFixed(1)} s ago`,
       ]);
     }
     process.stdout.write(`${rows.toString()}\n${peers.length} peer${peers.length === 1 ? '' : 's'}\n`);

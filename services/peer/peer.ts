@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
-import { NetworkIndex, parseQuery } from '../../libs/index/index.js';
-import type { Log } from '../../libs/logging/index.js';
+import { NetworkIndex } from '../../libs/index/index.js';
+import { childLog, type Log } from '../../libs/logging/index.js';
 import {
   Broker,
   type BrokerSession,
   consumeValidated,
-  RpcClient,
+  type RpcClient,
   Throttle,
 } from '../../libs/messaging/index.js';
 import {
@@ -19,14 +20,16 @@ import {
   type NetworkMessage,
   NetworkMessageSchema,
   type PeerEvent,
-  SearchReplySchema,
-  type SearchResult,
+  type PeerListAnswer,
+  type PeerSearchAnswer,
+  peerEvent,
   SnapshotReplySchema,
   sharedTopology,
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
 import { type PeerIdentity, type Share, type ShareChange, signBody } from '../../libs/share/index.js';
+import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkView } from './view.js';
 
 export interface PeerOptions {
@@ -46,17 +49,6 @@ export interface PeerOptions {
    * reconnects): later requests wait for the interval to end and count once. Default 3000.
    */
   announceMinIntervalMs?: number;
-}
-
-export interface PeerSearchAnswer {
-  results: SearchResult[];
-  /** `superpeer`: the index answered; `network-view`: no superpeer answered, this peer's own view did. */
-  source: 'superpeer' | 'network-view';
-  /** True when the answer may miss recent changes (the view is not known to be current). */
-  stale: boolean;
-  truncated: boolean;
-  /** Why the superpeer was not used, when it was not. */
-  superpeerError?: string;
 }
 
 /** Delay that lets several superpeers' resync requests coalesce into one announce. */
@@ -105,7 +97,8 @@ export class Peer {
   private streamSilent = false;
   /** The last tick number of each superpeer (a gap means the stream was cut). */
   private readonly tickSeqs = new Map<string, number>();
-  private outgoing: Promise<void> = Promise.resolve();
+  /** Outgoing events leave in order, one at a time. */
+  private readonly outgoing = pLimit(1);
   private closed = false;
 
   constructor(options: PeerOptions) {
@@ -122,10 +115,10 @@ export class Peer {
       logger: options.logger,
       setup: (session) => this.setup(session),
     });
-    this.rpc = new RpcClient(this.broker, this.names.rpcQueue);
+    this.rpc = this.broker.createRpcClient(this.names.rpcQueue);
     this.view = new NetworkView(
       (request) => this.rpc.call(request, SnapshotReplySchema, { timeoutMs: this.options.searchTimeoutMs }),
-      options.logger,
+      childLog(options.logger, 'view'),
     );
     this.announces = new Throttle(() => this.enqueue(() => this.announce()), {
       minIntervalMs: this.options.announceMinIntervalMs,
@@ -184,63 +177,36 @@ export class Peer {
     if (this.silenceTimer) clearInterval(this.silenceTimer);
     this.announces.cancel();
     this.viewRefreshes.cancel();
-    await this.outgoing;
+    await this.outgoing(() => undefined);
     if (this.broker.connected) {
-      await this.publishEvent({
-        v: 1,
-        type: 'peer.leave',
-        peerId: this.peerId,
-        instanceId: this.instanceId,
-      }).catch((err) =>
-        this.options.logger.warn('could not announce the leave', { reason: describeError(err) }),
+      await this.publishEvent(peerEvent.leave({ peerId: this.peerId, instanceId: this.instanceId })).catch(
+        (err) => this.options.logger.warn('could not announce the leave', { reason: describeError(err) }),
       );
     }
     this.rpc.close();
     await this.broker.close();
   }
 
-  /** Local matches first (as the seed did), then the network's, from a superpeer or else this peer's view. */
-  async search(text: string, limit: number): Promise<PeerSearchAnswer> {
-    const query = parseQuery(text);
-    const local = this.local.search(query, limit);
-    const correlationId = uuidv4();
-    let remote: { results: SearchResult[]; truncated: boolean };
-    let answer: Omit<PeerSearchAnswer, 'results' | 'truncated'>;
-    try {
-      const reply = await this.rpc.call({ v: 1, type: 'rpc.search', query: text, limit }, SearchReplySchema, {
-        timeoutMs: this.options.searchTimeoutMs,
-        correlationId,
-      });
-      remote = reply;
-      answer = { source: 'superpeer', stale: false };
-    } catch (err) {
-      const fromView = this.view.index.search(query, limit);
-      remote = { ...fromView, results: fromView.results.map((result) => this.named(result)) };
-      answer = { source: 'network-view', stale: true, superpeerError: describeError(err) };
-      this.options.logger.warn('no superpeer answered; searched this peer’s own view', {
-        correlationId,
-        reason: describeError(err),
-      });
-    }
-    this.options.logger.debug('searched', {
-      correlationId,
-      source: answer.source,
-      local: local.results.length,
-    });
-    const merged = [
-      ...local.results.map((result) => ({ ...result, peerName: this.name })),
-      ...remote.results.filter((result) => result.peerId !== this.peerId),
-    ];
-    return {
-      ...answer,
-      results: merged.slice(0, limit),
-      truncated: local.truncated || remote.truncated || merged.length > limit,
-    };
+  /** Local matches first, then the network's, from a superpeer or else this peer's view. */
+  search(text: string, limit: number): Promise<PeerSearchAnswer> {
+    return searchNetwork(this.querySources(), text, limit);
   }
 
-  private named(result: SearchResult): SearchResult {
-    const peerName = this.view.nameOf(result.peerId);
-    return peerName === undefined ? result : { ...result, peerName };
+  /** The superpeers' listing of the peers (with last-seen ages), else this peer's view. */
+  listPeers(): Promise<PeerListAnswer> {
+    return listNetworkPeers(this.querySources());
+  }
+
+  private querySources(): QuerySources {
+    return {
+      rpc: this.rpc,
+      local: this.local,
+      view: this.view,
+      peerId: this.peerId,
+      name: this.name,
+      timeoutMs: this.options.searchTimeoutMs,
+      logger: this.options.logger,
+    };
   }
 
   private async setup(session: BrokerSession): Promise<void> {
@@ -253,7 +219,6 @@ export class Peer {
         followerQueue(this.names, queue, this.names.networkExchange),
       ),
     );
-    await this.rpc.setup(session);
     await consumeValidated(session, {
       queue,
       schema: NetworkMessageSchema,
@@ -352,15 +317,9 @@ export class Peer {
       const seq = ++this.seq;
       this.local.applyDelta({ peerId: this.peerId, instanceId: this.instanceId, seq, upserted, removed });
       this.enqueue(() =>
-        this.publishEvent({
-          v: 1,
-          type: 'peer.delta',
-          peerId: this.peerId,
-          instanceId: this.instanceId,
-          seq,
-          upserted,
-          removed,
-        }),
+        this.publishEvent(
+          peerEvent.delta({ peerId: this.peerId, instanceId: this.instanceId, seq, upserted, removed }),
+        ),
       );
     }
     this.options.logger.info('share changed', {
@@ -385,32 +344,32 @@ export class Peer {
     const state = this.ownState();
     const pieces = chunk(state.files);
     for (const [chunkIndex, files] of pieces.entries()) {
-      await this.publishEvent({
-        v: 1,
-        type: 'peer.announce',
-        peerId: this.peerId,
-        name: this.name,
-        instanceId: this.instanceId,
-        url: state.url,
-        seq: state.seq,
-        publicKey: this.options.identity.publicKeyDer,
-        chunkIndex,
-        chunkCount: pieces.length,
-        files,
-      });
+      await this.publishEvent(
+        peerEvent.announce({
+          peerId: this.peerId,
+          name: this.name,
+          instanceId: this.instanceId,
+          url: state.url,
+          seq: state.seq,
+          publicKey: this.options.identity.publicKeyDer,
+          chunkIndex,
+          chunkCount: pieces.length,
+          files,
+        }),
+      );
     }
     this.options.logger.info('announced', { seq: state.seq, files: state.files.length, url: state.url });
   }
 
   private heartbeat(): void {
-    const body = encode({
-      v: 1,
-      type: 'peer.heartbeat',
-      peerId: this.peerId,
-      instanceId: this.instanceId,
-      seq: this.seq,
-      fileCount: this.options.share.fileCount,
-    } satisfies PeerEvent);
+    const body = encode(
+      peerEvent.heartbeat({
+        peerId: this.peerId,
+        instanceId: this.instanceId,
+        seq: this.seq,
+        fileCount: this.options.share.fileCount,
+      }),
+    );
     void this.broker.publish(this.names.eventsExchange, '', body, {
       confirm: false,
       // No superpeer to hear it is normal for a heartbeat (the announce already reported it): not mandatory.
@@ -436,7 +395,7 @@ export class Peer {
 
   /** Outgoing events leave in order, one at a time; a failure is logged and later repaired by a resync. */
   private enqueue(task: () => Promise<void>): void {
-    this.outgoing = this.outgoing.then(task).catch((err) => {
+    this.outgoing(task).catch((err) => {
       if (!this.closed)
         this.options.logger.warn('could not publish an event', { reason: describeError(err) });
     });

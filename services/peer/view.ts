@@ -1,13 +1,14 @@
 import { describeError } from '../../libs/errors/index.js';
 import { NetworkMap } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import type {
-  FileEntry,
-  NetworkPeerDelta,
-  NetworkPeerLeft,
-  NetworkPeerState,
-  SnapshotReply,
-  SnapshotRequest,
+import {
+  type FileEntry,
+  type NetworkPeerDelta,
+  type NetworkPeerLeft,
+  type NetworkPeerState,
+  PROTOCOL_VERSION,
+  type SnapshotReply,
+  type SnapshotRequest,
 } from '../../libs/protocol/index.js';
 
 /** Fetches one snapshot page from a superpeer (an RPC in the peer). */
@@ -153,7 +154,7 @@ export class NetworkView {
     let cursor: SnapshotRequest['cursor'];
     do {
       const reply = await this.fetchSnapshot({
-        v: 1,
+        v: PROTOCOL_VERSION,
         type: 'rpc.snapshot',
         ...(peerId ? { peerId } : {}),
         ...(cursor ? { cursor } : {}),

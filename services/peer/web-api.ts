@@ -6,6 +6,7 @@ import { describeError, isP2PError } from '../../libs/errors/index.js';
 import { parseQuery } from '../../libs/index/index.js';
 import { type FileEntry, MAX_WATCH_QUERY_LENGTH, Sha256Schema } from '../../libs/protocol/index.js';
 import type { Watcher } from '../../libs/watch/index.js';
+import { refuse } from './api.js';
 import type { DownloadJobs } from './web-downloads.js';
 
 /*
@@ -41,9 +42,7 @@ export function webAccessGuard(loopbackOnly: boolean): express.RequestHandler {
     if (!loopbackOnly) return next();
     const pagePath = req.path === '/' || req.path.startsWith('/assets/') || req.path.startsWith('/api/');
     if (!pagePath || isLoopback(req.socket.remoteAddress)) return next();
-    res
-      .status(403)
-      .json({ error: { code: 'FORBIDDEN', message: 'this peer serves its page on loopback only' } });
+    refuse(res, 403, 'FORBIDDEN', 'this peer serves its page on loopback only');
   };
 }
 
@@ -132,10 +131,6 @@ function startEvents(res: express.Response): (event: string, data: unknown) => v
   const keepalive = setInterval(() => write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
   res.once('close', () => clearInterval(keepalive));
   return (event, data) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-}
-
-function refuse(res: express.Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { code, message } });
 }
 
 /**

@@ -1,11 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { LIVE_JS } from './web-live-script.js';
-import { APP_JS, REFRESH_INTERVAL_MS } from './web-script.js';
-import { APP_CSS } from './web-style.js';
 
 /*
- * The peer's web page: one HTML document, two scripts (web-script.ts, web-live-script.ts) and a stylesheet
- * (web-style.ts), kept as strings so that the compiled service needs no asset directory and no build step.
+ * The peer's web page: one HTML document, two scripts (web/app.ts, web/live.ts, compiled for the browser by
+ * web/tsconfig.json) and a stylesheet (web/app.css, copied beside them by the build), served from
+ * dist/services/peer/web/.
  * The page reads the JSON API beside it (/api/status, /api/peers, /api/search) and the page's own routes
  * (web-api.ts: live watches, "get" downloads with progress, own files, transfers). The only request that
  * changes state, "get", carries the per-process token the HTML embeds (a page of another origin cannot
@@ -13,6 +12,21 @@ import { APP_CSS } from './web-style.js';
  * attacker-controlled: the script writes them with textContent / setAttribute only, never as markup, and
  * the CSP allows scripts from this origin only, so a name that is HTML stays text.
  */
+
+/** How often the page refreshes status and peers; the page reads it from its `p2p-refresh-ms` meta. */
+export const REFRESH_INTERVAL_MS = 3000;
+
+/** The compiled scripts and the stylesheet, beside this module in dist. */
+const ASSETS_DIR = fileURLToPath(new URL('./web/', import.meta.url));
+
+/** The files of ASSETS_DIR the page loads; nothing else there is served. */
+const PAGE_ASSETS = ['app.js', 'live.js', 'app.css'] as const;
+
+const ASSET_HEADERS = {
+  'Cache-Control': 'no-cache',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
 
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
@@ -33,6 +47,7 @@ const pageHtml = (csrfToken: string) => `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="p2p-csrf" content="${csrfToken}">
+<meta name="p2p-refresh-ms" content="${REFRESH_INTERVAL_MS}">
 <title>p2p peer</title>
 <link rel="icon" href="/assets/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/app.css">
@@ -144,15 +159,7 @@ export function createWebRouter(options: { csrfToken: string }): express.Router 
   const router = express.Router({ caseSensitive: true, strict: true });
   const send = (type: string, body: string, extraHeaders: Record<string, string> = {}) =>
     ((_req, res) => {
-      res
-        .set({
-          'Content-Type': type,
-          'Cache-Control': 'no-cache',
-          'X-Content-Type-Options': 'nosniff',
-          'Referrer-Policy': 'no-referrer',
-          ...extraHeaders,
-        })
-        .send(body);
+      res.set({ 'Content-Type': type, ...ASSET_HEADERS, ...extraHeaders }).send(body);
     }) satisfies express.RequestHandler;
 
   router.get(
@@ -162,9 +169,13 @@ export function createWebRouter(options: { csrfToken: string }): express.Router 
       'X-Frame-Options': 'DENY',
     }),
   );
-  router.get('/assets/app.js', send('text/javascript; charset=utf-8', APP_JS));
-  router.get('/assets/live.js', send('text/javascript; charset=utf-8', LIVE_JS));
-  router.get('/assets/app.css', send('text/css; charset=utf-8', APP_CSS));
   router.get('/assets/icon.svg', send('image/svg+xml', ICON_SVG));
+  for (const asset of PAGE_ASSETS) {
+    router.get(`/assets/${asset}`, (_req, res, next) => {
+      res.sendFile(asset, { root: ASSETS_DIR, headers: ASSET_HEADERS, dotfiles: 'deny' }, (err) => {
+        if (err) next(err);
+      });
+    });
+  }
   return router;
 }

@@ -1,11 +1,2 @@
-/** mulberry32: a small seedable PRNG, so random tests and benchmarks are reproducible. Returns [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Moved to scripts/support (the scripts use them too); tests keep importing them from here.
+export * from '../../scripts/support/prng.js';

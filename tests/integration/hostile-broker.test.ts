@@ -275,7 +275,9 @@ describe('a hostile client on the broker', { timeout: 180_000 }, () => {
       sampling = false;
       await sampler;
       await channel.checkExchange(exchange);
-      const peerReconnects = net.peers.map((peer, i) => reconnectRecords(peer.process.records, logStarts[i]));
+      const peerReconnects = net.peers.map((peer, i) =>
+        reconnectRecords(peer.process.records, logStarts[i] ?? 0),
+      );
       const superpeerReconnects = reconnectRecords(net.superpeer.records, superpeerLogStart);
       assert.ok(superpeerReconnects.length <= 2, `superpeer reconnected ${superpeerReconnects.length} times`);
       for (const records of peerReconnects)

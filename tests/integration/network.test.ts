@@ -94,6 +94,34 @@ describe('the network end to end', () => {
     }
   });
 
+  test('`p2p peers --peer URL` shows when the superpeers last heard from each peer, as `p2p peers` does', async () => {
+    const listed = await runCli(['peers', '--json', '--peer', net.peers[0]!.url], net.env);
+    assert.equal(listed.code, 0, listed.stderr);
+    const peers = JSON.parse(listed.stdout) as Array<{ peerId: string; lastSeenAgoMs?: number }>;
+    assert.deepEqual(
+      new Set(peers.map((peer) => peer.peerId)),
+      new Set(net.peers.map((peer) => peer.peerId)),
+    );
+    const ages = peers.map((peer) => peer.lastSeenAgoMs);
+    for (const age of ages) assert.ok(typeof age === 'number' && age >= 0 && age < 30_000, `age ${age}`);
+    // Heartbeats come every 2 s and ages are in milliseconds: three peers all heard from in the same
+    // millisecond as the listing would be a placeholder, not a measurement.
+    assert.ok(
+      ages.some((age) => age !== 0),
+      `ages ${ages.join(', ')}`,
+    );
+    const table = await runCli(['peers', '--peer', net.peers[1]!.url], net.env);
+    assert.equal(table.code, 0, table.stderr);
+    assert.equal(table.stdout.match(/\d+\.\d s ago/g)?.length, net.peers.length, table.stdout);
+    // The page's own listing reads the view: the same peers, without asking a superpeer.
+    const view = (await (await fetch(`${net.peers[0]!.url}/api/peers`)).json()) as {
+      source: string;
+      peers: Array<{ peerId: string }>;
+    };
+    assert.equal(view.source, 'network-view');
+    assert.equal(view.peers.length, net.peers.length);
+  });
+
   test('a result URL serves bytes whose SHA-256 is the result’s, and `p2p get` writes a verified copy', async () => {
     const { results } = await search(['gamma', 'photo']);
     const result = results[0]!;

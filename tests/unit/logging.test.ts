@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
 import { isP2PError, P2PError } from '../../libs/errors/index.js';
-import { createLogger, type LoggerOptions } from '../../libs/logging/index.js';
+import { childLog, createLogger, type Log, type LoggerOptions, silentLog } from '../../libs/logging/index.js';
 
 const LINE_TIMEOUT_MS = 2000;
 
@@ -127,6 +127,50 @@ describe('JSON lines', () => {
     const { logger, next } = jsonLogger({ format: 'auto', isTty: false });
     logger.info('machine readable');
     assert.equal((await next()).message, 'machine readable');
+  });
+});
+
+describe('module loggers', () => {
+  test('childLog names the module on every line of a winston logger, in JSON and in pretty lines', async () => {
+    const { logger, next } = jsonLogger();
+    const share = childLog(logger, 'share');
+    share.warn('could not save hash cache', { file: 'x' });
+    childLog(share, 'scanner').info('walked');
+    const first = await next();
+    assert.deepEqual(
+      [first.module, first.message, first.file, first.peerId],
+      ['share', 'could not save hash cache', 'x', 'peer-1'],
+    );
+    assert.equal((await next()).module, 'scanner', 'the innermost name wins');
+
+    const out = capture();
+    const pretty = createLogger({
+      service: 'peer',
+      level: 'info',
+      format: 'pretty',
+      isTty: false,
+      stream: out.stream,
+    });
+    childLog(pretty, 'share').info('ready', { files: 2 });
+    assert.match(await out.next(), /^\S+ info \[peer\] share: ready \{ files: 2 \}$/);
+  });
+
+  test('childLog adds the module to the meta of a plain Log, and silence stays silent', () => {
+    const lines: Array<[string, string, object | undefined]> = [];
+    const plain: Log = {
+      error: (message, meta) => lines.push(['error', message, meta]),
+      warn: (message, meta) => lines.push(['warn', message, meta]),
+      info: (message, meta) => lines.push(['info', message, meta]),
+      debug: (message, meta) => lines.push(['debug', message, meta]),
+    };
+    const watch = childLog(plain, 'watch');
+    watch.warn('refused', { code: 'X' });
+    watch.debug('seen');
+    assert.deepEqual(lines, [
+      ['warn', 'refused', { module: 'watch', code: 'X' }],
+      ['debug', 'seen', { module: 'watch' }],
+    ]);
+    assert.equal(childLog(silentLog, 'share'), silentLog);
   });
 });
 

@@ -42,7 +42,7 @@ describe('downloadFile', () => {
     sum = sha256(content);
     etag = `"${sum}"`;
     corrupt = Buffer.from(content);
-    corrupt[corrupt.length >> 1] ^= 0xff;
+    corrupt.writeUInt8(corrupt.readUInt8(corrupt.length >> 1) ^ 0xff, corrupt.length >> 1);
     await fs.mkdir(path.join(tmp, 'share'));
     await fs.writeFile(path.join(tmp, 'share', 'file.bin'), content);
     good = await serve(await scanShare(path.join(tmp, 'share'), ['file.bin']));

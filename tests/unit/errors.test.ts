@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { describeError, isP2PError, P2PError, redactCredentials } from '../../libs/errors/index.js';
+
+test('redactCredentials hides the password of every URL in a text and keeps the rest', () => {
+  assert.equal(
+    redactCredentials('amqp://guest:s3cret@rabbit:5672/vhost'),
+    'amqp://guest:***@rabbit:5672/vhost',
+  );
+  assert.equal(
+    redactCredentials('from amqps://a:b@h1/ to amqp://c:p%40ss@h2:1'),
+    'from amqps://a:***@h1/ to amqp://c:***@h2:1',
+  );
+  assert.equal(redactCredentials('amqp://:only-password@h'), 'amqp://:***@h');
+  for (const plain of ['amqp://rabbit:5672', 'amqp://user@rabbit', 'not a url: a:b@c']) {
+    assert.equal(redactCredentials(plain), plain);
+  }
+});
+
+test('errors carry a stable code, and describeError gives one line whatever was thrown', () => {
+  const err = new P2PError('RPC_TIMEOUT', 'nobody answered', { details: { queue: 'q' } });
+  assert.ok(isP2PError(err, 'RPC_TIMEOUT'));
+  assert.ok(!isP2PError(err, 'RPC_ERROR'));
+  assert.equal(describeError(err), 'RPC_TIMEOUT: nobody answered');
+  assert.equal(describeError(new Error('plain')), 'plain');
+  assert.equal(describeError('text'), 'text');
+});
