@@ -13,8 +13,8 @@ import { silentLog } from '../libs/logging/index.js';
 import { Broker, RpcClient } from '../libs/messaging/index.js';
 import { SearchReplySchema, sharedTopology, topologyNames } from '../libs/protocol/index.js';
 import { Superpeer } from '../services/superpeer/superpeer.js';
-import { AMQP_URL, cleanupNamespace, waitUntil } from '../tests/helpers/network.js';
-import { prng } from '../tests/helpers/prng.js';
+import { AMQP_URL, cleanupNamespace, waitUntil } from './support/network.js';
+import { prng } from './support/prng.js';
 
 const { values } = parseArgs({
   options: { files: { type: 'string', default: '1000000' }, requests: { type: 'string', default: '2000' } },

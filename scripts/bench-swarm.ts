@@ -25,7 +25,7 @@ import {
   topologyNames,
 } from '../libs/protocol/index.js';
 import { signBody } from '../libs/share/index.js';
-import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from '../tests/helpers/network.js';
+import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({
   options: {

@@ -4,7 +4,7 @@
  * a broker it started, also on Ctrl-C or SIGTERM. Usage: node dist/scripts/test.js <node --test args…>
  *
  * AMQP_URL set, or a broker at the default address: used as is. Otherwise a RabbitMQ container for this run
- * (tests/helpers/broker.ts). Neither a broker nor Docker: one line saying how to get one, exit status 2.
+ * (scripts/support/broker.ts). Neither a broker nor Docker: one line saying how to get one, exit status 2.
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -13,7 +13,7 @@ import {
   type ResolvedBroker,
   removeContainer,
   resolveTestBroker,
-} from '../tests/helpers/broker.js';
+} from './support/broker.js';
 
 const say = (line: string) => process.stderr.write(`test: ${line}\n`);
 
