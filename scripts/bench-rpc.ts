@@ -11,7 +11,12 @@ import amqp from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import { silentLog } from '../libs/logging/index.js';
 import { Broker, RpcClient } from '../libs/messaging/index.js';
-import { SearchReplySchema, sharedTopology, topologyNames } from '../libs/protocol/index.js';
+import {
+  PROTOCOL_VERSION,
+  SearchReplySchema,
+  sharedTopology,
+  topologyNames,
+} from '../libs/protocol/index.js';
 import { Superpeer } from '../services/superpeer/superpeer.js';
 import { AMQP_URL, cleanupNamespace, waitUntil } from './support/network.js';
 import { prng } from './support/prng.js';
@@ -155,7 +160,7 @@ await broker.start();
 
 const EchoSchema = SearchReplySchema.partial();
 const echoCall = () =>
-  echoClient.call({ v: 1, type: 'rpc.search', query: 'x', limit: 1 }, EchoSchema, {
+  echoClient.call({ v: PROTOCOL_VERSION, type: 'rpc.search', query: 'x', limit: 1 }, EchoSchema, {
     timeoutMs: 5000,
     correlationId: uuidv4(),
   });
@@ -165,7 +170,7 @@ let adversarialCalls = 0;
 const adversarialCall = () =>
   searchClient
     .call(
-      { v: 1, type: 'rpc.search', query: FAMILIES.map(pickFrom).join(' '), limit: 50 },
+      { v: PROTOCOL_VERSION, type: 'rpc.search', query: FAMILIES.map(pickFrom).join(' '), limit: 50 },
       SearchReplySchema,
       { timeoutMs: 5000 },
     )
@@ -176,14 +181,19 @@ const adversarialCall = () =>
     });
 const selectiveCall = () =>
   searchClient.call(
-    { v: 1, type: 'rpc.search', query: `${pick()} ${pick()} ${Math.floor(random() * peers)}`, limit: 50 },
+    {
+      v: PROTOCOL_VERSION,
+      type: 'rpc.search',
+      query: `${pick()} ${pick()} ${Math.floor(random() * peers)}`,
+      limit: 50,
+    },
     SearchReplySchema,
     { timeoutMs: 5000 },
   );
 const shaCall = (i: number) =>
   searchClient.call(
     {
-      v: 1,
+      v: PROTOCOL_VERSION,
       type: 'rpc.search',
       query: ((i % peers) * 1_000_000 + (i % 1000)).toString(16).padStart(64, '0'),
       limit: 50,

@@ -21,6 +21,7 @@ import {
   encode,
   type FileEntry,
   HEADERS,
+  PROTOCOL_VERSION,
   peerIdFromPublicKey,
   topologyNames,
 } from '../libs/protocol/index.js';
@@ -164,7 +165,7 @@ let unconfirmed = 0;
 const confirmWaiters: Array<() => void> = [];
 
 function signedEvent(peer: SimPeer, event: Record<string, unknown>) {
-  const body = encode({ v: 1, peerId: peer.peerId, instanceId: peer.instanceId, ...event });
+  const body = encode({ v: PROTOCOL_VERSION, peerId: peer.peerId, instanceId: peer.instanceId, ...event });
   const properties = {
     contentType: 'application/json',
     type: String(event.type),
@@ -330,9 +331,11 @@ interface Counts {
   indexedPeers: number;
 }
 const counts = () =>
-  call<Counts>(names.rpcQueue, { v: 1, type: 'rpc.search', query: 'zzzq', limit: 1 }, 2000).catch(
-    () => undefined,
-  );
+  call<Counts>(
+    names.rpcQueue,
+    { v: PROTOCOL_VERSION, type: 'rpc.search', query: 'zzzq', limit: 1 },
+    2000,
+  ).catch(() => undefined);
 await waitUntil(async () => (await counts()) !== undefined, {
   timeoutMs: 20_000,
   what: 'the superpeer to serve',
@@ -414,7 +417,7 @@ let cursor: { peerId: string } | undefined;
 for (let page = 0; page < 10_000; page++) {
   const reply = await call<{ peers: unknown[]; next?: { peerId: string } }>(
     names.rpcQueue,
-    { v: 1, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
+    { v: PROTOCOL_VERSION, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
     30_000,
   ).catch(() => ({ peers: [], next: undefined }));
   listed += reply.peers.length;
@@ -441,9 +444,14 @@ async function timeCalls(queue: string, request: (i: number) => object): Promise
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)]!;
 }
-const echoP50 = await timeCalls(echoQueue, () => ({ v: 1, type: 'rpc.search', query: 'x', limit: 1 }));
+const echoP50 = await timeCalls(echoQueue, () => ({
+  v: PROTOCOL_VERSION,
+  type: 'rpc.search',
+  query: 'x',
+  limit: 1,
+}));
 const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
-  v: 1,
+  v: PROTOCOL_VERSION,
   type: 'rpc.search',
   query: `${WORDS[i % WORDS.length]} ${WORDS[(i * 7 + 3) % WORDS.length]} ${i % peerCount}`,
   limit: 50,

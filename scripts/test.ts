@@ -8,12 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import {
-  brokerEnv,
-  type ResolvedBroker,
-  removeContainer,
-  resolveTestBroker,
-} from './support/broker.js';
+import { brokerEnv, type ResolvedBroker, removeContainer, resolveTestBroker } from './support/broker.js';
 
 const say = (line: string) => process.stderr.write(`test: ${line}\n`);
 

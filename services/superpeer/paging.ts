@@ -5,6 +5,7 @@ import {
   type PeerSummary,
   type PeersReply,
   type PeersRequest,
+  PROTOCOL_VERSION,
   type RpcRequest,
   type SearchReply,
   type SnapshotPeer,
@@ -119,7 +120,7 @@ export function answerRpc(
   superpeerId: string,
   request: RpcRequest,
 ): SearchReply | PeersReply | SnapshotReply {
-  const base = { v: 1, ok: true, superpeerId } as const;
+  const base = { v: PROTOCOL_VERSION, ok: true, superpeerId } as const;
   switch (request.type) {
     case 'rpc.search': {
       const { results, truncated, partial } = index.search(parseQuery(request.query), request.limit);

@@ -11,6 +11,7 @@ import {
   type PeerDelta,
   type PeerEvent,
   type PeerHeartbeat,
+  PROTOCOL_VERSION,
   peerIdMatchesKey,
 } from '../../libs/protocol/index.js';
 import { verifyBody } from '../../libs/share/index.js';
@@ -208,7 +209,7 @@ export class PeerEvents {
     });
     if (result === 'applied') {
       this.options.broadcaster.publishInOrder({
-        v: 1,
+        v: PROTOCOL_VERSION,
         type: 'network.peer-delta',
         superpeerId: this.options.superpeerId,
         peerId: event.peerId,
@@ -260,7 +261,7 @@ export class PeerEvents {
     this.options.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
     this.updateGauges();
     this.options.broadcaster.publishInOrder({
-      v: 1,
+      v: PROTOCOL_VERSION,
       type: 'network.peer-left',
       superpeerId: this.options.superpeerId,
       peerId,
@@ -286,7 +287,7 @@ export class PeerEvents {
     const pieces = chunk(files);
     for (const [chunkIndex, piece] of pieces.entries()) {
       this.options.broadcaster.publishInOrder({
-        v: 1,
+        v: PROTOCOL_VERSION,
         type: 'network.peer-state',
         superpeerId: this.options.superpeerId,
         peerId,

@@ -5,6 +5,7 @@ import {
   ChunkAssembler,
   type FileEntry,
   type PeersReply,
+  PROTOCOL_VERSION,
   type RpcRequest,
   type SearchReply,
   type SnapshotReply,
@@ -112,7 +113,7 @@ export class Superpeer {
     this.resyncBroadcast = new Throttle(
       () =>
         void this.broadcaster.publish({
-          v: 1,
+          v: PROTOCOL_VERSION,
           type: 'network.resync-request',
           superpeerId: this.settings.superpeerId,
         }),
@@ -122,7 +123,7 @@ export class Superpeer {
       maxIdsPerSecond: this.settings.maxResyncsPerSecond,
       publish: (peerIds) =>
         void this.broadcaster.publish({
-          v: 1,
+          v: PROTOCOL_VERSION,
           type: 'network.resync-request',
           superpeerId: this.settings.superpeerId,
           peerIds,
@@ -207,7 +208,7 @@ export class Superpeer {
     void this.transport
       .publishNetwork(
         {
-          v: 1,
+          v: PROTOCOL_VERSION,
           type: 'network.tick',
           superpeerId: this.settings.superpeerId,
           seq: ++this.tickSeq,

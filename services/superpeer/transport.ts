@@ -9,6 +9,7 @@ import {
   type NetworkMessage,
   type PeerEvent,
   PeerEventSchema,
+  PROTOCOL_VERSION,
   type RpcRequest,
   RpcRequestSchema,
   type SharedQueueType,
@@ -227,7 +228,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       // (the app id is the sender's word, and would let one client pose as many).
       handle: (request, message) => handlers.onRpc(request, String(message.properties.replyTo)),
       errorReply: (code, message) => ({
-        v: 1,
+        v: PROTOCOL_VERSION,
         ok: false,
         superpeerId: this.options.superpeerId,
         error: { code, message: message.slice(0, 1000) },

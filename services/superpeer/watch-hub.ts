@@ -7,6 +7,7 @@ import {
   encode,
   type FileEntry,
   type PeerDelta,
+  PROTOCOL_VERSION,
   superpeerWatchQueueName,
   type TopologyNames,
   type WatchControl,
@@ -55,7 +56,7 @@ export class WatchHub {
     // A (re)started superpeer knows no watch: ask every watcher to register again now, not at its next refresh.
     options.broker.on('connected', () => {
       const request: WatchResyncRequest = {
-        v: 1,
+        v: PROTOCOL_VERSION,
         type: 'watch.resync-request',
         superpeerId: options.superpeerId,
       };

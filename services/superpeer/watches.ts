@@ -2,6 +2,7 @@ import { parseQuery, type Query, tokenize } from '../../libs/index/index.js';
 import {
   type FileEntry,
   fileUrl,
+  PROTOCOL_VERSION,
   type WatchCancel,
   type WatchNotice,
   type WatchRegister,
@@ -159,7 +160,7 @@ export class WatchRegistry {
       notice: {
         queue,
         notice: {
-          v: 1,
+          v: PROTOCOL_VERSION,
           type: 'watch.accepted',
           superpeerId: this.options.superpeerId,
           watchId,
@@ -208,7 +209,7 @@ export class WatchRegistry {
         notices.push({
           queue: watch.queue,
           notice: {
-            v: 1,
+            v: PROTOCOL_VERSION,
             type: 'watch.overflow',
             superpeerId: this.options.superpeerId,
             watchId: watch.watchId,
@@ -252,7 +253,7 @@ export class WatchRegistry {
         out.push({
           queue: watch.queue,
           notice: {
-            v: 1,
+            v: PROTOCOL_VERSION,
             type: 'watch.match',
             superpeerId: this.options.superpeerId,
             watchId: watch.watchId,
@@ -313,7 +314,7 @@ export class WatchRegistry {
       notice: {
         queue: message.queue,
         notice: {
-          v: 1,
+          v: PROTOCOL_VERSION,
           type: 'watch.refused',
           superpeerId: this.options.superpeerId,
           watchId: message.watchId,
