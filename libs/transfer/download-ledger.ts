@@ -37,7 +37,7 @@ export class SourceLedger {
       code: failure.code,
       message: failure.message,
     });
-    this.logger.info('download: source failed', {
+    this.logger.info('source failed', {
       peerId: source.peerId,
       url: source.url,
       code: failure.code,
@@ -65,7 +65,7 @@ export class SourceLedger {
   /** Bytes of a failed attempt: its only contributor is proven bad, several become suspects. */
   blame(plan: DownloadSource[], contributors: string[], digest: string, proven: boolean): void {
     this.attemptKinds.push('bad-bytes');
-    this.logger.warn('download: bytes did not verify', { got: digest, peers: contributors, proven });
+    this.logger.warn('bytes did not verify', { got: digest, peers: contributors, proven });
     for (const peerId of contributors) {
       const source = plan.find((s) => s.peerId === peerId) ?? { peerId, url: '' };
       this.record(

@@ -120,7 +120,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
       }
       if (segment.revoked !== undefined) {
         const slowPeer = segment.revoked.peerId;
-        logger.info('download: a source too slow to keep; its range goes to a faster one', {
+        logger.info('a source too slow to keep; its range goes to a faster one', {
           slowPeer,
           to: source.peerId,
           bytes: segment.end - segment.start,
@@ -169,7 +169,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
       }
       failuresLeft -= 1;
       if (RETIRE_AT_ONCE.has(failure.code) || failuresLeft <= 0 || failure.code === 'BUSY') {
-        logger.info('download: source dropped from the parallel download', {
+        logger.info('source dropped from the parallel download', {
           peerId: source.peerId,
           code: failure.code,
         });
@@ -204,7 +204,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
   signal?.throwIfAborted();
   if (!plan.complete || digest === undefined) return { kind: 'unreachable' };
   const contributors = [...plan.contributors];
-  logger.debug('download: parallel attempt complete', { contributors, pieces: plan.pieces.length });
+  logger.debug('parallel attempt complete', { contributors, pieces: plan.pieces.length });
   if (digest === ctx.sha256) return { kind: 'verified', contributors };
   const pieces = await digestPieces(file, plan.pieces, signal);
   return { kind: 'bad-bytes', contributors, digest, pieces };
@@ -313,7 +313,7 @@ async function race(
   const rival = segment.racing;
   const from = plan.winRace(segment);
   if (from === undefined || rival === undefined) return undefined;
-  ctx.logger.debug('download: end game race won', {
+  ctx.logger.debug('end game race won', {
     peerId: source.peerId,
     from,
     end: segment.end,

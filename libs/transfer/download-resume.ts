@@ -58,7 +58,7 @@ export async function takeKept(
   await rm(sidecar, { force: true }).catch(() => {});
   if (saved === undefined || saved.sha256 !== sha256 || saved.size !== size || saved.prefixBytes > size) {
     await rm(part, { force: true }).catch(() => {});
-    if (saved !== undefined) logger.info('download: removed a kept prefix of another file', { path: part });
+    if (saved !== undefined) logger.info('removed a kept prefix of another file', { path: part });
     return 0;
   }
   try {
@@ -98,7 +98,7 @@ export async function sweepKept(dir: string, maxAgeMs: number, logger: Log): Pro
       if (!stats.isFile() || stats.mtimeMs >= cutoffMs) continue;
       await rm(full, { force: true });
       swept += 1;
-      logger.info('download: removed a kept prefix past its age', { path: full });
+      logger.info('removed a kept prefix past its age', { path: full });
     } catch {
       // Gone meanwhile, or not ours to remove: either way nothing to do.
     }

@@ -157,7 +157,7 @@ class SequentialAttempt {
         throw verdict.failure;
       }
       if (verdict.bodyStart === 0 && resumeFrom > 0) {
-        logger.info('download: source sent the whole file to a resume; starting over from it', {
+        logger.info('source sent the whole file to a resume; starting over from it', {
           peerId: source.peerId,
           discardedBytes: resumeFrom,
         });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isP2PError, P2PError } from '../errors/index.js';
-import { type Log, silentLog } from '../logging/index.js';
+import { childLog, type Log, silentLog } from '../logging/index.js';
 import { Sha256Schema } from '../protocol/index.js';
 import { BusyWaits } from './download-busy.js';
 import type { DownloadFailure, SourceFailure } from './download-failure.js';
@@ -173,7 +173,7 @@ const DEFAULT_MAX_PARALLEL_SOURCES = 4;
  */
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
   const { sources, sha256, size, signal } = options;
-  const logger = options.logger ?? silentLog;
+  const logger = childLog(options.logger ?? silentLog, 'download');
   const overwrite = options.overwrite ?? false;
   const parallelMinBytes = options.parallelMinBytes ?? DEFAULT_PARALLEL_MIN_BYTES;
   const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -205,7 +205,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const destPath = path.resolve(options.destPath);
   const existing = await existingContent(destPath, sha256, size);
   if (existing === 'same') {
-    logger.info('download: destination already holds the file', { path: destPath });
+    logger.info('destination already holds the file', { path: destPath });
     return { path: destPath, sha256, size, servedBy: [], alreadyPresent: true, failures: [], badSources: [] };
   }
   if (existing === 'different' && !overwrite)
@@ -225,21 +225,21 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     resumeFrom > 0 ? await TempFile.reopen(path.join(dir, tempName)) : await TempFile.create(dir, tempName);
   const prefix = { bytes: resumeFrom };
   const tell = (event: ResumeEvent): void => {
-    logger.info(`download: ${event.kind} a prefix`, { ...event });
+    logger.info(`${event.kind} a prefix`, { ...event });
     try {
       options.onResume?.(event);
     } catch (err) {
-      logger.warn('download: onResume threw', { error: (err as Error).message });
+      logger.warn('onResume threw', { error: (err as Error).message });
     }
   };
   if (resumeFrom > 0) tell({ kind: 'resumed', bytes: resumeFrom, path: file.path });
   const ledger = new SourceLedger(sources, logger);
   const busy = new BusyWaits(options.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS, (wait) => {
-    logger.info('download: waiting for a busy source', { ...wait });
+    logger.info('waiting for a busy source', { ...wait });
     try {
       options.onWait?.(wait);
     } catch (err) {
-      logger.warn('download: onWait threw', { error: (err as Error).message });
+      logger.warn('onWait threw', { error: (err as Error).message });
     }
   });
   const reportProgress = (receivedBytes: number, peerId: string): void => {
@@ -247,7 +247,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     try {
       options.onProgress({ receivedBytes, totalBytes: size, peerId });
     } catch (err) {
-      logger.warn('download: onProgress threw', { error: (err as Error).message });
+      logger.warn('onProgress threw', { error: (err as Error).message });
     }
   };
   const record = (source: DownloadSource, failure: SourceFailure, offset: number): void =>
@@ -255,7 +255,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
   const commit = async (contributors: string[]): Promise<DownloadResult> => {
     await file.commit(destPath, overwrite, options.durable ?? false);
-    logger.info('download: verified', { path: destPath, size, servedBy: contributors });
+    logger.info('verified', { path: destPath, size, servedBy: contributors });
     return {
       path: destPath,
       sha256,
@@ -294,7 +294,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       if (outcome.kind === 'verified') return await commit(outcome.contributors);
       if (outcome.kind === 'bad-bytes' && resumeFrom > 0) {
         // The kept prefix may be what is wrong: nobody is blamed, and the file is fetched again whole.
-        logger.info('download: the resumed file did not verify; downloading it again from byte 0');
+        logger.info('the resumed file did not verify; downloading it again from byte 0');
         resumeFrom = 0;
       } else if (outcome.kind === 'bad-bytes') {
         parallelPieces = outcome.pieces;
@@ -326,7 +326,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       signal?.throwIfAborted();
       let outcome = await runSequentialAttempt(sequential, plan.sources, resumeFrom);
       if (outcome.kind === 'bad-bytes' && resumeFrom > 0) {
-        logger.info('download: the resumed file did not verify; downloading it again from byte 0');
+        logger.info('the resumed file did not verify; downloading it again from byte 0');
         resumeFrom = 0;
         outcome = await runSequentialAttempt(sequential, plan.sources);
       }
@@ -335,7 +335,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         if (parallelPieces !== undefined) {
           for (const peerId of await piecesThatDiffer(file, parallelPieces, signal)) {
             if (ledger.bad.has(peerId)) continue;
-            logger.warn('download: peer proven bad: its segments differ from the verified file', { peerId });
+            logger.warn('peer proven bad: its segments differ from the verified file', { peerId });
             ledger.convict(peerId);
           }
         }
@@ -360,7 +360,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   } finally {
     // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
     await file.remove().catch((err: unknown) => {
-      logger.warn('download: cannot remove temp file', { path: file.path, error: (err as Error).message });
+      logger.warn('cannot remove temp file', { path: file.path, error: (err as Error).message });
     });
   }
 }

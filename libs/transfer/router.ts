@@ -3,7 +3,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import parseRange from 'range-parser';
-import { type Log, silentLog } from '../logging/index.js';
+import { childLog, type Log, silentLog } from '../logging/index.js';
 import type { FileEntry } from '../protocol/index.js';
 import { openRegularFile } from '../share/index.js';
 import { sendFileBody } from './body.js';
@@ -107,7 +107,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
   const minClientBytes = options.minClientBytesPerWindow ?? DEFAULT_MIN_CLIENT_BYTES_PER_WINDOW;
   const slowReaderWindowMs = options.slowReaderWindowMs ?? DEFAULT_SLOW_READER_WINDOW_MS;
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
-  const logger = options.logger ?? silentLog;
+  const logger = childLog(options.logger ?? silentLog, 'transfer');
   const onTransfer = options.onTransfer;
   if (!Number.isInteger(maxTransfers) || maxTransfers < 1)
     throw new RangeError(`maxConcurrentTransfers must be a positive integer, got ${maxTransfers}`);
@@ -124,7 +124,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     try {
       onTransfer(info);
     } catch (err) {
-      logger.warn('transfer: onTransfer callback threw', { error: (err as Error).message });
+      logger.warn('onTransfer callback threw', { error: (err as Error).message });
     }
   };
 
@@ -140,7 +140,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     const raw = req.params.name;
     const requested = nameFromSegments(Array.isArray(raw) ? raw : [raw ?? '']);
     if (!requested.ok) {
-      logger.warn('transfer: refused file request', {
+      logger.warn('refused file request', {
         path: req.path.slice(0, 300),
         reason: requested.reason,
         remote: req.socket.remoteAddress,
@@ -151,7 +151,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     const name = requested.name;
     const found = share.get(name);
     if (!found) {
-      logger.debug('transfer: not shared', { name, remote: req.socket.remoteAddress });
+      logger.debug('not shared', { name, remote: req.socket.remoteAddress });
       sendError(res, 404, 'NOT_FOUND', 'not shared');
       return;
     }
@@ -162,7 +162,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
   // Express decodes the splat segments before the handler runs; a malformed escape arrives here as a 400.
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (err instanceof URIError && !res.headersSent) {
-      logger.warn('transfer: malformed percent-encoding', {
+      logger.warn('malformed percent-encoding', {
         path: req.path.slice(0, 300),
         remote: req.socket.remoteAddress,
       });
@@ -186,7 +186,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
       // The scan vouched for absPath when it hashed it; a symlink swapped in since must not lead outside.
       const [rootReal, fileReal] = await Promise.all([realpath(share.root), realpath(absPath)]);
       if (!isInside(rootReal, fileReal)) {
-        logger.warn('transfer: shared name now resolves outside the share', {
+        logger.warn('shared name now resolves outside the share', {
           name,
           remote: req.socket.remoteAddress,
         });
@@ -206,12 +206,12 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
           stats.ino !== version.ino ||
           stats.dev !== version.dev
         ) {
-          logger.info('transfer: file changed since it was hashed; refusing it until re-hashed', { name });
+          logger.info('file changed since it was hashed; refusing it until re-hashed', { name });
           share.recheck?.(name);
           return sendError(res, 409, 'FILE_CHANGED', 'file changed since it was announced');
         }
       } else if (stats.size !== entry.size || Math.abs(stats.mtimeMs - entry.mtimeMs) >= 1) {
-        logger.debug('transfer: file changed since the scan', { name });
+        logger.debug('file changed since the scan', { name });
         return sendError(res, 404, 'NOT_FOUND', 'not shared');
       }
 
@@ -294,7 +294,7 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
               const windowBytes = progress.sentBytes - sentAtLastCheck;
               sentAtLastCheck = progress.sentBytes;
               if (windowBytes < minClientBytes && res.writableNeedDrain) {
-                logger.info('transfer: dropping a client that stopped reading', {
+                logger.info('dropping a client that stopped reading', {
                   name,
                   remote: client,
                   sentBytes: progress.sentBytes,
@@ -315,8 +315,8 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
         if (sent === length && res.writableEnded) return { status, bytes: sent, complete: true };
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ERR_STREAM_PREMATURE_CLOSE' || req.socket.destroyed)
-          logger.debug('transfer: client went away', { name, sentBytes: sent });
-        else logger.warn('transfer: send failed', { name, sentBytes: sent, error: (err as Error).message });
+          logger.debug('client went away', { name, sentBytes: sent });
+        else logger.warn('send failed', { name, sentBytes: sent, error: (err as Error).message });
         // The client sees a cut connection, never a short 200.
         res.destroy();
         return { status, bytes: sent, complete: false };
@@ -327,10 +327,10 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== undefined && GONE_CODES.has(code)) {
-        logger.debug('transfer: shared file is gone', { name, code });
+        logger.debug('shared file is gone', { name, code });
         return sendError(res, 404, 'NOT_FOUND', 'not shared');
       }
-      logger.warn('transfer: cannot serve file', { name, error: (err as Error).message });
+      logger.warn('cannot serve file', { name, error: (err as Error).message });
       return sendError(res, 500, 'INTERNAL', 'cannot read file');
     } finally {
       await handle?.close().catch(() => {});
