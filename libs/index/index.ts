@@ -1,18 +1,18 @@
 export { clearBit, forEachBit, hasBit, setBit, wordsFor } from './bitmap.js';
 export type { TokenDictionaryOptions, TokenPostings } from './dictionary.js';
 export { TokenDictionary } from './dictionary.js';
+export type { NetworkIndexOptions } from './network-index.js';
+export { NetworkIndex } from './network-index.js';
+export type { NetworkMapOptions } from './network-map.js';
+export { NetworkMap } from './network-map.js';
 export type {
   DeltaResult,
   FullResult,
   IndexedPeer,
-  NetworkIndexOptions,
   PeerDeltaInput,
   PeerState,
   SearchOutcome,
-} from './network-index.js';
-export { NetworkIndex } from './network-index.js';
-export type { NetworkMapOptions } from './network-map.js';
-export { NetworkMap } from './network-map.js';
+} from './peer-table.js';
 export type { Query } from './query.js';
 export { parseQuery, tokenize } from './query.js';
 export type { SliceOptions } from './slices.js';
