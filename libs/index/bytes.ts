@@ -44,6 +44,46 @@ export function includesBytes(bytes: Uint8Array, start: number, length: number, 
   return false;
 }
 
+/** Whether `bytes[start, start + length)` are all ASCII. */
+export function isAscii(bytes: Uint8Array, start: number, length: number): boolean {
+  for (let i = start; i < start + length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
+function isAsciiAlphanumeric(byte: number): boolean {
+  return (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122);
+}
+
+/**
+ * Whether a token of the ASCII text `bytes[start, start + length)` starts with the word whose bytes follow
+ * the 0 byte in `needle`. The tokens of an ASCII text (see `tokenize`) are its runs of letters and digits,
+ * lowercased, so they are read off the bytes without making a string.
+ */
+export function asciiHasTokenStarting(
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+  needle: Uint8Array,
+): boolean {
+  const end = start + length;
+  const wordLength = needle.length - 1;
+  let inToken = false;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i]!;
+    const alphanumeric = isAsciiAlphanumeric(byte);
+    if (alphanumeric && !inToken && end - i >= wordLength) {
+      let j = 0;
+      for (; j < wordLength; j++) {
+        const c = bytes[i + j]!;
+        if ((c >= 65 && c <= 90 ? c + 32 : c) !== needle[j + 1]) break;
+      }
+      if (j === wordLength) return true;
+    }
+    inToken = alphanumeric;
+  }
+  return false;
+}
+
 /** The UTF-8 bytes of `text` in a buffer of their own. */
 export function utf8(text: string): Buffer {
   return Buffer.from(text, 'utf8');

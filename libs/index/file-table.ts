@@ -1,3 +1,4 @@
+import { float64s, regrown, uint8s, uint32s } from './big-arrays.js';
 import { bytesEqual, hashBytes } from './bytes.js';
 import { IdPool } from './id-pool.js';
 
@@ -8,20 +9,20 @@ const SHA_BYTES = 32;
 
 /**
  * The per-file columns of the index, indexed by a numeric file id: no object and no JS string per file,
- * only typed arrays (a file's name and tokens live with its owner, see `NamedSlots`). Ids are reused lowest
+ * only typed arrays (a file's name and tokens are in `TextChunks`). Ids are reused lowest
  * first, and the top of the id space is given back (`trim`) once it is free, so the columns (and every
  * array sized by the capacity, via `onCapacity`) shrink when many files leave: their memory is returned by
  * dropping the large buffers, not left to the allocator.
  */
 export class FileTable {
   /** The owner's number + 1 (see `PeerTable`); 0 for a free id. */
-  owners = new Uint32Array(MIN_CAPACITY);
-  /** The file's slot in its owner's `NamedSlots`. */
-  slots = new Uint32Array(MIN_CAPACITY);
-  sizes = new Float64Array(MIN_CAPACITY);
-  mtimes = new Float64Array(MIN_CAPACITY);
+  owners = uint32s(MIN_CAPACITY);
+  /** The address of the file's name and token key in the index's `TextChunks`. */
+  texts = uint32s(MIN_CAPACITY);
+  sizes = float64s(MIN_CAPACITY);
+  mtimes = float64s(MIN_CAPACITY);
   /** SHA-256 of each file, 32 bytes each. */
-  shas = Buffer.alloc(MIN_CAPACITY * SHA_BYTES);
+  shas = shaColumn(MIN_CAPACITY);
   private readonly free = new IdPool();
   private top = 0;
   private live = 0;
@@ -59,8 +60,8 @@ export class FileTable {
     return bytesEqual(this.shas, id * SHA_BYTES, bytes, 0, SHA_BYTES);
   }
 
-  /** A free id for a file of owner number `owner`, at slot `slot`. */
-  allocate(owner: number, slot: number): number {
+  /** A free id for a file of owner number `owner`. */
+  allocate(owner: number): number {
     let id = this.free.pop();
     if (id === undefined) {
       id = this.top;
@@ -69,7 +70,6 @@ export class FileTable {
       this.top++;
     }
     this.owners[id] = owner + 1;
-    this.slots[id] = slot;
     this.live++;
     return id;
   }
@@ -102,18 +102,18 @@ export class FileTable {
 
   private resize(capacity: number): void {
     const keep = Math.min(capacity, this.top);
-    this.owners = copyInto(this.owners, new Uint32Array(capacity), keep);
-    this.slots = copyInto(this.slots, new Uint32Array(capacity), keep);
-    this.sizes = copyInto(this.sizes, new Float64Array(capacity), keep);
-    this.mtimes = copyInto(this.mtimes, new Float64Array(capacity), keep);
-    const shas = Buffer.alloc(capacity * SHA_BYTES);
+    this.owners = regrown(this.owners, capacity, keep, uint32s);
+    this.texts = regrown(this.texts, capacity, keep, uint32s);
+    this.sizes = regrown(this.sizes, capacity, keep, float64s);
+    this.mtimes = regrown(this.mtimes, capacity, keep, float64s);
+    const shas = shaColumn(capacity);
     this.shas.copy(shas, 0, 0, keep * SHA_BYTES);
     this.shas = shas;
     this.onCapacity(capacity);
   }
 }
 
-function copyInto<T extends Float64Array | Uint32Array>(from: T, to: T, count: number): T {
-  to.set(from.subarray(0, count));
-  return to;
+function shaColumn(capacity: number): Buffer {
+  const bytes = uint8s(capacity * SHA_BYTES);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }

@@ -1,3 +1,5 @@
+import { int32s, uint32s } from './big-arrays.js';
+
 /**
  * A multimap from a 32-bit hash to file ids, in typed arrays: one bucket head per id slot of capacity and
  * a doubly linked chain through the ids, so adding and removing an id cost O(1) and nothing is allocated
@@ -11,10 +13,10 @@ export class IdChains {
   private hashes: Uint32Array;
 
   constructor(capacity: number) {
-    this.heads = new Int32Array(capacity).fill(-1);
-    this.next = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
-    this.hashes = new Uint32Array(capacity);
+    this.heads = int32s(capacity).fill(-1);
+    this.next = int32s(capacity);
+    this.prev = int32s(capacity);
+    this.hashes = uint32s(capacity);
   }
 
   /** The first id whose hash falls in `hash`'s bucket, or -1; go on with `after`. */
@@ -53,12 +55,12 @@ export class IdChains {
    * (at most `capacity`) are in a chain, and those are chained again. Costs one pass over the ids.
    */
   resize(capacity: number, idCount: number, live: (id: number) => boolean): void {
-    const hashes = new Uint32Array(capacity);
+    const hashes = uint32s(capacity);
     hashes.set(this.hashes.subarray(0, Math.min(idCount, capacity)));
     this.hashes = hashes;
-    this.heads = new Int32Array(capacity).fill(-1);
-    this.next = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
+    this.heads = int32s(capacity).fill(-1);
+    this.next = int32s(capacity);
+    this.prev = int32s(capacity);
     for (let id = 0; id < idCount; id++) if (live(id)) this.add(id, hashes[id]!);
   }
 }

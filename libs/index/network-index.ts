@@ -1,9 +1,6 @@
-import { randomInt } from 'node:crypto';
 import type { FileEntry } from '../protocol/index.js';
-import { bytesEqual, hashBytes, includesBytes, utf8 } from './bytes.js';
-import { FileTable } from './file-table.js';
-import { IdChains } from './id-chains.js';
-import { NamedSlots } from './named-slots.js';
+import { uint32s } from './big-arrays.js';
+import { IndexFiles, IndexPeer } from './index-files.js';
 import {
   type DeltaResult,
   type FullResult,
@@ -11,16 +8,13 @@ import {
   type Match,
   orderedResults,
   type PeerDeltaInput,
-  type PeerEntry,
   type PeerState,
   PeerTable,
   type SearchOutcome,
 } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
-import { forEachSliced, runSliced, SerialQueue, type SliceOptions } from './slices.js';
-import { TokenIndex } from './token-index.js';
-import { distinct, keyTokens, tokenKey } from './token-key.js';
-import { type SearchFiles, WordSearch } from './word-search.js';
+import { forEachSliced, runSliced, SerialQueue, type SliceOptions, whileSliced } from './slices.js';
+import { WordSearch } from './word-search.js';
 
 export interface NetworkIndexOptions {
   /**
@@ -35,51 +29,6 @@ export interface NetworkIndexOptions {
 /** The id space is compacted (live files moved down) once fewer than half of its ids are live. */
 const COMPACT_BELOW_LIVE_SHARE = 0.5;
 const COMPACT_MIN_IDS = 4096;
-
-/** A peer of the index: its names and token keys (`NamedSlots`) and the file id of each slot. */
-class IndexPeer implements PeerEntry {
-  readonly names: NamedSlots;
-  /** slot → file id */
-  ids = new Uint32Array(8);
-  totalBytes = 0;
-  removed = false;
-  /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
-  sortedIds: Uint32Array | undefined;
-
-  constructor(
-    readonly peerId: string,
-    readonly number: number,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-    slotsOf: () => Uint32Array,
-  ) {
-    this.names = new NamedSlots((from, to) => {
-      const id = this.ids[from]!;
-      this.ids[to] = id;
-      slotsOf()[id] = to;
-    });
-  }
-
-  get fileCount(): number {
-    return this.names.count;
-  }
-
-  setId(slot: number, id: number): void {
-    if (slot >= this.ids.length) {
-      const ids = new Uint32Array(Math.ceil(slot * 1.5) + 8);
-      ids.set(this.ids);
-      this.ids = ids;
-    }
-    this.ids[slot] = id;
-  }
-
-  /** Gives back spare memory once the peer's files are in. */
-  fit(): void {
-    this.names.fit();
-    if (this.ids.length > this.names.count + 8) this.ids = this.ids.slice(0, this.names.count + 8);
-  }
-}
 
 /**
  * Who has which file, for the whole network, held in memory with fast search. The superpeer keeps one for
@@ -120,29 +69,26 @@ class IndexPeer implements PeerEntry {
  */
 export class NetworkIndex {
   private readonly peerTable = new PeerTable<IndexPeer>();
-  private readonly tokens: TokenIndex;
-  private readonly files: FileTable;
-  /** seeded hash of the SHA-256 bytes → files; seeded so that a peer cannot announce hashes that collide. */
-  private shaChains = new IdChains(1024);
-  /** seeded hash of the token key → files, for exact-name matches. */
-  private keyChains = new IdChains(1024);
+  private readonly files: IndexFiles;
   private readonly words: WordSearch;
   /** Marks of the update under way (a search between two slices of an update must not disturb them). */
-  private updateMarks = new Uint32Array(1024);
+  private updateMarks = uint32s(1024);
   private updateEpoch = 0;
   private readonly updates = new SerialQueue();
   private readonly workBudget: number;
-  private readonly seed = randomInt(2 ** 30);
 
   constructor(options: NetworkIndexOptions = {}) {
     this.workBudget = options.searchWorkBudget ?? 250_000;
-    this.tokens = new TokenIndex(Math.max(1, options.bitmapMinFiles ?? 1024));
-    this.files = new FileTable((capacity) => this.onCapacity(capacity));
-    this.words = new WordSearch(this.tokens.dictionary, this.searchFiles());
+    this.files = new IndexFiles(
+      Math.max(1, options.bitmapMinFiles ?? 1024),
+      (number) => this.peerTable.at(number)!,
+      (capacity) => this.onCapacity(capacity),
+    );
+    this.words = new WordSearch(this.files.tokens.dictionary, this.files.searchFiles());
   }
 
   get fileCount(): number {
-    return this.files.liveCount;
+    return this.files.table.liveCount;
   }
 
   get peerCount(): number {
@@ -151,16 +97,23 @@ export class NetworkIndex {
 
   /** Distinct tokens over all names (a size figure for metrics). */
   get tokenCount(): number {
-    return this.tokens.dictionary.size;
+    return this.files.tokens.dictionary.size;
   }
 
-  /** Sizes of the inner structures, for tests and diagnostics (counts, not bytes). */
-  get stats(): { idSlots: number; capacity: number; bitmapTokens: number; postings: number } {
+  /** Sizes of the inner structures, for tests and diagnostics (counts, except `textBytes`). */
+  get stats(): {
+    idSlots: number;
+    capacity: number;
+    bitmapTokens: number;
+    postings: number;
+    textBytes: number;
+  } {
     return {
-      idSlots: this.files.idCount,
-      capacity: this.files.capacity,
-      bitmapTokens: this.tokens.bitmapCount,
-      postings: this.tokens.listedIds,
+      idSlots: this.files.table.idCount,
+      capacity: this.files.table.capacity,
+      bitmapTokens: this.files.tokens.bitmapCount,
+      postings: this.files.tokens.listedIds,
+      textBytes: this.files.texts.byteSize,
     };
   }
 
@@ -181,9 +134,8 @@ export class NetworkIndex {
     if (result === 'stale') return result;
     const epoch = this.nextUpdateEpoch();
     for (const file of state.files) this.markName(peer, file.name, epoch);
-    for (const id of this.unmarkedIds(peer, epoch)) this.removeId(id);
-    for (const file of state.files) this.upsertFile(peer, file);
-    peer.fit();
+    for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
+    for (const file of state.files) this.files.upsert(peer, file);
     this.trimIfSparse();
     return result;
   }
@@ -197,10 +149,9 @@ export class NetworkIndex {
       if (peer.fileCount > 0) {
         await forEachSliced(state.files, (file) => this.markName(peer, file.name, epoch), options);
         const gone = this.unmarkedIds(peer, epoch);
-        await forEachSliced(gone, (id) => this.removeId(id), options);
+        await forEachSliced(gone, (id) => this.files.remove(id), options);
       }
-      await forEachSliced(state.files, (file) => this.upsertFile(peer, file), options);
-      peer.fit();
+      await forEachSliced(state.files, (file) => this.files.upsert(peer, file), options);
       await this.compactIfSparse(options);
       return result;
     });
@@ -217,7 +168,7 @@ export class NetworkIndex {
     const { peer, result } = this.peerTable.deltaTarget(delta);
     if (peer === undefined) return result;
     for (const name of delta.removed) this.removeName(peer, name);
-    for (const file of delta.upserted) this.upsertFile(peer, file);
+    for (const file of delta.upserted) this.files.upsert(peer, file);
     peer.seq = delta.seq;
     return result;
   }
@@ -229,7 +180,7 @@ export class NetworkIndex {
       if (peer === undefined) return result;
       peer.seq = delta.seq;
       await forEachSliced(delta.removed, (name) => this.removeName(peer, name), options);
-      await forEachSliced(delta.upserted, (file) => this.upsertFile(peer, file), options);
+      await forEachSliced(delta.upserted, (file) => this.files.upsert(peer, file), options);
       return result;
     });
   }
@@ -242,7 +193,7 @@ export class NetworkIndex {
   removePeer(peerId: string, instanceId?: string): boolean {
     const peer = this.peerTable.detach(peerId, instanceId);
     if (peer === undefined) return false;
-    for (let slot = 0; slot < peer.fileCount; slot++) this.dropFile(peer, slot);
+    while (peer.first >= 0) this.files.remove(peer.first);
     this.peerTable.release(peer);
     this.trimIfSparse();
     return true;
@@ -256,9 +207,9 @@ export class NetworkIndex {
     return this.updates.run(async () => {
       const peer = this.peerTable.detach(peerId, instanceId);
       if (peer === undefined) return false;
-      await runSliced(
-        () => peer.fileCount,
-        (slot) => this.dropFile(peer, slot),
+      await whileSliced(
+        () => peer.first >= 0,
+        () => this.files.remove(peer.first),
         options,
       );
       this.peerTable.release(peer);
@@ -267,7 +218,10 @@ export class NetworkIndex {
     });
   }
 
-  /** Moves live files down into free ids and gives back the top of the id space, in slices. */
+  /**
+   * Moves live files down into free ids and gives back the top of the id space, then moves names out of
+   * mostly empty text chunks, in slices.
+   */
   compactAsync(options: SliceOptions = {}): Promise<void> {
     return this.updates.run(() => this.compact(options));
   }
@@ -299,15 +253,15 @@ export class NetworkIndex {
     const peer = this.peerTable.get(peerId);
     if (peer === undefined) return [];
     if (peer.sortedIds === undefined) {
-      const names = Array.from({ length: peer.fileCount }, (_, slot) => peer.names.name(slot));
-      const order = names.map((_, slot) => slot).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
-      peer.sortedIds = Uint32Array.from(order, (slot) => peer.ids[slot]!);
+      const ids = this.files.ids(peer);
+      const names = ids.map((id) => this.files.texts.name(this.files.table.texts[id]!));
+      const order = ids.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
+      peer.sortedIds = Uint32Array.from(order, (i) => ids[i]!);
     }
     const start = Math.max(0, Math.floor(offset) || 0);
     const count = limit >= 0 ? Math.floor(limit) : 0;
-    return [...peer.sortedIds.subarray(start, Math.min(peer.sortedIds.length, start + count))].map((id) =>
-      this.entry(peer, id),
-    );
+    const page = peer.sortedIds.subarray(start, Math.min(peer.sortedIds.length, start + count));
+    return Array.from(page, (id) => this.files.entry(id));
   }
 
   /**
@@ -320,7 +274,7 @@ export class NetworkIndex {
     let exactCount = 0;
     let partial = false;
     if (query.kind === 'sha256') {
-      this.findSha(query.sha256.toLowerCase(), max, found);
+      this.files.findSha(query.sha256.toLowerCase(), max, found);
     } else {
       const outcome = this.words.find(query.words.flatMap(tokenize), max, found, {
         used: 0,
@@ -331,71 +285,10 @@ export class NetworkIndex {
     }
     const truncated = found.length > max || partial;
     if (found.length > max) found.length = max;
-    const matches = found.map((id): Match => {
-      const peer = this.ownerOf(id);
-      return { ...this.entry(peer, id), peer };
-    });
-    return {
-      results: orderedResults(matches.slice(0, exactCount), matches.slice(exactCount), max),
-      truncated,
-      partial,
-    };
+    const matches = found.map((id): Match => ({ ...this.files.entry(id), peer: this.files.ownerOf(id) }));
+    const results = orderedResults(matches.slice(0, exactCount), matches.slice(exactCount), max);
+    return { results, truncated, partial };
   }
-
-  // ---- reading files -----------------------------------------------------------------------------------
-
-  private ownerOf(id: number): IndexPeer {
-    return this.peerTable.at(this.files.owners[id]! - 1)!;
-  }
-
-  private entry(peer: IndexPeer, id: number): FileEntry {
-    return {
-      name: peer.names.name(this.files.slots[id]!),
-      size: this.files.sizes[id]!,
-      sha256: this.files.sha(id),
-      mtimeMs: this.files.mtimes[id]!,
-    };
-  }
-
-  private searchFiles(): SearchFiles {
-    const files = this.files;
-    return {
-      get idCount() {
-        return files.idCount;
-      },
-      visible: (id) => !this.ownerOf(id).removed,
-      hasTokenStarting: (id, needle) => {
-        const { names } = this.ownerOf(id);
-        const slot = files.slots[id]!;
-        return includesBytes(names.bytes, names.extraStart(slot), names.extraLength(slot), needle);
-      },
-      forEachExact: (words, visit) => {
-        const key = utf8(tokenKey(words));
-        const hash = hashBytes(key, 0, key.length, this.seed);
-        for (let id = this.keyChains.first(hash); id >= 0; id = this.keyChains.after(id)) {
-          if (this.keyChains.hashOf(id) !== hash) continue;
-          const { names } = this.ownerOf(id);
-          const slot = files.slots[id]!;
-          if (names.extraLength(slot) !== key.length) continue;
-          if (bytesEqual(names.bytes, names.extraStart(slot), key, 0, key.length) && !visit(id)) return;
-        }
-      },
-    };
-  }
-
-  private findSha(sha256: string, max: number, found: number[]): void {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) return;
-    const bytes = Buffer.from(sha256, 'hex');
-    const hash = hashBytes(bytes, 0, bytes.length, this.seed);
-    for (let id = this.shaChains.first(hash); id >= 0; id = this.shaChains.after(id)) {
-      if (this.shaChains.hashOf(id) !== hash || this.ownerOf(id).removed || !this.files.shaEquals(id, bytes))
-        continue;
-      found.push(id);
-      if (found.length > max) return;
-    }
-  }
-
-  // ---- updates -----------------------------------------------------------------------------------------
 
   private beginFull(state: PeerState): { peer: IndexPeer; result: FullResult } {
     const result = this.peerTable.fullResult(state);
@@ -408,151 +301,85 @@ export class NetworkIndex {
       return { peer: existing, result };
     }
     const number = this.peerTable.nextNumber();
-    const peer = new IndexPeer(
-      state.peerId,
-      number,
-      state.instanceId,
-      state.url,
-      state.seq,
-      () => this.files.slots,
-    );
+    const peer = new IndexPeer(state.peerId, number, state.instanceId, state.url, state.seq);
     this.peerTable.add(peer);
     return { peer, result };
   }
 
   private markName(peer: IndexPeer, name: string, epoch: number): void {
-    const slot = peer.names.find(name);
-    if (slot >= 0) this.updateMarks[peer.ids[slot]!] = epoch;
+    const id = this.files.find(peer, name);
+    if (id >= 0) this.updateMarks[id] = epoch;
   }
 
   private unmarkedIds(peer: IndexPeer, epoch: number): number[] {
-    const gone: number[] = [];
-    for (let slot = 0; slot < peer.fileCount; slot++) {
-      const id = peer.ids[slot]!;
-      if (this.updateMarks[id] !== epoch) gone.push(id);
-    }
-    return gone;
+    return this.files.ids(peer).filter((id) => this.updateMarks[id] !== epoch);
   }
 
   private removeName(peer: IndexPeer, name: string): void {
-    const slot = peer.names.find(name);
-    if (slot >= 0) this.removeId(peer.ids[slot]!);
-  }
-
-  /** Removes file `id` entirely, its owner's slot included (the owner's last slot moves into it). */
-  private removeId(id: number): void {
-    const peer = this.ownerOf(id);
-    const slot = this.files.slots[id]!;
-    this.dropFile(peer, slot);
-    peer.names.remove(slot);
-  }
-
-  private upsertFile(peer: IndexPeer, file: FileEntry): void {
-    const files = this.files;
-    const sha256 = file.sha256.toLowerCase();
-    let slot = peer.names.find(file.name);
-    if (slot >= 0) {
-      // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
-      const id = peer.ids[slot]!;
-      if (files.sha(id) !== sha256) {
-        this.shaChains.delete(id);
-        files.setSha(id, sha256);
-        this.shaChains.add(id, files.shaHash(id, this.seed));
-      }
-      peer.totalBytes += file.size - files.sizes[id]!;
-      files.sizes[id] = file.size;
-      files.mtimes[id] = file.mtimeMs;
-      return;
-    }
-    const tokens = tokenize(file.name);
-    const key = tokenKey(tokens);
-    slot = peer.names.add(file.name, key);
-    const id = files.allocate(peer.number, slot);
-    peer.setId(slot, id);
-    files.setSha(id, sha256);
-    files.sizes[id] = file.size;
-    files.mtimes[id] = file.mtimeMs;
-    this.tokens.add(id, distinct(tokens), files.capacity);
-    this.shaChains.add(id, files.shaHash(id, this.seed));
-    const { names } = peer;
-    if (key !== '')
-      this.keyChains.add(
-        id,
-        hashBytes(names.bytes, names.extraStart(slot), names.extraLength(slot), this.seed),
-      );
-    peer.totalBytes += file.size;
-    peer.sortedIds = undefined;
-  }
-
-  /** Frees the file at `slot` of `peer` and everything pointing at it, except the slot itself. */
-  private dropFile(peer: IndexPeer, slot: number): void {
-    const files = this.files;
-    const id = peer.ids[slot]!;
-    const key = peer.names.extra(slot);
-    if (key !== '') {
-      this.tokens.remove(id, distinct(keyTokens(key)), files.capacity, files.idCount);
-      this.keyChains.delete(id);
-    }
-    this.shaChains.delete(id);
-    peer.totalBytes -= files.sizes[id]!;
-    peer.sortedIds = undefined;
-    files.release(id);
+    const id = this.files.find(peer, name);
+    if (id >= 0) this.files.remove(id);
   }
 
   private onCapacity(capacity: number): void {
-    this.tokens.resize(capacity);
     this.words.resize(capacity);
-    const idCount = Math.min(this.files.idCount, capacity);
-    const live = (id: number) => this.files.owners[id] !== 0;
-    this.shaChains.resize(capacity, idCount, live);
-    this.keyChains.resize(
-      capacity,
-      idCount,
-      (id) => live(id) && this.ownerOf(id).names.extraLength(this.files.slots[id]!) > 0,
-    );
-    const updateMarks = new Uint32Array(capacity);
+    const updateMarks = uint32s(capacity);
     updateMarks.set(this.updateMarks.subarray(0, Math.min(capacity, this.updateMarks.length)));
     this.updateMarks = updateMarks;
   }
 
   private isSparse(): boolean {
-    const ids = this.files.idCount;
-    return ids >= COMPACT_MIN_IDS && this.files.liveCount < ids * COMPACT_BELOW_LIVE_SHARE;
+    const ids = this.files.table.idCount;
+    return ids >= COMPACT_MIN_IDS && this.files.table.liveCount < ids * COMPACT_BELOW_LIVE_SHARE;
   }
 
   /** The synchronous updates only give back a free top; moving files is left to `compactAsync`. */
   private trimIfSparse(): void {
-    if (this.isSparse()) this.files.trim();
+    if (this.isSparse()) this.files.table.trim();
   }
 
   private async compactIfSparse(options: SliceOptions): Promise<void> {
-    if (this.isSparse()) await this.compact(options);
+    const texts = this.files.texts;
+    if (this.isSparse() || (texts.chunkCount > 2 && texts.liveBytes * 2 < texts.byteSize))
+      await this.compact(options);
   }
 
-  /** Moves the live files above the live count down into free ids, then trims the free top. */
+  /**
+   * Moves the live files above the live count down into free ids, trims the free top, then empties the
+   * sparse text chunks (one chunk a slice).
+   */
   private async compact(options: SliceOptions): Promise<void> {
-    const target = this.files.liveCount;
+    const table = this.files.table;
+    const target = table.liveCount;
     const high: number[] = [];
     await runSliced(
-      () => this.files.idCount - target,
+      () => table.idCount - target,
       (i) => {
-        if (this.files.owners[target + i] !== 0) high.push(target + i);
+        if (table.owners[target + i] !== 0) high.push(target + i);
       },
-      { ...options, maxItemsPerSlice: (options.maxItemsPerSlice ?? 2000) * 8 },
+      options,
     );
     await forEachSliced(high, (id) => this.relocate(id), options);
-    this.files.trim();
+    table.trim();
+    let more = true;
+    await whileSliced(
+      () => more,
+      () => {
+        more = this.files.compactTexts();
+      },
+      { ...options, maxItemsPerSlice: 1 },
+    );
   }
 
   /** Re-inserts live file `id` at the lowest free id, when that is lower. */
   private relocate(id: number): void {
-    const lowest = this.files.lowestFree();
-    if (this.files.owners[id] === 0 || lowest === undefined || lowest > id) return;
-    const peer = this.ownerOf(id);
+    const table = this.files.table;
+    const lowest = table.lowestFree();
+    if (table.owners[id] === 0 || lowest === undefined || lowest > id) return;
+    const peer = this.files.ownerOf(id);
     if (peer.removed) return;
-    const file = this.entry(peer, id);
-    this.removeId(id);
-    this.upsertFile(peer, file);
+    const file = this.files.entry(id);
+    this.files.remove(id);
+    this.files.upsert(peer, file);
   }
 
   private nextUpdateEpoch(): number {

@@ -1,3 +1,4 @@
+import { uint32s } from './big-arrays.js';
 import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
 import { TokenDictionary, type TokenPostings } from './dictionary.js';
 import { fromIds, insertId, removeId } from './postings.js';
@@ -67,7 +68,7 @@ export class TokenIndex {
   }
 
   private toBitmap(entry: TokenPostings, capacity: number): void {
-    const bits = new Uint32Array(wordsFor(capacity));
+    const bits = uint32s(wordsFor(capacity));
     for (let i = 0; i < entry.count; i++) setBit(bits, entry.ids[i]!);
     entry.bits = bits;
     entry.ids = [];

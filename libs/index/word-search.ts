@@ -1,3 +1,4 @@
+import { uint32s } from './big-arrays.js';
 import { forEachBit, setBit, wordsFor } from './bitmap.js';
 import { utf8 } from './bytes.js';
 import type { TokenDictionary } from './dictionary.js';
@@ -30,10 +31,10 @@ export interface SearchFiles {
  */
 export class WordSearch {
   /** Scratch marks for one search at a time: `marks[id] === epoch` means "seen in this search". */
-  private marks = new Uint32Array(1024);
+  private marks: Uint32Array = uint32s(1024);
   private epoch = 0;
-  private scratchA = new Uint32Array(wordsFor(1024));
-  private scratchB = new Uint32Array(wordsFor(1024));
+  private scratchA: Uint32Array = uint32s(wordsFor(1024));
+  private scratchB: Uint32Array = uint32s(wordsFor(1024));
 
   constructor(
     private readonly dictionary: TokenDictionary,
@@ -42,10 +43,10 @@ export class WordSearch {
 
   /** The file columns now have room for `capacity` ids. */
   resize(capacity: number): void {
-    this.marks = new Uint32Array(capacity);
+    this.marks = uint32s(capacity);
     this.epoch = 0;
-    this.scratchA = new Uint32Array(wordsFor(capacity));
-    this.scratchB = new Uint32Array(wordsFor(capacity));
+    this.scratchA = uint32s(wordsFor(capacity));
+    this.scratchB = uint32s(wordsFor(capacity));
   }
 
   /** Pushes matching file ids (up to max + 1) to `found`; says how many of them, first, are exact. */
