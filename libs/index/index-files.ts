@@ -4,7 +4,7 @@ import { asciiHasTokenStarting, encodeScratch, hashBytes, includesBytes, isAscii
 import { FileTable } from './file-table.js';
 import { IdChains } from './id-chains.js';
 import { type OwnerList, OwnerLists } from './owner-lists.js';
-import type { PeerEntry } from './peer-table.js';
+import { PeerRecord } from './peer-table.js';
 import { tokenize } from './query.js';
 import { TextChunks } from './text-chunks.js';
 import { TokenIndex } from './token-index.js';
@@ -12,21 +12,11 @@ import { distinct, keyTokens, tokenKey } from './token-key.js';
 import type { SearchFiles } from './word-search.js';
 
 /** A peer of the index: a record and the head of its list of files, nothing per file. */
-export class IndexPeer implements PeerEntry, OwnerList {
+export class IndexPeer extends PeerRecord implements OwnerList {
   first = -1;
   count = 0;
-  totalBytes = 0;
-  removed = false;
   /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
   sortedIds: Uint32Array | undefined;
-
-  constructor(
-    readonly peerId: string,
-    readonly number: number,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-  ) {}
 
   get fileCount(): number {
     return this.count;

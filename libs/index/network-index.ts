@@ -1,19 +1,17 @@
 import type { FileEntry } from '../protocol/index.js';
 import { uint32s } from './big-arrays.js';
 import { IndexFiles, IndexPeer } from './index-files.js';
-import {
-  type DeltaResult,
-  type FullResult,
-  type IndexedPeer,
-  type Match,
-  orderedResults,
-  type PeerDeltaInput,
-  type PeerState,
-  PeerTable,
-  type SearchOutcome,
+import type {
+  DeltaResult,
+  FullResult,
+  Match,
+  PeerDeltaInput,
+  PeerState,
+  SearchOutcome,
 } from './peer-table.js';
+import { orderedResults, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
-import { forEachSliced, runSliced, SerialQueue, type SliceOptions, whileSliced } from './slices.js';
+import { forEachSliced, runSliced, type SliceOptions, whileSliced } from './slices.js';
 import { WordSearch } from './word-search.js';
 
 export interface NetworkIndexOptions {
@@ -67,17 +65,16 @@ const COMPACT_MIN_IDS = 4096;
  * peer while one is running. Removals give memory back: the id space is compacted and trimmed once it is
  * mostly free.
  */
-export class NetworkIndex {
-  private readonly peerTable = new PeerTable<IndexPeer>();
+export class NetworkIndex extends PeerStore<IndexPeer> {
   private readonly files: IndexFiles;
   private readonly words: WordSearch;
   /** Marks of the update under way (a search between two slices of an update must not disturb them). */
   private updateMarks = uint32s(1024);
   private updateEpoch = 0;
-  private readonly updates = new SerialQueue();
   private readonly workBudget: number;
 
   constructor(options: NetworkIndexOptions = {}) {
+    super();
     this.workBudget = options.searchWorkBudget ?? 250_000;
     this.files = new IndexFiles(
       Math.max(1, options.bitmapMinFiles ?? 1024),
@@ -89,10 +86,6 @@ export class NetworkIndex {
 
   get fileCount(): number {
     return this.files.table.liveCount;
-  }
-
-  get peerCount(): number {
-    return this.peerTable.size;
   }
 
   /** Distinct tokens over all names (a size figure for metrics). */
@@ -115,11 +108,6 @@ export class NetworkIndex {
       postings: this.files.tokens.listedIds,
       textBytes: this.files.texts.byteSize,
     };
-  }
-
-  /** Async updates queued or running. */
-  get pendingUpdates(): number {
-    return this.updates.size;
   }
 
   /**
@@ -224,24 +212,6 @@ export class NetworkIndex {
    */
   compactAsync(options: SliceOptions = {}): Promise<void> {
     return this.updates.run(() => this.compact(options));
-  }
-
-  /** Resolves once the async updates queued so far have run. */
-  async idle(): Promise<void> {
-    await this.updates.run(() => undefined);
-  }
-
-  hasPeer(peerId: string): boolean {
-    return this.peerTable.get(peerId) !== undefined;
-  }
-
-  getPeer(peerId: string): IndexedPeer | undefined {
-    return this.peerTable.summary(peerId);
-  }
-
-  /** Every peer, sorted by peer id. */
-  peers(): IndexedPeer[] {
-    return this.peerTable.list();
   }
 
   /**

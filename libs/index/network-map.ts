@@ -1,19 +1,16 @@
 import type { FileEntry } from '../protocol/index.js';
 import { NamedSlots } from './named-slots.js';
-import {
-  type DeltaResult,
-  type FullResult,
-  type IndexedPeer,
-  type Match,
-  orderedResults,
-  type PeerDeltaInput,
-  type PeerEntry,
-  type PeerState,
-  PeerTable,
-  type SearchOutcome,
+import type {
+  DeltaResult,
+  FullResult,
+  Match,
+  PeerDeltaInput,
+  PeerState,
+  SearchOutcome,
 } from './peer-table.js';
+import { orderedResults, PeerRecord, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
-import { runSliced, SerialQueue, type SliceOptions } from './slices.js';
+import { runSliced, type SliceOptions } from './slices.js';
 
 export interface NetworkMapOptions {
   /**
@@ -35,22 +32,15 @@ const MIN_SLOTS = 8;
  * that rules most files out of a word search without tokenizing their names. Removing a file moves the
  * last one into its slot.
  */
-class MapPeer implements PeerEntry {
+class MapPeer extends PeerRecord {
   readonly names = new NamedSlots((from, to) => this.move(from, to));
   sizes: Float64Array;
   shas: Buffer;
   signatures: Uint32Array;
-  totalBytes = 0;
-  removed = false;
 
-  constructor(
-    readonly peerId: string,
-    readonly number: number,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-    capacity: number,
-  ) {
+  constructor(state: PeerState, number: number) {
+    super(state.peerId, number, state.instanceId, state.url, state.seq);
+    const capacity = state.files.length;
     const slots = Math.max(MIN_SLOTS, capacity);
     this.sizes = new Float64Array(slots);
     this.shas = Buffer.alloc(slots * SHA_BYTES);
@@ -170,45 +160,17 @@ function wordsSignature(words: readonly string[]): [number, number] {
  * `…Async` versions run one at a time in call order, in slices (use only those while one may be running).
  * Removing a peer drops its columns at once.
  */
-export class NetworkMap {
-  private readonly peerTable = new PeerTable<MapPeer>();
-  private readonly updates = new SerialQueue();
+export class NetworkMap extends PeerStore<MapPeer> {
   private files = 0;
   private readonly workBudget: number;
 
   constructor(options: NetworkMapOptions = {}) {
+    super();
     this.workBudget = options.searchWorkBudget ?? 1_500_000;
   }
 
   get fileCount(): number {
     return this.files;
-  }
-
-  get peerCount(): number {
-    return this.peerTable.size;
-  }
-
-  /** Async updates queued or running. */
-  get pendingUpdates(): number {
-    return this.updates.size;
-  }
-
-  /** Resolves once the async updates queued so far have run. */
-  async idle(): Promise<void> {
-    await this.updates.run(() => undefined);
-  }
-
-  hasPeer(peerId: string): boolean {
-    return this.peerTable.get(peerId) !== undefined;
-  }
-
-  getPeer(peerId: string): IndexedPeer | undefined {
-    return this.peerTable.summary(peerId);
-  }
-
-  /** Every peer, sorted by peer id. */
-  peers(): IndexedPeer[] {
-    return this.peerTable.list();
   }
 
   /** A peer's files in the order the map holds them (not sorted). */
@@ -349,8 +311,7 @@ export class NetworkMap {
   }
 
   private newPeer(state: PeerState): MapPeer {
-    const number = this.peerTable.nextNumber();
-    return new MapPeer(state.peerId, number, state.instanceId, state.url, state.seq, state.files.length);
+    return new MapPeer(state, this.peerTable.nextNumber());
   }
 
   private install(peer: MapPeer): void {

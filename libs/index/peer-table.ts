@@ -1,5 +1,6 @@
 import type { FileEntry, SearchResult } from '../protocol/index.js';
 import { fileUrl } from '../protocol/index.js';
+import { SerialQueue } from './slices.js';
 
 /** A peer's whole state (a join, a resync, or one peer of a snapshot). */
 export interface PeerState {
@@ -53,6 +54,22 @@ export interface PeerEntry {
   removed: boolean;
   readonly fileCount: number;
   readonly totalBytes: number;
+}
+
+/** The fields every peer record has; a store adds how it holds the peer's files. */
+export abstract class PeerRecord implements PeerEntry {
+  removed = false;
+  totalBytes = 0;
+
+  constructor(
+    readonly peerId: string,
+    readonly number: number,
+    public instanceId: string,
+    public url: string,
+    public seq: number,
+  ) {}
+
+  abstract get fileCount(): number;
 }
 
 export function compareText(a: string, b: string): number {
@@ -182,4 +199,37 @@ export function orderedResults(exact: Match[], others: Match[], max: number): Se
     peerId: peer.peerId,
     url: fileUrl(peer.url, name),
   }));
+}
+
+/** What the index and the map share: their peers and the queue their async updates run through. */
+export abstract class PeerStore<P extends PeerEntry> {
+  protected readonly peerTable = new PeerTable<P>();
+  protected readonly updates = new SerialQueue();
+
+  get peerCount(): number {
+    return this.peerTable.size;
+  }
+
+  /** Async updates queued or running. */
+  get pendingUpdates(): number {
+    return this.updates.size;
+  }
+
+  /** Resolves once the async updates queued so far have run. */
+  async idle(): Promise<void> {
+    await this.updates.run(() => undefined);
+  }
+
+  hasPeer(peerId: string): boolean {
+    return this.peerTable.get(peerId) !== undefined;
+  }
+
+  getPeer(peerId: string): IndexedPeer | undefined {
+    return this.peerTable.summary(peerId);
+  }
+
+  /** Every peer, sorted by peer id. */
+  peers(): IndexedPeer[] {
+    return this.peerTable.list();
+  }
 }

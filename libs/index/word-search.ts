@@ -13,6 +13,14 @@ export interface Work {
   readonly budget: number;
 }
 
+/** One search under way: its limit, what it found, its mark epoch and its work. */
+interface Pass {
+  readonly max: number;
+  readonly found: number[];
+  readonly epoch: number;
+  readonly work: Work;
+}
+
 /** What the word search needs to know of the files beyond the dictionary. */
 export interface SearchFiles {
   /** Ids in use or free below the top. */
@@ -90,9 +98,9 @@ export class WordSearch {
     others.sort((a, b) => counts.get(a)! - counts.get(b)!);
     let partial: boolean | undefined;
     if (others.length > 0 && best > SCAN_MAX_CANDIDATES) {
-      partial = this.intersect(driver, others, max, found, epoch, work);
+      partial = this.intersect(driver, others, { max, found, epoch, work });
     }
-    partial ??= this.scanDriver(driver, others, max, found, epoch, work);
+    partial ??= this.scanDriver(driver, others, { max, found, epoch, work });
     return { exactCount, partial };
   }
 
@@ -111,13 +119,7 @@ export class WordSearch {
    * Visits a candidate file: skips it when already seen or leaving, checks the other words against its
    * token key, keeps it when all match. Returns false to stop (limit reached).
    */
-  private consider(
-    id: number,
-    checks: readonly Uint8Array[],
-    max: number,
-    found: number[],
-    epoch: number,
-  ): boolean {
+  private consider(id: number, checks: readonly Uint8Array[], { max, found, epoch }: Pass): boolean {
     if (this.marks[id] === epoch) return true;
     this.marks[id] = epoch;
     if (!this.files.visible(id)) return true;
@@ -129,34 +131,26 @@ export class WordSearch {
   /** A visitor of candidate files that charges one unit each and stops at the budget or the limit. */
   private visitor(
     checks: readonly Uint8Array[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
+    pass: Pass,
   ): { visit: (id: number) => boolean; state: { partial: boolean; stop: boolean } } {
     const state = { partial: false, stop: false };
+    const { work } = pass;
     const visit = (id: number): boolean => {
       if (++work.used > work.budget) {
         state.partial = true;
         return false;
       }
-      state.stop = !this.consider(id, checks, max, found, epoch);
+      state.stop = !this.consider(id, checks, pass);
       return !state.stop;
     };
     return { visit, state };
   }
 
   /** Checks the driver's files one by one; returns whether the budget cut it short. */
-  private scanDriver(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean {
+  private scanDriver(driver: string, others: readonly string[], pass: Pass): boolean {
+    const { work } = pass;
     const words = wordsFor(this.files.idCount);
-    const { visit, state } = this.visitor(others.map(needle), max, found, epoch, work);
+    const { visit, state } = this.visitor(others.map(needle), pass);
     this.dictionary.forEachWithPrefix(driver, (entry) => {
       work.used++;
       if (entry.bits !== undefined) {
@@ -176,14 +170,8 @@ export class WordSearch {
    * bitmap (at most two bitmap passes); the words left are checked per file on what remains. Returns
    * whether the budget cut it short, or undefined when the driver itself is too costly to build.
    */
-  private intersect(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean | undefined {
+  private intersect(driver: string, others: readonly string[], pass: Pass): boolean | undefined {
+    const { work } = pass;
     const words = wordsFor(this.files.idCount);
     const acc = this.scratchA;
     const verify: Uint8Array[] = [];
@@ -213,7 +201,7 @@ export class WordSearch {
         work.used += words;
       } else verify.push(needle(word));
     }
-    const { visit, state } = this.visitor(verify, max, found, epoch, work);
+    const { visit, state } = this.visitor(verify, pass);
     work.used += forEachBit(acc, 0, words, visit);
     return state.partial && !state.stop;
   }

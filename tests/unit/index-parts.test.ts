@@ -5,7 +5,7 @@ import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '
 import { IdChains } from '../../libs/index/id-chains.js';
 import { NamedSlots } from '../../libs/index/named-slots.js';
 import { type OwnerList, OwnerLists } from '../../libs/index/owner-lists.js';
-import { type PeerEntry, PeerTable } from '../../libs/index/peer-table.js';
+import { PeerRecord, PeerTable } from '../../libs/index/peer-table.js';
 import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/index/postings.js';
 import { tokenize } from '../../libs/index/query.js';
 import { CHUNK_BYTES, TextChunks } from '../../libs/index/text-chunks.js';
@@ -171,17 +171,10 @@ describe('NamedSlots', () => {
   });
 });
 
-class Peer implements PeerEntry {
-  removed = false;
-  fileCount = 0;
-  totalBytes = 0;
-  constructor(
-    readonly peerId: string,
-    readonly number: number,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-  ) {}
+class Peer extends PeerRecord {
+  get fileCount(): number {
+    return 0;
+  }
 }
 
 describe('PeerTable', () => {
