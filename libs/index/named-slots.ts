@@ -35,6 +35,16 @@ export class NamedSlots {
     return this.pool.length + this.starts.byteLength * 2 + this.table.byteLength;
   }
 
+  /**
+   * Makes room for `slots` slots and `bytes` bytes of text at once, so that a peer filled from a known list
+   * grows its buffers once instead of by repeated doubling (whose discarded copies fragment the heap).
+   */
+  reserve(slots: number, bytes: number): void {
+    if (slots > this.starts.length) this.resizeColumns(slots);
+    if (this.used + bytes > this.pool.length) this.movePool(this.used + bytes);
+    if (slots * 2 > this.table.length) this.rebuildTable(tableSize(slots));
+  }
+
   /** The slot named `name`, or -1. */
   find(name: string): number {
     const { bytes, length } = encodeScratch(name);
@@ -109,9 +119,11 @@ export class NamedSlots {
 
   /** Gives back every spare byte: the pool, the columns and the table shrink to fit the slots. */
   fit(): void {
-    this.compactPool(0);
-    this.resizeColumns(Math.max(MIN_SLOTS, this.size));
-    this.rebuildTable(tableSize(this.size));
+    if (this.dead > 0) this.compactPool(0);
+    else if (this.pool.length > this.used) this.movePool(this.used);
+    const slots = Math.max(MIN_SLOTS, this.size);
+    if (this.starts.length > slots) this.resizeColumns(slots);
+    if (this.table.length > tableSize(this.size)) this.rebuildTable(tableSize(this.size));
   }
 
   /** Writes `text` at the end of the pool (not yet counted in `used`); returns its byte length. */

@@ -41,6 +41,10 @@ class MapPeer extends PeerRecord {
   constructor(state: PeerState, number: number) {
     super(state.peerId, number, state.instanceId, state.url, state.seq);
     const capacity = state.files.length;
+    // Name lengths in UTF-16 units: the exact UTF-8 size of ASCII names, and a start for the others.
+    let bytes = 0;
+    for (const file of state.files) bytes += file.name.length;
+    this.names.reserve(capacity, bytes);
     const slots = Math.max(MIN_SLOTS, capacity);
     this.sizes = new Float64Array(slots);
     this.shas = Buffer.alloc(slots * SHA_BYTES);
