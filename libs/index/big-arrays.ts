@@ -6,7 +6,8 @@
  * first large column has been replaced, every buffer below that size lands in the heap, and freeing it
  * there leaves the pages resident (measured: 400 MiB of 1-4 MiB buffers freed, RSS unchanged). A
  * `WebAssembly.Memory` is mapped by V8 itself and unmapped when collected, whatever its size, so arrays
- * of at least `MAPPED_MIN_BYTES` are carved from one of those (one per array; its pages are zeroed).
+ * of at least `MAPPED_MIN_BYTES` are carved from one of those (one per array; its pages are zeroed). The
+ * index holds a few hundred such arrays at a million files (columns, 1 MiB text chunks, bitmaps).
  */
 export const MAPPED_MIN_BYTES = 64 * 1024;
 const WASM_PAGE_BYTES = 64 * 1024;
@@ -23,7 +24,13 @@ const { Memory } = (
 function buffer(bytes: number): ArrayBuffer {
   if (bytes < MAPPED_MIN_BYTES) return new ArrayBuffer(bytes);
   const pages = Math.ceil(bytes / WASM_PAGE_BYTES);
-  return new Memory({ initial: pages, maximum: pages }).buffer;
+  try {
+    return new Memory({ initial: pages, maximum: pages }).buffer;
+  } catch {
+    // V8 reserves address space for each memory and refuses past some thousands of them: fall back to the
+    // allocator (memory still works, it is only less surely returned).
+    return new ArrayBuffer(bytes);
+  }
 }
 
 export function uint8s(length: number): Uint8Array {
