@@ -96,6 +96,41 @@ describe('IdChains', () => {
     assert.deepEqual(bucket(0xabc), [6, 9, 12, 15]);
     assert.deepEqual(bucket(5), [5]);
   });
+
+  it('finds every id while its buckets are being split after a growth, and after', () => {
+    const random = prng(21);
+    const chains = new IdChains(1024);
+    const hashes = new Map<number, number>();
+    const findable = () => {
+      for (const [id, hash] of hashes) {
+        let seen = false;
+        for (let at = chains.first(hash); at >= 0 && !seen; at = chains.after(at)) seen = at === id;
+        assert.ok(seen, `id ${id}`);
+      }
+    };
+    for (let id = 0; id < 1024; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+    }
+    chains.resize(2048, 1024, () => true);
+    findable();
+    for (let id = 1024; id < 1100; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+      if (id % 3 === 0) {
+        chains.delete(id - 1000);
+        hashes.delete(id - 1000);
+      }
+    }
+    findable();
+    for (let id = 1100; id < 2048; id++) {
+      hashes.set(id, id * 7919);
+      chains.add(id, id * 7919);
+    }
+    findable();
+  });
 });
 
 describe('OwnerLists', () => {
