@@ -4,7 +4,7 @@ import { asciiHasTokenStarting, encodeScratch, hashBytes, includesBytes, isAscii
 import { FileTable } from './file-table.js';
 import { IdChains } from './id-chains.js';
 import { type OwnerList, OwnerLists } from './owner-lists.js';
-import { PeerRecord } from './peer-table.js';
+import { type Match, PeerRecord } from './peer-table.js';
 import { tokenize } from './query.js';
 import { TextChunks } from './text-chunks.js';
 import { TokenIndex } from './token-index.js';
@@ -85,6 +85,17 @@ export class IndexFiles {
       size: table.sizes[id]!,
       sha256: table.sha(id),
       mtimeMs: table.mtimes[id]!,
+    };
+  }
+
+  /** File `id` as a search match. */
+  match(id: number): Match {
+    const table = this.table;
+    return {
+      name: this.texts.name(table.texts[id]!),
+      size: table.sizes[id]!,
+      sha256: table.sha(id),
+      peer: this.ownerOf(id),
     };
   }
 

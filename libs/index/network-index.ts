@@ -1,14 +1,7 @@
 import type { FileEntry } from '../protocol/index.js';
 import { uint32s } from './big-arrays.js';
 import { IndexFiles, IndexPeer } from './index-files.js';
-import type {
-  DeltaResult,
-  FullResult,
-  Match,
-  PeerDeltaInput,
-  PeerState,
-  SearchOutcome,
-} from './peer-table.js';
+import type { DeltaResult, FullResult, PeerDeltaInput, PeerState, SearchOutcome } from './peer-table.js';
 import { orderedResults, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
 import { forEachSliced, runSliced, type SliceOptions, whileSliced } from './slices.js';
@@ -255,7 +248,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     }
     const truncated = found.length > max || partial;
     if (found.length > max) found.length = max;
-    const matches = found.map((id): Match => ({ ...this.files.entry(id), peer: this.files.ownerOf(id) }));
+    const matches = found.map((id) => this.files.match(id));
     const results = orderedResults(matches.slice(0, exactCount), matches.slice(exactCount), max);
     return { results, truncated, partial };
   }

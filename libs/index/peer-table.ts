@@ -192,15 +192,17 @@ export interface Match {
 export function orderedResults(exact: Match[], others: Match[], max: number): SearchResult[] {
   const order = (a: Match, b: Match) =>
     compareText(a.name, b.name) || compareText(a.peer.peerId, b.peer.peerId);
-  return [...exact.sort(order), ...others.sort(order)].slice(0, max).map(({ name, size, sha256, peer }) => ({
-    name,
-    size,
-    sha256,
-    peerId: peer.peerId,
-    url: fileUrl(peer.url, name),
-  }));
+  exact.sort(order);
+  others.sort(order);
+  const results: SearchResult[] = [];
+  for (const group of [exact, others]) {
+    for (const { name, size, sha256, peer } of group) {
+      if (results.length >= max) return results;
+      results.push({ name, size, sha256, peerId: peer.peerId, url: fileUrl(peer.url, name) });
+    }
+  }
+  return results;
 }
-
 /** What the index and the map share: their peers and the queue their async updates run through. */
 export abstract class PeerStore<P extends PeerEntry> {
   protected readonly peerTable = new PeerTable<P>();

@@ -78,7 +78,7 @@ export class TextChunks {
   }
 
   nameLength(address: number): number {
-    return this.chunkOf(address).readUInt16LE((address & OFFSET_MASK) + 4);
+    return readUint16(this.chunkOf(address), (address & OFFSET_MASK) + 4);
   }
 
   extraStart(address: number): number {
@@ -86,7 +86,7 @@ export class TextChunks {
   }
 
   extraLength(address: number): number {
-    return this.chunkOf(address).readUInt16LE((address & OFFSET_MASK) + 6);
+    return readUint16(this.chunkOf(address), (address & OFFSET_MASK) + 6);
   }
 
   name(address: number): string {
@@ -147,7 +147,7 @@ export class TextChunks {
   }
 
   private entryBytes(chunk: Buffer, at: number): number {
-    return HEADER_BYTES + chunk.readUInt16LE(at + 4) + chunk.readUInt16LE(at + 6);
+    return HEADER_BYTES + readUint16(chunk, at + 4) + readUint16(chunk, at + 6);
   }
 
   /** Room for `size` bytes in the newest chunk (a new one when it is full); counts them live. */
@@ -178,4 +178,9 @@ export class TextChunks {
     this.freeChunks.push(c);
     if (c === this.current) this.current = -1;
   }
+}
+
+/** A little-endian 16-bit number (`readUInt16LE` without its argument checks, for the hot paths). */
+function readUint16(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8);
 }
