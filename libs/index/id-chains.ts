@@ -60,7 +60,7 @@ export class IdChains {
   /**
    * Moves to `capacity` (a power of two) buckets and id slots; `live(id)` says which ids below `idCount`
    * (at most `capacity`) are in a chain. Growing copies the links and leaves the rehashing to later adds;
-   * shrinking chains the live ids again (one pass).
+   * halving merges bucket pairs; any other change chains the live ids again (one pass).
    */
   resize(capacity: number, idCount: number, live: (id: number) => boolean): void {
     const keep = Math.min(idCount, capacity);
@@ -76,10 +76,36 @@ export class IdChains {
       this.splitNext = 0;
       return;
     }
+    if (capacity * 2 === this.heads.length && !this.splitting()) {
+      this.mergeHalves();
+      return;
+    }
     this.heads = int32s(capacity).fill(-1);
     this.lowMask = capacity - 1;
     this.splitNext = 0;
     for (let id = 0; id < keep; id++) if (live(id)) this.link(id, this.bucket(this.hashes[id]!));
+  }
+
+  /**
+   * Halves the buckets by appending each upper bucket's chain to its lower twin: no id is rehashed (the
+   * chains hold only ids below the new capacity, the others were deleted before).
+   */
+  private mergeHalves(): void {
+    const half = this.heads.length >>> 1;
+    const heads = int32s(half);
+    for (let b = 0; b < half; b++) {
+      const lower = this.heads[b]!;
+      const upper = this.heads[b + half]!;
+      heads[b] = lower >= 0 ? lower : upper;
+      if (lower < 0 || upper < 0) continue;
+      let tail = lower;
+      while (this.next[tail]! >= 0) tail = this.next[tail]!;
+      this.next[tail] = upper;
+      this.prev[upper] = tail;
+    }
+    this.heads = heads;
+    this.lowMask = half - 1;
+    this.splitNext = 0;
   }
 
   private splitting(): boolean {

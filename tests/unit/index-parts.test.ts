@@ -130,6 +130,18 @@ describe('IdChains', () => {
       chains.add(id, id * 7919);
     }
     findable();
+    // Halving: the ids at or above the new capacity leave first, the others stay findable.
+    for (let id = 1024; id < 2048; id++) {
+      chains.delete(id);
+      hashes.delete(id);
+    }
+    chains.resize(1024, 1024, (id) => hashes.has(id));
+    findable();
+    for (const id of [...hashes.keys()].slice(0, 100)) {
+      chains.delete(id);
+      hashes.delete(id);
+    }
+    findable();
   });
 });
 
