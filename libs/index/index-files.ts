@@ -90,13 +90,8 @@ export class IndexFiles {
 
   /** File `id` as a search match. */
   match(id: number): Match {
-    const table = this.table;
-    return {
-      name: this.texts.name(table.texts[id]!),
-      size: table.sizes[id]!,
-      sha256: table.sha(id),
-      peer: this.ownerOf(id),
-    };
+    const { name, size, sha256 } = this.entry(id);
+    return { name, size, sha256, peer: this.ownerOf(id) };
   }
 
   /** Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. */
