@@ -1,3 +1,8 @@
+/**
+ * The network's file index: `NetworkIndex` (the superpeer's searchable index), `NetworkMap` (a peer's
+ * compact map of who has what), their update and result types, query parsing, and the slicing helpers
+ * their async updates use. Everything else in this folder is internal storage.
+ */
 export { clearBit, forEachBit, hasBit, setBit, wordsFor } from './bitmap.js';
 export type { TokenDictionaryOptions, TokenPostings } from './dictionary.js';
 export { TokenDictionary } from './dictionary.js';
