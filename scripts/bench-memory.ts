@@ -64,7 +64,7 @@ async function measure(kind: 'index' | 'map'): Promise<void> {
     gc();
     const usage = process.memoryUsage();
     process.stdout.write(
-      `${kind.padEnd(5)} ${label.padEnd(26)} rss ${mib(usage.rss).padStart(8)}   heap ${mib(usage.heapUsed).padStart(8)}   external (typed arrays, buffers) ${mib(usage.external).padStart(8)}\n`,
+      `${kind.padEnd(5)} ${label.padEnd(26)} rss ${mib(usage.rss).padStart(8)}   heap ${mib(usage.heapUsed).padStart(8)} of ${mib(usage.heapTotal).padStart(8)}   external (typed arrays, buffers) ${mib(usage.external).padStart(8)}\n`,
     );
   };
   const store = kind === 'index' ? new NetworkIndex() : new NetworkMap();

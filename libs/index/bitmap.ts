@@ -1,3 +1,5 @@
+import { uint32s } from './big-arrays.js';
+
 /** Helpers for `Uint32Array` bitmaps: bit `id` lives in word `id >>> 5`. */
 
 export function wordsFor(capacity: number): number {
@@ -18,7 +20,7 @@ export function hasBit(bits: Uint32Array, id: number): boolean {
 
 /** A copy of `bits` with room for `capacity` ids (growing or shrinking). */
 export function resized(bits: Uint32Array, capacity: number): Uint32Array {
-  const out = new Uint32Array(wordsFor(capacity));
+  const out = uint32s(wordsFor(capacity));
   out.set(bits.length <= out.length ? bits : bits.subarray(0, out.length));
   return out;
 }

@@ -1,22 +1,19 @@
+import type { SortedIds } from './postings.js';
+
 /**
- * The files holding one token. `codes` are posting codes (see `postingCode`) in the order files were
- * added; removing a file does not touch the list (that would cost a search through it) but makes its code
- * stale, and the list is compacted once stale codes outnumber live ones, so a list never holds more than
- * about twice its live files.
+ * The files holding one token: a sorted list of file ids (see `postings.ts`), or for a token held by a
+ * large share of the files a bitmap with one bit per file id.
  */
-export interface TokenPostings {
+export interface TokenPostings extends SortedIds {
   readonly token: string;
-  /** Empty while `bits` holds the token's files. */
-  codes: number[];
   /**
    * For a token held by a large share of the files: one bit per file id, exact (set on add, cleared on
-   * removal), so intersections are word-wise ANDs. Maintained by `NetworkIndex`.
+   * removal), so intersections are word-wise ANDs; the list is empty meanwhile. Maintained by
+   * `NetworkIndex`.
    */
   bits?: Uint32Array;
   /** Files that hold the token now. */
   live: number;
-  /** Stale codes still in `codes`. */
-  dead: number;
 }
 
 export interface TokenDictionaryOptions {
@@ -61,7 +58,7 @@ export class TokenDictionary {
   acquire(token: string): TokenPostings {
     let entry = this.byToken.get(token);
     if (entry === undefined) {
-      entry = { token, codes: [], bits: undefined, live: 0, dead: 0 };
+      entry = { token, ids: [], count: 0, bits: undefined, live: 0 };
       this.byToken.set(token, entry);
       this.insertOrdered(entry);
     }

@@ -1,18 +1,23 @@
+/**
+ * The network's file index: `NetworkIndex` (the superpeer's searchable index), `NetworkMap` (a peer's
+ * compact map of who has what), their update and result types, query parsing, and the slicing helpers
+ * their async updates use. Everything else in this folder is internal storage.
+ */
 export { clearBit, forEachBit, hasBit, setBit, wordsFor } from './bitmap.js';
 export type { TokenDictionaryOptions, TokenPostings } from './dictionary.js';
 export { TokenDictionary } from './dictionary.js';
+export type { NetworkIndexOptions } from './network-index.js';
+export { NetworkIndex } from './network-index.js';
+export type { NetworkMapOptions } from './network-map.js';
+export { NetworkMap } from './network-map.js';
 export type {
   DeltaResult,
   FullResult,
   IndexedPeer,
-  NetworkIndexOptions,
   PeerDeltaInput,
   PeerState,
   SearchOutcome,
-} from './network-index.js';
-export { NetworkIndex } from './network-index.js';
-export type { NetworkMapOptions } from './network-map.js';
-export { NetworkMap } from './network-map.js';
+} from './peer-table.js';
 export type { Query } from './query.js';
 export { parseQuery, tokenize } from './query.js';
 export type { SliceOptions } from './slices.js';

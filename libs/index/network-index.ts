@@ -1,53 +1,11 @@
-import { randomInt } from 'node:crypto';
-import type { FileEntry, SearchResult } from '../protocol/index.js';
-import { fileUrl } from '../protocol/index.js';
-import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
-import { TokenDictionary, type TokenPostings } from './dictionary.js';
-import { FileTable } from './file-table.js';
-import { BAG_SHARDS, distinct, IdBags, shaKey, textShard, tokenKey } from './id-bags.js';
+import type { FileEntry } from '../protocol/index.js';
+import { uint32s } from './big-arrays.js';
+import { IndexFiles, IndexPeer } from './index-files.js';
+import type { DeltaResult, FullResult, PeerDeltaInput, PeerState, SearchOutcome } from './peer-table.js';
+import { orderedResults, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
-import { forEachOfSliced, forEachSliced, runSliced, SerialQueue, type SliceOptions } from './slices.js';
+import { forEachSliced, runSliced, type SliceOptions, whileSliced } from './slices.js';
 import { WordSearch } from './word-search.js';
-
-/** A peer's whole state (a join, a resync, or one peer of a snapshot). */
-export interface PeerState {
-  peerId: string;
-  instanceId: string;
-  url: string;
-  seq: number;
-  files: FileEntry[];
-}
-
-/** One change of a peer: its sequence number and the files added/changed or removed (by name). */
-export interface PeerDeltaInput {
-  peerId: string;
-  instanceId: string;
-  seq: number;
-  upserted: FileEntry[];
-  removed: string[];
-}
-
-export type FullResult = 'applied' | 'unchanged' | 'stale';
-export type DeltaResult = 'applied' | 'duplicate' | 'gap' | 'unknown-peer';
-
-export interface IndexedPeer {
-  peerId: string;
-  instanceId: string;
-  url: string;
-  seq: number;
-  fileCount: number;
-  /** Sum of the sizes of its files. */
-  totalBytes: number;
-}
-
-/** What a search found. */
-export interface SearchOutcome {
-  results: SearchResult[];
-  /** The results are not every match: more than `limit` matched, or the search was `partial`. */
-  truncated: boolean;
-  /** The search used up its work budget before it had looked at every candidate: other matches may exist. */
-  partial: boolean;
-}
 
 export interface NetworkIndexOptions {
   /**
@@ -59,31 +17,9 @@ export interface NetworkIndexOptions {
   bitmapMinFiles?: number;
 }
 
-/** Posting lists with fewer stale codes than this are not worth compacting. */
-const MIN_DEAD_TO_COMPACT = 8;
 /** The id space is compacted (live files moved down) once fewer than half of its ids are live. */
 const COMPACT_BELOW_LIVE_SHARE = 0.5;
 const COMPACT_MIN_IDS = 4096;
-
-class PeerRecord {
-  /** name → file id */
-  readonly byName = new Map<string, number>();
-  totalBytes = 0;
-  removed = false;
-  /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
-  sortedIds: number[] | undefined;
-
-  constructor(
-    readonly peerId: string,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-  ) {}
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /**
  * Who has which file, for the whole network, held in memory with fast search. The superpeer keeps one for
@@ -111,68 +47,60 @@ function compareText(a: string, b: string): number {
  * candidate sets are intersected as bitmaps, one 32-bit word per 32 files. Tokens held by a large share of
  * the files keep an exact bitmap instead of a posting list, which also costs less memory.
  *
+ * Memory: no JS object or string per file. Per file the index keeps typed-array columns (owner, size,
+ * mtime, 32 bytes of SHA-256, hash chains for the SHA-256 and the exact tokens), its name and tokens as
+ * UTF-8 in its owner's pool, and 4 bytes per token in the sorted id lists of rare tokens (common tokens
+ * share one bitmap over the id space): about 200 bytes a file.
+ *
  * Updates: the synchronous `applyFull`, `applyDelta` and `removePeer` cost in proportion to the files they
  * touch. The `…Async` versions do the same work in slices that yield to the event loop (for states of a
  * million files) and run one at a time in call order; do not mix them with synchronous updates of the same
  * peer while one is running. Removals give memory back: the id space is compacted and trimmed once it is
  * mostly free.
  */
-export class NetworkIndex {
-  private readonly peersById = new Map<string, PeerRecord>();
-  private readonly dictionary = new TokenDictionary();
-  /** first 28 bits of a sha256 → files whose sha256 starts so */
-  private readonly bySha = new IdBags<number>((key) => key & (BAG_SHARDS - 1));
-  /** token key (see `tokenKey`) → files whose names have exactly those tokens; finds exact-name matches. */
-  private readonly byTokenKey = new IdBags<string>(textShard);
-  private readonly bitmapTokens = new Set<TokenPostings>();
-  private readonly files: FileTable<PeerRecord>;
+export class NetworkIndex extends PeerStore<IndexPeer> {
+  private readonly files: IndexFiles;
   private readonly words: WordSearch;
-  /** The same for updates, apart so that a search between two slices of an update cannot disturb it. */
-  private updateMarks = new Uint32Array(1024);
+  /** Marks of the update under way (a search between two slices of an update must not disturb them). */
+  private updateMarks = uint32s(1024);
   private updateEpoch = 0;
-  private readonly updates = new SerialQueue();
   private readonly workBudget: number;
-  private readonly bitmapMinFiles: number;
-  private readonly shaSeed = randomInt(2 ** 30);
 
   constructor(options: NetworkIndexOptions = {}) {
+    super();
     this.workBudget = options.searchWorkBudget ?? 250_000;
-    this.bitmapMinFiles = Math.max(1, options.bitmapMinFiles ?? 1024);
-    this.files = new FileTable<PeerRecord>((capacity) => this.onCapacity(capacity));
-    this.words = new WordSearch(this.dictionary, this.files, this.byTokenKey);
+    this.files = new IndexFiles(
+      Math.max(1, options.bitmapMinFiles ?? 1024),
+      (number) => this.peerTable.at(number)!,
+      (capacity) => this.onCapacity(capacity),
+    );
+    this.words = new WordSearch(this.files.tokens.dictionary, this.files.searchFiles());
   }
 
   get fileCount(): number {
-    return this.files.liveCount;
-  }
-
-  get peerCount(): number {
-    return this.peersById.size;
+    return this.files.table.liveCount;
   }
 
   /** Distinct tokens over all names (a size figure for metrics). */
   get tokenCount(): number {
-    return this.dictionary.size;
+    return this.files.tokens.dictionary.size;
   }
 
-  /** Sizes of the inner structures, for tests and diagnostics (counts, not bytes). */
-  get stats(): { idSlots: number; capacity: number; bitmapTokens: number; postings: number } {
-    let postings = 0;
-    this.dictionary.forEachWithPrefix('', (entry) => {
-      postings += entry.codes.length;
-      return true;
-    });
+  /** Sizes of the inner structures, for tests and diagnostics (counts, except `textBytes`). */
+  get stats(): {
+    idSlots: number;
+    capacity: number;
+    bitmapTokens: number;
+    postings: number;
+    textBytes: number;
+  } {
     return {
-      idSlots: this.files.idCount,
-      capacity: this.files.capacity,
-      bitmapTokens: this.bitmapTokens.size,
-      postings,
+      idSlots: this.files.table.idCount,
+      capacity: this.files.table.capacity,
+      bitmapTokens: this.files.tokens.bitmapCount,
+      postings: this.files.tokens.listedIds,
+      textBytes: this.files.texts.byteSize,
     };
-  }
-
-  /** Async updates queued or running. */
-  get pendingUpdates(): number {
-    return this.updates.size;
   }
 
   /**
@@ -187,8 +115,8 @@ export class NetworkIndex {
     if (result === 'stale') return result;
     const epoch = this.nextUpdateEpoch();
     for (const file of state.files) this.markName(peer, file.name, epoch);
-    for (const name of this.unmarkedNames(peer, epoch)) this.removeName(peer, name);
-    for (const file of state.files) this.upsertFile(peer, file);
+    for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
+    for (const file of state.files) this.files.upsert(peer, file);
     this.trimIfSparse();
     return result;
   }
@@ -199,19 +127,12 @@ export class NetworkIndex {
       const { peer, result } = this.beginFull(state);
       if (result === 'stale') return result;
       const epoch = this.nextUpdateEpoch();
-      if (peer.byName.size > 0) {
+      if (peer.fileCount > 0) {
         await forEachSliced(state.files, (file) => this.markName(peer, file.name, epoch), options);
-        const gone: string[] = [];
-        await forEachOfSliced(
-          peer.byName,
-          ([name, id]) => {
-            if (this.updateMarks[id] !== epoch) gone.push(name);
-          },
-          options,
-        );
-        await forEachSliced(gone, (name) => this.removeName(peer, name), options);
+        const gone = this.unmarkedIds(peer, epoch);
+        await forEachSliced(gone, (id) => this.files.remove(id), options);
       }
-      await forEachSliced(state.files, (file) => this.upsertFile(peer, file), options);
+      await forEachSliced(state.files, (file) => this.files.upsert(peer, file), options);
       await this.compactIfSparse(options);
       return result;
     });
@@ -225,10 +146,10 @@ export class NetworkIndex {
    * not an error.
    */
   applyDelta(delta: PeerDeltaInput): DeltaResult {
-    const { peer, result } = this.checkDelta(delta);
+    const { peer, result } = this.peerTable.deltaTarget(delta);
     if (peer === undefined) return result;
     for (const name of delta.removed) this.removeName(peer, name);
-    for (const file of delta.upserted) this.upsertFile(peer, file);
+    for (const file of delta.upserted) this.files.upsert(peer, file);
     peer.seq = delta.seq;
     return result;
   }
@@ -236,11 +157,11 @@ export class NetworkIndex {
   /** `applyDelta` in slices, after the async updates before it. */
   applyDeltaAsync(delta: PeerDeltaInput, options: SliceOptions = {}): Promise<DeltaResult> {
     return this.updates.run(async () => {
-      const { peer, result } = this.checkDelta(delta);
+      const { peer, result } = this.peerTable.deltaTarget(delta);
       if (peer === undefined) return result;
       peer.seq = delta.seq;
       await forEachSliced(delta.removed, (name) => this.removeName(peer, name), options);
-      await forEachSliced(delta.upserted, (file) => this.upsertFile(peer, file), options);
+      await forEachSliced(delta.upserted, (file) => this.files.upsert(peer, file), options);
       return result;
     });
   }
@@ -251,10 +172,10 @@ export class NetworkIndex {
    * peer's new run.
    */
   removePeer(peerId: string, instanceId?: string): boolean {
-    const peer = this.detachPeer(peerId, instanceId);
+    const peer = this.peerTable.detach(peerId, instanceId);
     if (peer === undefined) return false;
-    for (const id of peer.byName.values()) this.removeFile(id);
-    peer.byName.clear();
+    while (peer.first >= 0) this.files.remove(peer.first);
+    this.peerTable.release(peer);
     this.trimIfSparse();
     return true;
   }
@@ -265,37 +186,25 @@ export class NetworkIndex {
    */
   removePeerAsync(peerId: string, instanceId?: string, options: SliceOptions = {}): Promise<boolean> {
     return this.updates.run(async () => {
-      const peer = this.detachPeer(peerId, instanceId);
+      const peer = this.peerTable.detach(peerId, instanceId);
       if (peer === undefined) return false;
-      await forEachOfSliced(peer.byName.values(), (id) => this.removeFile(id), options);
-      peer.byName.clear();
+      await whileSliced(
+        () => peer.first >= 0,
+        () => this.files.remove(peer.first),
+        options,
+      );
+      this.peerTable.release(peer);
       await this.compactIfSparse(options);
       return true;
     });
   }
 
-  /** Moves live files down into free ids and gives back the top of the id space, in slices. */
+  /**
+   * Moves live files down into free ids and gives back the top of the id space, then moves names out of
+   * mostly empty text chunks, in slices.
+   */
   compactAsync(options: SliceOptions = {}): Promise<void> {
     return this.updates.run(() => this.compact(options));
-  }
-
-  /** Resolves once the async updates queued so far have run. */
-  async idle(): Promise<void> {
-    await this.updates.run(() => undefined);
-  }
-
-  hasPeer(peerId: string): boolean {
-    return this.peersById.has(peerId);
-  }
-
-  getPeer(peerId: string): IndexedPeer | undefined {
-    const peer = this.peersById.get(peerId);
-    return peer === undefined ? undefined : summary(peer);
-  }
-
-  /** Every peer, sorted by peer id. */
-  peers(): IndexedPeer[] {
-    return [...this.peersById.values()].sort((a, b) => compareText(a.peerId, b.peerId)).map(summary);
   }
 
   /**
@@ -304,22 +213,18 @@ export class NetworkIndex {
    * large peer costs one sort.
    */
   peerFiles(peerId: string, offset = 0, limit = Number.POSITIVE_INFINITY): FileEntry[] {
-    const peer = this.peersById.get(peerId);
+    const peer = this.peerTable.get(peerId);
     if (peer === undefined) return [];
     if (peer.sortedIds === undefined) {
-      const names = [...peer.byName.keys()].sort();
-      peer.sortedIds = names.map((name) => peer.byName.get(name)!);
+      const ids = this.files.ids(peer);
+      const names = ids.map((id) => this.files.texts.name(this.files.table.texts[id]!));
+      const order = ids.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
+      peer.sortedIds = Uint32Array.from(order, (i) => ids[i]!);
     }
     const start = Math.max(0, Math.floor(offset) || 0);
     const count = limit >= 0 ? Math.floor(limit) : 0;
-    const ids = peer.sortedIds.slice(start, start + count);
-    const { names, sizes, mtimes } = this.files;
-    return ids.map((id) => ({
-      name: names[id]!,
-      size: sizes[id]!,
-      sha256: this.files.sha(id),
-      mtimeMs: mtimes[id]!,
-    }));
+    const page = peer.sortedIds.subarray(start, Math.min(peer.sortedIds.length, start + count));
+    return Array.from(page, (id) => this.files.entry(id));
   }
 
   /**
@@ -332,7 +237,7 @@ export class NetworkIndex {
     let exactCount = 0;
     let partial = false;
     if (query.kind === 'sha256') {
-      this.findSha(query.sha256.toLowerCase(), max, found);
+      this.files.findSha(query.sha256.toLowerCase(), max, found);
     } else {
       const outcome = this.words.find(query.words.flatMap(tokenize), max, found, {
         used: 0,
@@ -343,250 +248,101 @@ export class NetworkIndex {
     }
     const truncated = found.length > max || partial;
     if (found.length > max) found.length = max;
-    const { names, owners, sizes } = this.files;
-    const byNameThenPeer = (a: number, b: number) =>
-      compareText(names[a]!, names[b]!) || compareText(owners[a]!.peerId, owners[b]!.peerId);
-    const exact = found.slice(0, exactCount).sort(byNameThenPeer);
-    const others = found.slice(exactCount).sort(byNameThenPeer);
-    const results = [...exact, ...others].map((id): SearchResult => {
-      const peer = owners[id]!;
-      const name = names[id]!;
-      return {
-        name,
-        size: sizes[id]!,
-        sha256: this.files.sha(id),
-        peerId: peer.peerId,
-        url: fileUrl(peer.url, name),
-      };
-    });
+    const matches = found.map((id) => this.files.match(id));
+    const results = orderedResults(matches.slice(0, exactCount), matches.slice(exactCount), max);
     return { results, truncated, partial };
   }
 
-  // ---- search ------------------------------------------------------------------------------------------
-
-  private findSha(sha256: string, max: number, found: number[]): void {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) return;
-    const ids = this.bySha.get(shaKey(sha256, this.shaSeed));
-    if (ids === undefined) return;
-    const bytes = Buffer.from(sha256, 'hex');
-    for (const id of typeof ids === 'number' ? [ids] : ids) {
-      if (this.files.owners[id]!.removed || !this.files.shaEquals(id, bytes)) continue;
-      found.push(id);
-      if (found.length > max) return;
-    }
-  }
-
-  // ---- updates -----------------------------------------------------------------------------------------
-
-  private beginFull(state: PeerState): { peer: PeerRecord; result: FullResult } {
-    const existing = this.peersById.get(state.peerId);
-    if (existing === undefined) {
-      const peer = new PeerRecord(state.peerId, state.instanceId, state.url, state.seq);
-      this.peersById.set(state.peerId, peer);
-      return { peer, result: 'applied' };
-    }
-    let result: FullResult = 'applied';
-    if (existing.instanceId === state.instanceId) {
-      if (state.seq < existing.seq) return { peer: existing, result: 'stale' };
-      if (state.seq === existing.seq && state.url === existing.url) result = 'unchanged';
-    }
-    existing.instanceId = state.instanceId;
-    existing.url = state.url;
-    existing.seq = state.seq;
-    return { peer: existing, result };
-  }
-
-  private checkDelta(delta: PeerDeltaInput): { peer?: PeerRecord; result: DeltaResult } {
-    const peer = this.peersById.get(delta.peerId);
-    if (peer === undefined) return { result: 'unknown-peer' };
-    if (peer.instanceId !== delta.instanceId) return { result: 'gap' };
-    if (delta.seq <= peer.seq) return { result: 'duplicate' };
-    if (delta.seq > peer.seq + 1) return { result: 'gap' };
-    return { peer, result: 'applied' };
-  }
-
-  private detachPeer(peerId: string, instanceId: string | undefined): PeerRecord | undefined {
-    const peer = this.peersById.get(peerId);
-    if (peer === undefined) return undefined;
-    if (instanceId !== undefined && instanceId !== peer.instanceId) return undefined;
-    this.peersById.delete(peerId);
-    peer.removed = true;
-    return peer;
-  }
-
-  private markName(peer: PeerRecord, name: string, epoch: number): void {
-    const id = peer.byName.get(name);
-    if (id !== undefined) this.updateMarks[id] = epoch;
-  }
-
-  private unmarkedNames(peer: PeerRecord, epoch: number): string[] {
-    const gone: string[] = [];
-    for (const [name, id] of peer.byName) if (this.updateMarks[id] !== epoch) gone.push(name);
-    return gone;
-  }
-
-  private removeName(peer: PeerRecord, name: string): void {
-    const id = peer.byName.get(name);
-    if (id === undefined) return;
-    peer.byName.delete(name);
-    this.removeFile(id);
-  }
-
-  private upsertFile(peer: PeerRecord, file: FileEntry): void {
-    const files = this.files;
-    const existing = peer.byName.get(file.name);
+  private beginFull(state: PeerState): { peer: IndexPeer; result: FullResult } {
+    const result = this.peerTable.fullResult(state);
+    const existing = this.peerTable.get(state.peerId);
+    if (result === 'stale') return { peer: existing!, result };
     if (existing !== undefined) {
-      // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
-      const sha256 = file.sha256.toLowerCase();
-      if (files.sha(existing) !== sha256) {
-        this.bySha.delete(shaKey(files.sha(existing), this.shaSeed), existing);
-        files.setSha(existing, sha256);
-        this.bySha.add(shaKey(sha256, this.shaSeed), existing);
-      }
-      peer.totalBytes += file.size - files.sizes[existing]!;
-      files.sizes[existing] = file.size;
-      files.mtimes[existing] = file.mtimeMs;
-      return;
+      existing.instanceId = state.instanceId;
+      existing.url = state.url;
+      existing.seq = state.seq;
+      return { peer: existing, result };
     }
-    const id = files.allocate();
-    const tokens = tokenize(file.name);
-    const key = tokenKey(tokens);
-    files.names[id] = file.name;
-    files.keys[id] = key;
-    files.owners[id] = peer;
-    files.setSha(id, file.sha256.toLowerCase());
-    files.sizes[id] = file.size;
-    files.mtimes[id] = file.mtimeMs;
-    const code = files.code(id);
-    for (const token of distinct(tokens)) {
-      const entry = this.dictionary.acquire(token);
-      entry.live++;
-      if (entry.bits !== undefined) setBit(entry.bits, id);
-      else {
-        entry.codes.push(code);
-        if (entry.live >= this.bitmapThreshold()) this.toBitmap(entry);
-      }
-    }
-    this.bySha.add(shaKey(file.sha256.toLowerCase(), this.shaSeed), id);
-    if (key !== '') this.byTokenKey.add(key, id);
-    peer.byName.set(file.name, id);
-    peer.totalBytes += file.size;
-    peer.sortedIds = undefined;
+    const number = this.peerTable.nextNumber();
+    const peer = new IndexPeer(state.peerId, number, state.instanceId, state.url, state.seq);
+    this.peerTable.add(peer);
+    return { peer, result };
   }
 
-  /** Frees a file id and everything pointing at it, except the owner's `byName` entry (the caller's job). */
-  private removeFile(id: number): void {
-    const files = this.files;
-    const peer = files.owners[id]!;
-    const key = files.keys[id]!;
-    if (key !== '') {
-      const listBelow = this.bitmapThreshold() >> 2;
-      for (const token of distinct(key.slice(1).split('\0'))) {
-        const entry = this.dictionary.get(token)!;
-        entry.live--;
-        if (entry.bits !== undefined) clearBit(entry.bits, id);
-        else entry.dead++;
-        if (entry.live === 0) {
-          this.bitmapTokens.delete(entry);
-          this.dictionary.release(entry);
-        } else if (entry.bits !== undefined) {
-          if (entry.live < listBelow) this.toList(entry, id);
-        } else if (entry.dead > entry.live && entry.dead >= MIN_DEAD_TO_COMPACT) this.compactPostings(entry);
-      }
-      this.byTokenKey.delete(key, id);
-    }
-    this.bySha.delete(shaKey(files.sha(id), this.shaSeed), id);
-    peer.totalBytes -= files.sizes[id]!;
-    peer.sortedIds = undefined;
-    files.release(id);
+  private markName(peer: IndexPeer, name: string, epoch: number): void {
+    const id = this.files.find(peer, name);
+    if (id >= 0) this.updateMarks[id] = epoch;
   }
 
-  private bitmapThreshold(): number {
-    return Math.max(this.bitmapMinFiles, this.files.capacity >>> 6);
+  private unmarkedIds(peer: IndexPeer, epoch: number): number[] {
+    return this.files.ids(peer).filter((id) => this.updateMarks[id] !== epoch);
   }
 
-  private toBitmap(entry: TokenPostings): void {
-    const bits = new Uint32Array(wordsFor(this.files.capacity));
-    for (const code of entry.codes) {
-      const id = this.files.liveId(code);
-      if (id >= 0) setBit(bits, id);
-    }
-    entry.bits = bits;
-    entry.codes = [];
-    entry.dead = 0;
-    this.bitmapTokens.add(entry);
-  }
-
-  /** Back to a posting list; `leaving` is a file being removed (its bit is clear, its id still live). */
-  private toList(entry: TokenPostings, leaving: number): void {
-    const codes: number[] = [];
-    forEachBit(entry.bits!, 0, wordsFor(this.files.idCount), (id) => {
-      if (id !== leaving) codes.push(this.files.code(id));
-      return true;
-    });
-    entry.codes = codes;
-    entry.bits = undefined;
-    entry.dead = 0;
-    this.bitmapTokens.delete(entry);
-  }
-
-  private compactPostings(entry: TokenPostings): void {
-    entry.codes = entry.codes.filter((code) => this.files.liveId(code) >= 0);
-    entry.dead = 0;
+  private removeName(peer: IndexPeer, name: string): void {
+    const id = this.files.find(peer, name);
+    if (id >= 0) this.files.remove(id);
   }
 
   private onCapacity(capacity: number): void {
-    for (const entry of this.bitmapTokens) entry.bits = resized(entry.bits!, capacity);
     this.words.resize(capacity);
-    const updateMarks = new Uint32Array(capacity);
+    const updateMarks = uint32s(capacity);
     updateMarks.set(this.updateMarks.subarray(0, Math.min(capacity, this.updateMarks.length)));
     this.updateMarks = updateMarks;
   }
 
   private isSparse(): boolean {
-    const ids = this.files.idCount;
-    return ids >= COMPACT_MIN_IDS && this.files.liveCount < ids * COMPACT_BELOW_LIVE_SHARE;
+    const ids = this.files.table.idCount;
+    return ids >= COMPACT_MIN_IDS && this.files.table.liveCount < ids * COMPACT_BELOW_LIVE_SHARE;
   }
 
   /** The synchronous updates only give back a free top; moving files is left to `compactAsync`. */
   private trimIfSparse(): void {
-    if (this.isSparse()) this.files.trim();
+    if (this.isSparse()) this.files.table.trim();
   }
 
   private async compactIfSparse(options: SliceOptions): Promise<void> {
-    if (this.isSparse()) await this.compact(options);
+    const texts = this.files.texts;
+    if (this.isSparse() || (texts.chunkCount > 2 && texts.liveBytes * 2 < texts.byteSize))
+      await this.compact(options);
   }
 
-  /** Moves the live files above the live count down into free ids, then trims the free top. */
+  /**
+   * Moves the live files above the live count down into free ids, trims the free top, then empties the
+   * sparse text chunks (one chunk a slice).
+   */
   private async compact(options: SliceOptions): Promise<void> {
-    const target = this.files.liveCount;
+    const table = this.files.table;
+    const target = table.liveCount;
     const high: number[] = [];
-    const owners = this.files.owners;
     await runSliced(
-      () => this.files.idCount - target,
+      () => table.idCount - target,
       (i) => {
-        if (owners[target + i] !== undefined) high.push(target + i);
+        if (table.owners[target + i] !== 0) high.push(target + i);
       },
-      { ...options, maxItemsPerSlice: (options.maxItemsPerSlice ?? 2000) * 8 },
+      options,
     );
     await forEachSliced(high, (id) => this.relocate(id), options);
-    this.files.trim();
+    table.trim();
+    let more = true;
+    await whileSliced(
+      () => more,
+      () => {
+        more = this.files.compactTexts();
+      },
+      { ...options, maxItemsPerSlice: 1 },
+    );
   }
 
   /** Re-inserts live file `id` at the lowest free id, when that is lower. */
   private relocate(id: number): void {
-    const files = this.files;
-    const peer = files.owners[id];
-    const lowest = files.lowestFree();
-    if (peer === undefined || peer.removed || lowest === undefined || lowest > id) return;
-    const file: FileEntry = {
-      name: files.names[id]!,
-      size: files.sizes[id]!,
-      sha256: files.sha(id),
-      mtimeMs: files.mtimes[id]!,
-    };
-    this.removeName(peer, file.name);
-    this.upsertFile(peer, file);
+    const table = this.files.table;
+    const lowest = table.lowestFree();
+    if (table.owners[id] === 0 || lowest === undefined || lowest > id) return;
+    const peer = this.files.ownerOf(id);
+    if (peer.removed) return;
+    const file = this.files.entry(id);
+    this.files.remove(id);
+    this.files.upsert(peer, file);
   }
 
   private nextUpdateEpoch(): number {
@@ -596,15 +352,4 @@ export class NetworkIndex {
     }
     return ++this.updateEpoch;
   }
-}
-
-function summary(peer: PeerRecord): IndexedPeer {
-  return {
-    peerId: peer.peerId,
-    instanceId: peer.instanceId,
-    url: peer.url,
-    seq: peer.seq,
-    fileCount: peer.byName.size,
-    totalBytes: peer.totalBytes,
-  };
 }

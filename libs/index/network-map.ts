@@ -1,15 +1,16 @@
-import type { FileEntry, SearchResult } from '../protocol/index.js';
-import { fileUrl } from '../protocol/index.js';
+import type { FileEntry } from '../protocol/index.js';
+import { NamedSlots } from './named-slots.js';
 import type {
   DeltaResult,
   FullResult,
-  IndexedPeer,
+  Match,
   PeerDeltaInput,
   PeerState,
   SearchOutcome,
-} from './network-index.js';
+} from './peer-table.js';
+import { orderedResults, PeerRecord, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
-import { runSliced, SerialQueue, type SliceOptions } from './slices.js';
+import { runSliced, type SliceOptions } from './slices.js';
 
 export interface NetworkMapOptions {
   /**
@@ -26,55 +27,44 @@ const VERIFY_COST = 50;
 const MIN_SLOTS = 8;
 
 /*
- * One peer's files as columns: names, sizes, SHA-256 bytes, and a 64-bit signature per file (two bits per
- * token: one for its first character, one for its first two) that rules most files out of a word search
- * without tokenizing their names. Names are found through an open-addressing hash table of slot numbers.
- * Removing a file moves the last one into its slot.
+ * One peer's files as columns: names (UTF-8 in a pooled buffer, see `NamedSlots`), sizes, SHA-256 bytes,
+ * and a 64-bit signature per file (two bits per token: one for its first character, one for its first two)
+ * that rules most files out of a word search without tokenizing their names. Removing a file moves the
+ * last one into its slot.
  */
-class MapPeer {
-  names: string[] = [];
+class MapPeer extends PeerRecord {
+  readonly names = new NamedSlots((from, to) => this.move(from, to));
   sizes: Float64Array;
   shas: Buffer;
   signatures: Uint32Array;
-  /** slot + 1 per bucket, 0 = empty; length a power of two at least twice the file count. */
-  table: Int32Array;
-  totalBytes = 0;
 
-  constructor(
-    readonly peerId: string,
-    public instanceId: string,
-    public url: string,
-    public seq: number,
-    capacity: number,
-  ) {
+  constructor(state: PeerState, number: number) {
+    super(state.peerId, number, state.instanceId, state.url, state.seq);
+    const capacity = state.files.length;
+    // Name lengths in UTF-16 units: the exact UTF-8 size of ASCII names, and a start for the others.
+    let bytes = 0;
+    for (const file of state.files) bytes += file.name.length;
+    this.names.reserve(capacity, bytes);
     const slots = Math.max(MIN_SLOTS, capacity);
     this.sizes = new Float64Array(slots);
     this.shas = Buffer.alloc(slots * SHA_BYTES);
     this.signatures = new Uint32Array(slots * 2);
-    this.table = new Int32Array(tableSize(slots));
   }
 
   get count(): number {
-    return this.names.length;
+    return this.names.count;
   }
 
-  find(name: string): number {
-    const mask = this.table.length - 1;
-    for (let b = hashText(name) & mask; ; b = (b + 1) & mask) {
-      const entry = this.table[b]!;
-      if (entry === 0) return -1;
-      if (this.names[entry - 1] === name) return entry - 1;
-    }
+  get fileCount(): number {
+    return this.names.count;
   }
 
   upsert(file: FileEntry): void {
-    let slot = this.find(file.name);
+    let slot = this.names.find(file.name);
     if (slot < 0) {
-      slot = this.names.length;
-      if (slot >= this.sizes.length) this.grow(Math.ceil(slot * 1.5) + MIN_SLOTS);
-      this.names.push(file.name);
+      slot = this.names.add(file.name);
+      if (slot >= this.sizes.length) this.resize(Math.ceil(slot * 1.5) + MIN_SLOTS);
       this.sizes[slot] = 0;
-      this.tableInsert(file.name, slot);
       const signature = signatureOf(file.name);
       this.signatures[2 * slot] = signature[0]!;
       this.signatures[2 * slot + 1] = signature[1]!;
@@ -85,34 +75,39 @@ class MapPeer {
   }
 
   remove(name: string): void {
-    const slot = this.find(name);
+    const slot = this.names.find(name);
     if (slot < 0) return;
-    this.tableDelete(name);
     this.totalBytes -= this.sizes[slot]!;
-    const last = this.names.length - 1;
-    if (slot !== last) {
-      const moved = this.names[last]!;
-      this.tableDelete(moved);
-      this.names[slot] = moved;
-      this.sizes[slot] = this.sizes[last]!;
-      this.shas.copy(this.shas, slot * SHA_BYTES, last * SHA_BYTES, last * SHA_BYTES + SHA_BYTES);
-      this.signatures[2 * slot] = this.signatures[2 * last]!;
-      this.signatures[2 * slot + 1] = this.signatures[2 * last + 1]!;
-      this.tableInsert(moved, slot);
-    }
-    this.names.pop();
+    this.names.remove(slot);
     // Give memory back once three quarters of the columns are empty.
-    if (this.sizes.length > MIN_SLOTS * 4 && this.names.length * 4 < this.sizes.length)
-      this.grow(this.names.length * 2 + MIN_SLOTS);
+    if (this.sizes.length > MIN_SLOTS * 4 && this.count * 4 < this.sizes.length)
+      this.resize(this.count * 2 + MIN_SLOTS);
+  }
+
+  name(slot: number): string {
+    return this.names.name(slot);
   }
 
   sha(slot: number): string {
     return this.shas.toString('hex', slot * SHA_BYTES, slot * SHA_BYTES + SHA_BYTES);
   }
 
-  /** Resizes the columns to `slots` (at least the file count) and rebuilds the table. */
-  private grow(slots: number): void {
-    const n = this.names.length;
+  /** Gives back spare memory once the peer's files are in. */
+  fit(): void {
+    this.names.fit();
+    if (this.sizes.length > this.count + MIN_SLOTS) this.resize(this.count + MIN_SLOTS);
+  }
+
+  private move(from: number, to: number): void {
+    this.sizes[to] = this.sizes[from]!;
+    this.shas.copy(this.shas, to * SHA_BYTES, from * SHA_BYTES, from * SHA_BYTES + SHA_BYTES);
+    this.signatures[2 * to] = this.signatures[2 * from]!;
+    this.signatures[2 * to + 1] = this.signatures[2 * from + 1]!;
+  }
+
+  /** Resizes the columns to `slots` (at least the file count). */
+  private resize(slots: number): void {
+    const n = this.count;
     const sizes = new Float64Array(slots);
     sizes.set(this.sizes.subarray(0, n));
     this.sizes = sizes;
@@ -122,42 +117,7 @@ class MapPeer {
     const signatures = new Uint32Array(slots * 2);
     signatures.set(this.signatures.subarray(0, 2 * n));
     this.signatures = signatures;
-    this.table = new Int32Array(tableSize(slots));
-    for (let slot = 0; slot < n; slot++) this.tableInsert(this.names[slot]!, slot);
   }
-
-  private tableInsert(name: string, slot: number): void {
-    const mask = this.table.length - 1;
-    let b = hashText(name) & mask;
-    while (this.table[b] !== 0) b = (b + 1) & mask;
-    this.table[b] = slot + 1;
-  }
-
-  /** Linear-probing deletion by backward shift: no tombstones, so lookups stay short. */
-  private tableDelete(name: string): void {
-    const table = this.table;
-    const mask = table.length - 1;
-    let b = hashText(name) & mask;
-    while (table[b] !== 0 && this.names[table[b]! - 1] !== name) b = (b + 1) & mask;
-    if (table[b] === 0) return;
-    let hole = b;
-    for (let next = (hole + 1) & mask; table[next] !== 0; next = (next + 1) & mask) {
-      const home = hashText(this.names[table[next]! - 1]!) & mask;
-      // Move `next` into the hole unless its home lies cyclically in (hole, next].
-      const between = hole <= next ? home > hole && home <= next : home > hole || home <= next;
-      if (!between) {
-        table[hole] = table[next]!;
-        hole = next;
-      }
-    }
-    table[hole] = 0;
-  }
-}
-
-function tableSize(slots: number): number {
-  let size = MIN_SLOTS * 2;
-  while (size < slots * 2) size *= 2;
-  return size;
 }
 
 /** FNV-1a over UTF-16 code units. */
@@ -193,10 +153,6 @@ function wordsSignature(words: readonly string[]): [number, number] {
   return signature;
 }
 
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /**
  * The whole network's map of who has what, compact: what a peer keeps as its view. No inverted index: per
  * peer, columns of names, sizes and SHA-256 bytes (about 130 bytes a file with the name), so a million
@@ -208,13 +164,12 @@ function compareText(a: string, b: string): number {
  * `…Async` versions run one at a time in call order, in slices (use only those while one may be running).
  * Removing a peer drops its columns at once.
  */
-export class NetworkMap {
-  private readonly peersById = new Map<string, MapPeer>();
-  private readonly updates = new SerialQueue();
+export class NetworkMap extends PeerStore<MapPeer> {
   private files = 0;
   private readonly workBudget: number;
 
   constructor(options: NetworkMapOptions = {}) {
+    super();
     this.workBudget = options.searchWorkBudget ?? 1_500_000;
   }
 
@@ -222,44 +177,20 @@ export class NetworkMap {
     return this.files;
   }
 
-  get peerCount(): number {
-    return this.peersById.size;
-  }
-
-  /** Async updates queued or running. */
-  get pendingUpdates(): number {
-    return this.updates.size;
-  }
-
-  /** Resolves once the async updates queued so far have run. */
-  async idle(): Promise<void> {
-    await this.updates.run(() => undefined);
-  }
-
-  hasPeer(peerId: string): boolean {
-    return this.peersById.has(peerId);
-  }
-
-  getPeer(peerId: string): IndexedPeer | undefined {
-    const peer = this.peersById.get(peerId);
-    return peer === undefined ? undefined : summary(peer);
-  }
-
-  /** Every peer, sorted by peer id. */
-  peers(): IndexedPeer[] {
-    return [...this.peersById.values()].sort((a, b) => compareText(a.peerId, b.peerId)).map(summary);
-  }
-
   /** A peer's files in the order the map holds them (not sorted). */
   peerFiles(peerId: string): Omit<FileEntry, 'mtimeMs'>[] {
-    const peer = this.peersById.get(peerId);
+    const peer = this.peerTable.get(peerId);
     if (peer === undefined) return [];
-    return peer.names.map((name, slot) => ({ name, size: peer.sizes[slot]!, sha256: peer.sha(slot) }));
+    return Array.from({ length: peer.count }, (_, slot) => ({
+      name: peer.name(slot),
+      size: peer.sizes[slot]!,
+      sha256: peer.sha(slot),
+    }));
   }
 
   /** See `NetworkIndex.applyFull`. The peer's columns are rebuilt from `files`. */
   applyFull(state: PeerState): FullResult {
-    const result = this.fullResult(state);
+    const result = this.peerTable.fullResult(state);
     if (result === 'stale') return result;
     const peer = this.newPeer(state);
     for (const file of state.files) peer.upsert(file);
@@ -270,7 +201,7 @@ export class NetworkMap {
   /** `applyFull` in slices; the previous state stays searchable until the new one is complete. */
   applyFullAsync(state: PeerState, options: SliceOptions = {}): Promise<FullResult> {
     return this.updates.run(async () => {
-      const result = this.fullResult(state);
+      const result = this.peerTable.fullResult(state);
       if (result === 'stale') return result;
       const peer = this.newPeer(state);
       await runSliced(
@@ -285,17 +216,14 @@ export class NetworkMap {
 
   /** See `NetworkIndex.applyDelta`. */
   applyDelta(delta: PeerDeltaInput): DeltaResult {
-    const peer = this.peersById.get(delta.peerId);
-    if (peer === undefined) return 'unknown-peer';
-    if (peer.instanceId !== delta.instanceId) return 'gap';
-    if (delta.seq <= peer.seq) return 'duplicate';
-    if (delta.seq > peer.seq + 1) return 'gap';
+    const { peer, result } = this.peerTable.deltaTarget(delta);
+    if (peer === undefined) return result;
     const before = peer.count;
     for (const name of delta.removed) peer.remove(name);
     for (const file of delta.upserted) peer.upsert(file);
     this.files += peer.count - before;
     peer.seq = delta.seq;
-    return 'applied';
+    return result;
   }
 
   /** `applyDelta` after the async updates before it (a delta is at most a message's worth of files). */
@@ -305,10 +233,9 @@ export class NetworkMap {
 
   /** See `NetworkIndex.removePeer`. */
   removePeer(peerId: string, instanceId?: string): boolean {
-    const peer = this.peersById.get(peerId);
+    const peer = this.peerTable.detach(peerId, instanceId);
     if (peer === undefined) return false;
-    if (instanceId !== undefined && instanceId !== peer.instanceId) return false;
-    this.peersById.delete(peerId);
+    this.peerTable.release(peer);
     this.files -= peer.count;
     return true;
   }
@@ -326,7 +253,7 @@ export class NetworkMap {
     const max = limit >= 0 ? Math.floor(limit) : 0;
     const found: { peer: MapPeer; slot: number; exact: boolean }[] = [];
     let partial = false;
-    const peers = [...this.peersById.values()];
+    const peers = [...this.peerTable.values()];
     if (query.kind === 'sha256') {
       const sha256 = query.sha256.toLowerCase();
       if (/^[0-9a-f]{64}$/.test(sha256)) {
@@ -347,24 +274,15 @@ export class NetworkMap {
       if (words.length > 0) partial = this.scanWords(peers, words, max, found, workBudget);
     }
     const truncated = found.length > max || partial;
-    // Exact-name matches first, each group by name then peer id; cut to the limit after ordering the exact.
-    const order = (a: (typeof found)[number], b: (typeof found)[number]) =>
-      compareText(a.peer.names[a.slot]!, b.peer.names[b.slot]!) || compareText(a.peer.peerId, b.peer.peerId);
-    const sorted = [
-      ...found.filter((f) => f.exact).sort(order),
-      ...found.filter((f) => !f.exact).sort(order),
-    ];
-    const results = sorted.slice(0, max).map(({ peer, slot }): SearchResult => {
-      const name = peer.names[slot]!;
-      return {
-        name,
-        size: peer.sizes[slot]!,
-        sha256: peer.sha(slot),
-        peerId: peer.peerId,
-        url: fileUrl(peer.url, name),
-      };
+    const match = ({ peer, slot }: (typeof found)[number]): Match => ({
+      name: peer.name(slot),
+      size: peer.sizes[slot]!,
+      sha256: peer.sha(slot),
+      peer,
     });
-    return { results, truncated, partial };
+    const exact = found.filter((f) => f.exact).map(match);
+    const others = found.filter((f) => !f.exact).map(match);
+    return { results: orderedResults(exact, others, max), truncated, partial };
   }
 
   private scanWords(
@@ -384,7 +302,7 @@ export class NetworkMap {
         if (++work > budget) return true;
         if ((signatures[2 * slot]! & low) !== low || (signatures[2 * slot + 1]! & high) !== high) continue;
         work += VERIFY_COST;
-        const tokens = tokenize(peer.names[slot]!);
+        const tokens = tokenize(peer.name(slot));
         if (!words.every((word) => tokens.some((token) => token.startsWith(word)))) continue;
         const exact = tokens.join('\0') === exactKey;
         found.push({ peer, slot, exact });
@@ -396,32 +314,15 @@ export class NetworkMap {
     return false;
   }
 
-  private fullResult(state: PeerState): FullResult {
-    const existing = this.peersById.get(state.peerId);
-    if (existing === undefined || existing.instanceId !== state.instanceId) return 'applied';
-    if (state.seq < existing.seq) return 'stale';
-    return state.seq === existing.seq && state.url === existing.url ? 'unchanged' : 'applied';
-  }
-
   private newPeer(state: PeerState): MapPeer {
-    return new MapPeer(state.peerId, state.instanceId, state.url, state.seq, state.files.length);
+    return new MapPeer(state, this.peerTable.nextNumber());
   }
 
   private install(peer: MapPeer): void {
-    const previous = this.peersById.get(peer.peerId);
+    peer.fit();
+    const previous = this.peerTable.get(peer.peerId);
     if (previous !== undefined) this.files -= previous.count;
-    this.peersById.set(peer.peerId, peer);
+    this.peerTable.add(peer);
     this.files += peer.count;
   }
-}
-
-function summary(peer: MapPeer): IndexedPeer {
-  return {
-    peerId: peer.peerId,
-    instanceId: peer.instanceId,
-    url: peer.url,
-    seq: peer.seq,
-    fileCount: peer.count,
-    totalBytes: peer.totalBytes,
-  };
 }

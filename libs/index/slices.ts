@@ -39,6 +39,23 @@ export async function runSliced(
   }
 }
 
+/** Runs `step()` while `more()` holds, in slices like `runSliced`. */
+export function whileSliced(
+  more: () => boolean,
+  step: () => void,
+  options: SliceOptions = {},
+): Promise<void> {
+  let done = 0;
+  return runSliced(
+    () => done + (more() ? 1 : 0),
+    () => {
+      step();
+      done++;
+    },
+    options,
+  );
+}
+
 /** Like `runSliced` over a list of items. */
 export function forEachSliced<T>(
   items: readonly T[],

@@ -1,7 +1,8 @@
+import { uint32s } from './big-arrays.js';
 import { forEachBit, setBit, wordsFor } from './bitmap.js';
+import { utf8 } from './bytes.js';
 import type { TokenDictionary } from './dictionary.js';
-import type { FileOwner, FileTable } from './file-table.js';
-import { distinct, type IdBags, tokenKey } from './id-bags.js';
+import { distinct } from './token-key.js';
 
 /** A driver word with at most this many candidate files is scanned rather than intersected as bitmaps. */
 const SCAN_MAX_CANDIDATES = 1024;
@@ -12,29 +13,48 @@ export interface Work {
   readonly budget: number;
 }
 
+/** One search under way: its limit, what it found, its mark epoch and its work. */
+interface Pass {
+  readonly max: number;
+  readonly found: number[];
+  readonly epoch: number;
+  readonly work: Work;
+}
+
+/** What the word search needs to know of the files beyond the dictionary. */
+export interface SearchFiles {
+  /** Ids in use or free below the top. */
+  readonly idCount: number;
+  /** Whether file `id` may be a result (its owner is not leaving). */
+  visible(id: number): boolean;
+  /** Whether a token of file `id`'s name starts with the word whose UTF-8 bytes follow a 0 byte in `needle`. */
+  hasTokenStarting(id: number, needle: Uint8Array): boolean;
+  /** Calls `visit` with each file whose name has exactly the tokens `words`, until it returns false. */
+  forEachExact(words: readonly string[], visit: (id: number) => boolean): void;
+}
+
 /**
  * The word search of `NetworkIndex` (see its class comment for what matches and what it costs), over the
- * index's dictionary, file columns and exact-name bag. Holds its own scratch marks and bitmaps.
+ * index's dictionary and files. Holds its own scratch marks and bitmaps.
  */
 export class WordSearch {
   /** Scratch marks for one search at a time: `marks[id] === epoch` means "seen in this search". */
-  private marks = new Uint32Array(1024);
+  private marks: Uint32Array = uint32s(1024);
   private epoch = 0;
-  private scratchA = new Uint32Array(wordsFor(1024));
-  private scratchB = new Uint32Array(wordsFor(1024));
+  private scratchA: Uint32Array = uint32s(wordsFor(1024));
+  private scratchB: Uint32Array = uint32s(wordsFor(1024));
 
   constructor(
     private readonly dictionary: TokenDictionary,
-    private readonly files: FileTable<FileOwner>,
-    private readonly byTokenKey: IdBags<string>,
+    private readonly files: SearchFiles,
   ) {}
 
   /** The file columns now have room for `capacity` ids. */
   resize(capacity: number): void {
-    this.marks = new Uint32Array(capacity);
+    this.marks = uint32s(capacity);
     this.epoch = 0;
-    this.scratchA = new Uint32Array(wordsFor(capacity));
-    this.scratchB = new Uint32Array(wordsFor(capacity));
+    this.scratchA = uint32s(wordsFor(capacity));
+    this.scratchB = uint32s(wordsFor(capacity));
   }
 
   /** Pushes matching file ids (up to max + 1) to `found`; says how many of them, first, are exact. */
@@ -42,17 +62,14 @@ export class WordSearch {
     if (words.length === 0) return { exactCount: 0, partial: false };
     const epoch = this.nextEpoch();
     const { marks } = this;
-    const owners = this.files.owners;
-    const exact = this.byTokenKey.get(tokenKey(words));
-    if (exact !== undefined) {
-      for (const id of typeof exact === 'number' ? [exact] : exact) {
-        if (owners[id]!.removed) continue;
-        marks[id] = epoch;
-        found.push(id);
-        if (found.length > max) return { exactCount: found.length, partial: false };
-      }
-    }
+    this.files.forEachExact(words, (id) => {
+      if (!this.files.visible(id)) return true;
+      marks[id] = epoch;
+      found.push(id);
+      return found.length <= max;
+    });
     const exactCount = found.length;
+    if (found.length > max) return { exactCount, partial: false };
 
     // A word that starts another query word is implied by it: whatever token the longer one starts, the
     // shorter one starts too.
@@ -81,9 +98,9 @@ export class WordSearch {
     others.sort((a, b) => counts.get(a)! - counts.get(b)!);
     let partial: boolean | undefined;
     if (others.length > 0 && best > SCAN_MAX_CANDIDATES) {
-      partial = this.intersect(driver, others, max, found, epoch, work);
+      partial = this.intersect(driver, others, { max, found, epoch, work });
     }
-    partial ??= this.scanDriver(driver, others, max, found, epoch, work);
+    partial ??= this.scanDriver(driver, others, { max, found, epoch, work });
     return { exactCount, partial };
   }
 
@@ -102,57 +119,50 @@ export class WordSearch {
    * Visits a candidate file: skips it when already seen or leaving, checks the other words against its
    * token key, keeps it when all match. Returns false to stop (limit reached).
    */
-  private consider(
-    id: number,
-    checks: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-  ): boolean {
+  private consider(id: number, checks: readonly Uint8Array[], { max, found, epoch }: Pass): boolean {
     if (this.marks[id] === epoch) return true;
     this.marks[id] = epoch;
-    if (this.files.owners[id]!.removed) return true;
-    const key = this.files.keys[id]!;
-    for (const check of checks) if (!key.includes(check)) return true;
+    if (!this.files.visible(id)) return true;
+    for (const check of checks) if (!this.files.hasTokenStarting(id, check)) return true;
     found.push(id);
     return found.length <= max;
   }
 
-  /** Checks the driver's files one by one; returns whether the budget cut it short. */
-  private scanDriver(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean {
-    const checks = others.map((word) => `\0${word}`);
-    const words = wordsFor(this.files.idCount);
-    let partial = false;
-    let stop = false;
+  /** A visitor of candidate files that charges one unit each and stops at the budget or the limit. */
+  private visitor(
+    checks: readonly Uint8Array[],
+    pass: Pass,
+  ): { visit: (id: number) => boolean; state: { partial: boolean; stop: boolean } } {
+    const state = { partial: false, stop: false };
+    const { work } = pass;
     const visit = (id: number): boolean => {
       if (++work.used > work.budget) {
-        partial = true;
+        state.partial = true;
         return false;
       }
-      stop = !this.consider(id, checks, max, found, epoch);
-      return !stop;
+      state.stop = !this.consider(id, checks, pass);
+      return !state.stop;
     };
+    return { visit, state };
+  }
+
+  /** Checks the driver's files one by one; returns whether the budget cut it short. */
+  private scanDriver(driver: string, others: readonly string[], pass: Pass): boolean {
+    const { work } = pass;
+    const words = wordsFor(this.files.idCount);
+    const { visit, state } = this.visitor(others.map(needle), pass);
     this.dictionary.forEachWithPrefix(driver, (entry) => {
       work.used++;
       if (entry.bits !== undefined) {
         work.used += forEachBit(entry.bits, 0, words, visit);
       } else {
-        for (const code of entry.codes) {
-          const id = this.files.liveId(code);
-          if (id >= 0 && !visit(id)) break;
-        }
+        const { ids, count } = entry;
+        for (let i = 0; i < count; i++) if (!visit(ids[i]!)) break;
       }
-      if (work.used > work.budget) partial = true;
-      return !stop && !partial;
+      if (work.used > work.budget) state.partial = true;
+      return !state.stop && !state.partial;
     });
-    return partial && !stop;
+    return state.partial && !state.stop;
   }
 
   /**
@@ -160,23 +170,17 @@ export class WordSearch {
    * bitmap (at most two bitmap passes); the words left are checked per file on what remains. Returns
    * whether the budget cut it short, or undefined when the driver itself is too costly to build.
    */
-  private intersect(
-    driver: string,
-    others: readonly string[],
-    max: number,
-    found: number[],
-    epoch: number,
-    work: Work,
-  ): boolean | undefined {
+  private intersect(driver: string, others: readonly string[], pass: Pass): boolean | undefined {
+    const { work } = pass;
     const words = wordsFor(this.files.idCount);
     const acc = this.scratchA;
-    const verify: string[] = [];
+    const verify: Uint8Array[] = [];
     // The first word cheap enough to build as a bitmap starts the intersection (a prefix such as `day` may
     // start many small tokens besides `day` itself); the words passed over are checked per file.
     const all = [driver, ...others];
     let first = 0;
     while (first < all.length && !this.buildCandidates(all[first]!, acc, words, 2 * words, work)) {
-      verify.push(`\0${all[first]!}`);
+      verify.push(needle(all[first]!));
       first++;
       if (work.used + 3 * words >= work.budget) return undefined;
     }
@@ -195,19 +199,11 @@ export class WordSearch {
       ) {
         for (let w = 0; w < words; w++) acc[w]! &= scratch[w]!;
         work.used += words;
-      } else verify.push(`\0${word}`);
+      } else verify.push(needle(word));
     }
-    let partial = false;
-    let stop = false;
-    work.used += forEachBit(acc, 0, words, (id) => {
-      if (++work.used > work.budget) {
-        partial = true;
-        return false;
-      }
-      stop = !this.consider(id, verify, max, found, epoch);
-      return !stop;
-    });
-    return partial && !stop;
+    const { visit, state } = this.visitor(verify, pass);
+    work.used += forEachBit(acc, 0, words, visit);
+    return state.partial && !state.stop;
   }
 
   /** The bitmap of `word` when the word starts exactly one token and that token has a bitmap. */
@@ -238,11 +234,9 @@ export class WordSearch {
         for (let w = 0; w < words; w++) out[w]! |= bits[w]!;
         work.used += words;
       } else {
-        for (const code of entry.codes) {
-          const id = this.files.liveId(code);
-          if (id >= 0) setBit(out, id);
-        }
-        work.used += entry.codes.length;
+        const { ids, count } = entry;
+        for (let i = 0; i < count; i++) setBit(out, ids[i]!);
+        work.used += count;
       }
       ok = work.used <= limit;
       return ok;
@@ -257,4 +251,9 @@ export class WordSearch {
     }
     return ++this.epoch;
   }
+}
+
+/** The bytes a file's token key holds where a token starts with `word`: a 0 byte, then the word. */
+function needle(word: string): Uint8Array {
+  return utf8(`\0${word}`);
 }

@@ -168,7 +168,7 @@ describe('NetworkIndex and NetworkMap at scale', () => {
     const survivors = index.search({ kind: 'words', words: ['p3'] }, 10_000, Number.POSITIVE_INFINITY);
     assert.equal(survivors.results.length, 4000);
     await index.removePeerAsync('p3');
-    assert.deepEqual(index.stats, { idSlots: 0, capacity: 1024, bitmapTokens: 0, postings: 0 });
+    assert.deepEqual(index.stats, { idSlots: 0, capacity: 1024, bitmapTokens: 0, postings: 0, textBytes: 0 });
     assert.equal(index.tokenCount, 0);
   });
 

@@ -1,0 +1,227 @@
+import { randomInt } from 'node:crypto';
+import type { FileEntry } from '../protocol/index.js';
+import { asciiHasTokenStarting, encodeScratch, hashBytes, includesBytes, isAscii, utf8 } from './bytes.js';
+import { FileTable } from './file-table.js';
+import { IdChains } from './id-chains.js';
+import { type OwnerList, OwnerLists } from './owner-lists.js';
+import { type Match, PeerRecord } from './peer-table.js';
+import { tokenize } from './query.js';
+import { TextChunks } from './text-chunks.js';
+import { TokenIndex } from './token-index.js';
+import { distinct, keyTokens, tokenKey } from './token-key.js';
+import type { SearchFiles } from './word-search.js';
+
+/** A peer of the index: a record and the head of its list of files, nothing per file. */
+export class IndexPeer extends PeerRecord implements OwnerList {
+  first = -1;
+  count = 0;
+  /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
+  sortedIds: Uint32Array | undefined;
+
+  get fileCount(): number {
+    return this.count;
+  }
+}
+
+/**
+ * The files of `NetworkIndex` and every way to reach them: the columns (`FileTable`), names and the token
+ * keys of non-ASCII names (`TextChunks`), each owner's list, hash chains by (owner, name), by SHA-256 and by token key, and
+ * the inverted index of tokens. Hashes are seeded per index so that a peer cannot announce names or hashes
+ * chosen to share one chain and make every lookup walk them.
+ */
+export class IndexFiles {
+  readonly table: FileTable;
+  readonly texts = new TextChunks();
+  readonly tokens: TokenIndex;
+  private readonly lists = new OwnerLists();
+  private readonly nameChains = new IdChains(1024);
+  private readonly shaChains = new IdChains(1024);
+  private readonly keyChains = new IdChains(1024);
+  private readonly seed = randomInt(2 ** 30);
+
+  constructor(
+    bitmapMinFiles: number,
+    /** The peer of number `number` (leaving ones included). */
+    private readonly ownerAt: (number: number) => IndexPeer,
+    onCapacity: (capacity: number) => void,
+  ) {
+    this.tokens = new TokenIndex(bitmapMinFiles);
+    this.table = new FileTable((capacity) => {
+      this.resize(capacity);
+      onCapacity(capacity);
+    });
+  }
+
+  ownerOf(id: number): IndexPeer {
+    return this.ownerAt(this.table.owners[id]! - 1);
+  }
+
+  /** The file of `peer` named `name`, or -1. */
+  find(peer: IndexPeer, name: string): number {
+    const { bytes, length } = encodeScratch(name);
+    const hash = hashBytes(bytes, 0, length, this.nameSeed(peer));
+    const owner = peer.number + 1;
+    const { owners, texts } = this.table;
+    for (let id = this.nameChains.first(hash); id >= 0; id = this.nameChains.after(id)) {
+      if (
+        this.nameChains.hashOf(id) === hash &&
+        owners[id] === owner &&
+        this.texts.nameEquals(texts[id]!, bytes, length)
+      )
+        return id;
+    }
+    return -1;
+  }
+
+  /** The ids of `peer`'s files. */
+  ids(peer: IndexPeer): number[] {
+    return this.lists.ids(peer);
+  }
+
+  entry(id: number): FileEntry {
+    const table = this.table;
+    return {
+      name: this.texts.name(table.texts[id]!),
+      size: table.sizes[id]!,
+      sha256: table.sha(id),
+      mtimeMs: table.mtimes[id]!,
+    };
+  }
+
+  /** File `id` as a search match. */
+  match(id: number): Match {
+    const { name, size, sha256 } = this.entry(id);
+    return { name, size, sha256, peer: this.ownerOf(id) };
+  }
+
+  /** Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. */
+  upsert(peer: IndexPeer, file: FileEntry): void {
+    const table = this.table;
+    const sha256 = file.sha256.toLowerCase();
+    const existing = this.find(peer, file.name);
+    if (existing >= 0) {
+      // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
+      if (table.sha(existing) !== sha256) {
+        this.shaChains.delete(existing);
+        table.setSha(existing, sha256);
+        this.shaChains.add(existing, table.shaHash(existing, this.seed));
+      }
+      peer.totalBytes += file.size - table.sizes[existing]!;
+      table.sizes[existing] = file.size;
+      table.mtimes[existing] = file.mtimeMs;
+      return;
+    }
+    const tokens = tokenize(file.name);
+    const key = tokenKey(tokens);
+    const id = table.allocate(peer.number);
+    // The tokens of an ASCII name are read off its bytes, so only other names keep their token key.
+    const { bytes, length } = encodeScratch(file.name);
+    const address = this.texts.add(id, file.name, isAscii(bytes, 0, length) ? '' : key);
+    table.texts[id] = address;
+    table.setSha(id, sha256);
+    table.sizes[id] = file.size;
+    table.mtimes[id] = file.mtimeMs;
+    this.tokens.add(id, distinct(tokens), table.capacity);
+    this.lists.add(peer, id);
+    this.nameChains.add(id, this.texts.hashName(address, this.nameSeed(peer)));
+    this.shaChains.add(id, table.shaHash(id, this.seed));
+    const keyBytes = utf8(key);
+    this.keyChains.add(id, hashBytes(keyBytes, 0, keyBytes.length, this.seed));
+    peer.totalBytes += file.size;
+    peer.sortedIds = undefined;
+  }
+
+  /** Frees file `id` and everything pointing at it. */
+  remove(id: number): void {
+    const table = this.table;
+    const peer = this.ownerOf(id);
+    const address = table.texts[id]!;
+    this.tokens.remove(id, distinct(keyTokens(this.keyOf(address))), table.capacity, table.idCount);
+    this.keyChains.delete(id);
+    this.nameChains.delete(id);
+    this.shaChains.delete(id);
+    this.lists.delete(peer, id);
+    this.texts.release(address);
+    peer.totalBytes -= table.sizes[id]!;
+    peer.sortedIds = undefined;
+    table.release(id);
+  }
+
+  /** Moves the names out of the sparsest text chunk (see `TextChunks.moveChunk`); false when none is sparse. */
+  compactTexts(): boolean {
+    const sparse = this.texts.sparseChunks();
+    if (sparse.length === 0) return false;
+    const { owners, texts } = this.table;
+    this.texts.moveChunk(
+      sparse[0]!,
+      (id, address) => owners[id] !== 0 && texts[id] === address,
+      (id, address) => {
+        texts[id] = address;
+      },
+    );
+    return true;
+  }
+
+  /** The files as the word search sees them. */
+  searchFiles(): SearchFiles {
+    const { table, texts } = this;
+    return {
+      get idCount() {
+        return table.idCount;
+      },
+      visible: (id) => !this.ownerOf(id).removed,
+      hasTokenStarting: (id, needle) => {
+        const address = table.texts[id]!;
+        const chunk = texts.chunkOf(address);
+        const extraLength = texts.extraLength(address);
+        if (extraLength > 0) return includesBytes(chunk, texts.extraStart(address), extraLength, needle);
+        // No key kept: an ASCII name, or a name without tokens (where no ASCII letter or digit is found).
+        return asciiHasTokenStarting(chunk, texts.nameStart(address), texts.nameLength(address), needle);
+      },
+      forEachExact: (words, visit) => {
+        const text = tokenKey(words);
+        const key = utf8(text);
+        const hash = hashBytes(key, 0, key.length, this.seed);
+        for (let id = this.keyChains.first(hash); id >= 0; id = this.keyChains.after(id)) {
+          if (this.keyChains.hashOf(id) === hash && this.keyOf(table.texts[id]!) === text && !visit(id))
+            return;
+        }
+      },
+    };
+  }
+
+  /** Pushes the visible files with SHA-256 `sha256` (lowercase hex) to `found`, up to `max` + 1. */
+  findSha(sha256: string, max: number, found: number[]): void {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) return;
+    const bytes = Buffer.from(sha256, 'hex');
+    const hash = hashBytes(bytes, 0, bytes.length, this.seed);
+    for (let id = this.shaChains.first(hash); id >= 0; id = this.shaChains.after(id)) {
+      if (this.shaChains.hashOf(id) !== hash || this.ownerOf(id).removed || !this.table.shaEquals(id, bytes))
+        continue;
+      found.push(id);
+      if (found.length > max) return;
+    }
+  }
+
+  private nameSeed(peer: IndexPeer): number {
+    return this.seed ^ Math.imul(peer.number + 1, 0x9e3779b1);
+  }
+
+  /** The token key of the file whose texts are at `address` (see `tokenKey`). */
+  private keyOf(address: number): string {
+    return this.texts.extraLength(address) > 0
+      ? this.texts.extra(address)
+      : tokenKey(tokenize(this.texts.name(address)));
+  }
+
+  private resize(capacity: number): void {
+    const table = this.table;
+    const idCount = Math.min(table.idCount, capacity);
+    const live = (id: number) => table.owners[id] !== 0;
+    this.tokens.resize(capacity);
+    this.lists.resize(capacity, idCount);
+    this.nameChains.resize(capacity, idCount, live);
+    this.shaChains.resize(capacity, idCount, live);
+    this.keyChains.resize(capacity, idCount, live);
+  }
+}

@@ -1,0 +1,91 @@
+import { uint32s } from './big-arrays.js';
+import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
+import { TokenDictionary, type TokenPostings } from './dictionary.js';
+import { fromIds, insertId, removeId } from './postings.js';
+
+/**
+ * The inverted index: for every token, the files holding it, as a sorted id list or, for a token held by a
+ * large share of the files, a bitmap over the id space (`capacity` bits). A token gets its bitmap at
+ * `bitmapMinFiles` files and at least 1/64 of the capacity (there the bitmap costs at most twice the list
+ * and makes intersections word-wise ANDs), and goes back to a list below a quarter of that.
+ */
+export class TokenIndex {
+  readonly dictionary = new TokenDictionary();
+  private readonly bitmapTokens = new Set<TokenPostings>();
+
+  constructor(private readonly bitmapMinFiles: number) {}
+
+  get bitmapCount(): number {
+    return this.bitmapTokens.size;
+  }
+
+  /** Ids held in lists (not bitmaps), over all tokens. */
+  get listedIds(): number {
+    let total = 0;
+    this.dictionary.forEachWithPrefix('', (entry) => {
+      total += entry.count;
+      return true;
+    });
+    return total;
+  }
+
+  /** Adds file `id` under each of `tokens` (distinct); `capacity` is the id space's. */
+  add(id: number, tokens: readonly string[], capacity: number): void {
+    for (const token of tokens) {
+      const entry = this.dictionary.acquire(token);
+      entry.live++;
+      if (entry.bits !== undefined) setBit(entry.bits, id);
+      else {
+        insertId(entry, id);
+        if (entry.live >= this.threshold(capacity)) this.toBitmap(entry, capacity);
+      }
+    }
+  }
+
+  /** Takes file `id` out of each of `tokens` (distinct); ids in use lie below `idCount`. */
+  remove(id: number, tokens: readonly string[], capacity: number, idCount: number): void {
+    const listBelow = this.threshold(capacity) >> 2;
+    for (const token of tokens) {
+      const entry = this.dictionary.get(token);
+      if (entry === undefined) continue;
+      entry.live--;
+      if (entry.bits !== undefined) clearBit(entry.bits, id);
+      else removeId(entry, id);
+      if (entry.live === 0) {
+        this.bitmapTokens.delete(entry);
+        this.dictionary.release(entry);
+      } else if (entry.bits !== undefined && entry.live < listBelow) this.toList(entry, idCount);
+    }
+  }
+
+  /** The id space now has room for `capacity` ids: every bitmap follows. */
+  resize(capacity: number): void {
+    for (const entry of this.bitmapTokens) entry.bits = resized(entry.bits!, capacity);
+  }
+
+  private threshold(capacity: number): number {
+    return Math.max(this.bitmapMinFiles, capacity >>> 6);
+  }
+
+  private toBitmap(entry: TokenPostings, capacity: number): void {
+    const bits = uint32s(wordsFor(capacity));
+    for (let i = 0; i < entry.count; i++) setBit(bits, entry.ids[i]!);
+    entry.bits = bits;
+    entry.ids = [];
+    entry.count = 0;
+    this.bitmapTokens.add(entry);
+  }
+
+  private toList(entry: TokenPostings, idCount: number): void {
+    const ids: number[] = [];
+    forEachBit(entry.bits!, 0, wordsFor(idCount), (id) => {
+      ids.push(id);
+      return true;
+    });
+    const list = fromIds(ids);
+    entry.ids = list.ids;
+    entry.count = list.count;
+    entry.bits = undefined;
+    this.bitmapTokens.delete(entry);
+  }
+}

@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { regrown, uint8s, uint32s } from '../../libs/index/big-arrays.js';
+import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/index/bytes.js';
+import { IdChains } from '../../libs/index/id-chains.js';
+import { NamedSlots } from '../../libs/index/named-slots.js';
+import { type OwnerList, OwnerLists } from '../../libs/index/owner-lists.js';
+import { PeerRecord, PeerTable } from '../../libs/index/peer-table.js';
+import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/index/postings.js';
+import { tokenize } from '../../libs/index/query.js';
+import { CHUNK_BYTES, TextChunks } from '../../libs/index/text-chunks.js';
+import { TokenIndex } from '../../libs/index/token-index.js';
+import { prng } from '../helpers/prng.js';
+
+describe('bytes', () => {
+  it('reads the tokens of an ASCII name off its bytes exactly as tokenize does', () => {
+    const random = prng(7);
+    const alphabet = 'aBc9_ -./xYz0';
+    for (let n = 0; n < 2000; n++) {
+      const name = Array.from({ length: 1 + Math.floor(random() * 12) }, () =>
+        alphabet.charAt(Math.floor(random() * alphabet.length)),
+      ).join('');
+      const word = tokenize(alphabet.charAt(Math.floor(random() * 3)) + (random() < 0.5 ? 'y' : ''))[0]!;
+      const bytes = utf8(`..${name}`);
+      const expected = tokenize(name).some((token) => token.startsWith(word));
+      assert.equal(asciiHasTokenStarting(bytes, 2, bytes.length - 2, utf8(`\0${word}`)), expected, name);
+    }
+  });
+
+  it('compares, searches and hashes byte ranges', () => {
+    const bytes = utf8('xx\0holiday\0photos');
+    assert.equal(includesBytes(bytes, 2, bytes.length - 2, utf8('\0pho')), true);
+    assert.equal(includesBytes(bytes, 2, bytes.length - 2, utf8('\0oto')), false);
+    assert.equal(includesBytes(bytes, 2, 5, utf8('\0pho')), false);
+    assert.equal(hashBytes(bytes, 2, 8, 1), hashBytes(utf8('\0holiday'), 0, 8, 1));
+    assert.notEqual(hashBytes(bytes, 2, 8, 1), hashBytes(bytes, 2, 8, 2));
+    assert.equal(isAscii(utf8('plain.txt'), 0, 9), true);
+    assert.equal(isAscii(utf8('café'), 0, 5), false);
+  });
+});
+
+describe('big arrays', () => {
+  it('gives zeroed arrays of the asked length, large ones included, and copies on regrowth', () => {
+    for (const length of [10, 1 << 20]) {
+      const ints = uint32s(length);
+      assert.equal(ints.length, length);
+      assert.equal(ints[length - 1], 0);
+      ints[3] = 7;
+      const grown = regrown(ints, length * 2, 4, uint32s);
+      assert.equal(grown.length, length * 2);
+      assert.equal(grown[3], 7);
+    }
+    assert.equal(uint8s(100_000).length, 100_000);
+  });
+});
+
+describe('sorted id lists', () => {
+  it('stay sorted and exact through inserts and removals, as plain and as typed arrays', () => {
+    const random = prng(3);
+    const list: SortedIds = { ids: [], count: 0 };
+    const model = new Set<number>();
+    let sawTyped = false;
+    for (let step = 0; step < 5000; step++) {
+      const id = Math.floor(random() * 300);
+      const grow = step < 2500 ? random() < 0.7 : random() < 0.3;
+      if (grow && !model.has(id)) {
+        insertId(list, id);
+        model.add(id);
+      } else assert.equal(removeId(list, id), model.delete(id));
+      if (!Array.isArray(list.ids)) sawTyped = true;
+      assert.equal(list.count, model.size);
+      assert.ok(Array.isArray(list.ids) || model.size > SMALL_LIST >> 1);
+    }
+    assert.ok(sawTyped, 'went past SMALL_LIST');
+    assert.deepEqual(
+      [...list.ids.slice(0, list.count)],
+      [...model].sort((a, b) => a - b),
+    );
+  });
+});
+
+describe('IdChains', () => {
+  it('yields every id of a hash, forgets deleted ones and survives a resize', () => {
+    const chains = new IdChains(16);
+    for (let id = 0; id < 16; id++) chains.add(id, id % 3 === 0 ? 0xabc : id);
+    chains.delete(3);
+    chains.delete(0);
+    const bucket = (hash: number) => {
+      const ids: number[] = [];
+      for (let id = chains.first(hash); id >= 0; id = chains.after(id))
+        if (chains.hashOf(id) === hash) ids.push(id);
+      return ids.sort((a, b) => a - b);
+    };
+    assert.deepEqual(bucket(0xabc), [6, 9, 12, 15]);
+    chains.resize(64, 16, (id) => id !== 0 && id !== 3);
+    assert.deepEqual(bucket(0xabc), [6, 9, 12, 15]);
+    assert.deepEqual(bucket(5), [5]);
+  });
+
+  it('finds every id while its buckets are being split after a growth, and after', () => {
+    const random = prng(21);
+    const chains = new IdChains(1024);
+    const hashes = new Map<number, number>();
+    const findable = () => {
+      for (const [id, hash] of hashes) {
+        let seen = false;
+        for (let at = chains.first(hash); at >= 0 && !seen; at = chains.after(at)) seen = at === id;
+        assert.ok(seen, `id ${id}`);
+      }
+    };
+    for (let id = 0; id < 1024; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+    }
+    chains.resize(2048, 1024, () => true);
+    findable();
+    for (let id = 1024; id < 1100; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+      if (id % 3 === 0) {
+        chains.delete(id - 1000);
+        hashes.delete(id - 1000);
+      }
+    }
+    findable();
+    for (let id = 1100; id < 2048; id++) {
+      hashes.set(id, id * 7919);
+      chains.add(id, id * 7919);
+    }
+    findable();
+    // Halving: the ids at or above the new capacity leave first, the others stay findable.
+    for (let id = 1024; id < 2048; id++) {
+      chains.delete(id);
+      hashes.delete(id);
+    }
+    chains.resize(1024, 1024, (id) => hashes.has(id));
+    findable();
+    for (const id of [...hashes.keys()].slice(0, 100)) {
+      chains.delete(id);
+      hashes.delete(id);
+    }
+    findable();
+  });
+});
+
+describe('OwnerLists', () => {
+  it('links each owner’s ids and unlinks any of them', () => {
+    const lists = new OwnerLists();
+    const a: OwnerList = { first: -1, count: 0 };
+    const b: OwnerList = { first: -1, count: 0 };
+    for (let id = 0; id < 10; id++) lists.add(id % 2 === 0 ? a : b, id);
+    lists.delete(a, 4);
+    lists.delete(a, 8);
+    lists.delete(b, 1);
+    assert.deepEqual(lists.ids(a), [6, 2, 0]);
+    assert.deepEqual(lists.ids(b), [9, 7, 5, 3]);
+    assert.equal(a.count, 3);
+    lists.resize(2048, 10);
+    assert.deepEqual(lists.ids(b), [9, 7, 5, 3]);
+  });
+});
+
+describe('TextChunks', () => {
+  it('stores names and keys, drops empty chunks and moves the live entries out of a sparse one', () => {
+    const texts = new TextChunks();
+    const addresses: number[] = [];
+    const name = (id: number) => `folder/some rather long file name number ${id} ünï.txt`;
+    let id = 0;
+    while (texts.chunkCount < 3) addresses.push(texts.add(id, name(id), `\0key${id++}`));
+    assert.equal(texts.name(addresses[5]!), name(5));
+    assert.equal(texts.extra(addresses[5]!), '\0key5');
+    const firstChunk = (addresses[0]! / CHUNK_BYTES) | 0;
+    const inFirst = addresses.filter((address) => ((address / CHUNK_BYTES) | 0) === firstChunk).length;
+    // Release all but every tenth entry of the first chunk: it becomes sparse.
+    const live = new Set<number>();
+    for (let i = 0; i < inFirst; i++) {
+      if (i % 10 === 0) live.add(i);
+      else texts.release(addresses[i]!);
+    }
+    assert.deepEqual(texts.sparseChunks(), [firstChunk]);
+    texts.moveChunk(
+      firstChunk,
+      (entryId, address) => live.has(entryId) && addresses[entryId] === address,
+      (entryId, address) => {
+        addresses[entryId] = address;
+      },
+    );
+    assert.equal(texts.chunkCount, 2 + (texts.sparseChunks().length > 0 ? 0 : 0));
+    for (const entryId of live) assert.equal(texts.name(addresses[entryId]!), name(entryId));
+    for (let i = inFirst; i < id; i++) texts.release(addresses[i]!);
+    for (const entryId of live) texts.release(addresses[entryId]!);
+    assert.equal(texts.chunkCount, 0);
+    assert.equal(texts.liveBytes, 0);
+  });
+});
+
+describe('NamedSlots', () => {
+  it('finds names, moves the last slot into a removed one and compacts its pool', () => {
+    const moves: [number, number][] = [];
+    const slots = new NamedSlots((from, to) => moves.push([from, to]));
+    const names = Array.from({ length: 500 }, (_, i) => `dir/名前 ${i}.txt`);
+    for (const name of names) slots.add(name, 'extra');
+    assert.equal(slots.find('dir/名前 42.txt'), 42);
+    assert.equal(slots.find('missing'), -1);
+    slots.remove(42);
+    assert.deepEqual(moves, [[499, 42]]);
+    assert.equal(slots.name(42), names[499]);
+    assert.equal(slots.find(names[499]!), 42);
+    const before = slots.byteSize;
+    while (slots.count > 10) slots.remove(0);
+    assert.ok(slots.byteSize < before / 4, `${slots.byteSize} bytes of ${before}`);
+    for (let slot = 0; slot < slots.count; slot++) {
+      assert.equal(slots.find(slots.name(slot)), slot);
+      assert.equal(slots.extra(slot), 'extra');
+    }
+  });
+});
+
+class Peer extends PeerRecord {
+  get fileCount(): number {
+    return 0;
+  }
+}
+
+describe('PeerTable', () => {
+  it('applies the update rules and reuses a number only once released', () => {
+    const table = new PeerTable<Peer>();
+    const a = new Peer('a', table.nextNumber(), 'i1', 'http://a', 5);
+    table.add(a);
+    const b = new Peer('b', table.nextNumber(), 'i1', 'http://b', 1);
+    table.add(b);
+    const state = { peerId: 'a', instanceId: 'i1', url: 'http://a', seq: 5, files: [] };
+    assert.equal(table.fullResult(state), 'unchanged');
+    assert.equal(table.fullResult({ ...state, seq: 4 }), 'stale');
+    assert.equal(table.fullResult({ ...state, instanceId: 'i2', seq: 1 }), 'applied');
+    const delta = { peerId: 'a', instanceId: 'i1', seq: 6, upserted: [], removed: [] };
+    assert.equal(table.deltaTarget(delta).peer, a);
+    assert.equal(table.deltaTarget({ ...delta, seq: 5 }).result, 'duplicate');
+    assert.equal(table.deltaTarget({ ...delta, seq: 8 }).result, 'gap');
+    assert.equal(table.deltaTarget({ ...delta, peerId: 'z' }).result, 'unknown-peer');
+    assert.equal(table.detach('a', 'other'), undefined);
+    assert.equal(table.detach('a'), a);
+    assert.equal(a.removed, true);
+    assert.equal(table.at(a.number), a, 'kept until released');
+    assert.notEqual(table.nextNumber(), a.number);
+    table.release(a);
+    assert.equal(table.nextNumber(), a.number);
+    assert.deepEqual(
+      table.list().map((peer) => peer.peerId),
+      ['b'],
+    );
+  });
+});
+
+describe('TokenIndex', () => {
+  it('moves a token to a bitmap at the threshold and back to a list under a quarter of it', () => {
+    const tokens = new TokenIndex(64);
+    const capacity = 1024;
+    for (let id = 0; id < 100; id++) tokens.add(id, ['common', `rare${id}`], capacity);
+    assert.equal(tokens.bitmapCount, 1);
+    assert.equal(tokens.listedIds, 100);
+    for (let id = 0; id < 90; id++) tokens.remove(id, ['common', `rare${id}`], capacity, 100);
+    assert.equal(tokens.bitmapCount, 0);
+    assert.equal(tokens.dictionary.get('common')!.count, 10);
+    assert.equal(tokens.dictionary.size, 11);
+  });
+});
