@@ -14,7 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { NetworkIndex, NetworkMap } from '../libs/index/index.js';
 import type { FileEntry } from '../libs/protocol/index.js';
-import { prng } from '../tests/helpers/prng.js';
+import { prng } from './support/prng.js';
 
 const { values } = parseArgs({
   options: {
