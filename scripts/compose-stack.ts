@@ -251,28 +251,34 @@ export class Stack {
 
   /**
    * Where the time went: for each container, when it started and when its log first showed each of
-   * `messages` (Docker's own timestamps), relative to `fromMs`. Lines before `fromMs` are left out.
+   * `messages`, relative to `fromMs` (negative: before it). Lines and starts before `sinceMs` (the step's
+   * beginning, default `fromMs`) are left out.
    */
-  async timeline(containers: string[], fromMs: number, messages: string[]): Promise<string> {
+  async timeline(
+    containers: string[],
+    fromMs: number,
+    messages: string[],
+    sinceMs = fromMs,
+  ): Promise<string> {
     const parts: string[] = [];
     for (const id of containers) {
       const [name, startedAt] = (
         await this.docker(['inspect', '--format', '{{.Name}} {{.State.StartedAt}}', id])
       ).split(' ');
       const logs = await this.docker(
-        ['logs', '--timestamps', '--since', new Date(fromMs - 1000).toISOString(), id],
+        ['logs', '--timestamps', '--since', new Date(sinceMs - 1000).toISOString(), id],
         30_000,
         true,
       );
       const events: string[] = [];
       const started = Date.parse(startedAt ?? '');
-      if (started >= fromMs - 1000) events.push(`started ${seconds(started - fromMs)}`);
+      const restarted = started >= sinceMs;
+      if (restarted) events.push(`started ${seconds(started - fromMs)}`);
       const lines = logs
         .split('\n')
         .map((line) => ({ at: lineTime(line), line }))
-        .filter(({ at }) => at >= fromMs);
-      if (lines[0] !== undefined && started >= fromMs - 1000)
-        events.push(`first log line ${seconds(lines[0].at - fromMs)}`);
+        .filter(({ at }) => at >= sinceMs);
+      if (lines[0] !== undefined && restarted) events.push(`first log line ${seconds(lines[0].at - fromMs)}`);
       for (const message of messages) {
         const found = lines.find(({ line }) => line.includes(message));
         if (found !== undefined) events.push(`'${message}' ${seconds(found.at - fromMs)}`);

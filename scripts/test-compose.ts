@@ -256,7 +256,7 @@ if (process.env.P2P_TEST_COMPOSE_SINGLE !== 'false')
     );
     const added = [await single.container('peer', 4), await single.container('peer', 5)];
     log(
-      `  where the time went (from compose returning): ${await single.timeline(added, upReturned, ['wrote demo files into an empty share', 'broker connected', 'announced', 'peer ready'])}; ${await single.timeline([await single.container('superpeer')], upReturned, ['peer joined'])}`,
+      `  where the time went (from compose returning): ${await single.timeline(added, upReturned, ['wrote demo files into an empty share', 'broker connected', 'announced', 'peer ready'], scaleUpAt)}; ${await single.timeline([await single.container('superpeer')], upReturned, ['peer joined'], scaleUpAt)}`,
     );
 
     const scaleDownAt = Date.now();
@@ -271,9 +271,17 @@ if (process.env.P2P_TEST_COMPOSE_SINGLE !== 'false')
       `  where the time went (from compose starting): ${await single.timeline([await single.container('superpeer')], scaleDownAt, ['peer left', 'peer timed out'])}`,
     );
 
+    const restartAt = Date.now();
     await single.compose(['restart', 'rabbitmq'], 180_000);
     const restartMs = await single.guideHolders(2, 120_000);
-    check(true, `RabbitMQ restarted: search whole again ${restartMs} ms after the restart returned`);
+    check(
+      true,
+      `RabbitMQ restarted: search whole again ${restartMs} ms after the restart returned (compose restart itself took ${Date.now() - restartAt - restartMs} ms)`,
+    );
+    const services = [await single.container('rabbitmq'), await single.container('superpeer')];
+    log(
+      `  where the time went (from compose starting): ${await single.timeline([...services, await single.container('peer', 1)], restartAt, ['Server startup complete', 'broker connection lost; reconnecting', 'broker connected', 'announced'])}`,
+    );
   });
 
 if (process.env.P2P_TEST_COMPOSE_CLUSTER !== 'false') {
