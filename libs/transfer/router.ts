@@ -272,12 +272,10 @@ export function createFilesRouter(options: FilesRouterOptions): Router {
 
       res.status(status);
       if (contentRange !== undefined) res.set('Content-Range', contentRange);
+      // Content-Disposition by express (the content-disposition package): an ASCII fallback plus RFC 8187.
+      res.attachment(path.posix.basename(name));
       res.type(path.extname(name) || 'application/octet-stream');
       res.set('X-Content-Type-Options', 'nosniff');
-      res.set(
-        'Content-Disposition',
-        `attachment; filename*=UTF-8''${encodeRfc8187(path.posix.basename(name))}`,
-      );
       res.set('Content-Length', String(length));
       if (req.method === 'HEAD' || length === 0) {
         res.end();
@@ -377,12 +375,4 @@ function ifRangeHolds(ifRange: string | undefined, etag: string, lastModified: s
   if (ifRange.includes('"')) return ifRange.trim() === etag;
   const date = Date.parse(ifRange);
   return !Number.isNaN(date) && date === Date.parse(lastModified);
-}
-
-/** RFC 8187 ext-value characters: encodeURIComponent leaves `'()*` bare, which attr-char does not allow. */
-function encodeRfc8187(value: string): string {
-  return encodeURIComponent(value).replace(
-    /['()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
 }
