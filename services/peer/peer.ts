@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
+import { type PeerIdentity, signBody } from '../../libs/identity/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
 import { childLog, type Log } from '../../libs/logging/index.js';
 import {
@@ -28,7 +29,7 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
-import { type PeerIdentity, type Share, type ShareChange, signBody } from '../../libs/share/index.js';
+import type { Share, ShareChange } from '../../libs/share/index.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkView } from './view.js';
 

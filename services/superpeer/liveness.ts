@@ -1,6 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
+import { verifyBody } from '../../libs/identity/index.js';
 import { HEADERS } from '../../libs/protocol/index.js';
-import { verifyBody } from '../../libs/share/index.js';
 import type { PeerRegistry } from './registry.js';
 
 /** Heartbeats are judged on arrival only when this small (a heartbeat is ~300 bytes). */
