@@ -2,7 +2,7 @@
 # Least-privilege RabbitMQ users for one p2p network (namespace), on a broker this machine can rabbitmqctl
 # (RABBITMQCTL names the command, default rabbitmqctl; e.g. "docker exec CONTAINER rabbitmqctl").
 #
-#   scripts/rabbitmq-roles.sh NAMESPACE [--vhost VHOST] [--remove] [--print]
+#   scripts/rabbitmq-roles.sh NAMESPACE [--vhost VHOST] [--remove] [--print] [--hashes]
 #
 # Creates (or updates) four users with permissions on VHOST (default "/") limited to NAMESPACE's objects:
 #   NAMESPACE-superpeer  declares the shared topology, consumes N.rpc and its own N.superpeer.* queue,
@@ -18,10 +18,12 @@
 #
 # --remove deletes the four users (objects in the namespace stay). --print only prints
 # "user<TAB>configure<TAB>write<TAB>read" lines, touching nothing (tests compare them with the definitions).
+# --hashes only prints "user<TAB>password_hash" lines: RabbitMQ's salted SHA-256 of each role's password (the
+# variables above), for the "password_hash" fields of a definitions file (docker compose loads one at start).
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 NAMESPACE [--vhost VHOST] [--remove] [--print]" >&2
+  echo "usage: $0 NAMESPACE [--vhost VHOST] [--remove] [--print] [--hashes]" >&2
   exit 2
 }
 
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --vhost) [ $# -ge 2 ] || usage; vhost="$2"; shift 2 ;;
     --remove) mode="remove"; shift ;;
     --print) mode="print"; shift ;;
+    --hashes) mode="hashes"; shift ;;
     -h|--help) usage ;;
     -*) usage ;;
     *) [ -z "$namespace" ] || usage; namespace="$1"; shift ;;
@@ -73,7 +76,20 @@ password_for() {
   esac
 }
 
+# rabbit_password_hashing_sha256: base64(salt ++ sha256(salt ++ password)), a random 4-byte salt.
+password_hash() {
+  local salt digest
+  salt=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+  digest=$({ printf '%b' "$(sed 's/../\\x&/g' <<<"$salt")"; printf '%s' "$1"; } | sha256sum | cut -c1-64)
+  printf '%b' "$(sed 's/../\\x&/g' <<<"${salt}${digest}")" | base64 -w0
+}
+
 case "$mode" in
+  hashes)
+    for role in superpeer peer client operator; do
+      printf '%s-%s\t%s\n' "$namespace" "$role" "$(password_hash "$(password_for "$role")")"
+    done
+    ;;
   print)
     permissions | while IFS=$'\t' read -r role configure write read; do
       printf '%s-%s\t%s\t%s\t%s\n' "$namespace" "$role" "$configure" "$write" "$read"

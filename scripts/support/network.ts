@@ -9,7 +9,7 @@ import amqp from 'amqplib';
 import { topologyNames } from '../../libs/protocol/index.js';
 import { testAmqpUrl } from './broker.js';
 
-/** Repository root (this file runs from dist/tests/helpers). */
+/** Repository root (this file runs from dist/scripts/support). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const P2P_BIN = path.join(REPO_ROOT, 'bin/p2p.js');
 /** The broker of this run: AMQP_URL (set by `npm test`'s runner, scripts/test.ts), else the default address. */

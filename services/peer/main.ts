@@ -9,6 +9,7 @@ import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js
 import { Watcher } from '../../libs/watch/index.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
+import { containerName } from './container-name.js';
 import { createPeerMetrics } from './metrics.js';
 import { Peer } from './peer.js';
 import { createWebRouter } from './web.js';
@@ -21,7 +22,8 @@ import { DownloadJobs } from './web-downloads.js';
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   const config = loadPeerConfig(env, options);
-  const identity = await loadOrCreateIdentity(config.shareDir, config.name);
+  // In a compose network, without PEER_NAME: the name `docker-compose ps` shows (peer_3).
+  const identity = await loadOrCreateIdentity(config.shareDir, config.name ?? (await containerName()));
   const logger = createLogger({
     service: 'peer',
     level: config.logLevel,
@@ -96,7 +98,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
         amqpUrl: config.amqpUrl,
         namespace: config.namespace,
         logger,
-        connectionName: `peer ${identity.peerId} watches`,
+        connectionName: `peer ${identity.name} ${identity.peerId} watches`,
         initialConnectRetries: 5,
       }),
   );

@@ -2,6 +2,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { verifyBody } from '../../libs/identity/index.js';
 import { HEADERS } from '../../libs/protocol/index.js';
 import type { PeerRegistry } from './registry.js';
+import type { VerifiedSignatures } from './verified-signatures.js';
 
 /** Heartbeats are judged on arrival only when this small (a heartbeat is ~300 bytes). */
 const MAX_ARRIVAL_BODY_BYTES = 2048;
@@ -15,6 +16,7 @@ export function countHeartbeatOnArrival(
   registry: PeerRegistry,
   message: ConsumeMessage,
   nowMs: number,
+  verified?: VerifiedSignatures,
 ): boolean {
   if (message.content.length > MAX_ARRIVAL_BODY_BYTES) return false;
   let body: unknown;
@@ -31,5 +33,6 @@ export function countHeartbeatOnArrival(
   const signature = message.properties.headers?.[HEADERS.signature];
   if (typeof signature !== 'string' || !verifyBody(binding.publicKey, message.content, signature))
     return false;
+  verified?.remember(binding.publicKey, signature, message.content);
   return registry.touch(peerId, instanceId, nowMs);
 }

@@ -20,6 +20,7 @@ import type { IndexGate } from './index-gate.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import type { PeerRegistry } from './registry.js';
 import type { ResyncBatcher } from './resync-batcher.js';
+import type { VerifiedSignatures } from './verified-signatures.js';
 import type { WatchHub } from './watch-hub.js';
 
 /** What an announce carries besides its files, kept while its chunks are assembled. */
@@ -47,6 +48,8 @@ export interface PeerEventsOptions {
   slices: SliceOptions;
   /** Called for every announce chunk (the warm-up waits for them to stop). */
   onAnnounceSeen?: () => void;
+  /** Signatures the arrival path already verified (heartbeats are read twice). */
+  verified?: VerifiedSignatures;
 }
 
 /**
@@ -105,6 +108,7 @@ export class PeerEvents {
     if (!peerIdMatchesKey(event.peerId, key)) {
       throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
     }
+    if (this.options.verified?.take(key, signature, message.content)) return;
     if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 

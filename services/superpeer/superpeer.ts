@@ -22,6 +22,7 @@ import { type AnnounceMeta, PeerEvents, yieldToEventLoop } from './peer-events.j
 import { PeerRegistry } from './registry.js';
 import { ResyncBatcher } from './resync-batcher.js';
 import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
+import { VerifiedSignatures } from './verified-signatures.js';
 import { WatchHub } from './watch-hub.js';
 
 export type { SuperpeerOptions } from './options.js';
@@ -41,6 +42,8 @@ const EVENTS_SILENCE_MS = 3500;
 export class Superpeer {
   readonly index = new NetworkIndex();
   readonly registry = new PeerRegistry();
+  /** Heartbeats verified on arrival are not verified again in their turn. */
+  private readonly verified = new VerifiedSignatures();
   /** Every change of the index and registry goes through it; searches read between changes. */
   readonly gate = new IndexGate();
   readonly assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
@@ -145,6 +148,7 @@ export class Superpeer {
       onAnnounceSeen: () => {
         this.lastAnnounceMs = Date.now();
       },
+      verified: this.verified,
     });
     this.rpcQueue = new FairQueue(options.rpcFairness);
   }
@@ -159,7 +163,8 @@ export class Superpeer {
         this.lastEventMs = Date.now();
         return this.events.handle(event, message);
       },
-      onDelivery: (message) => void countHeartbeatOnArrival(this.registry, message, Date.now()),
+      onDelivery: (message) =>
+        void countHeartbeatOnArrival(this.registry, message, Date.now(), this.verified),
       onEventRefused: () => {
         this.lastEventMs = Date.now();
         this.metrics?.messagesRefused.inc({ queue: 'events' });
