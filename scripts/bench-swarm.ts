@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
+import { signBody } from '../libs/identity/index.js';
 import {
   chunk,
   encode,
@@ -25,7 +26,6 @@ import {
   peerIdFromPublicKey,
   topologyNames,
 } from '../libs/protocol/index.js';
-import { signBody } from '../libs/share/index.js';
 import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({

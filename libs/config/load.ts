@@ -105,13 +105,60 @@ function parseEnv<S extends z.ZodObject>(schema: S, input: Record<string, string
   });
 }
 
-function common(env: z.output<typeof SuperpeerEnvSchema | typeof PeerEnvSchema | typeof CliEnvSchema>) {
-  return {
-    amqpUrl: env.AMQP_URL,
-    namespace: env.P2P_NAMESPACE,
-    queueType: env.P2P_QUEUE_TYPE,
-    logLevel: env.LOG_LEVEL,
-    logFormat: env.LOG_FORMAT,
+type SuperpeerEnv = z.output<typeof SuperpeerEnvSchema>;
+type PeerEnv = z.output<typeof PeerEnvSchema>;
+type CliEnv = z.output<typeof CliEnvSchema>;
+
+/** Which environment key each config field is read from, per service; `common` for all three. */
+const FIELD_KEYS = {
+  common: {
+    amqpUrl: 'AMQP_URL',
+    namespace: 'P2P_NAMESPACE',
+    queueType: 'P2P_QUEUE_TYPE',
+    logLevel: 'LOG_LEVEL',
+    logFormat: 'LOG_FORMAT',
+  },
+  superpeer: {
+    superpeerId: 'SUPERPEER_ID',
+    peerTimeoutMs: 'SUPERPEER_PEER_TIMEOUT_MS',
+    sweepIntervalMs: 'SUPERPEER_SWEEP_INTERVAL_MS',
+    rpcPrefetch: 'SUPERPEER_RPC_PREFETCH',
+    maxFilesPerPeer: 'SUPERPEER_MAX_FILES_PER_PEER',
+    metricsPort: 'SUPERPEER_METRICS_PORT',
+  },
+  peer: {
+    shareDir: 'PEER_SHARE_DIR',
+    httpHost: 'PEER_HTTP_HOST',
+    httpPort: 'PEER_HTTP_PORT',
+    publicUrl: 'PEER_PUBLIC_URL',
+    advertiseHost: 'PEER_ADVERTISE_HOST',
+    name: 'PEER_NAME',
+    heartbeatIntervalMs: 'PEER_HEARTBEAT_INTERVAL_MS',
+    rescanIntervalMs: 'PEER_RESCAN_INTERVAL_MS',
+    maxTransfers: 'PEER_MAX_TRANSFERS',
+    maxTransfersPerClient: 'PEER_MAX_TRANSFERS_PER_CLIENT',
+    slowReaderMinBytes: 'PEER_SLOW_READER_MIN_BYTES',
+    slowReaderWindowMs: 'PEER_SLOW_READER_WINDOW_MS',
+    httpIdleTimeoutMs: 'PEER_HTTP_IDLE_TIMEOUT_MS',
+    searchTimeoutMs: 'PEER_SEARCH_TIMEOUT_MS',
+    demoFiles: 'PEER_DEMO_FILES',
+    webLoopbackOnly: 'PEER_WEB_LOOPBACK_ONLY',
+  },
+  cli: { timeoutMs: 'P2P_TIMEOUT_MS', peerUrl: 'P2P_PEER_URL' },
+} as const satisfies {
+  common: Record<keyof CommonConfig, keyof SuperpeerEnv & keyof PeerEnv & keyof CliEnv>;
+  superpeer: Record<Exclude<keyof SuperpeerConfig, keyof CommonConfig>, keyof SuperpeerEnv>;
+  peer: Record<Exclude<keyof PeerConfig, keyof CommonConfig | 'warnings'>, keyof PeerEnv>;
+  cli: Record<Exclude<keyof CliConfig, keyof CommonConfig>, keyof CliEnv>;
+};
+
+/** The config fields `fields` names, each with the parsed value of its environment key. */
+function pickFields<E, const F extends Record<string, keyof E>>(
+  env: E,
+  fields: F,
+): { [K in keyof F]: E[F[K]] } {
+  return Object.fromEntries(Object.entries(fields).map(([field, key]) => [field, env[key]])) as {
+    [K in keyof F]: E[F[K]];
   };
 }
 
@@ -121,15 +168,7 @@ export function loadSuperpeerConfig(env: Env): SuperpeerConfig {
     SuperpeerEnvSchema,
     setValues(env, [...CONFIG_KEYS.common, ...CONFIG_KEYS.superpeer]),
   );
-  return {
-    ...common(parsed),
-    superpeerId: parsed.SUPERPEER_ID,
-    peerTimeoutMs: parsed.SUPERPEER_PEER_TIMEOUT_MS,
-    sweepIntervalMs: parsed.SUPERPEER_SWEEP_INTERVAL_MS,
-    rpcPrefetch: parsed.SUPERPEER_RPC_PREFETCH,
-    maxFilesPerPeer: parsed.SUPERPEER_MAX_FILES_PER_PEER,
-    metricsPort: parsed.SUPERPEER_METRICS_PORT,
-  };
+  return { ...pickFields(parsed, FIELD_KEYS.common), ...pickFields(parsed, FIELD_KEYS.superpeer) };
 }
 
 /**
@@ -176,34 +215,11 @@ export function loadPeerConfig(env: Env, options: { iniFile?: string } = {}): Pe
   }
 
   const parsed = parseEnv(PeerEnvSchema, input);
-  return {
-    ...common(parsed),
-    shareDir: parsed.PEER_SHARE_DIR,
-    httpHost: parsed.PEER_HTTP_HOST,
-    httpPort: parsed.PEER_HTTP_PORT,
-    publicUrl: parsed.PEER_PUBLIC_URL,
-    advertiseHost: parsed.PEER_ADVERTISE_HOST,
-    name: parsed.PEER_NAME,
-    heartbeatIntervalMs: parsed.PEER_HEARTBEAT_INTERVAL_MS,
-    rescanIntervalMs: parsed.PEER_RESCAN_INTERVAL_MS,
-    maxTransfers: parsed.PEER_MAX_TRANSFERS,
-    maxTransfersPerClient: parsed.PEER_MAX_TRANSFERS_PER_CLIENT,
-    slowReaderMinBytes: parsed.PEER_SLOW_READER_MIN_BYTES,
-    slowReaderWindowMs: parsed.PEER_SLOW_READER_WINDOW_MS,
-    httpIdleTimeoutMs: parsed.PEER_HTTP_IDLE_TIMEOUT_MS,
-    searchTimeoutMs: parsed.PEER_SEARCH_TIMEOUT_MS,
-    demoFiles: parsed.PEER_DEMO_FILES,
-    webLoopbackOnly: parsed.PEER_WEB_LOOPBACK_ONLY,
-    warnings,
-  };
+  return { ...pickFields(parsed, FIELD_KEYS.common), ...pickFields(parsed, FIELD_KEYS.peer), warnings };
 }
 
 /** Throws P2PError CONFIG_INVALID naming the first bad key. */
 export function loadCliConfig(env: Env): CliConfig {
   const parsed = parseEnv(CliEnvSchema, setValues(env, [...CONFIG_KEYS.common, ...CONFIG_KEYS.cli]));
-  return {
-    ...common(parsed),
-    timeoutMs: parsed.P2P_TIMEOUT_MS,
-    peerUrl: parsed.P2P_PEER_URL,
-  };
+  return { ...pickFields(parsed, FIELD_KEYS.common), ...pickFields(parsed, FIELD_KEYS.cli) };
 }

@@ -13,6 +13,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+const QUEUE_TYPES = ['classic', 'quorum'] as const;
 
 /** Decimal digits only: `Number()` alone would also take "0x10", "1e3" and " ". */
 function integer(min: number, max: number) {
@@ -28,6 +29,16 @@ function durationMs(min: number) {
 }
 
 const port = () => integer(0, 65535);
+
+/** One of `values`, in any letter case; described as the list unless the caller describes it better. */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) {
+  return z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum(values))
+    .default(fallback)
+    .describe(`one of ${values.join(', ')}`);
+}
 
 const booleanWord = () => z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] });
 
@@ -56,24 +67,9 @@ const commonShape = {
     .regex(NamespaceSchemaPattern)
     .default('p2p')
     .describe('1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit'),
-  P2P_QUEUE_TYPE: z
-    .string()
-    .toLowerCase()
-    .pipe(z.enum(['classic', 'quorum']))
-    .default('classic')
-    .describe('classic (one broker) or quorum (a cluster)'),
-  LOG_LEVEL: z
-    .string()
-    .toLowerCase()
-    .pipe(z.enum(LOG_LEVELS))
-    .default('info')
-    .describe(`one of ${LOG_LEVELS.join(', ')}`),
-  LOG_FORMAT: z
-    .string()
-    .toLowerCase()
-    .pipe(z.enum(LOG_FORMATS))
-    .default('auto')
-    .describe(`one of ${LOG_FORMATS.join(', ')}`),
+  P2P_QUEUE_TYPE: oneOf(QUEUE_TYPES, 'classic').describe('classic (one broker) or quorum (a cluster)'),
+  LOG_LEVEL: oneOf(LOG_LEVELS, 'info'),
+  LOG_FORMAT: oneOf(LOG_FORMATS, 'auto'),
 };
 
 const superpeerShape = {

@@ -1,4 +1,5 @@
 import type { SortedIds } from './postings.js';
+import { lowerBoundBy } from './sorted.js';
 
 /**
  * The files holding one token: a sorted list of file ids (see `postings.ts`), or for a token held by a
@@ -77,9 +78,9 @@ export class TokenDictionary {
    * dictionary must not change during the walk.
    */
   forEachWithPrefix(prefix: string, visit: (entry: TokenPostings) => boolean): void {
-    let ci = lowerBoundStrings(this.maxes, prefix);
+    let ci = lowerBoundBy(this.maxes, prefix, maxKey);
     if (ci === this.chunks.length) return;
-    let pos = lowerBoundEntries(this.chunks[ci]!, prefix);
+    let pos = lowerBoundBy(this.chunks[ci]!, prefix, tokenKey);
     for (; ci < this.chunks.length; ci++, pos = 0) {
       const chunk = this.chunks[ci]!;
       for (; pos < chunk.length; pos++) {
@@ -132,19 +133,19 @@ export class TokenDictionary {
       this.maxes.push(token);
       return;
     }
-    let ci = lowerBoundStrings(this.maxes, token);
+    let ci = lowerBoundBy(this.maxes, token, maxKey);
     if (ci === this.chunks.length) ci--;
     const chunk = this.chunks[ci]!;
-    chunk.splice(lowerBoundEntries(chunk, token), 0, entry);
+    chunk.splice(lowerBoundBy(chunk, token, tokenKey), 0, entry);
     this.maxes[ci] = chunk[chunk.length - 1]!.token;
     this.splitIfLarge(ci);
   }
 
   private removeOrdered(entry: TokenPostings): void {
-    const ci = lowerBoundStrings(this.maxes, entry.token);
+    const ci = lowerBoundBy(this.maxes, entry.token, maxKey);
     const chunk = this.chunks[ci];
     if (chunk === undefined) return;
-    const pos = lowerBoundEntries(chunk, entry.token);
+    const pos = lowerBoundBy(chunk, entry.token, tokenKey);
     if (chunk[pos] !== entry) return;
     chunk.splice(pos, 1);
     if (chunk.length === 0) {
@@ -173,25 +174,6 @@ export class TokenDictionary {
   }
 }
 
-/** First index whose string is >= `key` (code-unit order), or `items.length`. */
-function lowerBoundStrings(items: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (items[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBoundEntries(items: readonly TokenPostings[], key: string): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (items[mid]!.token < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** Sort keys for `lowerBoundBy`: a chunk's max is a token itself; an entry sorts by its token. */
+const maxKey = (max: string): string => max;
+const tokenKey = (entry: TokenPostings): string => entry.token;

@@ -1,7 +1,8 @@
 /**
  * The network's file index: `NetworkIndex` (the superpeer's searchable index), `NetworkMap` (a peer's
- * compact map of who has what), their update and result types, query parsing, and the slicing helpers
- * their async updates use. Everything else in this folder is internal storage.
+ * compact map of who has what), their update and result types, query parsing, the slicing helpers
+ * their async updates use, and the binary search over sorted lists (also used by the superpeer's paging).
+ * Everything else in this folder is internal storage.
  */
 export { clearBit, forEachBit, hasBit, setBit, wordsFor } from './bitmap.js';
 export type { TokenDictionaryOptions, TokenPostings } from './dictionary.js';
@@ -22,3 +23,4 @@ export type { Query } from './query.js';
 export { parseQuery, tokenize } from './query.js';
 export type { SliceOptions } from './slices.js';
 export { forEachSliced, runSliced, SerialQueue } from './slices.js';
+export { lowerBoundBy } from './sorted.js';

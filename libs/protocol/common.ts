@@ -150,6 +150,14 @@ export function fileUrl(baseUrl: string, name: string): string {
 /** `v` of every message body: the protocol version this code speaks. */
 export const VersionSchema = z.literal(PROTOCOL_VERSION);
 
+/**
+ * The schema of one message type: the protocol version `v`, the literal `type`, then the message's own
+ * `fields`. Every message but an error reply (which has no type) is declared through this.
+ */
+export function messageSchema<const T extends string, F extends z.ZodRawShape>(type: T, fields: F) {
+  return z.object({ v: VersionSchema, type: z.literal(type), ...fields });
+}
+
 /** A file list of one message (announce chunk, delta, network state). */
 export const FileListSchema = z.array(FileEntrySchema).max(MAX_FILES_PER_MESSAGE);
 

@@ -4,13 +4,13 @@ import {
   FileNameListSchema,
   HttpUrlSchema,
   InstanceIdSchema,
+  messageSchema,
   NodeNameSchema,
   PeerIdSchema,
   PROTOCOL_VERSION,
   PublicKeySchema,
   refinePeerKey,
   SeqSchema,
-  VersionSchema,
 } from './common.js';
 
 /*
@@ -21,7 +21,6 @@ import {
  */
 
 const base = {
-  v: VersionSchema,
   peerId: PeerIdSchema,
   instanceId: InstanceIdSchema,
 };
@@ -30,9 +29,8 @@ const base = {
  * The fields of a peer's full state, before the check that its id is derived from its key; the superpeers'
  * `network.peer-state` carries the same fields.
  */
-export const PeerAnnounceFieldsSchema = z.object({
+export const PeerAnnounceFieldsSchema = messageSchema('peer.announce', {
   ...base,
-  type: z.literal('peer.announce'),
   /** Display name chosen by the peer's owner (`PEER_NAME`); not unique, proves nothing. */
   name: NodeNameSchema.optional(),
   /** The peer's HTTP base URL, as other peers reach it. */
@@ -52,9 +50,8 @@ export const PeerAnnounceSchema = PeerAnnounceFieldsSchema.superRefine(refinePee
 export type PeerAnnounce = z.infer<typeof PeerAnnounceSchema>;
 
 /** A change of the share since the state numbered seq-1. */
-export const PeerDeltaSchema = z.object({
+export const PeerDeltaSchema = messageSchema('peer.delta', {
   ...base,
-  type: z.literal('peer.delta'),
   seq: SeqSchema,
   upserted: FileListSchema,
   removed: FileNameListSchema,
@@ -62,19 +59,15 @@ export const PeerDeltaSchema = z.object({
 export type PeerDelta = z.infer<typeof PeerDeltaSchema>;
 
 /** Liveness; `seq` is the sender's latest, so a receiver that is behind can tell and ask for a resync. */
-export const PeerHeartbeatSchema = z.object({
+export const PeerHeartbeatSchema = messageSchema('peer.heartbeat', {
   ...base,
-  type: z.literal('peer.heartbeat'),
   seq: SeqSchema,
   fileCount: z.number().int().min(0),
 });
 export type PeerHeartbeat = z.infer<typeof PeerHeartbeatSchema>;
 
 /** Orderly leave (SIGTERM/SIGINT): the peer's files disappear at once. */
-export const PeerLeaveSchema = z.object({
-  ...base,
-  type: z.literal('peer.leave'),
-});
+export const PeerLeaveSchema = messageSchema('peer.leave', base);
 export type PeerLeave = z.infer<typeof PeerLeaveSchema>;
 
 export const PeerEventSchema = z.discriminatedUnion('type', [

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NodeNameSchema, PeerIdSchema, refinePeerKey, VersionSchema } from './common.js';
+import { messageSchema, NodeNameSchema, PeerIdSchema, refinePeerKey } from './common.js';
 import { PeerAnnounceFieldsSchema, PeerDeltaSchema, PeerLeaveSchema } from './events.js';
 
 /*
@@ -42,10 +42,8 @@ export type NetworkPeerLeft = z.infer<typeof NetworkPeerLeftSchema>;
  * A superpeer asks peers to publish their full state again (peer.announce): all of them when `peerIds` is
  * absent (a superpeer that just started or reconnected), or the listed ones (a gap in their sequence).
  */
-export const NetworkResyncRequestSchema = z.object({
-  v: VersionSchema,
+export const NetworkResyncRequestSchema = messageSchema('network.resync-request', {
   ...base,
-  type: z.literal('network.resync-request'),
   peerIds: z.array(PeerIdSchema).max(10_000).optional(),
 });
 export type NetworkResyncRequest = z.infer<typeof NetworkResyncRequestSchema>;
@@ -55,10 +53,8 @@ export type NetworkResyncRequest = z.infer<typeof NetworkResyncRequestSchema>;
  * none for a few intervals knows its copy of the stream is broken (its binding or the exchange was deleted,
  * or no superpeer runs): its view is stale until the stream is back and the view reloaded.
  */
-export const NetworkTickSchema = z.object({
-  v: VersionSchema,
+export const NetworkTickSchema = messageSchema('network.tick', {
   ...base,
-  type: z.literal('network.tick'),
   /** Counts this superpeer process's ticks from 1: a number skipped means ticks were lost on the way. */
   seq: z.number().int().min(1),
   intervalMs: z.number().int().min(100).max(600_000),

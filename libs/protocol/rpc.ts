@@ -4,6 +4,7 @@ import {
   FileEntrySchema,
   FileNameSchema,
   HttpUrlSchema,
+  messageSchema,
   NodeNameSchema,
   PeerIdSchema,
   PublicKeySchema,
@@ -22,9 +23,7 @@ export const DEFAULT_SEARCH_LIMIT = 50;
 export const MAX_SEARCH_LIMIT = 1000;
 
 /** Words (every word must start a word of the file name, case-insensitive) or a 64-hex SHA-256. */
-export const SearchRequestSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('rpc.search'),
+export const SearchRequestSchema = messageSchema('rpc.search', {
   query: z.string().trim().min(1).max(256),
   limit: z.number().int().min(1).max(MAX_SEARCH_LIMIT).default(DEFAULT_SEARCH_LIMIT),
 });
@@ -34,9 +33,7 @@ export type SearchRequest = z.input<typeof SearchRequestSchema>;
  * The peers the superpeer knows, a page at a time by peer id order (at most 1000 per page). Start with no
  * cursor; pass the reply's `next` as `cursor` until a reply has no `next`.
  */
-export const PeersRequestSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('rpc.peers'),
+export const PeersRequestSchema = messageSchema('rpc.peers', {
   cursor: z.object({ peerId: PeerIdSchema }).optional(),
 });
 export type PeersRequest = z.infer<typeof PeersRequestSchema>;
@@ -45,9 +42,7 @@ export type PeersRequest = z.infer<typeof PeersRequestSchema>;
  * A page of the superpeer's whole index, for a peer building its view. Pages go by peer id order; a peer
  * with more files than a page spans several (`fileOffset`). Start with no cursor; stop when `next` is absent.
  */
-export const SnapshotRequestSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('rpc.snapshot'),
+export const SnapshotRequestSchema = messageSchema('rpc.snapshot', {
   /** Only this peer (used to repair a gap in one peer's sequence). */
   peerId: PeerIdSchema.optional(),
   cursor: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
@@ -101,11 +96,10 @@ export const SnapshotPeerSchema = PeerStateSchema.extend({
 }).superRefine(refinePeerKey);
 export type SnapshotPeer = z.infer<typeof SnapshotPeerSchema>;
 
-const ok = { v: VersionSchema, ok: z.literal(true), superpeerId: NodeNameSchema };
+const ok = { ok: z.literal(true), superpeerId: NodeNameSchema };
 
-export const SearchReplySchema = z.object({
+export const SearchReplySchema = messageSchema('rpc.search', {
   ...ok,
-  type: z.literal('rpc.search'),
   results: z.array(SearchResultSchema),
   /** True when `results` may not hold every match: more matches existed than `limit`, or `partial`. */
   truncated: z.boolean(),
@@ -120,18 +114,16 @@ export const SearchReplySchema = z.object({
 });
 export type SearchReply = z.infer<typeof SearchReplySchema>;
 
-export const PeersReplySchema = z.object({
+export const PeersReplySchema = messageSchema('rpc.peers', {
   ...ok,
-  type: z.literal('rpc.peers'),
   peers: z.array(PeerSummarySchema),
   /** Where the next page starts; absent on the last page. */
   next: z.object({ peerId: PeerIdSchema }).optional(),
 });
 export type PeersReply = z.infer<typeof PeersReplySchema>;
 
-export const SnapshotReplySchema = z.object({
+export const SnapshotReplySchema = messageSchema('rpc.snapshot', {
   ...ok,
-  type: z.literal('rpc.snapshot'),
   peers: z.array(SnapshotPeerSchema),
   next: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
 });

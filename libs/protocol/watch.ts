@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorBodySchema, NodeNameSchema, VersionSchema } from './common.js';
+import { ErrorBodySchema, messageSchema, NodeNameSchema } from './common.js';
 import { SearchResultSchema } from './rpc.js';
 
 /*
@@ -29,9 +29,7 @@ export const WatchQueueSchema = z
   );
 
 /** Start (or refresh) a watch: publish again every `leaseMs`/3 or it expires. Idempotent. */
-export const WatchRegisterSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('watch.register'),
+export const WatchRegisterSchema = messageSchema('watch.register', {
   watchId: WatchIdSchema,
   /** Same syntax as rpc.search: words (each must start a word of the name) or a 64-hex SHA-256. */
   query: z.string().trim().min(1).max(MAX_WATCH_QUERY_LENGTH),
@@ -44,9 +42,7 @@ export const WatchRegisterSchema = z.object({
 export type WatchRegister = z.infer<typeof WatchRegisterSchema>;
 
 /** End a watch at once (otherwise it ends when its lease runs out). */
-export const WatchCancelSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('watch.cancel'),
+export const WatchCancelSchema = messageSchema('watch.cancel', {
   watchId: WatchIdSchema,
   queue: WatchQueueSchema,
 });
@@ -56,32 +52,26 @@ export type WatchCancel = z.infer<typeof WatchCancelSchema>;
 export const WatchControlSchema = z.discriminatedUnion('type', [WatchRegisterSchema, WatchCancelSchema]);
 export type WatchControl = z.infer<typeof WatchControlSchema>;
 
-const reply = { v: VersionSchema, superpeerId: NodeNameSchema, watchId: WatchIdSchema };
+const reply = { superpeerId: NodeNameSchema, watchId: WatchIdSchema };
 
 /** A superpeer took a watch it did not have (sent once per superpeer and watch, not on every refresh). */
-export const WatchAcceptedSchema = z.object({
+export const WatchAcceptedSchema = messageSchema('watch.accepted', {
   ...reply,
-  type: z.literal('watch.accepted'),
   /** Milliseconds the superpeer keeps the watch without a refresh. */
   leaseMs: z.number().int().min(0),
 });
 export type WatchAccepted = z.infer<typeof WatchAcceptedSchema>;
 
 /** A superpeer refused a registration: too many watches, a query without words, a foreign queue. */
-export const WatchRefusedSchema = z.object({
-  ...reply,
-  type: z.literal('watch.refused'),
-  error: ErrorBodySchema,
-});
+export const WatchRefusedSchema = messageSchema('watch.refused', { ...reply, error: ErrorBodySchema });
 export type WatchRefused = z.infer<typeof WatchRefusedSchema>;
 
 /**
  * A file started (`added`) or stopped (`removed`) matching. Every superpeer sends its own copy: the
  * watcher keeps the first and drops the others by (watchId, event, peerId, instanceId, seq, name, sha256).
  */
-export const WatchMatchSchema = z.object({
+export const WatchMatchSchema = messageSchema('watch.match', {
   ...reply,
-  type: z.literal('watch.match'),
   event: z.enum(['added', 'removed']),
   file: SearchResultSchema,
   /** The holder's run and the sequence number of the change that made it match (dedup key). */
@@ -91,9 +81,8 @@ export const WatchMatchSchema = z.object({
 export type WatchMatch = z.infer<typeof WatchMatchSchema>;
 
 /** Matches were dropped because the watch went over its rate; `dropped` counts them since the last notice. */
-export const WatchOverflowSchema = z.object({
+export const WatchOverflowSchema = messageSchema('watch.overflow', {
   ...reply,
-  type: z.literal('watch.overflow'),
   dropped: z.number().int().min(1),
 });
 export type WatchOverflow = z.infer<typeof WatchOverflowSchema>;
@@ -102,9 +91,7 @@ export type WatchOverflow = z.infer<typeof WatchOverflowSchema>;
  * A superpeer that (re)started knows no watch: it asks every watcher, through the watchers fanout
  * (`N.watchers`), to register its watches again now rather than at the next refresh.
  */
-export const WatchResyncRequestSchema = z.object({
-  v: VersionSchema,
-  type: z.literal('watch.resync-request'),
+export const WatchResyncRequestSchema = messageSchema('watch.resync-request', {
   superpeerId: NodeNameSchema,
 });
 export type WatchResyncRequest = z.infer<typeof WatchResyncRequestSchema>;

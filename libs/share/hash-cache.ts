@@ -3,12 +3,11 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { z } from 'zod';
+import { STATE_DIR_NAME } from '../identity/index.js';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
 import type { FileVersion } from './hash.js';
 
-/** Folder inside a share where the peer keeps its private state; a dot segment, so it is never shared. */
-export const STATE_DIR_NAME = '.p2p';
 export const HASH_CACHE_FILE_NAME = 'hash-cache.json';
 /**
  * 2 added ctime and dev. Version 1 records cannot tell a same-size rewrite with its mtime set back from the

@@ -150,6 +150,36 @@ export class ShareWalker {
     found.set(name, versionOf(stats));
   }
 
+  /**
+   * Collects the shareable files at or under `target` ('' = the whole share) into `found`, and returns the
+   * path that really changed: an event can name a path under something that has since become a file, a
+   * symlink or nothing, and then the highest such ancestor is what changed.
+   */
+  async walkTarget(
+    target: string,
+    found: Map<string, FileVersion>,
+    onRootError?: (err: Error) => void,
+  ): Promise<string> {
+    const segments = target === '' ? [] : target.split('/');
+    let effective = target;
+    for (let i = 1; i < segments.length; i++) {
+      const prefix = segments.slice(0, i).join('/');
+      const stats = await this.lstat(prefix);
+      if (stats === undefined || !stats.isDirectory()) {
+        effective = prefix;
+        break;
+      }
+    }
+    if (effective === '') {
+      await this.walk('', found, onRootError);
+    } else {
+      const stats = await this.lstat(effective);
+      if (stats?.isDirectory()) await this.walk(effective, found);
+      else if (stats !== undefined) this.consider(effective, stats, found);
+    }
+    return effective;
+  }
+
   /** lstat by path (for the ancestors of a targeted scan); undefined when missing or unreadable. */
   async lstat(rel: string): Promise<Stats | undefined> {
     try {

@@ -3,13 +3,11 @@ import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
-import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
 import { childLog, type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
 import { ChangeBatcher } from './batcher.js';
 import {
-  type FileRecord,
   isUnder,
   newState,
   recordVersion,
@@ -18,34 +16,15 @@ import {
   takeDelta,
   topmostTargets,
 } from './delta.js';
+import { FileTable } from './file-table.js';
 import { type FileVersion, hashIfStable, sameVersion } from './hash.js';
 import { type HashCacheRecord, HashCacheWriter, loadHashCache } from './hash-cache.js';
+import { type ParsedShareOptions, parseShareOptions, type ShareOptions } from './options.js';
 import { ShareWalker, type WalkHooks } from './scanner.js';
 import { QuietTracker } from './settle.js';
 import { watchShare } from './watcher.js';
 
 export type { ShareChange } from './delta.js';
-
-export interface ShareOptions {
-  /** Absolute or relative path of the shared directory; created if missing. */
-  dir: string;
-  /** Periodic full rescan as a safety net behind the watcher. Default 10_000. 0 disables. */
-  rescanIntervalMs?: number;
-  /** Quiet time after a watcher event before re-scanning the touched paths (coalesces bursts). Default 150. */
-  debounceMs?: number;
-  /** Files hashed at once. Default 2. */
-  hashConcurrency?: number;
-  /** A shared file that changed is re-hashed once its stat stayed unchanged this long. Default 500. */
-  quietMs?: number;
-  /** The quiet wait doubles while a file keeps changing, up to this. Default 4_000. */
-  maxQuietMs?: number;
-  /** While many files are hashed, what is done is announced at least this often. Default 1_000. */
-  announceBatchMs?: number;
-  /** Optional logger with warn/info/debug(message, meta) — winston-compatible; default: silent. */
-  logger?: Log;
-  /** Test seams (change the tree at an exact point of a walk). */
-  hooks?: WalkHooks;
-}
 
 export interface SharedFile {
   entry: FileEntry;
@@ -59,16 +38,6 @@ export interface ShareEvents {
   change: [ShareChange];
   error: [Error];
 }
-
-const OptionsSchema = z.object({
-  dir: z.string().min(1),
-  rescanIntervalMs: z.number().int().min(0).default(10_000),
-  debounceMs: z.number().int().min(0).default(150),
-  hashConcurrency: z.number().int().min(1).max(64).default(2),
-  quietMs: z.number().int().min(0).default(500),
-  maxQuietMs: z.number().int().min(0).default(4_000),
-  announceBatchMs: z.number().int().min(1).default(1_000),
-});
 
 /** A continuous stream of watcher events must not postpone the announcement forever (the goal is < 2 s). */
 const MIN_MAX_BATCH_WAIT_MS = 1000;
@@ -95,14 +64,13 @@ const MAX_SETTLING_FILES = 4096;
  */
 export class Share extends EventEmitter<ShareEvents> {
   private readonly dir: string;
-  private readonly opts: z.infer<typeof OptionsSchema>;
+  private readonly opts: ParsedShareOptions;
   private readonly logger: Log;
   private readonly hooks: WalkHooks;
 
   private realRoot: string | undefined;
   private walker: ShareWalker | undefined;
-  private readonly files = new Map<string, FileRecord>();
-  private sorted: FileEntry[] | null = null;
+  private readonly files = new FileTable();
   /** What the previous run persisted; consulted until the first pass is done. */
   private loadedCache = new Map<string, HashCacheRecord>();
   private hashCount = 0;
@@ -124,14 +92,8 @@ export class Share extends EventEmitter<ShareEvents> {
 
   constructor(options: ShareOptions) {
     super();
-    const parsed = OptionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new P2PError('CONFIG_INVALID', `share options: ${z.prettifyError(parsed.error)}`, {
-        cause: parsed.error,
-      });
-    }
-    this.opts = parsed.data;
-    this.dir = path.resolve(parsed.data.dir);
+    this.opts = parseShareOptions(options);
+    this.dir = path.resolve(this.opts.dir);
     this.logger = childLog(options.logger ?? silentLog, 'share');
     this.hooks = options.hooks ?? {};
     const maxBatchWaitMs = Math.max(MIN_MAX_BATCH_WAIT_MS, this.opts.debounceMs);
@@ -168,12 +130,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Current files, sorted by name. */
   list(): FileEntry[] {
-    if (this.sorted === null) {
-      this.sorted = [...this.files.values()]
-        .map((record) => record.entry)
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    }
-    return [...this.sorted];
+    return this.files.list();
   }
 
   /** Lookup by exact name; undefined for anything not currently shared. */
@@ -181,18 +138,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (typeof name !== 'string') return undefined;
     const record = this.files.get(name);
     if (record === undefined) return undefined;
-    const { entry } = record;
-    return {
-      entry,
-      absPath: this.absPath(name),
-      version: {
-        size: entry.size,
-        mtimeMs: entry.mtimeMs,
-        ctimeMs: record.ctimeMs,
-        ino: record.ino,
-        dev: record.dev,
-      },
-    };
+    return { entry: record.entry, absPath: this.absPath(name), version: recordVersion(record) };
   }
 
   /** Someone found `name` in another state than listed (e.g. the server before sending it): look again soon. */
@@ -324,40 +270,21 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private async collectSubtree(target: string, state: ScanState): Promise<[string, FileVersion][]> {
-    const walker = this.walker as ShareWalker;
-    const segments = target === '' ? [] : target.split('/');
-    if (segments.some((segment) => segment === '' || segment.startsWith('.'))) return [];
-
-    // Events can name a path under something that has since become a file, a symlink or nothing; then the
-    // highest such ancestor is what really changed.
-    let effective = target;
-    for (let i = 1; i < segments.length; i++) {
-      const prefix = segments.slice(0, i).join('/');
-      const stats = await walker.lstat(prefix);
-      if (stats === undefined || !stats.isDirectory()) {
-        effective = prefix;
-        break;
-      }
+    if (target !== '' && target.split('/').some((segment) => segment === '' || segment.startsWith('.'))) {
+      return [];
     }
-
     const found = new Map<string, FileVersion>();
-    if (effective === '') {
-      await walker.walk('', found, (err) =>
-        this.reportError(
-          new P2PError('IO_ERROR', `cannot read share directory ${this.root}: ${err.message}`, {
-            cause: err,
-            details: { root: this.root, code: (err as NodeJS.ErrnoException).code },
-          }),
-        ),
-      );
-    } else {
-      const stats = await walker.lstat(effective);
-      if (stats?.isDirectory()) await walker.walk(effective, found);
-      else if (stats !== undefined) walker.consider(effective, stats, found);
-    }
+    const effective = await (this.walker as ShareWalker).walkTarget(target, found, (err) =>
+      this.reportError(
+        new P2PError('IO_ERROR', `cannot read share directory ${this.root}: ${err.message}`, {
+          cause: err,
+          details: { root: this.root, code: (err as NodeJS.ErrnoException).code },
+        }),
+      ),
+    );
     if (this.closed) return [];
 
-    for (const name of this.files.keys()) {
+    for (const name of this.files.records.keys()) {
       if (isUnder(name, effective) && !found.has(name)) {
         this.quiet.forget(name);
         this.setFile(state, name, undefined);
@@ -423,7 +350,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Ends a scan: emits what is left of its delta, schedules retries and the cache save. */
   private finish(state: ScanState, emit: boolean): ShareChange {
-    const change = emit ? this.emitDelta(state) : takeDelta(state, this.files);
+    const change = emit ? this.emitDelta(state) : takeDelta(state, this.files.records);
     if (this.closed) return change;
     for (const name of state.retry) this.batcher.touch(name);
     this.cache.schedule();
@@ -431,7 +358,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private emitDelta(state: ScanState): ShareChange {
-    const change = takeDelta(state, this.files);
+    const change = takeDelta(state, this.files.records);
     state.lastEmitAt = Date.now();
     if (this.closed || (change.upserted.length === 0 && change.removed.length === 0)) return change;
     this.logger.debug('changed', { upserted: change.upserted.length, removed: change.removed.length });
@@ -444,19 +371,7 @@ export class Share extends EventEmitter<ShareEvents> {
     name: string,
     next: (FileVersion & { sha256: string }) | undefined,
   ): void {
-    if (!state.before.has(name)) state.before.set(name, this.files.get(name)?.entry);
-    if (next === undefined) {
-      this.files.delete(name);
-    } else {
-      const entry: FileEntry = Object.freeze({
-        name,
-        size: next.size,
-        sha256: next.sha256,
-        mtimeMs: next.mtimeMs,
-      });
-      this.files.set(name, { entry, ctimeMs: next.ctimeMs, ino: next.ino, dev: next.dev });
-    }
-    this.sorted = null;
+    this.files.set(state, name, next);
     this.cache.markDirty();
   }
 
@@ -467,7 +382,7 @@ export class Share extends EventEmitter<ShareEvents> {
   /** loadedCache is empty once the first pass is done; before that it holds what was not checked yet. */
   private *cacheRecords(): Iterable<[string, HashCacheRecord]> {
     for (const [name, record] of this.loadedCache) if (!this.files.has(name)) yield [name, record];
-    for (const [name, record] of this.files) {
+    for (const [name, record] of this.files.records) {
       yield [name, { ...recordVersion(record), sha256: record.entry.sha256 }];
     }
   }

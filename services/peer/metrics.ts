@@ -38,33 +38,30 @@ export function createPeerMetrics(): PeerMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'p2p_peer_' });
   let sample: (() => PeerMetricsSample) | undefined;
 
-  const transfers = new Counter({
-    name: 'p2p_peer_transfers_total',
-    help: 'Answered GET/HEAD requests for a shared file, by HTTP status',
-    labelNames: ['status'],
-    registers: [registry],
-  });
-  const transfersIncomplete = new Counter({
-    name: 'p2p_peer_transfers_incomplete_total',
-    help: 'File transfers whose body was cut short (client went away, read error)',
-    registers: [registry],
-  });
-  const servedBytes = new Counter({
-    name: 'p2p_peer_served_bytes_total',
-    help: 'File body bytes handed to the socket',
-    registers: [registry],
-  });
+  // Every metric of this peer goes to its own registry, never prom-client's global one.
+  const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+
+  const transfers = counter(
+    'p2p_peer_transfers_total',
+    'Answered GET/HEAD requests for a shared file, by HTTP status',
+    ['status'],
+  );
+  const transfersIncomplete = counter(
+    'p2p_peer_transfers_incomplete_total',
+    'File transfers whose body was cut short (client went away, read error)',
+  );
+  const servedBytes = counter('p2p_peer_served_bytes_total', 'File body bytes handed to the socket');
   const inFlight = new Gauge({
     name: 'p2p_peer_file_requests_in_flight',
     help: 'GET /files/* requests not yet finished (body transfers in progress, plus short-lived refusals)',
     registers: [registry],
   });
-  const searches = new Counter({
-    name: 'p2p_peer_searches_total',
-    help: 'Searches answered through the HTTP API, by source (superpeer or this peer’s network view)',
-    labelNames: ['source'],
-    registers: [registry],
-  });
+  const searches = counter(
+    'p2p_peer_searches_total',
+    'Searches answered through the HTTP API, by source (superpeer or this peer’s network view)',
+    ['source'],
+  );
   const searchSeconds = new Histogram({
     name: 'p2p_peer_search_seconds',
     help: 'Time to answer a search through the HTTP API, by source',
@@ -75,7 +72,6 @@ export function createPeerMetrics(): PeerMetrics {
   // Every status a files request can end with exists from the first scrape (so does each search source
   // below): a rate() never starts from a missing series, and a misspelt series is an error, not a 0.
   for (const status of TRANSFER_STATUSES) transfers.inc({ status: String(status) }, 0);
-  // Both sources exist from the first scrape, so a rate() over them never starts from a missing series.
   for (const source of ['superpeer', 'network-view'] satisfies SearchSource[]) {
     searches.inc({ source }, 0);
     searchSeconds.zero({ source });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
+import { type PeerIdentity, signBody } from '../../libs/identity/index.js';
 import { NetworkIndex } from '../../libs/index/index.js';
 import { childLog, type Log } from '../../libs/logging/index.js';
 import {
@@ -28,8 +29,9 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
-import { type PeerIdentity, type Share, type ShareChange, signBody } from '../../libs/share/index.js';
+import type { Share, ShareChange } from '../../libs/share/index.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
+import { NetworkTicks } from './ticks.js';
 import { NetworkView } from './view.js';
 
 export interface PeerOptions {
@@ -65,11 +67,7 @@ export function resyncJitterWindowMs(peersInView: number): number {
 const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
 /** A whole-view reload asked for by the network happens at most this often (each one pages the whole index). */
 const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
-/** No `network.tick` for this many of its intervals: the network stream is broken. */
-const TICK_SILENCE_INTERVALS = 2;
 const STREAM_SILENCE_CHECK_MS = 1000;
-/** Tick numbers are remembered for this many superpeers (ids come from the network: bounded). */
-const MAX_TRACKED_SUPERPEERS = 64;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -91,12 +89,7 @@ export class Peer {
   private silenceTimer: NodeJS.Timeout | undefined;
   private readonly announces: Throttle;
   private readonly viewRefreshes: Throttle;
-  /** When the last `network.tick` came, and the interval it announced; undefined until one came. */
-  private lastTick: { atMs: number; intervalMs: number } | undefined;
-  /** Set when ticks stopped: the view is stale until one comes again. */
-  private streamSilent = false;
-  /** The last tick number of each superpeer (a gap means the stream was cut). */
-  private readonly tickSeqs = new Map<string, number>();
+  private readonly ticks = new NetworkTicks();
   /** Outgoing events leave in order, one at a time. */
   private readonly outgoing = pLimit(1);
   private closed = false;
@@ -255,20 +248,10 @@ export class Peer {
   }
 
   private onTick(superpeerId: string, seq: number, intervalMs: number): void {
-    this.lastTick = { atMs: Date.now(), intervalMs };
-    // A skipped tick number: our binding was gone for a while (deleted with the exchange, then declared
-    // again, by our own check or by someone else), so changes broadcast meanwhile were lost too.
-    const previous = this.tickSeqs.get(superpeerId);
-    if (this.tickSeqs.size >= MAX_TRACKED_SUPERPEERS && previous === undefined) this.tickSeqs.clear();
-    this.tickSeqs.set(superpeerId, seq);
-    const skipped = previous !== undefined && seq > previous + 1;
-    if (!this.streamSilent && !skipped) return;
-    this.streamSilent = false;
-    this.options.logger.info('network stream is back', {
-      superpeerId,
-      missedTicks: skipped ? seq - previous! - 1 : 0,
-    });
-    this.reloadView(skipped ? 'network.tick numbers skipped' : 'network stream back');
+    const back = this.ticks.onTick(superpeerId, seq, intervalMs);
+    if (!back) return;
+    this.options.logger.info('network stream is back', { superpeerId, missedTicks: back.missedTicks });
+    this.reloadView(back.reason);
   }
 
   /**
@@ -277,11 +260,9 @@ export class Peer {
    * network: it says so, and our part of the topology is declared again once.
    */
   private checkStreamSilence(): void {
-    const tick = this.lastTick;
-    if (!tick || this.streamSilent || this.closed || !this.broker.connected) return;
-    const silentMs = Date.now() - tick.atMs;
-    if (silentMs < Math.max(3000, TICK_SILENCE_INTERVALS * tick.intervalMs)) return;
-    this.streamSilent = true;
+    if (this.closed || !this.broker.connected) return;
+    const silentMs = this.ticks.checkSilence();
+    if (silentMs === undefined) return;
     this.view.markStale();
     this.options.logger.warn('no network.tick from any superpeer; the network view is stale', { silentMs });
     void this.broker.repairTopology(`no network.tick for ${silentMs} ms`);

@@ -1,6 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
+import { verifyBody } from '../../libs/identity/index.js';
 import { HEADERS } from '../../libs/protocol/index.js';
-import { verifyBody } from '../../libs/share/index.js';
 import type { PeerRegistry } from './registry.js';
 import type { VerifiedSignatures } from './verified-signatures.js';
 

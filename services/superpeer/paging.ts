@@ -1,5 +1,5 @@
 import { P2PError } from '../../libs/errors/index.js';
-import { type IndexedPeer, type NetworkIndex, parseQuery } from '../../libs/index/index.js';
+import { type IndexedPeer, lowerBoundBy, type NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import {
   MAX_FILES_PER_MESSAGE,
   type PeerSummary,
@@ -25,17 +25,8 @@ export const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
 /** Peers per `rpc.peers` page. */
 export const PEERS_PAGE_SIZE = 1000;
 
-/** Index of the first peer whose id is >= `peerId` in a list sorted by id (binary search). */
-function firstAtOrAfter(peers: readonly IndexedPeer[], peerId: string): number {
-  let low = 0;
-  let high = peers.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (peers[mid]!.peerId < peerId) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
+/** Pages walk peers in id order: `index.peers()` is sorted by id. */
+const peerIdOf = (peer: IndexedPeer): string => peer.peerId;
 
 /**
  * One page of the index for `rpc.snapshot`: peers by id order from the cursor, files by name order, at most
@@ -57,7 +48,7 @@ export function snapshotPage(
   let start = 0;
   let fileOffset = 0;
   if (request.cursor) {
-    start = firstAtOrAfter(all, request.cursor.peerId);
+    start = lowerBoundBy(all, request.cursor.peerId, peerIdOf);
     if (all[start]?.peerId === request.cursor.peerId) fileOffset = request.cursor.fileOffset;
   }
   const peers: SnapshotPeer[] = [];
@@ -102,7 +93,7 @@ export function peersPage(
   nameOf: (peerId: string) => { name?: string } = () => ({}),
 ): { peers: PeerSummary[]; next?: { peerId: string } } {
   const all = index.peers();
-  const start = request.cursor ? firstAtOrAfter(all, request.cursor.peerId) : 0;
+  const start = request.cursor ? lowerBoundBy(all, request.cursor.peerId, peerIdOf) : 0;
   const page = all.slice(start, start + pageSize);
   const peers = page.map((peer) => ({
     ...peer,

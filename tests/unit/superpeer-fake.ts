@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { ConsumeMessage } from 'amqplib';
+import { signBody } from '../../libs/identity/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import {
   chunk,
@@ -14,7 +15,6 @@ import {
   peerIdFromPublicKey,
   type RpcRequest,
 } from '../../libs/protocol/index.js';
-import { signBody } from '../../libs/share/index.js';
 import { Superpeer, type SuperpeerOptions } from '../../services/superpeer/superpeer.js';
 import type { SuperpeerTransport, TransportHandlers } from '../../services/superpeer/transport.js';
 

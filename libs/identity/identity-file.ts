@@ -4,15 +4,12 @@ import {
   generateKeyPairSync,
   type KeyObject,
   randomBytes,
-  sign,
-  verify,
 } from 'node:crypto';
 import { chmod, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
 import { NodeNameSchema, peerIdFromPublicKey } from '../protocol/index.js';
-import { STATE_DIR_NAME } from './hash-cache.js';
 
 export interface PeerIdentity {
   /** Derived from the public key (see `peerIdFromPublicKey`): nobody without the private key can use it. */
@@ -24,6 +21,11 @@ export interface PeerIdentity {
   privateKey: KeyObject;
 }
 
+/**
+ * Folder inside a peer's directory where it keeps its private state (this identity, the share's hash cache);
+ * a dot segment, so it is never shared.
+ */
+export const STATE_DIR_NAME = '.p2p';
 export const IDENTITY_FILE_NAME = 'identity.json';
 const IDENTITY_VERSION = 2;
 
@@ -167,53 +169,4 @@ function invalidFile(file: string, why: string, cause?: unknown): P2PError {
     `identity file ${file} is unusable (${why}); move it away to create a new identity`,
     { cause, details: { file } },
   );
-}
-
-/** Ed25519 signature (base64) of `body`. */
-export function signBody(privateKey: KeyObject, body: Buffer): string {
-  return sign(null, body, privateKey).toString('base64');
-}
-
-const ED25519_SIGNATURE_BYTES = 64;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Public keys imported recently, by their base64 DER: importing one costs more than the check itself. */
-const publicKeyCache = new Map<string, KeyObject>();
-/** Keys kept at once (a network's worth of peers); the least recently used goes first. */
-const PUBLIC_KEY_CACHE_SIZE = 20_000;
-
-/** The key for a canonical base64 SPKI DER, imported once and then served from a bounded LRU cache. */
-function importPublicKey(publicKeyDer: string): KeyObject {
-  const cached = publicKeyCache.get(publicKeyDer);
-  if (cached) {
-    publicKeyCache.delete(publicKeyDer);
-    publicKeyCache.set(publicKeyDer, cached);
-    return cached;
-  }
-  const key = createPublicKey({ key: Buffer.from(publicKeyDer, 'base64'), format: 'der', type: 'spki' });
-  if (publicKeyCache.size >= PUBLIC_KEY_CACHE_SIZE) {
-    const oldest = publicKeyCache.keys().next().value;
-    if (oldest !== undefined) publicKeyCache.delete(oldest);
-  }
-  publicKeyCache.set(publicKeyDer, key);
-  return key;
-}
-
-/** Checks an Ed25519 signature made by `signBody`. Never throws: false on any malformed input. */
-export function verifyBody(publicKeyDer: string, body: Buffer, signatureB64: string): boolean {
-  try {
-    if (typeof publicKeyDer !== 'string' || typeof signatureB64 !== 'string' || !Buffer.isBuffer(body)) {
-      return false;
-    }
-    // Buffer.from(…, 'base64') skips junk characters; insist on the canonical form instead.
-    if (!BASE64.test(publicKeyDer) || !BASE64.test(signatureB64)) return false;
-    const signature = Buffer.from(signatureB64, 'base64');
-    if (signature.length !== ED25519_SIGNATURE_BYTES || signature.toString('base64') !== signatureB64)
-      return false;
-    const publicKey = importPublicKey(publicKeyDer);
-    if (publicKey.asymmetricKeyType !== 'ed25519') return false;
-    return verify(null, body, publicKey, signature);
-  } catch {
-    return false;
-  }
 }
