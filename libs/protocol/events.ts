@@ -69,15 +69,6 @@ export type PeerHeartbeat = z.infer<typeof PeerHeartbeatSchema>;
 /** Orderly leave (SIGTERM/SIGINT): the peer's files disappear at once. */
 export const PeerLeaveSchema = messageSchema('peer.leave', base);
 export type PeerLeave = z.infer<typeof PeerLeaveSchema>;
-
-export const PeerEventSchema = z.discriminatedUnion('type', [
-  PeerAnnounceSchema,
-  PeerDeltaSchema,
-  PeerHeartbeatSchema,
-  PeerLeaveSchema,
-]);
-export type PeerEvent = z.infer<typeof PeerEventSchema>;
-
 /** A message's own fields: what its builder adds is the protocol version and the type. */
 type Fields<T> = Omit<T, 'v' | 'type'>;
 

@@ -27,12 +27,11 @@ export {
   VersionSchema,
 } from './common.js';
 export { displayText } from './display.js';
-export type { PeerAnnounce, PeerDelta, PeerEvent, PeerHeartbeat, PeerLeave } from './events.js';
+export type { PeerAnnounce, PeerDelta, PeerHeartbeat, PeerLeave } from './events.js';
 export {
   PeerAnnounceFieldsSchema,
   PeerAnnounceSchema,
   PeerDeltaSchema,
-  PeerEventSchema,
   PeerHeartbeatSchema,
   PeerLeaveSchema,
   peerEvent,
@@ -40,7 +39,6 @@ export {
 export type { TopologyNames } from './names.js';
 export { HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
 export type {
-  NetworkMessage,
   NetworkPeerDelta,
   NetworkPeerLeft,
   NetworkPeerState,
@@ -48,7 +46,6 @@ export type {
   NetworkTick,
 } from './network.js';
 export {
-  NetworkMessageSchema,
   NetworkPeerDeltaSchema,
   NetworkPeerLeftSchema,
   NetworkPeerStateSchema,
@@ -96,6 +93,8 @@ export {
   SnapshotReplySchema,
   SnapshotRequestSchema,
 } from './rpc.js';
+export type { NetworkMessage, PeerEvent, WatchNotice } from './streams.js';
+export { NetworkMessageSchema, PeerEventSchema, WatchNoticeSchema } from './streams.js';
 export type {
   BindingSpec,
   ExchangeSpec,
@@ -110,7 +109,6 @@ export type {
   WatchCancel,
   WatchControl,
   WatchMatch,
-  WatchNotice,
   WatchOverflow,
   WatchRefused,
   WatchRegister,
@@ -127,7 +125,6 @@ export {
   WatchControlSchema,
   WatchIdSchema,
   WatchMatchSchema,
-  WatchNoticeSchema,
   WatchOverflowSchema,
   WatchQueueSchema,
   WatchRefusedSchema,

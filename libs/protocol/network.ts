@@ -60,12 +60,3 @@ export const NetworkTickSchema = messageSchema('network.tick', {
   intervalMs: z.number().int().min(100).max(600_000),
 });
 export type NetworkTick = z.infer<typeof NetworkTickSchema>;
-
-export const NetworkMessageSchema = z.discriminatedUnion('type', [
-  NetworkPeerStateSchema,
-  NetworkPeerDeltaSchema,
-  NetworkPeerLeftSchema,
-  NetworkResyncRequestSchema,
-  NetworkTickSchema,
-]);
-export type NetworkMessage = z.infer<typeof NetworkMessageSchema>;

@@ -96,16 +96,6 @@ export const WatchResyncRequestSchema = messageSchema('watch.resync-request', {
 });
 export type WatchResyncRequest = z.infer<typeof WatchResyncRequestSchema>;
 
-/** What a watcher's queue receives. */
-export const WatchNoticeSchema = z.discriminatedUnion('type', [
-  WatchAcceptedSchema,
-  WatchRefusedSchema,
-  WatchMatchSchema,
-  WatchOverflowSchema,
-  WatchResyncRequestSchema,
-]);
-export type WatchNotice = z.infer<typeof WatchNoticeSchema>;
-
 /** A watcher queue name for `namespace` with a random suffix. */
 export function watcherQueueName(namespace: string, suffix: string): string {
   return `${namespace}.watch.${suffix}`;
