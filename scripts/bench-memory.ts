@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { NetworkIndex, NetworkMap } from '../libs/index/index.js';
 import type { FileEntry } from '../libs/protocol/index.js';
+import { NetworkIndex, NetworkMap } from '../libs/search/index.js';
 import { prng } from './support/prng.js';
 
 const { values } = parseArgs({

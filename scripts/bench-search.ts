@@ -9,8 +9,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { NetworkIndex, type Query, tokenize } from '../libs/index/index.js';
 import type { FileEntry } from '../libs/protocol/index.js';
+import { NetworkIndex, type Query, tokenize } from '../libs/search/index.js';
 import { prng } from './support/prng.js';
 
 const SEED = 42;

@@ -8,6 +8,11 @@ export interface ShareOptions {
   dir: string;
   /** Periodic full rescan as a safety net behind the watcher. Default 10_000. 0 disables. */
   rescanIntervalMs?: number;
+  /**
+   * Watch the tree for changes (chokidar). Default true. False leaves changes to the periodic rescan alone,
+   * for file systems that send no change notifications (network mounts).
+   */
+  watch?: boolean;
   /** Quiet time after a watcher event before re-scanning the touched paths (coalesces bursts). Default 150. */
   debounceMs?: number;
   /** Files hashed at once. Default 2. */
@@ -27,6 +32,7 @@ export interface ShareOptions {
 const OptionsSchema = z.object({
   dir: z.string().min(1),
   rescanIntervalMs: z.number().int().min(0).default(10_000),
+  watch: z.boolean().default(true),
   debounceMs: z.number().int().min(0).default(150),
   hashConcurrency: z.number().int().min(1).max(64).default(2),
   quietMs: z.number().int().min(0).default(500),

@@ -178,11 +178,13 @@ export class Share extends EventEmitter<ShareEvents> {
 
     // Watch from before the first walk, without waiting for the watcher's own walk of the tree (tens of
     // seconds for 100k files): a change it could not see yet is caught by one rescan once it is ready.
-    const watching = watchShare(this.root, this.abort.signal, {
-      onPath: (rel) => this.batcher.touch(rel),
-      onError: (err) => this.reportError(err),
-    });
-    this.watcher = watching.watcher;
+    const watching = this.opts.watch
+      ? watchShare(this.root, this.abort.signal, {
+          onPath: (rel) => this.batcher.touch(rel),
+          onError: (err) => this.reportError(err),
+        })
+      : undefined;
+    this.watcher = watching?.watcher;
     this.logger.info('listed from the hash cache', { root: this.root, files: this.files.size });
 
     const hashing = this.scans(async () => {
@@ -197,7 +199,7 @@ export class Share extends EventEmitter<ShareEvents> {
       this.logger.info('ready', { root: this.root, files: this.files.size, hashed: this.hashCount });
     });
     // One catch-up rescan once the watcher is live, after the hashing so nothing is hashed twice.
-    this.firstPass = Promise.all([watching.ready, hashing])
+    this.firstPass = Promise.all([watching?.ready, hashing])
       .then(async () => {
         if (!this.closed) await this.rescan();
       })

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../errors/index.js';
-import { parseQuery } from '../index/index.js';
 import { childLog, type Log } from '../logging/index.js';
 import { Broker, type BrokerSession, consumeValidated } from '../messaging/index.js';
 import {
@@ -19,6 +18,7 @@ import {
   type WatchRegister,
   watcherQueueName,
 } from '../protocol/index.js';
+import { parseQuery } from '../search/index.js';
 import { SeenSet } from './seen.js';
 
 export interface WatcherOptions {

@@ -1,9 +1,9 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CliConfig } from '../../libs/config/index.js';
 import { P2PError } from '../../libs/errors/index.js';
-import { parseQuery } from '../../libs/index/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import type { SearchResult } from '../../libs/protocol/index.js';
+import { parseQuery } from '../../libs/search/index.js';
 import { Watcher } from '../../libs/watch/index.js';
 
 export interface WatchFlags {

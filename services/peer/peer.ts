@@ -3,7 +3,6 @@ import pLimit from 'p-limit';
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
 import { type PeerIdentity, signBody } from '../../libs/identity/index.js';
-import { NetworkIndex } from '../../libs/index/index.js';
 import { childLog, type Log } from '../../libs/logging/index.js';
 import {
   Broker,
@@ -29,6 +28,7 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import type { Share, ShareChange } from '../../libs/share/index.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkTicks } from './ticks.js';

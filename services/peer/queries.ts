@@ -1,6 +1,5 @@
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
-import { type NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import type { RpcClient } from '../../libs/messaging/index.js';
 import {
@@ -12,6 +11,7 @@ import {
   SearchReplySchema,
   type SearchResult,
 } from '../../libs/protocol/index.js';
+import { type NetworkIndex, parseQuery } from '../../libs/search/index.js';
 import type { NetworkView } from './view.js';
 
 /** What a peer's searches and listings read: its RPC client, its own files, its view of the network. */

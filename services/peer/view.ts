@@ -1,5 +1,4 @@
 import { describeError } from '../../libs/errors/index.js';
-import { NetworkMap } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type FileEntry,
@@ -10,6 +9,7 @@ import {
   type SnapshotReply,
   type SnapshotRequest,
 } from '../../libs/protocol/index.js';
+import { NetworkMap } from '../../libs/search/index.js';
 
 /** Fetches one snapshot page from a superpeer (an RPC in the peer). */
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;

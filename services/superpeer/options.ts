@@ -1,6 +1,6 @@
-import type { SliceOptions } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import type { AssemblerLimits, SharedQueueType } from '../../libs/protocol/index.js';
+import type { SliceOptions } from '../../libs/search/index.js';
 import type { FairQueueOptions } from './fair-queue.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import type { SuperpeerTransport } from './transport.js';

@@ -1,5 +1,4 @@
 import { P2PError } from '../../libs/errors/index.js';
-import { type IndexedPeer, lowerBoundBy, type NetworkIndex, parseQuery } from '../../libs/index/index.js';
 import {
   MAX_FILES_PER_MESSAGE,
   type PeerSummary,
@@ -12,6 +11,7 @@ import {
   type SnapshotReply,
   type SnapshotRequest,
 } from '../../libs/protocol/index.js';
+import { type IndexedPeer, lowerBoundBy, type NetworkIndex, parseQuery } from '../../libs/search/index.js';
 import type { PeerRegistry } from './registry.js';
 
 /** What a snapshot page says of a peer besides its index entry: the key its id derives from, its name. */

@@ -1,7 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
 import { P2PError } from '../../libs/errors/index.js';
 import { verifyBody } from '../../libs/identity/index.js';
-import type { FullResult, NetworkIndex, SliceOptions } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type ChunkAssembler,
@@ -15,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   peerIdMatchesKey,
 } from '../../libs/protocol/index.js';
+import type { FullResult, NetworkIndex, SliceOptions } from '../../libs/search/index.js';
 import type { Broadcaster } from './broadcaster.js';
 import type { IndexGate } from './index-gate.js';
 import type { SuperpeerMetrics } from './metrics.js';

@@ -1,5 +1,4 @@
 import { v4 as uuidv4 } from 'uuid';
-import { NetworkIndex } from '../../libs/index/index.js';
 import { Broker, Throttle } from '../../libs/messaging/index.js';
 import {
   ChunkAssembler,
@@ -11,6 +10,7 @@ import {
   type SnapshotReply,
   topologyNames,
 } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import { Broadcaster } from './broadcaster.js';
 import { FairQueue } from './fair-queue.js';
 import { IndexGate } from './index-gate.js';

@@ -1,6 +1,5 @@
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
-import type { FullResult, NetworkIndex } from '../../libs/index/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import { type Broker, type BrokerSession, consumeValidated } from '../../libs/messaging/index.js';
 import {
@@ -14,6 +13,7 @@ import {
   WatchControlSchema,
   type WatchResyncRequest,
 } from '../../libs/protocol/index.js';
+import type { FullResult, NetworkIndex } from '../../libs/search/index.js';
 import { type ChangedPeer, type Outgoing, WatchRegistry, type WatchRegistryOptions } from './watches.js';
 
 export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId' | 'namespace'> {

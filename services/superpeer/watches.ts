@@ -1,4 +1,3 @@
-import { parseQuery, type Query, tokenize } from '../../libs/index/index.js';
 import {
   type FileEntry,
   fileUrl,
@@ -7,6 +6,7 @@ import {
   type WatchNotice,
   type WatchRegister,
 } from '../../libs/protocol/index.js';
+import { parseQuery, type Query, tokenize } from '../../libs/search/index.js';
 
 /*
  * The superpeer's registry of standing searches: pure state and matching, no I/O and no timers (the hub in

@@ -1,5 +1,5 @@
-import { type Query, tokenize } from '../../libs/index/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
+import { type Query, tokenize } from '../../libs/search/index.js';
 
 const naiveTokens = new Map<string, string[]>();
 

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { regrown, uint8s, uint32s } from '../../libs/index/big-arrays.js';
-import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/index/bytes.js';
-import { IdChains } from '../../libs/index/id-chains.js';
-import { NamedSlots } from '../../libs/index/named-slots.js';
-import { type OwnerList, OwnerLists } from '../../libs/index/owner-lists.js';
-import { PeerRecord, PeerTable } from '../../libs/index/peer-table.js';
-import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/index/postings.js';
-import { tokenize } from '../../libs/index/query.js';
-import { CHUNK_BYTES, TextChunks } from '../../libs/index/text-chunks.js';
-import { TokenIndex } from '../../libs/index/token-index.js';
+import { regrown, uint8s, uint32s } from '../../libs/search/big-arrays.js';
+import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/search/bytes.js';
+import { IdChains } from '../../libs/search/id-chains.js';
+import { NamedSlots } from '../../libs/search/named-slots.js';
+import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
+import { PeerRecord, PeerTable } from '../../libs/search/peer-table.js';
+import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/search/postings.js';
+import { tokenize } from '../../libs/search/query.js';
+import { CHUNK_BYTES, TextChunks } from '../../libs/search/text-chunks.js';
+import { TokenIndex } from '../../libs/search/token-index.js';
 import { prng } from '../helpers/prng.js';
 
 describe('bytes', () => {

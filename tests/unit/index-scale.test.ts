@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NetworkIndex, NetworkMap, type Query, type SearchOutcome } from '../../libs/index/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
+import { NetworkIndex, NetworkMap, type Query, type SearchOutcome } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { lowerBoundBy } from '../../libs/index/index.js';
+import { lowerBoundBy } from '../../libs/search/index.js';
 import { prng } from '../helpers/prng.js';
 
 const self = (value: string): string => value;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
-import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/index/index.js';
 import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
+import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { P2PError } from '../../libs/errors/index.js';
-import { NetworkIndex } from '../../libs/index/index.js';
 import { silentLog } from '../../libs/logging/index.js';
 import type { RpcClient } from '../../libs/messaging/index.js';
 import { PeerListAnswerSchema, PeerSearchAnswerSchema, PROTOCOL_VERSION } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import {
   listNetworkPeers,
   type QuerySources,

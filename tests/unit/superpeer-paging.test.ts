@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NetworkIndex } from '../../libs/index/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import { peersPage, snapshotPage } from '../../services/superpeer/paging.js';
 
 const files = (count: number): FileEntry[] =>

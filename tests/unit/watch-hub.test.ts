@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { NetworkIndex } from '../../libs/index/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import type { Broker } from '../../libs/messaging/index.js';
 import { type FileEntry, topologyNames, type WatchMatch } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import { WatchHub } from '../../services/superpeer/watch-hub.js';
 
 /** Just what the hub uses of a Broker: `on` and `publish`, recording what it publishes. */
