@@ -54,7 +54,7 @@ export class HashWorker {
   constructor(options: HashWorkerOptions = {}) {
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.worker = new Worker(options.script ?? new URL('./hash-thread.js', import.meta.url));
-    // Never what keeps a process alive: a download that ends closes it anyway.
+    // Keeps the process alive only while a caller waits on it (see `holdWhileWaited`).
     this.worker.unref();
     this.worker.on('message', (reply: HashReply) => this.onReply(reply));
     this.worker.on('error', (err) => this.fail(err));
@@ -99,7 +99,9 @@ export class HashWorker {
     const request: HashRequest = { type: 'update', chunks: out };
     this.worker.postMessage(request, transfer);
     if (this.queuedBytes <= this.maxQueuedBytes) return undefined;
-    return new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+    const drained = new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+    this.holdWhileWaited();
+    return drained;
   }
 
   /** Starts a new hash (what was sent before is dropped). */
@@ -114,7 +116,9 @@ export class HashWorker {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const request: HashRequest = { type: 'digest' };
     this.worker.postMessage(request);
-    return new Promise<string>((resolve, reject) => this.digestWaiters.push({ resolve, reject }));
+    const digest = new Promise<string>((resolve, reject) => this.digestWaiters.push({ resolve, reject }));
+    this.holdWhileWaited();
+    return digest;
   }
 
   /** Stops the thread; pending calls reject. */
@@ -130,13 +134,23 @@ export class HashWorker {
   private onReply(reply: HashReply): void {
     if (reply.type === 'digest') {
       this.digestWaiters.shift()?.resolve(reply.hex);
-      return;
+    } else {
+      this.queuedBytes -= reply.bytes;
+      for (const buffer of reply.pooled) if (this.pool.length < MAX_POOL_BUFFERS) this.pool.push(buffer);
+      if (this.queuedBytes <= this.maxQueuedBytes)
+        for (let waiter = this.drainWaiters.shift(); waiter !== undefined; waiter = this.drainWaiters.shift())
+          waiter.resolve();
     }
-    this.queuedBytes -= reply.bytes;
-    for (const buffer of reply.pooled) if (this.pool.length < MAX_POOL_BUFFERS) this.pool.push(buffer);
-    if (this.queuedBytes <= this.maxQueuedBytes)
-      for (let waiter = this.drainWaiters.shift(); waiter !== undefined; waiter = this.drainWaiters.shift())
-        waiter.resolve();
+    this.holdWhileWaited();
+  }
+
+  /**
+   * A reply awaited with nothing else pending (the last write done, the digest asked for) must keep the
+   * process alive; an idle thread must not.
+   */
+  private holdWhileWaited(): void {
+    if (this.closed || this.drainWaiters.length + this.digestWaiters.length === 0) this.worker.unref();
+    else this.worker.ref();
   }
 
   private fail(err: unknown): void {
@@ -153,5 +167,6 @@ export class HashWorker {
       waiter.reject(err);
     for (let waiter = this.digestWaiters.shift(); waiter !== undefined; waiter = this.digestWaiters.shift())
       waiter.reject(err);
+    this.holdWhileWaited();
   }
 }

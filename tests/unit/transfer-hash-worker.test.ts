@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { isP2PError } from '../../libs/errors/index.js';
 import { HashWorker } from '../../libs/transfer/index.js';
 
@@ -75,6 +80,24 @@ describe('HashWorker', () => {
       assert.deepEqual(view, viewCopy);
     } finally {
       await hashing.close();
+    }
+  });
+
+  test('an awaited digest keeps the process alive; an idle thread does not', async () => {
+    const lib = new URL('../../libs/transfer/index.js', import.meta.url).href;
+    // Nothing but the thread's reply is pending while the digest is awaited; no close() at the end.
+    const script = `const { HashWorker } = await import(${JSON.stringify(lib)});
+      const hashing = new HashWorker();
+      hashing.update([Buffer.from('abc')]);
+      console.log(await hashing.digest());`;
+    const dir = await mkdtemp(path.join(tmpdir(), 'hash-worker-'));
+    try {
+      const file = path.join(dir, 'digest.mjs');
+      await writeFile(file, script);
+      const { stdout } = await promisify(execFile)(process.execPath, [file], { timeout: 10_000 });
+      assert.equal(stdout.trim(), sha(Buffer.from('abc')));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
