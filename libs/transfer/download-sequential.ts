@@ -121,13 +121,13 @@ class SequentialAttempt {
     // Still keepable if this is interrupted while re-hashing.
     this.ctx.prefix.bytes = bytes;
     hashing.reset();
+    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
+    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, bytes));
     for (let at = 0; at < bytes; ) {
       signal?.throwIfAborted();
-      const length = Math.min(HASH_READ_BYTES, bytes - at);
-      // A buffer of its own each time: the hashing thread takes it over.
-      const buffer = Buffer.allocUnsafeSlow(length);
+      const length = Math.min(buffer.length, bytes - at);
       await file.readExactly(buffer, length, at);
-      await hashing.update([buffer]);
+      await hashing.update([buffer.subarray(0, length)], true);
       at += length;
     }
     this.offset = bytes;

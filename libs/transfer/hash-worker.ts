@@ -69,10 +69,11 @@ export class HashWorker {
   }
 
   /**
-   * Appends `chunks` to the hash. Transferable ones are taken (left empty). Returns a promise (await it)
-   * while more than `maxQueuedBytes` wait in the thread; throws once the thread has failed.
+   * Appends `chunks` to the hash. Transferable ones are taken (left empty) unless `keep` (for a buffer the
+   * caller reuses: copied into the pool instead). Returns a promise (await it) while more than
+   * `maxQueuedBytes` wait in the thread; throws once the thread has failed.
    */
-  update(chunks: readonly Buffer[]): Promise<void> | undefined {
+  update(chunks: readonly Buffer[], keep = false): Promise<void> | undefined {
     if (this.failure !== undefined) throw this.failure;
     const out: HashChunk[] = [];
     const transfer: ArrayBuffer[] = [];
@@ -81,7 +82,8 @@ export class HashWorker {
       if (chunk.length === 0) continue;
       bytes += chunk.length;
       const owned = chunk.buffer;
-      if (owned instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === owned.byteLength) {
+      const whole = chunk.byteOffset === 0 && chunk.byteLength === owned.byteLength;
+      if (!keep && whole && owned instanceof ArrayBuffer) {
         out.push({ buffer: owned, length: chunk.length, pooled: false });
         transfer.push(owned);
       } else {

@@ -47,8 +47,8 @@ export class PrefixHasher {
   }
 
   /**
-   * Hashes `length` bytes read back from the file at the prefix; `read` returns exactly that many, in a
-   * buffer the hashing thread may take over.
+   * Hashes `length` bytes read back from the file at the prefix; `read` returns exactly that many (copied
+   * to the hashing thread: the caller may reuse its buffer once this settles).
    */
   async hashRead(length: number, read: (position: number, length: number) => Promise<Buffer>): Promise<void> {
     if (this.reading) throw new Error('PrefixHasher: one read at a time');
@@ -56,7 +56,7 @@ export class PrefixHasher {
     try {
       const bytes = await read(this.hashed, length);
       this.hashed += bytes.length;
-      await this.hashing.update([bytes]);
+      await this.hashing.update([bytes], true);
     } finally {
       this.reading = false;
     }

@@ -66,7 +66,7 @@ describe('HashWorker', () => {
     }
   });
 
-  test('a transferred buffer is taken over; a view is copied and left intact', async () => {
+  test('a transferred buffer is taken over; a view, or any buffer with keep, is copied and left intact', async () => {
     const hashing = new HashWorker();
     try {
       const owned = Buffer.from(randomBytes(70_000));
@@ -78,6 +78,11 @@ describe('HashWorker', () => {
       assert.equal(await hashing.digest(), expected);
       assert.equal(owned.buffer.byteLength, 0, 'the owned buffer went to the thread');
       assert.deepEqual(view, viewCopy);
+      const reused = Buffer.from(randomBytes(70_000));
+      const expectedReused = sha(reused);
+      hashing.update([reused], true);
+      assert.equal(await hashing.digest(), expectedReused);
+      assert.equal(reused.length, 70_000, 'with keep, even a whole buffer is copied, not taken');
     } finally {
       await hashing.close();
     }
