@@ -18,7 +18,7 @@ import {
 } from './download-resume.js';
 import { runSequentialAttempt, type SequentialContext } from './download-sequential.js';
 import { existingContent, TempFile, tempFileName } from './download-temp.js';
-import { HashWorker } from './hash-worker.js';
+import { HashWorker, type HashWorkerOptions } from './hash-worker.js';
 
 export type { DownloadFailure, DownloadFailureCode } from './download-failure.js';
 
@@ -93,6 +93,8 @@ export interface DownloadOptions {
    * a crash without it, the file may hold unwritten blocks; a peer re-hashes a file before sharing it.
    */
   durable?: boolean;
+  /** The hashing thread's options (see `HashWorker`); defaults there. */
+  hashing?: HashWorkerOptions;
   /**
    * Keep what an interrupted download got for a later one to resume (see download-resume): on abort, or
    * when the sources could not deliver the file (DOWNLOAD_FAILED), the temp file's contiguous prefix is
@@ -226,7 +228,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     resumeFrom > 0 ? await TempFile.reopen(path.join(dir, tempName)) : await TempFile.create(dir, tempName);
   const prefix = { bytes: resumeFrom };
   // One hashing thread for the whole download, reset by each attempt; closed in the `finally` below.
-  const hashing = new HashWorker();
+  const hashing = new HashWorker(options.hashing);
   const tell = (event: ResumeEvent): void => {
     logger.info(`${event.kind} a prefix`, { ...event });
     try {

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isP2PError } from '../../libs/errors/index.js';
-import { HashWorker } from '../../libs/transfer/index.js';
+import { downloadFile, HashWorker } from '../../libs/transfer/index.js';
+import { scanShare, serve } from '../helpers/transfer-fixtures.js';
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -21,6 +22,13 @@ function randomSplit(bytes: Buffer): Buffer[] {
     at += length;
   }
   return pieces;
+}
+
+/** A hashing thread that dies on its first message. */
+function failingScript(): URL {
+  const code =
+    "import { parentPort } from 'node:worker_threads'; parentPort.once('message', () => { throw new Error('boom'); });";
+  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 
 describe('HashWorker', () => {
@@ -106,13 +114,32 @@ describe('HashWorker', () => {
     }
   });
 
+  test('a download whose hashing thread dies fails with IO_ERROR and leaves no file', async () => {
+    const tmp = await mkdtemp(path.join(tmpdir(), 'hash-worker-get-'));
+    const content = randomBytes(3 * 1024 * 1024);
+    await writeFile(path.join(tmp, 'file.bin'), content);
+    const served = await serve(await scanShare(tmp, ['file.bin']));
+    try {
+      const dir = path.join(tmp, 'dest');
+      await assert.rejects(
+        downloadFile({
+          sources: [{ url: `${served.base}/files/file.bin`, peerId: 'good' }],
+          sha256: sha(content),
+          size: content.length,
+          destPath: path.join(dir, 'file.bin'),
+          hashing: { script: failingScript() },
+        }),
+        (err) => isP2PError(err, 'IO_ERROR') && err.details.reason === 'hash-thread',
+      );
+      assert.deepEqual(await readdir(dir), [], 'neither the file nor its temp file is left');
+    } finally {
+      await served.running.close();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
   test('a failed thread surfaces as IO_ERROR (hash-thread) to waiters and later calls', async () => {
-    const script = new URL(
-      `data:text/javascript,${encodeURIComponent(
-        "import { parentPort } from 'node:worker_threads'; parentPort.once('message', () => { throw new Error('boom'); });",
-      )}`,
-    );
-    const hashing = new HashWorker({ script, maxQueuedBytes: 1 });
+    const hashing = new HashWorker({ script: failingScript(), maxQueuedBytes: 1 });
     try {
       const full = hashing.update([randomBytes(1024)]);
       assert.ok(full !== undefined);
