@@ -226,6 +226,9 @@ async function main(): Promise<void> {
     const get = async (sources: DownloadSource[]): Promise<Timing> => {
       const job: GetJob = { sources, sha256, size: sizeBytes, destPath: out };
       const timing = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
+      // A get that exits 0 without its result line (or its file) did not finish: not a timing.
+      if (!timing.stdout.includes('servedBy') || (await fs.stat(out)).size !== sizeBytes)
+        throw new Error(`get: no verified file: ${timing.stdout.trim()}`);
       await fs.rm(out);
       return timing;
     };

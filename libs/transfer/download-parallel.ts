@@ -6,6 +6,7 @@ import { checkRangeAnswer } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
 import { BatchWriter, type TempFile } from './download-temp.js';
+import type { HashWorker } from './hash-worker.js';
 import { type Piece, type Segment, SegmentPlan } from './parallel.js';
 import { PrefixHasher } from './prefix-hash.js';
 
@@ -40,6 +41,8 @@ export type ParallelOutcome =
 /** What the parallel attempt shares with `downloadFile`. */
 export interface ParallelContext {
   file: TempFile;
+  /** Hashes the file in order, off this thread (reset here). */
+  hashing: HashWorker;
   /** One per peer, in preference order. */
   sources: DownloadSource[];
   sha256: string;
@@ -85,8 +88,9 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
    * Hashes the file in order while the segments come in: from memory as the bytes arrive (see
    * `PrefixHasher`), from the temp file for what memory could not hold.
    */
-  const hasher = new PrefixHasher(size);
+  const hasher = new PrefixHasher(size, ctx.hashing);
   const hashFile = async (): Promise<string | undefined> => {
+    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
     const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
     const read = async (position: number, length: number): Promise<Buffer> => {
       await file.readExactly(buffer, length, position);
@@ -244,21 +248,21 @@ async function fetchSegment(
       throw refused;
     }
     if (racing) return await race(ctx, plan, hasher, segment, source, request, response.body, first, last);
-    const writer = new BatchWriter(ctx.file, first, (bytes) => {
+    const writer = new BatchWriter(ctx.file, first, (bytes, position, buffers) => {
       plan.wrote(segment, bytes);
       ctx.prefix.bytes = plan.contiguousBytes;
       ctx.reportProgress(plan.writtenBytes, source.peerId);
+      return hasher.offer(position, buffers);
     });
     let failure: unknown;
     try {
-      // Bytes are claimed as they arrive and written in batches; on a failure, what was received is still
-      // written first, so what goes back to the plan starts exactly at the first byte not on disk.
+      // Bytes are claimed as they arrive and written (then offered to the hash) in batches; on a failure,
+      // what was received is still written first, so what goes back to the plan starts exactly at the
+      // first byte not on disk.
       for await (const chunk of request.chunks(response.body)) {
-        const at = segment.next;
         const claimed = plan.claim(segment, chunk.byteLength);
         if (claimed > 0) {
           const piece = claimed === chunk.byteLength ? chunk : chunk.subarray(0, claimed);
-          hasher.offer(at, piece);
           const full = writer.push(piece);
           if (full !== undefined) await full;
         }
@@ -321,11 +325,11 @@ async function race(
   });
   const claimed = plan.claim(segment, segment.end - from);
   const won = buffer.subarray(from - first, from - first + claimed);
-  hasher.offer(from, won);
   await ctx.file.write([won], from);
   plan.wrote(segment, claimed);
   ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
+  await hasher.offer(from, [won]);
   return rival;
 }
 

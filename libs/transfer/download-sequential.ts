@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { Log } from '../logging/index.js';
 import type { DownloadSource } from './download.js';
 import type { BusyWaits } from './download-busy.js';
@@ -7,6 +6,7 @@ import { SourceFailure } from './download-failure.js';
 import type { SourceLedger } from './download-ledger.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
 import { BatchWriter, type TempFile } from './download-temp.js';
+import type { HashWorker } from './hash-worker.js';
 
 /** Read size when hashing a kept prefix back from disk. */
 const HASH_READ_BYTES = 4 * 1024 * 1024;
@@ -19,6 +19,8 @@ export type AttemptOutcome =
 /** What a sequential attempt shares with `downloadFile`. */
 export interface SequentialContext {
   file: TempFile;
+  /** Hashes the bytes once written, off this thread; reset by each attempt. */
+  hashing: HashWorker;
   sha256: string;
   size: number;
   limits: RequestLimits;
@@ -79,13 +81,15 @@ export async function runSequentialAttempt(
     done = await tryOne(next.source);
   }
   if (!done) return { kind: 'unreachable' };
-  return attempt.outcome();
+  return await attempt.outcome();
 }
 
-/** The temp file's state during one attempt: its bytes [0, offset) hashed into `hash`. */
+/**
+ * The temp file's state during one attempt: its bytes [0, offset) received, and once written, sent in order
+ * to `ctx.hashing` (so the digest covers exactly the bytes on disk).
+ */
 class SequentialAttempt {
   offset = 0;
-  private hash: Hash = createHash('sha256');
   /** Peers whose bytes are in [0, offset), in order. */
   private contributors: string[] = [];
   /** The last source whose response was taken for this attempt's bytes (matters for 0-byte files). */
@@ -104,7 +108,7 @@ class SequentialAttempt {
   async restart(): Promise<void> {
     await this.ctx.file.truncate(0);
     this.offset = 0;
-    this.hash = createHash('sha256');
+    this.ctx.hashing.reset();
     this.contributors = [];
     this.acceptedFrom = undefined;
     this.ctx.prefix.bytes = 0;
@@ -112,23 +116,25 @@ class SequentialAttempt {
 
   /** Continues from the temp file's first `bytes` (kept from before): they are hashed back from disk. */
   async resumeAt(bytes: number): Promise<void> {
-    const { file, signal } = this.ctx;
+    const { file, signal, hashing } = this.ctx;
     await file.truncate(bytes);
     // Still keepable if this is interrupted while re-hashing.
     this.ctx.prefix.bytes = bytes;
+    hashing.reset();
+    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
     const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, bytes));
     for (let at = 0; at < bytes; ) {
       signal?.throwIfAborted();
       const length = Math.min(buffer.length, bytes - at);
       await file.readExactly(buffer, length, at);
-      this.hash.update(buffer.subarray(0, length));
+      await hashing.update([buffer.subarray(0, length)], true);
       at += length;
     }
     this.offset = bytes;
   }
 
-  outcome(): AttemptOutcome {
-    const digest = this.hash.digest('hex');
+  async outcome(): Promise<AttemptOutcome> {
+    const digest = await this.ctx.hashing.digest();
     // A 0-byte file has no byte to credit; the source that answered is still the one that vouched for it.
     const contributors =
       this.contributors.length > 0 || this.acceptedFrom === undefined
@@ -173,17 +179,18 @@ class SequentialAttempt {
   }
 
   /**
-   * The body into the temp file: hashed as it arrives, written in large batches while the next ones are
-   * read. On any failure every byte received is still written before this throws, so `offset` (what the
-   * next source resumes from) is exactly what the file and the hash hold.
+   * The body into the temp file, written in large batches while the next ones are read, each batch hashed
+   * once written. On any failure every byte received is still written (and hashed) before this throws, so
+   * `offset` (what the next source resumes from) is exactly what the file and the hash hold.
    */
   private async receive(request: SourceRequest, body: AsyncIterable<Buffer>, peerId: string): Promise<void> {
     const { size } = this.ctx;
     let onDisk = this.offset;
-    const writer = new BatchWriter(this.ctx.file, this.offset, (bytes) => {
+    const writer = new BatchWriter(this.ctx.file, this.offset, (bytes, _position, buffers) => {
       onDisk += bytes;
       this.ctx.prefix.bytes = onDisk;
       this.ctx.reportProgress(onDisk, peerId);
+      return this.ctx.hashing.update(buffers);
     });
     let failure: unknown;
     try {
@@ -191,7 +198,6 @@ class SequentialAttempt {
         const room = size - this.offset;
         const piece = chunk.byteLength <= room ? chunk : chunk.subarray(0, room);
         if (piece.length > 0) {
-          this.hash.update(piece);
           this.offset += piece.length;
           if (!this.contributors.includes(peerId)) this.contributors.push(peerId);
           const full = writer.push(piece);

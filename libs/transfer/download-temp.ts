@@ -158,7 +158,9 @@ const DEFAULT_HIGH_WATER_BYTES = 4 * DEFAULT_BATCH_BYTES;
  * Writes a run of consecutive bytes into a TempFile in batches, one write in flight while the next
  * batch gathers, so the network is read while the disk writes. `push` returns a promise only when more
  * than `highWaterBytes` are waiting (await it: that is the backpressure). `onWritten` is told, in order, of
- * every run of bytes that reached the file.
+ * every run of bytes that reached the file, with the buffers written (the writer is done with them: they may
+ * be handed over, e.g. to a `HashWorker`); the next write waits for the promise it may return, which is how
+ * a slower consumer of written bytes holds back `push`.
  */
 export class BatchWriter {
   private pending: Buffer[] = [];
@@ -170,7 +172,11 @@ export class BatchWriter {
   constructor(
     private readonly file: TempFile,
     position: number,
-    private readonly onWritten: (bytes: number) => void,
+    private readonly onWritten: (
+      bytes: number,
+      position: number,
+      buffers: Buffer[],
+    ) => Promise<void> | undefined | void,
     private readonly batchBytes = DEFAULT_BATCH_BYTES,
     private readonly highWaterBytes = DEFAULT_HIGH_WATER_BYTES,
   ) {
@@ -214,17 +220,15 @@ export class BatchWriter {
     this.position += bytes;
     this.inFlight = this.file
       .write(buffers, at)
-      .then(
-        () => {
-          this.pendingBytes -= bytes;
-          this.onWritten(bytes);
-        },
-        (err: unknown) => {
-          this.failure = err;
-          this.pending = [];
-          this.pendingBytes = 0;
-        },
-      )
+      .then(() => {
+        this.pendingBytes -= bytes;
+        return this.onWritten(bytes, at, buffers);
+      })
+      .catch((err: unknown) => {
+        this.failure = err;
+        this.pending = [];
+        this.pendingBytes = 0;
+      })
       .finally(() => {
         this.inFlight = undefined;
         if (this.failure === undefined && this.pendingBytes >= this.batchBytes) this.startWrite();

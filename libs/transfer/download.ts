@@ -18,6 +18,7 @@ import {
 } from './download-resume.js';
 import { runSequentialAttempt, type SequentialContext } from './download-sequential.js';
 import { existingContent, TempFile, tempFileName } from './download-temp.js';
+import { HashWorker, type HashWorkerOptions } from './hash-worker.js';
 
 export type { DownloadFailure, DownloadFailureCode } from './download-failure.js';
 
@@ -92,6 +93,8 @@ export interface DownloadOptions {
    * a crash without it, the file may hold unwritten blocks; a peer re-hashes a file before sharing it.
    */
   durable?: boolean;
+  /** The hashing thread's options (see `HashWorker`); defaults there. */
+  hashing?: HashWorkerOptions;
   /**
    * Keep what an interrupted download got for a later one to resume (see download-resume): on abort, or
    * when the sources could not deliver the file (DOWNLOAD_FAILED), the temp file's contiguous prefix is
@@ -224,6 +227,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const file =
     resumeFrom > 0 ? await TempFile.reopen(path.join(dir, tempName)) : await TempFile.create(dir, tempName);
   const prefix = { bytes: resumeFrom };
+  // One hashing thread for the whole download, reset by each attempt; closed in the `finally` below.
+  const hashing = new HashWorker(options.hashing);
   const tell = (event: ResumeEvent): void => {
     logger.info(`${event.kind} a prefix`, { ...event });
     try {
@@ -277,6 +282,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (parallel) {
       const outcome = await fetchInParallel({
         file,
+        hashing,
         sources: peers,
         sha256,
         size,
@@ -312,6 +318,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
     const sequential: SequentialContext = {
       file,
+      hashing,
       sha256,
       size,
       limits,
@@ -358,6 +365,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     if (resume && stopped && keep > 0) await keepPrefix(file, destPath, sha256, size, keep, tell);
     throw err;
   } finally {
+    await hashing.close();
     // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
     await file.remove().catch((err: unknown) => {
       logger.warn('cannot remove temp file', { path: file.path, error: (err as Error).message });
