@@ -53,7 +53,10 @@ export class HashWorker {
 
   constructor(options: HashWorkerOptions = {}) {
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.worker = new Worker(options.script ?? new URL('./hash-thread.js', import.meta.url));
+    // No inherited node flags: the thread only hashes (a flag such as --input-type would stop it loading).
+    this.worker = new Worker(options.script ?? new URL('./hash-thread.js', import.meta.url), {
+      execArgv: [],
+    });
     // Keeps the process alive only while a caller waits on it (see `holdWhileWaited`).
     this.worker.unref();
     this.worker.on('message', (reply: HashReply) => this.onReply(reply));

@@ -18,10 +18,8 @@ export {
   parseRetryAfterMs,
 } from './download-checks.js';
 export { tempFileName } from './download-temp.js';
-export type { HashWorkerOptions } from './hash-worker.js';
-export { HashWorker } from './hash-worker.js';
-export type { RequestedName } from './names.js';
-export { nameFromSegments } from './names.js';
+export { HashWorker, type HashWorkerOptions } from './hash-worker.js';
+export { nameFromSegments, type RequestedName } from './names.js';
 export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';
 export { SegmentPlan } from './parallel.js';
 export { PrefixHasher } from './prefix-hash.js';
