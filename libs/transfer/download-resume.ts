@@ -11,7 +11,8 @@
  * any later download into its directory; resuming consumes it (renames it away), so success leaves nothing.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Log } from '../logging/index.js';
@@ -63,8 +64,9 @@ export async function takeKept(
   }
   try {
     await rename(part, tempPath);
-    const { size: onDisk } = await stat(tempPath);
-    if (onDisk < saved.prefixBytes) {
+    // lstat: a symlink or special file planted under the kept name is dropped, never followed.
+    const kept = await lstat(tempPath);
+    if (!kept.isFile() || kept.size < saved.prefixBytes) {
       await rm(tempPath, { force: true });
       return 0;
     }
@@ -94,7 +96,7 @@ export async function sweepKept(dir: string, maxAgeMs: number, logger: Log): Pro
     if (!KEPT_NAME.test(name)) continue;
     const full = path.join(dir, name);
     try {
-      const stats = await stat(full);
+      const stats = await lstat(full);
       if (!stats.isFile() || stats.mtimeMs >= cutoffMs) continue;
       await rm(full, { force: true });
       swept += 1;
@@ -105,13 +107,24 @@ export async function sweepKept(dir: string, maxAgeMs: number, logger: Log): Pro
   }
 }
 
+/** Read-only, never through a symlink, never blocking on a FIFO (the flags do not exist on Windows). */
+const SIDECAR_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+/** The sidecar, if it is a small regular file holding a valid record; anything else reads as none. */
 async function readSidecar(file: string): Promise<Sidecar | undefined> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    const { size } = await stat(file);
-    if (size > MAX_SIDECAR_BYTES) return undefined;
-    const parsed = SidecarSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    handle = await open(file, SIDECAR_FLAGS);
+    const stats = await handle.stat();
+    if (!stats.isFile() || stats.size > MAX_SIDECAR_BYTES) return undefined;
+    const buffer = Buffer.alloc(MAX_SIDECAR_BYTES + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    if (bytesRead > MAX_SIDECAR_BYTES) return undefined; // grew since the fstat
+    const parsed = SidecarSchema.safeParse(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
+  } finally {
+    await handle?.close().catch(() => {});
   }
 }

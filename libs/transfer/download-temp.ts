@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { type FileHandle, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,8 @@ import { P2PError } from '../errors/index.js';
 
 /** link() refusals that mean "this filesystem has no hard links", not "destination exists". */
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+/** Read-write, never through a symlink, never blocking (O_NOFOLLOW/O_NONBLOCK do not exist on Windows). */
+const REOPEN_FLAGS = constants.O_RDWR | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 /** Hex digits of the SHA-256 in a temp file's name: enough to tell downloads apart in one directory. */
 const TEMP_SHA_CHARS = 16;
 
@@ -51,11 +53,19 @@ export class TempFile {
     return new TempFile(tempPath, handle);
   }
 
-  /** Opens a temp file that already exists (a kept prefix taken over to resume). */
+  /**
+   * Opens a temp file that already exists (a kept prefix taken over to resume). Only a regular file: a
+   * symlink planted under the kept name is refused (O_NOFOLLOW), so the download never writes through it,
+   * and a FIFO cannot block the open (O_NONBLOCK).
+   */
   static async reopen(tempPath: string): Promise<TempFile> {
+    let handle: FileHandle | undefined;
     try {
-      return new TempFile(tempPath, await open(tempPath, 'r+'));
+      handle = await open(tempPath, REOPEN_FLAGS);
+      if (!(await handle.stat()).isFile()) throw new Error('not a regular file');
+      return new TempFile(tempPath, handle);
     } catch (err) {
+      await handle?.close().catch(() => {});
       throw ioError(`cannot open ${tempPath}`, err);
     }
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -215,6 +216,45 @@ describe('downloadFile with resume', () => {
       assert.deepEqual(again, []);
       assert.deepEqual(await fs.readdir(dir), ['other.bin']);
       assert.deepEqual(firstBytes(good.ranges), [0]);
+    } finally {
+      await dying.close();
+      await good.close();
+    }
+  });
+
+  test('a symlink planted as the kept prefix is never written through; a FIFO as its sidecar blocks nothing', async () => {
+    const destPath = await freshDest();
+    const dir = path.dirname(destPath);
+    const dying = await rawServer(sendRanges(content, etag, { cutAfterBytes: 400_000 }));
+    const good = await rawServer(sendRanges(content, etag));
+    const victim = path.join(tmp, `victim-${n}.txt`);
+    // As big as the file: a prefix check by size alone would take it.
+    const theirs = Buffer.alloc(content.length, 0x61);
+    await fs.writeFile(victim, theirs);
+    try {
+      await assert.rejects(downloadFile(base(destPath, dying.url, [])));
+      const kept = (await fs.readdir(dir)).sort();
+      const part = kept.find((name) => name.endsWith('.part'));
+      const sidecar = kept.find((name) => name.endsWith('.resume'));
+      assert.ok(part !== undefined && sidecar !== undefined, `kept pair: ${kept.join(', ')}`);
+
+      // The sidecar stays valid; the prefix becomes a symlink to someone else's file.
+      await fs.rm(path.join(dir, part));
+      await fs.symlink(victim, path.join(dir, part));
+      const events: ResumeEvent[] = [];
+      await downloadFile(base(destPath, good.url, events));
+      assert.deepEqual(await fs.readFile(victim), theirs, 'nothing written through the symlink');
+      assert.deepEqual(await fs.readFile(destPath), content);
+      assert.deepEqual(firstBytes(good.ranges), [0], 'fetched whole: the planted prefix is not resumed');
+
+      // A FIFO under the sidecar's name (no writer ever comes): reading it must not hang the download.
+      await assert.rejects(downloadFile(base(path.join(dir, 'second.bin'), dying.url, [])));
+      const second = (await fs.readdir(dir)).find((name) => name.endsWith('.resume'));
+      assert.ok(second !== undefined);
+      await fs.rm(path.join(dir, second));
+      execFileSync('mkfifo', [path.join(dir, second)]);
+      await downloadFile(base(path.join(dir, 'second.bin'), good.url, []));
+      assert.deepEqual(await fs.readFile(path.join(dir, 'second.bin')), content);
     } finally {
       await dying.close();
       await good.close();
