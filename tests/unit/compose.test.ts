@@ -356,3 +356,24 @@ describe('docker-compose.cluster.yml', () => {
     }
   });
 });
+
+describe('env/compose.env.example', () => {
+  test('lists every variable the compose files read, with the same default, and nothing they do not read', () => {
+    const used = new Map<string, string>();
+    for (const file of ['docker-compose.yml', 'docker-compose.cluster.yml']) {
+      const text = readFileSync(join(ROOT, file), 'utf8');
+      for (const [, name, fallback] of text.matchAll(/\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}/g))
+        used.set(name!, fallback!);
+    }
+    const example = readFileSync(join(ROOT, 'env/compose.env.example'), 'utf8');
+    const listed = new Map(
+      [...example.matchAll(/^#\s*([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, name, value]) => [name!, value!]),
+    );
+    assert.ok(used.size > 0, 'the compose files read variables');
+    for (const [name, fallback] of used)
+      assert.equal(listed.get(name), fallback, `${name} listed with its default`);
+    // The roles script's operator password is the one listed key compose itself does not read.
+    const extra = [...listed.keys()].filter((name) => !used.has(name));
+    assert.deepEqual(extra, ['RABBITMQ_OPERATOR_PASSWORD']);
+  });
+});
