@@ -1,49 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { displayText, FileNameSchema } from '../../libs/protocol/index.js';
-import { openRegularFile, Share, type ShareChange, type ShareOptions } from '../../libs/share/index.js';
+import { openRegularFile, type Share, type ShareChange } from '../../libs/share/index.js';
+import { shareFixtures } from '../helpers/share-fixtures.js';
+import { sha256 } from '../helpers/transfer-fixtures.js';
 
-const tempDirs: string[] = [];
-const shares: Share[] = [];
-
-after(async () => {
-  await Promise.all(shares.map((share) => share.close()));
-  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'p2p-share-safety-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
-function sha256(bytes: string | Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function put(root: string, name: string, content: string | Buffer): Promise<void> {
-  const file = path.join(root, ...name.split('/'));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, content);
-}
-
-function newShare(dir: string, options: Partial<ShareOptions> = {}): Share {
-  const share = new Share({ dir, rescanIntervalMs: 0, ...options });
-  shares.push(share);
-  return share;
-}
-
-async function startShare(dir: string, options: Partial<ShareOptions> = {}): Promise<Share> {
-  const share = newShare(dir, options);
-  await share.start();
-  await share.hashed();
-  return share;
-}
+const { tempDir, put, newShare, startShare } = shareFixtures('share-safety');
 
 function captureLogger() {
   const lines: { level: string; msg: string; meta?: object }[] = [];

@@ -1,52 +1,18 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import {
-  appendFile,
-  chmod,
-  mkdir,
-  mkdtemp,
-  readFile,
-  realpath,
-  rename,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, chmod, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
 import { loadOrCreateIdentity } from '../../libs/identity/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
 import { FileEntrySchema } from '../../libs/protocol/index.js';
-import { Share, type ShareChange, type ShareOptions, writeDemoFiles } from '../../libs/share/index.js';
+import { Share, type ShareChange, writeDemoFiles } from '../../libs/share/index.js';
+import { shareFixtures } from '../helpers/share-fixtures.js';
+import { sha256 } from '../helpers/transfer-fixtures.js';
+
+const { tempDir, put, newShare, startShare } = shareFixtures('share-test');
 
 const CHANGE_DEADLINE_MS = 2000;
-
-const tempDirs: string[] = [];
-const shares: Share[] = [];
-
-after(async () => {
-  await Promise.all(shares.map((share) => share.close()));
-  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'p2p-share-test-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
-function sha256(bytes: string | Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function put(root: string, name: string, content: string | Buffer): Promise<void> {
-  const file = path.join(root, ...name.split('/'));
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, content);
-}
 
 interface CapturedLogger {
   warnings: { msg: string; meta?: object }[];
@@ -59,15 +25,6 @@ interface CapturedLogger {
 function captureLogger(): CapturedLogger {
   const warnings: { msg: string; meta?: object }[] = [];
   return { warnings, error() {}, warn: (msg, meta) => warnings.push({ msg, meta }), info() {}, debug() {} };
-}
-
-async function startShare(dir: string, options: Partial<ShareOptions> = {}): Promise<Share> {
-  // The periodic rescan is off unless a test asks for it: changes must come from the watcher.
-  const share = new Share({ dir, rescanIntervalMs: 0, ...options });
-  shares.push(share);
-  await share.start();
-  await share.hashed();
-  return share;
 }
 
 /** Records every 'change' and lets a test wait, with a deadline, until what it expects has been seen. */
@@ -187,8 +144,7 @@ describe('Share scanning', () => {
     await symlink('.', path.join(dir, 'self'));
     await symlink('loop2', path.join(dir, 'loop1'));
     await symlink('loop1', path.join(dir, 'loop2'));
-    const share = new Share({ dir, rescanIntervalMs: 0 });
-    shares.push(share);
+    const share = newShare(dir);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('start() did not finish within 5 s')), 5000);
