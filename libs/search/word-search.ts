@@ -1,5 +1,6 @@
 import { uint32s } from './big-arrays.js';
-import { forEachBit, setBit, wordsFor } from './bitmap.js';
+import { setBit, wordsFor } from './bitmap.js';
+import { andWithin, visitPassing, type Work } from './bitmap-pass.js';
 import { utf8 } from './bytes.js';
 import type { TokenDictionary } from './dictionary.js';
 import { distinct } from './token-key.js';
@@ -7,10 +8,12 @@ import { distinct } from './token-key.js';
 /** A driver word with at most this many candidate files is scanned rather than intersected as bitmaps. */
 const SCAN_MAX_CANDIDATES = 1024;
 
-/** Work done by one search, against its budget. */
-export interface Work {
-  used: number;
-  readonly budget: number;
+/** How a candidate file is checked for the words other than the driver. */
+interface Checks {
+  /** Bitmaps the file's bit must be set in (words that start a single token with a bitmap). */
+  readonly bits: Uint32Array[];
+  /** Token-key needles (see `needle`) of the other words. */
+  readonly needles: Uint8Array[];
 }
 
 /** One search under way: its limit, what it found, its mark epoch and its work. */
@@ -96,11 +99,13 @@ export class WordSearch {
     }
     const others = needed.filter((word) => word !== driver);
     others.sort((a, b) => counts.get(a)! - counts.get(b)!);
+    const pass: Pass = { max, found, epoch, work };
+    const checks = this.checksFor(others, work);
     let partial: boolean | undefined;
-    if (others.length > 0 && best > SCAN_MAX_CANDIDATES) {
-      partial = this.intersect(driver, others, { max, found, epoch, work });
+    if (others.length > 0 && best > SCAN_MAX_CANDIDATES && !this.scanIsCheaper(driver, best, checks, work)) {
+      partial = this.intersect(driver, others, pass);
     }
-    partial ??= this.scanDriver(driver, others, { max, found, epoch, work });
+    partial ??= this.scanDriver(driver, checks, pass);
     return { exactCount, partial };
   }
 
@@ -116,48 +121,79 @@ export class WordSearch {
   }
 
   /**
-   * Visits a candidate file: skips it when already seen or leaving, checks the other words against its
-   * token key, keeps it when all match. Returns false to stop (limit reached).
+   * A visitor of candidate files that charges one unit each and stops at the budget or the limit. A file is
+   * skipped when a bitmap check fails, when already seen or leaving; it is kept when the remaining words
+   * are found in its token key. Written as one closure over locals: it runs once per candidate.
    */
-  private consider(id: number, checks: readonly Uint8Array[], { max, found, epoch }: Pass): boolean {
-    if (this.marks[id] === epoch) return true;
-    this.marks[id] = epoch;
-    if (!this.files.visible(id)) return true;
-    for (const check of checks) if (!this.files.hasTokenStarting(id, check)) return true;
-    found.push(id);
-    return found.length <= max;
-  }
-
-  /** A visitor of candidate files that charges one unit each and stops at the budget or the limit. */
   private visitor(
-    checks: readonly Uint8Array[],
-    pass: Pass,
+    checks: Checks,
+    { max, found, epoch, work }: Pass,
   ): { visit: (id: number) => boolean; state: { partial: boolean; stop: boolean } } {
     const state = { partial: false, stop: false };
-    const { work } = pass;
+    const { marks, files } = this;
+    const { bits, needles } = checks;
+    const bitCount = bits.length;
+    const needleCount = needles.length;
     const visit = (id: number): boolean => {
       if (++work.used > work.budget) {
         state.partial = true;
         return false;
       }
-      state.stop = !this.consider(id, checks, pass);
-      return !state.stop;
+      // A bitmap check does not depend on which driver token led here: testing it before the mark is exact.
+      const word = id >>> 5;
+      const bit = 1 << (id & 31);
+      for (let j = 0; j < bitCount; j++) if ((bits[j]![word]! & bit) === 0) return true;
+      if (marks[id] === epoch) return true;
+      marks[id] = epoch;
+      if (!files.visible(id)) return true;
+      for (let j = 0; j < needleCount; j++) if (!files.hasTokenStarting(id, needles[j]!)) return true;
+      found.push(id);
+      if (found.length <= max) return true;
+      state.stop = true;
+      return false;
     };
     return { visit, state };
   }
 
+  /**
+   * How each of `words` is checked on a candidate file: a bit test when the word starts a single token that
+   * has a bitmap (a few nanoseconds), else a search of the file's token key.
+   */
+  private checksFor(words: readonly string[], work: Work): Checks {
+    const checks: Checks = { bits: [], needles: [] };
+    for (const word of words) {
+      const single = this.singleBitmap(word, work);
+      if (single !== undefined) checks.bits.push(single);
+      else checks.needles.push(needle(word));
+    }
+    return checks;
+  }
+
+  /**
+   * Whether checking each of the driver's `candidates` files with bit tests costs less than intersecting
+   * bitmaps: when every other word is a bitmap check and the driver has no bitmap of its own, building one
+   * would set a bit per candidate anyway, plus a pass over the id space; up to the cost that building is
+   * allowed (two words of work per word of the id space), scanning wins.
+   */
+  private scanIsCheaper(driver: string, candidates: number, checks: Checks, work: Work): boolean {
+    if (checks.needles.length > 0) return false;
+    if (candidates > 2 * wordsFor(this.files.idCount)) return false;
+    return this.singleBitmap(driver, work) === undefined;
+  }
+
   /** Checks the driver's files one by one; returns whether the budget cut it short. */
-  private scanDriver(driver: string, others: readonly string[], pass: Pass): boolean {
+  private scanDriver(driver: string, checks: Checks, pass: Pass): boolean {
     const { work } = pass;
     const words = wordsFor(this.files.idCount);
-    const { visit, state } = this.visitor(others.map(needle), pass);
+    const { visit, state } = this.visitor(checks, pass);
     this.dictionary.forEachWithPrefix(driver, (entry) => {
       work.used++;
       if (entry.bits !== undefined) {
-        work.used += forEachBit(entry.bits, 0, words, visit);
+        // The bitmap checks are ANDed in word by word: only the files passing them are visited.
+        andWithin([entry.bits, ...checks.bits], words, work, visit, state);
       } else {
-        const { ids, count } = entry;
-        for (let i = 0; i < count; i++) if (!visit(ids[i]!)) break;
+        const [first, second] = checks.bits;
+        visitPassing(entry, first, second, work, visit);
       }
       if (work.used > work.budget) state.partial = true;
       return !state.stop && !state.partial;
@@ -166,43 +202,41 @@ export class WordSearch {
   }
 
   /**
-   * Intersects the candidate sets of the driver and of each other word that is cheap enough to build as a
-   * bitmap (at most two bitmap passes); the words left are checked per file on what remains. Returns
-   * whether the budget cut it short, or undefined when the driver itself is too costly to build.
+   * Intersects the candidate sets of the driver and of the other words as bitmaps, in one pass over the id
+   * space that ANDs them word by word: a word that starts a single token with a bitmap takes part as that
+   * bitmap; the others are built (OR of their tokens) when cheap enough, all of them ANDed into one scratch
+   * bitmap; the words left are checked per file on what remains. Returns whether the budget cut it short,
+   * or undefined when no word is cheap enough to take part as a bitmap.
    */
   private intersect(driver: string, others: readonly string[], pass: Pass): boolean | undefined {
     const { work } = pass;
     const words = wordsFor(this.files.idCount);
-    const acc = this.scratchA;
+    const sets: Uint32Array[] = [];
     const verify: Uint8Array[] = [];
-    // The first word cheap enough to build as a bitmap starts the intersection (a prefix such as `day` may
-    // start many small tokens besides `day` itself); the words passed over are checked per file.
-    const all = [driver, ...others];
-    let first = 0;
-    while (first < all.length && !this.buildCandidates(all[first]!, acc, words, 2 * words, work)) {
-      verify.push(needle(all[first]!));
-      first++;
-      if (work.used + 3 * words >= work.budget) return undefined;
-    }
-    if (first === all.length) return undefined;
-    for (const word of all.slice(first + 1)) {
+    let built = false;
+    // In order of fewer candidates first: the pass skips a word of the id space at the first set that is 0.
+    for (const word of [driver, ...others]) {
       const single = this.singleBitmap(word, work);
       if (single !== undefined) {
-        for (let w = 0; w < words; w++) acc[w]! &= single[w]!;
-        work.used += words;
+        sets.push(single);
         continue;
       }
-      const scratch = this.scratchB;
-      if (
-        work.used + 3 * words < work.budget &&
-        this.buildCandidates(word, scratch, words, 2 * words, work)
-      ) {
-        for (let w = 0; w < words; w++) acc[w]! &= scratch[w]!;
-        work.used += words;
+      const out = built ? this.scratchB : this.scratchA;
+      if (work.used + 3 * words < work.budget && this.buildCandidates(word, out, words, 2 * words, work)) {
+        if (built) {
+          const acc = this.scratchA;
+          for (let w = 0; w < words; w++) acc[w]! &= out[w]!;
+          work.used += words;
+        } else {
+          built = true;
+        }
       } else verify.push(needle(word));
     }
-    const { visit, state } = this.visitor(verify, pass);
-    work.used += forEachBit(acc, 0, words, visit);
+    // The built intersection is the most selective set: it goes first.
+    if (built) sets.unshift(this.scratchA);
+    if (sets.length === 0) return undefined;
+    const { visit, state } = this.visitor({ bits: sets.slice(3), needles: verify }, pass);
+    andWithin(sets, words, work, visit, state);
     return state.partial && !state.stop;
   }
 
