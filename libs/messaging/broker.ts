@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 import { describeError, P2PError, redactCredentials } from '../errors/index.js';
 import { childLog, type Log } from '../logging/index.js';
+import { coalesceWrites } from './coalesce-writes.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import { ReplyPublisher } from './reply-publisher.js';
 import { RpcClient } from './rpc.js';
@@ -121,6 +122,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
             model.on('error', (err: Error) =>
               logger.debug('broker connection error', { reason: err.message }),
             );
+            coalesceWrites(model);
             const session = new BrokerSession(model, ++this.generation, this);
             try {
               await this.options.setup?.(session);

@@ -1,6 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { describeError, P2PError } from '../errors/index.js';
 import type { Log } from '../logging/index.js';
+import { coalesceWrites } from './coalesce-writes.js';
 
 export interface ReplyPublisherOptions {
   /** amqp:// URL with the heartbeat already set. */
@@ -75,6 +76,7 @@ export class ReplyPublisher {
       noDelay: true,
     });
     this.opened++;
+    coalesceWrites(connection);
     if (this.closed) {
       await connection.close().catch(() => undefined);
       throw new P2PError('BROKER_CLOSED', 'reply publisher closed');
