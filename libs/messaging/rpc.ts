@@ -2,6 +2,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
 import { describeError, P2PError } from '../errors/index.js';
+import type { Log } from '../logging/index.js';
 import { decode, encode } from '../protocol/index.js';
 import type { Broker } from './broker.js';
 import { consumeValidated, type DeadLetterTarget, POISON_REASON } from './consumer.js';
@@ -75,12 +76,13 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
           },
         );
       }
-      session.logger.debug('served a request', {
-        type: message.properties.type,
-        correlationId: message.properties.correlationId,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-        ...(errorCode ? { errorCode } : {}),
-      });
+      if (debugEnabled(session.logger))
+        session.logger.debug('served a request', {
+          type: message.properties.type,
+          correlationId: message.properties.correlationId,
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+          ...(errorCode ? { errorCode } : {}),
+        });
     },
     onRefused: (reason, message) => {
       if (reason === POISON_REASON || unanswerable.has(message)) return;
@@ -90,6 +92,16 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
       );
     },
   });
+}
+
+/**
+ * Whether `logger` writes debug lines: winston's `isDebugEnabled` where there is one. Winston runs its whole
+ * format (timestamp, JSON) before its transports drop a line below their level, some microseconds a call,
+ * so a line written for every request is built only when it will be written.
+ */
+function debugEnabled(logger: Log): boolean {
+  const probe = (logger as Log & { isDebugEnabled?: () => boolean }).isDebugEnabled;
+  return typeof probe === 'function' ? probe.call(logger) : true;
 }
 
 export interface RpcCallOptions {
