@@ -6,6 +6,7 @@
  *
  *   npm run bench:rpc -- --files 1000000 --requests 2000
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
@@ -24,6 +25,7 @@ import { prng } from './support/prng.js';
 const { values } = parseArgs({
   options: { files: { type: 'string', default: '1000000' }, requests: { type: 'string', default: '2000' } },
 });
+const loadAtStart = loadavg();
 const fileCount = Number(values.files);
 const requests = Number(values.requests);
 
@@ -211,6 +213,7 @@ const adversarialPartial = partialReplies;
 const adversarialAverage = adversarialResults / adversarialCalls;
 const [echoRate, adversarialRate] = (await throughputs([echoCall, adversarialCall])) as [number, number];
 
+const loadAtEnd = loadavg();
 const line = (label: string, r: Latency) =>
   `${label.padEnd(34)} p50 ${r.p50.toFixed(3)} ms   p99 ${r.p99.toFixed(3)} ms   p50 ÷ echo p50 = ${(r.p50 / baseline.p50).toFixed(2)}\n`;
 process.stdout.write(line('echo RPC (broker round trip)', baseline));
@@ -222,6 +225,11 @@ process.stdout.write(
 process.stdout.write(`echo RPC at ${IN_FLIGHT} in flight               ${echoRate.toFixed(0)} requests/s\n`);
 process.stdout.write(
   `adversarial search at ${IN_FLIGHT} in flight     ${adversarialRate.toFixed(0)} requests/s = ${((100 * adversarialRate) / echoRate).toFixed(0)}% of echo\n`,
+);
+
+// The ratios are the figures to read; the load says how much the absolute times are worth.
+process.stdout.write(
+  `load average (1, 5, 15 min) at the start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}\n`,
 );
 
 searchClient.close();
