@@ -18,6 +18,7 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
+import { AheadWindow } from './ahead-window.js';
 import { EventDecoder } from './event-decoder.js';
 import { type ArrivalCheck, type EventProof, MAX_ARRIVAL_BODY_BYTES } from './event-decoding.js';
 
@@ -78,6 +79,12 @@ export interface PublishNetworkOptions {
 function signatureOf(message: ConsumeMessage): unknown {
   return message.properties.headers?.[HEADERS.signature];
 }
+
+/**
+ * Peer events decoded ahead of their turn, at most: enough to keep the decoding threads busy while the
+ * main thread applies (an announce costs it about twice its decoding), far fewer than the prefetch.
+ */
+const DECODE_AHEAD_WINDOW = 16;
 
 /** Copies of events waiting for the liveness consumer, at most. */
 const LIVENESS_MAX_MESSAGES = 10_000;
@@ -204,12 +211,26 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
         handler: (event, message) => handlers.onEvent(event, message),
       });
     } else {
-      // Decoded in the threads as they arrive (up to the prefetch at once), handled in their order.
+      // Decoded in the threads as they arrive (a window of them at once), handled in their order. A
+      // delivery leaves the window when its turn opens it (a refusal at once); per session: one cut short
+      // by a lost connection never opens what it held.
+      const window = new AheadWindow(DECODE_AHEAD_WINDOW);
       await consumeValidated(session, {
         ...common,
         decodeAhead: async (message) => {
+          await window.enter();
           const decoded = await decoder.decodeEvent(message.content, signatureOf(message));
-          return decoded.ok ? { ok: true, value: decoded.open } : decoded;
+          if (!decoded.ok) {
+            window.leave();
+            return decoded;
+          }
+          let inWindow = true;
+          const open = () => {
+            if (inWindow) window.leave();
+            inWindow = false;
+            return decoded.open();
+          };
+          return { ok: true, value: open };
         },
         handler: (open, message) => {
           const { event, proof } = open(); // its objects are made in its turn

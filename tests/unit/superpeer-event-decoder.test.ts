@@ -14,6 +14,7 @@ import {
   type NetworkPeerState,
   PeerEventSchema,
 } from '../../libs/protocol/index.js';
+import { AheadWindow } from '../../services/superpeer/ahead-window.js';
 import { EventDecoder, type EventDecoderOptions } from '../../services/superpeer/event-decoder.js';
 import type { DeferredDecoding } from '../../services/superpeer/event-decoding.js';
 import { countHeartbeatOnArrival } from '../../services/superpeer/liveness.js';
@@ -446,4 +447,25 @@ test('encodeWithField writes the bytes encode writes', () => {
   };
   assert.deepEqual(encodeWithField(message, 'files', JSON.stringify(list)), encode(message));
   assert.deepEqual(encodeWithField({ files: list }, 'files', JSON.stringify(list)), encode({ files: list }));
+});
+
+test('the decode-ahead window holds at most its size, and gives places in call order', async () => {
+  const window = new AheadWindow(2);
+  const entered: number[] = [];
+  const calls = [0, 1, 2, 3, 4].map((i) => window.enter().then(() => entered.push(i)));
+  await Promise.all(calls.slice(0, 2));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(entered, [0, 1]);
+  assert.equal(window.pending, 2);
+  window.leave();
+  window.leave();
+  await Promise.all(calls.slice(2, 4));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(entered, [0, 1, 2, 3]);
+  window.leave();
+  await calls[4];
+  assert.deepEqual(entered, [0, 1, 2, 3, 4]);
+  window.leave();
+  window.leave();
+  assert.equal(window.pending, 0);
 });
