@@ -2,7 +2,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import pLimit from 'p-limit';
 import type { z } from 'zod';
 import { describeError } from '../errors/index.js';
-import { decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
+import { type DecodeResult, decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import type { BrokerSession } from './session.js';
 
@@ -13,7 +13,7 @@ export interface DeadLetterTarget {
   rejectedBy: string;
 }
 
-export interface ConsumeOptions<S extends z.ZodType> {
+export interface ConsumeOptions<S extends z.ZodType, T = z.output<S>> {
   queue: string;
   schema: S;
   /** Unacknowledged deliveries this consumer holds at once (per channel, never global). */
@@ -25,7 +25,13 @@ export interface ConsumeOptions<S extends z.ZodType> {
    * Handles one valid message; the delivery is acknowledged when it resolves. A throw dead-letters the
    * message (it would fail again), so handlers throw only for messages that are wrong, not for outages.
    */
-  handler: (value: z.output<S>, message: ConsumeMessage, channel: Channel) => Promise<void> | void;
+  handler: (value: T, message: ConsumeMessage, channel: Channel) => Promise<void> | void;
+  /**
+   * Decodes a delivery on arrival instead of in its turn (e.g. in worker threads: up to `prefetch` at
+   * once), with the same outcome as validating it against `schema`; its result is awaited in the turn.
+   * It must settle (a rejection refuses the message). Default: `schema`, in the turn.
+   */
+  decodeAhead?: (message: ConsumeMessage) => Promise<DecodeResult<T>>;
   /**
    * Handle deliveries one at a time, in queue order (default true): event streams depend on it. False lets
    * up to `prefetch` handlers run at once (RPC requests, which have no order).
@@ -47,9 +53,9 @@ export const POISON_REASON =
  * costs one redelivery, not a reconnect loop. Call it from the broker's setup: it is bound to that
  * session's channel.
  */
-export async function consumeValidated<S extends z.ZodType>(
+export async function consumeValidated<S extends z.ZodType, T = z.output<S>>(
   session: BrokerSession,
-  options: ConsumeOptions<S>,
+  options: ConsumeOptions<S, T>,
 ): Promise<void> {
   const channel = await session.createChannel(`consumer:${options.queue}`);
   await channel.prefetch(options.prefetch, false);
@@ -109,11 +115,13 @@ export async function consumeValidated<S extends z.ZodType>(
         void session.restart(`consumer of ${options.queue} cancelled by the broker`);
         return;
       }
+      const poison =
+        message.fields.redelivered &&
+        session.interruptedDeliveries.take(DeliveryMemory.key(options.queue, message));
+      const decodedAhead =
+        poison || options.decodeAhead === undefined ? undefined : decodeEarly(options.decodeAhead, message);
       const settle = async () => {
-        if (
-          message.fields.redelivered &&
-          session.interruptedDeliveries.take(DeliveryMemory.key(options.queue, message))
-        ) {
+        if (poison) {
           await refuse(message, POISON_REASON);
           return;
         }
@@ -126,7 +134,14 @@ export async function consumeValidated<S extends z.ZodType>(
         }
       };
       const handle = async () => {
-        const decoded = decode(options.schema, message.content, options.maxBytes ?? MAX_MESSAGE_BYTES);
+        // Without `decodeAhead`, T is the schema's output (its default).
+        const decoded = decodedAhead
+          ? await decodedAhead
+          : (decode(
+              options.schema,
+              message.content,
+              options.maxBytes ?? MAX_MESSAGE_BYTES,
+            ) as DecodeResult<T>);
         if (!decoded.ok) {
           await refuse(message, decoded.reason);
           return;
@@ -154,9 +169,25 @@ export async function consumeValidated<S extends z.ZodType>(
   );
 }
 
-async function deadLetter<S extends z.ZodType>(
+/** Starts `decodeAhead`; what it throws or rejects with becomes a refusal (it is awaited later, or never). */
+function decodeEarly<T>(
+  decodeAhead: (message: ConsumeMessage) => Promise<DecodeResult<T>>,
+  message: ConsumeMessage,
+): Promise<DecodeResult<T>> {
+  const refusal = (err: unknown): DecodeResult<T> => ({
+    ok: false,
+    reason: `decode: ${describeError(err)}`.slice(0, 500),
+  });
+  try {
+    return decodeAhead(message).catch(refusal);
+  } catch (err) {
+    return Promise.resolve(refusal(err));
+  }
+}
+
+async function deadLetter<S extends z.ZodType, T>(
   session: BrokerSession,
-  options: ConsumeOptions<S>,
+  options: ConsumeOptions<S, T>,
   message: ConsumeMessage,
   reason: string,
   keepHeaders: boolean,

@@ -34,3 +34,18 @@ export function decode<S extends z.ZodType>(
 export function encode(message: unknown): Buffer {
   return Buffer.from(JSON.stringify(message), 'utf8');
 }
+
+/**
+ * `encode(message)` when the JSON of its last field is at hand already (a file list encoded by another
+ * thread): the same bytes, without encoding that field again. `field` must be the message's last key and
+ * `fieldJson` must be `JSON.stringify(message[field])`.
+ */
+export function encodeWithField<M extends object>(
+  message: M,
+  field: keyof M & string,
+  fieldJson: string,
+): Buffer {
+  const head = JSON.stringify({ ...message, [field]: undefined });
+  const tail = `${JSON.stringify(field)}:${fieldJson}}`;
+  return Buffer.from(head === '{}' ? `{${tail}` : `${head.slice(0, -1)},${tail}`, 'utf8');
+}

@@ -1,7 +1,7 @@
 export type { AssembleResult, AssemblerLimits, ChunkPart } from './assembler.js';
 export { ChunkAssembler, DEFAULT_ASSEMBLER_LIMITS } from './assembler.js';
 export type { DecodeResult } from './codec.js';
-export { decode, encode } from './codec.js';
+export { decode, encode, encodeWithField } from './codec.js';
 export type { FileEntry } from './common.js';
 export {
   chunk,

@@ -18,9 +18,10 @@ export class Broadcaster {
     private readonly maxUnconfirmed = 256,
   ) {}
 
-  publishInOrder(message: NetworkMessage): void {
+  /** `body`: `encode(message)`, when the caller has it already. */
+  publishInOrder(message: NetworkMessage, body?: Buffer): void {
     this.unconfirmed++;
-    void this.publish(message).finally(() => {
+    void this.publish(message, body).finally(() => {
       this.unconfirmed--;
       this.waiters.shift()?.();
     });
@@ -34,9 +35,9 @@ export class Broadcaster {
   }
 
   /** Publishes and waits for the confirm; a failure is logged, not thrown. */
-  async publish(message: NetworkMessage): Promise<void> {
+  async publish(message: NetworkMessage, body?: Buffer): Promise<void> {
     try {
-      await this.transport.publishNetwork(message);
+      await this.transport.publishNetwork(message, body === undefined ? {} : { body });
     } catch (err) {
       // Peers repair missed changes from sequence gaps and snapshots; a lost broadcast is not fatal.
       this.logger.warn('could not publish a network change', {

@@ -1,6 +1,7 @@
 import type { Log } from '../../libs/logging/index.js';
 import type { AssemblerLimits, SharedQueueType } from '../../libs/protocol/index.js';
 import type { SliceOptions } from '../../libs/search/index.js';
+import { defaultDecodeWorkers } from './event-decoder.js';
 import type { FairQueueOptions } from './fair-queue.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import type { SuperpeerTransport } from './transport.js';
@@ -46,6 +47,12 @@ export interface SuperpeerOptions {
   slices?: SliceOptions;
   /** Fairness between RPC clients (see FairQueue): requests each may have waiting, and in all. */
   rpcFairness?: FairQueueOptions;
+  /**
+   * Threads that parse, validate and verify the peers' events off the main thread (see EventDecoder);
+   * 0: each event is decoded in its turn on the main thread. Unused with a `transport` given. Default:
+   * one less than the cores, between 1 and 4.
+   */
+  decodeWorkers?: number;
 }
 
 export type Settings = Required<
@@ -74,6 +81,7 @@ export function settingsOf(options: SuperpeerOptions): Settings {
     maxResyncsPerSecond: 250,
     tickIntervalMs: 2000,
     resyncBroadcastMinIntervalMs: 5000,
+    decodeWorkers: defaultDecodeWorkers(),
     superpeerId: options.superpeerId,
     logger: options.logger,
     ...definedOnly(options),

@@ -5,8 +5,10 @@ import type { Log } from '../../libs/logging/index.js';
 import {
   type ChunkAssembler,
   chunk,
+  encodeWithField,
   type FileEntry,
   HEADERS,
+  type NetworkPeerState,
   type PeerAnnounce,
   type PeerDelta,
   type PeerEvent,
@@ -16,6 +18,7 @@ import {
 } from '../../libs/protocol/index.js';
 import type { FullResult, NetworkIndex, SliceOptions } from '../../libs/search/index.js';
 import type { Broadcaster } from './broadcaster.js';
+import type { EventProof } from './event-decoding.js';
 import type { IndexGate } from './index-gate.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import type { PeerRegistry } from './registry.js';
@@ -30,6 +33,8 @@ export interface AnnounceMeta {
   url: string;
   publicKey: string;
   name: string | undefined;
+  /** The files' JSON, for the rebroadcast of a state that came in one chunk (see EventProof). */
+  filesJson?: string;
 }
 
 export interface PeerEventsOptions {
@@ -62,7 +67,8 @@ export interface PeerEventsOptions {
 export class PeerEvents {
   constructor(private readonly options: PeerEventsOptions) {}
 
-  async handle(event: PeerEvent, message: ConsumeMessage): Promise<void> {
+  /** `proof`: what a decoding thread found, if one decoded the event (see EventProof). */
+  async handle(event: PeerEvent, message: ConsumeMessage, proof: EventProof = {}): Promise<void> {
     // The consumer chains ordered deliveries through promises: without this, a backlog of announces would
     // run as one long microtask chain, and searches and heartbeats would wait for all of it.
     await yieldToEventLoop();
@@ -70,20 +76,21 @@ export class PeerEvents {
     const { gate } = this.options;
     // An announce carries its key. Other events are checked against the registered key at their turn in
     // the gate, so that a change still being applied (which may register the key) is never overtaken.
+    const { verifiedKey } = proof;
     switch (event.type) {
       case 'peer.announce':
-        this.authenticate(event, message);
-        return this.onAnnounce(event, message.content.length);
+        this.authenticate(event, message, verifiedKey);
+        return this.onAnnounce(event, message.content.length, proof.filesJson);
       case 'peer.delta':
-        return this.onDelta(event, message);
+        return this.onDelta(event, message, verifiedKey);
       case 'peer.heartbeat':
         return gate.read(() => {
-          this.authenticate(event, message);
+          this.authenticate(event, message, verifiedKey);
           this.onHeartbeat(event);
         });
       case 'peer.leave':
         this.options.assembler.delete(event.peerId);
-        await this.dropPeer(event.peerId, event.instanceId, 'leave', { message });
+        await this.dropPeer(event.peerId, event.instanceId, 'leave', { message, verifiedKey });
         return;
     }
   }
@@ -93,11 +100,13 @@ export class PeerEvents {
    * carries the key (the id must be derived from it, the signature must verify with it); later events are
    * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
    * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
-   * dead-lettered with the reason) and changes nothing.
+   * dead-lettered with the reason) and changes nothing. `verifiedKey`: a key a decoding thread verified
+   * the signature with; it spares the verify only when it is the key that counts here.
    */
   private authenticate(
     event: Pick<PeerEvent, 'type' | 'peerId'> & { publicKey?: string },
     message: ConsumeMessage,
+    verifiedKey?: string,
   ): void {
     const signature = message.properties.headers?.[HEADERS.signature];
     if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
@@ -108,11 +117,12 @@ export class PeerEvents {
     if (!peerIdMatchesKey(event.peerId, key)) {
       throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
     }
+    if (verifiedKey === key) return;
     if (this.options.verified?.take(key, signature, message.content)) return;
     if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 
-  private async onAnnounce(event: PeerAnnounce, bytes: number): Promise<void> {
+  private async onAnnounce(event: PeerAnnounce, bytes: number, filesJson?: string): Promise<void> {
     const { assembler, registry, index, watches, logger, maxFilesPerPeer } = this.options;
     this.options.onAnnounceSeen?.();
     if (event.chunkIndex >= event.chunkCount)
@@ -130,6 +140,7 @@ export class PeerEvents {
         url: event.url,
         publicKey: event.publicKey,
         name: event.name,
+        ...(event.chunkCount === 1 && filesJson !== undefined ? { filesJson } : {}),
       },
     });
     this.options.metrics?.pendingAnnounces.set(assembler.pending);
@@ -190,10 +201,10 @@ export class PeerEvents {
     this.updateGauges();
   }
 
-  private async onDelta(event: PeerDelta, message: ConsumeMessage): Promise<void> {
+  private async onDelta(event: PeerDelta, message: ConsumeMessage, verifiedKey?: string): Promise<void> {
     const { registry, index, watches, maxFilesPerPeer } = this.options;
     const result = await this.options.gate.update(() => {
-      this.authenticate(event, message);
+      this.authenticate(event, message, verifiedKey);
       registry.touch(event.peerId, event.instanceId, Date.now());
       const known = index.getPeer(event.peerId);
       if (
@@ -248,11 +259,11 @@ export class PeerEvents {
     peerId: string,
     instanceId: string,
     reason: 'leave' | 'timeout',
-    check: { message?: ConsumeMessage; silentSinceMs?: number } = {},
+    check: { message?: ConsumeMessage; verifiedKey?: string; silentSinceMs?: number } = {},
   ): Promise<boolean> {
     const { registry, index, watches } = this.options;
     const removed = await this.options.gate.update(async () => {
-      if (check.message) this.authenticate({ type: 'peer.leave', peerId }, check.message);
+      if (check.message) this.authenticate({ type: 'peer.leave', peerId }, check.message, check.verifiedKey);
       const heardMs = registry.get(peerId)?.lastSeenMs ?? 0;
       if (check.silentSinceMs !== undefined && heardMs >= check.silentSinceMs) return false;
       const remove = () => index.removePeerAsync(peerId, instanceId, this.options.slices);
@@ -290,7 +301,7 @@ export class PeerEvents {
   private async broadcastPeerState(peerId: string, meta: AnnounceMeta, files: FileEntry[]): Promise<void> {
     const pieces = chunk(files);
     for (const [chunkIndex, piece] of pieces.entries()) {
-      this.options.broadcaster.publishInOrder({
+      const message: NetworkPeerState = {
         v: PROTOCOL_VERSION,
         type: 'network.peer-state',
         superpeerId: this.options.superpeerId,
@@ -303,7 +314,13 @@ export class PeerEvents {
         chunkIndex,
         chunkCount: pieces.length,
         files: piece,
-      });
+      };
+      // One chunk in, one chunk out: its files' JSON is already at hand.
+      const body =
+        pieces.length === 1 && meta.filesJson !== undefined
+          ? encodeWithField(message, 'files', meta.filesJson)
+          : undefined;
+      this.options.broadcaster.publishInOrder(message, body);
       await this.options.broadcaster.settle();
       if (pieces.length > 1) await yieldToEventLoop();
     }

@@ -90,6 +90,7 @@ export class Superpeer {
         logger: options.logger,
         rpcPrefetch: this.settings.rpcPrefetch,
         queueType: options.queueType ?? 'classic',
+        decodeWorkers: this.settings.decodeWorkers,
       });
     if (!options.transport) {
       const watchBroker: Broker = new Broker({
@@ -159,12 +160,12 @@ export class Superpeer {
 
   async start(): Promise<void> {
     await this.transport.start({
-      onEvent: (event, message) => {
+      onEvent: (event, message, proof) => {
         this.lastEventMs = Date.now();
-        return this.events.handle(event, message);
+        return this.events.handle(event, message, proof);
       },
-      onDelivery: (message) =>
-        void countHeartbeatOnArrival(this.registry, message, Date.now(), this.verified),
+      onDelivery: (message, arrival) =>
+        void countHeartbeatOnArrival(this.registry, message, Date.now(), this.verified, arrival),
       onEventRefused: () => {
         this.lastEventMs = Date.now();
         this.metrics?.messagesRefused.inc({ queue: 'events' });

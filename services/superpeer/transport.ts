@@ -5,6 +5,7 @@ import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../li
 import {
   encode,
   followerQueue,
+  HEADERS,
   mergeTopology,
   type NetworkMessage,
   type PeerEvent,
@@ -17,16 +18,23 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
+import { AheadWindow } from './ahead-window.js';
+import { EventDecoder } from './event-decoder.js';
+import { type ArrivalCheck, type EventProof, MAX_ARRIVAL_BODY_BYTES } from './event-decoding.js';
 
 /** What the superpeer's logic needs from the broker, and what it answers with. */
 export interface TransportHandlers {
-  /** One valid peer event, in queue order; a throw dead-letters it. */
-  onEvent(event: PeerEvent, message: ConsumeMessage): Promise<void>;
+  /**
+   * One valid peer event, in queue order; a throw dead-letters it. `proof`: what the decoding threads
+   * found (absent when the event was decoded in this thread).
+   */
+  onEvent(event: PeerEvent, message: ConsumeMessage, proof?: EventProof): Promise<void>;
   /**
    * Every message of the events stream as it reaches the superpeer, from a copy of the stream that no
-   * backlog holds up (liveness only; it must be cheap and must not throw).
+   * backlog holds up (liveness only; it must be cheap and must not throw). `arrival`: what a decoding
+   * thread read of it (absent: nothing was, the handler reads it itself).
    */
-  onDelivery(message: ConsumeMessage): void;
+  onDelivery(message: ConsumeMessage, arrival?: ArrivalCheck): void;
   onEventRefused(): void;
   /**
    * One valid RPC request from `client` (who the reply goes to); the result is the reply body, a throw an
@@ -53,12 +61,30 @@ export interface SuperpeerTransport {
    * Publishes to every peer; fails only on a broker failure. Without `confirm` (ticks) it is fire and
    * forget, dropped while disconnected.
    */
-  publishNetwork(message: NetworkMessage, options?: { confirm?: boolean }): Promise<void>;
+  publishNetwork(message: NetworkMessage, options?: PublishNetworkOptions): Promise<void>;
   /** Declares this superpeer's topology again: a binding deleted and re-created by someone else is invisible. */
   repairTopology(reason: string): Promise<void>;
   /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
   eventBacklog(): Promise<number | undefined>;
 }
+
+export interface PublishNetworkOptions {
+  /** Wait for the broker's confirm. Default true. */
+  confirm?: boolean;
+  /** `encode(message)`, when the caller has it already (see `encodeWithField`). */
+  body?: Buffer;
+}
+
+/** The signature header of a delivery (checked where it is used). */
+function signatureOf(message: ConsumeMessage): unknown {
+  return message.properties.headers?.[HEADERS.signature];
+}
+
+/**
+ * Peer events decoded ahead of their turn, at most: enough to keep the decoding threads busy while the
+ * main thread applies (an announce costs it about twice its decoding), far fewer than the prefetch.
+ */
+const DECODE_AHEAD_WINDOW = 16;
 
 /** Copies of events waiting for the liveness consumer, at most. */
 const LIVENESS_MAX_MESSAGES = 10_000;
@@ -84,6 +110,11 @@ export interface AmqpTransportOptions {
    * heartbeat waits behind at most this many announces (up to 4 MiB each) in the broker and the socket.
    */
   eventPrefetch?: number;
+  /**
+   * Threads that parse, validate and verify the peer events (see EventDecoder), up to a prefetch at once,
+   * while the events are handled in order. 0 (the default): each is decoded in its turn, in this thread.
+   */
+  decodeWorkers?: number;
 }
 
 export class AmqpSuperpeerTransport implements SuperpeerTransport {
@@ -104,9 +135,13 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
   private readonly rpcSessions = new WeakSet<BrokerSession>();
   private rpcSession: BrokerSession | undefined;
   private checkChannel: Channel | undefined;
+  private readonly decoder: EventDecoder | undefined;
 
   constructor(private readonly options: AmqpTransportOptions) {
     this.names = topologyNames(options.namespace);
+    if ((options.decodeWorkers ?? 0) > 0) {
+      this.decoder = new EventDecoder({ workers: options.decodeWorkers!, logger: options.logger });
+    }
     this.broker = new Broker({
       url: options.amqpUrl,
       connectionName: `superpeer ${options.superpeerId}`,
@@ -139,6 +174,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
 
   async start(handlers: TransportHandlers): Promise<void> {
     this.handlers = handlers;
+    this.decoder?.start();
     await this.rpcBroker.start();
     await this.livenessBroker.start();
     await this.broker.start();
@@ -148,6 +184,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     await this.rpcBroker.close();
     await this.livenessBroker.close();
     await this.broker.close();
+    await this.decoder?.close();
   }
 
   private async setup(session: BrokerSession): Promise<void> {
@@ -160,14 +197,47 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
         followerQueue(this.names, queue, this.names.eventsExchange),
       ),
     );
-    await consumeValidated(session, {
+    const common = {
       queue,
       schema: PeerEventSchema,
       prefetch: this.options.eventPrefetch ?? 64,
       deadLetter: this.deadLetter,
-      handler: (event, message) => handlers.onEvent(event, message),
       onRefused: () => handlers.onEventRefused(),
-    });
+    };
+    const decoder = this.decoder;
+    if (decoder === undefined) {
+      await consumeValidated(session, {
+        ...common,
+        handler: (event, message) => handlers.onEvent(event, message),
+      });
+    } else {
+      // Decoded in the threads as they arrive (a window of them at once), handled in their order. A
+      // delivery leaves the window when its turn opens it (a refusal at once); per session: one cut short
+      // by a lost connection never opens what it held.
+      const window = new AheadWindow(DECODE_AHEAD_WINDOW);
+      await consumeValidated(session, {
+        ...common,
+        decodeAhead: async (message) => {
+          await window.enter();
+          const decoded = await decoder.decodeEvent(message.content, signatureOf(message));
+          if (!decoded.ok) {
+            window.leave();
+            return decoded;
+          }
+          let inWindow = true;
+          const open = () => {
+            if (inWindow) window.leave();
+            inWindow = false;
+            return decoded.open();
+          };
+          return { ok: true, value: open };
+        },
+        handler: (open, message) => {
+          const { event, proof } = open(); // its objects are made in its turn
+          return handlers.onEvent(event, message, proof);
+        },
+      });
+    }
     this.checkChannel = await session.createChannel('checks');
   }
 
@@ -197,7 +267,16 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
           void session.restart(`consumer of ${queue} cancelled by the broker`);
           return;
         }
-        handlers.onDelivery(message);
+        const decoder = this.decoder;
+        if (decoder === undefined) {
+          handlers.onDelivery(message);
+        } else if (message.content.length > MAX_ARRIVAL_BODY_BYTES) {
+          handlers.onDelivery(message, { heartbeat: false });
+        } else {
+          void decoder
+            .checkArrival(message.content, signatureOf(message))
+            .then((check) => handlers.onDelivery(message, check === 'busy' ? undefined : check));
+        }
       },
       { noAck: true },
     );
@@ -240,8 +319,8 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     return { exchange: this.names.deadLetterExchange, rejectedBy: `superpeer ${this.options.superpeerId}` };
   }
 
-  async publishNetwork(message: NetworkMessage, options: { confirm?: boolean } = {}): Promise<void> {
-    await this.broker.publish(this.names.networkExchange, '', encode(message), {
+  async publishNetwork(message: NetworkMessage, options: PublishNetworkOptions = {}): Promise<void> {
+    await this.broker.publish(this.names.networkExchange, '', options.body ?? encode(message), {
       confirm: options.confirm ?? true,
       // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
       properties: {

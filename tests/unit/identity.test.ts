@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,5 +129,40 @@ describe('peer identity', () => {
       assert.equal(verifyBody(key, body, sig), false);
     }
     assert.equal(verifyBody(identity.publicKeyDer, 'text' as unknown as Buffer, signature), false);
+  });
+
+  it('verifies with an Ed25519 key however it is imported, and with no other kind of key', () => {
+    const body = Buffer.from('{"v":1}');
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const der = publicKey.export({ type: 'spki', format: 'der' });
+    const signature = signBody(privateKey, body);
+    assert.equal(verifyBody(der.toString('base64'), body, signature), true);
+    // The same key, imported as DER by Node itself, agrees.
+    assert.equal(
+      verify(
+        null,
+        body,
+        createPublicKey({ key: der, format: 'der', type: 'spki' }),
+        Buffer.from(signature, 'base64'),
+      ),
+      true,
+    );
+    // The prefix with a byte more or less is not an Ed25519 key.
+    assert.equal(
+      verifyBody(Buffer.concat([der, Buffer.from([0])]).toString('base64'), body, signature),
+      false,
+    );
+    assert.equal(verifyBody(der.subarray(0, der.length - 1).toString('base64'), body, signature), false);
+    // Other kinds of keys, well-formed SPKI, are refused.
+    for (const other of [generateKeyPairSync('x25519').publicKey, generateKeyPairSync('ed448').publicKey]) {
+      const otherDer = other.export({ type: 'spki', format: 'der' });
+      assert.equal(verifyBody(otherDer.toString('base64'), body, signature), false, other.asymmetricKeyType);
+    }
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ecSignature = sign('sha256', body, ec.privateKey).toString('base64');
+    assert.equal(
+      verifyBody(ec.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'), body, ecSignature),
+      false,
+    );
   });
 });

@@ -1,0 +1,70 @@
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import {
+  checkArrival,
+  type DecoderJob,
+  type DecoderReply,
+  type DecoderRequest,
+  decodeEvent,
+  decodingMemory,
+  eventReply,
+} from './event-decoding.js';
+
+/** Longest run of jobs before the thread reads its port again (where heartbeats to check may wait). */
+const DRAIN_SLICE_MS = 5;
+
+/**
+ * A decoding thread behind `EventDecoder`: parses, validates and verifies the events it is sent, and
+ * answers each by its id. Heartbeats read on arrival go first: they must not wait behind a prefetch of
+ * announces. Its only input is the `EventDecoder` that started it, so a request it does not know is a bug
+ * there: it throws, the thread dies, and the decoder decodes that thread's events itself.
+ */
+if (!isMainThread && parentPort !== null) {
+  const port = parentPort;
+  const { maxKeys } = (workerData ?? {}) as { maxKeys?: number };
+  const memory = decodingMemory(maxKeys);
+  const events: Array<{ job: DecoderJob; content: Buffer }> = [];
+  const arrivals: Array<{ job: DecoderJob; content: Buffer }> = [];
+  let scheduled = false;
+
+  const drain = (): void => {
+    scheduled = false;
+    const replies: DecoderReply[] = [];
+    const started = performance.now();
+    while (performance.now() - started < DRAIN_SLICE_MS) {
+      const arrival = arrivals.shift();
+      if (arrival !== undefined) {
+        const check = checkArrival(arrival.content, arrival.job.signature, memory);
+        replies.push({ kind: 'arrival', id: arrival.job.id, check });
+        continue;
+      }
+      const event = events.shift();
+      if (event === undefined) break;
+      replies.push(eventReply(event.job.id, decodeEvent(event.content, event.job.signature, memory)));
+    }
+    if (replies.length > 0) port.postMessage(replies);
+    schedule();
+  };
+
+  const schedule = (): void => {
+    if (scheduled || arrivals.length + events.length === 0) return;
+    scheduled = true;
+    setImmediate(drain);
+  };
+
+  port.on('message', (request: DecoderRequest) => {
+    switch (request.kind) {
+      case 'jobs':
+        for (const job of request.jobs) {
+          const content = Buffer.from(request.bytes, job.offset, job.length);
+          (job.kind === 'arrival' ? arrivals : events).push({ job, content });
+        }
+        schedule();
+        return;
+      case 'learn':
+        for (const [peerId, key] of request.keys) memory.keys.set(peerId, key);
+        return;
+      default:
+        throw new Error(`decode thread: unknown request ${JSON.stringify(request)}`);
+    }
+  });
+}

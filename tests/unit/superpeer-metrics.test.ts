@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { createSuperpeerMetrics } from '../../services/superpeer/metrics.js';
+
+async function longestTaskMs(metrics: ReturnType<typeof createSuperpeerMetrics>): Promise<number> {
+  const metric = await metrics.registry.getSingleMetric('p2p_superpeer_longest_task_cpu_ms')!.get();
+  return metric.values[0]!.value;
+}
+
+const spin = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+
+test('the longest task is the event loop thread’s CPU time, not that of threads busy beside it', {
+  skip: !existsSync('/proc/thread-self/schedstat') && 'needs Linux scheduler statistics',
+}, async () => {
+  const metrics = createSuperpeerMetrics();
+  try {
+    const worker = new Worker('const until = Date.now() + 400; while (Date.now() < until);', { eval: true });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await new Promise((resolve) => worker.once('online', resolve));
+    await longestTaskMs(metrics); // a new period, with the thread running
+    const before = process.cpuUsage();
+    await exited; // the loop idles (its timer ticks) while the thread spins
+    const processMs = (process.cpuUsage(before).user + process.cpuUsage(before).system) / 1000;
+    const idle = await longestTaskMs(metrics);
+    assert.ok(
+      idle < 10,
+      `a thread busy beside an idle loop is no task of it: ${idle} ms (process ${processMs} ms)`,
+    );
+    spin(80);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Wall time is not CPU time on a loaded machine: the 80 ms spin counts for at least part of it.
+    const busy = await longestTaskMs(metrics);
+    assert.ok(busy >= 20, `a task of the loop counts: ${busy} ms`);
+  } finally {
+    metrics.close();
+  }
+});
