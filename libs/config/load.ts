@@ -31,6 +31,11 @@ export interface SuperpeerConfig extends CommonConfig {
   maxFilesPerPeer: number;
   /** SUPERPEER_METRICS_PORT, default unset: no metrics server. */
   metricsPort: number | undefined;
+  /**
+   * SUPERPEER_DECODE_WORKERS, default unset (one less than the cores, 1 to 4): threads that parse, validate
+   * and verify peer events off the main thread; 0 decodes each event in its turn on the main thread.
+   */
+  decodeWorkers: number | undefined;
 }
 
 export interface PeerConfig extends CommonConfig {
@@ -125,6 +130,7 @@ const FIELD_KEYS = {
     rpcPrefetch: 'SUPERPEER_RPC_PREFETCH',
     maxFilesPerPeer: 'SUPERPEER_MAX_FILES_PER_PEER',
     metricsPort: 'SUPERPEER_METRICS_PORT',
+    decodeWorkers: 'SUPERPEER_DECODE_WORKERS',
   },
   peer: {
     shareDir: 'PEER_SHARE_DIR',

@@ -83,6 +83,7 @@ const superpeerShape = {
   SUPERPEER_MAX_FILES_PER_PEER: integer(1, 10_000_000)
     .default(100_000)
     .describe('an integer from 1 to 10000000'),
+  SUPERPEER_DECODE_WORKERS: integer(0, 16).optional().describe('an integer from 0 to 16'),
 };
 
 export const peerShape = {

@@ -25,6 +25,7 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
     sweepIntervalMs: config.sweepIntervalMs,
     rpcPrefetch: config.rpcPrefetch,
     maxFilesPerPeer: config.maxFilesPerPeer,
+    decodeWorkers: config.decodeWorkers,
     metrics,
   });
 

@@ -41,6 +41,7 @@ describe('defaults', () => {
       rpcPrefetch: 64,
       maxFilesPerPeer: 100_000,
       metricsPort: undefined,
+      decodeWorkers: undefined,
     });
   });
 
@@ -228,6 +229,7 @@ describe('a bad value gives CONFIG_INVALID naming its key', () => {
     SUPERPEER_RPC_PREFETCH: { load: loadSuperpeerConfig, values: integers(1, 1000) },
     SUPERPEER_METRICS_PORT: { load: loadSuperpeerConfig, values: integers(0, 65535) },
     SUPERPEER_MAX_FILES_PER_PEER: { load: loadSuperpeerConfig, values: integers(1, 10_000_000) },
+    SUPERPEER_DECODE_WORKERS: { load: loadSuperpeerConfig, values: integers(0, 16) },
     PEER_HTTP_HOST: { load: loadPeerConfig, values: ['a b', 'host/path'] },
     PEER_HTTP_PORT: { load: loadPeerConfig, values: integers(0, 65535) },
     PEER_PUBLIC_URL: {
