@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Log } from '../logging/index.js';
+import { BatchWriter } from './batch-writer.js';
 import type { DownloadSource } from './download.js';
 import type { BusyWaits } from './download-busy.js';
 import { checkRangeAnswer } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
-import { BatchWriter, type TempFile } from './download-temp.js';
+import { ioError, type TempFile } from './download-temp.js';
 import type { HashWorker } from './hash-worker.js';
 import { type Piece, type Segment, SegmentPlan } from './parallel.js';
 import { PrefixHasher } from './prefix-hash.js';
@@ -23,7 +24,7 @@ const RETIRE_AT_ONCE = new Set<DownloadFailureCode>([
   'BAD_RANGE',
   'TOO_SLOW',
 ]);
-/** Read size when hashing the temp file back from disk. */
+/** Read size when hashing the temp file back from disk (one request to the hashing thread). */
 const HASH_READ_BYTES = 4 * 1024 * 1024;
 /** An idle source looks again for work to take over at least this often (a stalled source sends no news). */
 const IDLE_RECHECK_MS = 250;
@@ -90,12 +91,6 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
    */
   const hasher = new PrefixHasher(size, ctx.hashing);
   const hashFile = async (): Promise<string | undefined> => {
-    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
-    const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-    const read = async (position: number, length: number): Promise<Buffer> => {
-      await file.readExactly(buffer, length, position);
-      return buffer.subarray(0, length);
-    };
     while (hasher.hashedBytes < size) {
       // Once every segment is in, `over` is aborted while this still has to run: only the caller stops it.
       if (signal?.aborted) return undefined;
@@ -105,7 +100,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
         await plan.changed();
         continue;
       }
-      await hasher.hashRead(Math.min(HASH_READ_BYTES, ready - hasher.hashedBytes), read);
+      await hasher.hashFile(file.fd, Math.min(HASH_READ_BYTES, ready - hasher.hashedBytes));
     }
     return hasher.digest();
   };
@@ -248,11 +243,13 @@ async function fetchSegment(
       throw refused;
     }
     if (racing) return await race(ctx, plan, hasher, segment, source, request, response.body, first, last);
-    const writer = new BatchWriter(ctx.file, first, (bytes, position, buffers) => {
-      plan.wrote(segment, bytes);
-      ctx.prefix.bytes = plan.contiguousBytes;
-      ctx.reportProgress(plan.writtenBytes, source.peerId);
-      return hasher.offer(position, buffers);
+    const writer = new BatchWriter(ctx.file, ctx.hashing, first, {
+      hashIf: (position, bytes) => hasher.claim(position, bytes),
+      onWritten: (bytes) => {
+        plan.wrote(segment, bytes);
+        ctx.prefix.bytes = plan.contiguousBytes;
+        ctx.reportProgress(plan.writtenBytes, source.peerId);
+      },
     });
     let failure: unknown;
     try {
@@ -325,11 +322,14 @@ async function race(
   });
   const claimed = plan.claim(segment, segment.end - from);
   const won = buffer.subarray(from - first, from - first + claimed);
-  await ctx.file.write([won], from);
+  try {
+    await ctx.hashing.write(ctx.file.fd, [won], from, hasher.claim(from, claimed));
+  } catch (err) {
+    throw ioError(`cannot write ${ctx.file.path}`, err);
+  }
   plan.wrote(segment, claimed);
   ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
-  await hasher.offer(from, [won]);
   return rival;
 }
 

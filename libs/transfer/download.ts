@@ -362,9 +362,12 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     const stopped = signal?.aborted === true || isP2PError(err, 'DOWNLOAD_FAILED');
     // The last byte is always fetched again: a resumed download then always has a source vouch for the file.
     const keep = Math.min(prefix.bytes, size - 1);
+    // The hashing thread writes and reads with the file's descriptor: stopped before the file is closed.
+    await hashing.close();
     if (resume && stopped && keep > 0) await keepPrefix(file, destPath, sha256, size, keep, tell);
     throw err;
   } finally {
+    // Before the file is closed: once this resolves, the thread uses its descriptor no more.
     await hashing.close();
     // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
     await file.remove().catch((err: unknown) => {
