@@ -9,6 +9,7 @@ import { type RequestLimits, SourceRequest } from './download-request.js';
 import { ioError, type TempFile } from './download-temp.js';
 import type { HashWorker } from './hash-worker.js';
 import { type Piece, type Segment, SegmentPlan } from './parallel.js';
+import { SourceRamp } from './parallel-ramp.js';
 import { PrefixHasher } from './prefix-hash.js';
 
 /** In a parallel download, a source is dropped after this many failed segments (busy answers excluded). */
@@ -26,6 +27,8 @@ const RETIRE_AT_ONCE = new Set<DownloadFailureCode>([
 ]);
 /** Read size when hashing the temp file back from disk (one request to the hashing thread). */
 const HASH_READ_BYTES = 4 * 1024 * 1024;
+/** How many segments' worth a source fetching alone asks for in one request. */
+const ALONE_SEGMENTS = 64;
 /** An idle source looks again for work to take over at least this often (a stalled source sends no news). */
 const IDLE_RECHECK_MS = 250;
 
@@ -60,6 +63,8 @@ export interface ParallelContext {
   startAt: number;
   /** Kept up to date with the bytes [0, bytes) on disk: what can be kept if the download stops. */
   prefix: { bytes: number };
+  /** How often another source may join (see `SourceRamp`); 0 starts them all at once. */
+  rampIntervalMs: number;
 }
 
 /**
@@ -105,13 +110,17 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
     return hasher.digest();
   };
 
+  /** The sources' connections: one at first, more as the ramp lets them join. */
+  const slots: Array<Promise<void>> = [];
   /** Fetches segments from `source` until none is left ('done') or the source is dropped ('retired'). */
   const runSource = async (source: DownloadSource): Promise<'done' | 'retired'> => {
     let failuresLeft = MAX_PARALLEL_SOURCE_FAILURES;
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       if (over.signal.aborted) return 'done';
-      const segment = plan.take(source.peerId);
+      // Alone, a source takes many segments at once (few requests); a source joining takes half of it over.
+      const alone = ctx.rampIntervalMs > 0 && slots.length <= 1;
+      const segment = plan.take(source.peerId, alone ? ALONE_SEGMENTS * plan.segmentBytes : undefined);
       if (segment === undefined) {
         if (plan.complete) return 'done';
         await plan.changed(IDLE_RECHECK_MS);
@@ -190,13 +199,34 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
   });
   // Awaited below; this only keeps an early rejection from counting as unhandled meanwhile.
   hashing.catch(() => {});
-  const slots = Array.from({ length: Math.min(ctx.maxParallelSources, waiting.length) }, () => slot());
+  slots.push(slot());
+  const addSlot = (): void => {
+    if (slots.length < ctx.maxParallelSources && waiting.length > 0) slots.push(slot());
+  };
+  // The others join one by one while this machine keeps up (see SourceRamp), or at once without a ramp.
+  let ramping: NodeJS.Timeout | undefined;
+  if (ctx.rampIntervalMs > 0) {
+    const ramp = new SourceRamp(ctx.hashing);
+    ramping = setInterval(() => {
+      const { room, here, thread } = ramp.roomForAnother();
+      if (!room || slots.length >= ctx.maxParallelSources || waiting.length === 0) return;
+      logger.debug('another source joins', { busy: here.toFixed(2), hashingBusy: thread.toFixed(2) });
+      addSlot();
+    }, ctx.rampIntervalMs);
+  } else while (slots.length < ctx.maxParallelSources && waiting.length > 0) addSlot();
   try {
-    await Promise.all(slots);
+    // Slots may join while the others run: done once a pass finds no new one.
+    for (let settled = 0; settled < slots.length; ) {
+      const count = slots.length;
+      await Promise.all(slots);
+      settled = count;
+    }
   } catch (err) {
     over.abort(err);
     await Promise.allSettled([hashing, ...slots]);
     throw err;
+  } finally {
+    clearInterval(ramping);
   }
   over.abort();
   const digest = await hashing;

@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { P2PError } from '../errors/index.js';
 
@@ -132,6 +133,11 @@ export class HashWorker {
     const drained = new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
     this.holdWhileWaited();
     return drained;
+  }
+
+  /** The thread's event loop utilization (since `previous` when given), as `performance.eventLoopUtilization`. */
+  utilization(previous?: EventLoopUtilization): EventLoopUtilization {
+    return this.worker.performance.eventLoopUtilization(previous);
   }
 
   /** Starts a new hash (what was sent before is dropped). */

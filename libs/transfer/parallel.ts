@@ -118,11 +118,12 @@ export class SegmentPlan {
 
   /**
    * The next range for `peerId`: a range a failing source gave back (lowest first, so the verified prefix
-   * grows), else the next fresh segment, else work taken from the source that will finish last (see
-   * `steal`). Undefined when there is nothing worth taking right now (which is not the same as `complete`).
+   * grows), else the next fresh segment (of `freshBytes`, default `segmentBytes`: a source fetching alone
+   * asks for more at once), else work taken from the source that will finish last (see `steal`). Undefined
+   * when there is nothing worth taking right now (which is not the same as `complete`).
    */
-  take(peerId: string): Segment | undefined {
-    const range = this.returned.shift() ?? this.fresh();
+  take(peerId: string, freshBytes = this.segmentBytes): Segment | undefined {
+    const range = this.returned.shift() ?? this.fresh(freshBytes);
     if (range !== undefined) return this.assign(peerId, range);
     return this.steal(peerId);
   }
@@ -262,10 +263,10 @@ export class SegmentPlan {
     for (const wake of waiters) wake();
   }
 
-  private fresh(): Range | undefined {
+  private fresh(bytes: number): Range | undefined {
     if (this.cursor >= this.sizeBytes) return undefined;
     const start = this.cursor;
-    this.cursor = Math.min(this.sizeBytes, start + this.segmentBytes);
+    this.cursor = Math.min(this.sizeBytes, start + Math.max(1, bytes));
     return { start, end: this.cursor };
   }
 
