@@ -1,14 +1,14 @@
-import { createHash } from 'node:crypto';
 import type { Log } from '../logging/index.js';
 import { BatchWriter } from './batch-writer.js';
 import type { DownloadSource } from './download.js';
 import type { BusyWaits } from './download-busy.js';
 import { checkRangeAnswer } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
+import { digestPieces, type PieceDigest } from './download-pieces.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
 import { ioError, type TempFile } from './download-temp.js';
 import type { HashWorker } from './hash-worker.js';
-import { type Piece, type Segment, SegmentPlan } from './parallel.js';
+import { type Segment, SegmentPlan } from './parallel.js';
 import { SourceRamp } from './parallel-ramp.js';
 import { PrefixHasher } from './prefix-hash.js';
 
@@ -31,10 +31,6 @@ const HASH_READ_BYTES = 4 * 1024 * 1024;
 const ALONE_SEGMENTS = 64;
 /** An idle source looks again for work to take over at least this often (a stalled source sends no news). */
 const IDLE_RECHECK_MS = 250;
-
-export interface PieceDigest extends Piece {
-  sha256: string;
-}
 
 export type ParallelOutcome =
   | { kind: 'verified'; contributors: string[] }
@@ -112,14 +108,15 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
 
   /** The sources' connections: one at first, more as the ramp lets them join. */
   const slots: Array<Promise<void>> = [];
+  let started = 0;
   /** Fetches segments from `source` until none is left ('done') or the source is dropped ('retired'). */
   const runSource = async (source: DownloadSource): Promise<'done' | 'retired'> => {
     let failuresLeft = MAX_PARALLEL_SOURCE_FAILURES;
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       if (over.signal.aborted) return 'done';
-      // Alone, a source takes many segments at once (few requests); a source joining takes half of it over.
-      const alone = ctx.rampIntervalMs > 0 && slots.length <= 1;
+      // Alone, a source takes many segments at once (few requests); they are shared out again when one joins.
+      const alone = ctx.rampIntervalMs > 0 && started === 1;
       const segment = plan.take(source.peerId, alone ? ALONE_SEGMENTS * plan.segmentBytes : undefined);
       if (segment === undefined) {
         if (plan.complete) return 'done';
@@ -199,9 +196,13 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
   });
   // Awaited below; this only keeps an early rejection from counting as unhandled meanwhile.
   hashing.catch(() => {});
+  started += 1;
   slots.push(slot());
   const addSlot = (): void => {
-    if (slots.length < ctx.maxParallelSources && waiting.length > 0) slots.push(slot());
+    if (slots.length >= ctx.maxParallelSources || waiting.length === 0) return;
+    plan.shareFresh(plan.segmentBytes);
+    started += 1;
+    slots.push(slot());
   };
   // The others join one by one while this machine keeps up (see SourceRamp), or at once without a ramp.
   let ramping: NodeJS.Timeout | undefined;
@@ -222,6 +223,7 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
       settled = count;
     }
   } catch (err) {
+    clearInterval(ramping);
     over.abort(err);
     await Promise.allSettled([hashing, ...slots]);
     throw err;
@@ -361,38 +363,4 @@ async function race(
   ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
   return rival;
-}
-
-/** The SHA-256 of each piece's bytes as the temp file holds them now, sorted by offset. */
-async function digestPieces(
-  file: TempFile,
-  pieces: Piece[],
-  signal: AbortSignal | undefined,
-): Promise<PieceDigest[]> {
-  const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-  const digests: PieceDigest[] = [];
-  for (const piece of [...pieces].sort((a, b) => a.start - b.start)) {
-    const hash = createHash('sha256');
-    for (let at = piece.start; at < piece.end; ) {
-      signal?.throwIfAborted();
-      const length = Math.min(HASH_READ_BYTES, piece.end - at);
-      await file.readExactly(buffer, length, at);
-      hash.update(buffer.subarray(0, length));
-      at += length;
-    }
-    digests.push({ ...piece, sha256: hash.digest('hex') });
-  }
-  return digests;
-}
-
-/** Peers that wrote any piece whose bytes differ from what the temp file (now verified) holds there. */
-export async function piecesThatDiffer(
-  file: TempFile,
-  pieces: PieceDigest[],
-  signal: AbortSignal | undefined,
-): Promise<string[]> {
-  const now = await digestPieces(file, pieces, signal);
-  const peers = new Set<string>();
-  for (const [i, piece] of pieces.entries()) if (now[i]?.sha256 !== piece.sha256) peers.add(piece.peerId);
-  return [...peers];
 }

@@ -181,8 +181,8 @@ class SequentialAttempt {
   }
 
   /**
-   * The body into the temp file, written in large batches while the next ones are read, each batch hashed
-   * once written. On any failure every byte received is still written (and hashed) before this throws, so
+   * The body into the temp file, written (then hashed) by the hashing thread in batches while the next ones
+   * are read (see `BatchWriter`). On any failure every byte received is still written (and hashed) before this throws, so
    * `offset` (what the next source resumes from) is exactly what the file and the hash hold.
    */
   private async receive(request: SourceRequest, body: AsyncIterable<Buffer>, peerId: string): Promise<void> {

@@ -128,6 +128,20 @@ export class SegmentPlan {
     return this.steal(peerId);
   }
 
+  /**
+   * A source is about to join: the segments in flight are cut to at most `keepBytes` past their claims where
+   * the rest was never handed to anyone else (a segment a source took alone: see `take`), so that the rest
+   * goes out in fresh segments, in order, and the hashed prefix keeps up with the bytes written.
+   */
+  shareFresh(keepBytes: number): void {
+    for (const segment of this.active) {
+      const cut = Math.min(segment.end, segment.next + Math.max(1, keepBytes));
+      if (segment.racing !== undefined || segment.end !== this.cursor || cut >= segment.end) continue;
+      segment.end = cut;
+      this.cursor = cut;
+    }
+  }
+
   /** Claims up to `length` bytes of `segment` for a write about to start; returns how many it may write. */
   claim(segment: Segment, length: number): number {
     const claimed = Math.max(0, Math.min(length, segment.end - segment.next));

@@ -112,8 +112,23 @@ describe('SegmentPlan', () => {
     const only = c.take('a', 400);
     assert.ok(only !== undefined);
     c.claim(only, 100);
+    // Without sharing out, a joining source takes the tail half over.
     const joined = c.take('b');
     assert.deepEqual([joined?.start, joined?.end, only.end], [250, 400, 250]);
+  });
+
+  test('shareFresh cuts a segment taken alone a few bytes past its claims; the rest goes out fresh', () => {
+    const plan = new SegmentPlan({ sizeBytes: 1000, segmentBytes: 10, minStealBytes: 50 });
+    const alone = plan.take('a', 1000);
+    assert.ok(alone !== undefined);
+    plan.claim(alone, 95);
+    plan.shareFresh(10);
+    assert.equal(alone.end, 105);
+    const next = plan.take('b');
+    assert.deepEqual([next?.start, next?.end], [105, 115]);
+    // Only the segment ending where fresh bytes start is cut: not one in the middle, not twice past claims.
+    plan.shareFresh(10);
+    assert.deepEqual([alone.end, next?.end], [105, 115]);
   });
 
   test('the number of segments is bounded', () => {
@@ -492,7 +507,7 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
     assert.deepEqual(rangesSince(before), [[`bytes=0-${content.length - 1}`], [], []]);
   });
 
-  test('with a ramp, a source joins one that leaves this machine idle and takes half its range over', async () => {
+  test('with a ramp, a source joins one that leaves this machine idle; the rest is shared out in segments', async () => {
     const before = goods.map((g) => g.ranges.length);
     const tookOver = (): boolean => goods[0]?.ranges.length !== before[0];
     // The slow source sends a little, then holds the rest back until another source has asked for a range.
@@ -525,9 +540,9 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
       });
       assert.deepEqual(await fs.readFile(destPath), content);
       assert.deepEqual(slow.ranges[0], `bytes=0-${content.length - 1}`, 'alone, the whole file at once');
+      // The slow source's range was cut a segment past what it had sent; the rest went out in segments.
       const joined = parseRangeHeader(goods[0]?.ranges[before[0] ?? 0], content.length);
-      assert.ok(joined !== undefined && joined[0] > 16 * 1024, JSON.stringify(joined));
-      assert.equal(joined[1], content.length - 1, 'the joining source took the tail over');
+      assert.deepEqual(joined, [16 * 1024 + segmentBytes, 16 * 1024 + 2 * segmentBytes - 1]);
       assert.deepEqual([...result.servedBy].sort(), ['good1', 'slow']);
     } finally {
       await slow.close();
