@@ -170,10 +170,24 @@ interface GetJob {
 
 /** Child side of a timed `p2p get`: one verified download, then exit. */
 async function runGet(job: GetJob): Promise<void> {
+  // The download alone, without the process start and module loading (a third of a second or so).
+  const started = performance.now();
+  const cpu = process.cpuUsage();
   const result = await downloadFile(job);
+  const used = process.cpuUsage(cpu);
+  const inner: GetInner = {
+    seconds: (performance.now() - started) / 1000,
+    cpuSeconds: (used.user + used.system) / 1e6,
+  };
   process.stdout.write(
-    `${JSON.stringify({ servedBy: result.servedBy, failures: result.failures.length })}\n`,
+    `${JSON.stringify({ servedBy: result.servedBy, failures: result.failures.length, inner })}\n`,
   );
+}
+
+/** What the child measured of `downloadFile` itself (every thread's CPU time). */
+interface GetInner {
+  seconds: number;
+  cpuSeconds: number;
 }
 
 async function main(): Promise<void> {
@@ -222,7 +236,7 @@ async function main(): Promise<void> {
     const out = path.join(tmp, 'out.bin');
     const script = fileURLToPath(import.meta.url);
     const cpuFile = path.join(tmp, 'cpu.txt');
-    type Timing = { seconds: number; cpuSeconds: number };
+    type Timing = { seconds: number; cpuSeconds: number; inner?: GetInner };
     const get = async (sources: DownloadSource[]): Promise<Timing> => {
       const job: GetJob = { sources, sha256, size: sizeBytes, destPath: out };
       const timing = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
@@ -230,7 +244,8 @@ async function main(): Promise<void> {
       if (!timing.stdout.includes('servedBy') || (await fs.stat(out)).size !== sizeBytes)
         throw new Error(`get: no verified file: ${timing.stdout.trim()}`);
       await fs.rm(out);
-      return timing;
+      const { inner } = JSON.parse(timing.stdout) as { inner: GetInner };
+      return { ...timing, inner };
     };
     const curl = async (url: string): Promise<Timing> => {
       const timing = await timed('curl', ['-sS', '--fail', '-o', out, url], cpuFile);
@@ -245,14 +260,16 @@ async function main(): Promise<void> {
     runs.push([`get ${PEERS} peers`, () => get(toSources(direct))]);
     const times = new Map<string, number[]>(runs.map(([label]) => [label, []]));
     const cpuTimes = new Map<string, number[]>(runs.map(([label]) => [label, []]));
+    const inners = new Map<string, GetInner[]>(runs.map(([label]) => [label, []]));
     for (let round = 1; round <= rounds; round++) {
       const line: string[] = [];
       // Rotated, so that no kind always runs right after the same other one (whose writeback it would share).
       const order = runs.map((_, i) => runs[(i + round - 1) % runs.length] as (typeof runs)[number]);
       for (const [label, run] of order) {
-        const { seconds, cpuSeconds } = await run();
+        const { seconds, cpuSeconds, inner } = await run();
         times.get(label)?.push(seconds);
         cpuTimes.get(label)?.push(cpuSeconds);
+        if (inner) inners.get(label)?.push(inner);
         line.push(`${label} ${seconds.toFixed(2)} s (CPU ${cpuSeconds.toFixed(2)} s)`);
       }
       process.stdout.write(`round ${round}: ${line.join(' | ')}\n`);
@@ -272,6 +289,14 @@ async function main(): Promise<void> {
       process.stdout.write(
         `  ${label.padEnd(12)} ${seconds.toFixed(2)} s  ${(sizeMiB / seconds).toFixed(0).padStart(5)} MiB/s  ` +
           `ratio ${(seconds / baseline).toFixed(2)}  CPU ${median(cpuTimes.get(label) ?? []).toFixed(2)} s\n`,
+      );
+    }
+    for (const [label, measured] of inners) {
+      if (measured.length === 0) continue;
+      const seconds = median(measured.map((m) => m.seconds));
+      process.stdout.write(
+        `  ${label}, downloadFile alone (no process start): ${seconds.toFixed(2)} s, ratio ` +
+          `${(seconds / baseline).toFixed(2)}, CPU ${median(measured.map((m) => m.cpuSeconds)).toFixed(2)} s\n`,
       );
     }
     process.stdout.write(

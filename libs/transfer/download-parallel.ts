@@ -1,13 +1,15 @@
-import { createHash } from 'node:crypto';
 import type { Log } from '../logging/index.js';
+import { BatchWriter } from './batch-writer.js';
 import type { DownloadSource } from './download.js';
 import type { BusyWaits } from './download-busy.js';
 import { checkRangeAnswer } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
+import { digestPieces, type PieceDigest } from './download-pieces.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
-import { BatchWriter, type TempFile } from './download-temp.js';
+import { ioError, type TempFile } from './download-temp.js';
 import type { HashWorker } from './hash-worker.js';
-import { type Piece, type Segment, SegmentPlan } from './parallel.js';
+import { type Segment, SegmentPlan } from './parallel.js';
+import { SourceRamp } from './parallel-ramp.js';
 import { PrefixHasher } from './prefix-hash.js';
 
 /** In a parallel download, a source is dropped after this many failed segments (busy answers excluded). */
@@ -23,14 +25,12 @@ const RETIRE_AT_ONCE = new Set<DownloadFailureCode>([
   'BAD_RANGE',
   'TOO_SLOW',
 ]);
-/** Read size when hashing the temp file back from disk. */
+/** Read size when hashing the temp file back from disk (one request to the hashing thread). */
 const HASH_READ_BYTES = 4 * 1024 * 1024;
+/** How many segments' worth a source fetching alone asks for in one request. */
+const ALONE_SEGMENTS = 64;
 /** An idle source looks again for work to take over at least this often (a stalled source sends no news). */
 const IDLE_RECHECK_MS = 250;
-
-export interface PieceDigest extends Piece {
-  sha256: string;
-}
 
 export type ParallelOutcome =
   | { kind: 'verified'; contributors: string[] }
@@ -59,6 +59,8 @@ export interface ParallelContext {
   startAt: number;
   /** Kept up to date with the bytes [0, bytes) on disk: what can be kept if the download stops. */
   prefix: { bytes: number };
+  /** How often another source may join (see `SourceRamp`); 0 starts them all at once. */
+  rampIntervalMs: number;
 }
 
 /**
@@ -90,12 +92,6 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
    */
   const hasher = new PrefixHasher(size, ctx.hashing);
   const hashFile = async (): Promise<string | undefined> => {
-    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
-    const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-    const read = async (position: number, length: number): Promise<Buffer> => {
-      await file.readExactly(buffer, length, position);
-      return buffer.subarray(0, length);
-    };
     while (hasher.hashedBytes < size) {
       // Once every segment is in, `over` is aborted while this still has to run: only the caller stops it.
       if (signal?.aborted) return undefined;
@@ -105,18 +101,23 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
         await plan.changed();
         continue;
       }
-      await hasher.hashRead(Math.min(HASH_READ_BYTES, ready - hasher.hashedBytes), read);
+      await hasher.hashFile(file.fd, Math.min(HASH_READ_BYTES, ready - hasher.hashedBytes));
     }
     return hasher.digest();
   };
 
+  /** The sources' connections: one at first, more as the ramp lets them join. */
+  const slots: Array<Promise<void>> = [];
+  let started = 0;
   /** Fetches segments from `source` until none is left ('done') or the source is dropped ('retired'). */
   const runSource = async (source: DownloadSource): Promise<'done' | 'retired'> => {
     let failuresLeft = MAX_PARALLEL_SOURCE_FAILURES;
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       if (over.signal.aborted) return 'done';
-      const segment = plan.take(source.peerId);
+      // Alone, a source takes many segments at once (few requests); they are shared out again when one joins.
+      const alone = ctx.rampIntervalMs > 0 && started === 1;
+      const segment = plan.take(source.peerId, alone ? ALONE_SEGMENTS * plan.segmentBytes : undefined);
       if (segment === undefined) {
         if (plan.complete) return 'done';
         await plan.changed(IDLE_RECHECK_MS);
@@ -195,13 +196,39 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
   });
   // Awaited below; this only keeps an early rejection from counting as unhandled meanwhile.
   hashing.catch(() => {});
-  const slots = Array.from({ length: Math.min(ctx.maxParallelSources, waiting.length) }, () => slot());
+  started += 1;
+  slots.push(slot());
+  const addSlot = (): void => {
+    if (slots.length >= ctx.maxParallelSources || waiting.length === 0) return;
+    plan.shareFresh(plan.segmentBytes);
+    started += 1;
+    slots.push(slot());
+  };
+  // The others join one by one while this machine keeps up (see SourceRamp), or at once without a ramp.
+  let ramping: NodeJS.Timeout | undefined;
+  if (ctx.rampIntervalMs > 0) {
+    const ramp = new SourceRamp(ctx.hashing);
+    ramping = setInterval(() => {
+      const { room, here, thread } = ramp.roomForAnother();
+      if (!room || slots.length >= ctx.maxParallelSources || waiting.length === 0) return;
+      logger.debug('another source joins', { busy: here.toFixed(2), hashingBusy: thread.toFixed(2) });
+      addSlot();
+    }, ctx.rampIntervalMs);
+  } else while (slots.length < ctx.maxParallelSources && waiting.length > 0) addSlot();
   try {
-    await Promise.all(slots);
+    // Slots may join while the others run: done once a pass finds no new one.
+    for (let settled = 0; settled < slots.length; ) {
+      const count = slots.length;
+      await Promise.all(slots);
+      settled = count;
+    }
   } catch (err) {
+    clearInterval(ramping);
     over.abort(err);
     await Promise.allSettled([hashing, ...slots]);
     throw err;
+  } finally {
+    clearInterval(ramping);
   }
   over.abort();
   const digest = await hashing;
@@ -248,11 +275,13 @@ async function fetchSegment(
       throw refused;
     }
     if (racing) return await race(ctx, plan, hasher, segment, source, request, response.body, first, last);
-    const writer = new BatchWriter(ctx.file, first, (bytes, position, buffers) => {
-      plan.wrote(segment, bytes);
-      ctx.prefix.bytes = plan.contiguousBytes;
-      ctx.reportProgress(plan.writtenBytes, source.peerId);
-      return hasher.offer(position, buffers);
+    const writer = new BatchWriter(ctx.file, ctx.hashing, first, {
+      hashIf: (position, bytes) => hasher.claim(position, bytes),
+      onWritten: (bytes) => {
+        plan.wrote(segment, bytes);
+        ctx.prefix.bytes = plan.contiguousBytes;
+        ctx.reportProgress(plan.writtenBytes, source.peerId);
+      },
     });
     let failure: unknown;
     try {
@@ -325,44 +354,13 @@ async function race(
   });
   const claimed = plan.claim(segment, segment.end - from);
   const won = buffer.subarray(from - first, from - first + claimed);
-  await ctx.file.write([won], from);
+  try {
+    await ctx.hashing.write(ctx.file.fd, [won], from, hasher.claim(from, claimed));
+  } catch (err) {
+    throw ioError(`cannot write ${ctx.file.path}`, err);
+  }
   plan.wrote(segment, claimed);
   ctx.prefix.bytes = plan.contiguousBytes;
   ctx.reportProgress(plan.writtenBytes, source.peerId);
-  await hasher.offer(from, [won]);
   return rival;
-}
-
-/** The SHA-256 of each piece's bytes as the temp file holds them now, sorted by offset. */
-async function digestPieces(
-  file: TempFile,
-  pieces: Piece[],
-  signal: AbortSignal | undefined,
-): Promise<PieceDigest[]> {
-  const buffer = Buffer.allocUnsafe(HASH_READ_BYTES);
-  const digests: PieceDigest[] = [];
-  for (const piece of [...pieces].sort((a, b) => a.start - b.start)) {
-    const hash = createHash('sha256');
-    for (let at = piece.start; at < piece.end; ) {
-      signal?.throwIfAborted();
-      const length = Math.min(HASH_READ_BYTES, piece.end - at);
-      await file.readExactly(buffer, length, at);
-      hash.update(buffer.subarray(0, length));
-      at += length;
-    }
-    digests.push({ ...piece, sha256: hash.digest('hex') });
-  }
-  return digests;
-}
-
-/** Peers that wrote any piece whose bytes differ from what the temp file (now verified) holds there. */
-export async function piecesThatDiffer(
-  file: TempFile,
-  pieces: PieceDigest[],
-  signal: AbortSignal | undefined,
-): Promise<string[]> {
-  const now = await digestPieces(file, pieces, signal);
-  const peers = new Set<string>();
-  for (const [i, piece] of pieces.entries()) if (now[i]?.sha256 !== piece.sha256) peers.add(piece.peerId);
-  return [...peers];
 }

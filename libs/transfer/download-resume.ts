@@ -17,6 +17,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Log } from '../logging/index.js';
 import { Sha256Schema } from '../protocol/index.js';
+import type { TempFile } from './download-temp.js';
 
 /** A kept prefix is removed by a later download into its directory once it is this old. Default: 7 days. */
 export const DEFAULT_RESUME_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
@@ -77,6 +78,32 @@ export async function takeKept(
 }
 
 /** Writes the sidecar beside a prefix just renamed to its kept name. */
+/**
+ * Keeps the temp file's first `kept.bytes` for a later download to resume: cut, closed, renamed to the kept
+ * name, with its sidecar. Best effort: false (and nothing left behind) when any step fails.
+ */
+export async function keepPrefix(
+  file: TempFile,
+  destPath: string,
+  kept: { sha256: string; size: number; bytes: number },
+): Promise<boolean> {
+  const paths = keptPaths(destPath);
+  try {
+    await file.keep(paths.part, kept.bytes);
+    await writeSidecar(destPath, {
+      version: 1,
+      sha256: kept.sha256,
+      size: kept.size,
+      prefixBytes: kept.bytes,
+    });
+    return true;
+  } catch {
+    await rm(paths.part, { force: true }).catch(() => {});
+    await rm(paths.sidecar, { force: true }).catch(() => {});
+    return false;
+  }
+}
+
 export async function writeSidecar(destPath: string, sidecar: Sidecar): Promise<void> {
   await writeFile(keptPaths(destPath).sidecar, JSON.stringify(sidecar), { mode: 0o600 });
 }

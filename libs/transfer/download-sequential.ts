@@ -1,15 +1,16 @@
 import type { Log } from '../logging/index.js';
+import { BatchWriter } from './batch-writer.js';
 import type { DownloadSource } from './download.js';
 import type { BusyWaits } from './download-busy.js';
 import { checkWholeAnswer } from './download-checks.js';
 import { SourceFailure } from './download-failure.js';
 import type { SourceLedger } from './download-ledger.js';
 import { type RequestLimits, SourceRequest } from './download-request.js';
-import { BatchWriter, type TempFile } from './download-temp.js';
+import { ioError, type TempFile } from './download-temp.js';
 import type { HashWorker } from './hash-worker.js';
 
-/** Read size when hashing a kept prefix back from disk. */
-const HASH_READ_BYTES = 4 * 1024 * 1024;
+/** Bytes of a kept prefix hashed back from disk per request to the hashing thread (which reads them). */
+const HASH_READ_BYTES = 16 * 1024 * 1024;
 
 export type AttemptOutcome =
   | { kind: 'verified'; contributors: string[] }
@@ -85,8 +86,8 @@ export async function runSequentialAttempt(
 }
 
 /**
- * The temp file's state during one attempt: its bytes [0, offset) received, and once written, sent in order
- * to `ctx.hashing` (so the digest covers exactly the bytes on disk).
+ * The temp file's state during one attempt: its bytes [0, offset) received, written and hashed in order by
+ * `ctx.hashing` (so the digest covers exactly the bytes on disk).
  */
 class SequentialAttempt {
   offset = 0;
@@ -121,13 +122,14 @@ class SequentialAttempt {
     // Still keepable if this is interrupted while re-hashing.
     this.ctx.prefix.bytes = bytes;
     hashing.reset();
-    // One buffer for every read (a fresh 4 MiB each time costs page faults): the hasher copies from it.
-    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, bytes));
     for (let at = 0; at < bytes; ) {
       signal?.throwIfAborted();
-      const length = Math.min(buffer.length, bytes - at);
-      await file.readExactly(buffer, length, at);
-      await hashing.update([buffer.subarray(0, length)], true);
+      const length = Math.min(HASH_READ_BYTES, bytes - at);
+      try {
+        await hashing.hashRange(file.fd, at, length);
+      } catch (err) {
+        throw ioError(`cannot read ${file.path}`, err);
+      }
       at += length;
     }
     this.offset = bytes;
@@ -179,18 +181,20 @@ class SequentialAttempt {
   }
 
   /**
-   * The body into the temp file, written in large batches while the next ones are read, each batch hashed
-   * once written. On any failure every byte received is still written (and hashed) before this throws, so
+   * The body into the temp file, written (then hashed) by the hashing thread in batches while the next ones
+   * are read (see `BatchWriter`). On any failure every byte received is still written (and hashed) before this throws, so
    * `offset` (what the next source resumes from) is exactly what the file and the hash hold.
    */
   private async receive(request: SourceRequest, body: AsyncIterable<Buffer>, peerId: string): Promise<void> {
     const { size } = this.ctx;
     let onDisk = this.offset;
-    const writer = new BatchWriter(this.ctx.file, this.offset, (bytes, _position, buffers) => {
-      onDisk += bytes;
-      this.ctx.prefix.bytes = onDisk;
-      this.ctx.reportProgress(onDisk, peerId);
-      return this.ctx.hashing.update(buffers);
+    const writer = new BatchWriter(this.ctx.file, this.ctx.hashing, this.offset, {
+      hashIf: () => true,
+      onWritten: (bytes) => {
+        onDisk += bytes;
+        this.ctx.prefix.bytes = onDisk;
+        this.ctx.reportProgress(onDisk, peerId);
+      },
     });
     let failure: unknown;
     try {

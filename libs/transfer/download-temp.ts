@@ -38,6 +38,14 @@ export class TempFile {
     readonly handle: FileHandle,
   ) {}
 
+  /**
+   * The descriptor, for the hashing thread's writes and reads (see `HashWorker`): every request using it
+   * must have settled, or the thread been closed, before `keep`, `commit` or `remove` close it.
+   */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
   /** Creates the file (and its directory); never reuses an existing name. */
   static async create(dir: string, name: string): Promise<TempFile> {
     const tempPath = path.join(dir, name);
@@ -90,21 +98,6 @@ export class TempFile {
     }
   }
 
-  /** Writes every buffer, in order, from `position`. */
-  async write(buffers: Buffer[], position: number): Promise<void> {
-    try {
-      let at = position;
-      let pending = buffers;
-      while (pending.length > 0) {
-        const { bytesWritten } = await this.handle.writev(pending, at);
-        at += bytesWritten;
-        pending = skipBytes(pending, bytesWritten);
-      }
-    } catch (err) {
-      throw ioError(`cannot write ${this.path}`, err);
-    }
-  }
-
   async readExactly(buffer: Buffer, length: number, position: number): Promise<void> {
     try {
       let read = 0;
@@ -141,108 +134,6 @@ export class TempFile {
       await this.handle.close().catch(() => {});
     }
     await rm(this.path, { force: true });
-  }
-}
-
-function skipBytes(buffers: Buffer[], bytes: number): Buffer[] {
-  let left = bytes;
-  let i = 0;
-  while (i < buffers.length && left >= (buffers[i]?.length ?? 0)) {
-    left -= buffers[i]?.length ?? 0;
-    i += 1;
-  }
-  const rest = buffers.slice(i);
-  const first = rest[0];
-  if (first !== undefined && left > 0) rest[0] = first.subarray(left);
-  return rest;
-}
-
-/**
- * A write batch: large enough for few syscalls, small enough that the kernel copies bytes still in the CPU
- * cache (with 1 MiB batches that copy took twice the CPU time of the whole rest of the download).
- */
-const DEFAULT_BATCH_BYTES = 256 * 1024;
-const DEFAULT_HIGH_WATER_BYTES = 4 * DEFAULT_BATCH_BYTES;
-
-/**
- * Writes a run of consecutive bytes into a TempFile in batches, one write in flight while the next
- * batch gathers, so the network is read while the disk writes. `push` returns a promise only when more
- * than `highWaterBytes` are waiting (await it: that is the backpressure). `onWritten` is told, in order, of
- * every run of bytes that reached the file, with the buffers written (the writer is done with them: they may
- * be handed over, e.g. to a `HashWorker`); the next write waits for the promise it may return, which is how
- * a slower consumer of written bytes holds back `push`.
- */
-export class BatchWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private position: number;
-  private inFlight: Promise<void> | undefined;
-  private failure: unknown;
-
-  constructor(
-    private readonly file: TempFile,
-    position: number,
-    private readonly onWritten: (
-      bytes: number,
-      position: number,
-      buffers: Buffer[],
-    ) => Promise<void> | undefined | void,
-    private readonly batchBytes = DEFAULT_BATCH_BYTES,
-    private readonly highWaterBytes = DEFAULT_HIGH_WATER_BYTES,
-  ) {
-    this.position = position;
-  }
-
-  /** Bytes accepted but not yet on disk. */
-  get unwrittenBytes(): number {
-    return this.pendingBytes;
-  }
-
-  push(buffer: Buffer): Promise<void> | undefined {
-    if (this.failure !== undefined) throw this.failure;
-    if (buffer.length === 0) return undefined;
-    this.pending.push(buffer);
-    this.pendingBytes += buffer.length;
-    if (this.inFlight === undefined && this.pendingBytes >= this.batchBytes) this.startWrite();
-    if (this.pendingBytes > this.highWaterBytes) return this.drain();
-    return undefined;
-  }
-
-  /** Resolves once everything pushed is on disk; throws the write error, if any. */
-  async flush(): Promise<void> {
-    while (this.inFlight !== undefined || this.pending.length > 0) {
-      if (this.inFlight === undefined) this.startWrite();
-      await this.inFlight;
-    }
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.pendingBytes > this.batchBytes && this.inFlight !== undefined) await this.inFlight;
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  private startWrite(): void {
-    const buffers = this.pending;
-    const bytes = buffers.reduce((sum, b) => sum + b.length, 0);
-    this.pending = [];
-    const at = this.position;
-    this.position += bytes;
-    this.inFlight = this.file
-      .write(buffers, at)
-      .then(() => {
-        this.pendingBytes -= bytes;
-        return this.onWritten(bytes, at, buffers);
-      })
-      .catch((err: unknown) => {
-        this.failure = err;
-        this.pending = [];
-        this.pendingBytes = 0;
-      })
-      .finally(() => {
-        this.inFlight = undefined;
-        if (this.failure === undefined && this.pendingBytes >= this.batchBytes) this.startWrite();
-      });
   }
 }
 

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isP2PError, P2PError } from '../errors/index.js';
 import { childLog, type Log, silentLog } from '../logging/index.js';
@@ -7,15 +6,10 @@ import { Sha256Schema } from '../protocol/index.js';
 import { BusyWaits } from './download-busy.js';
 import type { DownloadFailure, SourceFailure } from './download-failure.js';
 import { SourceLedger } from './download-ledger.js';
-import { fetchInParallel, type PieceDigest, piecesThatDiffer } from './download-parallel.js';
+import { fetchInParallel } from './download-parallel.js';
+import { type PieceDigest, piecesThatDiffer } from './download-pieces.js';
 import type { RequestLimits } from './download-request.js';
-import {
-  DEFAULT_RESUME_MAX_AGE_MS,
-  keptPaths,
-  sweepKept,
-  takeKept,
-  writeSidecar,
-} from './download-resume.js';
+import { DEFAULT_RESUME_MAX_AGE_MS, keepPrefix, keptPaths, sweepKept, takeKept } from './download-resume.js';
 import { runSequentialAttempt, type SequentialContext } from './download-sequential.js';
 import { existingContent, TempFile, tempFileName } from './download-temp.js';
 import { HashWorker, type HashWorkerOptions } from './hash-worker.js';
@@ -87,6 +81,12 @@ export interface DownloadOptions {
   /** How many sources a parallel download fetches from at once; 1 turns parallel downloads off. Default 4. */
   maxParallelSources?: number;
   /**
+   * A parallel download starts with one source; another joins every this many ms while this machine keeps
+   * up with those fetching (a source that alone keeps it busy gains nothing from company). 0 starts them
+   * all at once. Default 200.
+   */
+  parallelRampMs?: number;
+  /**
    * fsync the file before it takes its final name (and its directory after). Default false, as curl, wget
    * and browsers do: the SHA-256 is checked on the bytes written, and waiting for the disk makes a download
    * as slow as the disk's write speed (on loopback, several times slower than the transfer itself). After
@@ -147,6 +147,7 @@ const DEFAULT_BUSY_WAIT_MS = 60_000;
 const DEFAULT_PARALLEL_MIN_BYTES = 1;
 const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_PARALLEL_SOURCES = 4;
+const DEFAULT_PARALLEL_RAMP_MS = 200;
 
 /**
  * Downloads a file peer to peer into a temp file beside `destPath` (`.p2p-<sha256 prefix>-<random>.part`,
@@ -155,7 +156,8 @@ const DEFAULT_MAX_PARALLEL_SOURCES = 4;
  * (with `resume`, an abort or DOWNLOAD_FAILED keeps its in-order prefix for a later download instead).
  *
  * A non-empty file offered by two peers or more is first fetched in segments from up to
- * `maxParallelSources` of them at once (see `fetchInParallel`): a source that finishes takes the next
+ * `maxParallelSources` of them at once (see `fetchInParallel`), the first at once, the others joining one
+ * by one while this machine keeps up (`parallelRampMs`): a source that finishes takes the next
  * segment, and at the end the work of the source that will finish last, the whole of it when that source
  * delivers less than an eighth of the taker's rate (it is cut off, TOO_SLOW), the last small pieces raced
  * (asked of two sources, the first to have them wins and the other is cancelled). If the parallel attempt
@@ -181,6 +183,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const parallelMinBytes = options.parallelMinBytes ?? DEFAULT_PARALLEL_MIN_BYTES;
   const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   const maxParallelSources = options.maxParallelSources ?? DEFAULT_MAX_PARALLEL_SOURCES;
+  const rampIntervalMs = options.parallelRampMs ?? DEFAULT_PARALLEL_RAMP_MS;
   const limits: RequestLimits = {
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
@@ -194,6 +197,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     ['parallelMinBytes', parallelMinBytes, 0],
     ['segmentBytes', segmentBytes, 1],
     ['maxParallelSources', maxParallelSources, 1],
+    ['parallelRampMs', rampIntervalMs, 0],
     ['minRateBytesPerSecond', limits.minRateBytesPerSecond, 0],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < min)
@@ -296,6 +300,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         reportProgress,
         startAt: resumeFrom,
         prefix,
+        rampIntervalMs,
       });
       if (outcome.kind === 'verified') return await commit(outcome.contributors);
       if (outcome.kind === 'bad-bytes' && resumeFrom > 0) {
@@ -362,33 +367,17 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     const stopped = signal?.aborted === true || isP2PError(err, 'DOWNLOAD_FAILED');
     // The last byte is always fetched again: a resumed download then always has a source vouch for the file.
     const keep = Math.min(prefix.bytes, size - 1);
-    if (resume && stopped && keep > 0) await keepPrefix(file, destPath, sha256, size, keep, tell);
+    // The hashing thread writes and reads with the file's descriptor: stopped before the file is closed.
+    await hashing.close();
+    if (resume && stopped && keep > 0 && (await keepPrefix(file, destPath, { sha256, size, bytes: keep })))
+      tell({ kind: 'kept', bytes: keep, path: keptPaths(destPath).part });
     throw err;
   } finally {
+    // Before the file is closed: once this resolves, the thread uses its descriptor no more.
     await hashing.close();
     // After a rename this finds nothing; after a link it drops the second name; otherwise it is the cleanup.
     await file.remove().catch((err: unknown) => {
       logger.warn('cannot remove temp file', { path: file.path, error: (err as Error).message });
     });
-  }
-}
-
-/** Keeps the temp file's first `bytes` for a later download to resume; best effort (a failure only logs). */
-async function keepPrefix(
-  file: TempFile,
-  destPath: string,
-  sha256: string,
-  size: number,
-  bytes: number,
-  tell: (event: ResumeEvent) => void,
-): Promise<void> {
-  const kept = keptPaths(destPath);
-  try {
-    await file.keep(kept.part, bytes);
-    await writeSidecar(destPath, { version: 1, sha256, size, prefixBytes: bytes });
-    tell({ kind: 'kept', bytes, path: kept.part });
-  } catch {
-    await rm(kept.part, { force: true }).catch(() => {});
-    await rm(kept.sidecar, { force: true }).catch(() => {});
   }
 }

@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { P2PError } from '../errors/index.js';
 
@@ -9,16 +10,22 @@ export interface HashChunk {
   pooled: boolean;
 }
 
-export type HashRequest = { type: 'update'; chunks: HashChunk[] } | { type: 'reset' } | { type: 'digest' };
+export type HashRequest =
+  | { type: 'update'; chunks: HashChunk[] }
+  | { type: 'write'; fd: number; position: number; hash: boolean; chunks: HashChunk[] }
+  | { type: 'hash-range'; fd: number; position: number; length: number }
+  | { type: 'reset' }
+  | { type: 'digest' };
 
+/** Every request but `reset` gets one reply, in the order of the requests. */
 export type HashReply =
-  | { type: 'hashed'; bytes: number; pooled: ArrayBuffer[] }
+  | { type: 'done'; bytes: number; pooled: ArrayBuffer[]; error?: { message: string; code?: string } }
   | { type: 'digest'; hex: string };
 
 export interface HashWorkerOptions {
   /**
-   * Bytes sent to the thread and not hashed yet above which `update` returns a promise to wait on (the
-   * caller's backpressure: it stops reading its socket). Default 16 MiB.
+   * Bytes sent to the thread and not hashed (or written) yet above which `update` returns a promise to wait
+   * on and `whenRoom` one (the caller's backpressure: it stops reading its socket). Default 16 MiB.
    */
   maxQueuedBytes?: number;
   /** The thread's script. Default: `hash-thread.js` beside this module (tests swap in a failing one). */
@@ -31,14 +38,29 @@ const POOL_BUFFER_BYTES = 256 * 1024;
 /** Pool buffers kept for reuse; more are dropped to the garbage collector. */
 const MAX_POOL_BUFFERS = 32;
 
+/** A request waiting for its reply; `awaited` when a caller holds its promise (the process stays alive). */
+interface Pending {
+  bytes: number;
+  awaited: boolean;
+  resolve: (hex: string | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
+const ignore = (): void => {};
+
 /**
- * SHA-256 in a worker thread, off the thread that receives and writes the bytes. Chunks go to the thread in
- * order and are hashed in that order. A Buffer that owns its whole ArrayBuffer is transferred (no copy:
- * the Buffer is then empty, so hand over only bytes already written); any other is copied into a pool
+ * SHA-256 in a worker thread, off the thread that receives the bytes, and the file writes of those bytes
+ * (`write`): the thread writes a run of bytes and hashes it while it is still in its cache, so the
+ * receiving thread only reads its sockets. Requests run in the order they are made. A Buffer that owns its
+ * whole ArrayBuffer is transferred (no copy: the Buffer is then empty); any other is copied into a pool
  * buffer first. Long-lived: `close()` it (a download does, in its `finally`).
  *
+ * `write` and `hashRange` use the caller's file descriptor from the thread: the caller keeps it open until
+ * every such request has settled, or until `close()` has resolved (after which the thread touches nothing).
+ *
  * A thread that dies makes every pending and later call throw `P2PError` `IO_ERROR` with
- * `details.reason` 'hash-thread'.
+ * `details.reason` 'hash-thread'. A write or read that fails rejects that request only, with the system
+ * error (its `code` kept).
  */
 export class HashWorker {
   private readonly worker: Worker;
@@ -47,9 +69,10 @@ export class HashWorker {
   private failure: P2PError | undefined;
   private closed = false;
   private readonly pool: ArrayBuffer[] = [];
+  /** In the order the thread answers. */
+  private readonly pending: Pending[] = [];
+  private awaitedCount = 0;
   private readonly drainWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
-  private readonly digestWaiters: Array<{ resolve: (hex: string) => void; reject: (err: unknown) => void }> =
-    [];
 
   constructor(options: HashWorkerOptions = {}) {
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -66,7 +89,7 @@ export class HashWorker {
     });
   }
 
-  /** Bytes sent to the thread, not hashed yet. */
+  /** Bytes sent to the thread, not hashed (or written) yet. */
   get pendingBytes(): number {
     return this.queuedBytes;
   }
@@ -78,6 +101,72 @@ export class HashWorker {
    */
   update(chunks: readonly Buffer[], keep = false): Promise<void> | undefined {
     if (this.failure !== undefined) throw this.failure;
+    const { out, transfer, bytes } = this.pack(chunks, keep);
+    if (bytes === 0) return undefined;
+    this.send({ type: 'update', chunks: out }, transfer, bytes, false).catch(ignore);
+    return this.whenRoom();
+  }
+
+  /**
+   * Writes `chunks`, in order, into the file `fd` from `position`, from the thread; then, with `hash`,
+   * appends them to the hash. Transferable chunks are taken (left empty). Resolves once written (and
+   * hashed); rejects with the write's error. Throws once the thread has failed. Does not wait for room:
+   * see `whenRoom`.
+   */
+  write(fd: number, chunks: readonly Buffer[], position: number, hash: boolean): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    const { out, transfer, bytes } = this.pack(chunks, false);
+    if (bytes === 0) return Promise.resolve();
+    return this.send({ type: 'write', fd, position, hash, chunks: out }, transfer, bytes, true).then(ignore);
+  }
+
+  /** Appends bytes [position, position + length) of the file `fd` to the hash, read by the thread. */
+  hashRange(fd: number, position: number, length: number): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return this.send({ type: 'hash-range', fd, position, length }, [], 0, true).then(ignore);
+  }
+
+  /** Undefined while at most `maxQueuedBytes` wait in the thread; else resolves once that is so again. */
+  whenRoom(): Promise<void> | undefined {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.queuedBytes <= this.maxQueuedBytes) return undefined;
+    const drained = new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+    this.holdWhileWaited();
+    return drained;
+  }
+
+  /** The thread's event loop utilization (since `previous` when given), as `performance.eventLoopUtilization`. */
+  utilization(previous?: EventLoopUtilization): EventLoopUtilization {
+    return this.worker.performance.eventLoopUtilization(previous);
+  }
+
+  /** Starts a new hash (what was sent before is dropped). */
+  reset(): void {
+    if (this.failure !== undefined) throw this.failure;
+    const request: HashRequest = { type: 'reset' };
+    this.worker.postMessage(request);
+  }
+
+  /** The hex SHA-256 of every byte sent since the start or the last reset or digest; then starts anew. */
+  async digest(): Promise<string> {
+    if (this.failure !== undefined) throw this.failure;
+    return (await this.send({ type: 'digest' }, [], 0, true)) ?? '';
+  }
+
+  /** Stops the thread; pending calls reject. Once it resolves, the thread uses no file descriptor. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.rejectAll(
+      this.failure ?? new P2PError('IO_ERROR', 'hashing stopped', { details: { reason: 'closed' } }),
+    );
+    await this.worker.terminate();
+  }
+
+  private pack(
+    chunks: readonly Buffer[],
+    keep: boolean,
+  ): { out: HashChunk[]; transfer: ArrayBuffer[]; bytes: number } {
     const out: HashChunk[] = [];
     const transfer: ArrayBuffer[] = [];
     let bytes = 0;
@@ -86,7 +175,7 @@ export class HashWorker {
       bytes += chunk.length;
       const owned = chunk.buffer;
       const whole = chunk.byteOffset === 0 && chunk.byteLength === owned.byteLength;
-      if (!keep && whole && owned instanceof ArrayBuffer) {
+      if (!keep && whole && owned instanceof ArrayBuffer && !transfer.includes(owned)) {
         out.push({ buffer: owned, length: chunk.length, pooled: false });
         transfer.push(owned);
       } else {
@@ -99,49 +188,36 @@ export class HashWorker {
         }
       }
     }
-    if (bytes === 0) return undefined;
-    this.queuedBytes += bytes;
-    const request: HashRequest = { type: 'update', chunks: out };
-    this.worker.postMessage(request, transfer);
-    if (this.queuedBytes <= this.maxQueuedBytes) return undefined;
-    const drained = new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
-    this.holdWhileWaited();
-    return drained;
+    return { out, transfer, bytes };
   }
 
-  /** Starts a new hash (what was sent before is dropped). */
-  reset(): void {
-    if (this.failure !== undefined) throw this.failure;
-    const request: HashRequest = { type: 'reset' };
-    this.worker.postMessage(request);
-  }
-
-  /** The hex SHA-256 of every byte sent since the start or the last reset or digest; then starts anew. */
-  digest(): Promise<string> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    const request: HashRequest = { type: 'digest' };
-    this.worker.postMessage(request);
-    const digest = new Promise<string>((resolve, reject) => this.digestWaiters.push({ resolve, reject }));
-    this.holdWhileWaited();
-    return digest;
-  }
-
-  /** Stops the thread; pending calls reject. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.rejectAll(
-      this.failure ?? new P2PError('IO_ERROR', 'hashing stopped', { details: { reason: 'closed' } }),
+  private send(
+    request: HashRequest,
+    transfer: ArrayBuffer[],
+    bytes: number,
+    awaited: boolean,
+  ): Promise<string | undefined> {
+    const reply = new Promise<string | undefined>((resolve, reject) =>
+      this.pending.push({ bytes, awaited, resolve, reject }),
     );
-    await this.worker.terminate();
+    if (awaited) this.awaitedCount += 1;
+    this.queuedBytes += bytes;
+    this.worker.postMessage(request, transfer);
+    this.holdWhileWaited();
+    return reply;
   }
 
   private onReply(reply: HashReply): void {
+    const request = this.pending.shift();
+    if (request === undefined) return;
+    if (request.awaited) this.awaitedCount -= 1;
     if (reply.type === 'digest') {
-      this.digestWaiters.shift()?.resolve(reply.hex);
+      request.resolve(reply.hex);
     } else {
-      this.queuedBytes -= reply.bytes;
+      this.queuedBytes -= request.bytes;
       for (const buffer of reply.pooled) if (this.pool.length < MAX_POOL_BUFFERS) this.pool.push(buffer);
+      if (reply.error === undefined) request.resolve(undefined);
+      else request.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
       if (this.queuedBytes <= this.maxQueuedBytes)
         for (let waiter = this.drainWaiters.shift(); waiter !== undefined; waiter = this.drainWaiters.shift())
           waiter.resolve();
@@ -154,7 +230,7 @@ export class HashWorker {
    * process alive; an idle thread must not.
    */
   private holdWhileWaited(): void {
-    if (this.closed || this.drainWaiters.length + this.digestWaiters.length === 0) this.worker.unref();
+    if (this.closed || this.drainWaiters.length + this.awaitedCount === 0) this.worker.unref();
     else this.worker.ref();
   }
 
@@ -170,8 +246,9 @@ export class HashWorker {
   private rejectAll(err: unknown): void {
     for (let waiter = this.drainWaiters.shift(); waiter !== undefined; waiter = this.drainWaiters.shift())
       waiter.reject(err);
-    for (let waiter = this.digestWaiters.shift(); waiter !== undefined; waiter = this.digestWaiters.shift())
-      waiter.reject(err);
+    for (let request = this.pending.shift(); request !== undefined; request = this.pending.shift())
+      request.reject(err);
+    this.awaitedCount = 0;
     this.holdWhileWaited();
   }
 }

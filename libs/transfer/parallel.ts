@@ -118,13 +118,28 @@ export class SegmentPlan {
 
   /**
    * The next range for `peerId`: a range a failing source gave back (lowest first, so the verified prefix
-   * grows), else the next fresh segment, else work taken from the source that will finish last (see
-   * `steal`). Undefined when there is nothing worth taking right now (which is not the same as `complete`).
+   * grows), else the next fresh segment (of `freshBytes`, default `segmentBytes`: a source fetching alone
+   * asks for more at once), else work taken from the source that will finish last (see `steal`). Undefined
+   * when there is nothing worth taking right now (which is not the same as `complete`).
    */
-  take(peerId: string): Segment | undefined {
-    const range = this.returned.shift() ?? this.fresh();
+  take(peerId: string, freshBytes = this.segmentBytes): Segment | undefined {
+    const range = this.returned.shift() ?? this.fresh(freshBytes);
     if (range !== undefined) return this.assign(peerId, range);
     return this.steal(peerId);
+  }
+
+  /**
+   * A source is about to join: the segments in flight are cut to at most `keepBytes` past their claims where
+   * the rest was never handed to anyone else (a segment a source took alone: see `take`), so that the rest
+   * goes out in fresh segments, in order, and the hashed prefix keeps up with the bytes written.
+   */
+  shareFresh(keepBytes: number): void {
+    for (const segment of this.active) {
+      const cut = Math.min(segment.end, segment.next + Math.max(1, keepBytes));
+      if (segment.racing !== undefined || segment.end !== this.cursor || cut >= segment.end) continue;
+      segment.end = cut;
+      this.cursor = cut;
+    }
   }
 
   /** Claims up to `length` bytes of `segment` for a write about to start; returns how many it may write. */
@@ -262,10 +277,10 @@ export class SegmentPlan {
     for (const wake of waiters) wake();
   }
 
-  private fresh(): Range | undefined {
+  private fresh(bytes: number): Range | undefined {
     if (this.cursor >= this.sizeBytes) return undefined;
     const start = this.cursor;
-    this.cursor = Math.min(this.sizeBytes, start + this.segmentBytes);
+    this.cursor = Math.min(this.sizeBytes, start + Math.max(1, bytes));
     return { start, end: this.cursor };
   }
 

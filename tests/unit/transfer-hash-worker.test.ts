@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -93,6 +93,60 @@ describe('HashWorker', () => {
       assert.equal(reused.length, 70_000, 'with keep, even a whole buffer is copied, not taken');
     } finally {
       await hashing.close();
+    }
+  });
+
+  test('write puts each run at its offset and hashes only the runs asked for, in request order', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'hash-worker-write-'));
+    const hashing = new HashWorker({ maxQueuedBytes: 256 * 1024 });
+    const handle = await open(path.join(dir, 'file.bin'), 'w+');
+    try {
+      const bytes = randomBytes(3 * 1024 * 1024 + 17);
+      const expected = sha(bytes);
+      // The second half first, not hashed; then the first half, hashed, in random splits (owned and views).
+      const half = 1024 * 1024 + 999;
+      const writes: Array<Promise<void>> = [];
+      let at = half;
+      for (const piece of randomSplit(Buffer.from(bytes.subarray(half)))) {
+        const length = piece.length;
+        writes.push(hashing.write(handle.fd, [piece], at, false));
+        at += length;
+      }
+      at = 0;
+      for (const piece of randomSplit(Buffer.from(bytes.subarray(0, half)))) {
+        const length = piece.length;
+        writes.push(hashing.write(handle.fd, [piece], at, true));
+        at += length;
+        const room = hashing.whenRoom();
+        if (room !== undefined) await room;
+      }
+      await Promise.all(writes);
+      assert.deepEqual(await readFile(path.join(dir, 'file.bin')), bytes);
+      await hashing.hashRange(handle.fd, half, bytes.length - half);
+      assert.equal(await hashing.digest(), expected);
+    } finally {
+      await hashing.close();
+      await handle.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a failed write rejects with its system error; the thread goes on', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'hash-worker-ebadf-'));
+    await writeFile(path.join(dir, 'ro.bin'), 'x');
+    const hashing = new HashWorker();
+    const readOnly = await open(path.join(dir, 'ro.bin'), 'r');
+    try {
+      await assert.rejects(hashing.write(readOnly.fd, [randomBytes(1000)], 0, true), { code: 'EBADF' });
+      const bytes = randomBytes(100);
+      const expected = sha(bytes);
+      hashing.reset();
+      hashing.update([bytes]);
+      assert.equal(await hashing.digest(), expected);
+    } finally {
+      await hashing.close();
+      await readOnly.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -96,6 +96,41 @@ describe('SegmentPlan', () => {
     assert.deepEqual([again?.start, again?.end], [200, 400]);
   });
 
+  test('a source alone takes a larger fresh range; one joining it takes half of what is left over', () => {
+    let now = 0;
+    const plan = new SegmentPlan({ sizeBytes: 1000, segmentBytes: 10, minStealBytes: 50, now: () => now });
+    const alone = plan.take('a', 400);
+    assert.deepEqual([alone?.start, alone?.end], [0, 400]);
+    if (alone === undefined) return;
+    assert.equal(plan.claim(alone, 100), 100);
+    plan.wrote(alone, 100);
+    now = 10;
+    // Fresh bytes go first, a segment at a time.
+    const next = plan.take('b');
+    assert.deepEqual([next?.start, next?.end], [400, 410]);
+    const c = new SegmentPlan({ sizeBytes: 400, segmentBytes: 10, minStealBytes: 50, now: () => now });
+    const only = c.take('a', 400);
+    assert.ok(only !== undefined);
+    c.claim(only, 100);
+    // Without sharing out, a joining source takes the tail half over.
+    const joined = c.take('b');
+    assert.deepEqual([joined?.start, joined?.end, only.end], [250, 400, 250]);
+  });
+
+  test('shareFresh cuts a segment taken alone a few bytes past its claims; the rest goes out fresh', () => {
+    const plan = new SegmentPlan({ sizeBytes: 1000, segmentBytes: 10, minStealBytes: 50 });
+    const alone = plan.take('a', 1000);
+    assert.ok(alone !== undefined);
+    plan.claim(alone, 95);
+    plan.shareFresh(10);
+    assert.equal(alone.end, 105);
+    const next = plan.take('b');
+    assert.deepEqual([next?.start, next?.end], [105, 115]);
+    // Only the segment ending where fresh bytes start is cut: not one in the middle, not twice past claims.
+    plan.shareFresh(10);
+    assert.deepEqual([alone.end, next?.end], [105, 115]);
+  });
+
   test('the number of segments is bounded', () => {
     const plan = new SegmentPlan({ sizeBytes: 1_000_000, segmentBytes: 1, maxSegments: 10 });
     assert.equal(plan.segmentBytes, 100_000);
@@ -105,7 +140,8 @@ describe('SegmentPlan', () => {
 // A timeout so that a scheduling bug fails the suite instead of hanging it.
 describe('downloadFile from several sources at once', { timeout: 60_000 }, () => {
   const segmentBytes = 256 * 1024;
-  const parallelOptions = { parallelMinBytes: 1024 * 1024, segmentBytes };
+  // All sources at once: these tests are about what happens between them (the ramp has its own below).
+  const parallelOptions = { parallelMinBytes: 1024 * 1024, segmentBytes, parallelRampMs: 0 };
   let tmp: string;
   let content: Buffer;
   let sum: string;
@@ -451,6 +487,63 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
       assert.ok(stolenTail(), JSON.stringify(goods[0]?.ranges.slice(before[0])));
       assert.deepEqual([...result.servedBy].sort(), ['good1', 'slow']);
       assert.deepEqual(result.failures, []);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  test('with a ramp, a source alone asks for the file in one range, and serves it all while no other joins', async () => {
+    const before = goods.map((g) => g.ranges.length);
+    const result = await downloadFile({
+      sources: [goodSource(0), goodSource(1)],
+      sha256: sum,
+      size: content.length,
+      destPath: path.join(await freshDir(), 'file.bin'),
+      ...parallelOptions,
+      // Longer than the download: the second source never gets its turn.
+      parallelRampMs: 600_000,
+    });
+    assert.deepEqual(result.servedBy, ['good1']);
+    assert.deepEqual(rangesSince(before), [[`bytes=0-${content.length - 1}`], [], []]);
+  });
+
+  test('with a ramp, a source joins one that leaves this machine idle; the rest is shared out in segments', async () => {
+    const before = goods.map((g) => g.ranges.length);
+    const tookOver = (): boolean => goods[0]?.ranges.length !== before[0];
+    // The slow source sends a little, then holds the rest back until another source has asked for a range.
+    const slow = await rawServer((req, res, count) => {
+      const range = parseRangeHeader(req.headers.range, content.length);
+      if (count > 1 || range === undefined) {
+        sendRanges(content, etag)(req, res);
+        return;
+      }
+      const [start, end] = range;
+      res.writeHead(206, {
+        'Content-Length': end - start + 1,
+        'Content-Range': `bytes ${start}-${end}/${content.length}`,
+        ETag: etag,
+      });
+      res.write(content.subarray(start, start + 16 * 1024));
+      waitFor(tookOver, 'another source to join')
+        .catch(() => {})
+        .then(() => res.end(content.subarray(start + 16 * 1024, end + 1)));
+    });
+    try {
+      const destPath = path.join(await freshDir(), 'file.bin');
+      const result = await downloadFile({
+        sources: [{ url: slow.url, peerId: 'slow' }, goodSource(0)],
+        sha256: sum,
+        size: content.length,
+        destPath,
+        ...parallelOptions,
+        parallelRampMs: 50,
+      });
+      assert.deepEqual(await fs.readFile(destPath), content);
+      assert.deepEqual(slow.ranges[0], `bytes=0-${content.length - 1}`, 'alone, the whole file at once');
+      // The slow source's range was cut a segment past what it had sent; the rest went out in segments.
+      const joined = parseRangeHeader(goods[0]?.ranges[before[0] ?? 0], content.length);
+      assert.deepEqual(joined, [16 * 1024 + segmentBytes, 16 * 1024 + 2 * segmentBytes - 1]);
+      assert.deepEqual([...result.servedBy].sort(), ['good1', 'slow']);
     } finally {
       await slow.close();
     }
