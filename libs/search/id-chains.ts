@@ -1,147 +1,187 @@
-import { int32s, regrown, uint32s } from './big-arrays.js';
+import { PIECE_BITS, PIECE_MASK, Uint32Column } from './big-arrays.js';
 
-/** Buckets split by each `add` while the table is growing (two, so a split ends before the next growth). */
-const SPLITS_PER_ADD = 2;
+/** Fewest buckets (a power of two). */
+const MIN_BUCKETS = 1024;
+/** Buckets merge once there are more than this many per id. */
+const MAX_BUCKETS_PER_ID = 4;
 
 /**
- * A multimap from a 32-bit hash to file ids, in typed arrays: one bucket head per id slot of capacity and
- * a doubly linked chain through the ids, so adding and removing an id cost O(1) and nothing is allocated
- * per file (a `Map` entry, or a `Set` for a shared key, costs tens of bytes and garbage-collector work per
- * file). Callers compare the full key of each id a bucket yields: different keys may share a bucket.
+ * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a doubly linked
+ * chain through the ids, so adding and removing an id cost O(1) and nothing is allocated per id (a `Map`
+ * entry, or a `Set` for a shared key, costs tens of bytes and garbage-collector work per id). Callers
+ * compare the full key of each id a bucket yields: different keys may share a bucket.
  *
- * Growing does not rehash every id at once (a pause of tens of milliseconds at a million ids): the
- * buckets double and each old bucket is split into its two new ones later, a few per `add` (linear
- * hashing). Until bucket b is split, the ids of both its halves stay in it.
+ * The bucket count follows the number of ids by linear hashing: each `add` that takes the ids past the
+ * buckets splits one bucket in two, and each `delete` that leaves more than `MAX_BUCKETS_PER_ID` buckets an
+ * id merges the last bucket into its twin (a few per call, O(1) each), so no call rehashes more than one
+ * bucket. Buckets and
+ * the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces, copying
+ * nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling; a chain's head
+ * links back to its tail, so merging two chains is O(1).
  */
 export class IdChains {
-  private heads: Int32Array;
-  private next: Int32Array;
-  private prev: Int32Array;
-  private hashes: Uint32Array;
-  /** Buckets below `splitNext` (of the lower half) are split; `lowMask` addresses the unsplit ones. */
-  private splitNext = 0;
-  private lowMask: number;
+  /** Per id: next + 1, previous + 1, hash. */
+  private readonly nodes = new Uint32Column(3);
+  private readonly heads = new Uint32Column();
+  /** Buckets in use: `low + split` (`low` a power of two), where buckets below `split` are split already. */
+  private low = MIN_BUCKETS;
+  private split = 0;
+  private ids = 0;
 
-  constructor(capacity: number) {
-    this.heads = int32s(capacity).fill(-1);
-    this.next = int32s(capacity);
-    this.prev = int32s(capacity);
-    this.hashes = uint32s(capacity);
-    this.lowMask = capacity - 1;
+  constructor(idLimit = 1) {
+    this.nodes.setLimit(idLimit);
+    this.heads.setLimit(MIN_BUCKETS);
+  }
+
+  get size(): number {
+    return this.ids;
+  }
+
+  get bucketCount(): number {
+    return this.low + this.split;
   }
 
   /** The first id whose hash falls in `hash`'s bucket, or -1; go on with `after`. */
   first(hash: number): number {
-    return this.heads[this.bucket(hash)]!;
+    return this.head(this.bucket(hash)) - 1;
   }
 
   after(id: number): number {
-    return this.next[id]!;
+    return this.node(id)[(id & PIECE_MASK) * 3]! - 1;
   }
 
   hashOf(id: number): number {
-    return this.hashes[id]!;
+    return this.node(id)[(id & PIECE_MASK) * 3 + 2]!;
   }
 
   add(id: number, hash: number): void {
-    this.hashes[id] = hash;
+    this.node(id)[(id & PIECE_MASK) * 3 + 2] = hash;
     this.link(id, this.bucket(hash));
-    for (let i = 0; i < SPLITS_PER_ADD && this.splitting(); i++) this.splitOne();
+    if (++this.ids > this.bucketCount) this.splitOne();
   }
 
   delete(id: number): void {
-    const before = this.prev[id]!;
-    const after = this.next[id]!;
-    if (before >= 0) this.next[before] = after;
-    else this.heads[this.bucket(this.hashes[id]!)] = after;
-    if (after >= 0) this.prev[after] = before;
+    this.unlink(id, this.bucket(this.hashOf(id)));
+    this.ids--;
+    // As many merges as keep the ratio from drifting while ids keep leaving.
+    for (
+      let i = 0;
+      i < MAX_BUCKETS_PER_ID &&
+      this.bucketCount > MIN_BUCKETS &&
+      this.ids * MAX_BUCKETS_PER_ID < this.bucketCount;
+      i++
+    )
+      this.mergeOne();
   }
 
-  /**
-   * Moves to `capacity` (a power of two) buckets and id slots; `live(id)` says which ids below `idCount`
-   * (at most `capacity`) are in a chain. Growing copies the links and leaves the rehashing to later adds;
-   * halving merges bucket pairs; any other change chains the live ids again (one pass).
-   */
-  resize(capacity: number, idCount: number, live: (id: number) => boolean): void {
-    const keep = Math.min(idCount, capacity);
-    this.next = regrown(this.next, capacity, keep, int32s);
-    this.prev = regrown(this.prev, capacity, keep, int32s);
-    this.hashes = regrown(this.hashes, capacity, keep, uint32s);
-    if (capacity === this.heads.length * 2) {
-      while (this.splitting()) this.splitOne();
-      const heads = int32s(capacity);
-      heads.set(this.heads);
-      heads.fill(-1, this.heads.length);
-      this.heads = heads;
-      this.splitNext = 0;
-      return;
-    }
-    if (capacity * 2 === this.heads.length && !this.splitting()) {
-      this.mergeHalves();
-      return;
-    }
-    this.heads = int32s(capacity).fill(-1);
-    this.lowMask = capacity - 1;
-    this.splitNext = 0;
-    for (let id = 0; id < keep; id++) if (live(id)) this.link(id, this.bucket(this.hashes[id]!));
+  /** Room for ids below `limit`; every id at or above it must have been deleted. */
+  setIdLimit(limit: number): void {
+    this.nodes.setLimit(Math.max(1, limit));
   }
 
-  /**
-   * Halves the buckets by appending each upper bucket's chain to its lower twin: no id is rehashed (the
-   * chains hold only ids below the new capacity, the others were deleted before).
-   */
-  private mergeHalves(): void {
-    const half = this.heads.length >>> 1;
-    const heads = int32s(half);
-    for (let b = 0; b < half; b++) {
-      const lower = this.heads[b]!;
-      const upper = this.heads[b + half]!;
-      heads[b] = lower >= 0 ? lower : upper;
-      if (lower < 0 || upper < 0) continue;
-      let tail = lower;
-      while (this.next[tail]! >= 0) tail = this.next[tail]!;
-      this.next[tail] = upper;
-      this.prev[upper] = tail;
-    }
-    this.heads = heads;
-    this.lowMask = half - 1;
-    this.splitNext = 0;
+  private node(id: number): Uint32Array {
+    return this.nodes.pieces[id >>> PIECE_BITS]!;
   }
 
-  private splitting(): boolean {
-    return this.lowMask < this.heads.length - 1;
+  private head(bucket: number): number {
+    return this.heads.pieces[bucket >>> PIECE_BITS]![bucket & PIECE_MASK]!;
+  }
+
+  private setHead(bucket: number, id: number): void {
+    this.heads.pieces[bucket >>> PIECE_BITS]![bucket & PIECE_MASK] = id + 1;
   }
 
   private bucket(hash: number): number {
-    const low = hash & this.lowMask;
-    return low < this.splitNext ? hash & (this.heads.length - 1) : low;
+    const low = this.low;
+    const wide = hash & ((low << 1) - 1);
+    return wide < low + this.split ? wide : hash & (low - 1);
   }
 
-  /** Moves the ids of bucket `splitNext` whose hash has the next bit set into its new twin bucket. */
+  /** Moves the ids of bucket `split` whose hash has the next bit set into a new bucket. */
   private splitOne(): void {
-    const from = this.splitNext;
-    const mask = this.heads.length - 1;
-    let id = this.heads[from]!;
+    const low = this.low;
+    const from = this.split;
+    const to = low + from;
+    this.heads.setLimit(to + 1);
+    this.setHead(to, -1);
+    const mask = 2 * low - 1;
+    let id = this.head(from) - 1;
     while (id >= 0) {
-      const following = this.next[id]!;
-      if ((this.hashes[id]! & mask) !== from) {
-        this.delete(id);
-        this.link(id, this.hashes[id]! & mask);
+      const following = this.after(id);
+      if ((this.hashOf(id) & mask) === to) {
+        this.unlink(id, from);
+        this.link(id, to);
       }
       id = following;
     }
-    this.splitNext++;
-    if (this.splitNext > this.lowMask) {
-      this.lowMask = mask;
-      this.splitNext = 0;
+    if (++this.split === low) {
+      this.low = low << 1;
+      this.split = 0;
     }
   }
 
+  /** Appends the chain of the last bucket to its twin's and drops the last bucket. */
+  private mergeOne(): void {
+    if (this.split === 0) {
+      this.low >>>= 1;
+      this.split = this.low;
+    }
+    this.split--;
+    const into = this.split;
+    const from = this.low + into;
+    const moving = this.head(from) - 1;
+    if (moving >= 0) {
+      const first = this.head(into) - 1;
+      if (first < 0) this.setHead(into, moving);
+      else {
+        const tail = this.prev(first);
+        const movingTail = this.prev(moving);
+        this.setNext(tail, moving);
+        this.setPrev(moving, tail);
+        this.setPrev(first, movingTail);
+      }
+    }
+    this.setHead(from, -1);
+    this.heads.setLimit(from);
+  }
+
+  /** The previous id in the chain; the head's previous is the chain's tail (so a merge is O(1)). */
+  private prev(id: number): number {
+    return this.node(id)[(id & PIECE_MASK) * 3 + 1]! - 1;
+  }
+
+  private setNext(id: number, next: number): void {
+    this.node(id)[(id & PIECE_MASK) * 3] = next + 1;
+  }
+
+  private setPrev(id: number, prev: number): void {
+    this.node(id)[(id & PIECE_MASK) * 3 + 1] = prev + 1;
+  }
+
   private link(id: number, bucket: number): void {
-    const head = this.heads[bucket]!;
-    this.prev[id] = -1;
-    this.next[id] = head;
-    if (head >= 0) this.prev[head] = id;
-    this.heads[bucket] = id;
+    const head = this.head(bucket) - 1;
+    const node = this.node(id);
+    const at = (id & PIECE_MASK) * 3;
+    node[at] = head + 1;
+    if (head >= 0) {
+      node[at + 1] = this.prev(head) + 1;
+      this.setPrev(head, id);
+    } else node[at + 1] = id + 1;
+    this.setHead(bucket, id);
+  }
+
+  private unlink(id: number, bucket: number): void {
+    const node = this.node(id);
+    const at = (id & PIECE_MASK) * 3;
+    const after = node[at]! - 1;
+    const before = node[at + 1]! - 1;
+    const head = this.head(bucket) - 1;
+    if (head === id) {
+      this.setHead(bucket, after);
+      if (after >= 0) this.setPrev(after, before);
+      return;
+    }
+    this.setNext(before, after);
+    this.setPrev(after >= 0 ? after : head, before);
   }
 }

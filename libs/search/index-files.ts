@@ -34,9 +34,9 @@ export class IndexFiles {
   readonly texts = new TextChunks();
   readonly tokens: TokenIndex;
   private readonly lists = new OwnerLists();
-  private readonly nameChains = new IdChains(1024);
-  private readonly shaChains = new IdChains(1024);
-  private readonly keyChains = new IdChains(1024);
+  private readonly nameChains = new IdChains();
+  private readonly shaChains = new IdChains();
+  private readonly keyChains = new IdChains();
   private readonly seed = randomInt(2 ** 30);
 
   constructor(
@@ -53,7 +53,7 @@ export class IndexFiles {
   }
 
   ownerOf(id: number): IndexPeer {
-    return this.ownerAt(this.table.owners[id]! - 1);
+    return this.ownerAt(this.table.owner(id) - 1);
   }
 
   /** The file of `peer` named `name`, or -1. */
@@ -61,12 +61,12 @@ export class IndexFiles {
     const { bytes, length } = encodeScratch(name);
     const hash = hashBytes(bytes, 0, length, this.nameSeed(peer));
     const owner = peer.number + 1;
-    const { owners, texts } = this.table;
+    const table = this.table;
     for (let id = this.nameChains.first(hash); id >= 0; id = this.nameChains.after(id)) {
       if (
         this.nameChains.hashOf(id) === hash &&
-        owners[id] === owner &&
-        this.texts.nameEquals(texts[id]!, bytes, length)
+        table.owner(id) === owner &&
+        this.texts.nameEquals(table.texts.get(id), bytes, length)
       )
         return id;
     }
@@ -81,10 +81,10 @@ export class IndexFiles {
   entry(id: number): FileEntry {
     const table = this.table;
     return {
-      name: this.texts.name(table.texts[id]!),
-      size: table.sizes[id]!,
+      name: this.texts.name(table.texts.get(id)),
+      size: table.sizes.get(id),
       sha256: table.sha(id),
-      mtimeMs: table.mtimes[id]!,
+      mtimeMs: table.mtimes.get(id),
     };
   }
 
@@ -103,12 +103,11 @@ export class IndexFiles {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
       if (table.sha(existing) !== sha256) {
         this.shaChains.delete(existing);
-        table.setSha(existing, sha256);
-        this.shaChains.add(existing, table.shaHash(existing, this.seed));
+        this.shaChains.add(existing, table.setSha(existing, sha256, this.seed));
       }
-      peer.totalBytes += file.size - table.sizes[existing]!;
-      table.sizes[existing] = file.size;
-      table.mtimes[existing] = file.mtimeMs;
+      peer.totalBytes += file.size - table.sizes.get(existing);
+      table.sizes.set(existing, file.size);
+      table.mtimes.set(existing, file.mtimeMs);
       return;
     }
     const tokens = tokenize(file.name);
@@ -117,14 +116,14 @@ export class IndexFiles {
     // The tokens of an ASCII name are read off its bytes, so only other names keep their token key.
     const { bytes, length } = encodeScratch(file.name);
     const address = this.texts.add(id, file.name, isAscii(bytes, 0, length) ? '' : key);
-    table.texts[id] = address;
-    table.setSha(id, sha256);
-    table.sizes[id] = file.size;
-    table.mtimes[id] = file.mtimeMs;
+    table.texts.set(id, address);
+    const shaHash = table.setSha(id, sha256, this.seed);
+    table.sizes.set(id, file.size);
+    table.mtimes.set(id, file.mtimeMs);
     this.tokens.add(id, distinct(tokens), table.capacity);
     this.lists.add(peer, id);
     this.nameChains.add(id, this.texts.hashName(address, this.nameSeed(peer)));
-    this.shaChains.add(id, table.shaHash(id, this.seed));
+    this.shaChains.add(id, shaHash);
     const keyBytes = utf8(key);
     this.keyChains.add(id, hashBytes(keyBytes, 0, keyBytes.length, this.seed));
     peer.totalBytes += file.size;
@@ -135,14 +134,14 @@ export class IndexFiles {
   remove(id: number): void {
     const table = this.table;
     const peer = this.ownerOf(id);
-    const address = table.texts[id]!;
+    const address = table.texts.get(id);
     this.tokens.remove(id, distinct(keyTokens(this.keyOf(address))), table.capacity, table.idCount);
     this.keyChains.delete(id);
     this.nameChains.delete(id);
     this.shaChains.delete(id);
     this.lists.delete(peer, id);
     this.texts.release(address);
-    peer.totalBytes -= table.sizes[id]!;
+    peer.totalBytes -= table.sizes.get(id);
     peer.sortedIds = undefined;
     table.release(id);
   }
@@ -151,13 +150,12 @@ export class IndexFiles {
   compactTexts(): boolean {
     const sparse = this.texts.sparseChunks();
     if (sparse.length === 0) return false;
-    const { owners, texts } = this.table;
+    const table = this.table;
     this.texts.moveChunk(
       sparse[0]!,
-      (id, address) => owners[id] !== 0 && texts[id] === address,
-      (id, address) => {
-        texts[id] = address;
-      },
+      // An entry released long ago may name an id above the id space now.
+      (id, address) => id < table.capacity && table.owner(id) !== 0 && table.texts.get(id) === address,
+      (id, address) => table.texts.set(id, address),
     );
     return true;
   }
@@ -171,7 +169,7 @@ export class IndexFiles {
       },
       visible: (id) => !this.ownerOf(id).removed,
       hasTokenStarting: (id, needle) => {
-        const address = table.texts[id]!;
+        const address = table.texts.get(id);
         const chunk = texts.chunkOf(address);
         const extraLength = texts.extraLength(address);
         if (extraLength > 0) return includesBytes(chunk, texts.extraStart(address), extraLength, needle);
@@ -183,7 +181,7 @@ export class IndexFiles {
         const key = utf8(text);
         const hash = hashBytes(key, 0, key.length, this.seed);
         for (let id = this.keyChains.first(hash); id >= 0; id = this.keyChains.after(id)) {
-          if (this.keyChains.hashOf(id) === hash && this.keyOf(table.texts[id]!) === text && !visit(id))
+          if (this.keyChains.hashOf(id) === hash && this.keyOf(table.texts.get(id)) === text && !visit(id))
             return;
         }
       },
@@ -214,14 +212,12 @@ export class IndexFiles {
       : tokenKey(tokenize(this.texts.name(address)));
   }
 
+  /** The id space is now `capacity` ids (the ids above it are free): every id-indexed structure follows. */
   private resize(capacity: number): void {
-    const table = this.table;
-    const idCount = Math.min(table.idCount, capacity);
-    const live = (id: number) => table.owners[id] !== 0;
     this.tokens.resize(capacity);
-    this.lists.resize(capacity, idCount);
-    this.nameChains.resize(capacity, idCount, live);
-    this.shaChains.resize(capacity, idCount, live);
-    this.keyChains.resize(capacity, idCount, live);
+    this.lists.setLimit(capacity);
+    this.nameChains.setIdLimit(capacity);
+    this.shaChains.setIdLimit(capacity);
+    this.keyChains.setIdLimit(capacity);
   }
 }

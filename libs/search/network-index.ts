@@ -1,5 +1,5 @@
 import type { FileEntry } from '../protocol/index.js';
-import { uint32s } from './big-arrays.js';
+import { Uint32Column } from './big-arrays.js';
 import { IndexFiles, IndexPeer } from './index-files.js';
 import type { DeltaResult, FullResult, PeerDeltaInput, PeerState, SearchOutcome } from './peer-table.js';
 import { orderedResults, PeerStore } from './peer-table.js';
@@ -62,7 +62,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   private readonly files: IndexFiles;
   private readonly words: WordSearch;
   /** Marks of the update under way (a search between two slices of an update must not disturb them). */
-  private updateMarks = uint32s(1024);
+  private readonly updateMarks = new Uint32Column();
   private updateEpoch = 0;
   private readonly workBudget: number;
 
@@ -75,6 +75,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       (capacity) => this.onCapacity(capacity),
     );
     this.words = new WordSearch(this.files.tokens.dictionary, this.files.searchFiles());
+    this.updateMarks.setLimit(this.files.table.capacity);
   }
 
   get fileCount(): number {
@@ -217,7 +218,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     if (peer === undefined) return [];
     if (peer.sortedIds === undefined) {
       const ids = this.files.ids(peer);
-      const names = ids.map((id) => this.files.texts.name(this.files.table.texts[id]!));
+      const names = ids.map((id) => this.files.texts.name(this.files.table.texts.get(id)));
       const order = ids.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
       peer.sortedIds = Uint32Array.from(order, (i) => ids[i]!);
     }
@@ -271,11 +272,11 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
 
   private markName(peer: IndexPeer, name: string, epoch: number): void {
     const id = this.files.find(peer, name);
-    if (id >= 0) this.updateMarks[id] = epoch;
+    if (id >= 0) this.updateMarks.set(id, epoch);
   }
 
   private unmarkedIds(peer: IndexPeer, epoch: number): number[] {
-    return this.files.ids(peer).filter((id) => this.updateMarks[id] !== epoch);
+    return this.files.ids(peer).filter((id) => this.updateMarks.get(id) !== epoch);
   }
 
   private removeName(peer: IndexPeer, name: string): void {
@@ -285,9 +286,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
 
   private onCapacity(capacity: number): void {
     this.words.resize(capacity);
-    const updateMarks = uint32s(capacity);
-    updateMarks.set(this.updateMarks.subarray(0, Math.min(capacity, this.updateMarks.length)));
-    this.updateMarks = updateMarks;
+    this.updateMarks.setLimit(capacity);
   }
 
   private isSparse(): boolean {
@@ -317,7 +316,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     await runSliced(
       () => table.idCount - target,
       (i) => {
-        if (table.owners[target + i] !== 0) high.push(target + i);
+        if (table.owner(target + i) !== 0) high.push(target + i);
       },
       options,
     );
@@ -337,7 +336,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   private relocate(id: number): void {
     const table = this.files.table;
     const lowest = table.lowestFree();
-    if (table.owners[id] === 0 || lowest === undefined || lowest > id) return;
+    if (table.owner(id) === 0 || lowest === undefined || lowest > id) return;
     const peer = this.files.ownerOf(id);
     if (peer.removed) return;
     const file = this.files.entry(id);
@@ -347,7 +346,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
 
   private nextUpdateEpoch(): number {
     if (this.updateEpoch === 0xffffffff) {
-      this.updateMarks.fill(0);
+      for (const piece of this.updateMarks.pieces) piece.fill(0);
       this.updateEpoch = 0;
     }
     return ++this.updateEpoch;

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { regrown, uint8s, uint32s } from '../../libs/search/big-arrays.js';
 import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/search/bytes.js';
-import { IdChains } from '../../libs/search/id-chains.js';
 import { NamedSlots } from '../../libs/search/named-slots.js';
 import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
 import { PeerRecord, PeerTable } from '../../libs/search/peer-table.js';
@@ -39,21 +37,6 @@ describe('bytes', () => {
   });
 });
 
-describe('big arrays', () => {
-  it('gives zeroed arrays of the asked length, large ones included, and copies on regrowth', () => {
-    for (const length of [10, 1 << 20]) {
-      const ints = uint32s(length);
-      assert.equal(ints.length, length);
-      assert.equal(ints[length - 1], 0);
-      ints[3] = 7;
-      const grown = regrown(ints, length * 2, 4, uint32s);
-      assert.equal(grown.length, length * 2);
-      assert.equal(grown[3], 7);
-    }
-    assert.equal(uint8s(100_000).length, 100_000);
-  });
-});
-
 describe('sorted id lists', () => {
   it('stay sorted and exact through inserts and removals, as plain and as typed arrays', () => {
     const random = prng(3);
@@ -79,72 +62,6 @@ describe('sorted id lists', () => {
   });
 });
 
-describe('IdChains', () => {
-  it('yields every id of a hash, forgets deleted ones and survives a resize', () => {
-    const chains = new IdChains(16);
-    for (let id = 0; id < 16; id++) chains.add(id, id % 3 === 0 ? 0xabc : id);
-    chains.delete(3);
-    chains.delete(0);
-    const bucket = (hash: number) => {
-      const ids: number[] = [];
-      for (let id = chains.first(hash); id >= 0; id = chains.after(id))
-        if (chains.hashOf(id) === hash) ids.push(id);
-      return ids.sort((a, b) => a - b);
-    };
-    assert.deepEqual(bucket(0xabc), [6, 9, 12, 15]);
-    chains.resize(64, 16, (id) => id !== 0 && id !== 3);
-    assert.deepEqual(bucket(0xabc), [6, 9, 12, 15]);
-    assert.deepEqual(bucket(5), [5]);
-  });
-
-  it('finds every id while its buckets are being split after a growth, and after', () => {
-    const random = prng(21);
-    const chains = new IdChains(1024);
-    const hashes = new Map<number, number>();
-    const findable = () => {
-      for (const [id, hash] of hashes) {
-        let seen = false;
-        for (let at = chains.first(hash); at >= 0 && !seen; at = chains.after(at)) seen = at === id;
-        assert.ok(seen, `id ${id}`);
-      }
-    };
-    for (let id = 0; id < 1024; id++) {
-      const hash = Math.floor(random() * 2 ** 32);
-      hashes.set(id, hash);
-      chains.add(id, hash);
-    }
-    chains.resize(2048, 1024, () => true);
-    findable();
-    for (let id = 1024; id < 1100; id++) {
-      const hash = Math.floor(random() * 2 ** 32);
-      hashes.set(id, hash);
-      chains.add(id, hash);
-      if (id % 3 === 0) {
-        chains.delete(id - 1000);
-        hashes.delete(id - 1000);
-      }
-    }
-    findable();
-    for (let id = 1100; id < 2048; id++) {
-      hashes.set(id, id * 7919);
-      chains.add(id, id * 7919);
-    }
-    findable();
-    // Halving: the ids at or above the new capacity leave first, the others stay findable.
-    for (let id = 1024; id < 2048; id++) {
-      chains.delete(id);
-      hashes.delete(id);
-    }
-    chains.resize(1024, 1024, (id) => hashes.has(id));
-    findable();
-    for (const id of [...hashes.keys()].slice(0, 100)) {
-      chains.delete(id);
-      hashes.delete(id);
-    }
-    findable();
-  });
-});
-
 describe('OwnerLists', () => {
   it('links each owner’s ids and unlinks any of them', () => {
     const lists = new OwnerLists();
@@ -157,7 +74,7 @@ describe('OwnerLists', () => {
     assert.deepEqual(lists.ids(a), [6, 2, 0]);
     assert.deepEqual(lists.ids(b), [9, 7, 5, 3]);
     assert.equal(a.count, 3);
-    lists.resize(2048, 10);
+    lists.setLimit(2048);
     assert.deepEqual(lists.ids(b), [9, 7, 5, 3]);
   });
 });
