@@ -15,6 +15,8 @@ export interface TokenPostings extends SortedIds {
   bits?: Uint32Array;
   /** Files that hold the token now. */
   live: number;
+  /** The last update that touched the token (`TokenIndex` uses it to skip a name's repeated tokens). */
+  mark: number;
 }
 
 export interface TokenDictionaryOptions {
@@ -59,7 +61,7 @@ export class TokenDictionary {
   acquire(token: string): TokenPostings {
     let entry = this.byToken.get(token);
     if (entry === undefined) {
-      entry = { token, ids: [], count: 0, bits: undefined, live: 0 };
+      entry = { token, ids: [], count: 0, bits: undefined, live: 0, mark: 0 };
       this.byToken.set(token, entry);
       this.insertOrdered(entry);
     }

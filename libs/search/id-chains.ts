@@ -102,8 +102,7 @@ export class IdChains {
     const low = this.low;
     const from = this.split;
     const to = low + from;
-    this.heads.setLimit(to + 1);
-    this.setHead(to, -1);
+    if (to >= this.heads.limit) this.heads.setLimit(to + 1);
     const mask = 2 * low - 1;
     let id = this.head(from) - 1;
     while (id >= 0) {
@@ -142,7 +141,8 @@ export class IdChains {
       }
     }
     this.setHead(from, -1);
-    this.heads.setLimit(from);
+    // Give back the heads' top piece once it is empty (or halve a lone first piece).
+    if (from <= this.heads.limit >>> 1 || (from & PIECE_MASK) === 0) this.heads.setLimit(from);
   }
 
   /** The previous id in the chain; the head's previous is the chain's tail (so a merge is O(1)). */

@@ -8,7 +8,7 @@ import { type Match, PeerRecord } from './peer-table.js';
 import { tokenize } from './query.js';
 import { TextChunks } from './text-chunks.js';
 import { TokenIndex } from './token-index.js';
-import { distinct, keyTokens, tokenKey } from './token-key.js';
+import { asciiTokens, keyTokens, tokenKey } from './token-key.js';
 import type { SearchFiles } from './word-search.js';
 
 /** A peer of the index: a record and the head of its list of files, nothing per file. */
@@ -38,6 +38,7 @@ export class IndexFiles {
   private readonly shaChains = new IdChains();
   private readonly keyChains = new IdChains();
   private readonly seed = randomInt(2 ** 30);
+  private readonly tokenScratch: string[] = [];
 
   constructor(
     bitmapMinFiles: number,
@@ -59,7 +60,11 @@ export class IndexFiles {
   /** The file of `peer` named `name`, or -1. */
   find(peer: IndexPeer, name: string): number {
     const { bytes, length } = encodeScratch(name);
-    const hash = hashBytes(bytes, 0, length, this.nameSeed(peer));
+    return this.findEncoded(peer, bytes, length, hashBytes(bytes, 0, length, this.nameSeed(peer)));
+  }
+
+  /** `find` of the name whose UTF-8 is `bytes[0, length)` and whose name hash is `hash`. */
+  private findEncoded(peer: IndexPeer, bytes: Uint8Array, length: number, hash: number): number {
     const owner = peer.number + 1;
     const table = this.table;
     for (let id = this.nameChains.first(hash); id >= 0; id = this.nameChains.after(id)) {
@@ -97,10 +102,14 @@ export class IndexFiles {
   /** Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. */
   upsert(peer: IndexPeer, file: FileEntry): void {
     const table = this.table;
-    const sha256 = file.sha256.toLowerCase();
-    const existing = this.find(peer, file.name);
+    const name = file.name;
+    // The name is encoded once: found by its bytes, and stored from them when new.
+    const { bytes, length } = encodeScratch(name);
+    const nameHash = hashBytes(bytes, 0, length, this.nameSeed(peer));
+    const existing = this.findEncoded(peer, bytes, length, nameHash);
     if (existing >= 0) {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
+      const sha256 = file.sha256.toLowerCase();
       if (table.sha(existing) !== sha256) {
         this.shaChains.delete(existing);
         this.shaChains.add(existing, table.setSha(existing, sha256, this.seed));
@@ -110,22 +119,29 @@ export class IndexFiles {
       table.mtimes.set(existing, file.mtimeMs);
       return;
     }
-    const tokens = tokenize(file.name);
-    const key = tokenKey(tokens);
     const id = table.allocate(peer.number);
-    // The tokens of an ASCII name are read off its bytes, so only other names keep their token key.
-    const { bytes, length } = encodeScratch(file.name);
-    const address = this.texts.add(id, file.name, isAscii(bytes, 0, length) ? '' : key);
+    const tokens = this.tokenScratch;
+    tokens.length = 0;
+    let address: number;
+    let keyHash: number;
+    // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes and not kept.
+    if (length === name.length) {
+      keyHash = asciiTokens(name, bytes, 0, length, this.seed, tokens);
+      address = this.texts.add(id, bytes, length, '');
+    } else {
+      for (const token of tokenize(name)) tokens.push(token);
+      address = this.texts.add(id, bytes, length, tokenKey(tokens));
+      keyHash = this.texts.hashExtra(address, this.seed);
+    }
     table.texts.set(id, address);
-    const shaHash = table.setSha(id, sha256, this.seed);
+    const shaHash = table.setSha(id, file.sha256, this.seed);
     table.sizes.set(id, file.size);
     table.mtimes.set(id, file.mtimeMs);
-    this.tokens.add(id, distinct(tokens), table.capacity);
+    this.tokens.add(id, tokens, table.capacity);
     this.lists.add(peer, id);
-    this.nameChains.add(id, this.texts.hashName(address, this.nameSeed(peer)));
+    this.nameChains.add(id, nameHash);
     this.shaChains.add(id, shaHash);
-    const keyBytes = utf8(key);
-    this.keyChains.add(id, hashBytes(keyBytes, 0, keyBytes.length, this.seed));
+    this.keyChains.add(id, keyHash);
     peer.totalBytes += file.size;
     peer.sortedIds = undefined;
   }
@@ -135,7 +151,7 @@ export class IndexFiles {
     const table = this.table;
     const peer = this.ownerOf(id);
     const address = table.texts.get(id);
-    this.tokens.remove(id, distinct(keyTokens(this.keyOf(address))), table.capacity, table.idCount);
+    this.tokens.remove(id, this.tokensOf(address), table.capacity, table.idCount);
     this.keyChains.delete(id);
     this.nameChains.delete(id);
     this.shaChains.delete(id);
@@ -203,6 +219,23 @@ export class IndexFiles {
 
   private nameSeed(peer: IndexPeer): number {
     return this.seed ^ Math.imul(peer.number + 1, 0x9e3779b1);
+  }
+
+  /** The tokens of the file whose texts are at `address`, in order, in a scratch list valid until the next call. */
+  private tokensOf(address: number): string[] {
+    const tokens = this.tokenScratch;
+    tokens.length = 0;
+    const texts = this.texts;
+    if (texts.extraLength(address) > 0) {
+      for (const token of keyTokens(texts.extra(address))) tokens.push(token);
+      return tokens;
+    }
+    // No key kept: an ASCII name, or one without tokens.
+    const chunk = texts.chunkOf(address);
+    const start = texts.nameStart(address);
+    const length = texts.nameLength(address);
+    if (isAscii(chunk, start, length)) asciiTokens(texts.name(address), chunk, start, length, 0, tokens);
+    return tokens;
   }
 
   /** The token key of the file whose texts are at `address` (see `tokenKey`). */

@@ -114,9 +114,11 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   applyFull(state: PeerState): FullResult {
     const { peer, result } = this.beginFull(state);
     if (result === 'stale') return result;
-    const epoch = this.nextUpdateEpoch();
-    for (const file of state.files) this.markName(peer, file.name, epoch);
-    for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
+    if (peer.fileCount > 0) {
+      const epoch = this.nextUpdateEpoch();
+      for (const file of state.files) this.markName(peer, file.name, epoch);
+      for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
+    }
     for (const file of state.files) this.files.upsert(peer, file);
     this.trimIfSparse();
     return result;
@@ -127,8 +129,8 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     return this.updates.run(async () => {
       const { peer, result } = this.beginFull(state);
       if (result === 'stale') return result;
-      const epoch = this.nextUpdateEpoch();
       if (peer.fileCount > 0) {
+        const epoch = this.nextUpdateEpoch();
         await forEachSliced(state.files, (file) => this.markName(peer, file.name, epoch), options);
         const gone = this.unmarkedIds(peer, epoch);
         await forEachSliced(gone, (id) => this.files.remove(id), options);

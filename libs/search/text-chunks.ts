@@ -1,5 +1,5 @@
 import { uint8s } from './big-arrays.js';
-import { bytesEqual, encodeScratch, hashBytes } from './bytes.js';
+import { bytesEqual, hashBytes } from './bytes.js';
 
 const CHUNK_BITS = 20;
 /** Bytes of one chunk (1 MiB): entries never span two. */
@@ -43,19 +43,22 @@ export class TextChunks {
     return this.liveTotal;
   }
 
-  /** Stores `name` then `extra` for file `id`; returns the entry's address. */
-  add(id: number, name: string, extra: string): number {
-    const { bytes, length } = encodeScratch(extra === '' ? name : name + extra);
-    const nameLength = extra === '' ? length : Buffer.byteLength(name, 'utf8');
-    if (nameLength > MAX_TEXT_BYTES || length - nameLength > MAX_TEXT_BYTES)
+  /**
+   * Stores a name, given as its `nameLength` UTF-8 bytes at the start of `nameBytes` (the caller's encoding,
+   * which this does not overwrite), then `extra`, for file `id`; returns the entry's address.
+   */
+  add(id: number, nameBytes: Uint8Array, nameLength: number, extra: string): number {
+    const extraLength = extra === '' ? 0 : Buffer.byteLength(extra, 'utf8');
+    if (nameLength > MAX_TEXT_BYTES || extraLength > MAX_TEXT_BYTES)
       throw new RangeError(`a name holds at most ${MAX_TEXT_BYTES} UTF-8 bytes`);
-    const address = this.reserve(HEADER_BYTES + length);
+    const address = this.reserve(HEADER_BYTES + nameLength + extraLength);
     const chunk = this.chunks[address >>> CHUNK_BITS]!;
     const at = address & OFFSET_MASK;
     chunk.writeUInt32LE(id, at);
     chunk.writeUInt16LE(nameLength, at + 4);
-    chunk.writeUInt16LE(length - nameLength, at + 6);
-    bytes.copy(chunk, at + HEADER_BYTES, 0, length);
+    chunk.writeUInt16LE(extraLength, at + 6);
+    for (let i = 0; i < nameLength; i++) chunk[at + HEADER_BYTES + i] = nameBytes[i]!;
+    if (extraLength > 0) chunk.write(extra, at + HEADER_BYTES + nameLength, extraLength, 'utf8');
     return address;
   }
 
@@ -101,6 +104,10 @@ export class TextChunks {
 
   hashName(address: number, seed: number): number {
     return hashBytes(this.chunkOf(address), this.nameStart(address), this.nameLength(address), seed);
+  }
+
+  hashExtra(address: number, seed: number): number {
+    return hashBytes(this.chunkOf(address), this.extraStart(address), this.extraLength(address), seed);
   }
 
   nameEquals(address: number, bytes: Uint8Array, length: number): boolean {

@@ -3,6 +3,9 @@ import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
 import { TokenDictionary, type TokenPostings } from './dictionary.js';
 import { fromIds, insertId, removeId } from './postings.js';
 
+/** Marks stay small integers. */
+const MAX_MARK = 2 ** 30 - 1;
+
 /**
  * The inverted index: for every token, the files holding it, as a sorted id list or, for a token held by a
  * large share of the files, a bitmap over the id space (`capacity` bits). A token gets its bitmap at
@@ -12,6 +15,7 @@ import { fromIds, insertId, removeId } from './postings.js';
 export class TokenIndex {
   readonly dictionary = new TokenDictionary();
   private readonly bitmapTokens = new Set<TokenPostings>();
+  private mark = 0;
 
   constructor(private readonly bitmapMinFiles: number) {}
 
@@ -29,10 +33,13 @@ export class TokenIndex {
     return total;
   }
 
-  /** Adds file `id` under each of `tokens` (distinct); `capacity` is the id space's. */
+  /** Adds file `id` under each of `tokens` (repeats are skipped); `capacity` is the id space's. */
   add(id: number, tokens: readonly string[], capacity: number): void {
-    for (const token of tokens) {
-      const entry = this.dictionary.acquire(token);
+    const mark = this.nextMark();
+    for (let i = 0; i < tokens.length; i++) {
+      const entry = this.dictionary.acquire(tokens[i]!);
+      if (entry.mark === mark) continue;
+      entry.mark = mark;
       entry.live++;
       if (entry.bits !== undefined) setBit(entry.bits, id);
       else {
@@ -42,12 +49,14 @@ export class TokenIndex {
     }
   }
 
-  /** Takes file `id` out of each of `tokens` (distinct); ids in use lie below `idCount`. */
+  /** Takes file `id` out of each of `tokens` (repeats are skipped); ids in use lie below `idCount`. */
   remove(id: number, tokens: readonly string[], capacity: number, idCount: number): void {
     const listBelow = this.threshold(capacity) >> 2;
-    for (const token of tokens) {
-      const entry = this.dictionary.get(token);
-      if (entry === undefined) continue;
+    const mark = this.nextMark();
+    for (let i = 0; i < tokens.length; i++) {
+      const entry = this.dictionary.get(tokens[i]!);
+      if (entry === undefined || entry.mark === mark) continue;
+      entry.mark = mark;
       entry.live--;
       if (entry.bits !== undefined) clearBit(entry.bits, id);
       else removeId(entry, id);
@@ -56,6 +65,18 @@ export class TokenIndex {
         this.dictionary.release(entry);
       } else if (entry.bits !== undefined && entry.live < listBelow) this.toList(entry, idCount);
     }
+  }
+
+  /** A mark no entry holds: on wrapping, every entry's mark is cleared first (once per 2^30 updates). */
+  private nextMark(): number {
+    if (this.mark === MAX_MARK) {
+      this.dictionary.forEachWithPrefix('', (entry) => {
+        entry.mark = 0;
+        return true;
+      });
+      this.mark = 0;
+    }
+    return ++this.mark;
   }
 
   /** The id space now has room for `capacity` ids: every bitmap follows. */

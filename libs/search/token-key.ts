@@ -25,3 +25,47 @@ export function distinct(tokens: string[]): string[] {
   if (tokens.length > SMALL_TOKEN_LIST) return [...new Set(tokens)];
   return tokens.filter((token, i) => tokens.indexOf(token) === i);
 }
+
+/**
+ * The tokens of an ASCII text, read off its bytes `bytes[start, start + length)` (`text` is the same
+ * text as a string): its runs of letters and digits, lowercased, which is what `tokenize` gives for ASCII.
+ * Pushes them to `out` in order, duplicates kept, and returns `hashBytes` of the UTF-8 of their
+ * `tokenKey` with `seed`, without building the key.
+ */
+export function asciiTokens(
+  text: string,
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+  seed: number,
+  out: string[],
+): number {
+  let hash = 0x811c9dc5 ^ seed;
+  const end = start + length;
+  let i = start;
+  while (i < end) {
+    let byte = bytes[i]!;
+    if (!isWordByte(byte)) {
+      i++;
+      continue;
+    }
+    const first = i;
+    let upper = false;
+    hash = Math.imul(hash, 0x01000193);
+    do {
+      if (byte >= 65 && byte <= 90) {
+        upper = true;
+        byte += 32;
+      }
+      hash = Math.imul(hash ^ byte, 0x01000193);
+      byte = ++i < end ? bytes[i]! : 0;
+    } while (isWordByte(byte));
+    const token = text.slice(first - start, i - start);
+    out.push(upper ? token.toLowerCase() : token);
+  }
+  return (hash ^ (hash >>> 15)) >>> 0;
+}
+
+function isWordByte(byte: number): boolean {
+  return (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90);
+}

@@ -85,7 +85,11 @@ describe('TextChunks', () => {
     const addresses: number[] = [];
     const name = (id: number) => `folder/some rather long file name number ${id} ünï.txt`;
     let id = 0;
-    while (texts.chunkCount < 3) addresses.push(texts.add(id, name(id), `\0key${id++}`));
+    const add = (entryId: number, extra: string) => {
+      const bytes = utf8(name(entryId));
+      return texts.add(entryId, bytes, bytes.length, extra);
+    };
+    while (texts.chunkCount < 3) addresses.push(add(id, `\0key${id++}`));
     assert.equal(texts.name(addresses[5]!), name(5));
     assert.equal(texts.extra(addresses[5]!), '\0key5');
     const firstChunk = (addresses[0]! / CHUNK_BYTES) | 0;
