@@ -27,10 +27,13 @@ export class IdChains {
   private low = MIN_BUCKETS;
   private split = 0;
   private ids = 0;
+  /** Buckets the heads have room for (`heads.limit`, kept at hand for the hot path). */
+  private headRoom = 0;
 
   constructor(idLimit = 1) {
     this.nodes.setLimit(idLimit);
     this.heads.setLimit(MIN_BUCKETS);
+    this.headRoom = this.heads.limit;
   }
 
   get size(): number {
@@ -97,26 +100,59 @@ export class IdChains {
     return wide < low + this.split ? wide : hash & (low - 1);
   }
 
-  /** Moves the ids of bucket `split` whose hash has the next bit set into a new bucket. */
+  /**
+   * Moves the ids of bucket `split` whose hash has the next bit set into a new bucket: one walk that deals
+   * the chain into two, touching no node outside it.
+   */
   private splitOne(): void {
     const low = this.low;
     const from = this.split;
     const to = low + from;
-    if (to >= this.heads.limit) this.heads.setLimit(to + 1);
-    const mask = 2 * low - 1;
-    let id = this.head(from) - 1;
-    while (id >= 0) {
-      const following = this.after(id);
-      if ((this.hashOf(id) & mask) === to) {
-        this.unlink(id, from);
-        this.link(id, to);
-      }
-      id = following;
+    if (to >= this.headRoom) {
+      this.heads.setLimit(to + 1);
+      this.headRoom = this.heads.limit;
     }
+    const mask = (low << 1) - 1;
+    const pieces = this.nodes.pieces;
+    let keepFirst = -1;
+    let keepLast = -1;
+    let moveFirst = -1;
+    let moveLast = -1;
+    for (let id = this.head(from) - 1; id >= 0; ) {
+      const node = pieces[id >>> PIECE_BITS]!;
+      const at = (id & PIECE_MASK) * 3;
+      const next = node[at]! - 1;
+      if ((node[at + 2]! & mask) === to) {
+        if (moveLast < 0) moveFirst = id;
+        else {
+          this.setNext(moveLast, id);
+          node[at + 1] = moveLast + 1;
+        }
+        moveLast = id;
+      } else {
+        if (keepLast < 0) keepFirst = id;
+        else {
+          this.setNext(keepLast, id);
+          node[at + 1] = keepLast + 1;
+        }
+        keepLast = id;
+      }
+      id = next;
+    }
+    this.closeChain(from, keepFirst, keepLast);
+    this.closeChain(to, moveFirst, moveLast);
     if (++this.split === low) {
       this.low = low << 1;
       this.split = 0;
     }
+  }
+
+  /** Makes `first`..`last` (linked forward already) the chain of `bucket`. */
+  private closeChain(bucket: number, first: number, last: number): void {
+    this.setHead(bucket, first);
+    if (first < 0) return;
+    this.setNext(last, -1);
+    this.setPrev(first, last);
   }
 
   /** Appends the chain of the last bucket to its twin's and drops the last bucket. */
@@ -142,7 +178,10 @@ export class IdChains {
     }
     this.setHead(from, -1);
     // Give back the heads' top piece once it is empty (or halve a lone first piece).
-    if (from <= this.heads.limit >>> 1 || (from & PIECE_MASK) === 0) this.heads.setLimit(from);
+    if (from <= this.headRoom >>> 1 || (from & PIECE_MASK) === 0) {
+      this.heads.setLimit(from);
+      this.headRoom = this.heads.limit;
+    }
   }
 
   /** The previous id in the chain; the head's previous is the chain's tail (so a merge is O(1)). */
@@ -159,15 +198,19 @@ export class IdChains {
   }
 
   private link(id: number, bucket: number): void {
-    const head = this.head(bucket) - 1;
+    const heads = this.heads.pieces[bucket >>> PIECE_BITS]!;
+    const slot = bucket & PIECE_MASK;
+    const head = heads[slot]! - 1;
     const node = this.node(id);
     const at = (id & PIECE_MASK) * 3;
     node[at] = head + 1;
     if (head >= 0) {
-      node[at + 1] = this.prev(head) + 1;
-      this.setPrev(head, id);
+      const headNode = this.node(head);
+      const headAt = (head & PIECE_MASK) * 3 + 1;
+      node[at + 1] = headNode[headAt]!;
+      headNode[headAt] = id + 1;
     } else node[at + 1] = id + 1;
-    this.setHead(bucket, id);
+    heads[slot] = id + 1;
   }
 
   private unlink(id: number, bucket: number): void {

@@ -8,6 +8,7 @@ import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/searc
 import { tokenize } from '../../libs/search/query.js';
 import { CHUNK_BYTES, TextChunks } from '../../libs/search/text-chunks.js';
 import { TokenIndex } from '../../libs/search/token-index.js';
+import { asciiTokens, tokenKey } from '../../libs/search/token-key.js';
 import { prng } from '../helpers/prng.js';
 
 describe('bytes', () => {
@@ -22,6 +23,23 @@ describe('bytes', () => {
       const bytes = utf8(`..${name}`);
       const expected = tokenize(name).some((token) => token.startsWith(word));
       assert.equal(asciiHasTokenStarting(bytes, 2, bytes.length - 2, utf8(`\0${word}`)), expected, name);
+    }
+  });
+
+  it('splits an ASCII name into the tokens tokenize gives, hashing its token key without building it', () => {
+    const random = prng(8);
+    const alphabet = 'aBc9_ -./xYZ0q';
+    for (let n = 0; n < 2000; n++) {
+      const name = Array.from({ length: Math.floor(random() * 16) }, () =>
+        alphabet.charAt(Math.floor(random() * alphabet.length)),
+      ).join('');
+      const bytes = utf8(`..${name}`);
+      const tokens: string[] = ['left over'];
+      tokens.length = 0;
+      const hash = asciiTokens(name, bytes, 2, bytes.length - 2, 99, tokens);
+      assert.deepEqual(tokens, tokenize(name), name);
+      const key = utf8(tokenKey(tokenize(name)));
+      assert.equal(hash, hashBytes(key, 0, key.length, 99), name);
     }
   });
 
