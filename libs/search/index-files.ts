@@ -11,6 +11,9 @@ import { TokenIndex } from './token-index.js';
 import { asciiTokens, keyTokens, tokenKey } from './token-key.js';
 import type { SearchFiles } from './word-search.js';
 
+/** Text entries one `compactTexts` step looks at (a whole 1 MiB chunk, some 25,000 names, took about 20 ms). */
+const MOVE_ENTRIES_PER_STEP = 1024;
+
 /** A peer of the index: a record and the head of its list of files, nothing per file. */
 export class IndexPeer extends PeerRecord implements OwnerList {
   first = -1;
@@ -162,7 +165,10 @@ export class IndexFiles {
     table.release(id);
   }
 
-  /** Moves the names out of the sparsest text chunk (see `TextChunks.moveChunk`); false when none is sparse. */
+  /**
+   * Moves some names (`MOVE_ENTRIES_PER_STEP`) out of the sparsest text chunk (see `TextChunks.moveChunk`);
+   * false when no chunk is sparse.
+   */
   compactTexts(): boolean {
     const sparse = this.texts.sparseChunks();
     if (sparse.length === 0) return false;
@@ -172,6 +178,7 @@ export class IndexFiles {
       // An entry released long ago may name an id above the id space now.
       (id, address) => id < table.capacity && table.owner(id) !== 0 && table.texts.get(id) === address,
       (id, address) => table.texts.set(id, address),
+      MOVE_ENTRIES_PER_STEP,
     );
     return true;
   }

@@ -26,6 +26,8 @@ export class TextChunks {
   private readonly written: number[] = [];
   private readonly live: number[] = [];
   private readonly freeChunks: number[] = [];
+  /** Where `moveChunk` goes on in each chunk being moved out. */
+  private readonly moveFrom: number[] = [];
   private current = -1;
   private liveTotal = 0;
 
@@ -102,10 +104,6 @@ export class TextChunks {
     return this.chunkOf(address).toString('utf8', start, start + this.extraLength(address));
   }
 
-  hashName(address: number, seed: number): number {
-    return hashBytes(this.chunkOf(address), this.nameStart(address), this.nameLength(address), seed);
-  }
-
   hashExtra(address: number, seed: number): number {
     return hashBytes(this.chunkOf(address), this.extraStart(address), this.extraLength(address), seed);
   }
@@ -127,17 +125,21 @@ export class TextChunks {
   }
 
   /**
-   * Moves the live entries of chunk `c` to the newest chunk and drops `c`. `isLive(id, address)` says
-   * whether an entry still belongs to its file; `moved(id, address)` gives the file its new address.
+   * Moves the live entries of chunk `c` to the newest chunk, at most `maxEntries` of them (entries are
+   * looked at in order; the next call goes on where this one stopped), and drops `c` once all are moved;
+   * returns whether it did. `isLive(id, address)` says whether an entry still belongs to its file;
+   * `moved(id, address)` gives the file its new address.
    */
   moveChunk(
     c: number,
     isLive: (id: number, address: number) => boolean,
     moved: (id: number, address: number) => void,
-  ): void {
+    maxEntries = Number.POSITIVE_INFINITY,
+  ): boolean {
     const chunk = this.chunks[c];
-    if (chunk === undefined || c === this.current) return;
-    for (let at = 0; at < this.written[c]!; ) {
+    if (chunk === undefined || c === this.current) return false;
+    let at = this.moveFrom[c] ?? 0;
+    for (let looked = 0; at < this.written[c]! && looked < maxEntries; looked++) {
       const size = this.entryBytes(chunk, at);
       const id = chunk.readUInt32LE(at);
       if (isLive(id, c * CHUNK_BYTES + at)) {
@@ -149,8 +151,13 @@ export class TextChunks {
       }
       at += size;
     }
+    if (at < this.written[c]!) {
+      this.moveFrom[c] = at;
+      return false;
+    }
     this.liveTotal -= this.live[c]!;
     this.drop(c);
+    return true;
   }
 
   private entryBytes(chunk: Buffer, at: number): number {
@@ -182,6 +189,7 @@ export class TextChunks {
     this.chunks[c] = undefined;
     this.written[c] = 0;
     this.live[c] = 0;
+    this.moveFrom[c] = 0;
     this.freeChunks.push(c);
     if (c === this.current) this.current = -1;
   }

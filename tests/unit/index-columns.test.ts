@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Float64Column, PIECE_IDS, Uint32Column, uint8s, uint32s } from '../../libs/search/big-arrays.js';
+import { forEachBit, hasBit, wordsFor } from '../../libs/search/bitmap.js';
 import { FileTable } from '../../libs/search/file-table.js';
 import { IdChains } from '../../libs/search/id-chains.js';
 import { IdPool } from '../../libs/search/id-pool.js';
 import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
+import { TokenIndex } from '../../libs/search/token-index.js';
 import { prng } from '../helpers/prng.js';
 
 describe('big arrays', () => {
@@ -182,5 +184,31 @@ describe('FileTable', () => {
     for (let i = 100; i < PIECE_IDS + 1; i++) assert.equal(table.allocate(1), i);
     assert.equal(table.owners.pieces.length, 2);
     assert.equal(table.sizes.get(PIECE_IDS), 0);
+  });
+});
+
+describe('TokenIndex bitmaps', () => {
+  it('grow when a bit past their end is set, read as zeros past it, and shrink with the id space', () => {
+    const tokens = new TokenIndex(8);
+    for (let id = 0; id < 40; id++) tokens.add(id, ['common', 'common'], 1024);
+    const entry = tokens.dictionary.get('common')!;
+    assert.ok(entry.bits !== undefined && entry.bits.length === wordsFor(1024));
+    // The id space grew: nothing is copied until a bit lands past the end.
+    tokens.resize(8192);
+    assert.equal(entry.bits!.length, wordsFor(1024));
+    const seen: number[] = [];
+    forEachBit(entry.bits!, 0, wordsFor(8192), (id) => seen.push(id) > 0);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 40 }, (_, id) => id),
+    );
+    tokens.add(5000, ['common'], 8192);
+    assert.equal(entry.bits!.length, wordsFor(8192));
+    assert.ok(hasBit(entry.bits!, 5000) && hasBit(entry.bits!, 39));
+    assert.equal(entry.live, 41);
+    tokens.remove(5000, ['common'], 8192, 5001);
+    tokens.resize(1024);
+    assert.equal(entry.bits!.length, wordsFor(1024));
+    assert.ok(hasBit(entry.bits!, 39));
   });
 });
