@@ -27,8 +27,7 @@ export function resized(bits: Uint32Array, capacity: number): Uint32Array {
 
 /**
  * Calls `visit(id)` for each set bit of words [from, to) in increasing order until it returns false;
- * returns the number of words looked at. Words past the end of `bits` count as zero (a bitmap grows
- * only when a bit past its end is set, see `TokenIndex`).
+ * returns the number of words looked at.
  */
 export function forEachBit(
   bits: Uint32Array,
@@ -36,8 +35,7 @@ export function forEachBit(
   to: number,
   visit: (id: number) => boolean,
 ): number {
-  const end = Math.min(to, bits.length);
-  for (let w = from; w < end; w++) {
+  for (let w = from; w < to; w++) {
     let word = bits[w]!;
     while (word !== 0) {
       const low = word & -word;

@@ -9,8 +9,8 @@ export interface TokenPostings extends SortedIds {
   readonly token: string;
   /**
    * For a token held by a large share of the files: one bit per file id, exact (set on add, cleared on
-   * removal), so intersections are word-wise ANDs; the list is empty meanwhile. It may be shorter than
-   * the id space: the words past its end are zero. Maintained by `NetworkIndex`.
+   * removal), so intersections are word-wise ANDs; the list is empty meanwhile. Maintained by
+   * `NetworkIndex`.
    */
   bits?: Uint32Array;
   /** Files that hold the token now. */

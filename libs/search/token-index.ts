@@ -41,10 +41,8 @@ export class TokenIndex {
       if (entry.mark === mark) continue;
       entry.mark = mark;
       entry.live++;
-      if (entry.bits !== undefined) {
-        if (id >>> 5 >= entry.bits.length) entry.bits = resized(entry.bits, capacity);
-        setBit(entry.bits, id);
-      } else {
+      if (entry.bits !== undefined) setBit(entry.bits, id);
+      else {
         insertId(entry, id);
         if (entry.live >= this.threshold(capacity)) this.toBitmap(entry, capacity);
       }
@@ -82,15 +80,11 @@ export class TokenIndex {
   }
 
   /**
-   * The id space now has room for `capacity` ids. Shrinking cuts every longer bitmap (giving its memory
-   * back); growing is left to `add`, which grows a bitmap when it first sets a bit past its end, so that a
-   * doubling of the id space does not copy every bitmap in one go (tens of milliseconds at a million
-   * files). Readers take the words past a bitmap's end as zero.
+   * The id space now has room for `capacity` ids: every bitmap follows (readers scan bitmaps up to the id
+   * count without bounds checks, so none may be shorter).
    */
   resize(capacity: number): void {
-    const words = wordsFor(capacity);
-    for (const entry of this.bitmapTokens)
-      if (entry.bits!.length > words) entry.bits = resized(entry.bits!, capacity);
+    for (const entry of this.bitmapTokens) entry.bits = resized(entry.bits!, capacity);
   }
 
   private threshold(capacity: number): number {
