@@ -32,15 +32,7 @@ import {
   peerIdFromPublicKey,
   topologyNames,
 } from '../libs/protocol/index.js';
-import {
-  AMQP_URL,
-  cleanupNamespace,
-  makeTempDir,
-  P2P_BIN,
-  REPO_ROOT,
-  ServiceProcess,
-  waitUntil,
-} from './support/network.js';
+import { AMQP_URL, cleanupNamespace, makeTempDir, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,8 +47,8 @@ const { values } = parseArgs({
     'superpeer-node-args': { type: 'string' },
     /** Real peer processes: the first joins before the swarm, the others once it has joined. */
     'real-peers': { type: 'string', default: '2' },
-    /** NODE_OPTIONS of the real peers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-    'real-peer-node-options': { type: 'string' },
+    /** Options for the real peers' node, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+    'real-peer-node-args': { type: 'string' },
   },
 });
 const peerCount = Number(values.peers);
@@ -64,6 +56,7 @@ const filesPerPeer = Number(values.files);
 const settleMs = Number(values.settle) * 1000;
 const searches = Number(values.searches);
 const realPeerCount = Number(values['real-peers']);
+const realPeerNodeArgs = (values['real-peer-node-args'] ?? '').split(' ').filter((arg) => arg !== '');
 const HEARTBEAT_INTERVAL_MS = 2000;
 const MAX_UNCONFIRMED = 512;
 
@@ -365,7 +358,8 @@ await waitUntil(async () => (await counts()) !== undefined, {
 type Phase = 'join' | 'rest' | 'leave';
 interface RealPeer {
   label: string;
-  service: ServiceProcess;
+  service: ChildProcess;
+  exited: Promise<unknown>;
   shareDir: string;
   url: string;
   /** When its map held every simulated peer's files (ms after the last confirm; after its start if late). */
@@ -388,22 +382,42 @@ async function startRealPeer(label: string): Promise<RealPeer> {
   for (let i = 0; i < REAL_PEER_FILES; i++) {
     await fs.writeFile(path.join(shareDir, `${label}-file-${i}.txt`), `${label} ${i}\n`);
   }
-  const service = new ServiceProcess(label, 'peer', {
-    AMQP_URL,
-    P2P_NAMESPACE: namespace,
-    PEER_SHARE_DIR: shareDir,
-    PEER_HTTP_HOST: '127.0.0.1',
-    PEER_HTTP_PORT: '0',
-    PEER_NAME: label,
-    LOG_LEVEL: 'info',
-    ...(values['real-peer-node-options'] ? { NODE_OPTIONS: values['real-peer-node-options'] } : {}),
+  const service = spawn(process.execPath, [...realPeerNodeArgs, P2P_BIN, 'peer'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      AMQP_URL,
+      P2P_NAMESPACE: namespace,
+      PEER_SHARE_DIR: shareDir,
+      PEER_HTTP_HOST: '127.0.0.1',
+      PEER_HTTP_PORT: '0',
+      PEER_NAME: label,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const ready = await service.waitForLog((r) => r.message === 'peer ready', 30_000, `${label} ready`);
+  const exited = new Promise((resolve) => service.once('exit', resolve));
+  let url: string | undefined;
+  readline.createInterface({ input: service.stdout! }).on('line', (line) => {
+    try {
+      const record = JSON.parse(line) as { message?: string; url?: string };
+      if (record.message === 'peer ready') url = record.url;
+    } catch {
+      // not a log record
+    }
+  });
+  await waitUntil(() => url !== undefined || service.exitCode !== null, {
+    timeoutMs: 30_000,
+    what: `${label} to start`,
+  });
+  if (url === undefined) fail(`${label} exited at start (status ${service.exitCode})`);
   const real: RealPeer = {
     label,
     service,
+    exited,
     shareDir,
-    url: String(ready.url),
+    url,
     peakRss: 0,
     taskCpuMaxMs: { join: 0, rest: 0, leave: 0 },
     loopMaxMs: { join: 0, rest: 0, leave: 0 },
@@ -413,7 +427,7 @@ async function startRealPeer(label: string): Promise<RealPeer> {
   return real;
 }
 process.on('exit', () => {
-  for (const real of realPeers) real.service.signal('SIGTERM');
+  for (const real of realPeers) real.service.kill('SIGTERM');
 });
 
 /** Reads (and resets) a real peer's longest event-loop delay and longest task since the previous call. */
@@ -448,7 +462,7 @@ async function awaitCompleteMap(real: RealPeer, since: number): Promise<void> {
     ),
   );
   real.completeMs = performance.now() - since;
-  real.atComplete = rssMb(real.service.pid);
+  real.atComplete = rssMb(real.service.pid!);
   const listing = (await (await fetch(`${real.url}/api/peers`)).json()) as {
     peers: Array<{ peerId: string; fileCount: number }>;
   };
@@ -476,8 +490,8 @@ const sampler = setInterval(() => {
   void eventLoopMaxMs().then(sampleLoop, () => undefined);
   peakRss = Math.max(peakRss, rssMb(superpeer.pid!).rss);
   for (const real of realPeers) {
-    if (!real.service.alive) continue;
-    real.peakRss = Math.max(real.peakRss, rssMb(real.service.pid).rss);
+    if (real.service.exitCode !== null) continue;
+    real.peakRss = Math.max(real.peakRss, rssMb(real.service.pid!).rss);
     void realPeerLoop(real).catch(() => undefined);
   }
 }, 1000);
@@ -614,14 +628,14 @@ for (const real of realPeers) {
   }).catch(() => process.stdout.write(`${real.label}: the swarm is still in its map\n`));
   real.afterLeave = {
     emptiedMs: performance.now() - leaveStarted,
-    rss: rssMb(real.service.pid).rss,
+    rss: rssMb(real.service.pid!).rss,
     laterRss: Number.NaN,
     peak: Number.NaN,
   };
 }
 await new Promise((resolve) => setTimeout(resolve, IDLE_AFTER_LEAVE_MS));
 for (const real of realPeers) {
-  const { rss, peak } = rssMb(real.service.pid);
+  const { rss, peak } = rssMb(real.service.pid!);
   real.afterLeave = { ...real.afterLeave!, laterRss: rss, peak };
   await realPeerLoop(real);
 }
@@ -698,12 +712,14 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
 await connection.close();
-await Promise.all(realPeers.map((real) => real.service.stop()));
+// Each real peer says peer.leave and exits (a --cpu-prof profile is written then).
+for (const real of realPeers) real.service.kill('SIGTERM');
+await Promise.all(realPeers.map((real) => real.exited));
 superpeer.kill('SIGTERM');
 await new Promise((resolve) => superpeer.once('exit', resolve));
 await Promise.all(realPeers.map((real) => fs.rm(real.shareDir, { recursive: true, force: true })));
