@@ -369,6 +369,9 @@ interface RealPeer {
   holdsAll?: boolean;
   view?: { peers: number; files: number };
   peakRss: number;
+  /** The V8 heap and the memory outside it (buffers, typed arrays), at the last scrape. */
+  heap?: { usedMb: number; totalMb: number; externalMb: number };
+  heapAtComplete?: { usedMb: number; totalMb: number; externalMb: number };
   taskCpuMaxMs: Record<Phase, number>;
   loopMaxMs: Record<Phase, number>;
   afterLeave?: { emptiedMs: number; rss: number; laterRss: number; peak: number };
@@ -438,6 +441,12 @@ async function realPeerLoop(real: RealPeer): Promise<void> {
   const delayMs = gauge('p2p_peer_event_loop_max_ms');
   if (Number.isFinite(cpuMs)) real.taskCpuMaxMs[phase] = Math.max(real.taskCpuMaxMs[phase], cpuMs);
   if (Number.isFinite(delayMs)) real.loopMaxMs[phase] = Math.max(real.loopMaxMs[phase], delayMs);
+  const mb = (name: string) => gauge(name) / 2 ** 20;
+  real.heap = {
+    usedMb: mb('p2p_peer_nodejs_heap_size_used_bytes'),
+    totalMb: mb('p2p_peer_nodejs_heap_size_total_bytes'),
+    externalMb: mb('p2p_peer_nodejs_external_memory_bytes'),
+  };
 }
 
 async function realPeerStatus(real: RealPeer): Promise<{ viewPeers: number; viewFiles: number }> {
@@ -463,6 +472,8 @@ async function awaitCompleteMap(real: RealPeer, since: number): Promise<void> {
   );
   real.completeMs = performance.now() - since;
   real.atComplete = rssMb(real.service.pid!);
+  await realPeerLoop(real);
+  real.heapAtComplete = real.heap;
   const listing = (await (await fetch(`${real.url}/api/peers`)).json()) as {
     peers: Array<{ peerId: string; fileCount: number }>;
   };
@@ -689,6 +700,12 @@ for (const real of realPeers) {
   out(
     `${real.label}: RSS at complete map / peak sampled`,
     `${at.rss.toFixed(0)} / ${real.peakRss.toFixed(0)} MB`,
+  );
+  const heap = real.heapAtComplete;
+  out(
+    `${real.label}: heap used / total, external`,
+    `${heap?.usedMb.toFixed(0)} / ${heap?.totalMb.toFixed(0)}, ${heap?.externalMb.toFixed(0)} MB`,
+    'at complete map',
   );
   out(
     `${real.label}: VmHWM at complete map / at end`,
