@@ -1,7 +1,6 @@
 import { describeError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
-  type FileEntry,
   type NetworkPeerDelta,
   type NetworkPeerLeft,
   type NetworkPeerState,
@@ -11,15 +10,22 @@ import {
 } from '../../libs/protocol/index.js';
 import { NetworkMap } from '../../libs/search/index.js';
 
+/**
+ * States being received in pieces at once, at most (their peers are those the superpeers broadcast at the
+ * same time: a few); past it the oldest is dropped (a resync or a reload repairs it).
+ */
+const MAX_ASSEMBLIES = 1024;
+
+/** A peer's state being received in pieces, its files already in the map's compact columns. */
+type StagedPeer = ReturnType<NetworkMap['stage']>;
+
 /** Fetches one snapshot page from a superpeer (an RPC in the peer). */
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
 
 interface Assembly {
   name: string | undefined;
-  instanceId: string;
-  seq: number;
-  url: string;
-  files: FileEntry[];
+  staged: StagedPeer;
+  /** The next chunk expected (a broadcast), or the files received so far (a snapshot). */
   next: number;
 }
 
@@ -69,13 +75,7 @@ export class NetworkView {
   }
 
   private async applyFull(peerId: string, assembly: Assembly): Promise<void> {
-    const result = await this.index.applyFullAsync({
-      peerId,
-      instanceId: assembly.instanceId,
-      url: assembly.url,
-      seq: assembly.seq,
-      files: assembly.files,
-    });
+    const result = await this.index.applyStagedAsync(assembly.staged);
     if (result === 'stale') return;
     if (assembly.name === undefined) this.names.delete(peerId);
     else this.names.set(peerId, assembly.name);
@@ -86,41 +86,49 @@ export class NetworkView {
     if (!this.index.hasPeer(peerId)) this.names.delete(peerId);
   }
 
-  applyState(message: NetworkPeerState): void {
+  /**
+   * One chunk of a peer's state: its files go into the staged peer as they come (in slices, so the parsed
+   * message dies young and no list of a million entries waits); the whole is applied after the last chunk.
+   * Resolves once the chunk is staged: the caller takes the next message only then.
+   */
+  async applyState(message: NetworkPeerState): Promise<void> {
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
       assembly = {
         name: message.name,
-        instanceId: message.instanceId,
-        seq: message.seq,
-        url: message.url,
-        files: [],
+        staged: this.index.stage(message, message.files.length * message.chunkCount),
         next: 0,
       };
+      this.assemblies.delete(message.peerId);
+      if (this.assemblies.size >= MAX_ASSEMBLIES) {
+        const oldest = this.assemblies.keys().next().value;
+        if (oldest !== undefined) this.assemblies.delete(oldest);
+      }
       this.assemblies.set(message.peerId, assembly);
     }
     if (
       !assembly ||
-      assembly.instanceId !== message.instanceId ||
-      assembly.seq !== message.seq ||
+      assembly.staged.header.instanceId !== message.instanceId ||
+      assembly.staged.header.seq !== message.seq ||
       assembly.next !== message.chunkIndex
     ) {
       return; // a chunk out of order: another superpeer's copy, or the start was missed
     }
-    assembly.files.push(...message.files);
     assembly.next++;
+    await this.index.addStagedAsync(assembly.staged, message.files);
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
     void this.applyFull(message.peerId, assembly);
   }
 
-  applyDelta(message: NetworkPeerDelta): void {
-    void this.index.applyDeltaAsync(message).then((result) => {
-      if (result === 'gap' || result === 'unknown-peer') {
-        this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
-        void this.refresh(message.peerId).catch(() => undefined);
-      }
-    });
+  /** Resolves once the delta is applied (after the updates before it). */
+  async applyDelta(message: NetworkPeerDelta): Promise<void> {
+    const result = await this.index.applyDeltaAsync(message);
+    if (result === 'gap' || result === 'unknown-peer') {
+      this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
+      void this.refresh(message.peerId).catch(() => undefined);
+    }
   }
 
   applyLeft(message: NetworkPeerLeft): void {
@@ -165,16 +173,14 @@ export class NetworkView {
           assembly = {
             peerId: page.peerId,
             name: page.name,
-            instanceId: page.instanceId,
-            seq: page.seq,
-            url: page.url,
-            files: [],
+            staged: this.index.stage(page, page.fileTotal),
             next: 0,
           };
         }
-        for (const file of page.files) assembly.files.push(file);
-        // Each peer is applied as soon as it is whole, so only one peer's files wait in memory.
-        if (assembly.files.length >= page.fileTotal) {
+        await this.index.addStagedAsync(assembly.staged, page.files);
+        assembly.next += page.files.length;
+        // Each peer is applied as soon as it is whole.
+        if (assembly.next >= page.fileTotal) {
           await this.applyFull(assembly.peerId, assembly);
           assembly = undefined;
         }
