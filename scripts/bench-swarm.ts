@@ -47,6 +47,8 @@ const { values } = parseArgs({
     'superpeer-node-args': { type: 'string' },
     /** Real peer processes: the first joins before the swarm, the others once it has joined. */
     'real-peers': { type: 'string', default: '2' },
+    /** Copy each real peer's output (log lines, --trace-gc) to this path followed by its number. */
+    'real-peer-log': { type: 'string' },
     /** Options for the real peers' node, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
     'real-peer-node-args': { type: 'string' },
   },
@@ -356,6 +358,13 @@ await waitUntil(async () => (await counts()) !== undefined, {
 // ---- real peers, as processes ----------------------------------------------------------------------------
 
 type Phase = 'join' | 'rest' | 'leave';
+interface HeapFigures {
+  usedMb: number;
+  totalMb: number;
+  externalMb: number;
+  /** The size of each of V8's heap spaces. */
+  spacesMb: Record<string, number>;
+}
 interface RealPeer {
   label: string;
   service: ChildProcess;
@@ -370,8 +379,8 @@ interface RealPeer {
   view?: { peers: number; files: number };
   peakRss: number;
   /** The V8 heap and the memory outside it (buffers, typed arrays), at the last scrape. */
-  heap?: { usedMb: number; totalMb: number; externalMb: number };
-  heapAtComplete?: { usedMb: number; totalMb: number; externalMb: number };
+  heap?: HeapFigures;
+  heapAtComplete?: HeapFigures;
   taskCpuMaxMs: Record<Phase, number>;
   loopMaxMs: Record<Phase, number>;
   afterLeave?: { emptiedMs: number; rss: number; laterRss: number; peak: number };
@@ -402,7 +411,9 @@ async function startRealPeer(label: string): Promise<RealPeer> {
   });
   const exited = new Promise((resolve) => service.once('exit', resolve));
   let url: string | undefined;
+  const log = values['real-peer-log'] ? createWriteStream(`${values['real-peer-log']}${label}`) : undefined;
   readline.createInterface({ input: service.stdout! }).on('line', (line) => {
+    log?.write(`${line}\n`);
     try {
       const record = JSON.parse(line) as { message?: string; url?: string };
       if (record.message === 'peer ready') url = record.url;
@@ -446,6 +457,11 @@ async function realPeerLoop(real: RealPeer): Promise<void> {
     usedMb: mb('p2p_peer_nodejs_heap_size_used_bytes'),
     totalMb: mb('p2p_peer_nodejs_heap_size_total_bytes'),
     externalMb: mb('p2p_peer_nodejs_external_memory_bytes'),
+    spacesMb: Object.fromEntries(
+      [...text.matchAll(/^p2p_peer_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)$/gm)].map(
+        ([, space, bytes]) => [space!, Math.round(Number(bytes) / 2 ** 20)],
+      ),
+    ),
   };
 }
 
