@@ -16,6 +16,9 @@ import { NetworkMap } from '../../libs/search/index.js';
  */
 const MAX_ASSEMBLIES = 1024;
 
+/** Leaves remembered while a snapshot loads, at most (each is a peer id: a few MB at most). */
+const MAX_LEAVES_REMEMBERED = 100_000;
+
 /** A peer's state being received in pieces, its files already in the map's compact columns. */
 type StagedPeer = ReturnType<NetworkMap['stage']>;
 
@@ -45,6 +48,11 @@ export class NetworkView {
   private refreshing: Promise<void> | undefined;
   /** Bumped by `markStale`: a reload that began before it cannot make the view current. */
   private staleEpoch = 0;
+  /** Peer-left messages applied so far. */
+  private leaves = 0;
+  /** Snapshot loads running, and the peers that left meanwhile (with the number of their leave). */
+  private loadsRunning = 0;
+  private readonly leftDuringLoads = new Map<string, { leave: number; instanceId: string | undefined }>();
 
   constructor(
     private readonly fetchSnapshot: SnapshotFetcher,
@@ -133,7 +141,24 @@ export class NetworkView {
 
   applyLeft(message: NetworkPeerLeft): void {
     this.assemblies.delete(message.peerId);
+    this.leaves++;
+    if (this.loadsRunning > 0) {
+      const left = this.leftDuringLoads;
+      left.delete(message.peerId);
+      if (left.size >= MAX_LEAVES_REMEMBERED) left.delete(left.keys().next().value!);
+      left.set(message.peerId, { leave: this.leaves, instanceId: message.instanceId });
+    }
     void this.removePeer(message.peerId, message.instanceId);
+  }
+
+  /**
+   * True when `peerId` left after its snapshot page was received (`leavesBefore` leaves ago): the page is
+   * older than the leave, so applying it would bring the peer back for good.
+   */
+  private leftSince(peerId: string, instanceId: string, leavesBefore: number): boolean {
+    const left = this.leftDuringLoads.get(peerId);
+    if (left === undefined || left.leave <= leavesBefore) return false;
+    return left.instanceId === undefined || left.instanceId === instanceId;
   }
 
   /** Resolves once every change received so far is applied. */
@@ -156,11 +181,22 @@ export class NetworkView {
   }
 
   private async load(peerId: string | undefined): Promise<void> {
+    this.loadsRunning++;
+    try {
+      await this.loadPages(peerId);
+    } finally {
+      if (--this.loadsRunning === 0) this.leftDuringLoads.clear();
+    }
+  }
+
+  private async loadPages(peerId: string | undefined): Promise<void> {
     const epoch = this.staleEpoch;
     const received = new Set<string>();
-    let assembly: (Assembly & { peerId: string }) | undefined;
+    let assembly: (Assembly & { peerId: string; leavesBefore: number }) | undefined;
     let cursor: SnapshotRequest['cursor'];
     do {
+      // A leave applied after the request went out may be newer than the page that answers it.
+      const leavesBefore = this.leaves;
       const reply = await this.fetchSnapshot({
         v: PROTOCOL_VERSION,
         type: 'rpc.snapshot',
@@ -175,13 +211,15 @@ export class NetworkView {
             name: page.name,
             staged: this.index.stage(page, page.fileTotal),
             next: 0,
+            leavesBefore,
           };
         }
         await this.index.addStagedAsync(assembly.staged, page.files);
         assembly.next += page.files.length;
-        // Each peer is applied as soon as it is whole.
+        // Each peer is applied as soon as it is whole, unless it left meanwhile (its page was older).
         if (assembly.next >= page.fileTotal) {
-          await this.applyFull(assembly.peerId, assembly);
+          const { peerId: id, staged, leavesBefore: before } = assembly;
+          if (!this.leftSince(id, staged.header.instanceId, before)) await this.applyFull(id, assembly);
           assembly = undefined;
         }
       }
