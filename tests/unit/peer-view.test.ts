@@ -77,9 +77,13 @@ test('a state in chunks is in the map once its last chunk came; a chunk out of o
   assert.equal(view.index.hasPeer(peerA), false, 'not in the map before its last chunk');
   await view.applyState(chunk(0, files('one', 3000)));
   await view.applyState(chunk(2, files('stray', 5)));
-  await view.applyState(chunk(1, files('two', 10)));
+  // A name sent twice is one file, with the later size.
+  const again = { name: 'one/file 0.txt', size: 77, sha256: 'e'.repeat(64), mtimeMs: 1 };
+  await view.applyState(chunk(1, [...files('two', 10), again]));
   await view.settled();
   assert.equal(view.index.getPeer(peerA)?.fileCount, 3010);
+  assert.equal(view.index.getPeer(peerA)?.totalBytes, (2999 * 3000) / 2 + 77 + 45);
+  assert.equal(view.index.search({ kind: 'sha256', sha256: 'e'.repeat(64) }, 5).results[0]?.size, 77);
   assert.equal(view.index.fileCount, 3010);
   assert.deepEqual(
     view.index.peerFiles(peerA).find((file) => file.name === 'two/file 9.txt'),
