@@ -32,7 +32,7 @@ import { NetworkIndex } from '../../libs/search/index.js';
 import type { Share, ShareChange } from '../../libs/share/index.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkTicks } from './ticks.js';
-import { NetworkView } from './view.js';
+import { NetworkView, nextTurn } from './view.js';
 
 export interface PeerOptions {
   amqpUrl: string;
@@ -70,8 +70,6 @@ const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
 const STREAM_SILENCE_CHECK_MS = 1000;
 /** Network messages delivered and not yet handled, at most (see `setup`). */
 const NETWORK_PREFETCH = 32;
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.

@@ -16,6 +16,9 @@ import { NetworkMap } from '../../libs/search/index.js';
  */
 const MAX_ASSEMBLIES = 1024;
 
+/** Resolves after a turn of the event loop: what follows runs in a task of its own. */
+export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Leaves remembered while a snapshot loads, at most (each is a peer id: a few MB at most). */
 const MAX_LEAVES_REMEMBERED = 100_000;
 
@@ -123,6 +126,9 @@ export class NetworkView {
       return; // a chunk out of order: another superpeer's copy, or the start was missed
     }
     assembly.next++;
+    // The message was parsed and checked in this task: its files go in from the next one.
+    await nextTurn();
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     await this.index.addStagedAsync(assembly.staged, message.files);
     if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
@@ -203,6 +209,7 @@ export class NetworkView {
         ...(peerId ? { peerId } : {}),
         ...(cursor ? { cursor } : {}),
       });
+      await nextTurn(); // the page was parsed and checked in this task: its files go in from the next one
       for (const page of reply.peers) {
         received.add(page.peerId);
         if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
