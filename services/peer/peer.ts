@@ -69,7 +69,7 @@ const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
 const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
 const STREAM_SILENCE_CHECK_MS = 1000;
 /** Network messages delivered and not yet handled, at most (see `setup`). */
-const NETWORK_PREFETCH = 32;
+const NETWORK_PREFETCH = 8;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -218,7 +218,7 @@ export class Peer {
       queue,
       schema: NetworkMessageSchema,
       // Messages wait here, unparsed, while the one before them is applied: a peer-state of 2,000 files is
-      // ~300 KB, so at most ~10 MB of them.
+      // ~300 KB, so at most ~2.5 MB of them; each takes milliseconds, far longer than the broker's refill.
       prefetch: NETWORK_PREFETCH,
       deadLetter: { exchange: this.names.deadLetterExchange, rejectedBy: `peer ${this.peerId}` },
       handler: (message) => this.onNetworkMessage(message),
