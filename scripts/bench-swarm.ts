@@ -3,14 +3,20 @@
  * protocol: signed events (Ed25519 keys), heartbeats every 2 s, re-announces when a superpeer asks. Prints
  * the join time (from the broker's confirm of the last announce to everything indexed), the healthy peers
  * timed out, the superpeer's RSS and longest event-loop delay, and search latency beside a bare amqplib
- * echo on the same broker in the same run. Not part of `npm test`.
+ * echo on the same broker in the same run. Real peer processes (`p2p peer`, a small share each) keep the
+ * whole network's map beside it: the first joins before the swarm and follows its broadcasts, the others
+ * join after it and load the map from a snapshot; for each the bench prints its RSS, high-water mark and
+ * longest task once its map holds every peer's files, and its RSS after the swarm has left. Not part of
+ * `npm test`.
  *
  *   npm run bench:swarm -- --peers 1000 --files 1000
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
 import { loadavg } from 'node:os';
+import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -26,7 +32,7 @@ import {
   peerIdFromPublicKey,
   topologyNames,
 } from '../libs/protocol/index.js';
-import { AMQP_URL, cleanupNamespace, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
+import { AMQP_URL, cleanupNamespace, makeTempDir, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,12 +45,20 @@ const { values } = parseArgs({
     'superpeer-log': { type: 'string' },
     /** Options for the superpeer's node, space-separated (e.g. --superpeer-node-args="--trace-gc"). */
     'superpeer-node-args': { type: 'string' },
+    /** Real peer processes: the first joins before the swarm, the others once it has joined. */
+    'real-peers': { type: 'string', default: '2' },
+    /** Copy each real peer's output (log lines, --trace-gc) to this path followed by its number. */
+    'real-peer-log': { type: 'string' },
+    /** Options for the real peers' node, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+    'real-peer-node-args': { type: 'string' },
   },
 });
 const peerCount = Number(values.peers);
 const filesPerPeer = Number(values.files);
 const settleMs = Number(values.settle) * 1000;
 const searches = Number(values.searches);
+const realPeerCount = Number(values['real-peers']);
+const realPeerNodeArgs = (values['real-peer-node-args'] ?? '').split(' ').filter((arg) => arg !== '');
 const HEARTBEAT_INTERVAL_MS = 2000;
 const MAX_UNCONFIRMED = 512;
 
@@ -341,6 +355,151 @@ await waitUntil(async () => (await counts()) !== undefined, {
   what: 'the superpeer to serve',
 });
 
+// ---- real peers, as processes ----------------------------------------------------------------------------
+
+type Phase = 'join' | 'rest' | 'leave';
+interface HeapFigures {
+  usedMb: number;
+  totalMb: number;
+  externalMb: number;
+  /** The size of each of V8's heap spaces. */
+  spacesMb: Record<string, number>;
+}
+interface RealPeer {
+  label: string;
+  service: ChildProcess;
+  exited: Promise<unknown>;
+  shareDir: string;
+  url: string;
+  /** When its map held every simulated peer's files (ms after the last confirm; after its start if late). */
+  completeMs?: number;
+  atComplete?: { rss: number; peak: number };
+  /** Every simulated peer in its map with all of its files, checked peer by peer. */
+  holdsAll?: boolean;
+  view?: { peers: number; files: number };
+  peakRss: number;
+  /** The V8 heap and the memory outside it (buffers, typed arrays), at the last scrape. */
+  heap?: HeapFigures;
+  heapAtComplete?: HeapFigures;
+  taskCpuMaxMs: Record<Phase, number>;
+  loopMaxMs: Record<Phase, number>;
+  afterLeave?: { emptiedMs: number; rss: number; laterRss: number; peak: number };
+}
+const REAL_PEER_FILES = 3;
+const realPeers: RealPeer[] = [];
+let phase: Phase = 'join';
+
+async function startRealPeer(label: string): Promise<RealPeer> {
+  const shareDir = await makeTempDir(`bench-${label}`);
+  for (let i = 0; i < REAL_PEER_FILES; i++) {
+    await fs.writeFile(path.join(shareDir, `${label}-file-${i}.txt`), `${label} ${i}\n`);
+  }
+  const service = spawn(process.execPath, [...realPeerNodeArgs, P2P_BIN, 'peer'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      AMQP_URL,
+      P2P_NAMESPACE: namespace,
+      PEER_SHARE_DIR: shareDir,
+      PEER_HTTP_HOST: '127.0.0.1',
+      PEER_HTTP_PORT: '0',
+      PEER_NAME: label,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => service.once('exit', resolve));
+  let url: string | undefined;
+  const log = values['real-peer-log'] ? createWriteStream(`${values['real-peer-log']}${label}`) : undefined;
+  readline.createInterface({ input: service.stdout! }).on('line', (line) => {
+    log?.write(`${line}\n`);
+    try {
+      const record = JSON.parse(line) as { message?: string; url?: string };
+      if (record.message === 'peer ready') url = record.url;
+    } catch {
+      // not a log record
+    }
+  });
+  await waitUntil(() => url !== undefined || service.exitCode !== null, {
+    timeoutMs: 30_000,
+    what: `${label} to start`,
+  });
+  if (url === undefined) fail(`${label} exited at start (status ${service.exitCode})`);
+  const real: RealPeer = {
+    label,
+    service,
+    exited,
+    shareDir,
+    url,
+    peakRss: 0,
+    taskCpuMaxMs: { join: 0, rest: 0, leave: 0 },
+    loopMaxMs: { join: 0, rest: 0, leave: 0 },
+  };
+  await realPeerLoop(real); // resets the window: the peer's start-up is not what is measured
+  realPeers.push(real);
+  return real;
+}
+process.on('exit', () => {
+  for (const real of realPeers) real.service.kill('SIGTERM');
+});
+
+/** Reads (and resets) a real peer's longest event-loop delay and longest task since the previous call. */
+async function realPeerLoop(real: RealPeer): Promise<void> {
+  const text = await (await fetch(`${real.url}/metrics`)).text();
+  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const cpuMs = gauge('p2p_peer_longest_task_cpu_ms');
+  const delayMs = gauge('p2p_peer_event_loop_max_ms');
+  if (Number.isFinite(cpuMs)) real.taskCpuMaxMs[phase] = Math.max(real.taskCpuMaxMs[phase], cpuMs);
+  if (Number.isFinite(delayMs)) real.loopMaxMs[phase] = Math.max(real.loopMaxMs[phase], delayMs);
+  const mb = (name: string) => gauge(name) / 2 ** 20;
+  real.heap = {
+    usedMb: mb('p2p_peer_nodejs_heap_size_used_bytes'),
+    totalMb: mb('p2p_peer_nodejs_heap_size_total_bytes'),
+    externalMb: mb('p2p_peer_nodejs_external_memory_bytes'),
+    spacesMb: Object.fromEntries(
+      [...text.matchAll(/^p2p_peer_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)$/gm)].map(
+        ([, space, bytes]) => [space!, Math.round(Number(bytes) / 2 ** 20)],
+      ),
+    ),
+  };
+}
+
+async function realPeerStatus(real: RealPeer): Promise<{ viewPeers: number; viewFiles: number }> {
+  return (await (await fetch(`${real.url}/api/status`)).json()) as { viewPeers: number; viewFiles: number };
+}
+
+/**
+ * Waits until a real peer's map holds every simulated peer's files, then records its memory and checks its
+ * map peer by peer (`GET /api/peers`: the peers of its own view).
+ */
+async function awaitCompleteMap(real: RealPeer, since: number): Promise<void> {
+  await waitUntil(
+    async () => {
+      const status = await realPeerStatus(real);
+      real.view = { peers: status.viewPeers, files: status.viewFiles };
+      return status.viewPeers >= peerCount && status.viewFiles >= peerCount * filesPerPeer;
+    },
+    { timeoutMs: JOIN_LIMIT_MS, intervalMs: 100, what: `${real.label}'s map to hold every peer's files` },
+  ).catch(() =>
+    process.stdout.write(
+      `${real.label}: map incomplete after ${JOIN_LIMIT_MS / 1000} s: ${JSON.stringify(real.view)}\n`,
+    ),
+  );
+  real.completeMs = performance.now() - since;
+  real.atComplete = rssMb(real.service.pid!);
+  await realPeerLoop(real);
+  real.heapAtComplete = real.heap;
+  const listing = (await (await fetch(`${real.url}/api/peers`)).json()) as {
+    peers: Array<{ peerId: string; fileCount: number }>;
+  };
+  const held = new Map(listing.peers.map((peer) => [peer.peerId, peer.fileCount]));
+  real.holdsAll = swarm.every((peer) => held.get(peer.peerId) === filesPerPeer);
+}
+
+const JOIN_LIMIT_MS = 300_000;
+const earlyPeer = realPeerCount > 0 ? await startRealPeer('real-peer-1') : undefined;
+
 // ---- the join --------------------------------------------------------------------------------------------
 
 let loopMaxMs = 0;
@@ -357,6 +516,11 @@ const sampler = setInterval(() => {
   });
   void eventLoopMaxMs().then(sampleLoop, () => undefined);
   peakRss = Math.max(peakRss, rssMb(superpeer.pid!).rss);
+  for (const real of realPeers) {
+    if (real.service.exitCode !== null) continue;
+    real.peakRss = Math.max(real.peakRss, rssMb(real.service.pid!).rss);
+    void realPeerLoop(real).catch(() => undefined);
+  }
 }, 1000);
 await eventLoopMaxMs(); // resets the window: the superpeer's start-up is not the join
 await probeMaxMs();
@@ -391,7 +555,6 @@ await publisher.waitForConfirms();
 const lastConfirm = performance.now();
 let indexedAt: number | undefined;
 let last: Counts | undefined;
-const JOIN_LIMIT_MS = 300_000;
 await waitUntil(
   async () => {
     last = await counts();
@@ -410,6 +573,19 @@ await waitUntil(
 const joinMs = (indexedAt ?? Number.NaN) - lastConfirm;
 const publishMs = lastConfirm - joinStarted;
 const rssAtJoin = rssMb(superpeer.pid!);
+
+// The real peer that followed the join, then those that load the whole map from a snapshot.
+if (earlyPeer) {
+  await awaitCompleteMap(earlyPeer, lastConfirm);
+  await realPeerLoop(earlyPeer);
+}
+for (let i = 2; i <= realPeerCount; i++) {
+  const started = performance.now();
+  const late = await startRealPeer(`real-peer-${i}`);
+  await awaitCompleteMap(late, started);
+  await realPeerLoop(late);
+}
+phase = 'rest';
 
 // Every peer listed through rpc.peers pages.
 let listed = 0;
@@ -458,17 +634,47 @@ const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
 }));
 
 clearInterval(heartbeats);
-clearInterval(sampler);
+// Peers that stop heartbeating from now on are leaving, not timed out while healthy.
+const healthyTimeoutsSeen = healthyTimeouts;
 sampleLoop(await eventLoopMaxMs());
 const rssEnd = rssMb(superpeer.pid!);
+
+// The swarm leaves (each peer says peer.leave), and the real peers' maps empty.
+for (const real of realPeers) await realPeerLoop(real);
+phase = 'leave';
+const leaveStarted = performance.now();
+for (const peer of swarm) peer.heartbeating = false;
+await Promise.all(swarm.map((peer) => publishEvent(peer, { type: 'peer.leave' }).catch(() => undefined)));
+/** After the last peer left, how long a real peer idles before its RSS is read again. */
+const IDLE_AFTER_LEAVE_MS = 10_000;
+for (const real of realPeers) {
+  await waitUntil(async () => (await realPeerStatus(real)).viewPeers <= realPeers.length, {
+    timeoutMs: JOIN_LIMIT_MS,
+    intervalMs: 100,
+    what: `${real.label}'s map to lose the swarm`,
+  }).catch(() => process.stdout.write(`${real.label}: the swarm is still in its map\n`));
+  real.afterLeave = {
+    emptiedMs: performance.now() - leaveStarted,
+    rss: rssMb(real.service.pid!).rss,
+    laterRss: Number.NaN,
+    peak: Number.NaN,
+  };
+}
+await new Promise((resolve) => setTimeout(resolve, IDLE_AFTER_LEAVE_MS));
+for (const real of realPeers) {
+  const { rss, peak } = rssMb(real.service.pid!);
+  real.afterLeave = { ...real.afterLeave!, laterRss: rss, peak };
+  await realPeerLoop(real);
+}
+clearInterval(sampler);
 
 const out = (label: string, value: string, goal = '') =>
   process.stdout.write(`${label.padEnd(46)} ${value.padEnd(22)} ${goal}\n`);
 process.stdout.write(`swarm: ${peerCount} peers × ${filesPerPeer} files, beside one superpeer process\n`);
 out('announces published and confirmed in', `${(publishMs / 1000).toFixed(2)} s`);
 out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal ≤ 3 s');
-out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount}`);
-out('healthy peers timed out (join + settle)', `${healthyTimeouts}`, 'goal 0');
+out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount + realPeers.length}`);
+out('healthy peers timed out (join + settle)', `${healthyTimeoutsSeen}`, 'goal 0');
 out('re-announces answered (resync requests)', `${resyncsAnswered}`);
 out(
   'superpeer RSS at join / end / peak sampled',
@@ -494,14 +700,62 @@ out(
   `${searchP50.toFixed(3)} ms`,
   `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`,
 );
+for (const real of realPeers) {
+  const name = real.label === 'real-peer-1' ? `${real.label} (joined first)` : `${real.label} (joined last)`;
+  const at = real.atComplete ?? { rss: Number.NaN, peak: Number.NaN };
+  out(
+    `${name}: map complete after`,
+    `${((real.completeMs ?? Number.NaN) / 1000).toFixed(2)} s`,
+    real.label === 'real-peer-1' ? 'from the last confirm' : 'from its start (snapshot)',
+  );
+  out(
+    `${real.label}: map holds every peer × files`,
+    `${real.holdsAll ? 'yes' : 'NO'} (${real.view?.peers} / ${real.view?.files})`,
+    `expected ${peerCount} × ${filesPerPeer} + the real peers`,
+  );
+  out(
+    `${real.label}: RSS at complete map / peak sampled`,
+    `${at.rss.toFixed(0)} / ${real.peakRss.toFixed(0)} MB`,
+  );
+  const heap = real.heapAtComplete;
+  out(
+    `${real.label}: heap used / total, external`,
+    `${heap?.usedMb.toFixed(0)} / ${heap?.totalMb.toFixed(0)}, ${heap?.externalMb.toFixed(0)} MB`,
+    'at complete map',
+  );
+  out(
+    `${real.label}: VmHWM at complete map / at end`,
+    `${at.peak.toFixed(0)} / ${(real.afterLeave?.peak ?? Number.NaN).toFixed(0)} MB`,
+    'goal ≤ 200 MB',
+  );
+  out(
+    `${real.label}: longest task CPU join/rest/leave`,
+    `${real.taskCpuMaxMs.join.toFixed(1)} / ${real.taskCpuMaxMs.rest.toFixed(1)} / ${real.taskCpuMaxMs.leave.toFixed(1)} ms`,
+    'goal ≤ 50 ms',
+  );
+  out(
+    `${real.label}: longest loop delay join/rest/leave`,
+    `${real.loopMaxMs.join.toFixed(1)} / ${real.loopMaxMs.rest.toFixed(1)} / ${real.loopMaxMs.leave.toFixed(1)} ms`,
+  );
+  const left = real.afterLeave;
+  out(
+    `${real.label}: RSS after the swarm left / ${IDLE_AFTER_LEAVE_MS / 1000} s on`,
+    `${left?.rss.toFixed(0)} / ${left?.laterRss.toFixed(0)} MB`,
+    `map empty ${((left?.emptiedMs ?? Number.NaN) / 1000).toFixed(2)} s after the leaves`,
+  );
+}
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50 })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
 await connection.close();
+// Each real peer says peer.leave and exits (a --cpu-prof profile is written then).
+for (const real of realPeers) real.service.kill('SIGTERM');
+await Promise.all(realPeers.map((real) => real.exited));
 superpeer.kill('SIGTERM');
 await new Promise((resolve) => superpeer.once('exit', resolve));
+await Promise.all(realPeers.map((real) => fs.rm(real.shareDir, { recursive: true, force: true })));
 await cleanupNamespace(namespace).catch(() => undefined);
 
 function fail(message: string): never {

@@ -1,5 +1,5 @@
 import type { FileEntry } from '../protocol/index.js';
-import { NamedSlots } from './named-slots.js';
+import { MapFiles, SHA_BYTES, wordsSignature } from './map-files.js';
 import type {
   DeltaResult,
   FullResult,
@@ -21,136 +21,44 @@ export interface NetworkMapOptions {
   searchWorkBudget?: number;
 }
 
-const SHA_BYTES = 32;
 /** Work units of checking one name by tokenizing it (about fifty signature checks). */
 const VERIFY_COST = 50;
-const MIN_SLOTS = 8;
-
-/*
- * One peer's files as columns: names (UTF-8 in a pooled buffer, see `NamedSlots`), sizes, SHA-256 bytes,
- * and a 64-bit signature per file (two bits per token: one for its first character, one for its first two)
- * that rules most files out of a word search without tokenizing their names. Removing a file moves the
- * last one into its slot.
+/**
+ * Most files a staged peer reserves room for before they arrive (about 3 MB; a bigger peer's columns grow
+ * as its files come), so that a state announcing many chunks and sending one costs little.
  */
+const MAX_RESERVED_FILES = 32_000;
+
+/** A peer of the map: its record and its files' columns. */
 class MapPeer extends PeerRecord {
-  readonly names = new NamedSlots((from, to) => this.move(from, to));
-  sizes: Float64Array;
-  shas: Buffer;
-  signatures: Uint32Array;
-
-  constructor(state: PeerState, number: number) {
+  constructor(
+    state: PeerHeader,
+    number: number,
+    readonly files: MapFiles,
+  ) {
     super(state.peerId, number, state.instanceId, state.url, state.seq);
-    const capacity = state.files.length;
-    // Name lengths in UTF-16 units: the exact UTF-8 size of ASCII names, and a start for the others.
-    let bytes = 0;
-    for (const file of state.files) bytes += file.name.length;
-    this.names.reserve(capacity, bytes);
-    const slots = Math.max(MIN_SLOTS, capacity);
-    this.sizes = new Float64Array(slots);
-    this.shas = Buffer.alloc(slots * SHA_BYTES);
-    this.signatures = new Uint32Array(slots * 2);
-  }
-
-  get count(): number {
-    return this.names.count;
+    this.totalBytes = files.totalBytes;
   }
 
   get fileCount(): number {
-    return this.names.count;
-  }
-
-  upsert(file: FileEntry): void {
-    let slot = this.names.find(file.name);
-    if (slot < 0) {
-      slot = this.names.add(file.name);
-      if (slot >= this.sizes.length) this.resize(Math.ceil(slot * 1.5) + MIN_SLOTS);
-      this.sizes[slot] = 0;
-      const signature = signatureOf(file.name);
-      this.signatures[2 * slot] = signature[0]!;
-      this.signatures[2 * slot + 1] = signature[1]!;
-    }
-    this.totalBytes += file.size - this.sizes[slot]!;
-    this.sizes[slot] = file.size;
-    this.shas.write(file.sha256.toLowerCase(), slot * SHA_BYTES, SHA_BYTES, 'hex');
-  }
-
-  remove(name: string): void {
-    const slot = this.names.find(name);
-    if (slot < 0) return;
-    this.totalBytes -= this.sizes[slot]!;
-    this.names.remove(slot);
-    // Give memory back once three quarters of the columns are empty.
-    if (this.sizes.length > MIN_SLOTS * 4 && this.count * 4 < this.sizes.length)
-      this.resize(this.count * 2 + MIN_SLOTS);
-  }
-
-  name(slot: number): string {
-    return this.names.name(slot);
-  }
-
-  sha(slot: number): string {
-    return this.shas.toString('hex', slot * SHA_BYTES, slot * SHA_BYTES + SHA_BYTES);
-  }
-
-  /** Gives back spare memory once the peer's files are in. */
-  fit(): void {
-    this.names.fit();
-    if (this.sizes.length > this.count + MIN_SLOTS) this.resize(this.count + MIN_SLOTS);
-  }
-
-  private move(from: number, to: number): void {
-    this.sizes[to] = this.sizes[from]!;
-    this.shas.copy(this.shas, to * SHA_BYTES, from * SHA_BYTES, from * SHA_BYTES + SHA_BYTES);
-    this.signatures[2 * to] = this.signatures[2 * from]!;
-    this.signatures[2 * to + 1] = this.signatures[2 * from + 1]!;
-  }
-
-  /** Resizes the columns to `slots` (at least the file count). */
-  private resize(slots: number): void {
-    const n = this.count;
-    const sizes = new Float64Array(slots);
-    sizes.set(this.sizes.subarray(0, n));
-    this.sizes = sizes;
-    const shas = Buffer.alloc(slots * SHA_BYTES);
-    this.shas.copy(shas, 0, 0, n * SHA_BYTES);
-    this.shas = shas;
-    const signatures = new Uint32Array(slots * 2);
-    signatures.set(this.signatures.subarray(0, 2 * n));
-    this.signatures = signatures;
+    return this.files.count;
   }
 }
 
-/** FNV-1a over UTF-16 code units. */
-function hashText(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return hash >>> 0;
-}
+/** A peer's state without its files. */
+export type PeerHeader = Omit<PeerState, 'files'>;
 
-/** Bit (0-63) standing for "some token starts with `prefix`" (one or two characters). */
-function prefixBit(prefix: string): number {
-  return hashText(prefix) % 61;
-}
-
-function signatureOf(name: string): [number, number] {
-  const signature: [number, number] = [0, 0];
-  for (const token of tokenize(name)) {
-    for (const prefix of token.length > 1 ? [token.slice(0, 1), token.slice(0, 2)] : [token]) {
-      const bit = prefixBit(prefix);
-      signature[bit >>> 5]! |= 1 << (bit & 31);
-    }
-  }
-  return signature;
-}
-
-/** The signature bits every file matching `words` must have. */
-function wordsSignature(words: readonly string[]): [number, number] {
-  const signature: [number, number] = [0, 0];
-  for (const word of words) {
-    const bit = prefixBit(word.slice(0, 2));
-    signature[bit >>> 5]! |= 1 << (bit & 31);
-  }
-  return signature;
+/**
+ * A peer's whole state while it arrives in pieces (the chunks of a broadcast, the pages of a snapshot): each
+ * piece goes into compact columns as it comes, so that no list of parsed entries waits for the rest (a
+ * million of those would cost the peer hundreds of MB of heap). Not in the map until `applyStagedAsync`.
+ */
+export interface StagedPeer {
+  readonly header: PeerHeader;
+  /** Files announced in all (an estimate: room is reserved for them). */
+  readonly expectedFiles: number;
+  /** @internal */
+  readonly files: MapFiles;
 }
 
 /**
@@ -179,12 +87,12 @@ export class NetworkMap extends PeerStore<MapPeer> {
 
   /** A peer's files in the order the map holds them (not sorted). */
   peerFiles(peerId: string): Omit<FileEntry, 'mtimeMs'>[] {
-    const peer = this.peerTable.get(peerId);
-    if (peer === undefined) return [];
-    return Array.from({ length: peer.count }, (_, slot) => ({
-      name: peer.name(slot),
-      size: peer.sizes[slot]!,
-      sha256: peer.sha(slot),
+    const files = this.peerTable.get(peerId)?.files;
+    if (files === undefined) return [];
+    return Array.from({ length: files.count }, (_, slot) => ({
+      name: files.name(slot),
+      size: files.sizes[slot]!,
+      sha256: files.sha(slot),
     }));
   }
 
@@ -192,9 +100,9 @@ export class NetworkMap extends PeerStore<MapPeer> {
   applyFull(state: PeerState): FullResult {
     const result = this.peerTable.fullResult(state);
     if (result === 'stale') return result;
-    const peer = this.newPeer(state);
-    for (const file of state.files) peer.upsert(file);
-    this.install(peer);
+    const staged = this.stage(state, state.files.length);
+    this.addStaged(staged, state.files);
+    this.install(staged);
     return result;
   }
 
@@ -203,13 +111,65 @@ export class NetworkMap extends PeerStore<MapPeer> {
     return this.updates.run(async () => {
       const result = this.peerTable.fullResult(state);
       if (result === 'stale') return result;
-      const peer = this.newPeer(state);
+      const staged = this.stage(state, state.files.length);
       await runSliced(
         () => state.files.length,
-        (i) => peer.upsert(state.files[i]!),
+        (i) => staged.files.upsert(state.files[i]!),
         options,
       );
-      this.install(peer);
+      this.install(staged);
+      return result;
+    });
+  }
+
+  /**
+   * Starts a peer's full state that arrives in pieces of at most a message's worth of files each
+   * (`addStaged`), applied by `applyStagedAsync` once whole. The map does not change meanwhile.
+   */
+  stage(header: PeerHeader, expectedFiles: number): StagedPeer {
+    const { peerId, instanceId, url, seq } = header;
+    const expected = Math.max(0, Math.min(Math.floor(expectedFiles), MAX_RESERVED_FILES));
+    return {
+      header: { peerId, instanceId, url, seq },
+      expectedFiles: expected,
+      files: new MapFiles(expected),
+    };
+  }
+
+  /** Adds a piece of a staged peer's files at once (at most a message's worth). */
+  addStaged(staged: StagedPeer, files: readonly FileEntry[]): void {
+    this.reserveStaged(staged, files);
+    for (const file of files) staged.files.upsert(file);
+  }
+
+  /** `addStaged` in slices (the map does not change meanwhile: the staged peer is not in it yet). */
+  async addStagedAsync(
+    staged: StagedPeer,
+    files: readonly FileEntry[],
+    options: SliceOptions = {},
+  ): Promise<void> {
+    this.reserveStaged(staged, files);
+    await runSliced(
+      () => files.length,
+      (i) => staged.files.upsert(files[i]!),
+      options,
+    );
+  }
+
+  /** Before the first piece: room for the whole at once, with names as long on average as this piece's. */
+  private reserveStaged(staged: StagedPeer, files: readonly FileEntry[]): void {
+    if (staged.files.count > 0 || files.length === 0) return;
+    let bytes = 0;
+    for (const file of files) bytes += file.name.length;
+    const expected = Math.max(staged.expectedFiles, files.length);
+    staged.files.reserve(expected, Math.ceil((bytes / files.length) * expected));
+  }
+
+  /** Puts a staged peer in the map (after the async updates before it), as `applyFull` would. */
+  applyStagedAsync(staged: StagedPeer): Promise<FullResult> {
+    return this.updates.run(() => {
+      const result = this.peerTable.fullResult({ ...staged.header, files: [] });
+      if (result !== 'stale') this.install(staged);
       return result;
     });
   }
@@ -218,10 +178,12 @@ export class NetworkMap extends PeerStore<MapPeer> {
   applyDelta(delta: PeerDeltaInput): DeltaResult {
     const { peer, result } = this.peerTable.deltaTarget(delta);
     if (peer === undefined) return result;
-    const before = peer.count;
-    for (const name of delta.removed) peer.remove(name);
-    for (const file of delta.upserted) peer.upsert(file);
-    this.files += peer.count - before;
+    const files = peer.files;
+    const before = files.count;
+    for (const name of delta.removed) files.remove(name);
+    for (const file of delta.upserted) files.upsert(file);
+    this.files += files.count - before;
+    peer.totalBytes = files.totalBytes;
     peer.seq = delta.seq;
     return result;
   }
@@ -236,7 +198,7 @@ export class NetworkMap extends PeerStore<MapPeer> {
     const peer = this.peerTable.detach(peerId, instanceId);
     if (peer === undefined) return false;
     this.peerTable.release(peer);
-    this.files -= peer.count;
+    this.files -= peer.fileCount;
     return true;
   }
 
@@ -259,8 +221,8 @@ export class NetworkMap extends PeerStore<MapPeer> {
       if (/^[0-9a-f]{64}$/.test(sha256)) {
         const bytes = Buffer.from(sha256, 'hex');
         scan: for (const peer of peers) {
-          const shas = peer.shas;
-          for (let slot = 0; slot < peer.count; slot++) {
+          const { shas, count } = peer.files;
+          for (let slot = 0; slot < count; slot++) {
             const base = slot * SHA_BYTES;
             if (shas[base] !== bytes[0] || shas.compare(bytes, 0, SHA_BYTES, base, base + SHA_BYTES) !== 0)
               continue;
@@ -275,9 +237,9 @@ export class NetworkMap extends PeerStore<MapPeer> {
     }
     const truncated = found.length > max || partial;
     const match = ({ peer, slot }: (typeof found)[number]): Match => ({
-      name: peer.name(slot),
-      size: peer.sizes[slot]!,
-      sha256: peer.sha(slot),
+      name: peer.files.name(slot),
+      size: peer.files.sizes[slot]!,
+      sha256: peer.files.sha(slot),
       peer,
     });
     const exact = found.filter((f) => f.exact).map(match);
@@ -297,12 +259,13 @@ export class NetworkMap extends PeerStore<MapPeer> {
     let work = 0;
     let nonExact = 0;
     for (const peer of peers) {
-      const signatures = peer.signatures;
-      for (let slot = 0; slot < peer.count; slot++) {
+      const files = peer.files;
+      const { signatures, count } = files;
+      for (let slot = 0; slot < count; slot++) {
         if (++work > budget) return true;
         if ((signatures[2 * slot]! & low) !== low || (signatures[2 * slot + 1]! & high) !== high) continue;
         work += VERIFY_COST;
-        const tokens = tokenize(peer.name(slot));
+        const tokens = tokenize(files.name(slot));
         if (!words.every((word) => tokens.some((token) => token.startsWith(word)))) continue;
         const exact = tokens.join('\0') === exactKey;
         found.push({ peer, slot, exact });
@@ -314,15 +277,12 @@ export class NetworkMap extends PeerStore<MapPeer> {
     return false;
   }
 
-  private newPeer(state: PeerState): MapPeer {
-    return new MapPeer(state, this.peerTable.nextNumber());
-  }
-
-  private install(peer: MapPeer): void {
-    peer.fit();
+  private install(staged: StagedPeer): void {
+    staged.files.fit();
+    const peer = new MapPeer(staged.header, this.peerTable.nextNumber(), staged.files);
     const previous = this.peerTable.get(peer.peerId);
-    if (previous !== undefined) this.files -= previous.count;
+    if (previous !== undefined) this.files -= previous.fileCount;
     this.peerTable.add(peer);
-    this.files += peer.count;
+    this.files += peer.fileCount;
   }
 }

@@ -124,6 +124,7 @@ export async function runPeer(env: Record<string, string | undefined>, options: 
     await peer.close();
     await http.close();
     await share.close();
+    metrics.close();
   });
   await peer.start();
   logger.info('peer ready', {

@@ -1,6 +1,7 @@
 import express from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TransferInfo } from '../../libs/transfer/index.js';
+import { registerEventLoopGauges } from '../event-loop-gauges.js';
 
 /** What the scrape-time gauges read; the composition root supplies it once the peer exists. */
 export interface PeerMetricsSample {
@@ -28,6 +29,8 @@ export interface PeerMetrics {
   sampleFrom(sample: () => PeerMetricsSample): void;
   /** `GET /metrics` in the Prometheus text format. */
   router(): express.Router;
+  /** Stops the event-loop monitors. */
+  close(): void;
 }
 
 /** The statuses the files router answers with (libs/transfer/router.ts). */
@@ -36,6 +39,8 @@ const TRANSFER_STATUSES = [200, 206, 304, 400, 404, 416, 500, 503] as const;
 export function createPeerMetrics(): PeerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'p2p_peer_' });
+  // A peer applies the whole network's changes to its map: those must not block its event loop either.
+  const loopGauges = registerEventLoopGauges(registry, 'p2p_peer_');
   let sample: (() => PeerMetricsSample) | undefined;
 
   // Every metric of this peer goes to its own registry, never prom-client's global one.
@@ -122,6 +127,7 @@ export function createPeerMetrics(): PeerMetrics {
     sampleFrom(read) {
       sample = read;
     },
+    close: () => loopGauges.close(),
     router() {
       const router = express.Router();
       router.get('/metrics', async (_req, res, next) => {

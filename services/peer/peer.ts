@@ -32,7 +32,7 @@ import { NetworkIndex } from '../../libs/search/index.js';
 import type { Share, ShareChange } from '../../libs/share/index.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkTicks } from './ticks.js';
-import { NetworkView } from './view.js';
+import { NetworkView, nextTurn } from './view.js';
 
 export interface PeerOptions {
   amqpUrl: string;
@@ -68,6 +68,8 @@ const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
 /** A whole-view reload asked for by the network happens at most this often (each one pages the whole index). */
 const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
 const STREAM_SILENCE_CHECK_MS = 1000;
+/** Network messages delivered and not yet handled, at most (see `setup`). */
+const NETWORK_PREFETCH = 8;
 
 /**
  * A peer's network side: announces its share and changes, heartbeats, follows the network, searches.
@@ -215,19 +217,28 @@ export class Peer {
     await consumeValidated(session, {
       queue,
       schema: NetworkMessageSchema,
-      prefetch: 256,
+      // Messages wait here, unparsed, while the one before them is applied: a peer-state of 2,000 files is
+      // ~300 KB, so at most ~2.5 MB of them; each takes milliseconds, far longer than the broker's refill.
+      prefetch: NETWORK_PREFETCH,
       deadLetter: { exchange: this.names.deadLetterExchange, rejectedBy: `peer ${this.peerId}` },
       handler: (message) => this.onNetworkMessage(message),
     });
   }
 
-  private onNetworkMessage(message: NetworkMessage): void {
+  /**
+   * A message with files resolves once they are applied, and after a turn of the event loop: the consumer
+   * takes the next message only then, so a burst read from the socket at once (a dozen states of 1,000
+   * files) is parsed and applied one message per task, not in one long task.
+   */
+  private async onNetworkMessage(message: NetworkMessage): Promise<void> {
     switch (message.type) {
       case 'network.peer-state':
-        this.view.applyState(message);
+        await this.view.applyState(message);
+        await nextTurn();
         return;
       case 'network.peer-delta':
-        this.view.applyDelta(message);
+        await this.view.applyDelta(message);
+        await nextTurn();
         return;
       case 'network.peer-left':
         this.view.applyLeft(message);

@@ -1,7 +1,6 @@
 import { describeError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
-  type FileEntry,
   type NetworkPeerDelta,
   type NetworkPeerLeft,
   type NetworkPeerState,
@@ -11,15 +10,28 @@ import {
 } from '../../libs/protocol/index.js';
 import { NetworkMap } from '../../libs/search/index.js';
 
+/**
+ * States being received in pieces at once, at most (their peers are those the superpeers broadcast at the
+ * same time: a few); past it the oldest is dropped (a resync or a reload repairs it).
+ */
+const MAX_ASSEMBLIES = 1024;
+
+/** Resolves after a turn of the event loop: what follows runs in a task of its own. */
+export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Leaves remembered while a snapshot loads, at most (each is a peer id: a few MB at most). */
+const MAX_LEAVES_REMEMBERED = 100_000;
+
+/** A peer's state being received in pieces, its files already in the map's compact columns. */
+type StagedPeer = ReturnType<NetworkMap['stage']>;
+
 /** Fetches one snapshot page from a superpeer (an RPC in the peer). */
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
 
 interface Assembly {
   name: string | undefined;
-  instanceId: string;
-  seq: number;
-  url: string;
-  files: FileEntry[];
+  staged: StagedPeer;
+  /** The next chunk expected (a broadcast), or the files received so far (a snapshot). */
   next: number;
 }
 
@@ -39,6 +51,11 @@ export class NetworkView {
   private refreshing: Promise<void> | undefined;
   /** Bumped by `markStale`: a reload that began before it cannot make the view current. */
   private staleEpoch = 0;
+  /** Peer-left messages applied so far. */
+  private leaves = 0;
+  /** Snapshot loads running, and the peers that left meanwhile (with the number of their leave). */
+  private loadsRunning = 0;
+  private readonly leftDuringLoads = new Map<string, { leave: number; instanceId: string | undefined }>();
 
   constructor(
     private readonly fetchSnapshot: SnapshotFetcher,
@@ -69,13 +86,7 @@ export class NetworkView {
   }
 
   private async applyFull(peerId: string, assembly: Assembly): Promise<void> {
-    const result = await this.index.applyFullAsync({
-      peerId,
-      instanceId: assembly.instanceId,
-      url: assembly.url,
-      seq: assembly.seq,
-      files: assembly.files,
-    });
+    const result = await this.index.applyStagedAsync(assembly.staged);
     if (result === 'stale') return;
     if (assembly.name === undefined) this.names.delete(peerId);
     else this.names.set(peerId, assembly.name);
@@ -86,46 +97,74 @@ export class NetworkView {
     if (!this.index.hasPeer(peerId)) this.names.delete(peerId);
   }
 
-  applyState(message: NetworkPeerState): void {
+  /**
+   * One chunk of a peer's state: its files go into the staged peer as they come (in slices, so the parsed
+   * message dies young and no list of a million entries waits); the whole is applied after the last chunk.
+   * Resolves once the chunk is staged: the caller takes the next message only then.
+   */
+  async applyState(message: NetworkPeerState): Promise<void> {
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
       assembly = {
         name: message.name,
-        instanceId: message.instanceId,
-        seq: message.seq,
-        url: message.url,
-        files: [],
+        staged: this.index.stage(message, message.files.length * message.chunkCount),
         next: 0,
       };
+      this.assemblies.delete(message.peerId);
+      if (this.assemblies.size >= MAX_ASSEMBLIES) {
+        const oldest = this.assemblies.keys().next().value;
+        if (oldest !== undefined) this.assemblies.delete(oldest);
+      }
       this.assemblies.set(message.peerId, assembly);
     }
     if (
       !assembly ||
-      assembly.instanceId !== message.instanceId ||
-      assembly.seq !== message.seq ||
+      assembly.staged.header.instanceId !== message.instanceId ||
+      assembly.staged.header.seq !== message.seq ||
       assembly.next !== message.chunkIndex
     ) {
       return; // a chunk out of order: another superpeer's copy, or the start was missed
     }
-    assembly.files.push(...message.files);
     assembly.next++;
+    // The message was parsed and checked in this task: its files go in from the next one.
+    await nextTurn();
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
+    await this.index.addStagedAsync(assembly.staged, message.files);
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
     void this.applyFull(message.peerId, assembly);
   }
 
-  applyDelta(message: NetworkPeerDelta): void {
-    void this.index.applyDeltaAsync(message).then((result) => {
-      if (result === 'gap' || result === 'unknown-peer') {
-        this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
-        void this.refresh(message.peerId).catch(() => undefined);
-      }
-    });
+  /** Resolves once the delta is applied (after the updates before it). */
+  async applyDelta(message: NetworkPeerDelta): Promise<void> {
+    const result = await this.index.applyDeltaAsync(message);
+    if (result === 'gap' || result === 'unknown-peer') {
+      this.logger.debug('gap in a peer sequence; fetching its state', { peerId: message.peerId, result });
+      void this.refresh(message.peerId).catch(() => undefined);
+    }
   }
 
   applyLeft(message: NetworkPeerLeft): void {
     this.assemblies.delete(message.peerId);
+    this.leaves++;
+    if (this.loadsRunning > 0) {
+      const left = this.leftDuringLoads;
+      left.delete(message.peerId);
+      if (left.size >= MAX_LEAVES_REMEMBERED) left.delete(left.keys().next().value!);
+      left.set(message.peerId, { leave: this.leaves, instanceId: message.instanceId });
+    }
     void this.removePeer(message.peerId, message.instanceId);
+  }
+
+  /**
+   * True when `peerId` left after its snapshot page was received (`leavesBefore` leaves ago): the page is
+   * older than the leave, so applying it would bring the peer back for good.
+   */
+  private leftSince(peerId: string, instanceId: string, leavesBefore: number): boolean {
+    const left = this.leftDuringLoads.get(peerId);
+    if (left === undefined || left.leave <= leavesBefore) return false;
+    return left.instanceId === undefined || left.instanceId === instanceId;
   }
 
   /** Resolves once every change received so far is applied. */
@@ -148,34 +187,46 @@ export class NetworkView {
   }
 
   private async load(peerId: string | undefined): Promise<void> {
+    this.loadsRunning++;
+    try {
+      await this.loadPages(peerId);
+    } finally {
+      if (--this.loadsRunning === 0) this.leftDuringLoads.clear();
+    }
+  }
+
+  private async loadPages(peerId: string | undefined): Promise<void> {
     const epoch = this.staleEpoch;
     const received = new Set<string>();
-    let assembly: (Assembly & { peerId: string }) | undefined;
+    let assembly: (Assembly & { peerId: string; leavesBefore: number }) | undefined;
     let cursor: SnapshotRequest['cursor'];
     do {
+      // A leave applied after the request went out may be newer than the page that answers it.
+      const leavesBefore = this.leaves;
       const reply = await this.fetchSnapshot({
         v: PROTOCOL_VERSION,
         type: 'rpc.snapshot',
         ...(peerId ? { peerId } : {}),
         ...(cursor ? { cursor } : {}),
       });
+      await nextTurn(); // the page was parsed and checked in this task: its files go in from the next one
       for (const page of reply.peers) {
         received.add(page.peerId);
         if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
           assembly = {
             peerId: page.peerId,
             name: page.name,
-            instanceId: page.instanceId,
-            seq: page.seq,
-            url: page.url,
-            files: [],
+            staged: this.index.stage(page, page.fileTotal),
             next: 0,
+            leavesBefore,
           };
         }
-        for (const file of page.files) assembly.files.push(file);
-        // Each peer is applied as soon as it is whole, so only one peer's files wait in memory.
-        if (assembly.files.length >= page.fileTotal) {
-          await this.applyFull(assembly.peerId, assembly);
+        await this.index.addStagedAsync(assembly.staged, page.files);
+        assembly.next += page.files.length;
+        // Each peer is applied as soon as it is whole, unless it left meanwhile (its page was older).
+        if (assembly.next >= page.fileTotal) {
+          const { peerId: id, staged, leavesBefore: before } = assembly;
+          if (!this.leftSince(id, staged.header.instanceId, before)) await this.applyFull(id, assembly);
           assembly = undefined;
         }
       }

@@ -85,6 +85,8 @@ describe('the peer web page and metrics', () => {
       'p2p_peer_view_files',
       'p2p_peer_view_stale',
       'p2p_peer_broker_connected',
+      'p2p_peer_event_loop_max_ms',
+      'p2p_peer_longest_task_cpu_ms',
       'p2p_peer_process_cpu_user_seconds_total',
       'p2p_peer_nodejs_heap_size_used_bytes',
     ]) {

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { silentLog } from '../../libs/logging/index.js';
+import type {
+  FileEntry,
+  NetworkPeerLeft,
+  NetworkPeerState,
+  SnapshotReply,
+  SnapshotRequest,
+} from '../../libs/protocol/index.js';
+import { PROTOCOL_VERSION } from '../../libs/protocol/index.js';
+import { NetworkView } from '../../services/peer/view.js';
+
+const peerA = 'a'.repeat(40);
+const peerB = 'b'.repeat(40);
+
+function files(prefix: string, count: number): FileEntry[] {
+  return Array.from({ length: count }, (_, i) => ({
+    name: `${prefix}/file ${i}.txt`,
+    size: i,
+    sha256: i.toString(16).padStart(64, '0'),
+    mtimeMs: 1,
+  }));
+}
+
+/** A snapshot page of whole peers (the fields the view reads; the RPC client has checked the rest). */
+function page(...peers: Array<{ peerId: string; files: FileEntry[] }>): SnapshotReply {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'rpc.snapshot',
+    ok: true,
+    superpeerId: 'sp-1',
+    peers: peers.map(({ peerId, files }) => ({
+      peerId,
+      instanceId: `${peerId.slice(0, 8)}-instance`,
+      url: 'http://127.0.0.1:9',
+      seq: 1,
+      name: `peer-${peerId.slice(0, 4)}`,
+      publicKey: 'unused',
+      fileOffset: 0,
+      fileTotal: files.length,
+      files,
+    })),
+  };
+}
+
+function left(peerId: string): NetworkPeerLeft {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'network.peer-left',
+    peerId,
+    instanceId: `${peerId.slice(0, 8)}-instance`,
+    superpeerId: 'sp-1',
+    reason: 'leave',
+  } as NetworkPeerLeft;
+}
+
+test('a state in chunks is in the map once its last chunk came; a chunk out of order is ignored', async () => {
+  const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
+  const chunk = (chunkIndex: number, chunkFiles: FileEntry[]) =>
+    ({
+      v: PROTOCOL_VERSION,
+      type: 'network.peer-state',
+      peerId: peerA,
+      instanceId: 'a-instance',
+      url: 'http://127.0.0.1:9',
+      seq: 3,
+      name: 'peer-a',
+      publicKey: 'unused',
+      superpeerId: 'sp-1',
+      chunkIndex,
+      chunkCount: 2,
+      files: chunkFiles,
+    }) as unknown as NetworkPeerState;
+  await view.applyState(chunk(0, files('one', 3000)));
+  await view.settled();
+  assert.equal(view.index.hasPeer(peerA), false, 'not in the map before its last chunk');
+  await view.applyState(chunk(0, files('one', 3000)));
+  await view.applyState(chunk(2, files('stray', 5)));
+  // A name sent twice is one file, with the later size.
+  const again = { name: 'one/file 0.txt', size: 77, sha256: 'e'.repeat(64), mtimeMs: 1 };
+  await view.applyState(chunk(1, [...files('two', 10), again]));
+  await view.settled();
+  assert.equal(view.index.getPeer(peerA)?.fileCount, 3010);
+  assert.equal(view.index.getPeer(peerA)?.totalBytes, (2999 * 3000) / 2 + 77 + 45);
+  assert.equal(view.index.search({ kind: 'sha256', sha256: 'e'.repeat(64) }, 5).results[0]?.size, 77);
+  assert.equal(view.index.fileCount, 3010);
+  assert.deepEqual(
+    view.index.peerFiles(peerA).find((file) => file.name === 'two/file 9.txt'),
+    { name: 'two/file 9.txt', size: 9, sha256: (9).toString(16).padStart(64, '0') },
+  );
+  assert.equal(view.nameOf(peerA), 'peer-a');
+});
+
+test('a peer that leaves while a snapshot holding it loads is not brought back by that snapshot', async () => {
+  let leaveDuringFetch = true;
+  const requests: SnapshotRequest[] = [];
+  const view = new NetworkView(async (request) => {
+    requests.push(request);
+    // The superpeer took its page before the leave; the leave reaches this peer before the page does.
+    if (leaveDuringFetch) view.applyLeft(left(peerB));
+    return page({ peerId: peerA, files: files('a', 5) }, { peerId: peerB, files: files('b', 7) });
+  }, silentLog);
+  await view.refresh();
+  assert.equal(requests.length, 1);
+  assert.equal(view.index.hasPeer(peerA), true);
+  assert.equal(view.index.hasPeer(peerB), false, 'the leave is newer than the page');
+  assert.equal(view.index.fileCount, 5);
+  assert.equal(view.stale, false);
+
+  // Without a leave, the same page brings both (and a leave before an earlier load does not count).
+  leaveDuringFetch = false;
+  await view.refresh();
+  assert.equal(view.index.hasPeer(peerB), true);
+  assert.equal(view.index.fileCount, 12);
+});
