@@ -27,14 +27,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import express from 'express';
+import { createFilesRouter, type SharedFileSource, startHttpServer } from '../libs/file-server/index.js';
 import type { FileEntry } from '../libs/protocol/index.js';
-import {
-  createFilesRouter,
-  type DownloadSource,
-  downloadFile,
-  type SharedFileSource,
-  startHttpServer,
-} from '../libs/transfer/index.js';
+import type { DownloadSource } from '../libs/transfer/index.js';
+import type { GetInner, GetJob } from './bench-download-get.js';
 import { FILE_NAME, HOST, startNginx, timed } from './bench-download-tools.js';
 
 const MiB = 1024 * 1024;
@@ -161,40 +157,7 @@ async function writeRandomFile(filePath: string, sizeBytes: number): Promise<str
   return hash.digest('hex');
 }
 
-interface GetJob {
-  sources: DownloadSource[];
-  sha256: string;
-  size: number;
-  destPath: string;
-}
-
-/** Child side of a timed `p2p get`: one verified download, then exit. */
-async function runGet(job: GetJob): Promise<void> {
-  // The download alone, without the process start and module loading (a third of a second or so).
-  const started = performance.now();
-  const cpu = process.cpuUsage();
-  const result = await downloadFile(job);
-  const used = process.cpuUsage(cpu);
-  const inner: GetInner = {
-    seconds: (performance.now() - started) / 1000,
-    cpuSeconds: (used.user + used.system) / 1e6,
-  };
-  process.stdout.write(
-    `${JSON.stringify({ servedBy: result.servedBy, failures: result.failures.length, inner })}\n`,
-  );
-}
-
-/** What the child measured of `downloadFile` itself (every thread's CPU time). */
-interface GetInner {
-  seconds: number;
-  cpuSeconds: number;
-}
-
 async function main(): Promise<void> {
-  if (process.argv[2] === '--get') {
-    await runGet(JSON.parse(process.argv[3] ?? '{}') as GetJob);
-    return;
-  }
   const sizeMiB = Number(process.argv[2] ?? 1024);
   const rounds = Number(process.argv[3] ?? 3);
   const pacedMiB = Number(process.argv[4] ?? 256);
@@ -234,12 +197,12 @@ async function main(): Promise<void> {
     );
 
     const out = path.join(tmp, 'out.bin');
-    const script = fileURLToPath(import.meta.url);
+    const script = fileURLToPath(new URL('./bench-download-get.js', import.meta.url));
     const cpuFile = path.join(tmp, 'cpu.txt');
     type Timing = { seconds: number; cpuSeconds: number; inner?: GetInner };
     const get = async (sources: DownloadSource[]): Promise<Timing> => {
       const job: GetJob = { sources, sha256, size: sizeBytes, destPath: out };
-      const timing = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
+      const timing = await timed(process.execPath, [script, JSON.stringify(job)], cpuFile);
       // A get that exits 0 without its result line (or its file) did not finish: not a timing.
       if (!timing.stdout.includes('servedBy') || (await fs.stat(out)).size !== sizeBytes)
         throw new Error(`get: no verified file: ${timing.stdout.trim()}`);
@@ -322,7 +285,7 @@ async function main(): Promise<void> {
       await once(worker, 'message');
       const paced = async (sources: DownloadSource[]): Promise<number> => {
         const job: GetJob = { sources, sha256: pacedSha, size: pacedBytes, destPath: out };
-        const { seconds } = await timed(process.execPath, [script, '--get', JSON.stringify(job)], cpuFile);
+        const { seconds } = await timed(process.execPath, [script, JSON.stringify(job)], cpuFile);
         await fs.rm(out);
         return pacedMiB / seconds;
       };

@@ -19,11 +19,6 @@ export {
 } from './download-checks.js';
 export { tempFileName } from './download-temp.js';
 export { HashWorker, type HashWorkerOptions } from './hash-worker.js';
-export { nameFromSegments, type RequestedName } from './names.js';
 export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';
 export { SegmentPlan } from './parallel.js';
 export { PrefixHasher } from './prefix-hash.js';
-export type { AdvertisedVersion, FilesRouterOptions, SharedFileSource, TransferInfo } from './router.js';
-export { createFilesRouter } from './router.js';
-export type { HttpServerOptions, RunningHttpServer } from './server.js';
-export { startHttpServer } from './server.js';

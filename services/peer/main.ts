@@ -1,11 +1,11 @@
 import os from 'node:os';
 import express from 'express';
 import { loadPeerConfig } from '../../libs/config/index.js';
+import { createFilesRouter, startHttpServer } from '../../libs/file-server/index.js';
 import { loadOrCreateIdentity } from '../../libs/identity/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { MAX_SEARCH_LIMIT } from '../../libs/protocol/index.js';
 import { Share, writeDemoFiles } from '../../libs/share/index.js';
-import { createFilesRouter, startHttpServer } from '../../libs/transfer/index.js';
 import { Watcher } from '../../libs/watch/index.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';

@@ -1,6 +1,6 @@
 import express from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { TransferInfo } from '../../libs/transfer/index.js';
+import type { TransferInfo } from '../../libs/file-server/index.js';
 import { registerEventLoopGauges } from '../event-loop-gauges.js';
 
 /** What the scrape-time gauges read; the composition root supplies it once the peer exists. */

@@ -7,16 +7,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
-import type { FileEntry } from '../../libs/protocol/index.js';
 import {
   createFilesRouter,
-  type DownloadProgress,
   type FilesRouterOptions,
   type RunningHttpServer,
   type SharedFileSource,
   startHttpServer,
   type TransferInfo,
-} from '../../libs/transfer/index.js';
+} from '../../libs/file-server/index.js';
+import type { FileEntry } from '../../libs/protocol/index.js';
+import type { DownloadProgress } from '../../libs/transfer/index.js';
 
 export const HOST = '127.0.0.1';
 export const SECRET = 'TOP-SECRET-OUTSIDE-THE-SHARE';

@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
-import { type FileEntry, FileNameSchema, fileUrl } from '../../libs/protocol/index.js';
 import {
   createFilesRouter,
   nameFromSegments,
   type SharedFileSource,
   startHttpServer,
-} from '../../libs/transfer/index.js';
+} from '../../libs/file-server/index.js';
+import { type FileEntry, FileNameSchema, fileUrl } from '../../libs/protocol/index.js';
 import {
   HOST,
   naiveShare,

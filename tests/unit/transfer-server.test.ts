@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
-import { Share } from '../../libs/share/index.js';
 import {
   createFilesRouter,
   type FilesRouterOptions,
@@ -17,7 +16,8 @@ import {
   type SharedFileSource,
   startHttpServer,
   type TransferInfo,
-} from '../../libs/transfer/index.js';
+} from '../../libs/file-server/index.js';
+import { Share } from '../../libs/share/index.js';
 
 const HOST = '127.0.0.1';
 const BIG_BYTES = 32 * 1024 * 1024;
