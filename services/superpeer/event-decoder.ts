@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { describeError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type ArrivalCheck,
@@ -32,6 +33,16 @@ export interface EventDecoderOptions {
   script?: URL;
 }
 
+/**
+ * The signature a header holds: a string, or none. The sender chooses the header's type (amqplib decodes
+ * tables, arrays nested thousands deep, bytes…); whatever is not a string is no signature for
+ * `decodeEvent`/`checkArrival` either, and it must not be cloned to a thread: a deep enough array makes
+ * `postMessage` throw.
+ */
+function signatureOf(header: unknown): string | undefined {
+  return typeof header === 'string' ? header : undefined;
+}
+
 /** Decoding threads for a machine with `cores` cores: one core is the superpeer's own thread. */
 export function defaultDecodeWorkers(cores: number = availableParallelism()): number {
   return Math.max(1, Math.min(4, cores - 1));
@@ -42,7 +53,7 @@ type Pending =
       kind: 'event';
       startedMs: number;
       content: Buffer;
-      signature: unknown;
+      signature: string | undefined;
       resolve: (d: DeferredDecoding) => void;
     }
   | { kind: 'arrival'; startedMs: number; resolve: (check: ArrivalCheck | 'busy') => void };
@@ -129,8 +140,12 @@ export class EventDecoder {
     return this.slots.filter((slot) => slot.worker !== undefined).length;
   }
 
-  /** One delivered event (see `decodeEvent`). */
-  decodeEvent(content: Buffer, signature: unknown): Promise<DeferredDecoding> {
+  /**
+   * One delivered event (see `decodeEvent`). `header`: its signature header as amqplib decoded it, any
+   * AMQP field value the sender chose; only a string is a signature (see `signatureOf`).
+   */
+  decodeEvent(content: Buffer, header: unknown): Promise<DeferredDecoding> {
+    const signature = signatureOf(header);
     const slot = this.pick(this.maxJobsPerWorker);
     if (slot === undefined) return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
     return new Promise((resolve) => {
@@ -144,7 +159,8 @@ export class EventDecoder {
    * A delivery read on arrival (see `checkArrival`), ahead of the events waiting in the threads. 'busy':
    * too many in flight, or no thread: the caller checks it itself.
    */
-  checkArrival(content: Buffer, signature: unknown): Promise<ArrivalCheck | 'busy'> {
+  checkArrival(content: Buffer, header: unknown): Promise<ArrivalCheck | 'busy'> {
+    const signature = signatureOf(header);
     const slot =
       this.arrivalsInFlight < this.maxArrivalsInFlight ? this.pick(Number.POSITIVE_INFINITY) : undefined;
     if (slot === undefined) return Promise.resolve('busy');
@@ -187,7 +203,14 @@ export class EventDecoder {
       return placed;
     });
     const request: DecoderRequest = { kind: 'jobs', bytes, jobs };
-    worker.postMessage(request, [bytes]);
+    try {
+      worker.postMessage(request, [bytes]);
+    } catch (err) {
+      // Only strings and bytes cross, so this is not expected; but a throw here would be uncaught (this
+      // runs in a microtask) and end the process: the thread is treated as failed instead.
+      this.onDeath(slot, worker, `could not be sent its jobs: ${describeError(err)}`);
+      void worker.terminate();
+    }
   }
 
   private spawn(slot: Slot): void {
