@@ -106,3 +106,38 @@ describe('EventDecoder against hostile signature headers', () => {
     });
   }
 });
+
+/** Reads its requests and never answers: what it holds stays in flight. */
+const silent = new URL(
+  `data:text/javascript,${encodeURIComponent(`import { parentPort } from 'node:worker_threads'; parentPort.on('message', () => {});`)}`,
+);
+
+describe('EventDecoder under a flood of arrivals', () => {
+  test('heartbeats in flight on arrival never count against the events a thread may hold', async () => {
+    const { logger } = (() => {
+      const stream = new Writable({ write: (_c, _e, done) => done() });
+      return { logger: createLogger({ service: 'superpeer', level: 'warn', format: 'json', stream }) };
+    })();
+    const pool = new EventDecoder({
+      workers: 1,
+      logger,
+      script: silent,
+      maxJobsPerWorker: 2,
+      maxArrivalsInFlight: 100,
+    });
+    pool.start();
+    const mallory = peer('mallory');
+    // A stranger's heartbeats fill the thread's hands: more of them than the events it may hold.
+    const arrivals = Array.from({ length: 10 }, (_, seq) =>
+      pool.checkArrival(...mallory.signed({ type: 'peer.heartbeat', seq: seq + 1, fileCount: 0 })),
+    );
+    assert.equal(pool.inFlight, 10);
+    // An honest announce still goes to the thread (here: held by it), not to the superpeer's own thread.
+    const [announce, signature] = peer('alice').announces(files(3))[0]!;
+    const event = pool.decodeEvent(announce, signature);
+    assert.equal(pool.inFlight, 11, 'the event was decoded in the main thread instead of the decoding one');
+    await pool.close();
+    assert.equal((await event).ok, true);
+    assert.deepEqual(await Promise.all(arrivals), Array(10).fill('busy'));
+  });
+});
