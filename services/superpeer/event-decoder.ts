@@ -63,6 +63,11 @@ interface Slot {
   worker: Worker | undefined;
   /** Requests sent to `worker` (or about to be) and not answered, oldest first. */
   pending: Map<number, Pending>;
+  /**
+   * Events among `pending`. Its own count: heartbeats on arrival (anyone can send a flood of them) must
+   * not fill the events' bound and move the events' decoding to the superpeer's thread.
+   */
+  events: number;
   /** Requests to send at the end of this task, in one message (each message costs more than its bytes). */
   outbox: Array<{ job: DecoderJob; content: Buffer }>;
   restartsMs: number[];
@@ -101,6 +106,7 @@ export class EventDecoder {
         index,
         worker: undefined,
         pending: new Map(),
+        events: 0,
         outbox: [],
         restartsMs: [],
         gaveUp: false,
@@ -148,6 +154,7 @@ export class EventDecoder {
     const signature = signatureOf(header);
     const slot = this.pick(this.maxJobsPerWorker);
     if (slot === undefined) return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
+    slot.events++;
     return new Promise((resolve) => {
       const id = this.nextId++;
       slot.pending.set(id, { kind: 'event', startedMs: Date.now(), content, signature, resolve });
@@ -172,14 +179,15 @@ export class EventDecoder {
     });
   }
 
-  /** The running thread with the fewest requests in hand, if it has fewer than `limit`. */
-  private pick(limit: number): Slot | undefined {
+  /** The running thread with the fewest requests in hand, among those with fewer than `maxEvents` events. */
+  private pick(maxEvents: number): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
       if (slot.worker === undefined && !this.respawn(slot)) continue;
+      if (slot.events >= maxEvents) continue;
       if (best === undefined || slot.pending.size < best.pending.size) best = slot;
     }
-    return best !== undefined && best.pending.size < limit ? best : undefined;
+    return best;
   }
 
   private send(slot: Slot, job: DecoderJob, content: Buffer): void {
@@ -261,15 +269,21 @@ export class EventDecoder {
     if (pending === undefined) return;
     slot.pending.delete(reply.id);
     if (slot.pending.size === 0) worker.unref();
-    if (reply.kind === 'arrival' && pending.kind === 'arrival') {
+    // A reply of the wrong kind (a bug in the thread) still settles the request: here, as a takeover would.
+    if (pending.kind === 'arrival') {
       this.arrivalsInFlight--;
-      pending.resolve(reply.check);
-    } else if (reply.kind === 'event' && pending.kind === 'event') {
-      if (reply.ok && reply.announcedBy !== undefined && reply.verifiedKey !== undefined) {
-        this.learned(slot, reply.announcedBy, reply.verifiedKey);
-      }
-      pending.resolve(deferredReply(reply));
+      pending.resolve(reply.kind === 'arrival' ? reply.check : 'busy');
+      return;
     }
+    slot.events--;
+    if (reply.kind !== 'event') {
+      pending.resolve(deferred(decodeEvent(pending.content, pending.signature, this.memory)));
+      return;
+    }
+    if (reply.ok && reply.announcedBy !== undefined && reply.verifiedKey !== undefined) {
+      this.learned(slot, reply.announcedBy, reply.verifiedKey);
+    }
+    pending.resolve(deferredReply(reply));
   }
 
   private learned(from: Slot, peerId: string, key: string): void {
@@ -298,6 +312,7 @@ export class EventDecoder {
   private takeOver(slot: Slot): void {
     const pending = [...slot.pending.values()];
     slot.pending.clear();
+    slot.events = 0;
     slot.outbox.length = 0;
     for (const job of pending) {
       if (job.kind === 'arrival') {

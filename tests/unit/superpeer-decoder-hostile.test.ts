@@ -141,3 +141,36 @@ describe('EventDecoder under a flood of arrivals', () => {
     assert.deepEqual(await Promise.all(arrivals), Array(10).fill('busy'));
   });
 });
+
+/** Answers every job with a reply of the other kind (a thread with a bug). */
+const crossed = new URL(
+  `data:text/javascript,${encodeURIComponent(`import { parentPort } from 'node:worker_threads';
+  parentPort.on('message', (m) => {
+    if (m.kind !== 'jobs') return;
+    parentPort.postMessage(m.jobs.map((job) => job.kind === 'event'
+      ? { kind: 'arrival', id: job.id, check: { heartbeat: false } }
+      : { kind: 'event', id: job.id, ok: false, reason: 'crossed' }));
+  });`)}`,
+);
+
+test('a reply of the wrong kind still settles its request (no decode-ahead place is held for ever)', async () => {
+  const stream = new Writable({ write: (_c, _e, done) => done() });
+  const logger = createLogger({ service: 'superpeer', level: 'warn', format: 'json', stream });
+  const pool = new EventDecoder({ workers: 1, logger, script: crossed });
+  pool.start();
+  const alice = peer('alice');
+  const [announce, signature] = alice.announces(files(3))[0]!;
+  const [heartbeat, heartbeatSignature] = alice.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 3 });
+  const [event, arrival] = await Promise.all([
+    pool.decodeEvent(announce, signature),
+    pool.checkArrival(heartbeat, heartbeatSignature),
+  ]);
+  const decoded = opened(event);
+  const reference = decode(PeerEventSchema, announce);
+  assert.ok(reference.ok);
+  assert.deepEqual(decoded.ok && decoded.event, reference.value);
+  assert.equal(decoded.ok && decoded.proof.verifiedKey, alice.publicKeyDer);
+  assert.equal(arrival, 'busy');
+  assert.equal(pool.inFlight, 0);
+  await pool.close();
+});
