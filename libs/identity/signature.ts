@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { ed25519PublicKeyBytes } from '../protocol/index.js';
 
 /** Ed25519 signature (base64) of `body`. */
 export function signBody(privateKey: KeyObject, body: Buffer): string {
@@ -6,8 +7,8 @@ export function signBody(privateKey: KeyObject, body: Buffer): string {
 }
 
 const ED25519_SIGNATURE_BYTES = 64;
-/** DER (SPKI) prefix of an Ed25519 public key: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (32 bytes) }. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** Bytes of the DER (SPKI) prefix of an Ed25519 public key, before its 32 raw bytes. */
+const ED25519_SPKI_PREFIX_BYTES = 12;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Public keys imported recently, by their base64 DER: importing one costs more than the check itself. */
@@ -18,7 +19,7 @@ const PUBLIC_KEY_CACHE_SIZE = 20_000;
 /**
  * The Ed25519 key of a canonical base64 SPKI DER (the form announces carry and identity files keep),
  * imported once and then served from a bounded LRU cache; undefined for anything else (another kind of
- * key, another length, trailing bytes). An Ed25519 SPKI is a fixed prefix and the raw key: imported as a
+ * key, another length, trailing bytes, a point of small order: see `ed25519PublicKeyBytes`). An Ed25519 SPKI is a fixed prefix and the raw key: imported as a
  * JWK of those 32 bytes it is the same key, at a fifth of the cost of OpenSSL's DER decoder.
  */
 function importPublicKey(publicKeyDer: string): KeyObject | undefined {
@@ -28,15 +29,9 @@ function importPublicKey(publicKeyDer: string): KeyObject | undefined {
     publicKeyCache.set(publicKeyDer, cached);
     return cached;
   }
-  const der = Buffer.from(publicKeyDer, 'base64');
-  if (
-    der.length !== ED25519_SPKI_PREFIX.length + 32 ||
-    !der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX) ||
-    der.toString('base64') !== publicKeyDer
-  ) {
-    return undefined;
-  }
-  const x = der.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
+  const der = ed25519PublicKeyBytes(publicKeyDer);
+  if (der === undefined) return undefined;
+  const x = der.subarray(ED25519_SPKI_PREFIX_BYTES).toString('base64url');
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
   if (publicKeyCache.size >= PUBLIC_KEY_CACHE_SIZE) {
     const oldest = publicKeyCache.keys().next().value;

@@ -41,21 +41,54 @@ const ED25519_SPKI_BYTES = ED25519_SPKI_PREFIX.length + 32;
 export const PublicKeySchema = z
   .string()
   .length(60)
-  .refine((value) => publicKeyBytes(value) !== undefined, 'publicKey: base64 of an Ed25519 DER (SPKI) key');
+  .refine(
+    (value) => ed25519PublicKeyBytes(value) !== undefined,
+    'publicKey: base64 of an Ed25519 DER (SPKI) key',
+  );
 
-/** The DER bytes of a canonical base64 Ed25519 SPKI key, or undefined when it is anything else. */
-function publicKeyBytes(publicKeyB64: string): Buffer | undefined {
+/** p = 2^255 - 19, little-endian, without its top bit (where an encoded point keeps the sign of x). */
+const FIELD_PRIME = Buffer.from('edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'hex');
+
+/**
+ * The y of every Ed25519 point of small order (libsodium's list; the sign bit aside), and p, p + 1 (y = 0,
+ * y = 1 written past p). For such a key one signature (R = the identity, S = 0) verifies many bodies, all
+ * of them for the identity: a peer id derived from one would be anyone's.
+ */
+const SMALL_ORDER_Y = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((hex) => Buffer.from(hex, 'hex'));
+
+/** Whether an encoded point's y (its 32 bytes without the sign bit) is below p: one point, one spelling. */
+function canonicalY(y: Buffer): boolean {
+  for (let i = 31; i >= 0; i--) {
+    if (y[i] !== FIELD_PRIME[i]) return y[i]! < FIELD_PRIME[i]!;
+  }
+  return false; // y = p
+}
+
+/**
+ * The DER bytes of a canonical base64 Ed25519 SPKI key, or undefined when it is anything else: another
+ * kind of key, another spelling of the bytes, a point written past p, or a point of small order.
+ */
+export function ed25519PublicKeyBytes(publicKeyB64: string): Buffer | undefined {
   if (typeof publicKeyB64 !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(publicKeyB64)) return undefined;
   const der = Buffer.from(publicKeyB64, 'base64');
   // Buffer.from skips what it cannot decode: insist on the canonical form, so one key has one spelling.
   if (der.length !== ED25519_SPKI_BYTES || der.toString('base64') !== publicKeyB64) return undefined;
   if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  const y = Buffer.from(der.subarray(ED25519_SPKI_PREFIX.length));
+  y[31]! &= 0x7f;
+  if (!canonicalY(y) || SMALL_ORDER_Y.some((weak) => weak.equals(y))) return undefined;
   return der;
 }
 
 /** The peer id that belongs to a public key (base64 DER SPKI), or undefined when the key is malformed. */
 export function peerIdFromPublicKey(publicKeyB64: string): string | undefined {
-  const der = publicKeyBytes(publicKeyB64);
+  const der = ed25519PublicKeyBytes(publicKeyB64);
   if (!der) return undefined;
   return createHash('sha256').update(der).digest().subarray(0, PEER_ID_HASH_BYTES).toString('hex');
 }

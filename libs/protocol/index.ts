@@ -6,6 +6,7 @@ export type { FileEntry } from './common.js';
 export {
   chunk,
   ErrorBodySchema,
+  ed25519PublicKeyBytes,
   FileEntrySchema,
   FileListSchema,
   FileNameListSchema,

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { describeError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type ArrivalCheck,
@@ -32,6 +33,16 @@ export interface EventDecoderOptions {
   script?: URL;
 }
 
+/**
+ * The signature a header holds: a string, or none. The sender chooses the header's type (amqplib decodes
+ * tables, arrays nested thousands deep, bytes…); whatever is not a string is no signature for
+ * `decodeEvent`/`checkArrival` either, and it must not be cloned to a thread: a deep enough array makes
+ * `postMessage` throw.
+ */
+function signatureOf(header: unknown): string | undefined {
+  return typeof header === 'string' ? header : undefined;
+}
+
 /** Decoding threads for a machine with `cores` cores: one core is the superpeer's own thread. */
 export function defaultDecodeWorkers(cores: number = availableParallelism()): number {
   return Math.max(1, Math.min(4, cores - 1));
@@ -42,7 +53,7 @@ type Pending =
       kind: 'event';
       startedMs: number;
       content: Buffer;
-      signature: unknown;
+      signature: string | undefined;
       resolve: (d: DeferredDecoding) => void;
     }
   | { kind: 'arrival'; startedMs: number; resolve: (check: ArrivalCheck | 'busy') => void };
@@ -52,6 +63,11 @@ interface Slot {
   worker: Worker | undefined;
   /** Requests sent to `worker` (or about to be) and not answered, oldest first. */
   pending: Map<number, Pending>;
+  /**
+   * Events among `pending`. Its own count: heartbeats on arrival (anyone can send a flood of them) must
+   * not fill the events' bound and move the events' decoding to the superpeer's thread.
+   */
+  events: number;
   /** Requests to send at the end of this task, in one message (each message costs more than its bytes). */
   outbox: Array<{ job: DecoderJob; content: Buffer }>;
   restartsMs: number[];
@@ -90,6 +106,7 @@ export class EventDecoder {
         index,
         worker: undefined,
         pending: new Map(),
+        events: 0,
         outbox: [],
         restartsMs: [],
         gaveUp: false,
@@ -129,10 +146,15 @@ export class EventDecoder {
     return this.slots.filter((slot) => slot.worker !== undefined).length;
   }
 
-  /** One delivered event (see `decodeEvent`). */
-  decodeEvent(content: Buffer, signature: unknown): Promise<DeferredDecoding> {
+  /**
+   * One delivered event (see `decodeEvent`). `header`: its signature header as amqplib decoded it, any
+   * AMQP field value the sender chose; only a string is a signature (see `signatureOf`).
+   */
+  decodeEvent(content: Buffer, header: unknown): Promise<DeferredDecoding> {
+    const signature = signatureOf(header);
     const slot = this.pick(this.maxJobsPerWorker);
     if (slot === undefined) return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
+    slot.events++;
     return new Promise((resolve) => {
       const id = this.nextId++;
       slot.pending.set(id, { kind: 'event', startedMs: Date.now(), content, signature, resolve });
@@ -144,7 +166,8 @@ export class EventDecoder {
    * A delivery read on arrival (see `checkArrival`), ahead of the events waiting in the threads. 'busy':
    * too many in flight, or no thread: the caller checks it itself.
    */
-  checkArrival(content: Buffer, signature: unknown): Promise<ArrivalCheck | 'busy'> {
+  checkArrival(content: Buffer, header: unknown): Promise<ArrivalCheck | 'busy'> {
+    const signature = signatureOf(header);
     const slot =
       this.arrivalsInFlight < this.maxArrivalsInFlight ? this.pick(Number.POSITIVE_INFINITY) : undefined;
     if (slot === undefined) return Promise.resolve('busy');
@@ -156,14 +179,15 @@ export class EventDecoder {
     });
   }
 
-  /** The running thread with the fewest requests in hand, if it has fewer than `limit`. */
-  private pick(limit: number): Slot | undefined {
+  /** The running thread with the fewest requests in hand, among those with fewer than `maxEvents` events. */
+  private pick(maxEvents: number): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
       if (slot.worker === undefined && !this.respawn(slot)) continue;
+      if (slot.events >= maxEvents) continue;
       if (best === undefined || slot.pending.size < best.pending.size) best = slot;
     }
-    return best !== undefined && best.pending.size < limit ? best : undefined;
+    return best;
   }
 
   private send(slot: Slot, job: DecoderJob, content: Buffer): void {
@@ -187,7 +211,14 @@ export class EventDecoder {
       return placed;
     });
     const request: DecoderRequest = { kind: 'jobs', bytes, jobs };
-    worker.postMessage(request, [bytes]);
+    try {
+      worker.postMessage(request, [bytes]);
+    } catch (err) {
+      // Only strings and bytes cross, so this is not expected; but a throw here would be uncaught (this
+      // runs in a microtask) and end the process: the thread is treated as failed instead.
+      this.onDeath(slot, worker, `could not be sent its jobs: ${describeError(err)}`);
+      void worker.terminate();
+    }
   }
 
   private spawn(slot: Slot): void {
@@ -238,15 +269,21 @@ export class EventDecoder {
     if (pending === undefined) return;
     slot.pending.delete(reply.id);
     if (slot.pending.size === 0) worker.unref();
-    if (reply.kind === 'arrival' && pending.kind === 'arrival') {
+    // A reply of the wrong kind (a bug in the thread) still settles the request: here, as a takeover would.
+    if (pending.kind === 'arrival') {
       this.arrivalsInFlight--;
-      pending.resolve(reply.check);
-    } else if (reply.kind === 'event' && pending.kind === 'event') {
-      if (reply.ok && reply.announcedBy !== undefined && reply.verifiedKey !== undefined) {
-        this.learned(slot, reply.announcedBy, reply.verifiedKey);
-      }
-      pending.resolve(deferredReply(reply));
+      pending.resolve(reply.kind === 'arrival' ? reply.check : 'busy');
+      return;
     }
+    slot.events--;
+    if (reply.kind !== 'event') {
+      pending.resolve(deferred(decodeEvent(pending.content, pending.signature, this.memory)));
+      return;
+    }
+    if (reply.ok && reply.announcedBy !== undefined && reply.verifiedKey !== undefined) {
+      this.learned(slot, reply.announcedBy, reply.verifiedKey);
+    }
+    pending.resolve(deferredReply(reply));
   }
 
   private learned(from: Slot, peerId: string, key: string): void {
@@ -275,6 +312,7 @@ export class EventDecoder {
   private takeOver(slot: Slot): void {
     const pending = [...slot.pending.values()];
     slot.pending.clear();
+    slot.events = 0;
     slot.outbox.length = 0;
     for (const job of pending) {
       if (job.kind === 'arrival') {

@@ -165,7 +165,8 @@ export interface DecoderJob {
   id: number;
   offset: number;
   length: number;
-  signature: unknown;
+  /** The signature header when it is a string; any other header value means unsigned and never crosses. */
+  signature: string | undefined;
 }
 
 export type DecoderRequest =
