@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/search/bytes.js';
-import { NamedSlots } from '../../libs/search/named-slots.js';
+import { MapFiles } from '../../libs/search/map-files.js';
 import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
 import { PeerRecord, PeerTable } from '../../libs/search/peer-table.js';
 import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/search/postings.js';
@@ -144,25 +144,40 @@ describe('TextChunks', () => {
   });
 });
 
-describe('NamedSlots', () => {
-  it('finds names, moves the last slot into a removed one and compacts its pool', () => {
-    const moves: [number, number][] = [];
-    const slots = new NamedSlots((from, to) => moves.push([from, to]));
+describe('MapFiles', () => {
+  const file = (name: string, size: number) => ({
+    name,
+    size,
+    sha256: (size % 16).toString(16).repeat(64),
+    mtimeMs: 0,
+  });
+  it('updates a file by name, moves the last slot into a removed one and finds names after fit()', () => {
+    const files = new MapFiles();
     const names = Array.from({ length: 500 }, (_, i) => `dir/名前 ${i}.txt`);
-    for (const name of names) slots.add(name, 'extra');
-    assert.equal(slots.find('dir/名前 42.txt'), 42);
-    assert.equal(slots.find('missing'), -1);
-    slots.remove(42);
-    assert.deepEqual(moves, [[499, 42]]);
-    assert.equal(slots.name(42), names[499]);
-    assert.equal(slots.find(names[499]!), 42);
-    const before = slots.byteSize;
-    while (slots.count > 10) slots.remove(0);
-    assert.ok(slots.byteSize < before / 4, `${slots.byteSize} bytes of ${before}`);
-    for (let slot = 0; slot < slots.count; slot++) {
-      assert.equal(slots.find(slots.name(slot)), slot);
-      assert.equal(slots.extra(slot), 'extra');
+    for (const [i, name] of names.entries()) files.upsert(file(name, i));
+    assert.equal(files.count, 500);
+    assert.equal(files.totalBytes, (499 * 500) / 2);
+    files.upsert(file(names[7]!, 1000)); // same name: updated in place
+    assert.equal(files.count, 500);
+    assert.equal(files.name(7), names[7]);
+    assert.equal(files.sha(7), '8'.repeat(64));
+    assert.equal(files.totalBytes, (499 * 500) / 2 - 7 + 1000);
+    files.remove(names[42]!);
+    assert.equal(files.count, 499);
+    assert.equal(files.name(42), names[499], 'the last file moved into the freed slot');
+    files.fit(); // the name table is dropped; the next change by name builds it again
+    files.remove('missing');
+    assert.equal(files.count, 499);
+    files.remove(names[499]!);
+    assert.equal(files.count, 498);
+    assert.notEqual(files.name(42), names[499]);
+    while (files.count > 10) files.remove(files.name(0));
+    for (let slot = 0; slot < files.count; slot++) {
+      const name = files.name(slot);
+      files.upsert(file(name, 3));
+      assert.equal(files.count, 10, `${name} found again, not added`);
     }
+    assert.equal(files.totalBytes, 30);
   });
 });
 
