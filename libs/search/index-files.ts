@@ -102,14 +102,18 @@ export class IndexFiles {
     return { name, size, sha256, peer: this.ownerOf(id) };
   }
 
-  /** Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. */
-  upsert(peer: IndexPeer, file: FileEntry): void {
+  /**
+   * Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. `absent`:
+   * the caller knows `peer` has no file of that name (its first state, whose names are distinct), so the
+   * name is not looked up first.
+   */
+  upsert(peer: IndexPeer, file: FileEntry, absent = false): void {
     const table = this.table;
     const name = file.name;
     // The name is encoded once: found by its bytes, and stored from them when new.
     const { bytes, length } = encodeScratch(name);
     const nameHash = hashBytes(bytes, 0, length, this.nameSeed(peer));
-    const existing = this.findEncoded(peer, bytes, length, nameHash);
+    const existing = absent ? -1 : this.findEncoded(peer, bytes, length, nameHash);
     if (existing >= 0) {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
       const sha256 = file.sha256.toLowerCase();
