@@ -133,10 +133,11 @@ export class IndexFiles {
     let keyHash: number;
     // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes and not kept.
     if (length === name.length) {
-      keyHash = asciiTokens(name, bytes, 0, length, this.seed, tokens);
+      keyHash = this.tokens.addAscii(id, name, bytes, 0, length, this.seed, table.capacity);
       address = this.texts.add(id, bytes, length, '');
     } else {
       for (const token of tokenize(name)) tokens.push(token);
+      this.tokens.add(id, tokens, table.capacity);
       address = this.texts.add(id, bytes, length, tokenKey(tokens));
       keyHash = this.texts.hashExtra(address, this.seed);
     }
@@ -144,7 +145,6 @@ export class IndexFiles {
     const shaHash = table.setSha(id, file.sha256, this.seed);
     table.sizes.set(id, file.size);
     table.mtimes.set(id, file.mtimeMs);
-    this.tokens.add(id, tokens, table.capacity);
     this.lists.add(peer, id);
     this.nameChains.add(id, nameHash);
     this.shaChains.add(id, shaHash);
