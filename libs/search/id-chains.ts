@@ -16,8 +16,10 @@ const MAX_BUCKETS_PER_ID = 4;
  * id merges the last bucket into its twin (a few per call, O(1) each), so no call rehashes more than one
  * bucket. Buckets and
  * the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces, copying
- * nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling; a chain's head
- * links back to its tail, so merging two chains is O(1).
+ * nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling. A chain's head
+ * has no previous: linking an id in front of it then reads only the bucket (the old head's node is only
+ * written, which does not wait on memory), and a merge walks the moving chain to its tail instead (merges
+ * happen below one id per `MAX_BUCKETS_PER_ID` buckets, where chains are short).
  */
 export class IdChains {
   /** Per id: next + 1, previous + 1, hash. */
@@ -152,7 +154,7 @@ export class IdChains {
     this.setHead(bucket, first);
     if (first < 0) return;
     this.setNext(last, -1);
-    this.setPrev(first, last);
+    this.setPrev(first, -1);
   }
 
   /** Appends the chain of the last bucket to its twin's and drops the last bucket. */
@@ -166,15 +168,15 @@ export class IdChains {
     const from = this.low + into;
     const moving = this.head(from) - 1;
     if (moving >= 0) {
+      // The moving chain goes in front of `into`'s: its tail is found by walking it.
       const first = this.head(into) - 1;
-      if (first < 0) this.setHead(into, moving);
-      else {
-        const tail = this.prev(first);
-        const movingTail = this.prev(moving);
-        this.setNext(tail, moving);
-        this.setPrev(moving, tail);
-        this.setPrev(first, movingTail);
+      if (first >= 0) {
+        let tail = moving;
+        for (let next = this.after(tail); next >= 0; next = this.after(tail)) tail = next;
+        this.setNext(tail, first);
+        this.setPrev(first, tail);
       }
+      this.setHead(into, moving);
     }
     this.setHead(from, -1);
     // Give back the heads' top piece once it is empty (or halve a lone first piece).
@@ -182,11 +184,6 @@ export class IdChains {
       this.heads.setLimit(from);
       this.headRoom = this.heads.limit;
     }
-  }
-
-  /** The previous id in the chain; the head's previous is the chain's tail (so a merge is O(1)). */
-  private prev(id: number): number {
-    return this.node(id)[(id & PIECE_MASK) * 3 + 1]! - 1;
   }
 
   private setNext(id: number, next: number): void {
@@ -204,12 +201,8 @@ export class IdChains {
     const node = this.node(id);
     const at = (id & PIECE_MASK) * 3;
     node[at] = head + 1;
-    if (head >= 0) {
-      const headNode = this.node(head);
-      const headAt = (head & PIECE_MASK) * 3 + 1;
-      node[at + 1] = headNode[headAt]!;
-      headNode[headAt] = id + 1;
-    } else node[at + 1] = id + 1;
+    node[at + 1] = 0;
+    if (head >= 0) this.node(head)[(head & PIECE_MASK) * 3 + 1] = id + 1;
     heads[slot] = id + 1;
   }
 
@@ -218,13 +211,8 @@ export class IdChains {
     const at = (id & PIECE_MASK) * 3;
     const after = node[at]! - 1;
     const before = node[at + 1]! - 1;
-    const head = this.head(bucket) - 1;
-    if (head === id) {
-      this.setHead(bucket, after);
-      if (after >= 0) this.setPrev(after, before);
-      return;
-    }
-    this.setNext(before, after);
-    this.setPrev(after >= 0 ? after : head, before);
+    if (before < 0) this.setHead(bucket, after);
+    else this.setNext(before, after);
+    if (after >= 0) this.setPrev(after, before);
   }
 }

@@ -102,14 +102,18 @@ export class IndexFiles {
     return { name, size, sha256, peer: this.ownerOf(id) };
   }
 
-  /** Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. */
-  upsert(peer: IndexPeer, file: FileEntry): void {
+  /**
+   * Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. `absent`:
+   * the caller knows `peer` has no file of that name (its first state, whose names are distinct), so the
+   * name is not looked up first.
+   */
+  upsert(peer: IndexPeer, file: FileEntry, absent = false): void {
     const table = this.table;
     const name = file.name;
     // The name is encoded once: found by its bytes, and stored from them when new.
     const { bytes, length } = encodeScratch(name);
     const nameHash = hashBytes(bytes, 0, length, this.nameSeed(peer));
-    const existing = this.findEncoded(peer, bytes, length, nameHash);
+    const existing = absent ? -1 : this.findEncoded(peer, bytes, length, nameHash);
     if (existing >= 0) {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
       const sha256 = file.sha256.toLowerCase();
@@ -129,10 +133,11 @@ export class IndexFiles {
     let keyHash: number;
     // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes and not kept.
     if (length === name.length) {
-      keyHash = asciiTokens(name, bytes, 0, length, this.seed, tokens);
+      keyHash = this.tokens.addAscii(id, name, bytes, 0, length, this.seed, table.capacity);
       address = this.texts.add(id, bytes, length, '');
     } else {
       for (const token of tokenize(name)) tokens.push(token);
+      this.tokens.add(id, tokens, table.capacity);
       address = this.texts.add(id, bytes, length, tokenKey(tokens));
       keyHash = this.texts.hashExtra(address, this.seed);
     }
@@ -140,7 +145,6 @@ export class IndexFiles {
     const shaHash = table.setSha(id, file.sha256, this.seed);
     table.sizes.set(id, file.size);
     table.mtimes.set(id, file.mtimeMs);
-    this.tokens.add(id, tokens, table.capacity);
     this.lists.add(peer, id);
     this.nameChains.add(id, nameHash);
     this.shaChains.add(id, shaHash);

@@ -109,7 +109,8 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
    * same seq and same url → 'unchanged' (files are still replaced, in case they differ); otherwise
    * 'applied'. A different instanceId always replaces (the peer restarted and its seq began again). Files
    * keep their place in the index when a file of the same name is in the new state, so a resync of an
-   * unchanged peer does not churn the postings. When a name appears twice in `files`, the last one wins.
+   * unchanged peer does not churn the postings. When a name appears twice in `files`, the last one wins
+   * (unless `distinctNames` claims otherwise).
    */
   applyFull(state: PeerState): FullResult {
     const { peer, result } = this.beginFull(state);
@@ -119,7 +120,8 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       for (const file of state.files) this.markName(peer, file.name, epoch);
       for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
     }
-    for (const file of state.files) this.files.upsert(peer, file);
+    const absent = peer.fileCount === 0 && state.distinctNames === true;
+    for (const file of state.files) this.files.upsert(peer, file, absent);
     this.trimIfSparse();
     return result;
   }
@@ -135,7 +137,9 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
         const gone = this.unmarkedIds(peer, epoch);
         await forEachSliced(gone, (id) => this.files.remove(id), options);
       }
-      await forEachSliced(state.files, (file) => this.files.upsert(peer, file), options);
+      // No files left and distinct names: no name of the state can be found, so none is looked up.
+      const absent = peer.fileCount === 0 && state.distinctNames === true;
+      await forEachSliced(state.files, (file) => this.files.upsert(peer, file, absent), options);
       await this.compactIfSparse(options);
       return result;
     });

@@ -9,6 +9,12 @@ export interface PeerState {
   url: string;
   seq: number;
   files: FileEntry[];
+  /**
+   * True only when the caller has checked that no name appears twice in `files` (a decoding thread does):
+   * a peer's first state then goes in without looking each name up. A false claim breaks "the last one
+   * wins" for that state. Default false.
+   */
+  distinctNames?: boolean;
 }
 
 /** One change of a peer: its sequence number and the files added/changed or removed (by name). */

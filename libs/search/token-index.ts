@@ -5,6 +5,10 @@ import { fromIds, insertId, removeId } from './postings.js';
 
 /** Marks stay small integers. */
 const MAX_MARK = 2 ** 30 - 1;
+/** Slots of the cache of entries by token bytes (a power of two). */
+const CACHE_SLOTS = 4096;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
 
 /**
  * The inverted index: for every token, the files holding it, as a sorted id list or, for a token held by a
@@ -16,6 +20,14 @@ export class TokenIndex {
   readonly dictionary = new TokenDictionary();
   private readonly bitmapTokens = new Set<TokenPostings>();
   private mark = 0;
+  /**
+   * The entries of recently added ASCII tokens by the hash of their bytes (direct-mapped), so that
+   * `addAscii` finds a token's entry without making its string or hashing it again in the dictionary's
+   * map. A slot is only a hint: its entry is used when its token's bytes are the token's and a file still
+   * holds it (a released entry has none).
+   */
+  private readonly cacheHashes = new Int32Array(CACHE_SLOTS);
+  private readonly cacheEntries: Array<TokenPostings | undefined> = new Array(CACHE_SLOTS).fill(undefined);
 
   constructor(private readonly bitmapMinFiles: number) {}
 
@@ -36,16 +48,74 @@ export class TokenIndex {
   /** Adds file `id` under each of `tokens` (repeats are skipped); `capacity` is the id space's. */
   add(id: number, tokens: readonly string[], capacity: number): void {
     const mark = this.nextMark();
-    for (let i = 0; i < tokens.length; i++) {
-      const entry = this.dictionary.acquire(tokens[i]!);
-      if (entry.mark === mark) continue;
-      entry.mark = mark;
-      entry.live++;
-      if (entry.bits !== undefined) setBit(entry.bits, id);
-      else {
-        insertId(entry, id);
-        if (entry.live >= this.threshold(capacity)) this.toBitmap(entry, capacity);
+    for (let i = 0; i < tokens.length; i++)
+      this.addTo(this.dictionary.acquire(tokens[i]!), id, mark, capacity);
+  }
+
+  /**
+   * `add(id, tokens, capacity)` with the tokens of an ASCII text, read off its bytes as `asciiTokens` does
+   * (`text` is the same text as a string), returning what `asciiTokens` returns with `seed`: the hash of
+   * the text's token key.
+   */
+  addAscii(
+    id: number,
+    text: string,
+    bytes: Uint8Array,
+    start: number,
+    length: number,
+    seed: number,
+    capacity: number,
+  ): number {
+    const mark = this.nextMark();
+    let keyHash = FNV_OFFSET ^ seed;
+    const end = start + length;
+    let i = start;
+    while (i < end) {
+      let byte = bytes[i]!;
+      if (!isWordByte(byte)) {
+        i++;
+        continue;
       }
+      const first = i;
+      let upper = false;
+      let tokenHash = FNV_OFFSET;
+      keyHash = Math.imul(keyHash, FNV_PRIME);
+      do {
+        if (byte >= 65 && byte <= 90) {
+          upper = true;
+          byte += 32;
+        }
+        keyHash = Math.imul(keyHash ^ byte, FNV_PRIME);
+        tokenHash = Math.imul(tokenHash ^ byte, FNV_PRIME);
+        byte = ++i < end ? bytes[i]! : 0;
+      } while (isWordByte(byte));
+      const slot = (tokenHash ^ (tokenHash >>> 15)) & (CACHE_SLOTS - 1);
+      let entry = this.cacheEntries[slot];
+      if (
+        entry === undefined ||
+        this.cacheHashes[slot] !== tokenHash ||
+        entry.live === 0 ||
+        !isLowered(entry.token, bytes, first, i)
+      ) {
+        const token = text.slice(first - start, i - start);
+        entry = this.dictionary.acquire(upper ? token.toLowerCase() : token);
+        this.cacheEntries[slot] = entry;
+        this.cacheHashes[slot] = tokenHash;
+      }
+      this.addTo(entry, id, mark, capacity);
+    }
+    return (keyHash ^ (keyHash >>> 15)) >>> 0;
+  }
+
+  /** Adds file `id` to `entry` unless this update (`mark`) did already. */
+  private addTo(entry: TokenPostings, id: number, mark: number, capacity: number): void {
+    if (entry.mark === mark) return;
+    entry.mark = mark;
+    entry.live++;
+    if (entry.bits !== undefined) setBit(entry.bits, id);
+    else {
+      insertId(entry, id);
+      if (entry.live >= this.threshold(capacity)) this.toBitmap(entry, capacity);
     }
   }
 
@@ -112,4 +182,18 @@ export class TokenIndex {
     entry.bits = undefined;
     this.bitmapTokens.delete(entry);
   }
+}
+
+function isWordByte(byte: number): boolean {
+  return (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90);
+}
+
+/** Whether `token` is the ASCII `bytes[from, to)` lowercased. */
+function isLowered(token: string, bytes: Uint8Array, from: number, to: number): boolean {
+  if (token.length !== to - from) return false;
+  for (let k = 0; k < token.length; k++) {
+    const byte = bytes[from + k]!;
+    if (token.charCodeAt(k) !== (byte >= 65 && byte <= 90 ? byte + 32 : byte)) return false;
+  }
+  return true;
 }

@@ -18,6 +18,8 @@ export interface EventProof {
   verifiedKey?: string;
   /** An announce's `files`, as JSON (what `encode` writes for them), for a rebroadcast not to encode them again. */
   filesJson?: string;
+  /** An announce whose files' names are all distinct (checked here, off the applying thread). */
+  distinctNames?: boolean;
 }
 
 export type EventDecoding = { ok: true; event: PeerEvent; proof: EventProof } | { ok: false; reason: string };
@@ -93,6 +95,7 @@ export function decodeEvent(content: Buffer, signature: unknown, memory: Decodin
   if (!decoded.ok) return decoded;
   const event = decoded.value;
   const proof: EventProof = {};
+  if (event.type === 'peer.announce' && namesDistinct(event.files)) proof.distinctNames = true;
   if (typeof signature === 'string') {
     if (event.type === 'peer.announce') {
       if (verifyBody(event.publicKey, content, signature)) {
@@ -107,6 +110,13 @@ export function decodeEvent(content: Buffer, signature: unknown, memory: Decodin
     }
   }
   return { ok: true, event, proof };
+}
+
+/** Whether no two of `files` share a name. */
+function namesDistinct(files: ReadonlyArray<{ name: string }>): boolean {
+  const names = new Set<string>();
+  for (const file of files) names.add(file.name);
+  return names.size === files.length;
 }
 
 /**
@@ -184,6 +194,8 @@ export type DecoderReply =
       /** The event as JSON; an announce's files are in `filesJson` (its `files` here is empty). */
       eventJson: string;
       filesJson?: string;
+      /** See `EventProof.distinctNames`. */
+      distinctNames?: boolean;
       verifiedKey?: string;
       /** The peer id of an announce that `verifiedKey` verified (the key is that peer's). */
       announcedBy?: string;
@@ -203,6 +215,7 @@ export function eventReply(id: number, decoding: EventDecoding): DecoderReply {
   if (event.type === 'peer.announce') {
     reply.eventJson = JSON.stringify({ ...event, files: [] });
     reply.filesJson = JSON.stringify(event.files);
+    if (proof.distinctNames === true) reply.distinctNames = true;
   } else {
     reply.eventJson = JSON.stringify(event);
   }
@@ -224,6 +237,7 @@ export function deferredReply(reply: Extract<DecoderReply, { kind: 'event' }>): 
       if (reply.filesJson !== undefined && event.type === 'peer.announce') {
         event.files = JSON.parse(reply.filesJson) as typeof event.files;
         proof.filesJson = reply.filesJson;
+        if (reply.distinctNames === true) proof.distinctNames = true;
       }
       if (reply.verifiedKey !== undefined) proof.verifiedKey = reply.verifiedKey;
       return { event, proof };

@@ -35,6 +35,8 @@ export interface AnnounceMeta {
   name: string | undefined;
   /** The files' JSON, for the rebroadcast of a state that came in one chunk (see EventProof). */
   filesJson?: string;
+  /** A state that came in one chunk whose names the decoding found distinct (see EventProof). */
+  distinctNames?: boolean;
 }
 
 export interface PeerEventsOptions {
@@ -80,7 +82,7 @@ export class PeerEvents {
     switch (event.type) {
       case 'peer.announce':
         this.authenticate(event, message, verifiedKey);
-        return this.onAnnounce(event, message.content.length, proof.filesJson);
+        return this.onAnnounce(event, message.content.length, proof);
       case 'peer.delta':
         return this.onDelta(event, message, verifiedKey);
       case 'peer.heartbeat':
@@ -122,7 +124,8 @@ export class PeerEvents {
     if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 
-  private async onAnnounce(event: PeerAnnounce, bytes: number, filesJson?: string): Promise<void> {
+  private async onAnnounce(event: PeerAnnounce, bytes: number, proof: EventProof): Promise<void> {
+    const { filesJson, distinctNames } = proof;
     const { assembler, registry, index, watches, logger, maxFilesPerPeer } = this.options;
     this.options.onAnnounceSeen?.();
     if (event.chunkIndex >= event.chunkCount)
@@ -141,6 +144,7 @@ export class PeerEvents {
         publicKey: event.publicKey,
         name: event.name,
         ...(event.chunkCount === 1 && filesJson !== undefined ? { filesJson } : {}),
+        ...(event.chunkCount === 1 && distinctNames === true ? { distinctNames } : {}),
       },
     });
     this.options.metrics?.pendingAnnounces.set(assembler.pending);
@@ -172,6 +176,7 @@ export class PeerEvents {
             url: pending.url,
             seq: pending.seq,
             files: assembled.items,
+            distinctNames: pending.distinctNames === true,
           },
           this.options.slices,
         );

@@ -108,7 +108,11 @@ describe('IdChains', () => {
       for (const id of ids) {
         const hash = hashes.get(id)!;
         let seen = false;
-        for (let at = chains.first(hash); at >= 0 && !seen; at = chains.after(at)) seen = at === id;
+        let steps = 0;
+        for (let at = chains.first(hash); at >= 0 && !seen; at = chains.after(at)) {
+          seen = at === id;
+          assert.ok(++steps <= chains.size, 'a chain ends');
+        }
         assert.ok(seen, `id ${id}`);
       }
     };
@@ -132,6 +136,18 @@ describe('IdChains', () => {
     }
     findable(hashes.keys());
     assert.equal(chains.bucketCount, 1024);
+    // Every bucket's chain holds exactly the ids left, each once.
+    const walked = new Set<number>();
+    for (let bucket = 0; bucket < chains.bucketCount; bucket++) {
+      for (let at = chains.first(bucket); at >= 0; at = chains.after(at)) {
+        assert.ok(!walked.has(at), `id ${at} twice`);
+        walked.add(at);
+      }
+    }
+    assert.deepEqual(
+      [...walked].sort((a, b) => a - b),
+      [...hashes.keys()].sort((a, b) => a - b),
+    );
     const shared = [...hashes.entries()].filter(([, hash]) => hash === 0xabcdef).map(([id]) => id);
     const found: number[] = [];
     for (let at = chains.first(0xabcdef); at >= 0; at = chains.after(at))

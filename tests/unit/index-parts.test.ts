@@ -218,6 +218,76 @@ describe('PeerTable', () => {
 });
 
 describe('TokenIndex', () => {
+  it("adds an ASCII name's tokens from its bytes exactly as from its token strings, through removals and re-adds", () => {
+    const random = prng(31);
+    const byBytes = new TokenIndex(16);
+    const byStrings = new TokenIndex(16);
+    const capacity = 4096;
+    // Many distinct tokens (more than the cache of entries holds), in both cases, repeated in a name.
+    const word = () => `${'aBc9xYZq'.charAt(Math.floor(random() * 8))}${Math.floor(random() * 9000)}`;
+    const names = Array.from({ length: 3000 }, () => {
+      const a = word();
+      return `${a}/${word()}-${a.toUpperCase()}_${word()}.dat`;
+    });
+    const held = new Map<number, string>();
+    const state = (index: TokenIndex) =>
+      index.dictionary
+        .tokens()
+        .map((token) => {
+          const entry = index.dictionary.get(token)!;
+          const ids = entry.bits
+            ? [...Array(capacity).keys()].filter((id) => (entry.bits![id >>> 5]! >>> (id & 31)) & 1)
+            : entry.ids.slice(0, entry.count);
+          return `${token}:${entry.live}:${ids.join(',')}`;
+        })
+        .join(' ');
+    for (let round = 0; round < 3; round++) {
+      for (let id = 0; id < names.length; id++) {
+        if (held.has(id)) continue;
+        const name = names[(id + round * 7) % names.length]!;
+        const bytes = utf8(`..${name}`);
+        const tokens: string[] = [];
+        const expectedHash = asciiTokens(name, bytes, 2, bytes.length - 2, 5, tokens);
+        byStrings.add(id, tokens, capacity);
+        assert.equal(byBytes.addAscii(id, name, bytes, 2, bytes.length - 2, 5, capacity), expectedHash, name);
+        held.set(id, name);
+      }
+      assert.equal(state(byBytes), state(byStrings), `round ${round}`);
+      // Remove most files, so that tokens leave the dictionaries (and come back, as new entries, next round).
+      for (const [id, name] of held) {
+        if (random() < 0.2) continue;
+        const tokens = tokenize(name);
+        byBytes.remove(id, tokens, capacity, names.length);
+        byStrings.remove(id, tokens, capacity, names.length);
+        held.delete(id);
+      }
+      assert.equal(state(byBytes), state(byStrings), `round ${round}, after removals`);
+    }
+    byBytes.dictionary.checkConsistency();
+  });
+
+  it('tells apart two ASCII tokens whose bytes hash alike', () => {
+    // Two tokens with the same 32-bit FNV-1a hash (found by trying, as the birthday bound allows).
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let n = 0; pair === undefined && n < 1_000_000; n++) {
+      const token = `t${n}`;
+      let hash = 0x811c9dc5;
+      for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
+      const other = seen.get(hash);
+      if (other !== undefined) pair = [other, token];
+      else seen.set(hash, token);
+    }
+    assert.ok(pair !== undefined);
+    const tokens = new TokenIndex(16);
+    for (const [id, token] of pair.entries()) {
+      const bytes = utf8(token);
+      tokens.addAscii(id, token, bytes, 0, bytes.length, 0, 64);
+    }
+    assert.deepEqual(tokens.dictionary.tokens().sort(), [...pair].sort());
+    assert.deepEqual(tokens.dictionary.get(pair[1])!.ids.slice(0, 1), [1]);
+  });
+
   it('moves a token to a bitmap at the threshold and back to a list under a quarter of it', () => {
     const tokens = new TokenIndex(64);
     const capacity = 1024;

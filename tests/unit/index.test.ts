@@ -203,6 +203,59 @@ describe('NetworkIndex search', () => {
 });
 
 describe('NetworkIndex updates', () => {
+  it('a name twice in a state: the last one wins, and distinctNames spares the look-ups only where none can hit', async () => {
+    const twice = [file('a.txt', SHA_A, 1), file('b.txt'), file('a.txt', SHA_B, 2)];
+    for (const apply of ['sync', 'async'] as const) {
+      const index = new NetworkIndex();
+      const run = (s: ReturnType<typeof state> & { distinctNames?: boolean }) =>
+        apply === 'sync' ? index.applyFull(s) : index.applyFullAsync(s);
+      await run(state('p1', twice));
+      assert.equal(index.getPeer('p1')!.fileCount, 2, apply);
+      assert.deepEqual(names(index, SHA_B), ['p1:a.txt'], apply);
+      assert.equal(index.getPeer('p1')!.totalBytes, 102, apply);
+
+      // A first state claimed distinct, and a later one (the peer has files: its names are looked up).
+      await run({ ...state('p2', [file('a.txt'), file('c.txt')]), distinctNames: true });
+      await run({
+        ...state('p2', [file('c.txt', SHA_B, 5), file('d.txt')], { seq: 2 }),
+        distinctNames: true,
+      });
+      assert.equal(index.getPeer('p2')!.fileCount, 2, apply);
+      assert.deepEqual(names(index, 'c'), ['p2:c.txt'], apply);
+      assert.deepEqual(names(index, SHA_B), ['p1:a.txt', 'p2:c.txt'], apply);
+      assert.equal(index.getPeer('p2')!.totalBytes, 105, apply);
+    }
+  });
+
+  it('a first state claimed distinct searches exactly as the same state looked up name by name', async () => {
+    const random = prng(7);
+    const words = ['alpha', 'beta', 'gamma', 'delta', 'été', '日本'];
+    const states = Array.from({ length: 20 }, (_, p) =>
+      state(
+        `p${p}`,
+        Array.from({ length: 50 }, (_, i) => {
+          const a = words[Math.floor(random() * words.length)]!;
+          return file(
+            `${a}/${words[i % words.length]} ${p}-${i}.dat`,
+            (p * 100 + i).toString(16).padStart(64, '0'),
+            i,
+          );
+        }),
+      ),
+    );
+    const claimed = new NetworkIndex();
+    const looked = new NetworkIndex();
+    for (const s of states) {
+      await claimed.applyFullAsync({ ...s, distinctNames: true });
+      looked.applyFull(s);
+    }
+    for (const text of ['alpha', 'gam 3', 'été', '日本', 'dat', `${'0'.repeat(61)}105`, 'beta 7-4']) {
+      assert.deepEqual(names(claimed, text), names(looked, text), text);
+    }
+    assert.equal(claimed.fileCount, looked.fileCount);
+    assert.deepEqual(claimed.peerFiles('p3'), looked.peerFiles('p3'));
+  });
+
   it('applyFull: applied, stale, unchanged, and a new instance replaces', () => {
     const index = new NetworkIndex();
     assert.equal(index.applyFull(state('p1', [file('old.txt')], { seq: 5 })), 'applied');

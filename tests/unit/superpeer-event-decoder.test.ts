@@ -16,7 +16,12 @@ import {
 } from '../../libs/protocol/index.js';
 import { AheadWindow } from '../../services/superpeer/ahead-window.js';
 import { EventDecoder, type EventDecoderOptions } from '../../services/superpeer/event-decoder.js';
-import type { DeferredDecoding } from '../../services/superpeer/event-decoding.js';
+import {
+  type DeferredDecoding,
+  decodeEvent,
+  decodingMemory,
+  deferred,
+} from '../../services/superpeer/event-decoding.js';
 import { countHeartbeatOnArrival } from '../../services/superpeer/liveness.js';
 import { PeerRegistry } from '../../services/superpeer/registry.js';
 import type { PublishNetworkOptions } from '../../services/superpeer/transport.js';
@@ -122,6 +127,27 @@ describe('EventDecoder', () => {
     assert.equal(decoded.ok && decoded.proof.verifiedKey, undefined);
     const unsigned = opened(await pool.decodeEvent(announce, undefined));
     assert.equal(unsigned.ok && unsigned.proof.verifiedKey, undefined);
+    await pool.close();
+  });
+
+  test("says whether an announce's names are distinct, in the thread as here", async () => {
+    const { pool } = decoder();
+    const alice = peer('alice');
+    const distinct = files(5);
+    const [unique, uniqueSignature] = alice.announces(distinct)[0]!;
+    const [repeated, repeatedSignature] = alice.announces([...distinct, distinct[2]!], 2)[0]!;
+    const inThread = [
+      opened(await pool.decodeEvent(unique, uniqueSignature)),
+      opened(await pool.decodeEvent(repeated, repeatedSignature)),
+    ];
+    const here = [
+      opened(deferred(decodeEvent(unique, uniqueSignature, decodingMemory()))),
+      opened(deferred(decodeEvent(repeated, repeatedSignature, decodingMemory()))),
+    ];
+    for (const [first, second] of [inThread, here]) {
+      assert.equal(first!.ok && first!.proof.distinctNames, true);
+      assert.equal(second!.ok && second!.proof.distinctNames, undefined);
+    }
     await pool.close();
   });
 
