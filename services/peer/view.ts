@@ -19,8 +19,15 @@ const MAX_ASSEMBLIES = 1024;
 /** Resolves after a turn of the event loop: what follows runs in a task of its own. */
 export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Leaves remembered while a snapshot loads, at most (each is a peer id: a few MB at most). */
-const MAX_LEAVES_REMEMBERED = 100_000;
+/** Leaves, and states, remembered while a snapshot loads, at most each (peer ids: a few MB at most). */
+const MAX_REMEMBERED_DURING_LOADS = 100_000;
+
+/** Adds `peerId` to a bounded set of the most recent. */
+function remember(peers: Set<string>, peerId: string): void {
+  peers.delete(peerId);
+  if (peers.size >= MAX_REMEMBERED_DURING_LOADS) peers.delete(peers.values().next().value!);
+  peers.add(peerId);
+}
 
 /** A peer's state being received in pieces, its files already in the map's compact columns. */
 type StagedPeer = ReturnType<NetworkMap['stage']>;
@@ -56,6 +63,8 @@ export class NetworkView {
   /** Snapshot loads running, and the peers that left meanwhile (with the number of their leave). */
   private loadsRunning = 0;
   private readonly leftDuringLoads = new Map<string, { leave: number; instanceId: string | undefined }>();
+  /** Peers whose whole state a broadcast brought while a snapshot loaded: newer than any page of it. */
+  private readonly statedDuringLoads = new Set<string>();
 
   constructor(
     private readonly fetchSnapshot: SnapshotFetcher,
@@ -133,6 +142,7 @@ export class NetworkView {
     if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
+    if (this.loadsRunning > 0) remember(this.statedDuringLoads, message.peerId);
     void this.applyFull(message.peerId, assembly);
   }
 
@@ -151,8 +161,9 @@ export class NetworkView {
     if (this.loadsRunning > 0) {
       const left = this.leftDuringLoads;
       left.delete(message.peerId);
-      if (left.size >= MAX_LEAVES_REMEMBERED) left.delete(left.keys().next().value!);
+      if (left.size >= MAX_REMEMBERED_DURING_LOADS) left.delete(left.keys().next().value!);
       left.set(message.peerId, { leave: this.leaves, instanceId: message.instanceId });
+      this.statedDuringLoads.delete(message.peerId);
     }
     void this.removePeer(message.peerId, message.instanceId);
   }
@@ -191,7 +202,10 @@ export class NetworkView {
     try {
       await this.loadPages(peerId);
     } finally {
-      if (--this.loadsRunning === 0) this.leftDuringLoads.clear();
+      if (--this.loadsRunning === 0) {
+        this.leftDuringLoads.clear();
+        this.statedDuringLoads.clear();
+      }
     }
   }
 
@@ -233,13 +247,16 @@ export class NetworkView {
       cursor = reply.next;
     } while (cursor);
 
+    // A peer missing from the pages is gone, unless a broadcast brought its state during the load (it
+    // joined after the superpeer took the pages).
+    const gone = (id: string) => !received.has(id) && !this.statedDuringLoads.has(id);
     if (peerId === undefined) {
       for (const known of this.index.peers()) {
-        if (!received.has(known.peerId)) await this.removePeer(known.peerId);
+        if (gone(known.peerId)) await this.removePeer(known.peerId);
       }
       if (epoch === this.staleEpoch) this.syncedAtMs = Date.now();
       this.logger.info('network view loaded', { peers: this.index.peerCount, files: this.index.fileCount });
-    } else if (!received.has(peerId)) {
+    } else if (gone(peerId)) {
       await this.removePeer(peerId);
     }
   }

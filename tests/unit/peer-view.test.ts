@@ -114,3 +114,30 @@ test('a peer that leaves while a snapshot holding it loads is not brought back b
   assert.equal(view.index.hasPeer(peerB), true);
   assert.equal(view.index.fileCount, 12);
 });
+
+test('a peer that joins while a snapshot without it loads stays in the map', async () => {
+  const view = new NetworkView(async () => {
+    // The superpeer took its page before peer B joined; B's state broadcast reaches this peer (and is
+    // applied) before the page does.
+    await view.applyState({
+      v: PROTOCOL_VERSION,
+      type: 'network.peer-state',
+      peerId: peerB,
+      instanceId: 'b-instance',
+      url: 'http://127.0.0.1:9',
+      seq: 1,
+      name: 'peer-b',
+      publicKey: 'unused',
+      superpeerId: 'sp-1',
+      chunkIndex: 0,
+      chunkCount: 1,
+      files: files('b', 7),
+    } as unknown as NetworkPeerState);
+    await view.settled();
+    return page({ peerId: peerA, files: files('a', 5) });
+  }, silentLog);
+  await view.refresh();
+  assert.equal(view.index.hasPeer(peerA), true);
+  assert.equal(view.index.hasPeer(peerB), true, 'its state is newer than the page');
+  assert.equal(view.index.fileCount, 12);
+});
