@@ -7,10 +7,15 @@ import { type Query, tokenize } from './query.js';
 import { forEachSliced, runSliced, type SliceOptions, whileSliced } from './slices.js';
 import { WordSearch } from './word-search.js';
 
+/** Work units a search may always spend, and the passes over the id space it may make when that is more. */
+const MIN_SEARCH_WORK_BUDGET = 250_000;
+const SEARCH_BITMAP_PASSES = 16;
+
 export interface NetworkIndexOptions {
   /**
    * Most work one search may do, in postings and bitmap words visited (about a nanosecond to a few each);
-   * past it the search stops and says `partial`. Default 250,000.
+   * past it the search stops and says `partial`. Default 250,000, or 16 passes over the id space's bitmap
+   * words when that is more (a word that starts several common tokens costs a pass each).
    */
   searchWorkBudget?: number;
   /** A token held by at least this many files (and 1/64 of the id space) gets a bitmap. Default 1024. */
@@ -64,11 +69,11 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   /** Marks of the update under way (a search between two slices of an update must not disturb them). */
   private readonly updateMarks = new Uint32Column();
   private updateEpoch = 0;
-  private readonly workBudget: number;
+  private readonly workBudget: number | undefined;
 
   constructor(options: NetworkIndexOptions = {}) {
     super();
-    this.workBudget = options.searchWorkBudget ?? 250_000;
+    this.workBudget = options.searchWorkBudget;
     this.files = new IndexFiles(
       Math.max(1, options.bitmapMinFiles ?? 1024),
       (number) => this.peerTable.at(number)!,
@@ -234,11 +239,19 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     return Array.from(page, (id) => this.files.entry(id));
   }
 
+  /** The budget of a search (see `NetworkIndexOptions.searchWorkBudget`). */
+  private defaultWorkBudget(): number {
+    return (
+      this.workBudget ??
+      Math.max(MIN_SEARCH_WORK_BUDGET, SEARCH_BITMAP_PASSES * Math.ceil(this.files.table.idCount / 32))
+    );
+  }
+
   /**
    * At most `limit` matches, whether more matched, and whether the work budget cut the search short. See
    * the class comment for what matches and in which order. `workBudget` overrides the index's default.
    */
-  search(query: Query, limit: number, workBudget: number = this.workBudget): SearchOutcome {
+  search(query: Query, limit: number, workBudget: number = this.defaultWorkBudget()): SearchOutcome {
     const max = limit >= 0 ? Math.floor(limit) : 0;
     const found: number[] = [];
     let exactCount = 0;
