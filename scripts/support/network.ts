@@ -6,7 +6,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
-import { topologyNames } from '../../libs/protocol/index.js';
+import { sharedTopology, topologyNames } from '../../libs/protocol/index.js';
 import { testAmqpUrl } from './broker.js';
 
 /** Repository root (this file runs from dist/scripts/support). */
@@ -169,15 +169,13 @@ export async function makeTempDir(label: string): Promise<string> {
 
 /** Deletes what a namespace declared that outlives connections (exclusive queues go with their owners). */
 export async function cleanupNamespace(namespace: string): Promise<void> {
-  const names = topologyNames(namespace);
+  // Whatever the shared topology declares (queues and exchanges), from its one definition.
+  const shared = sharedTopology(topologyNames(namespace));
   const connection = await amqp.connect(AMQP_URL);
   try {
     const channel = await connection.createChannel();
-    await channel.deleteQueue(names.rpcQueue);
-    await channel.deleteQueue(names.deadLetterQueue);
-    for (const exchange of [names.eventsExchange, names.networkExchange, names.deadLetterExchange]) {
-      await channel.deleteExchange(exchange);
-    }
+    for (const queue of shared.queues) await channel.deleteQueue(queue.name);
+    for (const exchange of shared.exchanges) await channel.deleteExchange(exchange.name);
     await channel.close();
   } finally {
     await connection.close();
