@@ -2,13 +2,12 @@ import { uint32s } from './big-arrays.js';
 import { clearBit, forEachBit, resized, setBit, wordsFor } from './bitmap.js';
 import { TokenDictionary, type TokenPostings } from './dictionary.js';
 import { fromIds, insertId, removeId } from './postings.js';
+import { scanAsciiTokens } from './token-key.js';
 
 /** Marks stay small integers. */
 const MAX_MARK = 2 ** 30 - 1;
 /** Slots of the cache of entries by token bytes (a power of two). */
 const CACHE_SLOTS = 4096;
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 /**
  * The inverted index: for every token, the files holding it, as a sorted id list or, for a token held by a
@@ -67,44 +66,22 @@ export class TokenIndex {
     capacity: number,
   ): number {
     const mark = this.nextMark();
-    let keyHash = FNV_OFFSET ^ seed;
-    const end = start + length;
-    let i = start;
-    while (i < end) {
-      let byte = bytes[i]!;
-      if (!isWordByte(byte)) {
-        i++;
-        continue;
-      }
-      const first = i;
-      let upper = false;
-      let tokenHash = FNV_OFFSET;
-      keyHash = Math.imul(keyHash, FNV_PRIME);
-      do {
-        if (byte >= 65 && byte <= 90) {
-          upper = true;
-          byte += 32;
-        }
-        keyHash = Math.imul(keyHash ^ byte, FNV_PRIME);
-        tokenHash = Math.imul(tokenHash ^ byte, FNV_PRIME);
-        byte = ++i < end ? bytes[i]! : 0;
-      } while (isWordByte(byte));
+    return scanAsciiTokens(bytes, start, length, seed, (first, end, upper, tokenHash) => {
       const slot = (tokenHash ^ (tokenHash >>> 15)) & (CACHE_SLOTS - 1);
       let entry = this.cacheEntries[slot];
       if (
         entry === undefined ||
         this.cacheHashes[slot] !== tokenHash ||
         entry.live === 0 ||
-        !isLowered(entry.token, bytes, first, i)
+        !isLowered(entry.token, bytes, first, end)
       ) {
-        const token = text.slice(first - start, i - start);
+        const token = text.slice(first - start, end - start);
         entry = this.dictionary.acquire(upper ? token.toLowerCase() : token);
         this.cacheEntries[slot] = entry;
         this.cacheHashes[slot] = tokenHash;
       }
       this.addTo(entry, id, mark, capacity);
-    }
-    return (keyHash ^ (keyHash >>> 15)) >>> 0;
+    });
   }
 
   /** Adds file `id` to `entry` unless this update (`mark`) did already. */
@@ -182,10 +159,6 @@ export class TokenIndex {
     entry.bits = undefined;
     this.bitmapTokens.delete(entry);
   }
-}
-
-function isWordByte(byte: number): boolean {
-  return (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90);
 }
 
 /** Whether `token` is the ASCII `bytes[from, to)` lowercased. */

@@ -26,21 +26,28 @@ export function distinct(tokens: string[]): string[] {
   return tokens.filter((token, i) => tokens.indexOf(token) === i);
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 /**
- * The tokens of an ASCII text, read off its bytes `bytes[start, start + length)` (`text` is the same
- * text as a string): its runs of letters and digits, lowercased, which is what `tokenize` gives for ASCII.
- * Pushes them to `out` in order, duplicates kept, and returns `hashBytes` of the UTF-8 of their
- * `tokenKey` with `seed`, without building the key.
+ * Called for each token of an ASCII text: its bytes are `[first, end)`, `upper` when it has capitals (the
+ * token is those bytes lowercased), `tokenHash` the FNV-1a of the lowercased bytes.
  */
-export function asciiTokens(
-  text: string,
+export type AsciiTokenVisitor = (first: number, end: number, upper: boolean, tokenHash: number) => void;
+
+/**
+ * Walks the tokens of an ASCII text `bytes[start, start + length)`: its runs of letters and digits, which
+ * lowercased are what `tokenize` gives for ASCII, in order, duplicates kept. Returns `hashBytes` of the
+ * UTF-8 of their `tokenKey` with `seed`, without building the key.
+ */
+export function scanAsciiTokens(
   bytes: Uint8Array,
   start: number,
   length: number,
   seed: number,
-  out: string[],
+  visit: AsciiTokenVisitor,
 ): number {
-  let hash = 0x811c9dc5 ^ seed;
+  let keyHash = FNV_OFFSET ^ seed;
   const end = start + length;
   let i = start;
   while (i < end) {
@@ -51,19 +58,38 @@ export function asciiTokens(
     }
     const first = i;
     let upper = false;
-    hash = Math.imul(hash, 0x01000193);
+    let tokenHash = FNV_OFFSET;
+    keyHash = Math.imul(keyHash, FNV_PRIME); // the NUL before each token
     do {
       if (byte >= 65 && byte <= 90) {
         upper = true;
         byte += 32;
       }
-      hash = Math.imul(hash ^ byte, 0x01000193);
+      keyHash = Math.imul(keyHash ^ byte, FNV_PRIME);
+      tokenHash = Math.imul(tokenHash ^ byte, FNV_PRIME);
       byte = ++i < end ? bytes[i]! : 0;
     } while (isWordByte(byte));
-    const token = text.slice(first - start, i - start);
-    out.push(upper ? token.toLowerCase() : token);
+    visit(first, i, upper, tokenHash);
   }
-  return (hash ^ (hash >>> 15)) >>> 0;
+  return (keyHash ^ (keyHash >>> 15)) >>> 0;
+}
+
+/**
+ * The tokens of an ASCII text, read off its bytes `bytes[start, start + length)` (`text` is the same text as
+ * a string), pushed to `out` (see `scanAsciiTokens`, whose key hash it returns).
+ */
+export function asciiTokens(
+  text: string,
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+  seed: number,
+  out: string[],
+): number {
+  return scanAsciiTokens(bytes, start, length, seed, (first, end, upper) => {
+    const token = text.slice(first - start, end - start);
+    out.push(upper ? token.toLowerCase() : token);
+  });
 }
 
 function isWordByte(byte: number): boolean {
