@@ -116,7 +116,8 @@ export class NetworkView {
     if (message.chunkIndex === 0) {
       assembly = {
         name: message.name,
-        staged: this.index.stage(message, message.files.length * message.chunkCount),
+        // Reserved for the files at hand only: a chunk count is a claim, and 1024 assemblies may be open.
+        staged: this.index.stage(message, message.files.length),
         next: 0,
       };
       this.assemblies.delete(message.peerId);

@@ -141,3 +141,29 @@ test('a peer that joins while a snapshot without it loads stays in the map', asy
   assert.equal(view.index.hasPeer(peerB), true, 'its state is newer than the page');
   assert.equal(view.index.fileCount, 12);
 });
+
+test('first chunks that claim a huge chunk count reserve room for the files they carry, not the claim', async () => {
+  const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
+  const before = process.memoryUsage().arrayBuffers;
+  // 1024 states begun and never finished (the most the view keeps open), each claiming 100,000 chunks.
+  for (let i = 0; i < 1024; i++) {
+    await view.applyState({
+      v: PROTOCOL_VERSION,
+      type: 'network.peer-state',
+      peerId: i.toString(16).padStart(40, '0'),
+      instanceId: 'x-instance',
+      url: 'http://127.0.0.1:9',
+      seq: 1,
+      name: 'claims',
+      publicKey: 'unused',
+      superpeerId: 'sp-1',
+      chunkIndex: 0,
+      chunkCount: 100_000,
+      files: files('c', 1),
+    } as unknown as NetworkPeerState);
+  }
+  const grown = process.memoryUsage().arrayBuffers - before;
+  // Reserving for the claim would take about 1.7 GB here (32,000 files' columns per state).
+  assert.ok(grown < 100 * 2 ** 20, `${(grown / 2 ** 20).toFixed(0)} MiB of buffers for 1024 one-file chunks`);
+  assert.equal(view.index.peerCount, 0, 'no state is whole');
+});
