@@ -119,9 +119,6 @@ export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lower
 /** Per-sender sequence number: 1 for the first full state of an instance, +1 for every change after it. */
 export const SeqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
-
 /**
  * Characters that make a name display as something else: C1 controls, line/paragraph separators, and every
  * invisible format character (Unicode Cf: bidi embeddings, overrides and isolates such as U+202E, marks,
@@ -130,25 +127,50 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
  */
 const SPOOFING_CHARS = /[\u0080-\u009f\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
 
+/** Longest file name, in UTF-16 code units. */
+export const MAX_FILE_NAME_LENGTH = 1024;
+
 /**
- * A shared file's name: its path relative to the share, with `/` between segments. No empty, `.` or `..`
- * segment, no backslash, no control character (C0, C1), no bidi or other invisible format character
- * (see SPOOFING_CHARS), no dotfile segment (dotfiles are never shared).
+ * Why `name` is not a shared file's name, or undefined when it is one (see FileNameSchema). One pass over
+ * its code units (a million names arrive in a join, each checked by the superpeer and by every peer); the
+ * spoofing characters are only looked for in a name with a non-ASCII unit.
  */
-export const FileNameSchema = z
-  .string()
-  .min(1)
-  .max(1024)
-  .refine((name) => !CONTROL_CHARS.test(name), 'file name: no control characters')
-  .refine(
-    (name) => !SPOOFING_CHARS.test(name),
-    'file name: no C1 control, bidi or invisible format character',
-  )
-  .refine((name) => !name.includes('\\'), 'file name: no backslash')
-  .refine(
-    (name) => name.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.')),
-    'file name: relative path without empty, dot or dotfile segments',
-  );
+export function fileNameProblem(name: string): string | undefined {
+  if (name.length < 1 || name.length > MAX_FILE_NAME_LENGTH) return 'file name: 1 to 1024 characters';
+  let segmentStart = true;
+  let ascii = true;
+  for (let i = 0; i < name.length; i++) {
+    const unit = name.charCodeAt(i);
+    if (unit < 0x20 || unit === 0x7f) return 'file name: no control characters';
+    if (unit === 0x5c) return 'file name: no backslash';
+    if (unit === 0x2f) {
+      if (segmentStart) return SEGMENTS_PROBLEM;
+      segmentStart = true;
+      continue;
+    }
+    if (segmentStart && unit === 0x2e) return SEGMENTS_PROBLEM;
+    segmentStart = false;
+    if (unit >= 0x80) ascii = false;
+  }
+  if (segmentStart) return SEGMENTS_PROBLEM;
+  if (!ascii && SPOOFING_CHARS.test(name))
+    return 'file name: no C1 control, bidi or invisible format character';
+  return undefined;
+}
+
+const SEGMENTS_PROBLEM = 'file name: relative path without empty, dot or dotfile segments';
+
+/**
+ * A shared file's name: its path relative to the share, with `/` between segments, 1 to 1024 characters. No
+ * empty, `.` or `..` segment, no backslash, no control character (C0, C1), no bidi or other invisible format
+ * character (see SPOOFING_CHARS), no dotfile segment (dotfiles are never shared). One check
+ * (`fileNameProblem`) rather than a chain of refinements: each step of a chain costs about 0.1 µs, and
+ * a join checks a million names.
+ */
+export const FileNameSchema = z.string().check((ctx) => {
+  const problem = fileNameProblem(ctx.value);
+  if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+});
 
 export const FileEntrySchema = z.object({
   name: FileNameSchema,

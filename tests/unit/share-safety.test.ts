@@ -166,6 +166,72 @@ describe('names that display as something else', () => {
     }
   });
 
+  it('FileNameSchema is the rule it always stated: the same verdict as the rule written as separate tests', () => {
+    // The rule as it was written before it became one pass (fileNameProblem): each part a test of its own.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+    const control = /[\u0000-\u001f\u007f]/;
+    const spoofingChars = /[\u0080-\u009f\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
+    const reference = (name: string): boolean =>
+      name.length >= 1 &&
+      name.length <= 1024 &&
+      !control.test(name) &&
+      !spoofingChars.test(name) &&
+      !name.includes('\\') &&
+      name.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.'));
+    const alphabet = [
+      'a',
+      'Z',
+      '0',
+      '.',
+      '/',
+      '\\',
+      ' ',
+      '-',
+      '\u0000',
+      '\u001f',
+      '\u007f',
+      '\u0080',
+      '\u009b',
+      '\u00a0',
+      'é',
+      '\u200b',
+      '\u200c',
+      '\u200d',
+      '\u202e',
+      '\u2028',
+      '\ufeff',
+      '日',
+      '👨',
+      '\ud800',
+    ];
+    let seed = 7;
+    const next = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const names = [
+      '',
+      'a'.repeat(1024),
+      'a'.repeat(1025),
+      '.',
+      '..',
+      'a/',
+      '/a',
+      'a//b',
+      'a/.b',
+      'a/b.',
+      ...spoofing,
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      let name = '';
+      for (let length = next(8); length > 0; length--) name += alphabet[next(alphabet.length)];
+      names.push(name);
+    }
+    for (const name of names) {
+      assert.equal(FileNameSchema.safeParse(name).success, reference(name), JSON.stringify(name));
+    }
+  });
+
   it('anything unusual that reaches a screen anyway is shown escaped', () => {
     assert.equal(displayText('rtl-\u202etxt.exe'), 'rtl-\\u{202E}txt.exe');
     assert.equal(displayText('csi-\u009b31m'), 'csi-\\u{009B}31m');
