@@ -60,7 +60,8 @@ export class MapFiles {
     if (slot < 0) {
       slot = this.add(bytes, length);
       this.sizes[slot] = 0;
-      const signature = signatureOf(file.name);
+      // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes.
+      const signature = length === file.name.length ? asciiSignature(bytes, length) : signatureOf(file.name);
       this.signatures[2 * slot] = signature[0]!;
       this.signatures[2 * slot + 1] = signature[1]!;
     }
@@ -248,7 +249,7 @@ function prefixBit(prefix: string): number {
   return hashText(prefix) % 61;
 }
 
-function signatureOf(name: string): [number, number] {
+export function signatureOf(name: string): [number, number] {
   const signature: [number, number] = [0, 0];
   for (const token of tokenize(name)) {
     for (const prefix of token.length > 1 ? [token.slice(0, 1), token.slice(0, 2)] : [token]) {
@@ -257,6 +258,45 @@ function signatureOf(name: string): [number, number] {
     }
   }
   return signature;
+}
+
+const asciiScratch: [number, number] = [0, 0];
+
+/**
+ * `signatureOf` an ASCII name from its bytes, without a string per token: for ASCII, `tokenize` gives the
+ * runs of letters and digits, lowercased. The result is a scratch pair, valid until the next call.
+ */
+function asciiSignature(bytes: Uint8Array, length: number): [number, number] {
+  const signature = asciiScratch;
+  signature[0] = 0;
+  signature[1] = 0;
+  let i = 0;
+  while (i < length) {
+    const first = lowerWordByte(bytes[i]!);
+    if (first < 0) {
+      i++;
+      continue;
+    }
+    const oneHash = Math.imul(0x811c9dc5 ^ first, 0x01000193);
+    const second = i + 1 < length ? lowerWordByte(bytes[i + 1]!) : -1;
+    // A one-character token stands for its one-character prefix; a longer one for its first one and two.
+    let bit = (oneHash >>> 0) % 61;
+    signature[bit >>> 5]! |= 1 << (bit & 31);
+    if (second >= 0) {
+      bit = (Math.imul(oneHash ^ second, 0x01000193) >>> 0) % 61;
+      signature[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    i++;
+    while (i < length && lowerWordByte(bytes[i]!) >= 0) i++;
+  }
+  return signature;
+}
+
+/** An ASCII letter (lowercased) or digit, or -1. */
+function lowerWordByte(byte: number): number {
+  if ((byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)) return byte;
+  if (byte >= 65 && byte <= 90) return byte + 32;
+  return -1;
 }
 
 /** The signature bits every file matching `words` must have. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { asciiHasTokenStarting, hashBytes, includesBytes, isAscii, utf8 } from '../../libs/search/bytes.js';
-import { MapFiles } from '../../libs/search/map-files.js';
+import { MapFiles, signatureOf } from '../../libs/search/map-files.js';
 import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
 import { PeerRecord, PeerTable } from '../../libs/search/peer-table.js';
 import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/search/postings.js';
@@ -151,6 +151,25 @@ describe('MapFiles', () => {
     sha256: (size % 16).toString(16).repeat(64),
     mtimeMs: 0,
   });
+  it('gives an ASCII name, read off its bytes, the signature its tokens give', () => {
+    const random = prng(11);
+    const alphabet = 'aZ09 ._-/xYq';
+    const files = new MapFiles();
+    const names = new Set<string>();
+    while (names.size < 5000) {
+      let name = '';
+      for (let length = 1 + Math.floor(random() * 12); length > 0; length--)
+        name += alphabet[Math.floor(random() * alphabet.length)];
+      names.add(name);
+    }
+    for (const name of names) files.upsert(file(name, 1));
+    for (let slot = 0; slot < files.count; slot++) {
+      const name = files.name(slot);
+      const expected = signatureOf(name).map((word) => word >>> 0);
+      assert.deepEqual([files.signatures[2 * slot], files.signatures[2 * slot + 1]], expected, name);
+    }
+  });
+
   it('updates a file by name, moves the last slot into a removed one and finds names after fit()', () => {
     const files = new MapFiles();
     const names = Array.from({ length: 500 }, (_, i) => `dir/名前 ${i}.txt`);
