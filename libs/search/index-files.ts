@@ -20,6 +20,12 @@ export class IndexPeer extends PeerRecord implements OwnerList {
   count = 0;
   /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
   sortedIds: Uint32Array | undefined;
+  /**
+   * Whether this peer's files are in the name chains. A first state of distinct names goes in without
+   * them (nothing looks a name up while it loads); they are built when a name is first looked up
+   * (`IndexFiles.chainNames`, or in slices by the index's async updates).
+   */
+  namesChained = true;
 
   get fileCount(): number {
     return this.count;
@@ -62,6 +68,7 @@ export class IndexFiles {
 
   /** The file of `peer` named `name`, or -1. */
   find(peer: IndexPeer, name: string): number {
+    if (!peer.namesChained) this.chainNames(peer);
     const { bytes, length } = encodeScratch(name);
     return this.findEncoded(peer, bytes, length, hashBytes(bytes, 0, length, this.nameSeed(peer)));
   }
@@ -79,6 +86,34 @@ export class IndexFiles {
         return id;
     }
     return -1;
+  }
+
+  /**
+   * Puts `peer`'s files into the name chains, if they are not. Costs a hash and a link per file: the index's
+   * async updates call `chainName` in slices instead, then `markChained`.
+   */
+  chainNames(peer: IndexPeer): void {
+    if (peer.namesChained) return;
+    for (const id of this.ids(peer)) this.chainName(id);
+    peer.namesChained = true;
+  }
+
+  /** Links file `id`, of a peer whose names are not chained yet, into the name chains. */
+  chainName(id: number): void {
+    const address = this.table.texts.get(id);
+    const chunk = this.texts.chunkOf(address);
+    const start = this.texts.nameStart(address);
+    const length = this.texts.nameLength(address);
+    this.nameChains.add(id, hashBytes(chunk, start, length, this.nameSeed(this.ownerOf(id))));
+  }
+
+  /**
+   * Whether the next files of `peer`, which has none, go in without name chains: true for a state whose
+   * names are distinct (`upsert` with `absent`), false otherwise.
+   */
+  setUnchained(peer: IndexPeer, unchained: boolean): void {
+    if (peer.count !== 0) throw new Error('setUnchained: the peer has files');
+    peer.namesChained = !unchained;
   }
 
   /** The ids of `peer`'s files. */
@@ -110,9 +145,11 @@ export class IndexFiles {
   upsert(peer: IndexPeer, file: FileEntry, absent = false): void {
     const table = this.table;
     const name = file.name;
+    if (!absent && !peer.namesChained) this.chainNames(peer);
+    const chained = peer.namesChained;
     // The name is encoded once: found by its bytes, and stored from them when new.
     const { bytes, length } = encodeScratch(name);
-    const nameHash = hashBytes(bytes, 0, length, this.nameSeed(peer));
+    const nameHash = chained ? hashBytes(bytes, 0, length, this.nameSeed(peer)) : 0;
     const existing = absent ? -1 : this.findEncoded(peer, bytes, length, nameHash);
     if (existing >= 0) {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
@@ -146,7 +183,7 @@ export class IndexFiles {
     table.sizes.set(id, file.size);
     table.mtimes.set(id, file.mtimeMs);
     this.lists.add(peer, id);
-    this.nameChains.add(id, nameHash);
+    if (chained) this.nameChains.add(id, nameHash);
     this.shaChains.add(id, shaHash);
     this.keyChains.add(id, keyHash);
     peer.totalBytes += file.size;
@@ -160,7 +197,7 @@ export class IndexFiles {
     const address = table.texts.get(id);
     this.tokens.remove(id, this.tokensOf(address), table.capacity, table.idCount);
     this.keyChains.delete(id);
-    this.nameChains.delete(id);
+    if (peer.namesChained) this.nameChains.delete(id);
     this.shaChains.delete(id);
     this.lists.delete(peer, id);
     this.texts.release(address);

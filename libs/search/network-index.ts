@@ -125,7 +125,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       for (const file of state.files) this.markName(peer, file.name, epoch);
       for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
     }
-    const absent = peer.fileCount === 0 && state.distinctNames === true;
+    const absent = this.startFilling(peer, state);
     for (const file of state.files) this.files.upsert(peer, file, absent);
     this.trimIfSparse();
     return result;
@@ -137,13 +137,13 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       const { peer, result } = this.beginFull(state);
       if (result === 'stale') return result;
       if (peer.fileCount > 0) {
+        await this.chainNamesAsync(peer, options);
         const epoch = this.nextUpdateEpoch();
         await forEachSliced(state.files, (file) => this.markName(peer, file.name, epoch), options);
         const gone = this.unmarkedIds(peer, epoch);
         await forEachSliced(gone, (id) => this.files.remove(id), options);
       }
-      // No files left and distinct names: no name of the state can be found, so none is looked up.
-      const absent = peer.fileCount === 0 && state.distinctNames === true;
+      const absent = this.startFilling(peer, state);
       await forEachSliced(state.files, (file) => this.files.upsert(peer, file, absent), options);
       await this.compactIfSparse(options);
       return result;
@@ -172,6 +172,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       const { peer, result } = this.peerTable.deltaTarget(delta);
       if (peer === undefined) return result;
       peer.seq = delta.seq;
+      await this.chainNamesAsync(peer, options);
       await forEachSliced(delta.removed, (name) => this.removeName(peer, name), options);
       await forEachSliced(delta.upserted, (file) => this.files.upsert(peer, file), options);
       return result;
@@ -289,6 +290,25 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     return { peer, result };
   }
 
+  /**
+   * Whether `state`'s files go into `peer` without their names looked up: when it has no files left and the
+   * state's names are distinct, none can be found. Such a state also goes in without name chains, built
+   * only when a name of the peer is first looked up (a join of a thousand peers looks none up).
+   */
+  private startFilling(peer: IndexPeer, state: PeerState): boolean {
+    if (peer.fileCount > 0) return false;
+    const absent = state.distinctNames === true;
+    this.files.setUnchained(peer, absent);
+    return absent;
+  }
+
+  /** `IndexFiles.chainNames` in slices. */
+  private async chainNamesAsync(peer: IndexPeer, options: SliceOptions): Promise<void> {
+    if (peer.namesChained) return;
+    await forEachSliced(this.files.ids(peer), (id) => this.files.chainName(id), options);
+    peer.namesChained = true;
+  }
+
   private markName(peer: IndexPeer, name: string, epoch: number): void {
     const id = this.files.find(peer, name);
     if (id >= 0) this.updateMarks.set(id, epoch);
@@ -360,7 +380,8 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     if (peer.removed) return;
     const file = this.files.entry(id);
     this.files.remove(id);
-    this.files.upsert(peer, file);
+    // Just removed: its name is not the peer's any more.
+    this.files.upsert(peer, file, true);
   }
 
   private nextUpdateEpoch(): number {

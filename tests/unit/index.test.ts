@@ -227,6 +227,48 @@ describe('NetworkIndex updates', () => {
     }
   });
 
+  it('a state that went in without name chains: compaction, deltas and a resync find its names', async () => {
+    for (const apply of ['sync', 'async'] as const) {
+      const index = new NetworkIndex();
+      const full = (s: ReturnType<typeof state> & { distinctNames?: boolean }) =>
+        apply === 'sync' ? index.applyFull(s) : index.applyFullAsync(s);
+      const delta = (d: Parameters<NetworkIndex['applyDelta']>[0]) =>
+        apply === 'sync' ? index.applyDelta(d) : index.applyDeltaAsync(d);
+      // p0's files take the low ids; once it leaves, p1's files are moved down into them.
+      await full(
+        state(
+          'p0',
+          Array.from({ length: 5000 }, (_, i) => file(`old-${i}.txt`)),
+        ),
+      );
+      const kept = Array.from({ length: 1000 }, (_, i) => file(`kept-${i}.txt`, SHA_A, i));
+      await full({ ...state('p1', kept), distinctNames: true });
+      if (apply === 'sync') index.removePeer('p0');
+      else await index.removePeerAsync('p0');
+      await index.compactAsync();
+      assert.ok(index.stats.idSlots < 2000, `${apply}: compacted to ${index.stats.idSlots} ids`);
+      // A delta updates a name of p1 in place and removes another, as with chained names.
+      const result = await delta({
+        peerId: 'p1',
+        instanceId: 'instance-1',
+        seq: 2,
+        upserted: [file('kept-7.txt', SHA_B, 70)],
+        removed: ['kept-8.txt'],
+      });
+      assert.equal(result, 'applied', apply);
+      assert.equal(index.getPeer('p1')!.fileCount, 999, apply);
+      assert.deepEqual(names(index, SHA_B), ['p1:kept-7.txt'], apply);
+      const has = (name: string) => index.peerFiles('p1').some((entry) => entry.name === name);
+      assert.equal(has('kept-8.txt'), false, apply);
+      // A resync of the same run: the same names, found, so nothing is added twice.
+      await full({ ...state('p1', kept.slice(0, 500), { seq: 3 }), distinctNames: true });
+      assert.equal(index.getPeer('p1')!.fileCount, 500, apply);
+      assert.equal(index.fileCount, 500, apply);
+      assert.equal(has('kept-7.txt') && has('kept-8.txt') && !has('kept-500.txt'), true, apply);
+      assert.deepEqual(names(index, SHA_B), [], apply);
+    }
+  });
+
   it('a first state claimed distinct searches exactly as the same state looked up name by name', async () => {
     const random = prng(7);
     const words = ['alpha', 'beta', 'gamma', 'delta', 'été', '日本'];
