@@ -13,9 +13,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -130,6 +130,68 @@ function rssMb(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
   return { rss: field('VmRSS'), peak: field('VmHWM') };
+}
+
+/** CPU seconds (user + system) of process `pid`, or of its thread `tid`; NaN once it is gone. */
+function cpuSeconds(pid: number, tid?: number): number {
+  try {
+    const stat = readFileSync(
+      tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+      'utf8',
+    );
+    // The fields after the command name (which may hold spaces) start at state, field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** The whole machine's busy CPU seconds (every core), from /proc/stat. */
+function machineBusySeconds(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** The RabbitMQ node's process on this machine (beam.smp), if it runs here. */
+function brokerPid(): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('beam.smp')) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** CPU seconds spent by each party of the join so far (see `joinCpu`). */
+function cpuNow(): Record<string, number> {
+  const superpeerPid = superpeer.pid!;
+  const broker = brokerPid();
+  const bench = process.cpuUsage();
+  const threads: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync(`/proc/${superpeerPid}/task`)) {
+      // Every thread is called "node": they are told apart by id (the main thread's is the process id).
+      if (Number(tid) !== superpeerPid)
+        threads[`superpeer thread ${tid}`] = cpuSeconds(superpeerPid, Number(tid));
+    }
+  } catch {
+    // gone
+  }
+  return {
+    ...threads,
+    superpeerMain: cpuSeconds(superpeerPid, superpeerPid),
+    superpeer: cpuSeconds(superpeerPid),
+    firstRealPeer: realPeers[0] ? cpuSeconds(realPeers[0].service.pid!) : Number.NaN,
+    swarm: (bench.user + bench.system) / 1e6,
+    broker: broker === undefined ? Number.NaN : cpuSeconds(broker),
+    machine: machineBusySeconds(),
+  };
 }
 
 /** The superpeer's longest event-loop delay and longest task in CPU time since the previous call. */
@@ -538,6 +600,7 @@ const heartbeats = setInterval(() => {
 }, HEARTBEAT_INTERVAL_MS / TICKS);
 
 const joinStarted = performance.now();
+const cpuAtStart = cpuNow();
 // A few peers at a time build and publish their state (each one's files are made only then), and the
 // event loop turns between peers, so that heartbeats leave on time.
 const ANNOUNCING_AT_ONCE = 16;
@@ -569,6 +632,11 @@ await waitUntil(
   process.stdout.write(
     `not all indexed within ${JOIN_LIMIT_MS / 1000} s of the last confirm: ${JSON.stringify(last)}\n`,
   ),
+);
+const cpuAtIndexed = cpuNow();
+/** CPU seconds each party spent from the first announce to everything indexed. */
+const joinCpu = Object.fromEntries(
+  Object.entries(cpuAtIndexed).map(([party, seconds]) => [party, seconds - cpuAtStart[party]!]),
 );
 const joinMs = (indexedAt ?? Number.NaN) - lastConfirm;
 const publishMs = lastConfirm - joinStarted;
@@ -673,6 +741,29 @@ const out = (label: string, value: string, goal = '') =>
 process.stdout.write(`swarm: ${peerCount} peers × ${filesPerPeer} files, beside one superpeer process\n`);
 out('announces published and confirmed in', `${(publishMs / 1000).toFixed(2)} s`);
 out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal ≤ 3 s');
+out(
+  'CPU s in the join: superpeer main / other threads',
+  `${joinCpu.superpeerMain!.toFixed(2)} / ${(joinCpu.superpeer! - joinCpu.superpeerMain!).toFixed(2)}`,
+  'first announce to all indexed',
+);
+out(
+  "CPU s in the join: superpeer's other threads",
+  Object.entries(joinCpu)
+    .filter(([party, seconds]) => party.startsWith('superpeer thread') && seconds >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([, seconds]) => seconds.toFixed(2))
+    .join(', '),
+);
+out(
+  'CPU s in the join: real peer 1, swarm, broker',
+  `${joinCpu.firstRealPeer!.toFixed(2)}, ${joinCpu.swarm!.toFixed(2)}, ${joinCpu.broker!.toFixed(2)}`,
+);
+out(
+  'CPU s in the join: whole machine (every core)',
+  `${joinCpu.machine!.toFixed(2)}`,
+  `of ${(((indexedAt ?? Number.NaN) - joinStarted) / 1000).toFixed(2)} s × ${availableParallelism()} cores`,
+);
 out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount + realPeers.length}`);
 out('healthy peers timed out (join + settle)', `${healthyTimeoutsSeen}`, 'goal 0');
 out('re-announces answered (resync requests)', `${resyncsAnswered}`);
@@ -745,7 +836,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();

@@ -172,14 +172,47 @@ export const FileNameSchema = z.string().check((ctx) => {
   if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
 });
 
-export const FileEntrySchema = z.object({
-  name: FileNameSchema,
-  /** Bytes. */
-  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: Sha256Schema,
-  /** Last modification time, milliseconds since the epoch. */
-  mtimeMs: z.number().min(0),
-});
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * One file of a share: `name` (FileNameSchema's rule), `size` in bytes (an integer from 0 to 2^53−1),
+ * `sha256` (64 lowercase hex digits), `mtimeMs` (last modification, milliseconds since the epoch, ≥ 0).
+ * Zod reads the types; one check then applies every rule to the entry (each step of a chain of zod checks
+ * costs about 0.1 µs, and a join checks a million entries on the superpeer and again on every peer). The
+ * messages name the field, as the chain's did.
+ */
+export const FileEntrySchema = z
+  .object({
+    name: z.string(),
+    size: z.number(),
+    sha256: z.string(),
+    mtimeMs: z.number(),
+  })
+  .check((ctx) => {
+    const { name, size, sha256, mtimeMs } = ctx.value;
+    const problem = fileNameProblem(name);
+    if (problem !== undefined)
+      ctx.issues.push({ code: 'custom', path: ['name'], message: problem, input: name });
+    if (!Number.isSafeInteger(size) || size < 0) {
+      ctx.issues.push({
+        code: 'custom',
+        path: ['size'],
+        message: 'size: an integer from 0 to 2^53-1',
+        input: size,
+      });
+    }
+    if (!SHA256_HEX.test(sha256)) {
+      ctx.issues.push({
+        code: 'custom',
+        path: ['sha256'],
+        message: 'sha256: 64 lowercase hex digits',
+        input: sha256,
+      });
+    }
+    if (!(mtimeMs >= 0)) {
+      ctx.issues.push({ code: 'custom', path: ['mtimeMs'], message: 'mtimeMs: 0 or more', input: mtimeMs });
+    }
+  });
 export type FileEntry = z.infer<typeof FileEntrySchema>;
 
 export const HttpUrlSchema = z

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
+import { z } from 'zod';
 import {
   chunk,
   decode,
   encode,
+  FileEntrySchema,
   FileNameSchema,
   fileUrl,
   MAX_MESSAGE_BYTES,
@@ -188,4 +190,74 @@ test('an announce, a network peer-state and a snapshot page are refused unless t
   const { name: _omitted, ...unnamed } = announce;
   assert.ok(decode(PeerEventSchema, encode(unnamed)).ok);
   assert.equal(decode(PeerEventSchema, encode({ ...announce, name: '../x' })).ok, false);
+});
+
+test('a file entry is checked by the rules it always stated, written as a chain of zod checks', () => {
+  // The entry as it was declared before its rules became one check.
+  const reference = z.object({
+    name: FileNameSchema,
+    size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    mtimeMs: z.number().min(0),
+  });
+  const pick = <T>(values: readonly T[], i: number): T => values[i % values.length]!;
+  const names: unknown[] = [
+    'a.txt',
+    'dir/b c.txt',
+    '.hidden',
+    'a//b',
+    '',
+    'x\\y',
+    'rtl-\u202etxt',
+    'é.txt',
+    7,
+    null,
+  ];
+  const sizes: unknown[] = [
+    0,
+    1,
+    1.5,
+    -1,
+    2 ** 53 - 1,
+    2 ** 53,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    '5',
+    null,
+  ];
+  const shas: unknown[] = [sha, 'A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), `${sha} `, 5];
+  const mtimes: unknown[] = [
+    0,
+    1_700_000_000_000.5,
+    -0.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    '1',
+    undefined,
+  ];
+  const entries: unknown[] = [null, 'entry', [], 42];
+  for (let i = 0; i < 4000; i++) {
+    entries.push({
+      name: pick(names, i),
+      size: pick(sizes, Math.floor(i / 3)),
+      sha256: pick(shas, Math.floor(i / 7)),
+      mtimeMs: pick(mtimes, Math.floor(i / 11)),
+      ...(i % 13 === 0 ? { extra: true } : {}),
+    });
+  }
+  for (const entry of entries) {
+    const expected = reference.safeParse(entry);
+    const actual = FileEntrySchema.safeParse(entry);
+    assert.equal(actual.success, expected.success, JSON.stringify(entry));
+    if (expected.success) assert.deepEqual(actual.data, expected.data);
+    else {
+      // Each field named is one the chain found wrong (a field of the wrong type stops the rest).
+      const paths = (issues: ReadonlyArray<{ path: PropertyKey[] }>) =>
+        issues.map((issue) => issue.path.join('.'));
+      const named = paths(actual.error!.issues);
+      assert.ok(named.length > 0, JSON.stringify(entry));
+      for (const field of named)
+        assert.ok(paths(expected.error.issues).includes(field), JSON.stringify(entry));
+    }
+  }
 });
