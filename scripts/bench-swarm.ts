@@ -76,6 +76,8 @@ interface SimPeer {
   url: string;
   seq: number;
   heartbeating: boolean;
+  /** Heartbeats sent (each carries the next number, as a real peer's do). */
+  beats: number;
 }
 
 function filesOf(peer: SimPeer): FileEntry[] {
@@ -259,6 +261,7 @@ function publishHeartbeat(peer: SimPeer): void {
     type: 'peer.heartbeat',
     seq: peer.seq,
     fileCount: filesPerPeer,
+    beat: ++peer.beats,
   });
   heartbeatChannel.publish(names.eventsExchange, '', body, properties);
 }
@@ -315,6 +318,7 @@ for (let index = 0; index < peerCount; index++) {
     url: `http://127.0.0.1:9/sim/${index}`,
     seq: 1,
     heartbeating: false,
+    beats: 0,
   };
   swarm.push(peer);
   byId.set(peer.peerId, peer);

@@ -63,6 +63,12 @@ export const PeerHeartbeatSchema = messageSchema('peer.heartbeat', {
   ...base,
   seq: SeqSchema,
   fileCount: z.number().int().min(0),
+  /**
+   * This heartbeat's number in its run (1, 2, 3…): a superpeer counts a heartbeat only when its number is
+   * above the last it counted for that run, so a copy replayed later keeps nobody alive. Optional for
+   * clients written before it; a run that sent one must send it on every heartbeat.
+   */
+  beat: SeqSchema.optional(),
 });
 export type PeerHeartbeat = z.infer<typeof PeerHeartbeatSchema>;
 

@@ -87,6 +87,8 @@ export class Peer {
   private readonly rpc: RpcClient;
   private readonly options: Required<PeerOptions>;
   private seq = 1;
+  /** Heartbeats sent by this run: each carries the next number (`beat`), so a replayed copy counts for nothing. */
+  private beats = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private readonly announces: Throttle;
@@ -360,6 +362,7 @@ export class Peer {
         instanceId: this.instanceId,
         seq: this.seq,
         fileCount: this.options.share.fileCount,
+        beat: ++this.beats,
       }),
     );
     void this.broker.publish(this.names.eventsExchange, '', body, {

@@ -41,7 +41,7 @@ export function deferred(decoding: EventDecoding): DeferredDecoding {
 
 /** A heartbeat as read on arrival, before its turn (liveness.ts), with the key that verified it if any. */
 export type ArrivalCheck =
-  | { heartbeat: true; peerId: string; instanceId: string; verifiedKey?: string }
+  | { heartbeat: true; peerId: string; instanceId: string; beat?: number; verifiedKey?: string }
   | { heartbeat: false };
 
 /** Peer keys learned from announces that verified, so later events of the peer can be verified too. */
@@ -152,19 +152,23 @@ export function checkArrival(content: Buffer, signature: unknown, memory: Decodi
     return { heartbeat: false }; // refused in its turn
   }
   if (typeof body !== 'object' || body === null) return { heartbeat: false };
-  const { type, peerId, instanceId } = body as Record<string, unknown>;
+  const { type, peerId, instanceId, beat } = body as Record<string, unknown>;
   if (type !== 'peer.heartbeat' || typeof peerId !== 'string' || typeof instanceId !== 'string') {
     return { heartbeat: false };
   }
+  // A number that is not a heartbeat's number is refused in its turn.
+  if (beat !== undefined && !(Number.isSafeInteger(beat) && (beat as number) >= 1))
+    return { heartbeat: false };
+  const numbered = beat === undefined ? {} : { beat: beat as number };
   const key = memory.keys.get(peerId);
   if (
     key === undefined ||
     typeof signature !== 'string' ||
     !verifiedBy(key, content, signature, memory, true)
   ) {
-    return { heartbeat: true, peerId, instanceId };
+    return { heartbeat: true, peerId, instanceId, ...numbered };
   }
-  return { heartbeat: true, peerId, instanceId, verifiedKey: key };
+  return { heartbeat: true, peerId, instanceId, ...numbered, verifiedKey: key };
 }
 
 // ---- between the superpeer's thread and a decoding thread ------------------------------------------------

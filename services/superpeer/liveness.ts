@@ -32,5 +32,5 @@ export function countHeartbeatOnArrival(
       return false;
     verified?.remember(binding.publicKey, signature, message.content);
   }
-  return registry.touch(check.peerId, check.instanceId, nowMs);
+  return registry.heartbeat(check.peerId, check.instanceId, check.beat, nowMs);
 }

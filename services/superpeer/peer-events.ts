@@ -210,7 +210,6 @@ export class PeerEvents {
     const { registry, index, watches, maxFilesPerPeer } = this.options;
     const result = await this.options.gate.update(() => {
       this.authenticate(event, message, verifiedKey);
-      registry.touch(event.peerId, event.instanceId, Date.now());
       const known = index.getPeer(event.peerId);
       if (
         known &&
@@ -228,6 +227,8 @@ export class PeerEvents {
       return watches ? watches.delta(event, apply) : apply();
     });
     if (result === 'applied') {
+      // Only a change not seen before says the peer is there: an old delta replayed is a duplicate.
+      registry.touch(event.peerId, event.instanceId, Date.now());
       this.options.broadcaster.publishInOrder({
         v: PROTOCOL_VERSION,
         type: 'network.peer-delta',
@@ -251,7 +252,8 @@ export class PeerEvents {
       this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
       return;
     }
-    this.options.registry.touch(event.peerId, event.instanceId, Date.now());
+    // Counted on arrival already, unless that read was skipped; a replayed copy does not count at all.
+    this.options.registry.heartbeat(event.peerId, event.instanceId, event.beat, Date.now());
     if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind');
   }
 

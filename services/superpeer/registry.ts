@@ -6,6 +6,8 @@ export interface PeerBinding {
   instanceId: string;
   /** When a message of this peer last arrived (delivery time, not processing time). */
   lastSeenMs: number;
+  /** The number (`beat`) of the last heartbeat of this run counted, once one carried a number. */
+  lastBeat?: number;
 }
 
 /**
@@ -16,8 +18,16 @@ export class PeerRegistry {
   private readonly bindings = new Map<string, PeerBinding>();
   /** peerId → instanceId of a run whose state was refused as too large; bounded like the bindings. */
   private readonly overLimit = new Map<string, string>();
+  /**
+   * The heartbeat count of runs dropped (left or timed out), by peer: a state of such a run announced
+   * again (replayed, say) starts from that count, so its old heartbeats do not count again. Bounded.
+   */
+  private readonly retiredBeats = new Map<string, { instanceId: string; lastBeat: number }>();
 
-  constructor(private readonly maxOverLimitRuns = 10_000) {}
+  constructor(
+    private readonly maxOverLimitRuns = 10_000,
+    private readonly maxRetiredRuns = 20_000,
+  ) {}
 
   get size(): number {
     return this.bindings.size;
@@ -28,11 +38,25 @@ export class PeerRegistry {
   }
 
   bind(peerId: string, binding: PeerBinding): void {
+    // A new state of the same run keeps the run's heartbeat count: its old heartbeats stay used up.
+    const previous = this.bindings.get(peerId) ?? this.retiredBeats.get(peerId);
+    if (previous?.instanceId === binding.instanceId && binding.lastBeat === undefined)
+      binding.lastBeat = previous.lastBeat;
+    this.retiredBeats.delete(peerId);
     this.bindings.set(peerId, binding);
     this.overLimit.delete(peerId);
   }
 
   delete(peerId: string): void {
+    const binding = this.bindings.get(peerId);
+    if (binding?.lastBeat !== undefined) {
+      this.retiredBeats.delete(peerId);
+      this.retiredBeats.set(peerId, { instanceId: binding.instanceId, lastBeat: binding.lastBeat });
+      if (this.retiredBeats.size > this.maxRetiredRuns) {
+        const oldest = this.retiredBeats.keys().next().value;
+        if (oldest !== undefined) this.retiredBeats.delete(oldest);
+      }
+    }
     this.bindings.delete(peerId);
   }
 
@@ -42,6 +66,20 @@ export class PeerRegistry {
     if (!binding || binding.instanceId !== instanceId) return false;
     if (nowMs > binding.lastSeenMs) binding.lastSeenMs = nowMs;
     return true;
+  }
+
+  /**
+   * Counts a heartbeat of the peer's current run numbered `beat` (undefined: the sender numbers none) as
+   * heard at `nowMs`, unless that number was counted already or is below one that was: a heartbeat copied
+   * and replayed later keeps nobody alive. A run that numbered a heartbeat must number all. Returns
+   * whether it counted.
+   */
+  heartbeat(peerId: string, instanceId: string, beat: number | undefined, nowMs: number): boolean {
+    const binding = this.bindings.get(peerId);
+    if (!binding || binding.instanceId !== instanceId) return false;
+    if (binding.lastBeat !== undefined && (beat === undefined || beat <= binding.lastBeat)) return false;
+    if (beat !== undefined) binding.lastBeat = beat;
+    return this.touch(peerId, instanceId, nowMs);
   }
 
   /** Every peer counts as heard at `nowMs` (after our own outage or stall: their silence was ours). */

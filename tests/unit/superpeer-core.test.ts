@@ -69,6 +69,54 @@ describe('superpeer without a broker', () => {
     await sp.close();
   });
 
+  it('counts each numbered heartbeat once: a copy replayed later, an older one or an unnumbered one keeps nobody alive', async () => {
+    const { sp, transport } = await superpeer();
+    const bob = peer('bob');
+    for (const [body, signature] of bob.announces(files(10))) await transport.deliver(body, signature);
+    const seen = () => sp.registry.get(bob.peerId)!.lastSeenMs;
+    const heartbeat = (beat?: number) =>
+      bob.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10, ...(beat === undefined ? {} : { beat }) });
+    const third = heartbeat(3);
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+    await transport.deliver(...third); // on arrival, then in its turn
+    assert.ok(seen() > 0, 'a new heartbeat counts');
+    for (const [label, [body, signature]] of [
+      ['the same heartbeat replayed', third],
+      ['an older one', heartbeat(2)],
+      ['an unnumbered one, after numbered ones', heartbeat()],
+    ] as const) {
+      sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+      await transport.deliver(body, signature);
+      assert.equal(seen(), 0, label);
+    }
+    // A new state of the same run (a resync) does not make its old heartbeats count again.
+    for (const [body, signature] of bob.announces(files(10), 2)) await transport.deliver(body, signature);
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+    await transport.deliver(...third);
+    assert.equal(seen(), 0, 'replayed after a resync');
+    await transport.deliver(...heartbeat(4));
+    assert.ok(seen() > 0, 'the next one counts');
+    // An old change replayed is a duplicate, not a sign of life.
+    const [delta, deltaSignature] = bob.signed({
+      type: 'peer.delta',
+      seq: 3,
+      upserted: files(1, 'new'),
+      removed: [],
+    });
+    await transport.deliver(delta, deltaSignature);
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+    await transport.deliver(delta, deltaSignature);
+    assert.equal(seen(), 0, 'a replayed delta');
+    // Once it left, its announce replayed registers the run again, but its old heartbeats do not keep it.
+    await transport.deliver(...bob.signed({ type: 'peer.leave' }));
+    assert.equal(sp.registry.get(bob.peerId), undefined);
+    for (const [body, signature] of bob.announces(files(10), 2)) await transport.deliver(body, signature);
+    sp.registry.get(bob.peerId)!.lastSeenMs = 0;
+    await transport.deliver(...heartbeat(4));
+    assert.equal(seen(), 0, 'a heartbeat replayed after the run left');
+    await sp.close();
+  });
+
   it('sweeps silent peers in slices, but not while its own queue has a backlog', async () => {
     const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
     const swarm = Array.from({ length: 500 }, (_, i) => peer(`p${i}`));
