@@ -89,10 +89,8 @@ export class ChunkAssembler<M, T> {
     this.expire();
     const bytes = part.bytes ?? 0;
     if (part.chunkIndex === 0) {
-      this.delete(part.key);
-      if (part.items.length > this.limits.maxItemsPerList || !this.fitsAlone(part.items.length, bytes)) {
-        return { status: 'too-large', items: part.items.length };
-      }
+      const refused = this.startList(part.key, part.items.length, bytes);
+      if (refused) return refused;
       if (part.chunkCount <= 1) return { status: 'complete', meta: part.meta, items: [...part.items] };
       this.makeRoom(part.items.length, bytes);
       this.assemblies.set(part.key, {
@@ -139,6 +137,31 @@ export class ChunkAssembler<M, T> {
     this.heldItems += assembly.items;
     this.heldBytes += assembly.bytes;
     return { status: 'pending' };
+  }
+
+  /**
+   * `add` of a list that came whole (one chunk) in a form the caller keeps itself (not an array), of
+   * `count` items: the same checks, and the key's assembly in progress, if any, is dropped.
+   */
+  addWhole(
+    key: string,
+    count: number,
+    bytes = 0,
+  ): { status: 'complete' } | { status: 'too-large'; items: number } {
+    this.expire();
+    return this.startList(key, count, bytes) ?? { status: 'complete' };
+  }
+
+  /** A list starts (its chunk 0): the key's previous assembly goes; refused when it cannot fit at all. */
+  private startList(
+    key: string,
+    count: number,
+    bytes: number,
+  ): { status: 'too-large'; items: number } | undefined {
+    this.delete(key);
+    if (count > this.limits.maxItemsPerList || !this.fitsAlone(count, bytes))
+      return { status: 'too-large', items: count };
+    return undefined;
   }
 
   /** Forgets the key's assembly (the peer left). */

@@ -37,15 +37,18 @@ export function encode(message: unknown): Buffer {
 
 /**
  * `encode(message)` when the JSON of its last field is at hand already (a file list encoded by another
- * thread): the same bytes, without encoding that field again. `field` must be the message's last key and
- * `fieldJson` must be `JSON.stringify(message[field])`.
+ * thread, as text or as its UTF-8 bytes): the same bytes, without encoding that field again. `field` must
+ * be the message's last key and `fieldJson` must be `JSON.stringify(message[field])`.
  */
 export function encodeWithField<M extends object>(
   message: M,
   field: keyof M & string,
-  fieldJson: string,
+  fieldJson: string | Uint8Array,
 ): Buffer {
   const head = JSON.stringify({ ...message, [field]: undefined });
-  const tail = `${JSON.stringify(field)}:${fieldJson}}`;
-  return Buffer.from(head === '{}' ? `{${tail}` : `${head.slice(0, -1)},${tail}`, 'utf8');
+  const prefix = `${head === '{}' ? '{' : `${head.slice(0, -1)},`}${JSON.stringify(field)}:`;
+  if (typeof fieldJson === 'string') return Buffer.from(`${prefix}${fieldJson}}`, 'utf8');
+  return Buffer.concat([Buffer.from(prefix, 'utf8'), fieldJson, CLOSING_BRACE]);
 }
+
+const CLOSING_BRACE = Buffer.from('}');

@@ -67,14 +67,22 @@ export class FileTable {
     return hashBytes(piece, at, SHA_BYTES, seed);
   }
 
+  /** Copies the SHA-256 `bytes[at, at + 32)` as file `id`'s; returns the seeded hash of those bytes. */
+  setShaBytes(id: number, bytes: Uint8Array, at: number, seed: number): number {
+    const piece = this.shas.pieceOf(id);
+    const to = this.shas.offsetOf(id);
+    for (let i = 0; i < SHA_BYTES; i++) piece[to + i] = bytes[at + i]!;
+    return hashBytes(piece, to, SHA_BYTES, seed);
+  }
+
   /** A seeded hash of file `id`'s SHA-256 bytes (same as `hashBytes` of those bytes). */
   shaHash(id: number, seed: number): number {
     return hashBytes(this.shas.pieceOf(id), this.shas.offsetOf(id), SHA_BYTES, seed);
   }
 
-  /** Whether file `id` has the SHA-256 whose 32 bytes are `bytes`. */
-  shaEquals(id: number, bytes: Uint8Array): boolean {
-    return bytesEqual(this.shas.pieceOf(id), this.shas.offsetOf(id), bytes, 0, SHA_BYTES);
+  /** Whether file `id` has the SHA-256 whose 32 bytes are `bytes[at, at + 32)`. */
+  shaEquals(id: number, bytes: Uint8Array, at = 0): boolean {
+    return bytesEqual(this.shas.pieceOf(id), this.shas.offsetOf(id), bytes, at, SHA_BYTES);
   }
 
   /** A free id for a file of owner number `owner`. */

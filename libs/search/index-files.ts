@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { FileEntry } from '../protocol/index.js';
+import type { FileEntry, PackedFiles } from '../protocol/index.js';
 import { asciiHasTokenStarting, encodeScratch, hashBytes, includesBytes, isAscii, utf8 } from './bytes.js';
 import { FileTable } from './file-table.js';
 import { IdChains } from './id-chains.js';
@@ -13,6 +13,24 @@ import type { SearchFiles } from './word-search.js';
 
 /** Text entries one `compactTexts` step looks at (a whole 1 MiB chunk, some 25,000 names, took about 20 ms). */
 const MOVE_ENTRIES_PER_STEP = 1024;
+
+/** A file as `IndexFiles.put` reads it, from an entry or from a packed list. */
+interface FileInput {
+  /** The name's UTF-8 is `bytes[start, start + length)`. */
+  bytes: Uint8Array;
+  start: number;
+  length: number;
+  /** The name as text, when at hand (else decoded from the bytes if needed). */
+  name: string | undefined;
+  /** One UTF-8 byte per character. */
+  ascii: boolean;
+  /** The SHA-256 as hex (any case); when undefined, its bytes are `shaBytes[shaAt, shaAt + 32)`. */
+  shaHex: string | undefined;
+  shaBytes: Uint8Array;
+  shaAt: number;
+  size: number;
+  mtimeMs: number;
+}
 
 /** A peer of the index: a record and the head of its list of files, nothing per file. */
 export class IndexPeer extends PeerRecord implements OwnerList {
@@ -48,6 +66,19 @@ export class IndexFiles {
   private readonly keyChains = new IdChains();
   private readonly seed = randomInt(2 ** 30);
   private readonly tokenScratch: string[] = [];
+  /** The file `put` reads, refilled for each (no object per file). */
+  private readonly input: FileInput = {
+    bytes: new Uint8Array(0),
+    start: 0,
+    length: 0,
+    name: undefined,
+    ascii: true,
+    shaHex: undefined,
+    shaBytes: new Uint8Array(0),
+    shaAt: 0,
+    size: 0,
+    mtimeMs: 0,
+  };
 
   constructor(
     bitmapMinFiles: number,
@@ -70,18 +101,24 @@ export class IndexFiles {
   find(peer: IndexPeer, name: string): number {
     if (!peer.namesChained) this.chainNames(peer);
     const { bytes, length } = encodeScratch(name);
-    return this.findEncoded(peer, bytes, length, hashBytes(bytes, 0, length, this.nameSeed(peer)));
+    return this.findEncoded(peer, bytes, 0, length, hashBytes(bytes, 0, length, this.nameSeed(peer)));
   }
 
-  /** `find` of the name whose UTF-8 is `bytes[0, length)` and whose name hash is `hash`. */
-  private findEncoded(peer: IndexPeer, bytes: Uint8Array, length: number, hash: number): number {
+  /** `find` of the name whose UTF-8 is `bytes[start, start + length)` and whose name hash is `hash`. */
+  private findEncoded(
+    peer: IndexPeer,
+    bytes: Uint8Array,
+    start: number,
+    length: number,
+    hash: number,
+  ): number {
     const owner = peer.number + 1;
     const table = this.table;
     for (let id = this.nameChains.first(hash); id >= 0; id = this.nameChains.after(id)) {
       if (
         this.nameChains.hashOf(id) === hash &&
         table.owner(id) === owner &&
-        this.texts.nameEquals(table.texts.get(id), bytes, length)
+        this.texts.nameEquals(table.texts.get(id), bytes, start, length)
       )
         return id;
     }
@@ -143,20 +180,48 @@ export class IndexFiles {
    * name is not looked up first.
    */
   upsert(peer: IndexPeer, file: FileEntry, absent = false): void {
+    // The name is encoded once: found by its bytes, and stored from them when new.
+    const { bytes, length } = encodeScratch(file.name);
+    const input = this.input;
+    input.bytes = bytes;
+    input.start = 0;
+    input.length = length;
+    input.name = file.name;
+    input.ascii = length === file.name.length;
+    input.shaHex = file.sha256;
+    input.size = file.size;
+    input.mtimeMs = file.mtimeMs;
+    this.put(peer, input, absent);
+  }
+
+  /** `upsert` of file `i` of a packed list (see PackedFiles): nothing decoded, no object made. */
+  upsertPacked(peer: IndexPeer, files: PackedFiles, i: number, absent = false): void {
+    const input = this.input;
+    input.bytes = files.names;
+    input.start = files.nameStart(i);
+    input.length = files.nameLength(i);
+    input.name = undefined;
+    input.ascii = files.isAscii(i);
+    input.shaHex = undefined;
+    input.shaBytes = files.shas;
+    input.shaAt = 32 * i;
+    input.size = files.size(i);
+    input.mtimeMs = files.mtimeMs(i);
+    this.put(peer, input, absent);
+  }
+
+  private put(peer: IndexPeer, file: FileInput, absent: boolean): void {
     const table = this.table;
-    const name = file.name;
+    const { bytes, start, length } = file;
     if (!absent && !peer.namesChained) this.chainNames(peer);
     const chained = peer.namesChained;
-    // The name is encoded once: found by its bytes, and stored from them when new.
-    const { bytes, length } = encodeScratch(name);
-    const nameHash = chained ? hashBytes(bytes, 0, length, this.nameSeed(peer)) : 0;
-    const existing = absent ? -1 : this.findEncoded(peer, bytes, length, nameHash);
+    const nameHash = chained ? hashBytes(bytes, start, length, this.nameSeed(peer)) : 0;
+    const existing = absent ? -1 : this.findEncoded(peer, bytes, start, length, nameHash);
     if (existing >= 0) {
       // Same name, same tokens: only the content fields can differ, and the postings stay as they are.
-      const sha256 = file.sha256.toLowerCase();
-      if (table.sha(existing) !== sha256) {
+      if (!this.hasSha(existing, file)) {
         this.shaChains.delete(existing);
-        this.shaChains.add(existing, table.setSha(existing, sha256, this.seed));
+        this.shaChains.add(existing, this.setSha(existing, file));
       }
       peer.totalBytes += file.size - table.sizes.get(existing);
       table.sizes.set(existing, file.size);
@@ -164,22 +229,23 @@ export class IndexFiles {
       return;
     }
     const id = table.allocate(peer.number);
-    const tokens = this.tokenScratch;
-    tokens.length = 0;
     let address: number;
     let keyHash: number;
-    // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes and not kept.
-    if (length === name.length) {
-      keyHash = this.tokens.addAscii(id, name, bytes, 0, length, this.seed, table.capacity);
-      address = this.texts.add(id, bytes, length, '');
+    // An ASCII name (one UTF-8 byte per UTF-16 unit): its tokens are read off its bytes and not kept.
+    if (file.ascii) {
+      keyHash = this.tokens.addAscii(id, file.name, bytes, start, length, this.seed, table.capacity);
+      address = this.texts.add(id, bytes, start, length, '');
     } else {
+      const tokens = this.tokenScratch;
+      tokens.length = 0;
+      const name = file.name ?? Buffer.from(bytes.buffer, bytes.byteOffset + start, length).toString('utf8');
       for (const token of tokenize(name)) tokens.push(token);
       this.tokens.add(id, tokens, table.capacity);
-      address = this.texts.add(id, bytes, length, tokenKey(tokens));
+      address = this.texts.add(id, bytes, start, length, tokenKey(tokens));
       keyHash = this.texts.hashExtra(address, this.seed);
     }
     table.texts.set(id, address);
-    const shaHash = table.setSha(id, file.sha256, this.seed);
+    const shaHash = this.setSha(id, file);
     table.sizes.set(id, file.size);
     table.mtimes.set(id, file.mtimeMs);
     this.lists.add(peer, id);
@@ -188,6 +254,19 @@ export class IndexFiles {
     this.keyChains.add(id, keyHash);
     peer.totalBytes += file.size;
     peer.sortedIds = undefined;
+  }
+
+  private hasSha(id: number, file: FileInput): boolean {
+    return file.shaHex !== undefined
+      ? this.table.sha(id) === file.shaHex.toLowerCase()
+      : this.table.shaEquals(id, file.shaBytes, file.shaAt);
+  }
+
+  /** Stores `file`'s SHA-256 as file `id`'s; returns its seeded hash. */
+  private setSha(id: number, file: FileInput): number {
+    return file.shaHex !== undefined
+      ? this.table.setSha(id, file.shaHex, this.seed)
+      : this.table.setShaBytes(id, file.shaBytes, file.shaAt, this.seed);
   }
 
   /** Frees file `id` and everything pointing at it. */

@@ -1,4 +1,4 @@
-import type { FileEntry } from '../protocol/index.js';
+import { type FileEntry, PackedFiles } from '../protocol/index.js';
 import { Uint32Column } from './big-arrays.js';
 import { IndexFiles, IndexPeer } from './index-files.js';
 import type { DeltaResult, FullResult, PeerDeltaInput, PeerState, SearchOutcome } from './peer-table.js';
@@ -6,6 +6,14 @@ import { orderedResults, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
 import { forEachSliced, runSliced, type SliceOptions, whileSliced } from './slices.js';
 import { WordSearch } from './word-search.js';
+
+/**
+ * A peer's whole state as the index applies it: its files as entries, or packed in columns by a decoding
+ * thread (see PackedFiles), which go in without an object per file.
+ */
+export interface IndexState extends Omit<PeerState, 'files'> {
+  files: readonly FileEntry[] | PackedFiles;
+}
 
 /** Work units a search may always spend, and the passes over the id space it may make when that is more. */
 const MIN_SEARCH_WORK_BUDGET = 250_000;
@@ -117,34 +125,37 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
    * unchanged peer does not churn the postings. When a name appears twice in `files`, the last one wins
    * (unless `distinctNames` claims otherwise).
    */
-  applyFull(state: PeerState): FullResult {
+  applyFull(state: IndexState): FullResult {
     const { peer, result } = this.beginFull(state);
     if (result === 'stale') return result;
+    const { files } = state;
     if (peer.fileCount > 0) {
       const epoch = this.nextUpdateEpoch();
-      for (const file of state.files) this.markName(peer, file.name, epoch);
+      for (let i = 0; i < files.length; i++) this.markName(peer, nameAt(files, i), epoch);
       for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
     }
     const absent = this.startFilling(peer, state);
-    for (const file of state.files) this.files.upsert(peer, file, absent);
+    for (let i = 0; i < files.length; i++) this.upsertAt(peer, files, i, absent);
     this.trimIfSparse();
     return result;
   }
 
   /** `applyFull` in slices (see `SliceOptions`), after the async updates before it. */
-  applyFullAsync(state: PeerState, options: SliceOptions = {}): Promise<FullResult> {
+  applyFullAsync(state: IndexState, options: SliceOptions = {}): Promise<FullResult> {
     return this.updates.run(async () => {
       const { peer, result } = this.beginFull(state);
       if (result === 'stale') return result;
+      const { files } = state;
+      const count = () => files.length;
       if (peer.fileCount > 0) {
         await this.chainNamesAsync(peer, options);
         const epoch = this.nextUpdateEpoch();
-        await forEachSliced(state.files, (file) => this.markName(peer, file.name, epoch), options);
+        await runSliced(count, (i) => this.markName(peer, nameAt(files, i), epoch), options);
         const gone = this.unmarkedIds(peer, epoch);
         await forEachSliced(gone, (id) => this.files.remove(id), options);
       }
       const absent = this.startFilling(peer, state);
-      await forEachSliced(state.files, (file) => this.files.upsert(peer, file, absent), options);
+      await runSliced(count, (i) => this.upsertAt(peer, files, i, absent), options);
       await this.compactIfSparse(options);
       return result;
     });
@@ -274,8 +285,9 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     return { results, truncated, partial };
   }
 
-  private beginFull(state: PeerState): { peer: IndexPeer; result: FullResult } {
-    const result = this.peerTable.fullResult(state);
+  private beginFull(state: IndexState): { peer: IndexPeer; result: FullResult } {
+    const { peerId, instanceId, url, seq } = state;
+    const result = this.peerTable.fullResult({ peerId, instanceId, url, seq, files: [] });
     const existing = this.peerTable.get(state.peerId);
     if (result === 'stale') return { peer: existing!, result };
     if (existing !== undefined) {
@@ -295,7 +307,12 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
    * state's names are distinct, none can be found. Such a state also goes in without name chains, built
    * only when a name of the peer is first looked up (a join of a thousand peers looks none up).
    */
-  private startFilling(peer: IndexPeer, state: PeerState): boolean {
+  private upsertAt(peer: IndexPeer, files: IndexState['files'], i: number, absent: boolean): void {
+    if (files instanceof PackedFiles) this.files.upsertPacked(peer, files, i, absent);
+    else this.files.upsert(peer, files[i]!, absent);
+  }
+
+  private startFilling(peer: IndexPeer, state: IndexState): boolean {
     if (peer.fileCount > 0) return false;
     const absent = state.distinctNames === true;
     this.files.setUnchained(peer, absent);
@@ -391,4 +408,8 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     }
     return ++this.updateEpoch;
   }
+}
+
+function nameAt(files: IndexState['files'], i: number): string {
+  return files instanceof PackedFiles ? files.name(i) : files[i]!.name;
 }

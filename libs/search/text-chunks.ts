@@ -46,10 +46,10 @@ export class TextChunks {
   }
 
   /**
-   * Stores a name, given as its `nameLength` UTF-8 bytes at the start of `nameBytes` (the caller's encoding,
+   * Stores a name, given as its `nameLength` UTF-8 bytes at `nameBytes[nameStart]` (the caller's encoding,
    * which this does not overwrite), then `extra`, for file `id`; returns the entry's address.
    */
-  add(id: number, nameBytes: Uint8Array, nameLength: number, extra: string): number {
+  add(id: number, nameBytes: Uint8Array, nameStart: number, nameLength: number, extra: string): number {
     const extraLength = extra === '' ? 0 : Buffer.byteLength(extra, 'utf8');
     if (nameLength > MAX_TEXT_BYTES || extraLength > MAX_TEXT_BYTES)
       throw new RangeError(`a name holds at most ${MAX_TEXT_BYTES} UTF-8 bytes`);
@@ -59,7 +59,7 @@ export class TextChunks {
     chunk.writeUInt32LE(id, at);
     chunk.writeUInt16LE(nameLength, at + 4);
     chunk.writeUInt16LE(extraLength, at + 6);
-    for (let i = 0; i < nameLength; i++) chunk[at + HEADER_BYTES + i] = nameBytes[i]!;
+    for (let i = 0; i < nameLength; i++) chunk[at + HEADER_BYTES + i] = nameBytes[nameStart + i]!;
     if (extraLength > 0) chunk.write(extra, at + HEADER_BYTES + nameLength, extraLength, 'utf8');
     return address;
   }
@@ -108,10 +108,11 @@ export class TextChunks {
     return hashBytes(this.chunkOf(address), this.extraStart(address), this.extraLength(address), seed);
   }
 
-  nameEquals(address: number, bytes: Uint8Array, length: number): boolean {
+  /** Whether the name at `address` is the UTF-8 `bytes[start, start + length)`. */
+  nameEquals(address: number, bytes: Uint8Array, start: number, length: number): boolean {
     return (
       this.nameLength(address) === length &&
-      bytesEqual(this.chunkOf(address), this.nameStart(address), bytes, 0, length)
+      bytesEqual(this.chunkOf(address), this.nameStart(address), bytes, start, length)
     );
   }
 

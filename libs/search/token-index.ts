@@ -58,7 +58,7 @@ export class TokenIndex {
    */
   addAscii(
     id: number,
-    text: string,
+    text: string | undefined,
     bytes: Uint8Array,
     start: number,
     length: number,
@@ -75,7 +75,10 @@ export class TokenIndex {
         entry.live === 0 ||
         !isLowered(entry.token, bytes, first, end)
       ) {
-        const token = text.slice(first - start, end - start);
+        const token =
+          text !== undefined
+            ? text.slice(first - start, end - start)
+            : String.fromCharCode.apply(null, bytes.subarray(first, end) as unknown as number[]);
         entry = this.dictionary.acquire(upper ? token.toLowerCase() : token);
         this.cacheEntries[slot] = entry;
         this.cacheHashes[slot] = tokenHash;

@@ -15,6 +15,10 @@ import {
   deferredReply,
 } from './event-decoding.js';
 
+/** Packed lists' buffers held for the threads, at most, and handed to a thread with one request. */
+const MAX_SPARES = 32;
+const SPARES_PER_REQUEST = 4;
+
 export interface EventDecoderOptions {
   /** Decoding threads (at least 1; a superpeer that wants none does not build a decoder). */
   workers: number;
@@ -94,6 +98,8 @@ export class EventDecoder {
   private readonly maxArrivalsInFlight: number;
   private readonly jobTimeoutMs: number;
   private readonly maxRestartsPerMinute: number;
+  /** Packed lists' buffers handed back (`recycle`), going to the threads with their next jobs. */
+  private readonly spares: ArrayBuffer[] = [];
 
   constructor(private readonly options: EventDecoderOptions) {
     this.maxJobsPerWorker = options.maxJobsPerWorker ?? 256;
@@ -179,6 +185,15 @@ export class EventDecoder {
     });
   }
 
+  /**
+   * Takes back the buffer of a list a thread packed, once read: it goes back to a thread with its next
+   * jobs, to be packed into again (see decode-worker.ts).
+   */
+  recycle(buffer: ArrayBuffer): void {
+    if (this.spares.length < MAX_SPARES && buffer.byteLength > 0 && !this.spares.includes(buffer))
+      this.spares.push(buffer);
+  }
+
   /** The running thread with the fewest requests in hand, among those with fewer than `maxEvents` events. */
   private pick(maxEvents: number): Slot | undefined {
     let best: Slot | undefined;
@@ -210,9 +225,10 @@ export class EventDecoder {
       offset += content.length;
       return placed;
     });
-    const request: DecoderRequest = { kind: 'jobs', bytes, jobs };
+    const spare = this.spares.splice(0, SPARES_PER_REQUEST);
+    const request: DecoderRequest = { kind: 'jobs', bytes, jobs, ...(spare.length > 0 ? { spare } : {}) };
     try {
-      worker.postMessage(request, [bytes]);
+      worker.postMessage(request, [bytes, ...spare]);
     } catch (err) {
       // Only strings and bytes cross, so this is not expected; but a throw here would be uncaught (this
       // runs in a microtask) and end the process: the thread is treated as failed instead.

@@ -1,5 +1,11 @@
 import { verifyBody } from '../../libs/identity/index.js';
-import { decode, type PeerEvent, PeerEventSchema } from '../../libs/protocol/index.js';
+import {
+  decode,
+  PackedFiles,
+  type PeerEvent,
+  PeerEventSchema,
+  packFiles,
+} from '../../libs/protocol/index.js';
 import { VerifiedSignatures } from './verified-signatures.js';
 
 /*
@@ -16,8 +22,12 @@ import { VerifiedSignatures } from './verified-signatures.js';
 export interface EventProof {
   /** The key that verified the signature header over these exact bytes (absent: none known, or it failed). */
   verifiedKey?: string;
-  /** An announce's `files`, as JSON (what `encode` writes for them), for a rebroadcast not to encode them again. */
-  filesJson?: string;
+  /**
+   * An announce's files packed by a decoding thread (columns and their JSON, see PackedFiles): the thread
+   * that applies them then neither parses them nor encodes them again for the rebroadcast. The event's own
+   * `files` is then empty.
+   */
+  packed?: PackedFiles;
   /** An announce whose files' names are all distinct (checked here, off the applying thread). */
   distinctNames?: boolean;
 }
@@ -185,7 +195,13 @@ export interface DecoderJob {
 
 export type DecoderRequest =
   /** Deliveries to decode, their bodies copied one after another into `bytes` (transferred). */
-  | { kind: 'jobs'; bytes: ArrayBuffer; jobs: DecoderJob[] }
+  | {
+      kind: 'jobs';
+      bytes: ArrayBuffer;
+      jobs: DecoderJob[];
+      /** Packed lists' buffers read and handed back, for the thread to pack into again (transferred). */
+      spare?: ArrayBuffer[];
+    }
   /** Keys learned elsewhere (another thread, or before this one restarted). */
   | { kind: 'learn'; keys: Array<[string, string]> };
 
@@ -195,9 +211,10 @@ export type DecoderReply =
       kind: 'event';
       id: number;
       ok: true;
-      /** The event as JSON; an announce's files are in `filesJson` (its `files` here is empty). */
+      /** The event as JSON; an announce's files are in `packed` (its `files` here is empty). */
       eventJson: string;
-      filesJson?: string;
+      /** An announce's files, packed (`PackedFiles`), transferred with the reply. */
+      packed?: ArrayBuffer;
       /** See `EventProof.distinctNames`. */
       distinctNames?: boolean;
       verifiedKey?: string;
@@ -209,16 +226,21 @@ export type DecoderReply =
 
 /**
  * The reply for a decoded event. JSON, not the objects: the receiving thread parses it faster than it
- * would read a structured clone of a thousand file entries, and the files' JSON serves the rebroadcast.
- * The JSON is of the validated event (what the schema kept), so parsing it gives that event back.
+ * would read a structured clone of a thousand file entries; an announce's files go packed in columns
+ * (`PackedFiles`, with their JSON for the rebroadcast), which it reads without parsing. Both are of the
+ * validated event (what the schema kept), so reading them gives that event back.
  */
-export function eventReply(id: number, decoding: EventDecoding): DecoderReply {
+export function eventReply(
+  id: number,
+  decoding: EventDecoding,
+  spare?: (bytes: number) => ArrayBuffer | undefined,
+): DecoderReply {
   if (!decoding.ok) return { kind: 'event', id, ok: false, reason: decoding.reason };
   const { event, proof } = decoding;
   const reply: DecoderReply = { kind: 'event', id, ok: true, eventJson: '' };
   if (event.type === 'peer.announce') {
     reply.eventJson = JSON.stringify({ ...event, files: [] });
-    reply.filesJson = JSON.stringify(event.files);
+    reply.packed = packFiles(event.files, JSON.stringify(event.files), spare).buffer;
     if (proof.distinctNames === true) reply.distinctNames = true;
   } else {
     reply.eventJson = JSON.stringify(event);
@@ -238,9 +260,8 @@ export function deferredReply(reply: Extract<DecoderReply, { kind: 'event' }>): 
     open: () => {
       const event = JSON.parse(reply.eventJson) as PeerEvent;
       const proof: EventProof = {};
-      if (reply.filesJson !== undefined && event.type === 'peer.announce') {
-        event.files = JSON.parse(reply.filesJson) as typeof event.files;
-        proof.filesJson = reply.filesJson;
+      if (reply.packed !== undefined && event.type === 'peer.announce') {
+        proof.packed = PackedFiles.from(reply.packed);
         if (reply.distinctNames === true) proof.distinctNames = true;
       }
       if (reply.verifiedKey !== undefined) proof.verifiedKey = reply.verifiedKey;

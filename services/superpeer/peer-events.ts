@@ -9,6 +9,7 @@ import {
   type FileEntry,
   HEADERS,
   type NetworkPeerState,
+  PackedFiles,
   type PeerAnnounce,
   type PeerDelta,
   type PeerEvent,
@@ -33,8 +34,6 @@ export interface AnnounceMeta {
   url: string;
   publicKey: string;
   name: string | undefined;
-  /** The files' JSON, for the rebroadcast of a state that came in one chunk (see EventProof). */
-  filesJson?: string;
   /** A state that came in one chunk whose names the decoding found distinct (see EventProof). */
   distinctNames?: boolean;
 }
@@ -57,6 +56,8 @@ export interface PeerEventsOptions {
   onAnnounceSeen?: () => void;
   /** Signatures the arrival path already verified (heartbeats are read twice). */
   verified?: VerifiedSignatures;
+  /** Given each packed file list once its state is applied and rebroadcast (see `SuperpeerTransport.recycle`). */
+  recycle?: (files: PackedFiles) => void;
 }
 
 /**
@@ -81,8 +82,13 @@ export class PeerEvents {
     const { verifiedKey } = proof;
     switch (event.type) {
       case 'peer.announce':
-        this.authenticate(event, message, verifiedKey);
-        return this.onAnnounce(event, message.content.length, proof);
+        try {
+          this.authenticate(event, message, verifiedKey);
+          return await this.onAnnounce(event, message.content.length, proof);
+        } finally {
+          // Read to the end: applied, rebroadcast (its JSON copied into the body) or refused.
+          if (proof.packed !== undefined) this.options.recycle?.(proof.packed);
+        }
       case 'peer.delta':
         return this.onDelta(event, message, verifiedKey);
       case 'peer.heartbeat':
@@ -125,28 +131,21 @@ export class PeerEvents {
   }
 
   private async onAnnounce(event: PeerAnnounce, bytes: number, proof: EventProof): Promise<void> {
-    const { filesJson, distinctNames } = proof;
+    const { packed, distinctNames } = proof;
     const { assembler, registry, index, watches, logger, maxFilesPerPeer } = this.options;
     this.options.onAnnounceSeen?.();
     if (event.chunkIndex >= event.chunkCount)
       throw new P2PError('MESSAGE_INVALID', 'chunkIndex >= chunkCount');
-    const assembled = assembler.add({
-      key: event.peerId,
-      version: `${event.instanceId}/${event.seq}`,
-      chunkIndex: event.chunkIndex,
-      chunkCount: event.chunkCount,
-      items: event.files,
-      bytes,
-      meta: {
-        instanceId: event.instanceId,
-        seq: event.seq,
-        url: event.url,
-        publicKey: event.publicKey,
-        name: event.name,
-        ...(event.chunkCount === 1 && filesJson !== undefined ? { filesJson } : {}),
-        ...(event.chunkCount === 1 && distinctNames === true ? { distinctNames } : {}),
-      },
-    });
+    const meta: AnnounceMeta = {
+      instanceId: event.instanceId,
+      seq: event.seq,
+      url: event.url,
+      publicKey: event.publicKey,
+      name: event.name,
+      ...(event.chunkCount === 1 && distinctNames === true ? { distinctNames } : {}),
+    };
+    // Files packed by a decoding thread came in one chunk: nothing to assemble, only the same limits.
+    const assembled = this.assemble(event, bytes, meta, packed);
     this.options.metrics?.pendingAnnounces.set(assembler.pending);
     if (assembled.status === 'too-large') {
       // Not asked again until it restarts: its next heartbeats would otherwise earn a resync each time.
@@ -164,6 +163,7 @@ export class PeerEvents {
     // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
     if (assembled.status !== 'complete') return;
     const pending = assembled.meta;
+    const files = assembled.files;
     const peerId = event.peerId;
     const outcome = await this.options.gate.update(async () => {
       const previousRun = registry.get(peerId)?.instanceId;
@@ -175,7 +175,7 @@ export class PeerEvents {
             instanceId: pending.instanceId,
             url: pending.url,
             seq: pending.seq,
-            files: assembled.items,
+            files,
             distinctNames: pending.distinctNames === true,
           },
           this.options.slices,
@@ -197,11 +197,11 @@ export class PeerEvents {
         peerId,
         name: pending.name,
         url: pending.url,
-        files: assembled.items.length,
+        files: files.length,
       });
     }
     if (outcome.result === 'applied' || outcome.isNew) {
-      await this.broadcastPeerState(peerId, pending, assembled.items);
+      await this.broadcastPeerState(peerId, pending, files);
     }
     this.updateGauges();
   }
@@ -301,36 +301,82 @@ export class PeerEvents {
     }
   }
 
+  /** The announce's chunk given to the assembler, or its packed files checked against the same limits. */
+  private assemble(
+    event: PeerAnnounce,
+    bytes: number,
+    meta: AnnounceMeta,
+    packed: PackedFiles | undefined,
+  ):
+    | { status: 'complete'; meta: AnnounceMeta; files: readonly FileEntry[] | PackedFiles }
+    | { status: 'too-large'; items: number }
+    | { status: 'pending' | 'orphan' } {
+    const { assembler } = this.options;
+    if (packed !== undefined && event.chunkCount === 1) {
+      const whole = assembler.addWhole(event.peerId, packed.length, bytes);
+      return whole.status === 'complete' ? { status: 'complete', meta, files: packed } : whole;
+    }
+    const assembled = assembler.add({
+      key: event.peerId,
+      version: `${event.instanceId}/${event.seq}`,
+      chunkIndex: event.chunkIndex,
+      chunkCount: event.chunkCount,
+      // A chunk of a state in several, packed by a thread: assembled as objects.
+      items: packed?.entries() ?? event.files,
+      bytes,
+      meta,
+    });
+    return assembled.status === 'complete' ? { status: 'complete', meta, files: assembled.items } : assembled;
+  }
+
   /**
    * Rebroadcasts the state just applied, from the announce itself (the index would have to list and sort
-   * the peer's files again); peers apply it with the same rule (the last of a repeated name wins).
+   * the peer's files again); peers apply it with the same rule (the last of a repeated name wins). Files
+   * packed by a decoding thread go out as the JSON it wrote for them.
    */
-  private async broadcastPeerState(peerId: string, meta: AnnounceMeta, files: FileEntry[]): Promise<void> {
+  private async broadcastPeerState(
+    peerId: string,
+    meta: AnnounceMeta,
+    files: readonly FileEntry[] | PackedFiles,
+  ): Promise<void> {
+    if (files instanceof PackedFiles) {
+      const message = this.peerStateMessage(peerId, meta, 0, 1, []);
+      // The body carries the files (the message's list is empty: the packed list is handed back after this).
+      this.options.broadcaster.publishInOrder(message, encodeWithField(message, 'files', files.json));
+      await this.options.broadcaster.settle();
+      return;
+    }
     const pieces = chunk(files);
     for (const [chunkIndex, piece] of pieces.entries()) {
-      const message: NetworkPeerState = {
-        v: PROTOCOL_VERSION,
-        type: 'network.peer-state',
-        superpeerId: this.options.superpeerId,
-        peerId,
-        publicKey: meta.publicKey,
-        ...(meta.name !== undefined ? { name: meta.name } : {}),
-        instanceId: meta.instanceId,
-        url: meta.url,
-        seq: meta.seq,
-        chunkIndex,
-        chunkCount: pieces.length,
-        files: piece,
-      };
-      // One chunk in, one chunk out: its files' JSON is already at hand.
-      const body =
-        pieces.length === 1 && meta.filesJson !== undefined
-          ? encodeWithField(message, 'files', meta.filesJson)
-          : undefined;
-      this.options.broadcaster.publishInOrder(message, body);
+      this.options.broadcaster.publishInOrder(
+        this.peerStateMessage(peerId, meta, chunkIndex, pieces.length, piece),
+      );
       await this.options.broadcaster.settle();
       if (pieces.length > 1) await yieldToEventLoop();
     }
+  }
+
+  private peerStateMessage(
+    peerId: string,
+    meta: AnnounceMeta,
+    chunkIndex: number,
+    chunkCount: number,
+    files: FileEntry[],
+  ): NetworkPeerState {
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'network.peer-state',
+      superpeerId: this.options.superpeerId,
+      peerId,
+      publicKey: meta.publicKey,
+      ...(meta.name !== undefined ? { name: meta.name } : {}),
+      instanceId: meta.instanceId,
+      url: meta.url,
+      seq: meta.seq,
+      chunkIndex,
+      chunkCount,
+      files,
+    };
   }
 
   private updateGauges(): void {

@@ -150,6 +150,7 @@ export class Superpeer {
         this.lastAnnounceMs = Date.now();
       },
       verified: this.verified,
+      recycle: (files) => this.transport.recycle?.(files.buffer),
     });
     this.rpcQueue = new FairQueue(options.rpcFairness);
   }

@@ -64,6 +64,11 @@ export interface SuperpeerTransport {
   publishNetwork(message: NetworkMessage, options?: PublishNetworkOptions): Promise<void>;
   /** Declares this superpeer's topology again: a binding deleted and re-created by someone else is invisible. */
   repairTopology(reason: string): Promise<void>;
+  /**
+   * Takes back the buffer of a file list a decoding thread packed (`EventProof.packed`) once nothing reads
+   * it any more, for the threads to pack into again. It is detached: any view of it left reads nothing.
+   */
+  recycle?(buffer: ArrayBuffer): void;
   /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
   eventBacklog(): Promise<number | undefined>;
 }
@@ -317,6 +322,10 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
 
   private get deadLetter() {
     return { exchange: this.names.deadLetterExchange, rejectedBy: `superpeer ${this.options.superpeerId}` };
+  }
+
+  recycle(buffer: ArrayBuffer): void {
+    this.decoder?.recycle(buffer);
   }
 
   async publishNetwork(message: NetworkMessage, options: PublishNetworkOptions = {}): Promise<void> {

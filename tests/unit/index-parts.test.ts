@@ -105,7 +105,7 @@ describe('TextChunks', () => {
     let id = 0;
     const add = (entryId: number, extra: string) => {
       const bytes = utf8(name(entryId));
-      return texts.add(entryId, bytes, bytes.length, extra);
+      return texts.add(entryId, bytes, 0, bytes.length, extra);
     };
     while (texts.chunkCount < 3) addresses.push(add(id, `\0key${id++}`));
     assert.equal(texts.name(addresses[5]!), name(5));

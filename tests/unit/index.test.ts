@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
-import { type FileEntry, fileUrl } from '../../libs/protocol/index.js';
+import { type FileEntry, fileUrl, PackedFiles, packFiles } from '../../libs/protocol/index.js';
 import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
@@ -266,6 +266,45 @@ describe('NetworkIndex updates', () => {
       assert.equal(index.fileCount, 500, apply);
       assert.equal(has('kept-7.txt') && has('kept-8.txt') && !has('kept-500.txt'), true, apply);
       assert.deepEqual(names(index, SHA_B), [], apply);
+    }
+  });
+
+  it('a state packed in columns (PackedFiles) applies exactly as the same state as entries', async () => {
+    const random = prng(5);
+    const words = ['alpha', 'Beta', 'gamma', 'été', '日本', 'x'];
+    const stateOf = (p: number, seq: number, count: number) =>
+      state(
+        `p${p}`,
+        Array.from({ length: count }, (_, i) => {
+          const a = words[Math.floor(random() * words.length)]!;
+          return file(
+            `${a}/${words[i % words.length]} ${p}-${i % 40}.dat`,
+            (p * 100 + i * seq).toString(16).padStart(64, '0'),
+            i,
+          );
+        }),
+        { seq },
+      );
+    const packed = new NetworkIndex();
+    const entries = new NetworkIndex();
+    for (const [p, seq, count, distinct] of [
+      [1, 1, 40, true],
+      [2, 1, 40, false],
+      // A resync of the same run: names found in place, changed hashes and sizes, some gone.
+      [1, 2, 30, false],
+      [3, 1, 0, true],
+    ] as const) {
+      const s = { ...stateOf(p, seq, count), distinctNames: distinct };
+      await packed.applyFullAsync({ ...s, files: packFiles(s.files, JSON.stringify(s.files)) });
+      entries.applyFull(s);
+    }
+    for (const text of ['alpha', 'beta gam', 'été', '日本', 'x 1', `${'0'.repeat(62)}c8`, 'dat']) {
+      assert.deepEqual(names(packed, text), names(entries, text), text);
+    }
+    assert.equal(packed.fileCount, entries.fileCount);
+    for (const peerId of ['p1', 'p2', 'p3']) {
+      assert.deepEqual(packed.peerFiles(peerId), entries.peerFiles(peerId), peerId);
+      assert.equal(packed.getPeer(peerId)!.totalBytes, entries.getPeer(peerId)!.totalBytes, peerId);
     }
   });
 
@@ -647,5 +686,23 @@ describe('TokenDictionary', () => {
       }
     }
     assert.equal(dictionary.size, reference.size);
+  });
+});
+
+describe('PackedFiles', () => {
+  it('gives back the entries and the JSON it was packed from, ASCII or not, and refuses a torn buffer', () => {
+    const entries = [file('a.txt', SHA_A, 1), file('dir/été 日本.txt', SHA_B, 2 ** 40), file('Z', SHA_A, 0)];
+    const json = JSON.stringify(entries);
+    const packed = packFiles(entries, json);
+    assert.deepEqual(packed.entries(), entries);
+    assert.equal(packed.json.toString(), json);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => packed.isAscii(i)),
+      [true, false, true],
+    );
+    const copy = PackedFiles.from(packed.buffer.slice(0));
+    assert.deepEqual(copy.entries(), entries);
+    assert.deepEqual(packFiles([], '[]').entries(), []);
+    assert.throws(() => PackedFiles.from(packed.buffer.slice(0, packed.buffer.byteLength - 1)), RangeError);
   });
 });

@@ -5,7 +5,7 @@ import { createLogger } from '../../libs/logging/index.js';
 import { decode, PeerEventSchema } from '../../libs/protocol/index.js';
 import { EventDecoder } from '../../services/superpeer/event-decoder.js';
 import type { DeferredDecoding } from '../../services/superpeer/event-decoding.js';
-import { files, peer } from './superpeer-fake.js';
+import { files, opened, peer } from './superpeer-fake.js';
 
 /*
  * A hostile client controls the headers of what it publishes, and amqplib hands them over decoded: the
@@ -60,10 +60,6 @@ async function uncaughtDuring(work: () => Promise<unknown>): Promise<unknown> {
     process.off('uncaughtException', listener);
   }
   return caught;
-}
-
-function opened(decoding: DeferredDecoding) {
-  return decoding.ok ? { ok: true as const, ...decoding.open() } : decoding;
 }
 
 describe('EventDecoder against hostile signature headers', () => {

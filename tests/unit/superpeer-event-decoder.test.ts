@@ -12,20 +12,17 @@ import {
   HEADERS,
   type NetworkMessage,
   type NetworkPeerState,
+  type PeerEvent,
   PeerEventSchema,
+  packFiles,
 } from '../../libs/protocol/index.js';
 import { AheadWindow } from '../../services/superpeer/ahead-window.js';
 import { EventDecoder, type EventDecoderOptions } from '../../services/superpeer/event-decoder.js';
-import {
-  type DeferredDecoding,
-  decodeEvent,
-  decodingMemory,
-  deferred,
-} from '../../services/superpeer/event-decoding.js';
+import { decodeEvent, decodingMemory, deferred } from '../../services/superpeer/event-decoding.js';
 import { countHeartbeatOnArrival } from '../../services/superpeer/liveness.js';
 import { PeerRegistry } from '../../services/superpeer/registry.js';
 import type { PublishNetworkOptions } from '../../services/superpeer/transport.js';
-import { files, peer, superpeer } from './superpeer-fake.js';
+import { files, opened, peer, superpeer } from './superpeer-fake.js';
 
 /** A logger whose lines the test can read. */
 function recordingLogger() {
@@ -80,10 +77,6 @@ function eventOf(body: Buffer) {
   return decoded.value;
 }
 
-function opened(decoding: DeferredDecoding) {
-  return decoding.ok ? { ok: true as const, ...decoding.open() } : decoding;
-}
-
 /** A mix of events of two peers, and malformed bodies, as [body, signature]. */
 function traffic(): Array<[Buffer, string]> {
   const alice = peer('alice');
@@ -108,7 +101,7 @@ describe('EventDecoder', () => {
     const first = opened(await pool.decodeEvent(announce, announceSignature));
     assert.deepEqual(first.ok && first.event, eventOf(announce));
     assert.equal(first.ok && first.proof.verifiedKey, alice.publicKeyDer);
-    assert.equal(first.ok && first.proof.filesJson, JSON.stringify(files(10)));
+    assert.equal(first.ok && first.proof.packed?.json.toString(), JSON.stringify(files(10)));
 
     // Both threads learned alice's key (from the one that verified the announce): her heartbeats verify.
     for (let i = 0; i < 4; i++) {
@@ -399,17 +392,18 @@ describe("the superpeer with a thread's proof", () => {
     const [announce] = carol.announces(files(20)) as [[Buffer, string]];
     const event = eventOf(announce[0]);
     assert.equal(event.type, 'peer.announce');
-    const filesJson = JSON.stringify(event.type === 'peer.announce' ? event.files : []);
-    await transport.handlers!.onEvent(event, delivery(announce), {
+    const announced = event.type === 'peer.announce' ? event.files : [];
+    await transport.handlers!.onEvent({ ...event, files: [] } as PeerEvent, delivery(announce), {
       verifiedKey: carol.publicKeyDer,
-      filesJson,
+      packed: packFiles(announced, JSON.stringify(announced)),
     });
     const states = bodies.filter(
       ({ message }) => (message as { type: string }).type === 'network.peer-state',
     );
     assert.equal(states.length, 1);
     assert.ok(states[0]!.body);
-    assert.deepEqual(states[0]!.body, encode(states[0]!.message));
+    // The message's own list is empty: the body carries the files, as encode would write them.
+    assert.deepEqual(states[0]!.body, encode({ ...(states[0]!.message as object), files: announced }));
     await sp.close();
   });
 });

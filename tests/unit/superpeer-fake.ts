@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { ConsumeMessage } from 'amqplib';
@@ -15,6 +16,7 @@ import {
   peerIdFromPublicKey,
   type RpcRequest,
 } from '../../libs/protocol/index.js';
+import type { DeferredDecoding } from '../../services/superpeer/event-decoding.js';
 import { Superpeer, type SuperpeerOptions } from '../../services/superpeer/superpeer.js';
 import type { SuperpeerTransport, TransportHandlers } from '../../services/superpeer/transport.js';
 
@@ -111,4 +113,14 @@ export async function superpeer(options: Partial<SuperpeerOptions> = {}) {
   });
   await sp.start();
   return { sp, transport };
+}
+
+/** An opened decoding, an announce's files packed by a thread given back to the event as entries. */
+export function opened(decoding: DeferredDecoding) {
+  if (!decoding.ok) return decoding;
+  const { event, proof } = decoding.open();
+  if (proof.packed === undefined || event.type !== 'peer.announce')
+    return { ok: true as const, event, proof };
+  assert.deepEqual(event.files, [], 'packed files are not parsed into the event too');
+  return { ok: true as const, event: { ...event, files: proof.packed.entries() }, proof };
 }
