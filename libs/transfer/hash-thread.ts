@@ -30,8 +30,10 @@ if (!isMainThread && parentPort !== null) {
     switch (request.type) {
       case 'update':
       case 'write': {
-        const views = request.chunks.map((chunk) => new Uint8Array(chunk.buffer, 0, chunk.length));
-        const pooled = request.chunks.filter((chunk) => chunk.pooled).map((chunk) => chunk.buffer);
+        const views = request.chunks.map((chunk) => new Uint8Array(chunk.buffer, chunk.offset, chunk.length));
+        const pooled: ArrayBuffer[] = [];
+        for (const chunk of request.chunks)
+          if (chunk.pooled && chunk.buffer instanceof ArrayBuffer) pooled.push(chunk.buffer);
         const bytes = views.reduce((sum, view) => sum + view.length, 0);
         if (request.type === 'write') {
           // In small writes, each hashed right after it: still in this core's cache (one writev of a 256 KiB
