@@ -310,6 +310,26 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a redirect is refused: the address it names is never asked', async () => {
+    const target = await socketServer((socket) =>
+      socket.end(
+        Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`), content]),
+      ),
+    );
+    const redirecting = await socketServer((socket) =>
+      socket.end(`HTTP/1.1 302 Found\r\nLocation: ${target.url}\r\nContent-Length: 0\r\n\r\n`),
+    );
+    try {
+      const failure = await failureOf(get(redirecting.url, await dest()));
+      assert.equal(failure.code, 'CONNECT_FAILED');
+      assert.match(failure.message, /redirect refused/);
+      assert.equal(target.requests.length, 0);
+    } finally {
+      await target.close();
+      await redirecting.close();
+    }
+  });
+
   test('a head that never ends hits the connect timeout; a stalled body the idle timeout', async () => {
     const slowHead = await socketServer((socket) => socket.write('HTTP/1.1 200 OK\r\n'));
     const stalled = await socketServer((socket) =>
