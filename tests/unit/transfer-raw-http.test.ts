@@ -164,6 +164,11 @@ async function writeApart(socket: net.Socket, parts: Array<string | Buffer>): Pr
   }
 }
 
+/** A 200 head announcing `announced` bytes (default: all of `body`), then `body`. */
+function answer200(body: Buffer, announced = body.length): Buffer {
+  return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${announced}\r\n\r\n`), body]);
+}
+
 describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
   let tmp: string;
   let content: Buffer;
@@ -227,11 +232,7 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
   test('bytes after the announced length are not taken; no length reads to the close', async () => {
     const long = await socketServer((socket) => {
       socket.end(
-        Buffer.concat([
-          Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`),
-          content,
-          Buffer.from('HTTP/1.1 200 OK\r\n\r\ngarbage'),
-        ]),
+        answer200(Buffer.concat([content, Buffer.from('HTTP/1.1 200 OK\r\n\r\ngarbage')]), content.length),
       );
     });
     const unframed = await socketServer((socket) => {
@@ -283,12 +284,7 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
     );
     const headless = await socketServer((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-'));
     const short = await socketServer((socket) =>
-      socket.end(
-        Buffer.concat([
-          Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`),
-          content.subarray(0, 1000),
-        ]),
-      ),
+      socket.end(answer200(content.subarray(0, 1000), content.length)),
     );
     try {
       const cases: Array<[string, string, RegExp]> = [
@@ -311,11 +307,7 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
   });
 
   test('a redirect is refused: the address it names is never asked', async () => {
-    const target = await socketServer((socket) =>
-      socket.end(
-        Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`), content]),
-      ),
-    );
+    const target = await socketServer((socket) => socket.end(answer200(content)));
     const redirecting = await socketServer((socket) =>
       socket.end(`HTTP/1.1 302 Found\r\nLocation: ${target.url}\r\nContent-Length: 0\r\n\r\n`),
     );
@@ -333,12 +325,7 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
   test('a head that never ends hits the connect timeout; a stalled body the idle timeout', async () => {
     const slowHead = await socketServer((socket) => socket.write('HTTP/1.1 200 OK\r\n'));
     const stalled = await socketServer((socket) =>
-      socket.write(
-        Buffer.concat([
-          Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`),
-          content.subarray(0, 1000),
-        ]),
-      ),
+      socket.write(answer200(content.subarray(0, 1000), content.length)),
     );
     try {
       const slow = await failureOf(get(slowHead.url, await dest(), { connectTimeoutMs: 200 }));
