@@ -5,7 +5,7 @@ import type { HashReply, HashRequest } from './hash-worker.js';
 
 /** Read size when hashing a range of a file. */
 const READ_BYTES = 1024 * 1024;
-/** Largest single write (a socket read is at most 64 KiB: one write per chunk received). */
+/** Largest single write: each is hashed right after, while its bytes are still in this core's cache. */
 const WRITE_BYTES = 64 * 1024;
 
 /**
