@@ -35,6 +35,9 @@ import { FILE_NAME, HOST, startNginx, timed } from './bench-download-tools.js';
 
 const MiB = 1024 * 1024;
 const PEERS = 3;
+/** Issue 7's goals: a get from one peer at most this many times curl from nginx; the peer's server at least this share of nginx's rate. */
+const GET_GOAL = 1.25;
+const SERVER_GOAL = 0.85;
 /** Pacing granularity: small enough to keep the rate smooth, large enough not to be all timer overhead. */
 const SLICE_BYTES = 64 * 1024;
 /** A late timer may be made up for, within this much: otherwise timer jitter alone lowers the rate. */
@@ -268,8 +271,12 @@ async function main(): Promise<void> {
     );
     if (nginx) {
       const server = baseline / median(times.get('curl peer') ?? []);
+      const ratio = median(times.get('get 1 peer') ?? []) / baseline;
       process.stdout.write(
-        `  the peer's server delivers ${(server * 100).toFixed(0)} % of nginx's rate to curl\n`,
+        `  the peer's server delivers ${(server * 100).toFixed(0)} % of nginx's rate to curl ` +
+          `(goal >= ${(SERVER_GOAL * 100).toFixed(0)} %: ${server >= SERVER_GOAL ? 'met' : 'NOT met'})\n` +
+          `  goal: a verified get from one peer <= ${GET_GOAL}x curl from nginx: ` +
+          `${ratio <= GET_GOAL ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x, load average ${(os.loadavg()[0] ?? Number.NaN).toFixed(1)})\n`,
       );
     }
     await fs.rm(filePath);

@@ -7,8 +7,11 @@ import type { HashWorker } from './hash-worker.js';
  * rest of the download).
  */
 const DEFAULT_BATCH_BYTES = 256 * 1024;
-/** Bytes one writer may have accepted and not yet seen written. */
-const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes one writer may have accepted and not yet seen written (as much as the hashing thread queues): with
+ * 4 MiB the thread ran dry while the receiving thread waited for a core, and a 1 GiB get took longer.
+ */
+const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
 
 export interface BatchWriterHooks {
   /**

@@ -257,7 +257,7 @@ async function fetchSegment(
 ): Promise<Segment | undefined> {
   const { size } = ctx;
   const expectedEtag = `"${ctx.sha256}"`;
-  const request = new SourceRequest(segmentSignal, ctx.limits);
+  const request = new SourceRequest(segmentSignal, ctx.limits, ctx.hashing.slabs);
   const first = segment.next;
   const last = segment.end - 1;
   const racing = segment.racing !== undefined;

@@ -3,6 +3,8 @@ import https from 'node:https';
 import { P2PError } from '../errors/index.js';
 import type { AnswerHead } from './download-checks.js';
 import { type DownloadFailureCode, SourceFailure, TakenOver } from './download-failure.js';
+import { FALLBACK, rawGet } from './raw-http.js';
+import { ReadSlabs } from './read-slabs.js';
 
 export interface RequestLimits {
   connectTimeoutMs: number;
@@ -19,8 +21,9 @@ export interface SourceAnswer extends AnswerHead {
 }
 
 /**
- * One HTTP request to a source (node:http, whose body chunks are plain Buffers handed over without the
- * copies and promise per chunk of a WHATWG stream), as both download paths make it: a deadline for the response headers, then
+ * One HTTP request to a source, as both download paths make it: over a plain socket reading into `slabs`
+ * (`rawGet`) for http: URLs, through node:http for https: and for the answers that path leaves to it (a
+ * Transfer-Encoding). A deadline for the response headers, then
  * a window of `idleTimeoutMs` in which the body must bring at least a minimum number of bytes (none at all
  * is IDLE_TIMEOUT, a trickle is TOO_SLOW), every error classified as the failure the caller should record.
  */
@@ -35,6 +38,8 @@ export class SourceRequest {
     /** The whole download's (or phase's, or segment's) signal: its abort wins over any source failure. */
     private readonly parent: AbortSignal | undefined,
     private readonly limits: RequestLimits,
+    /** Where the body is read into (`HashWorker.slabs`, so that the hashing thread reads it in place). */
+    private readonly slabs: ReadSlabs = new ReadSlabs(),
   ) {
     this.signal = parent ? AbortSignal.any([parent, this.controller.signal]) : this.controller.signal;
   }
@@ -54,16 +59,18 @@ export class SourceRequest {
       const client = target.protocol === 'http:' ? http : target.protocol === 'https:' ? https : undefined;
       if (client === undefined)
         throw new SourceFailure('CONNECT_FAILED', `not an http(s) URL: ${target.protocol}`);
+      const raw = client === http ? await rawGet(target, headers, this.signal, this.slabs) : FALLBACK;
+      if (raw !== FALLBACK) {
+        refuseRedirect(raw.status, raw.cancel);
+        return raw;
+      }
       const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
         const request = client.request(target, { headers, signal: this.signal }, resolve);
         request.once('error', reject);
         request.end();
       });
       const status = response.statusCode ?? 0;
-      if (status >= 300 && status < 400) {
-        response.destroy();
-        throw new SourceFailure('CONNECT_FAILED', `redirect refused (HTTP ${status})`);
-      }
+      refuseRedirect(status, () => response.destroy());
       // Errors surface through the body's iteration; this keeps one that arrives before it from going unhandled.
       response.on('error', () => {});
       return {
@@ -126,6 +133,13 @@ export class SourceRequest {
     this.failed = failure;
     this.controller.abort(failure);
   }
+}
+
+/** A peer URL is direct: following a redirect would let a peer point this client at any other address. */
+function refuseRedirect(status: number, cancel: () => void): void {
+  if (status < 300 || status >= 400) return;
+  cancel();
+  throw new SourceFailure('CONNECT_FAILED', `redirect refused (HTTP ${status})`);
 }
 
 /** Some errors carry the useful part (ECONNREFUSED, ECONNRESET…) in `cause`. */

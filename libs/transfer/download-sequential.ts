@@ -149,7 +149,7 @@ class SequentialAttempt {
   /** Reads one source from `offset` until the file is complete; throws SourceFailure otherwise. */
   async fetchFrom(source: DownloadSource): Promise<void> {
     const { size, logger } = this.ctx;
-    const request = new SourceRequest(this.ctx.signal, this.ctx.limits);
+    const request = new SourceRequest(this.ctx.signal, this.ctx.limits, this.ctx.hashing.slabs);
     const resumeFrom = this.offset;
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
     if (resumeFrom > 0) {

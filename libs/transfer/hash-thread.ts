@@ -5,7 +5,7 @@ import type { HashReply, HashRequest } from './hash-worker.js';
 
 /** Read size when hashing a range of a file. */
 const READ_BYTES = 1024 * 1024;
-/** Largest single write (a socket read is at most 64 KiB: one write per chunk received). */
+/** Largest single write: each is hashed right after, while its bytes are still in this core's cache. */
 const WRITE_BYTES = 64 * 1024;
 
 /**
@@ -30,8 +30,10 @@ if (!isMainThread && parentPort !== null) {
     switch (request.type) {
       case 'update':
       case 'write': {
-        const views = request.chunks.map((chunk) => new Uint8Array(chunk.buffer, 0, chunk.length));
-        const pooled = request.chunks.filter((chunk) => chunk.pooled).map((chunk) => chunk.buffer);
+        const views = request.chunks.map((chunk) => new Uint8Array(chunk.buffer, chunk.offset, chunk.length));
+        const pooled: ArrayBuffer[] = [];
+        for (const chunk of request.chunks)
+          if (chunk.pooled && chunk.buffer instanceof ArrayBuffer) pooled.push(chunk.buffer);
         const bytes = views.reduce((sum, view) => sum + view.length, 0);
         if (request.type === 'write') {
           // In small writes, each hashed right after it: still in this core's cache (one writev of a 256 KiB

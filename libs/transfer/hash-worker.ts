@@ -1,10 +1,13 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { P2PError } from '../errors/index.js';
+import { ReadSlabs } from './read-slabs.js';
 
-/** One run of bytes for the hashing thread: the first `length` bytes of `buffer`. */
+/** One run of bytes for the hashing thread: `length` bytes of `buffer` from `offset`. */
 export interface HashChunk {
-  buffer: ArrayBuffer;
+  /** Transferred, or shared (a slab of `HashWorker.slabs`: read in place, neither copied nor moved). */
+  buffer: ArrayBuffer | SharedArrayBuffer;
+  offset: number;
   length: number;
   /** A copy made in one of this side's pool buffers: the thread sends it back for reuse. */
   pooled: boolean;
@@ -41,6 +44,8 @@ const MAX_POOL_BUFFERS = 32;
 /** A request waiting for its reply; `awaited` when a caller holds its promise (the process stays alive). */
 interface Pending {
   bytes: number;
+  /** Views on `slabs` the thread reads: released once it answered. */
+  shared: Uint8Array[];
   awaited: boolean;
   resolve: (hex: string | undefined) => void;
   reject: (err: unknown) => void;
@@ -63,6 +68,8 @@ const ignore = (): void => {};
  * error (its `code` kept).
  */
 export class HashWorker {
+  /** Memory for sockets to read into: the thread reads a body there, without a copy or a transfer. */
+  readonly slabs = new ReadSlabs();
   private readonly worker: Worker;
   private readonly maxQueuedBytes: number;
   private queuedBytes = 0;
@@ -101,9 +108,9 @@ export class HashWorker {
    */
   update(chunks: readonly Buffer[], keep = false): Promise<void> | undefined {
     if (this.failure !== undefined) throw this.failure;
-    const { out, transfer, bytes } = this.pack(chunks, keep);
+    const { out, transfer, shared, bytes } = this.pack(chunks, keep);
     if (bytes === 0) return undefined;
-    this.send({ type: 'update', chunks: out }, transfer, bytes, false).catch(ignore);
+    this.send({ type: 'update', chunks: out }, transfer, bytes, false, shared).catch(ignore);
     return this.whenRoom();
   }
 
@@ -115,9 +122,11 @@ export class HashWorker {
    */
   write(fd: number, chunks: readonly Buffer[], position: number, hash: boolean): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    const { out, transfer, bytes } = this.pack(chunks, false);
+    const { out, transfer, shared, bytes } = this.pack(chunks, false);
     if (bytes === 0) return Promise.resolve();
-    return this.send({ type: 'write', fd, position, hash, chunks: out }, transfer, bytes, true).then(ignore);
+    return this.send({ type: 'write', fd, position, hash, chunks: out }, transfer, bytes, true, shared).then(
+      ignore,
+    );
   }
 
   /** Appends bytes [position, position + length) of the file `fd` to the hash, read by the thread. */
@@ -166,29 +175,33 @@ export class HashWorker {
   private pack(
     chunks: readonly Buffer[],
     keep: boolean,
-  ): { out: HashChunk[]; transfer: ArrayBuffer[]; bytes: number } {
+  ): { out: HashChunk[]; transfer: ArrayBuffer[]; shared: Uint8Array[]; bytes: number } {
     const out: HashChunk[] = [];
     const transfer: ArrayBuffer[] = [];
+    const shared: Uint8Array[] = [];
     let bytes = 0;
     for (const chunk of chunks) {
       if (chunk.length === 0) continue;
       bytes += chunk.length;
       const owned = chunk.buffer;
       const whole = chunk.byteOffset === 0 && chunk.byteLength === owned.byteLength;
-      if (!keep && whole && owned instanceof ArrayBuffer && !transfer.includes(owned)) {
-        out.push({ buffer: owned, length: chunk.length, pooled: false });
+      if (!keep && owned instanceof SharedArrayBuffer && this.slabs.owns(chunk)) {
+        out.push({ buffer: owned, offset: chunk.byteOffset, length: chunk.length, pooled: false });
+        shared.push(chunk);
+      } else if (!keep && whole && owned instanceof ArrayBuffer && !transfer.includes(owned)) {
+        out.push({ buffer: owned, offset: 0, length: chunk.length, pooled: false });
         transfer.push(owned);
       } else {
         for (let at = 0; at < chunk.length; at += POOL_BUFFER_BYTES) {
           const piece = chunk.subarray(at, at + POOL_BUFFER_BYTES);
           const buffer = this.pool.pop() ?? new ArrayBuffer(POOL_BUFFER_BYTES);
           new Uint8Array(buffer).set(piece);
-          out.push({ buffer, length: piece.length, pooled: true });
+          out.push({ buffer, offset: 0, length: piece.length, pooled: true });
           transfer.push(buffer);
         }
       }
     }
-    return { out, transfer, bytes };
+    return { out, transfer, shared, bytes };
   }
 
   private send(
@@ -196,9 +209,10 @@ export class HashWorker {
     transfer: ArrayBuffer[],
     bytes: number,
     awaited: boolean,
+    shared: Uint8Array[] = [],
   ): Promise<string | undefined> {
     const reply = new Promise<string | undefined>((resolve, reject) =>
-      this.pending.push({ bytes, awaited, resolve, reject }),
+      this.pending.push({ bytes, shared, awaited, resolve, reject }),
     );
     if (awaited) this.awaitedCount += 1;
     this.queuedBytes += bytes;
@@ -215,6 +229,7 @@ export class HashWorker {
       request.resolve(reply.hex);
     } else {
       this.queuedBytes -= request.bytes;
+      for (const view of request.shared) this.slabs.release(view);
       for (const buffer of reply.pooled) if (this.pool.length < MAX_POOL_BUFFERS) this.pool.push(buffer);
       if (reply.error === undefined) request.resolve(undefined);
       else request.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));

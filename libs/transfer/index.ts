@@ -19,6 +19,9 @@ export {
 } from './download-checks.js';
 export { tempFileName } from './download-temp.js';
 export { HashWorker, type HashWorkerOptions } from './hash-worker.js';
+export type { HeadParse, ResponseHead } from './http-head.js';
+export { bodyFraming, MAX_HEAD_BYTES, parseResponseHead } from './http-head.js';
 export type { Piece, Segment, SegmentPlanOptions } from './parallel.js';
 export { SegmentPlan } from './parallel.js';
 export { PrefixHasher } from './prefix-hash.js';
+export { ReadSlabs, type SlabReader } from './read-slabs.js';
