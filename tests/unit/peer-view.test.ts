@@ -92,26 +92,6 @@ test('a state in chunks is in the map once its last chunk came; a chunk out of o
   assert.equal(view.nameOf(peerA), 'peer-a');
 });
 
-test('a state is staged in the call that receives it, so the view holds no parsed message afterwards', async () => {
-  const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
-  view.applyState({
-    v: PROTOCOL_VERSION,
-    type: 'network.peer-state',
-    peerId: peerA,
-    instanceId: 'a-instance',
-    url: 'http://127.0.0.1:9',
-    seq: 1,
-    publicKey: 'unused',
-    superpeerId: 'sp-1',
-    chunkIndex: 0,
-    chunkCount: 1,
-    files: files('one', 2000),
-  } as unknown as NetworkPeerState);
-  // Nothing of the message waits for a later turn: its whole state is already queued for the map.
-  await view.settled();
-  assert.equal(view.index.getPeer(peerA)?.fileCount, 2000);
-});
-
 test('a peer that leaves while a snapshot holding it loads is not brought back by that snapshot', async () => {
   let leaveDuringFetch = true;
   const requests: SnapshotRequest[] = [];
