@@ -142,6 +142,20 @@ export class NetworkMap extends PeerStore<MapPeer> {
     for (const file of files) staged.files.upsert(file);
   }
 
+  /** `addStaged` in slices (the map does not change meanwhile: the staged peer is not in it yet). */
+  async addStagedAsync(
+    staged: StagedPeer,
+    files: readonly FileEntry[],
+    options: SliceOptions = {},
+  ): Promise<void> {
+    this.reserveStaged(staged, files);
+    await runSliced(
+      () => files.length,
+      (i) => staged.files.upsert(files[i]!),
+      options,
+    );
+  }
+
   /** Before the first piece: room for the whole at once, with names as long on average as this piece's. */
   private reserveStaged(staged: StagedPeer, files: readonly FileEntry[]): void {
     if (staged.files.count > 0 || files.length === 0) return;

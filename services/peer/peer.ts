@@ -233,7 +233,7 @@ export class Peer {
   private async onNetworkMessage(message: NetworkMessage): Promise<void> {
     switch (message.type) {
       case 'network.peer-state':
-        this.view.applyState(message);
+        await this.view.applyState(message);
         await nextTurn();
         return;
       case 'network.peer-delta':

@@ -32,9 +32,6 @@ function remember(peers: Set<string>, peerId: string): void {
 /** A peer's state being received in pieces, its files already in the map's compact columns. */
 type StagedPeer = ReturnType<NetworkMap['stage']>;
 
-/** A peer's state being loaded from snapshot pages. */
-type PageAssembly = Assembly & { peerId: string; leavesBefore: number };
-
 /** Fetches one snapshot page from a superpeer (an RPC in the peer). */
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
 
@@ -110,10 +107,11 @@ export class NetworkView {
   }
 
   /**
-   * One chunk of a peer's state: its files go into the staged peer at once (so the parsed message dies
-   * young and no list of a million entries waits); the whole is applied after the last chunk.
+   * One chunk of a peer's state: its files go into the staged peer as they come (in slices, so the parsed
+   * message dies young and no list of a million entries waits); the whole is applied after the last chunk.
+   * Resolves once the chunk is staged: the caller takes the next message only then.
    */
-  applyState(message: NetworkPeerState): void {
+  async applyState(message: NetworkPeerState): Promise<void> {
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
       assembly = {
@@ -138,9 +136,11 @@ export class NetworkView {
       return; // a chunk out of order: another superpeer's copy, or the start was missed
     }
     assembly.next++;
-    // In the task that parsed the message (a chunk of at most 2,000 files stages in about 3 ms), so that
-    // its file objects die young: kept across turns, each state was promoted to the old generation.
-    this.index.addStaged(assembly.staged, message.files);
+    // The message was parsed and checked in this task: its files go in from the next one.
+    await nextTurn();
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
+    await this.index.addStagedAsync(assembly.staged, message.files);
+    if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);
     if (this.loadsRunning > 0) remember(this.statedDuringLoads, message.peerId);
@@ -213,23 +213,39 @@ export class NetworkView {
   private async loadPages(peerId: string | undefined): Promise<void> {
     const epoch = this.staleEpoch;
     const received = new Set<string>();
-    let open: PageAssembly | undefined;
+    let assembly: (Assembly & { peerId: string; leavesBefore: number }) | undefined;
     let cursor: SnapshotRequest['cursor'];
     do {
-      const request: SnapshotRequest = {
+      // A leave applied after the request went out may be newer than the page that answers it.
+      const leavesBefore = this.leaves;
+      const reply = await this.fetchSnapshot({
         v: PROTOCOL_VERSION,
         type: 'rpc.snapshot',
         ...(peerId ? { peerId } : {}),
         ...(cursor ? { cursor } : {}),
-      };
-      const staged = await this.fetchStaged(request, received, open);
-      open = staged.open;
-      cursor = staged.next;
-      // Each peer is applied once whole, unless it left meanwhile (its page was older).
-      for (const assembly of staged.complete) {
-        const { peerId: id, staged: files, leavesBefore } = assembly;
-        if (!this.leftSince(id, files.header.instanceId, leavesBefore)) await this.applyFull(id, assembly);
+      });
+      await nextTurn(); // the page was parsed and checked in this task: its files go in from the next one
+      for (const page of reply.peers) {
+        received.add(page.peerId);
+        if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
+          assembly = {
+            peerId: page.peerId,
+            name: page.name,
+            staged: this.index.stage(page, page.fileTotal),
+            next: 0,
+            leavesBefore,
+          };
+        }
+        await this.index.addStagedAsync(assembly.staged, page.files);
+        assembly.next += page.files.length;
+        // Each peer is applied as soon as it is whole, unless it left meanwhile (its page was older).
+        if (assembly.next >= page.fileTotal) {
+          const { peerId: id, staged, leavesBefore: before } = assembly;
+          if (!this.leftSince(id, staged.header.instanceId, before)) await this.applyFull(id, assembly);
+          assembly = undefined;
+        }
       }
+      cursor = reply.next;
     } while (cursor);
 
     // A peer missing from the pages is gone, unless a broadcast brought its state during the load (it
@@ -244,42 +260,6 @@ export class NetworkView {
     } else if (gone(peerId)) {
       await this.removePeer(peerId);
     }
-  }
-
-  /**
-   * Fetches one page of the snapshot and stages its files in the task that parsed it, so that the parsed
-   * page (2,000 files: about 5 ms) dies young instead of waiting in the old generation for the applies.
-   * Returns the peers it completed, the peer it left open (continued on the next page) and the cursor.
-   */
-  private async fetchStaged(
-    request: SnapshotRequest,
-    received: Set<string>,
-    open: PageAssembly | undefined,
-  ): Promise<{ complete: PageAssembly[]; open: PageAssembly | undefined; next: SnapshotRequest['cursor'] }> {
-    // A leave applied after the request went out may be newer than the page that answers it.
-    const leavesBefore = this.leaves;
-    const reply = await this.fetchSnapshot(request);
-    const complete: PageAssembly[] = [];
-    let assembly = open;
-    for (const page of reply.peers) {
-      received.add(page.peerId);
-      if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
-        assembly = {
-          peerId: page.peerId,
-          name: page.name,
-          staged: this.index.stage(page, page.fileTotal),
-          next: 0,
-          leavesBefore,
-        };
-      }
-      this.index.addStaged(assembly.staged, page.files);
-      assembly.next += page.files.length;
-      if (assembly.next >= page.fileTotal) {
-        complete.push(assembly);
-        assembly = undefined;
-      }
-    }
-    return { complete, open: assembly, next: reply.next };
   }
 
   /** Retries a full refresh until it succeeds or `shouldStop` says so. */

@@ -72,14 +72,14 @@ test('a state in chunks is in the map once its last chunk came; a chunk out of o
       chunkCount: 2,
       files: chunkFiles,
     }) as unknown as NetworkPeerState;
-  view.applyState(chunk(0, files('one', 3000)));
+  await view.applyState(chunk(0, files('one', 3000)));
   await view.settled();
   assert.equal(view.index.hasPeer(peerA), false, 'not in the map before its last chunk');
-  view.applyState(chunk(0, files('one', 3000)));
-  view.applyState(chunk(2, files('stray', 5)));
+  await view.applyState(chunk(0, files('one', 3000)));
+  await view.applyState(chunk(2, files('stray', 5)));
   // A name sent twice is one file, with the later size.
   const again = { name: 'one/file 0.txt', size: 77, sha256: 'e'.repeat(64), mtimeMs: 1 };
-  view.applyState(chunk(1, [...files('two', 10), again]));
+  await view.applyState(chunk(1, [...files('two', 10), again]));
   await view.settled();
   assert.equal(view.index.getPeer(peerA)?.fileCount, 3010);
   assert.equal(view.index.getPeer(peerA)?.totalBytes, (2999 * 3000) / 2 + 77 + 45);
@@ -119,7 +119,7 @@ test('a peer that joins while a snapshot without it loads stays in the map', asy
   const view = new NetworkView(async () => {
     // The superpeer took its page before peer B joined; B's state broadcast reaches this peer (and is
     // applied) before the page does.
-    view.applyState({
+    await view.applyState({
       v: PROTOCOL_VERSION,
       type: 'network.peer-state',
       peerId: peerB,
@@ -147,7 +147,7 @@ test('first chunks that claim a huge chunk count reserve room for the files they
   const before = process.memoryUsage().arrayBuffers;
   // 1024 states begun and never finished (the most the view keeps open), each claiming 100,000 chunks.
   for (let i = 0; i < 1024; i++) {
-    view.applyState({
+    await view.applyState({
       v: PROTOCOL_VERSION,
       type: 'network.peer-state',
       peerId: i.toString(16).padStart(40, '0'),
