@@ -46,7 +46,7 @@ export const PeerAnnounceFieldsSchema = messageSchema('peer.announce', {
 });
 
 /** Full state of a peer: sent on join, on every (re)connect and when a superpeer asks (resync). */
-export const PeerAnnounceSchema = PeerAnnounceFieldsSchema.superRefine(refinePeerKey);
+export const PeerAnnounceSchema = PeerAnnounceFieldsSchema.refine(...refinePeerKey);
 export type PeerAnnounce = z.infer<typeof PeerAnnounceSchema>;
 
 /** A change of the share since the state numbered seq-1. */

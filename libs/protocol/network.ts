@@ -20,7 +20,7 @@ const base = {
 export const NetworkPeerStateSchema = PeerAnnounceFieldsSchema.extend({
   ...base,
   type: z.literal('network.peer-state'),
-}).superRefine(refinePeerKey);
+}).refine(...refinePeerKey);
 export type NetworkPeerState = z.infer<typeof NetworkPeerStateSchema>;
 
 /** A peer's change, as the superpeer accepted it. */

@@ -93,7 +93,7 @@ export const SnapshotPeerSchema = PeerStateSchema.extend({
   fileOffset: z.number().int().min(0),
   fileTotal: z.number().int().min(0),
   files: z.array(FileEntrySchema),
-}).superRefine(refinePeerKey);
+}).refine(...refinePeerKey);
 export type SnapshotPeer = z.infer<typeof SnapshotPeerSchema>;
 
 const ok = { ok: z.literal(true), superpeerId: NodeNameSchema };

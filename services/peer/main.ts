@@ -15,12 +15,14 @@ import { Peer } from './peer.js';
 import { createWebRouter } from './web.js';
 import { createCsrfToken, createWebApiRouter, lazyWatcher, ServingNow, webAccessGuard } from './web-api.js';
 import { DownloadJobs } from './web-downloads.js';
+import { holdYoungGeneration } from './young-generation.js';
 
 /**
  * Composition root of a peer: config → identity → logger → share → HTTP → network → shutdown.
  * Closing runs in reverse: leave the network first (files vanish from searches), then HTTP, then the share.
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
+  holdYoungGeneration();
   const config = loadPeerConfig(env, options);
   // In a compose network, without PEER_NAME: the name `docker-compose ps` shows (peer_3).
   const identity = await loadOrCreateIdentity(config.shareDir, config.name ?? (await containerName()));
