@@ -182,11 +182,14 @@ export class PeerEvents {
         );
       const result: FullResult = await (watches ? watches.fullState(peerId, apply, pending.name) : apply());
       if (result !== 'stale') {
+        // A state the run already had (replayed, say) is no sign of life: a crashed peer would stay listed.
+        const before = registry.get(peerId);
+        const heard = result === 'unchanged' && before?.instanceId === pending.instanceId;
         registry.bind(peerId, {
           publicKey: pending.publicKey,
           name: pending.name,
           instanceId: pending.instanceId,
-          lastSeenMs: Date.now(),
+          lastSeenMs: heard ? before.lastSeenMs : Date.now(),
         });
       }
       return { result, isNew, newRun: isNew || previousRun !== pending.instanceId };

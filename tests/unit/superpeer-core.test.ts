@@ -117,6 +117,20 @@ describe('superpeer without a broker', () => {
     await sp.close();
   });
 
+  it('a replayed announce of the state it holds is no sign of life: a crashed peer still times out', async () => {
+    const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
+    const carol = peer('carol');
+    const announce = carol.announces(files(10));
+    for (const [body, signature] of announce) await transport.deliver(body, signature);
+    // Carol crashes (no leave); someone who copied her announce off N.events replays it.
+    sp.registry.get(carol.peerId)!.lastSeenMs = 0;
+    for (const [body, signature] of announce) await transport.deliver(body, signature);
+    assert.equal(sp.registry.get(carol.peerId)?.lastSeenMs, 0, 'the replay refreshed her liveness');
+    await sp.sweep();
+    assert.equal(sp.index.hasPeer(carol.peerId), false, 'she is still listed');
+    await sp.close();
+  });
+
   it('sweeps silent peers in slices, but not while its own queue has a backlog', async () => {
     const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
     const swarm = Array.from({ length: 500 }, (_, i) => peer(`p${i}`));
