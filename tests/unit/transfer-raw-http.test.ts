@@ -325,6 +325,30 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a 101, left to node:http (which drops it unanswered), fails instead of hanging past every deadline', async () => {
+    const server = await socketServer((socket) =>
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('still no outcome 10 s after its 1 s connect timeout')),
+        10_000,
+      );
+    });
+    try {
+      const failure = await Promise.race([
+        failureOf(get(server.url, await dest(), { connectTimeoutMs: 1_000 })),
+        hung,
+      ]);
+      assert.equal(failure.code, 'CONNECT_FAILED', failure.message);
+      assert.equal(server.requests.length, 2, 'asked over the raw path, then through node:http');
+    } finally {
+      clearTimeout(timer);
+      await server.close();
+    }
+  });
+
   test('a redirect is refused: the address it names is never asked', async () => {
     const target = await socketServer((socket) => socket.end(answer200(content)));
     const redirecting = await socketServer((socket) =>
