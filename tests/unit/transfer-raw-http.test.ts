@@ -269,6 +269,22 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a length repeated with the same value is one length, as node:http takes it', async () => {
+    const server = await socketServer((socket) => {
+      const length = `Content-Length: ${content.length}\r\n`;
+      socket.end(
+        Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\n${length}${length.toLowerCase()}\r\n`), content]),
+      );
+    });
+    try {
+      const out = await dest();
+      await get(server.url, out);
+      assert.ok((await fs.readFile(out)).equals(content));
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a chunked answer is left to node:http, and verifies', async () => {
     const server = await socketServer((socket) => {
       const half = content.length >> 1;
