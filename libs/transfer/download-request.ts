@@ -67,6 +67,10 @@ export class SourceRequest {
       const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
         const request = client.request(target, { headers, signal: this.signal }, resolve);
         request.once('error', reject);
+        // node:http closes a request without an error on an answer it drops (a 101 nobody upgrades): a
+        // promise waiting for 'response' or 'error' alone waited for ever, past every deadline (an abort of
+        // a closed request is a no-op). After a response or an error, this is a no-op.
+        request.once('close', () => reject(new Error('connection closed before a response')));
         request.end();
       });
       const status = response.statusCode ?? 0;

@@ -170,9 +170,11 @@ class RawExchange implements AsyncIterator<Buffer>, AsyncIterable<Buffer> {
     }
     this.parsed = head;
     if (typeof framing === 'number') this.remaining = framing;
+    const length = typeof framing === 'number' ? String(framing) : undefined;
     this.resolveHead({
       status: head.status,
-      header: (name) => head.headers.get(name) ?? null,
+      // Repeated equal lengths are one length (RFC 9110 §8.6; node:http keeps one too), not "5, 5".
+      header: (name) => (name === 'content-length' ? length : undefined) ?? head.headers.get(name) ?? null,
       body: this,
       cancel: () => this.cancel(),
     });

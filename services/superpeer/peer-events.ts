@@ -167,6 +167,9 @@ export class PeerEvents {
     const peerId = event.peerId;
     const outcome = await this.options.gate.update(async () => {
       const previousRun = registry.get(peerId)?.instanceId;
+      // A run the peer has since restarted from, replayed: it must not displace the live one.
+      if (registry.wasReplaced(peerId, pending.instanceId))
+        return { result: 'stale' as const, isNew: false, newRun: false };
       const isNew = !index.hasPeer(peerId);
       const apply = () =>
         index.applyFullAsync(
@@ -182,11 +185,14 @@ export class PeerEvents {
         );
       const result: FullResult = await (watches ? watches.fullState(peerId, apply, pending.name) : apply());
       if (result !== 'stale') {
+        // A state the run already had (replayed, say) is no sign of life: a crashed peer would stay listed.
+        const before = registry.get(peerId);
+        const heard = result === 'unchanged' && before?.instanceId === pending.instanceId;
         registry.bind(peerId, {
           publicKey: pending.publicKey,
           name: pending.name,
           instanceId: pending.instanceId,
-          lastSeenMs: Date.now(),
+          lastSeenMs: heard ? before.lastSeenMs : Date.now(),
         });
       }
       return { result, isNew, newRun: isNew || previousRun !== pending.instanceId };
@@ -249,6 +255,9 @@ export class PeerEvents {
   private onHeartbeat(event: PeerHeartbeat): void {
     const known = this.options.index.getPeer(event.peerId);
     if (!known || known.instanceId !== event.instanceId) {
+      // A replaced run's old heartbeat, replayed: its announce would be stale, so asking is no use.
+      this.options.registry.heardReplaced(event.peerId, event.instanceId, event.beat);
+      if (this.options.registry.wasReplaced(event.peerId, event.instanceId)) return;
       this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
       return;
     }

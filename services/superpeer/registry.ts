@@ -10,6 +10,9 @@ export interface PeerBinding {
   lastBeat?: number;
 }
 
+/** Runs of one peer remembered as replaced: a peer restarts a few times, a replay names any of them. */
+const MAX_REPLACED_RUNS_PER_PEER = 8;
+
 /**
  * The peers the superpeer indexed, with their key and liveness, plus the runs it refused for being over
  * the file limit (so that it does not ask them again and again). Plain state: no timers, no broker.
@@ -23,6 +26,12 @@ export class PeerRegistry {
    * again (replayed, say) starts from that count, so its old heartbeats do not count again. Bounded.
    */
   private readonly retiredBeats = new Map<string, { instanceId: string; lastBeat: number }>();
+  /**
+   * Runs another run of the same peer replaced here (the last few per peer, peers bounded like
+   * `retiredBeats`), with the last beat counted of each: an announce of such a run, replayed, is stale,
+   * until a heartbeat numbered past that beat shows the run is alive after all.
+   */
+  private readonly replacedRuns = new Map<string, Map<string, number | undefined>>();
 
   constructor(
     private readonly maxOverLimitRuns = 10_000,
@@ -42,6 +51,9 @@ export class PeerRegistry {
     const previous = this.bindings.get(peerId) ?? this.retiredBeats.get(peerId);
     if (previous?.instanceId === binding.instanceId && binding.lastBeat === undefined)
       binding.lastBeat = previous.lastBeat;
+    if (previous !== undefined && previous.instanceId !== binding.instanceId)
+      this.replaced(peerId, previous.instanceId, previous.lastBeat);
+    this.replacedRuns.get(peerId)?.delete(binding.instanceId);
     this.retiredBeats.delete(peerId);
     this.bindings.set(peerId, binding);
     this.overLimit.delete(peerId);
@@ -80,6 +92,32 @@ export class PeerRegistry {
     if (binding.lastBeat !== undefined && (beat === undefined || beat <= binding.lastBeat)) return false;
     if (beat !== undefined) binding.lastBeat = beat;
     return this.touch(peerId, instanceId, nowMs);
+  }
+
+  /** Whether run `instanceId` of the peer was replaced here by another (and not heard from since). */
+  wasReplaced(peerId: string, instanceId: string): boolean {
+    return this.replacedRuns.get(peerId)?.has(instanceId) === true;
+  }
+
+  /**
+   * A heartbeat of a run that was replaced: numbered past the last beat counted of it (or the run never
+   * numbered one), the run is alive after all, and may announce again.
+   */
+  heardReplaced(peerId: string, instanceId: string, beat: number | undefined): void {
+    const runs = this.replacedRuns.get(peerId);
+    if (runs === undefined || !runs.has(instanceId)) return;
+    const lastBeat = runs.get(instanceId);
+    if (lastBeat === undefined || (beat !== undefined && beat > lastBeat)) runs.delete(instanceId);
+  }
+
+  private replaced(peerId: string, instanceId: string, lastBeat: number | undefined): void {
+    const runs = this.replacedRuns.get(peerId) ?? new Map<string, number | undefined>();
+    this.replacedRuns.delete(peerId);
+    this.replacedRuns.set(peerId, runs);
+    runs.set(instanceId, lastBeat);
+    if (runs.size > MAX_REPLACED_RUNS_PER_PEER) runs.delete(runs.keys().next().value as string);
+    if (this.replacedRuns.size > this.maxRetiredRuns)
+      this.replacedRuns.delete(this.replacedRuns.keys().next().value as string);
   }
 
   /** Every peer counts as heard at `nowMs` (after our own outage or stall: their silence was ours). */

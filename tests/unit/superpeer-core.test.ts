@@ -3,7 +3,18 @@ import { describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { isP2PError } from '../../libs/errors/index.js';
 import { HEADERS } from '../../libs/protocol/index.js';
-import { files, peer, superpeer } from './superpeer-fake.js';
+import { type FakeTransport, files, peer, superpeer } from './superpeer-fake.js';
+
+/** The peers named by the first resync request for some peers (polled, with a deadline). */
+async function resyncRequested(transport: FakeTransport): Promise<string[]> {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    // One naming no peer asks them all (at start-up).
+    const request = transport.published.find((m) => m.type === 'network.resync-request' && m.peerIds);
+    if (request !== undefined) return (request as { peerIds: string[] }).peerIds;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail('no resync request within 5 s');
+}
 
 describe('superpeer without a broker', () => {
   it('indexes a chunked announce, rebroadcasts it and answers searches and peers', async () => {
@@ -114,6 +125,67 @@ describe('superpeer without a broker', () => {
     sp.registry.get(bob.peerId)!.lastSeenMs = 0;
     await transport.deliver(...heartbeat(4));
     assert.equal(seen(), 0, 'a heartbeat replayed after the run left');
+    await sp.close();
+  });
+
+  it('a replayed announce of the state it holds is no sign of life: a crashed peer still times out', async () => {
+    const { sp, transport } = await superpeer({ peerTimeoutMs: 1000 });
+    const carol = peer('carol');
+    const announce = carol.announces(files(10));
+    for (const [body, signature] of announce) await transport.deliver(body, signature);
+    // Carol crashes (no leave); someone who copied her announce off N.events replays it.
+    sp.registry.get(carol.peerId)!.lastSeenMs = 0;
+    for (const [body, signature] of announce) await transport.deliver(body, signature);
+    assert.equal(sp.registry.get(carol.peerId)?.lastSeenMs, 0, 'the replay refreshed her liveness');
+    await sp.sweep();
+    assert.equal(sp.index.hasPeer(carol.peerId), false, 'she is still listed');
+    await sp.close();
+  });
+
+  it('an announce of a run the peer has since restarted from, replayed, does not displace its live run', async () => {
+    const { sp, transport } = await superpeer();
+    const erin = peer('erin');
+    // Her first run, then a restart: a new run, with a new address and other files.
+    const oldRun = erin.announces(files(10, 'old'));
+    for (const [body, signature] of oldRun) await transport.deliver(body, signature);
+    const oldBeat = (beat: number) => erin.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10, beat });
+    const lastOldBeat = oldBeat(3);
+    await transport.deliver(...lastOldBeat);
+    const newRun = { instanceId: 'inst-erin-2', url: 'http://erin-2.test' };
+    const [announce, announceSignature] = erin.signed({
+      type: 'peer.announce',
+      ...newRun,
+      seq: 1,
+      publicKey: erin.publicKeyDer,
+      chunkIndex: 0,
+      chunkCount: 1,
+      files: files(5, 'new'),
+    });
+    await transport.deliver(announce, announceSignature);
+    assert.equal(sp.index.getPeer(erin.peerId)?.instanceId, newRun.instanceId);
+    const published = transport.published.length;
+    // Someone who copied the first run's announce off N.events replays it.
+    for (const [body, signature] of oldRun) await transport.deliver(body, signature);
+    const held = sp.index.getPeer(erin.peerId);
+    assert.equal(held?.instanceId, newRun.instanceId, 'the old run took her place in the index');
+    assert.equal(held?.url, newRun.url);
+    assert.equal(held?.fileCount, 5);
+    assert.equal(sp.registry.get(erin.peerId)?.instanceId, newRun.instanceId);
+    assert.equal(transport.published.length, published, 'the old run was rebroadcast to the network');
+    // Its old heartbeats replayed neither bring it back nor ask the live run to send its state again.
+    await transport.deliver(...lastOldBeat);
+    for (const [body, signature] of oldRun) await transport.deliver(body, signature);
+    assert.equal(sp.index.getPeer(erin.peerId)?.instanceId, newRun.instanceId);
+    // A stranger's heartbeat earns a resync: the batch it goes out in would name erin too, had she earned one.
+    const stranger = peer('stranger');
+    await transport.deliver(...stranger.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 1 }));
+    const asked = await resyncRequested(transport);
+    assert.deepEqual(asked, [stranger.peerId], 'a replayed heartbeat of the old run earned a resync');
+    // A heartbeat numbered past the last one counted: that run is alive after all, and may announce.
+    await transport.deliver(...oldBeat(4));
+    for (const [body, signature] of oldRun) await transport.deliver(body, signature);
+    assert.equal(sp.index.getPeer(erin.peerId)?.instanceId, sp.registry.get(erin.peerId)?.instanceId);
+    assert.equal(sp.index.getPeer(erin.peerId)?.url, 'http://erin.test');
     await sp.close();
   });
 

@@ -75,11 +75,11 @@ describe('superpeer: changes applied in slices, interleaved with other work', ()
       for (const [body, signature] of p.announces(files(500, p.peerId.slice(0, 6))))
         await transport.deliver(body, signature);
     }
-    // Both silent past the timeout; carol's re-announce (a resync answer) is being applied when the
-    // sweep comes.
+    // Both silent past the timeout; carol's re-announce (a resync answer: a state newer than the one held,
+    // since a replay of that one is no sign of life) is being applied when the sweep comes.
     for (const p of [carol, dave]) sp.registry.get(p.peerId)!.lastSeenMs = Date.now() - 5000;
     const reannounce = (async () => {
-      for (const [body, signature] of carol.announces(files(2000, 'again')))
+      for (const [body, signature] of carol.announces(files(2000, 'again'), 2))
         await transport.deliver(body, signature);
     })();
     await new Promise((resolve) => setImmediate(resolve));

@@ -77,6 +77,25 @@ describe('parseResponseHead', () => {
     ])
       assert.equal(parse(bad).kind, 'bad', JSON.stringify(bad));
   });
+
+  test('blanks before a bad byte are refused in linear time: a hostile head froze the receiving thread', () => {
+    // The best of a few runs of each, against a well-formed head of the same length in the same run.
+    const bestMs = (text: string, kind: string): number => {
+      const bytes = Buffer.from(text, 'latin1');
+      let best = Number.POSITIVE_INFINITY;
+      for (let run = 0; run < 3; run++) {
+        const started = performance.now();
+        assert.equal(parseResponseHead(bytes).kind, kind);
+        best = Math.min(best, performance.now() - started);
+      }
+      return best;
+    };
+    const blanks = 1500;
+    const fine = bestMs(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(blanks)}\r\n\r\n`, 'head');
+    // With one regex for the whole field: about a second here, half an hour at MAX_HEAD_BYTES.
+    const hostile = bestMs(`HTTP/1.1 200 OK\r\nX: ${' \t'.repeat(blanks / 2)}\u0001\r\n\r\n`, 'bad');
+    assert.ok(hostile < 50 * fine + 5, `${hostile.toFixed(2)} ms, against ${fine.toFixed(3)} ms`);
+  });
 });
 
 describe('bodyFraming', () => {
@@ -250,6 +269,22 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a length repeated with the same value is one length, as node:http takes it', async () => {
+    const server = await socketServer((socket) => {
+      const length = `Content-Length: ${content.length}\r\n`;
+      socket.end(
+        Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\n${length}${length.toLowerCase()}\r\n`), content]),
+      );
+    });
+    try {
+      const out = await dest();
+      await get(server.url, out);
+      assert.ok((await fs.readFile(out)).equals(content));
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a chunked answer is left to node:http, and verifies', async () => {
     const server = await socketServer((socket) => {
       const half = content.length >> 1;
@@ -303,6 +338,30 @@ describe('downloads over the raw socket path', { timeout: 60_000 }, () => {
       }
     } finally {
       await Promise.all([huge, badStatus, badLength, headless, short].map((server) => server.close()));
+    }
+  });
+
+  test('a 101, left to node:http (which drops it unanswered), fails instead of hanging past every deadline', async () => {
+    const server = await socketServer((socket) =>
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('still no outcome 10 s after its 1 s connect timeout')),
+        10_000,
+      );
+    });
+    try {
+      const failure = await Promise.race([
+        failureOf(get(server.url, await dest(), { connectTimeoutMs: 1_000 })),
+        hung,
+      ]);
+      assert.equal(failure.code, 'CONNECT_FAILED', failure.message);
+      assert.equal(server.requests.length, 2, 'asked over the raw path, then through node:http');
+    } finally {
+      clearTimeout(timer);
+      await server.close();
     }
   });
 
