@@ -335,7 +335,10 @@ export class PeerEvents {
       bytes,
       meta,
     });
-    return assembled.status === 'complete' ? { status: 'complete', meta, files: assembled.items } : assembled;
+    // The meta of a state in chunks is its first chunk's, kept by the assembler.
+    return assembled.status === 'complete'
+      ? { status: 'complete', meta: assembled.meta, files: assembled.items }
+      : assembled;
   }
 
   /**

@@ -35,6 +35,27 @@ describe('superpeer without a broker', () => {
     await sp.close();
   });
 
+  it("takes a state in chunks with its first chunk's address, whatever a later chunk says", async () => {
+    const { sp, transport } = await superpeer();
+    const bob = peer('bob');
+    const [first] = bob.announces(files(2500));
+    await transport.deliver(...first!);
+    await transport.deliver(
+      ...bob.signed({
+        type: 'peer.announce',
+        url: 'http://elsewhere.test',
+        seq: 1,
+        publicKey: bob.publicKeyDer,
+        chunkIndex: 1,
+        chunkCount: 2,
+        files: files(500, 'late'),
+      }),
+    );
+    assert.equal(sp.index.getPeer(bob.peerId)?.url, 'http://bob.test');
+    assert.equal(sp.index.getPeer(bob.peerId)?.fileCount, 2500);
+    await sp.close();
+  });
+
   it('refuses an announce over the file limit, indexes nothing and does not ask that run again', async () => {
     const { sp, transport } = await superpeer({ maxFilesPerPeer: 3000 });
     const mallory = peer('mallory');
