@@ -447,16 +447,12 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
     }
   });
 
-  test('an idle source takes over the tail of a slow source segment', async () => {
-    const before = goods.map((g) => g.ranges.length);
-    const stolenTail = (): [number, number] | undefined =>
-      goods[0]?.ranges
-        .slice(before[0])
-        .map((h) => parseRangeHeader(h, content.length))
-        .find((r) => r !== undefined && r[0] > 0 && r[1] === segmentBytes - 1);
-    // The slow source sends a little of its first segment, then holds the rest back until the good one has
-    // taken over its tail (or 5 s have passed, and the assertions below fail).
-    const slow = await rawServer((req, res, count) => {
+  /**
+   * A source whose first request gets 16 KiB of its range, then the rest only once `until()` holds (or
+   * `waitFor`'s deadline passed, and the test's assertions fail); later requests are served whole.
+   */
+  const holdingServer = (until: () => boolean, what: string) =>
+    rawServer((req, res, count) => {
       const range = parseRangeHeader(req.headers.range, content.length);
       if (count > 1 || range === undefined) {
         sendRanges(content, etag)(req, res);
@@ -469,10 +465,20 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
         ETag: etag,
       });
       res.write(content.subarray(start, start + 16 * 1024));
-      waitFor(() => stolenTail() !== undefined, 'the tail to be taken over')
+      waitFor(until, what)
         .catch(() => {})
         .then(() => res.end(content.subarray(start + 16 * 1024, end + 1)));
     });
+  test('an idle source takes over the tail of a slow source segment', async () => {
+    const before = goods.map((g) => g.ranges.length);
+    const stolenTail = (): [number, number] | undefined =>
+      goods[0]?.ranges
+        .slice(before[0])
+        .map((h) => parseRangeHeader(h, content.length))
+        .find((r) => r !== undefined && r[0] > 0 && r[1] === segmentBytes - 1);
+    // The slow source sends a little of its first segment, then holds the rest back until the good one has
+    // taken over its tail (or 5 s have passed, and the assertions below fail).
+    const slow = await holdingServer(() => stolenTail() !== undefined, 'the tail to be taken over');
     try {
       const destPath = path.join(await freshDir(), 'file.bin');
       const result = await downloadFile({
@@ -511,23 +517,7 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
     const before = goods.map((g) => g.ranges.length);
     const tookOver = (): boolean => goods[0]?.ranges.length !== before[0];
     // The slow source sends a little, then holds the rest back until another source has asked for a range.
-    const slow = await rawServer((req, res, count) => {
-      const range = parseRangeHeader(req.headers.range, content.length);
-      if (count > 1 || range === undefined) {
-        sendRanges(content, etag)(req, res);
-        return;
-      }
-      const [start, end] = range;
-      res.writeHead(206, {
-        'Content-Length': end - start + 1,
-        'Content-Range': `bytes ${start}-${end}/${content.length}`,
-        ETag: etag,
-      });
-      res.write(content.subarray(start, start + 16 * 1024));
-      waitFor(tookOver, 'another source to join')
-        .catch(() => {})
-        .then(() => res.end(content.subarray(start + 16 * 1024, end + 1)));
-    });
+    const slow = await holdingServer(tookOver, 'another source to join');
     try {
       const destPath = path.join(await freshDir(), 'file.bin');
       const result = await downloadFile({
