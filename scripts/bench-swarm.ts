@@ -206,6 +206,14 @@ async function eventLoopMaxMs(): Promise<{ delayMs: number; cpuMs: number }> {
   };
 }
 
+/** Full (mark-compact) collections on the superpeer's main thread so far, from its metrics. */
+async function superpeerMajorGcs(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const count = /^p2p_superpeer_nodejs_gc_duration_seconds_count\{kind="major"\} (\S+)$/m.exec(text)?.[1];
+  // No line before the first one.
+  return count === undefined ? 0 : Number(count);
+}
+
 /**
  * The machine's own scheduling noise: a thread that does nothing but wait on timers sees this much
  * event-loop delay when the operating system does not run it in time (a loaded machine), whatever the
@@ -603,6 +611,7 @@ const heartbeats = setInterval(() => {
   }
 }, HEARTBEAT_INTERVAL_MS / TICKS);
 
+const majorGcsAtStart = await superpeerMajorGcs();
 const joinStarted = performance.now();
 const cpuAtStart = cpuNow();
 // A few peers at a time build and publish their state (each one's files are made only then), and the
@@ -638,6 +647,7 @@ await waitUntil(
   ),
 );
 const cpuAtIndexed = cpuNow();
+const joinMajorGcs = (await superpeerMajorGcs()) - majorGcsAtStart;
 /** CPU seconds each party spent from the first announce to everything indexed. */
 const joinCpu = Object.fromEntries(
   Object.entries(cpuAtIndexed).map(([party, seconds]) => [party, seconds - cpuAtStart[party]!]),
@@ -768,6 +778,7 @@ out(
   `${joinCpu.machine!.toFixed(2)}`,
   `of ${(((indexedAt ?? Number.NaN) - joinStarted) / 1000).toFixed(2)} s × ${availableParallelism()} cores`,
 );
+out('superpeer full GCs (main thread) in the join', `${joinMajorGcs}`, 'mark-compacts, from its metrics');
 out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount + realPeers.length}`);
 out('healthy peers timed out (join + settle)', `${healthyTimeoutsSeen}`, 'goal 0');
 out('re-announces answered (resync requests)', `${resyncsAnswered}`);
@@ -840,7 +851,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();

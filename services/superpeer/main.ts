@@ -3,10 +3,12 @@ import { loadSuperpeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
 import { installShutdown } from '../shutdown.js';
 import { createSuperpeerMetrics } from './metrics.js';
+import { growOldGenerationForExternalMemory } from './old-generation.js';
 import { Superpeer } from './superpeer.js';
 
 /** Composition root of the superpeer: config → logger → metrics → superpeer → shutdown. */
 export async function runSuperpeer(env: Record<string, string | undefined>): Promise<void> {
+  growOldGenerationForExternalMemory();
   const config = loadSuperpeerConfig(env);
   const logger = createLogger({
     service: 'superpeer',
