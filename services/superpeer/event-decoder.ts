@@ -13,6 +13,7 @@ import {
   decodingMemory,
   deferred,
   deferredReply,
+  MAX_ARRIVAL_BODY_BYTES,
 } from './event-decoding.js';
 
 /** Packed lists' buffers held for the threads, at most, and handed to a thread with one request. */
@@ -60,7 +61,13 @@ type Pending =
       signature: string | undefined;
       resolve: (d: DeferredDecoding) => void;
     }
-  | { kind: 'arrival'; startedMs: number; resolve: (check: ArrivalCheck | 'busy') => void };
+  | {
+      kind: 'arrival';
+      startedMs: number;
+      content: Buffer;
+      signature: string | undefined;
+      resolve: (check: ArrivalCheck | 'busy') => void;
+    };
 
 interface Slot {
   index: number;
@@ -158,6 +165,15 @@ export class EventDecoder {
    */
   decodeEvent(content: Buffer, header: unknown): Promise<DeferredDecoding> {
     const signature = signatureOf(header);
+    // A heartbeat whose copy a thread verified on arrival: read here, the record spares the verify, and a
+    // round trip to a thread costs more than parsing 300 bytes.
+    if (
+      signature !== undefined &&
+      content.length <= MAX_ARRIVAL_BODY_BYTES &&
+      this.memory.verified.has(signature)
+    ) {
+      return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
+    }
     const slot = this.pick(this.maxJobsPerWorker);
     if (slot === undefined) return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
     slot.events++;
@@ -180,7 +196,7 @@ export class EventDecoder {
     this.arrivalsInFlight++;
     return new Promise((resolve) => {
       const id = this.nextId++;
-      slot.pending.set(id, { kind: 'arrival', startedMs: Date.now(), resolve });
+      slot.pending.set(id, { kind: 'arrival', startedMs: Date.now(), content, signature, resolve });
       this.send(slot, { kind: 'arrival', id, offset: 0, length: content.length, signature }, content);
     });
   }
@@ -208,10 +224,13 @@ export class EventDecoder {
   private send(slot: Slot, job: DecoderJob, content: Buffer): void {
     if (slot.pending.size === 1) slot.worker!.ref();
     slot.outbox.push({ job, content });
-    if (slot.outbox.length === 1) queueMicrotask(() => this.flush(slot));
+    // Sent once this turn's input is read (deliveries from every connection, replies of the threads), not
+    // after each callback: a message to a thread has a fixed cost (serializing it, waking the thread), and
+    // heartbeats come a few at a time from several sockets.
+    if (slot.outbox.length === 1) setImmediate(() => this.flush(slot));
   }
 
-  /** Sends what this task queued for `slot`: the bodies copied into one buffer, transferred (not cloned). */
+  /** Sends what this turn queued for `slot`: the bodies copied into one buffer, transferred (not cloned). */
   private flush(slot: Slot): void {
     const queued = slot.outbox.splice(0);
     const worker = slot.worker;
@@ -288,7 +307,15 @@ export class EventDecoder {
     // A reply of the wrong kind (a bug in the thread) still settles the request: here, as a takeover would.
     if (pending.kind === 'arrival') {
       this.arrivalsInFlight--;
-      pending.resolve(reply.kind === 'arrival' ? reply.check : 'busy');
+      if (reply.kind !== 'arrival') {
+        pending.resolve('busy');
+        return;
+      }
+      const { check } = reply;
+      // Its copy in the events queue is then read in this thread (see `decodeEvent`).
+      if (check.heartbeat && check.verifiedKey !== undefined && pending.signature !== undefined)
+        this.memory.verified.remember(check.verifiedKey, pending.signature, pending.content);
+      pending.resolve(check);
       return;
     }
     slot.events--;

@@ -11,13 +11,22 @@ export class VerifiedSignatures {
 
   constructor(private readonly capacity = 4096) {}
 
+  /**
+   * `content` is copied: a delivery's bytes may be a view of a whole socket read or of a batch sent to a
+   * thread, which a record that is never used up would keep alive until it is pushed out.
+   */
   remember(key: string, signature: string, content: Buffer): void {
     this.records.delete(signature);
-    this.records.set(signature, { key, content });
+    this.records.set(signature, { key, content: Buffer.from(content) });
     if (this.records.size > this.capacity) {
       const oldest = this.records.keys().next();
       if (!oldest.done) this.records.delete(oldest.value);
     }
+  }
+
+  /** Whether a record for `signature` is held (unused, and not yet matched against a key and content). */
+  has(signature: string): boolean {
+    return this.records.has(signature);
   }
 
   /** Whether this exact (key, signature, content) was verified before; the record is used up. */

@@ -185,6 +185,34 @@ describe('EventDecoder', () => {
     await pool.close();
   });
 
+  test('a heartbeat verified on arrival is read here in its turn: no thread is asked, no second verify', async () => {
+    const { pool } = decoder();
+    const alice = peer('alice');
+    const [announce, announceSignature] = alice.announces(files(10))[0]!;
+    await pool.decodeEvent(announce, announceSignature);
+    const [heartbeat, signature] = alice.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
+    const check = await pool.checkArrival(heartbeat, signature);
+    assert.equal(check !== 'busy' && check.heartbeat && check.verifiedKey, alice.publicKeyDer);
+    // Its copy from the events queue: another buffer with the same bytes, as a second delivery is.
+    const turn = pool.decodeEvent(Buffer.from(heartbeat), signature);
+    assert.equal(pool.inFlight, 0, 'sent to a thread');
+    const decoded = opened(await turn);
+    assert.deepEqual(decoded.ok && decoded.event, eventOf(heartbeat));
+    assert.equal(decoded.ok && decoded.proof.verifiedKey, alice.publicKeyDer);
+    // The record is used up: the same bytes once more go to a thread (which verifies them itself).
+    const again = pool.decodeEvent(Buffer.from(heartbeat), signature);
+    assert.equal(pool.inFlight, 1);
+    const second = opened(await again);
+    assert.equal(second.ok && second.proof.verifiedKey, alice.publicKeyDer);
+    // Other bytes under a recorded signature are never taken as verified.
+    const [next, nextSignature] = alice.signed({ type: 'peer.heartbeat', seq: 2, fileCount: 10 });
+    await pool.checkArrival(next, nextSignature);
+    const tampered = Buffer.from(next.toString().replace('"fileCount":10', '"fileCount":11'));
+    const forged = opened(await pool.decodeEvent(tampered, nextSignature));
+    assert.equal(forged.ok && forged.proof.verifiedKey, undefined);
+    await pool.close();
+  });
+
   test('a thread that dies is replaced; what it had in hand is decoded here, and logged', async () => {
     const { pool, lines } = decoder({ script: dyingOnMarker });
     const bodies = traffic();

@@ -26,3 +26,17 @@ test('the memo is bounded: the oldest record goes first', () => {
   assert.equal(memo.take('key', 'sig-1', body('1')), false);
   assert.equal(memo.take('key', 'sig-4', body('4')), true);
 });
+
+test('a record keeps its own copy of the bytes, not the buffer they were read from', () => {
+  const memo = new VerifiedSignatures();
+  // A delivery is often a view of a larger read: the record must neither pin it nor follow its changes.
+  const read = Buffer.from('....{"seq":1}....', 'utf8');
+  const delivery = read.subarray(4, 13);
+  memo.remember('key', 'sig', delivery);
+  read.fill(0x2e);
+  assert.equal(memo.take('key', 'sig', delivery), false, 'the record followed the reused buffer');
+  memo.remember('key', 'sig', body('{"seq":2}'));
+  assert.equal(memo.has('sig'), true);
+  assert.equal(memo.take('key', 'sig', body('{"seq":2}')), true);
+  assert.equal(memo.has('sig'), false);
+});
