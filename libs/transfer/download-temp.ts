@@ -90,8 +90,15 @@ export class TempFile {
     }
   }
 
+  /**
+   * Cuts (or extends) the file to `length` bytes; a file already that long is left alone. Not only a
+   * saved syscall: on ext4 (auto_da_alloc) a truncate to 0, even of an empty file, makes the file's close
+   * start the writeback of every byte written since, in the caller's time: that close took 0.45-0.48 s
+   * after 1 GiB written here (0.1 ms without), a fifth of a whole get, where curl's new file pays nothing.
+   */
   async truncate(length: number): Promise<void> {
     try {
+      if ((await this.handle.stat()).size === length) return;
       await this.handle.truncate(length);
     } catch (err) {
       throw ioError(`cannot size ${this.path}`, err);

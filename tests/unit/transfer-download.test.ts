@@ -85,6 +85,33 @@ describe('downloadFile', () => {
     assert.ok(progress.every((v, i) => i === 0 || v > (progress[i - 1] ?? 0)));
   });
 
+  test('a new temp file is never truncated (on ext4 its close would then write the whole file back)', async () => {
+    // FileHandle's class is not exported: its prototype is reached through an open handle.
+    const probe = await fs.open(path.join(tmp, 'share', 'file.bin'), 'r');
+    const proto = Object.getPrototypeOf(probe) as { truncate(this: unknown, len?: number): Promise<void> };
+    await probe.close();
+    const original = proto.truncate;
+    const lengths: Array<number | undefined> = [];
+    proto.truncate = function (this: unknown, len?: number): Promise<void> {
+      lengths.push(len);
+      return original.call(this, len);
+    };
+    try {
+      const destPath = path.join(await freshDir(), 'file.bin');
+      await downloadFile({
+        ...SEQUENTIAL,
+        sources: [{ url: goodUrl, peerId: 'good' }],
+        sha256: sum,
+        size: content.length,
+        destPath,
+      });
+      assert.deepEqual(await fs.readFile(destPath), content);
+    } finally {
+      proto.truncate = original;
+    }
+    assert.deepEqual(lengths, []);
+  });
+
   test('resumes on the second source with Range from the byte reached when the first dies mid-body', async () => {
     const half = Math.floor(content.length / 2);
     const dying = await rawServer(sendThenDie(content, half, etag));
