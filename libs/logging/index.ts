@@ -1,4 +1,4 @@
 export type { Log } from './log.js';
 export { childLog, silentLog } from './log.js';
-export type { LogFormat, Logger, LoggerOptions } from './logger.js';
-export { createLogger } from './logger.js';
+export type { LazyLog, LogFormat, Logger, LoggerOptions } from './logger.js';
+export { createLazyLogger, createLogger, NPM_LEVELS } from './logger.js';

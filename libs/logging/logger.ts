@@ -1,6 +1,40 @@
+import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
-import winston from 'winston';
+import type winston from 'winston';
 import { P2PError } from '../errors/index.js';
+import type { Log } from './log.js';
+
+/**
+ * winston and its formats take ~60 ms to load, a fifth of a `p2p` command's start: it is loaded when the
+ * first logger is made, and the CLI makes its logger only when a line is logged (`createLazyLogger`).
+ */
+const requireHere = createRequire(import.meta.url);
+let winstonLib: typeof winston | undefined;
+function loadWinston(): typeof winston {
+  winstonLib ??= requireHere('winston') as typeof winston;
+  return winstonLib;
+}
+
+/** winston's npm levels (`winston.config.npm.levels`, checked by a test), known without loading it. */
+export const NPM_LEVELS: Readonly<Record<string, number>> = {
+  error: 0,
+  warn: 1,
+  info: 2,
+  http: 3,
+  verbose: 4,
+  debug: 5,
+  silly: 6,
+};
+
+function checkLevel(level: string): void {
+  if (!Object.hasOwn(NPM_LEVELS, level)) {
+    throw new P2PError(
+      'CONFIG_INVALID',
+      `log level must be one of ${Object.keys(NPM_LEVELS).join(', ')} (got "${level}")`,
+      { details: { key: 'level' } },
+    );
+  }
+}
 
 export type Logger = winston.Logger;
 
@@ -52,7 +86,7 @@ function plainError(err: Error, depth: number, withStack: boolean): Record<strin
 
 /** Winston's `errors` format only handles an Error passed as the message; this covers `{ err }` style meta. */
 function errorsInMeta(withStack: boolean) {
-  return winston.format((info) => {
+  return loadWinston().format((info) => {
     for (const [key, value] of Object.entries(info)) {
       if (value instanceof Error) info[key] = plainError(value, 0, withStack);
     }
@@ -61,7 +95,7 @@ function errorsInMeta(withStack: boolean) {
 }
 
 function prettyLine(showStack: boolean, colors: boolean) {
-  return winston.format.printf((info) => {
+  return loadWinston().format.printf((info) => {
     const who = [info.service, info.peerId ?? info.superpeerId]
       .filter((part) => part !== undefined)
       .join(' ');
@@ -83,14 +117,9 @@ function prettyLine(showStack: boolean, colors: boolean) {
  * every line of the child.
  */
 export function createLogger(options: LoggerOptions): Logger {
+  checkLevel(options.level);
+  const winston = loadWinston();
   const levels = winston.config.npm.levels;
-  if (!Object.hasOwn(levels, options.level)) {
-    throw new P2PError(
-      'CONFIG_INVALID',
-      `log level must be one of ${Object.keys(levels).join(', ')} (got "${options.level}")`,
-      { details: { key: 'level' } },
-    );
-  }
   const stream = options.stream ?? (options.service === 'cli' ? process.stderr : process.stdout);
   const isTty = options.isTty ?? (stream as { isTTY?: boolean }).isTTY === true;
   const pretty = options.format === 'pretty' || (options.format === 'auto' && isTty);
@@ -116,4 +145,40 @@ export function createLogger(options: LoggerOptions): Logger {
     format,
     transports: [new winston.transports.Stream({ stream })],
   });
+}
+
+/** A `Log` that can make children, as a winston logger does (see `childLog`). */
+export interface LazyLog extends Log {
+  child(meta: Record<string, unknown>): LazyLog;
+}
+
+/**
+ * `createLogger(options)`, made when the first line at `options.level` or above is logged: a command that
+ * logs nothing never loads winston. The level is checked at once.
+ */
+export function createLazyLogger(options: LoggerOptions): LazyLog {
+  checkLevel(options.level);
+  const threshold = NPM_LEVELS[options.level]!;
+  let root: Logger | undefined;
+  const make = (meta: Record<string, unknown> | undefined): LazyLog => {
+    let made: Logger | undefined;
+    const target = (): Logger => {
+      root ??= createLogger(options);
+      made ??= meta === undefined ? root : root.child(meta);
+      return made;
+    };
+    const at =
+      (level: 'error' | 'warn' | 'info' | 'debug') =>
+      (message: string, extra?: object): void => {
+        if (NPM_LEVELS[level]! <= threshold) target()[level](message, extra);
+      };
+    return {
+      error: at('error'),
+      warn: at('warn'),
+      info: at('info'),
+      debug: at('debug'),
+      child: (more) => make({ ...meta, ...more }),
+    };
+  };
+  return make(undefined);
 }

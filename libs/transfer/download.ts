@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { isP2PError, P2PError } from '../errors/index.js';
-import { childLog, type Log, silentLog } from '../logging/index.js';
+// The logging lib's index would load winston, which a get that logs nothing does not need.
+import { childLog, type Log, silentLog } from '../logging/log.js';
 import { Sha256Schema } from '../protocol/index.js';
 import { BusyWaits } from './download-busy.js';
 import type { DownloadFailure, SourceFailure } from './download-failure.js';

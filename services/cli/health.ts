@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { loadPeerConfig, loadSuperpeerConfig } from '../../libs/config/index.js';
 import { describeError, P2PError } from '../../libs/errors/index.js';
-import { createLogger, type Log } from '../../libs/logging/index.js';
+import { createLazyLogger, type Log } from '../../libs/logging/index.js';
 import {
   ErrorReplySchema,
   PROTOCOL_VERSION,
@@ -109,7 +109,7 @@ export async function checkHealth(
       queueType: config.queueType,
       superpeerId: config.superpeerId,
       timeoutMs: flags.timeoutMs,
-      logger: createLogger({
+      logger: createLazyLogger({
         service: 'health',
         level: 'error',
         format: config.logFormat,

@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import prettyBytes from 'pretty-bytes';
 import { type CliConfig, loadCliConfig, readEnvFile } from '../../libs/config/index.js';
 import { describeError, type ErrorCode, isP2PError, P2PError } from '../../libs/errors/index.js';
-import { createLogger } from '../../libs/logging/index.js';
+import { createLazyLogger } from '../../libs/logging/index.js';
 import { displayText, MAX_SEARCH_LIMIT, type SearchResult, Sha256Schema } from '../../libs/protocol/index.js';
 import {
   connectAmqpClient,
@@ -81,7 +81,7 @@ function cliConfig(program: Command, flags: NetworkFlags): CliConfig {
 
 async function withClient<T>(config: CliConfig, work: (client: NetworkClient) => Promise<T>): Promise<T> {
   // Library logs go to stderr and only when they matter, so stdout stays clean for tables and --json.
-  const logger = createLogger({
+  const logger = createLazyLogger({
     service: 'cli',
     level: 'error',
     format: config.logFormat,
@@ -217,7 +217,7 @@ export function buildProgram(): Command {
     .description("declare the network's shared exchanges and queues (a superpeer does it too), then exit")
     .action(async () => {
       const config = loadCliConfig(environment(program.opts<{ envFile?: string }>().envFile));
-      const logger = createLogger({
+      const logger = createLazyLogger({
         service: 'cli',
         level: 'error',
         format: config.logFormat,

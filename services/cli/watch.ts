@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CliConfig } from '../../libs/config/index.js';
 import { P2PError } from '../../libs/errors/index.js';
-import { createLogger } from '../../libs/logging/index.js';
+import { createLazyLogger } from '../../libs/logging/index.js';
 import type { SearchResult } from '../../libs/protocol/index.js';
 import { parseQuery } from '../../libs/search/index.js';
 import { Watcher } from '../../libs/watch/index.js';
@@ -47,7 +47,7 @@ export function registerWatchCommand(program: Command, config: (flags: WatchFlag
 
 async function runWatch(query: string, flags: WatchFlags, config: CliConfig): Promise<void> {
   parseQuery(query); // USAGE before connecting
-  const logger = createLogger({
+  const logger = createLazyLogger({
     service: 'cli',
     level: 'error',
     format: config.logFormat,

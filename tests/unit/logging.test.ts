@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
-import { stripVTControlCharacters } from 'node:util';
+import { promisify, stripVTControlCharacters } from 'node:util';
 import { isP2PError, P2PError } from '../../libs/errors/index.js';
-import { childLog, createLogger, type Log, type LoggerOptions, silentLog } from '../../libs/logging/index.js';
+import {
+  childLog,
+  createLazyLogger,
+  createLogger,
+  type Log,
+  type LoggerOptions,
+  NPM_LEVELS,
+  silentLog,
+} from '../../libs/logging/index.js';
 
 const LINE_TIMEOUT_MS = 2000;
 
@@ -217,4 +227,50 @@ test('an unknown level is CONFIG_INVALID', () => {
     () => createLogger({ service: 'peer', level: 'loud', format: 'json', stream: new PassThrough() }),
     (err: unknown) => isP2PError(err, 'CONFIG_INVALID'),
   );
+});
+
+describe('lazy loggers (the CLI)', () => {
+  test('the levels known without winston are its npm levels', () => {
+    const winston = createRequire(import.meta.url)('winston') as { config: { npm: { levels: object } } };
+    assert.deepEqual(NPM_LEVELS, winston.config.npm.levels);
+  });
+
+  test('lines at the level go out as a logger of those options writes them, children included', async () => {
+    const out = capture();
+    const logger = createLazyLogger({ service: 'cli', level: 'warn', format: 'json', stream: out.stream });
+    logger.info('dropped');
+    logger.child({ correlationId: 'c-1' }).child({ module: 'get' }).warn('kept', { files: 2 });
+    const line = JSON.parse(await out.next()) as Record<string, unknown>;
+    assert.equal(line.message, 'kept');
+    assert.equal(line.level, 'warn');
+    assert.equal(line.service, 'cli');
+    assert.equal(line.correlationId, 'c-1');
+    assert.equal(line.module, 'get');
+    assert.equal(line.files, 2);
+  });
+
+  test('an unknown level is CONFIG_INVALID at once', () => {
+    assert.throws(
+      () => createLazyLogger({ service: 'cli', level: 'loud', format: 'json', stream: new PassThrough() }),
+      (err: unknown) => isP2PError(err, 'CONFIG_INVALID'),
+    );
+  });
+
+  test('winston is loaded only once a line at the level is logged', async () => {
+    // In a process of its own: this one has winston loaded already.
+    const logging = new URL('../../libs/logging/index.js', import.meta.url).href;
+    const script = `
+      import { createRequire } from 'node:module';
+      import { PassThrough } from 'node:stream';
+      const { createLazyLogger } = await import(${JSON.stringify(logging)});
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/winston/'));
+      const logger = createLazyLogger({ service: 'cli', level: 'error', format: 'json', stream: new PassThrough() });
+      logger.warn('below the level');
+      logger.child({ module: 'x' }).debug('below the level');
+      const before = loaded();
+      logger.error('at the level');
+      console.log(JSON.stringify({ before, after: loaded() }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    assert.deepEqual(JSON.parse(stdout), { before: false, after: true });
+  });
 });
