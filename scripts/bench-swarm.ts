@@ -13,11 +13,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import amqp, { type ConsumeMessage } from 'amqplib';
@@ -32,6 +31,7 @@ import {
   peerIdFromPublicKey,
   topologyNames,
 } from '../libs/protocol/index.js';
+import { LogTail } from './support/log-tail.js';
 import { AMQP_URL, cleanupNamespace, makeTempDir, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
 
 const { values } = parseArgs({
@@ -98,6 +98,9 @@ function filesOf(peer: SimPeer): FileEntry[] {
 // ---- the superpeer, as a process -------------------------------------------------------------------------
 
 const nodeArgs = (values['superpeer-node-args'] ?? '').split(' ').filter((arg) => arg !== '');
+/** The services' output goes to files read back by polling (see LogTail): a pipe to this busy script blocks them. */
+const logDir = await makeTempDir('bench-swarm-logs');
+const superpeerLogPath = values['superpeer-log'] ?? path.join(logDir, 'superpeer.log');
 const superpeer: ChildProcess = spawn(process.execPath, [...nodeArgs, P2P_BIN, 'superpeer'], {
   cwd: REPO_ROOT,
   env: {
@@ -109,15 +112,13 @@ const superpeer: ChildProcess = spawn(process.execPath, [...nodeArgs, P2P_BIN, '
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
   },
-  stdio: ['ignore', 'pipe', 'inherit'],
+  stdio: ['ignore', openSync(superpeerLogPath, 'w'), 'inherit'],
 });
 // Whatever happens to this script, the superpeer goes with it.
 process.on('exit', () => superpeer.kill('SIGTERM'));
 let metricsPort: number | undefined;
 let superpeerTimeoutLogs = 0;
-const superpeerLog = values['superpeer-log'] ? createWriteStream(values['superpeer-log']) : undefined;
-readline.createInterface({ input: superpeer.stdout! }).on('line', (line) => {
-  superpeerLog?.write(`${line}\n`);
+const superpeerTail = new LogTail(superpeerLogPath, (line) => {
   try {
     const record = JSON.parse(line) as { message?: string; metricsPort?: number };
     if (record.message === 'superpeer ready') metricsPort = record.metricsPort;
@@ -442,6 +443,7 @@ interface HeapFigures {
 interface RealPeer {
   label: string;
   service: ChildProcess;
+  tail: LogTail;
   exited: Promise<unknown>;
   shareDir: string;
   url: string;
@@ -465,6 +467,9 @@ let phase: Phase = 'join';
 
 async function startRealPeer(label: string): Promise<RealPeer> {
   const shareDir = await makeTempDir(`bench-${label}`);
+  const logPath = values['real-peer-log']
+    ? `${values['real-peer-log']}${label}`
+    : path.join(logDir, `${label}.log`);
   for (let i = 0; i < REAL_PEER_FILES; i++) {
     await fs.writeFile(path.join(shareDir, `${label}-file-${i}.txt`), `${label} ${i}\n`);
   }
@@ -481,13 +486,11 @@ async function startRealPeer(label: string): Promise<RealPeer> {
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', openSync(logPath, 'w'), 'inherit'],
   });
   const exited = new Promise((resolve) => service.once('exit', resolve));
   let url: string | undefined;
-  const log = values['real-peer-log'] ? createWriteStream(`${values['real-peer-log']}${label}`) : undefined;
-  readline.createInterface({ input: service.stdout! }).on('line', (line) => {
-    log?.write(`${line}\n`);
+  const tail = new LogTail(logPath, (line) => {
     try {
       const record = JSON.parse(line) as { message?: string; url?: string };
       if (record.message === 'peer ready') url = record.url;
@@ -503,6 +506,7 @@ async function startRealPeer(label: string): Promise<RealPeer> {
   const real: RealPeer = {
     label,
     service,
+    tail,
     exited,
     shareDir,
     url,
@@ -517,6 +521,17 @@ async function startRealPeer(label: string): Promise<RealPeer> {
 process.on('exit', () => {
   for (const real of realPeers) real.service.kill('SIGTERM');
 });
+// Stopped early (Ctrl-C, kill): the services go (through the 'exit' handlers) and the namespace's
+// exchanges and queues with them, as at the end of a run.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`bench-swarm: ${signal}, cleaning up namespace ${namespace}\n`);
+    Promise.all([
+      cleanupNamespace(namespace).catch(() => undefined),
+      fs.rm(logDir, { recursive: true, force: true }),
+    ]).finally(() => process.exit(130));
+  });
+}
 
 /** Reads (and resets) a real peer's longest event-loop delay and longest task since the previous call. */
 async function realPeerLoop(real: RealPeer): Promise<void> {
@@ -851,7 +866,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
@@ -861,7 +876,10 @@ for (const real of realPeers) real.service.kill('SIGTERM');
 await Promise.all(realPeers.map((real) => real.exited));
 superpeer.kill('SIGTERM');
 await new Promise((resolve) => superpeer.once('exit', resolve));
+superpeerTail.close();
+for (const real of realPeers) real.tail.close();
 await Promise.all(realPeers.map((real) => fs.rm(real.shareDir, { recursive: true, force: true })));
+await fs.rm(logDir, { recursive: true, force: true });
 await cleanupNamespace(namespace).catch(() => undefined);
 
 function fail(message: string): never {
