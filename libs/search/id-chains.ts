@@ -6,24 +6,26 @@ const MIN_BUCKETS = 1024;
 const MAX_BUCKETS_PER_ID = 4;
 
 /**
- * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a doubly linked
- * chain through the ids, so adding and removing an id cost O(1) and nothing is allocated per id (a `Map`
- * entry, or a `Set` for a shared key, costs tens of bytes and garbage-collector work per id). Callers
- * compare the full key of each id a bucket yields: different keys may share a bucket.
+ * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a chain through the
+ * ids, so adding an id costs O(1) and nothing is allocated per id (a `Map` entry, or a `Set` for a shared
+ * key, costs tens of bytes and garbage-collector work per id). Callers compare the full key of each id a
+ * bucket yields: different keys may share a bucket.
  *
  * The bucket count follows the number of ids by linear hashing: each `add` that takes the ids past the
  * buckets splits one bucket in two, and each `delete` that leaves more than `MAX_BUCKETS_PER_ID` buckets an
- * id merges the last bucket into its twin (a few per call, O(1) each), so no call rehashes more than one
- * bucket. Buckets and
- * the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces, copying
- * nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling. A chain's head
- * has no previous: linking an id in front of it then reads only the bucket (the old head's node is only
- * written, which does not wait on memory), and a merge walks the moving chain to its tail instead (merges
- * happen below one id per `MAX_BUCKETS_PER_ID` buckets, where chains are short).
+ * id merges the last bucket into its twin (a few per call), so no call rehashes more than one bucket.
+ * Buckets and the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces,
+ * copying nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling.
+ *
+ * The chains are singly linked, each node (next, hash) in one place: adding an id writes only its own node
+ * and its bucket's head, and a split deals a chain into two by rewriting each node it walks, where a
+ * doubly linked chain also wrote each neighbour's back link (a cache miss per id at a million ids, a
+ * third of the cost of indexing a state). Deleting walks its bucket to find the id's predecessor: buckets
+ * hold one id on average.
  */
 export class IdChains {
-  /** Per id: next + 1, previous + 1, hash. */
-  private readonly nodes = new Uint32Column(3);
+  /** Per id: next + 1, hash. */
+  private readonly nodes = new Uint32Column(2);
   private readonly heads = new Uint32Column();
   /** Buckets in use: `low + split` (`low` a power of two), where buckets below `split` are split already. */
   private low = MIN_BUCKETS;
@@ -52,16 +54,22 @@ export class IdChains {
   }
 
   after(id: number): number {
-    return this.node(id)[(id & PIECE_MASK) * 3]! - 1;
+    return this.node(id)[(id & PIECE_MASK) * 2]! - 1;
   }
 
   hashOf(id: number): number {
-    return this.node(id)[(id & PIECE_MASK) * 3 + 2]!;
+    return this.node(id)[(id & PIECE_MASK) * 2 + 1]!;
   }
 
   add(id: number, hash: number): void {
-    this.node(id)[(id & PIECE_MASK) * 3 + 2] = hash;
-    this.link(id, this.bucket(hash));
+    const bucket = this.bucket(hash);
+    const heads = this.heads.pieces[bucket >>> PIECE_BITS]!;
+    const slot = bucket & PIECE_MASK;
+    const node = this.node(id);
+    const at = (id & PIECE_MASK) * 2;
+    node[at] = heads[slot]!;
+    node[at + 1] = hash;
+    heads[slot] = id + 1;
     if (++this.ids > this.bucketCount) this.splitOne();
   }
 
@@ -104,7 +112,7 @@ export class IdChains {
 
   /**
    * Moves the ids of bucket `split` whose hash has the next bit set into a new bucket: one walk that deals
-   * the chain into two, touching no node outside it.
+   * the chain into two (each id goes in front of its new chain), touching no node outside it.
    */
   private splitOne(): void {
     const low = this.low;
@@ -116,48 +124,30 @@ export class IdChains {
     }
     const mask = (low << 1) - 1;
     const pieces = this.nodes.pieces;
-    let keepFirst = -1;
-    let keepLast = -1;
-    let moveFirst = -1;
-    let moveLast = -1;
-    for (let id = this.head(from) - 1; id >= 0; ) {
+    let keep = 0;
+    let move = 0;
+    for (let link = this.head(from); link !== 0; ) {
+      const id = link - 1;
       const node = pieces[id >>> PIECE_BITS]!;
-      const at = (id & PIECE_MASK) * 3;
-      const next = node[at]! - 1;
-      if ((node[at + 2]! & mask) === to) {
-        if (moveLast < 0) moveFirst = id;
-        else {
-          this.setNext(moveLast, id);
-          node[at + 1] = moveLast + 1;
-        }
-        moveLast = id;
+      const at = (id & PIECE_MASK) * 2;
+      link = node[at]!;
+      if ((node[at + 1]! & mask) === to) {
+        node[at] = move;
+        move = id + 1;
       } else {
-        if (keepLast < 0) keepFirst = id;
-        else {
-          this.setNext(keepLast, id);
-          node[at + 1] = keepLast + 1;
-        }
-        keepLast = id;
+        node[at] = keep;
+        keep = id + 1;
       }
-      id = next;
     }
-    this.closeChain(from, keepFirst, keepLast);
-    this.closeChain(to, moveFirst, moveLast);
+    this.setHead(from, keep - 1);
+    this.setHead(to, move - 1);
     if (++this.split === low) {
       this.low = low << 1;
       this.split = 0;
     }
   }
 
-  /** Makes `first`..`last` (linked forward already) the chain of `bucket`. */
-  private closeChain(bucket: number, first: number, last: number): void {
-    this.setHead(bucket, first);
-    if (first < 0) return;
-    this.setNext(last, -1);
-    this.setPrev(first, -1);
-  }
-
-  /** Appends the chain of the last bucket to its twin's and drops the last bucket. */
+  /** Puts the chain of the last bucket in front of its twin's and drops the last bucket. */
   private mergeOne(): void {
     if (this.split === 0) {
       this.low >>>= 1;
@@ -169,13 +159,9 @@ export class IdChains {
     const moving = this.head(from) - 1;
     if (moving >= 0) {
       // The moving chain goes in front of `into`'s: its tail is found by walking it.
-      const first = this.head(into) - 1;
-      if (first >= 0) {
-        let tail = moving;
-        for (let next = this.after(tail); next >= 0; next = this.after(tail)) tail = next;
-        this.setNext(tail, first);
-        this.setPrev(first, tail);
-      }
+      let tail = moving;
+      for (let next = this.after(tail); next >= 0; next = this.after(tail)) tail = next;
+      this.setNext(tail, this.head(into) - 1);
       this.setHead(into, moving);
     }
     this.setHead(from, -1);
@@ -187,32 +173,21 @@ export class IdChains {
   }
 
   private setNext(id: number, next: number): void {
-    this.node(id)[(id & PIECE_MASK) * 3] = next + 1;
+    this.node(id)[(id & PIECE_MASK) * 2] = next + 1;
   }
 
-  private setPrev(id: number, prev: number): void {
-    this.node(id)[(id & PIECE_MASK) * 3 + 1] = prev + 1;
-  }
-
-  private link(id: number, bucket: number): void {
-    const heads = this.heads.pieces[bucket >>> PIECE_BITS]!;
-    const slot = bucket & PIECE_MASK;
-    const head = heads[slot]! - 1;
-    const node = this.node(id);
-    const at = (id & PIECE_MASK) * 3;
-    node[at] = head + 1;
-    node[at + 1] = 0;
-    if (head >= 0) this.node(head)[(head & PIECE_MASK) * 3 + 1] = id + 1;
-    heads[slot] = id + 1;
-  }
-
+  /** Takes `id` out of `bucket`'s chain, found by walking it from the head. */
   private unlink(id: number, bucket: number): void {
-    const node = this.node(id);
-    const at = (id & PIECE_MASK) * 3;
-    const after = node[at]! - 1;
-    const before = node[at + 1]! - 1;
-    if (before < 0) this.setHead(bucket, after);
-    else this.setNext(before, after);
-    if (after >= 0) this.setPrev(after, before);
+    const after = this.after(id);
+    let previous = this.head(bucket) - 1;
+    if (previous === id) {
+      this.setHead(bucket, after);
+      return;
+    }
+    for (let next = this.after(previous); next !== id; next = this.after(previous)) {
+      if (next < 0) throw new Error(`IdChains: id ${id} is not in its bucket`);
+      previous = next;
+    }
+    this.setNext(previous, after);
   }
 }
