@@ -303,6 +303,9 @@ async function fetchSegment(
             'SIZE_MISMATCH',
             `body longer than the ${last - first + 1} bytes asked for`,
           );
+        // The range is in: an end the source never sends (no length, a connection held open) is not
+        // waited for.
+        break;
       }
     } catch (err) {
       failure = request.classify(err, 'CONNECTION_LOST');
@@ -337,6 +340,7 @@ async function race(
         throw new SourceFailure('SIZE_MISMATCH', `body longer than the ${buffer.length} bytes asked for`);
       buffer.set(chunk, got);
       got += chunk.byteLength;
+      if (got === buffer.length) break;
     }
   } catch (err) {
     throw request.classify(err, 'CONNECTION_LOST');

@@ -209,6 +209,9 @@ class SequentialAttempt {
         }
         if (chunk.byteLength > room)
           throw new SourceFailure('SIZE_MISMATCH', `body longer than ${size} bytes`);
+        // Every byte is in: the hash is the verdict, so an end the source never sends (no length, a
+        // connection held open) is not waited for.
+        if (this.offset === size) break;
       }
     } catch (err) {
       failure = request.classify(err, 'CONNECTION_LOST');

@@ -43,6 +43,23 @@ function trickle(data: Buffer, etag: string) {
   };
 }
 
+/**
+ * Answers any request with the right bytes (206 for a range, else 200) but no length: chunked, or
+ * delimited by the connection's close; then never ends the body and holds the connection open.
+ */
+function neverEnding(data: Buffer, etag: string, chunked: boolean) {
+  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const range = parseRangeHeader(req.headers.range, data.length);
+    const [start, end] = range ?? [0, data.length - 1];
+    if (!chunked) res.useChunkedEncodingByDefault = false;
+    res.writeHead(range ? 206 : 200, {
+      ...(range ? { 'Content-Range': `bytes ${start}-${end}/${data.length}` } : {}),
+      ETag: etag,
+    });
+    res.write(data.subarray(start, end + 1));
+  };
+}
+
 describe('downloadFile against slow and busy sources', { timeout: 120_000 }, () => {
   let tmp: string;
   let content: Buffer;
@@ -156,6 +173,28 @@ describe('downloadFile against slow and busy sources', { timeout: 120_000 }, () 
     );
     // Its byte or two are kept: the honest source resumed after them.
     assert.deepEqual(result.servedBy, ['trickle', 'honest']);
+  });
+
+  test('sources that send every byte but never end the body: done once the bytes are in, not at the idle timeout', async () => {
+    const IDLE_MS = 20_000;
+    for (const chunked of [false, true]) {
+      const one = await server(neverEnding(content, etag, chunked));
+      const two = await server(neverEnding(content, etag, chunked));
+      // One source (a whole body), then two (ranges, and the end game's race for the last ones).
+      for (const sources of [[one], [one, two]]) {
+        const started = performance.now();
+        const result = await downloadFile({
+          sources: sources.map((source, i) => ({ url: source.url, peerId: `open-${i}` })),
+          sha256: sum,
+          size: content.length,
+          destPath: path.join(await freshDir(), 'file.bin'),
+          idleTimeoutMs: IDLE_MS,
+        });
+        const seconds = (performance.now() - started) / 1000;
+        assert.deepEqual(result.failures, [], `chunked ${chunked}, ${sources.length} source(s)`);
+        assert.ok(seconds < IDLE_MS / 4000, `chunked ${chunked}, ${sources.length} source(s): ${seconds} s`);
+      }
+    }
   });
 
   test('a busy source is waited for, honouring Retry-After, and said to be busy', async () => {
