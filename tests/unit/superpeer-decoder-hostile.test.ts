@@ -170,3 +170,24 @@ test('a reply of the wrong kind still settles its request (no decode-ahead place
   assert.equal(pool.inFlight, 0);
   await pool.close();
 });
+
+describe('a heartbeat number that is not one', () => {
+  test('never counts on arrival and is refused in its turn; a valid number does both', async () => {
+    const { pool } = quietDecoder();
+    const alice = peer('alice');
+    const [announce, announceSignature] = alice.announces(files(3))[0]!;
+    await pool.decodeEvent(announce, announceSignature); // the threads learn her key
+    for (const beat of [0, -1, 1.5, '7', null, 2 ** 53]) {
+      const [heartbeat, signature] = alice.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 3, beat });
+      assert.deepEqual(await pool.checkArrival(heartbeat, signature), { heartbeat: false }, `beat ${beat}`);
+      assert.equal(decode(PeerEventSchema, heartbeat).ok, false, `beat ${beat} passes the schema`);
+      const turn = opened(await pool.decodeEvent(heartbeat, signature));
+      assert.equal(turn.ok, false, `beat ${beat} decoded in its turn`);
+    }
+    const [valid, signature] = alice.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 3, beat: 7 });
+    const check = await pool.checkArrival(valid, signature);
+    assert.equal(check !== 'busy' && check.heartbeat && check.beat, 7);
+    assert.equal(check !== 'busy' && check.heartbeat && check.verifiedKey, alice.publicKeyDer);
+    await pool.close();
+  });
+});
