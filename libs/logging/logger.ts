@@ -171,7 +171,11 @@ export function createLazyLogger(options: LoggerOptions): LazyLog {
     const at =
       (level: 'error' | 'warn' | 'info' | 'debug') =>
       (message: string, extra?: object): void => {
-        if (NPM_LEVELS[level]! <= threshold) target()[level](message, extra);
+        if (NPM_LEVELS[level]! > threshold) return;
+        // Passed on as it came: winston formats a message given a second argument (even undefined) as
+        // util.format would (splat), a `%d` in it then NaN.
+        if (extra === undefined) target()[level](message);
+        else target()[level](message, extra);
       };
     return {
       error: at('error'),

@@ -172,7 +172,9 @@ class SequentialAttempt {
         await this.restart();
       }
       this.acceptedFrom = source.peerId;
-      await this.receive(request, response.body, source.peerId);
+      // An empty file (or a tail of nothing) is in at the head: there is no last byte to end the body on
+      // (see `receive`), and a source that never ends it is not waited for either.
+      if (this.offset < size) await this.receive(request, response.body, source.peerId);
       if (this.offset < size)
         throw new SourceFailure('CONNECTION_LOST', `body ended at byte ${this.offset} of ${size}`);
     } finally {

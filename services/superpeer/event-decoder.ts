@@ -166,11 +166,13 @@ export class EventDecoder {
   decodeEvent(content: Buffer, header: unknown): Promise<DeferredDecoding> {
     const signature = signatureOf(header);
     // A heartbeat whose copy a thread verified on arrival: read here, the record spares the verify, and a
-    // round trip to a thread costs more than parsing 300 bytes.
+    // round trip to a thread costs more than parsing 300 bytes. Only its very bytes: anything else under
+    // its signature (sent by anyone) would be verified here, and a delta or an announce does not use the
+    // record up.
     if (
       signature !== undefined &&
       content.length <= MAX_ARRIVAL_BODY_BYTES &&
-      this.memory.verified.has(signature)
+      this.memory.verified.holds(signature, content)
     ) {
       return Promise.resolve(deferred(decodeEvent(content, signature, this.memory)));
     }

@@ -24,9 +24,13 @@ export class VerifiedSignatures {
     }
   }
 
-  /** Whether a record for `signature` is held (unused, and not yet matched against a key and content). */
-  has(signature: string): boolean {
-    return this.records.has(signature);
+  /**
+   * Whether a record of these exact bytes under `signature` is held (unused; the key is matched by `take`).
+   * The bytes count: a signature is no secret (every superpeer and anyone who sent it has it), and other
+   * bytes under it would be verified, not matched, by whoever takes them for the record's.
+   */
+  holds(signature: string, content: Buffer): boolean {
+    return this.records.get(signature)?.content.equals(content) === true;
   }
 
   /** Whether this exact (key, signature, content) was verified before; the record is used up. */

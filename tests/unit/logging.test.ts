@@ -249,6 +249,19 @@ describe('lazy loggers (the CLI)', () => {
     assert.equal(line.files, 2);
   });
 
+  test('a line without meta is written as the logger of those options writes it: its text verbatim', async () => {
+    // winston runs a message given more arguments through util.format (its splat format): a `%d` in a
+    // file name would become NaN, a `%s` the word undefined.
+    const message = 'cannot read /share/100%done %s %d.txt';
+    const lines: string[] = [];
+    for (const make of [createLogger, createLazyLogger]) {
+      const out = capture();
+      make({ service: 'cli', level: 'warn', format: 'json', stream: out.stream }).error(message);
+      lines.push((JSON.parse(await out.next()) as { message: string }).message);
+    }
+    assert.deepEqual(lines, [message, message]);
+  });
+
   test('an unknown level is CONFIG_INVALID at once', () => {
     assert.throws(
       () => createLazyLogger({ service: 'cli', level: 'loud', format: 'json', stream: new PassThrough() }),

@@ -213,6 +213,36 @@ describe('EventDecoder', () => {
     await pool.close();
   });
 
+  test('a recorded signature under other bytes is no shortcut: a flood of them goes to the threads', async () => {
+    const { pool } = decoder();
+    const alice = peer('alice');
+    const mallory = peer('mallory');
+    const [announce, announceSignature] = alice.announces(files(10))[0]!;
+    await pool.decodeEvent(announce, announceSignature);
+    const [heartbeat, signature] = alice.signed({ type: 'peer.heartbeat', seq: 1, fileCount: 10 });
+    await pool.checkArrival(heartbeat, signature);
+    // Anyone who saw the header (or sent it: their own heartbeat) sends small events under it: deltas of a
+    // peer whose key is known and announces, which the in-thread decode verifies whatever the record says
+    // and which never use the record up.
+    const flood: Buffer[] = [];
+    for (let seq = 2; seq < 22; seq++) {
+      flood.push(alice.signed({ type: 'peer.delta', seq, upserted: [], removed: [`x-${seq}`] })[0]);
+      flood.push(mallory.announces(files(1, `m${seq}`), seq)[0]![0]);
+    }
+    const decodings = flood.map((body) => pool.decodeEvent(body, signature));
+    assert.equal(pool.inFlight, flood.length, 'verified in the main thread');
+    for (const decoding of await Promise.all(decodings)) {
+      const decoded = opened(decoding);
+      assert.equal(decoded.ok && decoded.proof.verifiedKey, undefined);
+    }
+    // The heartbeat's own copy still finds its record.
+    const turn = pool.decodeEvent(Buffer.from(heartbeat), signature);
+    assert.equal(pool.inFlight, 0, 'sent to a thread');
+    const decoded = opened(await turn);
+    assert.equal(decoded.ok && decoded.proof.verifiedKey, alice.publicKeyDer);
+    await pool.close();
+  });
+
   test('a thread that dies is replaced; what it had in hand is decoded here, and logged', async () => {
     const { pool, lines } = decoder({ script: dyingOnMarker });
     const bodies = traffic();

@@ -36,7 +36,8 @@ test('a record keeps its own copy of the bytes, not the buffer they were read fr
   read.fill(0x2e);
   assert.equal(memo.take('key', 'sig', delivery), false, 'the record followed the reused buffer');
   memo.remember('key', 'sig', body('{"seq":2}'));
-  assert.equal(memo.has('sig'), true);
+  assert.equal(memo.holds('sig', body('{"seq":3}')), false, 'other bytes under the signature');
+  assert.equal(memo.holds('sig', body('{"seq":2}')), true);
   assert.equal(memo.take('key', 'sig', body('{"seq":2}')), true);
-  assert.equal(memo.has('sig'), false);
+  assert.equal(memo.holds('sig', body('{"seq":2}')), false);
 });

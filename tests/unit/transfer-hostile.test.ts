@@ -56,6 +56,8 @@ function neverEnding(data: Buffer, etag: string, chunked: boolean) {
       ...(range ? { 'Content-Range': `bytes ${start}-${end}/${data.length}` } : {}),
       ETag: etag,
     });
+    // The head goes out even when there is no byte to write (node:http holds it for the first write).
+    res.flushHeaders();
     res.write(data.subarray(start, end + 1));
   };
 }
@@ -194,6 +196,27 @@ describe('downloadFile against slow and busy sources', { timeout: 120_000 }, () 
         assert.deepEqual(result.failures, [], `chunked ${chunked}, ${sources.length} source(s)`);
         assert.ok(seconds < IDLE_MS / 4000, `chunked ${chunked}, ${sources.length} source(s): ${seconds} s`);
       }
+    }
+  });
+
+  test('an empty file from a source that never ends the body: done at the head, not at the idle timeout', async () => {
+    const IDLE_MS = 20_000;
+    const empty = Buffer.alloc(0);
+    for (const chunked of [false, true]) {
+      const open = await server(neverEnding(empty, `"${sha256(empty)}"`, chunked));
+      const destPath = path.join(await freshDir(), 'empty.bin');
+      const started = performance.now();
+      const result = await downloadFile({
+        sources: [{ url: open.url, peerId: 'open' }],
+        sha256: sha256(empty),
+        size: 0,
+        destPath,
+        idleTimeoutMs: IDLE_MS,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      assert.deepEqual(result.failures, [], `chunked ${chunked}`);
+      assert.ok(seconds < IDLE_MS / 4000, `chunked ${chunked}: ${seconds} s`);
+      assert.equal((await fs.stat(destPath)).size, 0);
     }
   });
 
