@@ -5,7 +5,7 @@ import { mergeTopology, type TopologySpec } from '../protocol/index.js';
 import type { Broker } from './broker.js';
 import type { DeliveryMemory } from './delivery-memory.js';
 import type { ReplyPublisher } from './reply-publisher.js';
-import { TopologyProbe } from './topology-guard.js';
+import { bind, TopologyProbe } from './topology-guard.js';
 
 /**
  * The channels of one connection. Created by the broker for every (re)connect and handed to `setup`.
@@ -93,7 +93,11 @@ export class BrokerSession {
     try {
       for (const exchange of spec.exchanges) {
         if (exchange.passive) await channel.checkExchange(exchange.name);
-        else await channel.assertExchange(exchange.name, exchange.type, { durable: exchange.durable });
+        else
+          await channel.assertExchange(exchange.name, exchange.type, {
+            durable: exchange.durable,
+            autoDelete: exchange.autoDelete ?? false,
+          });
       }
       for (const queue of spec.queues) {
         if (queue.passive) {
@@ -107,9 +111,7 @@ export class BrokerSession {
           ...(queue.arguments ? { arguments: queue.arguments } : {}),
         });
       }
-      for (const binding of spec.bindings) {
-        await channel.bindQueue(binding.queue, binding.exchange, binding.pattern);
-      }
+      for (const binding of spec.bindings) await bind(channel, binding);
     } finally {
       await channel.close().catch(() => undefined);
     }

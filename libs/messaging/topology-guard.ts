@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import type { TopologySpec } from '../protocol/index.js';
+import type { BindingSpec, TopologySpec } from '../protocol/index.js';
 
 /**
  * A channel for passive checks. `checkExchange`/`checkQueue` on something missing make the broker close
@@ -28,10 +28,10 @@ export class TopologyProbe {
     }
     if (missing.length > 0) return missing;
     for (const binding of spec.bindings) {
-      if (
-        !(await this.ask((channel) => channel.bindQueue(binding.queue, binding.exchange, binding.pattern)))
-      ) {
-        missing.push(`binding ${binding.exchange} -> ${binding.queue}`);
+      if (!(await this.ask((channel) => bind(channel, binding)))) {
+        missing.push(
+          `binding ${binding.exchange} -> ${'queue' in binding ? binding.queue : binding.toExchange}`,
+        );
       }
     }
     return missing;
@@ -68,6 +68,13 @@ export class TopologyProbe {
     this.channel = channel;
     return channel;
   }
+}
+
+/** Declares `binding`, to a queue or to an exchange (idempotent). */
+export function bind(channel: Channel, binding: BindingSpec): Promise<unknown> {
+  return 'queue' in binding
+    ? channel.bindQueue(binding.queue, binding.exchange, binding.pattern)
+    : channel.bindExchange(binding.toExchange, binding.exchange, binding.pattern);
 }
 
 /** amqplib puts the broker's reply code on the error. */

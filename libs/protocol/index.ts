@@ -105,7 +105,14 @@ export type {
   SharedTopologyOptions,
   TopologySpec,
 } from './topology.js';
-export { DEAD_LETTER_MAX_MESSAGES, followerQueue, mergeTopology, sharedTopology } from './topology.js';
+export {
+  DEAD_LETTER_MAX_MESSAGES,
+  followerQueue,
+  LIVENESS_ROUTING_KEYS,
+  livenessTopology,
+  mergeTopology,
+  sharedTopology,
+} from './topology.js';
 export type {
   WatchAccepted,
   WatchCancel,

@@ -10,6 +10,8 @@ export interface ExchangeSpec {
   durable: boolean;
   /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
   passive?: boolean;
+  /** The broker deletes it once the last binding from it is gone (its queue's, say). Default false. */
+  autoDelete?: boolean;
 }
 export interface QueueSpec {
   name: string;
@@ -19,11 +21,10 @@ export interface QueueSpec {
   /** Only check that it exists (passive declare), for nodes not allowed to configure it. Default false. */
   passive?: boolean;
 }
-export interface BindingSpec {
-  queue: string;
-  exchange: string;
-  pattern: string;
-}
+/** What `exchange` routes to `queue` (or, exchange to exchange, to `toExchange`) by routing key `pattern`. */
+export type BindingSpec =
+  | { queue: string; exchange: string; pattern: string }
+  | { toExchange: string; exchange: string; pattern: string };
 export interface TopologySpec {
   exchanges: ExchangeSpec[];
   queues: QueueSpec[];
@@ -99,6 +100,37 @@ export function followerQueue(names: TopologyNames, queue: string, exchange: str
       },
     ],
     bindings: [{ queue, exchange, pattern: '' }],
+  };
+}
+
+/**
+ * Routing keys of the events a superpeer's liveness copy takes: heartbeats, and whatever is published
+ * without a key (clients written before peers were asked to key their events by type, whose heartbeats
+ * must count on arrival too).
+ */
+export const LIVENESS_ROUTING_KEYS = ['peer.heartbeat', ''] as const;
+
+/**
+ * A superpeer's liveness copy of the events stream (`name`, an exclusive queue bounded by `arguments`),
+ * behind a direct exchange of the same name bound to `N.events`: peers key each event by its type, so the
+ * announces (up to 4 MiB each) stay out of this copy instead of crossing the network a second time to be
+ * skipped. The exchange is auto-deleted with the queue's bindings when the superpeer's connection goes.
+ */
+export function livenessTopology(
+  names: TopologyNames,
+  name: string,
+  queueArguments: Record<string, unknown>,
+): TopologySpec {
+  return {
+    exchanges: [
+      { name: names.eventsExchange, type: 'fanout', durable: true },
+      { name, type: 'direct', durable: false, autoDelete: true },
+    ],
+    queues: [{ name, durable: false, exclusive: true, arguments: queueArguments }],
+    bindings: [
+      { toExchange: name, exchange: names.eventsExchange, pattern: '' },
+      ...LIVENESS_ROUTING_KEYS.map((pattern) => ({ queue: name, exchange: name, pattern })),
+    ],
   };
 }
 

@@ -365,7 +365,7 @@ export class Peer {
         beat: ++this.beats,
       }),
     );
-    void this.broker.publish(this.names.eventsExchange, '', body, {
+    void this.broker.publish(this.names.eventsExchange, 'peer.heartbeat', body, {
       confirm: false,
       // No superpeer to hear it is normal for a heartbeat (the announce already reported it): not mandatory.
       properties: { ...this.eventProperties('peer.heartbeat', body), mandatory: false },
@@ -374,7 +374,8 @@ export class Peer {
 
   private async publishEvent(event: PeerEvent): Promise<void> {
     const body = encode(event);
-    await this.broker.publish(this.names.eventsExchange, '', body, {
+    // Keyed by type: a superpeer's liveness copy takes only heartbeats (docs/protocol.md).
+    await this.broker.publish(this.names.eventsExchange, event.type, body, {
       properties: this.eventProperties(event.type, body),
     });
   }

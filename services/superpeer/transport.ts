@@ -6,6 +6,7 @@ import {
   encode,
   followerQueue,
   HEADERS,
+  livenessTopology,
   mergeTopology,
   type NetworkMessage,
   type PeerEvent,
@@ -94,9 +95,9 @@ const DECODE_AHEAD_WINDOW = 16;
 /** Copies of events waiting for the liveness consumer, at most. */
 const LIVENESS_MAX_MESSAGES = 10_000;
 /**
- * Bytes of them, at most. Liveness reads heartbeats only (a few hundred bytes); with the oldest dropped
- * first, a message larger than this alone (an announce's chunk of files) is dropped by the broker at once
- * instead of crossing the network a second time to be skipped here.
+ * Bytes of them, at most. Liveness reads heartbeats only (a few hundred bytes): what else reaches it (an
+ * event published without a routing key) is skipped. Only a backlog is bounded: a message the consumer can
+ * take at once is delivered whatever its size.
  */
 const LIVENESS_MAX_BYTES = 64 * 1024;
 
@@ -250,20 +251,14 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
     const handlers = this.handlers;
     if (!handlers) throw new Error('transport not started');
     const queue = `${this.eventsQueue}.liveness`;
-    await session.assertTopology({
-      exchanges: [{ name: this.names.eventsExchange, type: 'fanout', durable: true }],
+    await session.assertTopology(
       // Bounded: should this consumer ever fall behind, the oldest copies go (nothing here is state;
       // drop-head, never reject-publish, which would refuse the peer's publish to every queue).
-      queues: [
-        {
-          name: queue,
-          durable: false,
-          exclusive: true,
-          arguments: { 'x-max-length': LIVENESS_MAX_MESSAGES, 'x-max-length-bytes': LIVENESS_MAX_BYTES },
-        },
-      ],
-      bindings: [{ queue, exchange: this.names.eventsExchange, pattern: '' }],
-    });
+      livenessTopology(this.names, queue, {
+        'x-max-length': LIVENESS_MAX_MESSAGES,
+        'x-max-length-bytes': LIVENESS_MAX_BYTES,
+      }),
+    );
     const channel = await session.createChannel('liveness');
     await channel.consume(
       queue,
@@ -329,7 +324,8 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
   }
 
   async publishNetwork(message: NetworkMessage, options: PublishNetworkOptions = {}): Promise<void> {
-    await this.broker.publish(this.names.networkExchange, '', options.body ?? encode(message), {
+    // Keyed by type, like peer events: a client that wants only some kinds binds through an exchange of its own.
+    await this.broker.publish(this.names.networkExchange, message.type, options.body ?? encode(message), {
       confirm: options.confirm ?? true,
       // A network with no peers yet routes nowhere, and that is normal: not `mandatory`.
       properties: {

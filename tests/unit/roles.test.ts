@@ -74,7 +74,11 @@ test('the definitions declare the shared topology exactly as a superpeer does (n
   );
   assert.deepEqual(
     definitions.bindings.map((b) => [b.source, b.destination, b.destination_type, b.routing_key]),
-    spec.bindings.map((b) => [b.exchange, b.queue, 'queue', b.pattern]),
+    spec.bindings.map((b) =>
+      'queue' in b
+        ? [b.exchange, b.queue, 'queue', b.pattern]
+        : [b.exchange, b.toExchange, 'exchange', b.pattern],
+    ),
   );
 });
 
