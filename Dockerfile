@@ -14,6 +14,7 @@ COPY scripts ./scripts
 # Only the services (and the local-network script): tests and benchmarks stay out of the image.
 RUN npm run build:services \
   && npm run build:web \
+  && npm run build:cli \
   && npm prune --omit=dev --ignore-scripts
 
 FROM node:20.20.2-bookworm-slim AS runtime

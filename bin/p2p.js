@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Entry point of every command, services included (docker-compose runs `node bin/p2p.js superpeer|peer`).
-import { main } from '../dist/services/cli/main.js';
+// The command line is bundled into one file to start fast (scripts/bundle-cli.ts); the services load from
+// dist/services/ as compiled.
+import { main } from '../dist/cli/main.js';
 
 const code = await main(process.argv);
 if (code !== undefined) {

@@ -21,7 +21,19 @@ export type ErrorCode =
   | 'PATH_UNSAFE'
   | 'IO_ERROR';
 
+/**
+ * Set on every P2PError, under a registered symbol: the command line is bundled (scripts/bundle-cli.ts) and
+ * the services it starts are not, so a process can hold two copies of this class, and `instanceof` must
+ * know an error made by either.
+ */
+const P2P_ERROR = Symbol.for('p2p-rabbit.P2PError');
+
 export class P2PError extends Error {
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && P2P_ERROR in value;
+  }
+
+  readonly [P2P_ERROR] = true;
   readonly code: ErrorCode;
   /** Structured facts for logs (key names, peer ids…); never required to understand the message. */
   readonly details: Record<string, unknown>;

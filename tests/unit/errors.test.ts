@@ -25,3 +25,16 @@ test('errors carry a stable code, and describeError gives one line whatever was 
   assert.equal(describeError(new Error('plain')), 'plain');
   assert.equal(describeError('text'), 'text');
 });
+
+test('an error made by another copy of the errors module is a P2PError too (the bundled CLI and the services)', async () => {
+  const other = (await import(
+    new URL('../../libs/errors/index.js?another-copy', import.meta.url).href
+  )) as typeof import('../../libs/errors/index.js');
+  assert.notEqual(other.P2PError, P2PError, 'a second copy of the class');
+  const theirs = new other.P2PError('CONFIG_INVALID', 'LOG_LEVEL: must be one of …');
+  assert.ok(theirs instanceof P2PError);
+  assert.ok(isP2PError(theirs, 'CONFIG_INVALID'));
+  assert.ok(new P2PError('USAGE', 'x') instanceof other.P2PError);
+  assert.ok(!(new Error('plain') instanceof P2PError));
+  assert.ok(!isP2PError({ code: 'CONFIG_INVALID', message: 'lookalike' }));
+});
