@@ -122,11 +122,15 @@ export const PeersReplySchema = messageSchema('rpc.peers', {
 });
 export type PeersReply = z.infer<typeof PeersReplySchema>;
 
-export const SnapshotReplySchema = messageSchema('rpc.snapshot', {
-  ...ok,
-  peers: z.array(SnapshotPeerSchema),
-  next: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
-});
+/** Compiled like the streams' unions (streams.ts): a peer loading a snapshot reads a million files too. */
+export const SnapshotReplySchema = z.compile(
+  messageSchema('rpc.snapshot', {
+    ...ok,
+    peers: z.array(SnapshotPeerSchema),
+    next: z.object({ peerId: PeerIdSchema, fileOffset: z.number().int().min(0) }).optional(),
+  }),
+  { strict: true },
+);
 export type SnapshotReply = z.infer<typeof SnapshotReplySchema>;
 
 /** Any request that could not be served: invalid, unknown type, or a failure while serving. */

@@ -18,6 +18,7 @@ import {
   RpcRequestSchema,
   SnapshotReplySchema,
 } from '../../libs/protocol/index.js';
+import { STREAMS } from '../../libs/protocol/streams.js';
 
 const sha = 'a'.repeat(64);
 
@@ -260,4 +261,83 @@ test('a file entry is checked by the rules it always stated, written as a chain 
         assert.ok(paths(expected.error.issues).includes(field), JSON.stringify(entry));
     }
   }
+});
+
+test('the compiled stream unions give the runtime parser’s verdict, data and issues, valid input or not', () => {
+  const { publicKey } = generateKeyPairSync('ed25519');
+  const key = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const peerId = peerIdFromPublicKey(key)!;
+  const file = { name: 'music/Holiday Song.mp3', size: 5, sha256: sha, mtimeMs: 1 };
+  const announce = {
+    v: 1,
+    type: 'peer.announce',
+    peerId,
+    instanceId: 'instance-0001',
+    url: 'http://127.0.0.1:9',
+    seq: 1,
+    publicKey: key,
+    chunkIndex: 0,
+    chunkCount: 1,
+    files: [file, { ...file, name: 'b.txt' }],
+  };
+  const state = { ...announce, type: 'network.peer-state', superpeerId: 'sp-1' };
+  const badFiles: unknown[] = [
+    { ...file, sha256: sha.toUpperCase() },
+    { ...file, size: -1 },
+    { ...file, size: 1.5 },
+    { ...file, mtimeMs: Number.NaN },
+    { ...file, name: '../up' },
+    { ...file, name: 'rtl-\u202etxt.exe' },
+    { ...file, name: 7 },
+    { ...file, extra: 'dropped' },
+    { name: file.name },
+    null,
+    'a.txt',
+  ];
+  const variants = (base: Record<string, unknown>): unknown[] => [
+    base,
+    { ...base, extra: 'dropped' },
+    { ...base, v: 2 },
+    { ...base, type: 'peer.nope' },
+    { ...base, seq: 0 },
+    { ...base, seq: '1' },
+    { ...base, peerId: 'f'.repeat(40) },
+    { ...base, chunkCount: 0 },
+    { ...base, files: [] },
+    { ...base, files: 'none' },
+    ...badFiles.map((bad) => ({ ...base, files: [file, bad] })),
+    [],
+    null,
+  ];
+  const heartbeat = {
+    v: 1,
+    type: 'peer.heartbeat',
+    peerId,
+    instanceId: 'instance-0001',
+    seq: 1,
+    fileCount: 2,
+  };
+  const cases: Array<[z.ZodType, z.ZodType, unknown[]]> = [
+    [
+      PeerEventSchema,
+      z.discriminatedUnion('type', STREAMS.peerEvents),
+      [...variants(announce), heartbeat, { ...heartbeat, beat: 0 }, { ...heartbeat, beat: 3 }],
+    ],
+    [NetworkMessageSchema, z.discriminatedUnion('type', STREAMS.network), variants(state)],
+  ];
+  let valid = 0;
+  for (const [compiled, runtime, inputs] of cases) {
+    for (const input of inputs) {
+      const got = compiled.safeParse(input);
+      const want = runtime.safeParse(input);
+      assert.equal(got.success, want.success, JSON.stringify(input));
+      if (got.success && want.success) {
+        valid++;
+        assert.deepEqual(got.data, want.data);
+      } else {
+        assert.deepEqual(got.error?.issues, want.error?.issues, JSON.stringify(input));
+      }
+    }
+  }
+  assert.ok(valid >= 6, `${valid} of the inputs were valid`);
 });
