@@ -749,6 +749,8 @@ const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
 clearInterval(heartbeats);
 // Peers that stop heartbeating from now on are leaving, not timed out while healthy.
 const healthyTimeoutsSeen = healthyTimeouts;
+// The superpeer's own count, beside what the swarm heard on N.network (the two must agree).
+const timeoutLogsSeen = superpeerTimeoutLogs;
 sampleLoop(await eventLoopMaxMs());
 const rssEnd = rssMb(superpeer.pid!);
 
@@ -815,7 +817,11 @@ out(
 );
 out('superpeer full GCs (main thread) in the join', `${joinMajorGcs}`, 'mark-compacts, from its metrics');
 out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount + realPeers.length}`);
-out('healthy peers timed out (join + settle)', `${healthyTimeoutsSeen}`, 'goal 0');
+out(
+  'healthy peers timed out (join + settle)',
+  `${healthyTimeoutsSeen}; logged ${timeoutLogsSeen}`,
+  'goal 0 (heard as network.peer-left; logged by the superpeer)',
+);
 out('re-announces answered (resync requests)', `${resyncsAnswered}`);
 out(
   'superpeer RSS at join / end / peak sampled',
@@ -886,7 +892,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
