@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Entry point of every command, services included (docker-compose runs `node bin/p2p.js superpeer|peer`).
-// The command line is bundled into one file to start fast (scripts/bundle-cli.ts); the services load from
-// dist/services/ as compiled.
-import { main } from '../dist/cli/main.js';
+// The services load as compiled; every other command runs the bundled command line (see entry.ts).
+import { entryFor } from '../dist/services/cli/entry.js';
+
+const { main } = await import(entryFor(process.argv.slice(2)));
 
 const code = await main(process.argv);
 if (code !== undefined) {

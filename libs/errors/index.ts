@@ -22,9 +22,9 @@ export type ErrorCode =
   | 'IO_ERROR';
 
 /**
- * Set on every P2PError, under a registered symbol: the command line is bundled (scripts/bundle-cli.ts) and
- * the services it starts are not, so a process can hold two copies of this class, and `instanceof` must
- * know an error made by either.
+ * Set on every P2PError, under a registered symbol: the command line is bundled (scripts/bundle-cli.ts)
+ * and the services are not, so a process that runs a service through the bundle (it imports them apart)
+ * holds two copies of this class, and `instanceof` must know an error made by either.
  */
 const P2P_ERROR = Symbol.for('p2p-rabbit.P2PError');
 
