@@ -56,6 +56,11 @@ const { values } = parseArgs({
      * type: every announce then reaches the superpeer's liveness copy too.
      */
     'unkeyed-events': { type: 'boolean', default: false },
+    /**
+     * Build and sign every peer's announce before the join, as peers that each have their state ready:
+     * during the join the swarm only publishes (by default each peer builds its state when its turn comes).
+     */
+    prebuilt: { type: 'boolean', default: false },
   },
 });
 const peerCount = Number(values.peers);
@@ -83,6 +88,8 @@ interface SimPeer {
   heartbeating: boolean;
   /** Heartbeats sent (each carries the next number, as a real peer's do). */
   beats: number;
+  /** Its first announce, built and signed before the join (--prebuilt). */
+  ready?: SignedEvent[];
 }
 
 function filesOf(peer: SimPeer): FileEntry[] {
@@ -285,10 +292,15 @@ function publishHeartbeat(peer: SimPeer): void {
   heartbeatChannel.publish(names.eventsExchange, routingKey('peer.heartbeat'), body, properties);
 }
 
+type SignedEvent = ReturnType<typeof signedEvent>;
+
 /** Publishes one signed event; resolves when the broker confirms it (at most MAX_UNCONFIRMED at once). */
-async function publishEvent(peer: SimPeer, event: Record<string, unknown>): Promise<void> {
+function publishEvent(peer: SimPeer, event: Record<string, unknown>): Promise<void> {
+  return publishSigned(signedEvent(peer, event));
+}
+
+async function publishSigned({ body, properties }: SignedEvent): Promise<void> {
   while (unconfirmed >= MAX_UNCONFIRMED) await new Promise<void>((resolve) => confirmWaiters.push(resolve));
-  const { body, properties } = signedEvent(peer, event);
   unconfirmed++;
   const confirmed = new Promise<void>((resolve, reject) =>
     publisher.publish(names.eventsExchange, routingKey(properties.type), body, properties, (err) => {
@@ -301,24 +313,27 @@ async function publishEvent(peer: SimPeer, event: Record<string, unknown>): Prom
   await confirmed;
 }
 
-async function announce(peer: SimPeer): Promise<void> {
+/** A peer's announce: its state in chunks, each event signed. */
+function announceEvents(peer: SimPeer): SignedEvent[] {
   const pieces = chunk(filesOf(peer));
-  const sent: Promise<void>[] = [];
-  for (const [chunkIndex, files] of pieces.entries()) {
-    sent.push(
-      publishEvent(peer, {
-        type: 'peer.announce',
-        url: peer.url,
-        seq: peer.seq, // a resync answer keeps the seq: the state did not change
-        publicKey: peer.publicKeyDer,
-        name: `sim-${String(peer.index).padStart(6, '0')}`,
-        chunkIndex,
-        chunkCount: pieces.length,
-        files,
-      }),
-    );
-  }
-  await Promise.all(sent);
+  return pieces.map((files, chunkIndex) =>
+    signedEvent(peer, {
+      type: 'peer.announce',
+      url: peer.url,
+      seq: peer.seq, // a resync answer keeps the seq: the state did not change
+      publicKey: peer.publicKeyDer,
+      name: `sim-${String(peer.index).padStart(6, '0')}`,
+      chunkIndex,
+      chunkCount: pieces.length,
+      files,
+    }),
+  );
+}
+
+async function announce(peer: SimPeer): Promise<void> {
+  const events = peer.ready ?? announceEvents(peer);
+  peer.ready = undefined; // a resync answer is built anew
+  await Promise.all(events.map(publishSigned));
 }
 
 // ---- make the peers --------------------------------------------------------------------------------------
@@ -642,11 +657,12 @@ const heartbeats = setInterval(() => {
   }
 }, HEARTBEAT_INTERVAL_MS / TICKS);
 
+if (values.prebuilt) for (const peer of swarm) peer.ready = announceEvents(peer);
 const majorGcsAtStart = await superpeerMajorGcs();
 const joinStarted = performance.now();
 const cpuAtStart = cpuNow();
-// A few peers at a time build and publish their state (each one's files are made only then), and the
-// event loop turns between peers, so that heartbeats leave on time.
+// A few peers at a time build and publish their state (each one's files are made only then, unless
+// --prebuilt), and the event loop turns between peers, so that heartbeats leave on time.
 const ANNOUNCING_AT_ONCE = 16;
 let nextPeer = 0;
 await Promise.all(
@@ -788,7 +804,7 @@ const out = (label: string, value: string, goal = '') =>
 process.stdout.write(
   `swarm: ${peerCount} peers × ${filesPerPeer} files, beside one superpeer process${
     values['unkeyed-events'] ? '; events published without routing keys' : ''
-  }\n`,
+  }${values.prebuilt ? '; announces built and signed before the join' : ''}\n`,
 );
 out('announces published and confirmed in', `${(publishMs / 1000).toFixed(2)} s`);
 out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal ≤ 3 s');
