@@ -22,18 +22,22 @@ export type ErrorCode =
   | 'IO_ERROR';
 
 /**
- * Set on every P2PError, under a registered symbol: the command line is bundled (scripts/bundle-cli.ts)
- * and the services are not, so a process that runs a service through the bundle (it imports them apart)
- * holds two copies of this class, and `instanceof` must know an error made by either.
+ * Set on P2PError's prototype, under a registered symbol: the command line is bundled
+ * (scripts/bundle-cli.ts) and the services are not, so a process that runs a service through the bundle
+ * (it imports them apart) holds two copies of this class, and `instanceof` must know an error made by
+ * either. On the prototype and not enumerable: a copy of an error's fields (`{ ...err }`, as the logger
+ * makes) is no P2PError, and inspecting one (a pretty log line, a crash) does not print the brand.
  */
 const P2P_ERROR = Symbol.for('p2p-rabbit.P2PError');
 
 export class P2PError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // A subclass (none yet) inherits this method: it keeps the ordinary check, not any P2PError.
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class asked, P2PError or a subclass
+    if (this !== P2PError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && P2P_ERROR in value;
   }
 
-  readonly [P2P_ERROR] = true;
   readonly code: ErrorCode;
   /** Structured facts for logs (key names, peer ids…); never required to understand the message. */
   readonly details: Record<string, unknown>;
@@ -49,6 +53,8 @@ export class P2PError extends Error {
     this.details = options.details ?? {};
   }
 }
+
+Object.defineProperty(P2PError.prototype, P2P_ERROR, { value: true });
 
 export function isP2PError(err: unknown, code?: ErrorCode): err is P2PError {
   return err instanceof P2PError && (code === undefined || err.code === code);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { inspect } from 'node:util';
 import { describeError, isP2PError, P2PError, redactCredentials } from '../../libs/errors/index.js';
 
 test('redactCredentials hides the password of every URL in a text and keeps the rest', () => {
@@ -37,4 +38,18 @@ test('an error made by another copy of the errors module is a P2PError too (the 
   assert.ok(new P2PError('USAGE', 'x') instanceof other.P2PError);
   assert.ok(!(new Error('plain') instanceof P2PError));
   assert.ok(!isP2PError({ code: 'CONFIG_INVALID', message: 'lookalike' }));
+});
+
+test("the P2PError brand stays on the class: a copy of an error's fields is none, inspect does not print it", () => {
+  const err = new P2PError('NO_SOURCES', 'no peer has it', { details: { peers: 0 } });
+  // What the logger and callers make of an error: its own fields, copied.
+  assert.ok(!({ ...err } instanceof P2PError), 'a spread copy');
+  assert.ok(!isP2PError(Object.assign({}, err)), 'an assigned copy');
+  assert.doesNotMatch(inspect(err), /p2p-rabbit|Symbol/);
+  assert.doesNotMatch(inspect({ ...err }), /p2p-rabbit|Symbol/);
+  // A subclass is told apart as usual: not every P2PError is one of it.
+  class Narrow extends P2PError {}
+  assert.ok(!(err instanceof Narrow));
+  assert.ok(new Narrow('USAGE', 'x') instanceof Narrow);
+  assert.ok(new Narrow('USAGE', 'x') instanceof P2PError);
 });

@@ -219,6 +219,8 @@ describe('pretty lines', () => {
     assert.match(line, /^\S+ warn \[cli\] gave up /);
     assert.match(line, /NO_SOURCES/);
     assert.match(line, /no peer has it/);
+    // The class's brand (libs/errors) is not one of the error's fields.
+    assert.doesNotMatch(line, /Symbol|p2p-rabbit/);
   });
 });
 
