@@ -127,9 +127,11 @@ export function livenessTopology(
       { name, type: 'direct', durable: false, autoDelete: true },
     ],
     queues: [{ name, durable: false, exclusive: true, arguments: queueArguments }],
+    // The queue's bindings first: the broker deletes an auto-delete exchange only once it had one, so
+    // until then a superpeer that dies leaves it behind.
     bindings: [
-      { toExchange: name, exchange: names.eventsExchange, pattern: '' },
       ...LIVENESS_ROUTING_KEYS.map((pattern) => ({ queue: name, exchange: name, pattern })),
+      { toExchange: name, exchange: names.eventsExchange, pattern: '' },
     ],
   };
 }
