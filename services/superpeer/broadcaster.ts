@@ -10,6 +10,7 @@ import type { SuperpeerTransport } from './transport.js';
 export class Broadcaster {
   private unconfirmed = 0;
   private readonly waiters: Array<() => void> = [];
+  private closing = false;
 
   constructor(
     private readonly transport: SuperpeerTransport,
@@ -34,16 +35,23 @@ export class Broadcaster {
     }
   }
 
+  /**
+   * The superpeer is stopping: what fails to publish from now on is expected (the connection is closing
+   * under it, typically while the peers that got the same Ctrl-C say their leave), and logged at debug.
+   */
+  close(): void {
+    this.closing = true;
+  }
+
   /** Publishes and waits for the confirm; a failure is logged, not thrown. */
   async publish(message: NetworkMessage, body?: Buffer): Promise<void> {
     try {
       await this.transport.publishNetwork(message, body === undefined ? {} : { body });
     } catch (err) {
       // Peers repair missed changes from sequence gaps and snapshots; a lost broadcast is not fatal.
-      this.logger.warn('could not publish a network change', {
-        type: message.type,
-        reason: err instanceof Error ? err.message : String(err),
-      });
+      const fields = { type: message.type, reason: err instanceof Error ? err.message : String(err) };
+      if (this.closing) this.logger.debug('network change not published: the superpeer is stopping', fields);
+      else this.logger.warn('could not publish a network change', fields);
     }
   }
 }

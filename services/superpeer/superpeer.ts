@@ -185,6 +185,7 @@ export class Superpeer {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.broadcaster.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.resyncBroadcast.cancel();
