@@ -5,10 +5,11 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { chmod, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { P2PError } from '../errors/index.js';
+import { makeDirs } from '../fs/index.js';
 import { NodeNameSchema, peerIdFromPublicKey } from '../protocol/index.js';
 
 export interface PeerIdentity {
@@ -67,7 +68,7 @@ export async function loadOrCreateIdentity(dir: string, nameOverride?: string): 
     });
   }
   const file = identityPath(dir);
-  await ioStep(file, () => mkdir(path.dirname(file), { recursive: true, mode: 0o700 }));
+  await ioStep(file, async () => makeDirs(path.dirname(file), 0o700));
 
   let stored = await readIdentityFile(file);
   if (stored === undefined) {

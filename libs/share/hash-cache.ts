@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { z } from 'zod';
+import { makeDirs } from '../fs/index.js';
 import { STATE_DIR_NAME } from '../identity/index.js';
 import type { Log } from '../logging/index.js';
 import { FileNameSchema, Sha256Schema } from '../protocol/index.js';
@@ -83,7 +84,7 @@ export async function loadHashCache(root: string, logger: Log): Promise<Map<stri
 /** Atomic replace (temp file + rename) so a crash mid-write leaves the old cache, never half a file. */
 async function saveHashCache(root: string, records: Iterable<[string, HashCacheRecord]>): Promise<void> {
   const file = hashCachePath(root);
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  makeDirs(path.dirname(file), 0o700);
   const files: Record<string, HashCacheRecord> = {};
   for (const [name, record] of records) files[name] = record;
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;

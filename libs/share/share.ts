@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
 import { P2PError } from '../errors/index.js';
+import { makeDirs } from '../fs/index.js';
 import { childLog, type Log, silentLog } from '../logging/index.js';
 import { type FileEntry, MAX_FILES_PER_MESSAGE } from '../protocol/index.js';
 import { ChangeBatcher } from './batcher.js';
@@ -159,7 +160,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   private async doStart(): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      makeDirs(this.dir);
       this.realRoot = await realpath(this.dir);
     } catch (err) {
       throw new P2PError('IO_ERROR', `share directory ${this.dir} is not usable: ${(err as Error).message}`, {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { isP2PError, P2PError } from '../../libs/errors/index.js';
+import { makeDirs } from '../../libs/fs/index.js';
 import { displayText } from '../../libs/protocol/index.js';
 import { type DownloadSource, downloadFile } from '../../libs/transfer/index.js';
 
@@ -27,7 +28,7 @@ export function prepareOutDir(out: string): string {
     throw new P2PError('USAGE', `--out ${dir} is not a directory`, { details: { path: dir } });
   if (stats === undefined) {
     try {
-      fs.mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
     } catch (err) {
       throw outError(dir, 'cannot be created', err);
     }

@@ -1,0 +1,1 @@
+export { makeDirs } from './make-dirs.js';
