@@ -4,9 +4,9 @@
  * uses), so every command starts about 0.1 s sooner (`p2p search` in about 0.2 s instead of 0.3 s). The
  * services are not bundled: `bin/p2p.js` runs `p2p superpeer` and `p2p peer` from `dist/services/` as
  * compiled (services/cli/entry.ts), with their worker scripts and web assets beside them, and the bundle
- * imports them from there too. The download hash thread is bundled beside
- * the command line, where `new URL('./hash-thread.js', import.meta.url)` finds it. Runs after `tsc` (npm
- * run build, and the Dockerfile).
+ * imports them from there too. The download hash thread is bundled beside the command line, where
+ * `new URL('./hash-thread.js', import.meta.url)` finds it. Runs after `tsc` (npm run build, and the
+ * Dockerfile).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
