@@ -223,6 +223,8 @@ export class Peer {
       // ~300 KB, so at most ~2.5 MB of them; each takes milliseconds, far longer than the broker's refill.
       prefetch: NETWORK_PREFETCH,
       deadLetter: { exchange: this.names.deadLetterExchange, rejectedBy: `peer ${this.peerId}` },
+      // Each change is applied once per (peer, run, seq): one handled again is ignored.
+      batchAcks: true,
       handler: (message) => this.onNetworkMessage(message),
     });
   }

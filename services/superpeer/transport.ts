@@ -209,6 +209,8 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       prefetch: this.options.eventPrefetch ?? 64,
       deadLetter: this.deadLetter,
       onRefused: () => handlers.onEventRefused(),
+      // Handling an event again changes nothing (a state or delta already held, a heartbeat's beat counted).
+      batchAcks: true,
     };
     const decoder = this.decoder;
     if (decoder === undefined) {
