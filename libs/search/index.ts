@@ -22,5 +22,5 @@ export type {
 export type { Query } from './query.js';
 export { parseQuery, tokenize } from './query.js';
 export type { SliceOptions } from './slices.js';
-export { forEachSliced, runSliced, SerialQueue } from './slices.js';
+export { forEachSliced, runSliced, SerialQueue, turnSpent } from './slices.js';
 export { lowerBoundBy } from './sorted.js';

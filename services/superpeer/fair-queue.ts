@@ -1,4 +1,5 @@
 import { P2PError } from '../../libs/errors/index.js';
+import { turnSpent } from '../../libs/search/index.js';
 
 export interface FairQueueOptions {
   /** Requests of one client waiting at once; past it the client is told it is over. Default 8. */
@@ -102,7 +103,6 @@ export class FairQueue {
   /** Serves one request of each client in turn until none waits, yielding every `sliceMs`. */
   private async pump(): Promise<void> {
     try {
-      let sliceStarted = performance.now();
       for (;;) {
         const next = this.lanes.entries().next();
         if (next.done) return;
@@ -116,10 +116,8 @@ export class FairQueue {
         } finally {
           this.queued--;
         }
-        if (performance.now() - sliceStarted >= this.sliceMs) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          sliceStarted = performance.now();
-        }
+        // The turn is shared with the index's slices and the reads (see turnSpent).
+        if (turnSpent(this.sliceMs)) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.pumping = false;

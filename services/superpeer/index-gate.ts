@@ -1,4 +1,5 @@
 import { P2PError } from '../../libs/errors/index.js';
+import { turnSpent } from '../../libs/search/index.js';
 
 export interface IndexGateOptions {
   /** Reads waiting for the running update, at most; past it a read is refused (LIMIT_EXCEEDED). Default 10_000. */
@@ -93,8 +94,8 @@ export class IndexGate {
    */
   private async drainReads(): Promise<void> {
     while (this.waitingReads.length > 0) {
-      const started = performance.now();
-      while (this.waitingReads.length > 0 && performance.now() - started < this.readSliceMs) {
+      // The turn is shared with the update's last slice and the next one's first (see turnSpent).
+      while (this.waitingReads.length > 0 && !turnSpent(this.readSliceMs)) {
         this.waitingReads.shift()!();
       }
       if (this.waitingReads.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
