@@ -41,3 +41,10 @@ test('a record keeps its own copy of the bytes, not the buffer they were read fr
   assert.equal(memo.take('key', 'sig', body('{"seq":2}')), true);
   assert.equal(memo.holds('sig', body('{"seq":2}')), false);
 });
+
+test('by default the memo outlasts a 20 s backlog of heartbeats from 1,000 peers (one every 2 s)', () => {
+  const memo = new VerifiedSignatures();
+  for (let i = 0; i < 10_000; i++) memo.remember('key', `sig-${i}`, body(`{"beat":${i}}`));
+  assert.equal(memo.take('key', 'sig-0', body('{"beat":0}')), true, 'the oldest record was pushed out');
+  assert.equal(memo.take('key', 'sig-9999', body('{"beat":9999}')), true);
+});
