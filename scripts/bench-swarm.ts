@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { openSync, readdirSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
@@ -33,6 +33,7 @@ import {
 } from '../libs/protocol/index.js';
 import { LogTail } from './support/log-tail.js';
 import { AMQP_URL, cleanupNamespace, makeTempDir, P2P_BIN, REPO_ROOT, waitUntil } from './support/network.js';
+import { brokerPid, cpuSeconds, machineBusySeconds, machineSpeed, rssMb } from './support/proc-stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -113,6 +114,8 @@ const nodeArgs = (values['superpeer-node-args'] ?? '').split(' ').filter((arg) =
 /** The services' output goes to files read back by polling (see LogTail): a pipe to this busy script blocks them. */
 const logDir = await makeTempDir('bench-swarm-logs');
 const superpeerLogPath = values['superpeer-log'] ?? path.join(logDir, 'superpeer.log');
+/** This machine's speed, probed before anything of the bench runs (see `machineSpeed`). */
+const speed = machineSpeed();
 const superpeer: ChildProcess = spawn(process.execPath, [...nodeArgs, P2P_BIN, 'superpeer'], {
   cwd: REPO_ROOT,
   env: {
@@ -140,48 +143,6 @@ const superpeerTail = new LogTail(superpeerLogPath, (line) => {
   }
 });
 await waitUntil(() => metricsPort !== undefined, { timeoutMs: 20_000, what: 'the superpeer to start' });
-
-function rssMb(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-  return { rss: field('VmRSS'), peak: field('VmHWM') };
-}
-
-/** CPU seconds (user + system) of process `pid`, or of its thread `tid`; NaN once it is gone. */
-function cpuSeconds(pid: number, tid?: number): number {
-  try {
-    const stat = readFileSync(
-      tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
-      'utf8',
-    );
-    // The fields after the command name (which may hold spaces) start at state, field 3.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return Number.NaN;
-  }
-}
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** The whole machine's busy CPU seconds (every core), from /proc/stat. */
-function machineBusySeconds(): number {
-  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS_PER_SECOND;
-}
-
-/** The RabbitMQ node's process on this machine (beam.smp), if it runs here. */
-function brokerPid(): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('beam.smp')) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
 
 /** CPU seconds spent by each party of the join so far (see `joinCpu`). */
 function cpuNow(): Record<string, number> {
@@ -857,6 +818,11 @@ out(
     .map((load) => load.toFixed(2))
     .join(' / '),
 );
+out(
+  'machine: random read over 256 MiB / loop step',
+  `${speed.randomReadNs.toFixed(0)} / ${speed.loopStepNs.toFixed(2)} ns`,
+  'probed before the bench started; compare runs by these',
+);
 out('echo RPC p50 (bare amqplib, same broker)', `${echoP50.toFixed(3)} ms`);
 out(
   'search p50 (3 words, limit 50)',
@@ -908,7 +874,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), machineSpeed: speed, echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
