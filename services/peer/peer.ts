@@ -58,7 +58,7 @@ const RESYNC_COALESCE_MS = 50;
 /**
  * The random part of a resync announce's delay grows with the network, so that 1,000 peers asked at once
  * spread over 2 s instead of answering in the same millisecond; small networks answer well inside a
- * superpeer's warm-up (it serves after 300 ms without an announce).
+ * superpeer's warm-up (before the first announce it waits 1 s, then until 300 ms pass without one).
  */
 export function resyncJitterWindowMs(peersInView: number): number {
   return Math.min(2000, Math.max(200, 2 * peersInView));

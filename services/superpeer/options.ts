@@ -21,6 +21,12 @@ export interface SuperpeerOptions {
   rpcPrefetch?: number;
   /** After a (re)start the superpeer waits for peers to re-announce before answering searches: until no announce came for this long… Default 300. */
   warmupQuietMs?: number;
+  /**
+   * …counted from the first announce; before it, for this long from the start. Longer than a small
+   * network's answer to the resync request (a peer delays it by up to 250 ms at random, see
+   * `resyncJitterWindowMs`, and a loaded machine adds to that). Default 1000.
+   */
+  warmupFirstAnnounceMs?: number;
   /** …or at most this long. Default 2500. */
   warmupMaxMs?: number;
   /** A peer announcing more files than this is refused whole. Default 100_000. */
@@ -76,6 +82,7 @@ export function settingsOf(options: SuperpeerOptions): Settings {
     sweepIntervalMs: 1000,
     rpcPrefetch: 64,
     warmupQuietMs: 300,
+    warmupFirstAnnounceMs: 1000,
     warmupMaxMs: 2500,
     maxFilesPerPeer: 100_000,
     maxResyncsPerSecond: 250,

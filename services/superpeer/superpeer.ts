@@ -249,9 +249,12 @@ export class Superpeer {
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         const now = Date.now();
+        // No announce yet: the peers may still be waiting out their random delay.
+        const quietMs =
+          this.lastAnnounceMs === started ? this.settings.warmupFirstAnnounceMs : this.settings.warmupQuietMs;
         if (
           this.closed ||
-          now - this.lastAnnounceMs >= this.settings.warmupQuietMs ||
+          now - this.lastAnnounceMs >= quietMs ||
           now - started >= this.settings.warmupMaxMs
         ) {
           clearInterval(check);
