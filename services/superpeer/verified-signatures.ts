@@ -37,7 +37,8 @@ export class VerifiedSignatures {
    * bytes under it would be verified, not matched, by whoever takes them for the record's.
    */
   holds(signature: string, content: Buffer): boolean {
-    return this.records.get(signature)?.digest === digestOf(content);
+    const record = this.records.get(signature);
+    return record !== undefined && record.digest === digestOf(content);
   }
 
   /** Whether this exact (key, signature, content) was verified before; the record is used up. */
