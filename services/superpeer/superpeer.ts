@@ -245,18 +245,17 @@ export class Superpeer {
     if (this.warming) return;
     this.warming = true;
     const started = Date.now();
-    this.lastAnnounceMs = started;
+    // Set by each announce; below `started` while none came in this warm-up.
+    this.lastAnnounceMs = 0;
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         const now = Date.now();
         // No announce yet: the peers may still be waiting out their random delay.
-        const quietMs =
-          this.lastAnnounceMs === started ? this.settings.warmupFirstAnnounceMs : this.settings.warmupQuietMs;
-        if (
-          this.closed ||
-          now - this.lastAnnounceMs >= quietMs ||
-          now - started >= this.settings.warmupMaxMs
-        ) {
+        const quiet =
+          this.lastAnnounceMs < started
+            ? now - started >= this.settings.warmupFirstAnnounceMs
+            : now - this.lastAnnounceMs >= this.settings.warmupQuietMs;
+        if (this.closed || quiet || now - started >= this.settings.warmupMaxMs) {
           clearInterval(check);
           resolve();
         }
