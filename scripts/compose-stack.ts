@@ -189,6 +189,38 @@ export class Stack {
     ).split('\n');
   }
 
+  /**
+   * For a failed stage: every container of the project that is not healthy (or running, where it has no
+   * healthcheck), with its healthcheck's last outputs and its last log lines, to tell afterwards why.
+   */
+  async diagnose(): Promise<string> {
+    const parts: string[] = [];
+    for (const id of await this.containers()) {
+      const [name = id, status = '?'] = (
+        await this.docker([
+          'inspect',
+          '--format',
+          '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}',
+          id,
+        ])
+      ).split(' ');
+      if (status === 'healthy' || status === 'running') continue;
+      const probes = await this.docker([
+        'inspect',
+        '--format',
+        '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}}: {{.Output}}{{end}}{{end}}',
+        id,
+      ]).catch((err: unknown) => String(err));
+      const logs = await this.docker(['logs', '--tail', '40', id], 30_000, true).catch((err: unknown) =>
+        String(err),
+      );
+      parts.push(
+        `${name} is ${status}\n  healthcheck: ${probes.trim() || 'none'}\n  last log lines:\n${logs}`,
+      );
+    }
+    return parts.join('\n') || 'every container healthy or running';
+  }
+
   async up(peers: number): Promise<void> {
     const { log, check, brokerPort } = this.context;
     log(
