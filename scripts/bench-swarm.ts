@@ -699,29 +699,40 @@ await waitUntil(() => performance.now() >= settleUntil, {
   what: 'the settle period',
 });
 
-async function timeCalls(queue: string, request: (i: number) => object): Promise<number> {
-  for (let i = 0; i < 50; i++) await call(queue, request(i));
-  const times: number[] = [];
-  for (let i = 0; i < searches; i++) {
+/**
+ * p50 of each kind of call: first each kind alone, one block after the other (a block sees its own moment
+ * of a drifting machine), then the kinds interleaved one by one (both see the same moment, but a call may
+ * also meet the tail of the other kind's work, on a machine whose cores are all busy). Both are printed.
+ */
+async function timeCalls(kinds: ReadonlyArray<{ queue: string; request: (i: number) => object }>) {
+  for (let i = 0; i < 50; i++) for (const { queue, request } of kinds) await call(queue, request(i));
+  const timed = async (k: number, i: number, into: number[][]) => {
+    const { queue, request } = kinds[k]!;
     const started = performance.now();
     await call(queue, request(i));
-    times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+    into[k]!.push(performance.now() - started);
+  };
+  const alone = kinds.map((): number[] => []);
+  for (const k of kinds.keys()) for (let i = 0; i < searches; i++) await timed(k, i, alone);
+  const interleaved = kinds.map((): number[] => []);
+  for (let i = 0; i < searches; i++) for (const k of kinds.keys()) await timed(k, i, interleaved);
+  const p50 = (list: number[]) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
+  return { alone: alone.map(p50), interleaved: interleaved.map(p50) };
 }
-const echoP50 = await timeCalls(echoQueue, () => ({
-  v: PROTOCOL_VERSION,
-  type: 'rpc.search',
-  query: 'x',
-  limit: 1,
-}));
-const searchP50 = await timeCalls(names.rpcQueue, (i) => ({
-  v: PROTOCOL_VERSION,
-  type: 'rpc.search',
-  query: `${WORDS[i % WORDS.length]} ${WORDS[(i * 7 + 3) % WORDS.length]} ${i % peerCount}`,
-  limit: 50,
-}));
+const rpcTimes = await timeCalls([
+  { queue: echoQueue, request: () => ({ v: PROTOCOL_VERSION, type: 'rpc.search', query: 'x', limit: 1 }) },
+  {
+    queue: names.rpcQueue,
+    request: (i) => ({
+      v: PROTOCOL_VERSION,
+      type: 'rpc.search',
+      query: `${WORDS[i % WORDS.length]} ${WORDS[(i * 7 + 3) % WORDS.length]} ${i % peerCount}`,
+      limit: 50,
+    }),
+  },
+]);
+const [echoP50, searchP50] = rpcTimes.alone as [number, number];
+const [echoP50Interleaved, searchP50Interleaved] = rpcTimes.interleaved as [number, number];
 
 clearInterval(heartbeats);
 // Peers that stop heartbeating from now on are leaving, not timed out while healthy.
@@ -823,11 +834,16 @@ out(
   `${speed.randomReadNs.toFixed(0)} / ${speed.loopStepNs.toFixed(2)} ns`,
   'probed before the bench started; compare runs by these',
 );
-out('echo RPC p50 (bare amqplib, same broker)', `${echoP50.toFixed(3)} ms`);
+out('echo RPC p50 (bare amqplib, same broker)', `${echoP50.toFixed(3)} ms`, 'alone: 500 echoes in a row');
 out(
   'search p50 (3 words, limit 50)',
   `${searchP50.toFixed(3)} ms`,
-  `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3)`,
+  `= ${(searchP50 / echoP50).toFixed(2)} × echo (goal ≤ 3); alone, after the echoes`,
+);
+out(
+  'interleaved: echo / search p50',
+  `${echoP50Interleaved.toFixed(3)} / ${searchP50Interleaved.toFixed(3)} ms`,
+  `= ${(searchP50Interleaved / echoP50Interleaved).toFixed(2)} × echo, one of each in turn (as bench:rpc)`,
 );
 for (const real of realPeers) {
   const name = real.label === 'real-peer-1' ? `${real.label} (joined first)` : `${real.label} (joined last)`;
@@ -874,7 +890,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), machineSpeed: speed, echoP50, searchP50, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), machineSpeed: speed, echoP50, searchP50, echoP50Interleaved, searchP50Interleaved, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();
