@@ -159,6 +159,25 @@ async function checkAccounts(stack: Stack): Promise<void> {
         (err: { code?: number }) => String(err.code),
       );
     check(refused === '403', `${stack.project}: p2p-peer consuming p2p.rpc is refused: ${refused}`);
+
+    // Nor publish a body over the broker's max_message_size (deploy/*/rabbitmq.conf: 8 MiB).
+    const confirms = await connection.createConfirmChannel();
+    const closed = new Promise<string>((resolve) =>
+      confirms.on('error', (err: { code?: number }) => resolve(String(err.code))),
+    );
+    confirms.on('close', () => undefined);
+    confirms.publish('p2p.events', 'peer.announce', Buffer.alloc(9 * 1024 * 1024, 0x20));
+    const oversized = await Promise.race([
+      closed,
+      confirms.waitForConfirms().then(
+        () => 'accepted',
+        () => closed,
+      ),
+    ]);
+    check(
+      oversized === '406',
+      `${stack.project}: a 9 MiB publish is refused by the broker (max_message_size): ${oversized}`,
+    );
   } finally {
     await connection.close().catch(() => undefined);
   }

@@ -2,7 +2,13 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import pLimit from 'p-limit';
 import type { z } from 'zod';
 import { describeError } from '../errors/index.js';
-import { type DecodeResult, decode, HEADERS, MAX_MESSAGE_BYTES } from '../protocol/index.js';
+import {
+  DEAD_LETTER_BODY_BYTES,
+  type DecodeResult,
+  decode,
+  HEADERS,
+  MAX_MESSAGE_BYTES,
+} from '../protocol/index.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import type { BrokerSession } from './session.js';
 
@@ -226,8 +232,10 @@ async function deadLetter<S extends z.ZodType, T>(
   reason: string,
   keepHeaders: boolean,
 ): Promise<void> {
-  const { properties } = message;
-  await session.publishConfirmed(options.deadLetter.exchange, '', message.content, {
+  const { properties, content } = message;
+  const cut = content.length > DEAD_LETTER_BODY_BYTES;
+  const body = cut ? content.subarray(0, DEAD_LETTER_BODY_BYTES) : content;
+  await session.publishConfirmed(options.deadLetter.exchange, '', body, {
     contentType: properties.contentType,
     messageId: properties.messageId,
     correlationId: properties.correlationId,
@@ -239,6 +247,7 @@ async function deadLetter<S extends z.ZodType, T>(
       [HEADERS.rejectReason]: reason,
       [HEADERS.rejectedBy]: options.deadLetter.rejectedBy,
       [HEADERS.rejectedFrom]: options.queue,
+      ...(cut ? { [HEADERS.originalBytes]: content.length } : {}),
     },
   });
 }

@@ -38,7 +38,7 @@ export {
   peerEvent,
 } from './events.js';
 export type { TopologyNames } from './names.js';
-export { HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
+export { DEAD_LETTER_BODY_BYTES, HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
 export type {
   NetworkPeerDelta,
   NetworkPeerLeft,

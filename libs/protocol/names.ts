@@ -44,6 +44,13 @@ export function topologyNames(namespace: string): TopologyNames {
   };
 }
 
+/**
+ * A refused message keeps at most this much of its body on `N.dead-letter` (enough to see what it was): the
+ * queue holds 10,000 messages, and a broker accepts bodies far larger than any consumer here reads, so
+ * without a cut a client could store 10,000 of its largest bodies there.
+ */
+export const DEAD_LETTER_BODY_BYTES = 64 * 1024;
+
 /** Headers the project sets on AMQP messages. */
 export const HEADERS = {
   /** On dead-lettered messages: why it was refused. */
@@ -52,6 +59,8 @@ export const HEADERS = {
   rejectedBy: 'x-p2p-rejected-by',
   /** On dead-lettered messages: the queue it was consumed from. */
   rejectedFrom: 'x-p2p-rejected-from',
+  /** On dead-lettered messages whose body was cut to DEAD_LETTER_BODY_BYTES: the body's length before. */
+  originalBytes: 'x-p2p-original-bytes',
   /** On peer events: Ed25519 signature (base64) of the exact body bytes, by the key in the peer's announce. */
   signature: 'x-p2p-signature',
 } as const;

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { createLogger } from '../../libs/logging/index.js';
 import {
+  DEAD_LETTER_BODY_BYTES,
   ErrorReplySchema,
   fileUrl,
   HEADERS,
@@ -114,6 +115,8 @@ class DeadLetterLedger {
   readonly reasons = new Map<string, string[]>();
   /** Ids whose reason header a test of their own asserts; the whole-ledger check counts them only. */
   readonly reasonCheckedElsewhere = new Set<string>();
+  /** Each entry's body and its x-p2p-original-bytes header (a number when the body was cut), by messageId. */
+  readonly bodies = new Map<string, Array<{ body: Buffer; originalBytes: unknown }>>();
 
   constructor(
     private readonly channel: amqp.Channel,
@@ -138,6 +141,8 @@ class DeadLetterLedger {
           : '';
       if (text.length === 0) this.withoutReason.push(id);
       this.reasons.set(id, [...(this.reasons.get(id) ?? []), text]);
+      const originalBytes = message.properties.headers?.[HEADERS.originalBytes];
+      this.bodies.set(id, [...(this.bodies.get(id) ?? []), { body: message.content, originalBytes }]);
     }
   }
 
@@ -442,6 +447,26 @@ describe('hostile input against the running services', () => {
     const ids = [...events, ...network].map((message) => message.id);
     await ledger.waitFor([...fences, ...ids], 20_000, 'every corpus message in the dead-letter queue');
     ledger.assertExact([...fences, ...ids]);
+    // What the dead-letter queue keeps of a refused body: all of it up to 64 KiB, else its first 64 KiB and
+    // the length it had (10,000 entries of the broker's largest bodies would otherwise fit there).
+    for (const { id, body } of [...events, ...network]) {
+      const kept = ledger.bodies.get(id) ?? [];
+      assert.ok(kept.length > 0, `${id} kept`);
+      for (const entry of kept) {
+        if (body.length > DEAD_LETTER_BODY_BYTES) {
+          assert.equal(entry.body.length, DEAD_LETTER_BODY_BYTES, `${id}: body cut`);
+          assert.ok(entry.body.equals(body.subarray(0, DEAD_LETTER_BODY_BYTES)), `${id}: its first bytes`);
+          assert.equal(entry.originalBytes, body.length, `${id}: ${HEADERS.originalBytes}`);
+        } else {
+          assert.ok(entry.body.equals(body), `${id}: body unchanged`);
+          assert.equal(entry.originalBytes, undefined, `${id}: no ${HEADERS.originalBytes}`);
+        }
+      }
+    }
+    assert.ok(
+      [...events, ...network].some(({ body }) => body.length > DEAD_LETTER_BODY_BYTES),
+      'the corpus has a body over the cut',
+    );
     const unsigned = ledger.reasons.get(`${tag}-events-announce-unsigned`) ?? [];
     assert.ok(unsigned.length > 0, 'the unsigned announce was refused');
     assert.ok(
