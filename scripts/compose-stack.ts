@@ -98,6 +98,10 @@ function lineTime(line: string): number {
 }
 
 /** One compose project (a file, a name) and what the checks need of it. */
+/** `docker inspect --format`: a container's name, then its health, or its state where it has no healthcheck. */
+const STATUS_FORMAT =
+  '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}';
+
 export class Stack {
   /** Every volume any container of the project mounted (anonymous ones carry no project label). */
   readonly volumesSeen = new Set<string>();
@@ -179,14 +183,7 @@ export class Stack {
   async health(): Promise<string[]> {
     const ids = await this.containers();
     if (ids.length === 0) return [];
-    return (
-      await this.docker([
-        'inspect',
-        '--format',
-        '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}',
-        ...ids,
-      ])
-    ).split('\n');
+    return (await this.docker(['inspect', '--format', STATUS_FORMAT, ...ids])).split('\n');
   }
 
   /**
@@ -196,14 +193,9 @@ export class Stack {
   async diagnose(): Promise<string> {
     const parts: string[] = [];
     for (const id of await this.containers()) {
-      const [name = id, status = '?'] = (
-        await this.docker([
-          'inspect',
-          '--format',
-          '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}',
-          id,
-        ])
-      ).split(' ');
+      const [name = id, status = '?'] = (await this.docker(['inspect', '--format', STATUS_FORMAT, id])).split(
+        ' ',
+      );
       if (status === 'healthy' || status === 'running') continue;
       const probes = await this.docker([
         'inspect',
