@@ -705,4 +705,23 @@ describe('PackedFiles', () => {
     assert.deepEqual(packFiles([], '[]').entries(), []);
     assert.throws(() => PackedFiles.from(packed.buffer.slice(0, packed.buffer.byteLength - 1)), RangeError);
   });
+
+  it('packs an all-ASCII list (written in one piece) and a list with astral names the same way, into a used spare', () => {
+    const ascii = [file('a.txt', SHA_A, 1), file('b/c d.txt', SHA_B, 2), file('Z', SHA_A, 0)];
+    const astral = [file('x.txt', SHA_B, 3), file('😀/ok.txt', SHA_A, 4), file('y', SHA_B, 5)];
+    for (const entries of [ascii, astral]) {
+      const json = JSON.stringify(entries);
+      // A spare full of old bytes: everything read back must have been written anew.
+      const spare = new ArrayBuffer(4096);
+      new Uint8Array(spare).fill(0xff);
+      const packed = packFiles(entries, json, (bytes) => (bytes <= spare.byteLength ? spare : undefined));
+      assert.equal(packed.buffer, spare);
+      assert.deepEqual(packed.entries(), entries);
+      assert.equal(packed.json.toString(), json);
+      assert.deepEqual(
+        entries.map((_, i) => packed.isAscii(i)),
+        entries.map((entry) => Buffer.byteLength(entry.name) === entry.name.length),
+      );
+    }
+  });
 });
