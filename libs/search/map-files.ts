@@ -1,4 +1,4 @@
-import type { FileEntry } from '../protocol/index.js';
+import type { FileEntry, PackedFiles } from '../protocol/index.js';
 import { bytesEqual, encodeScratch, hashBytes } from './bytes.js';
 import { tokenize } from './query.js';
 
@@ -56,23 +56,55 @@ export class MapFiles {
 
   upsert(file: FileEntry): void {
     const { bytes, length } = encodeScratch(file.name);
-    let slot = this.find(bytes, length);
+    let slot = this.find(bytes, 0, length);
     if (slot < 0) {
-      slot = this.add(bytes, length);
-      this.sizes[slot] = 0;
       // One UTF-8 byte per UTF-16 unit: an ASCII name, whose tokens are read off its bytes.
-      const signature = length === file.name.length ? asciiSignature(bytes, length) : signatureOf(file.name);
-      this.signatures[2 * slot] = signature[0]!;
-      this.signatures[2 * slot + 1] = signature[1]!;
+      const ascii = length === file.name.length;
+      slot = this.addNamed(
+        bytes,
+        0,
+        length,
+        ascii ? asciiSignature(bytes, 0, length) : signatureOf(file.name),
+      );
     }
-    this.totalBytes += file.size - this.sizes[slot]!;
-    this.sizes[slot] = file.size;
+    this.setSize(slot, file.size);
     this.shas.write(file.sha256.toLowerCase(), slot * SHA_BYTES, SHA_BYTES, 'hex');
+  }
+
+  /** `upsert` of file `i` of a packed list (see PackedFiles): nothing encoded, no call into Buffer's native code. */
+  upsertPacked(files: PackedFiles, i: number): void {
+    const { names } = files;
+    const start = files.nameStart(i);
+    const length = files.nameLength(i);
+    let slot = this.find(names, start, length);
+    if (slot < 0) {
+      const signature = files.isAscii(i) ? asciiSignature(names, start, length) : signatureOf(files.name(i));
+      slot = this.addNamed(names, start, length, signature);
+    }
+    this.setSize(slot, files.size(i));
+    const shas = this.shas;
+    const from = files.shas;
+    for (let at = SHA_BYTES * i, end = at + SHA_BYTES, k = slot * SHA_BYTES; at < end; at++, k++)
+      shas[k] = from[at]!;
+  }
+
+  /** Adds the name `bytes[start, start + length)` (not here yet) with its signature, size 0. */
+  private addNamed(bytes: Uint8Array, start: number, length: number, signature: [number, number]): number {
+    const slot = this.add(bytes, start, length);
+    this.sizes[slot] = 0;
+    this.signatures[2 * slot] = signature[0]!;
+    this.signatures[2 * slot + 1] = signature[1]!;
+    return slot;
+  }
+
+  private setSize(slot: number, size: number): void {
+    this.totalBytes += size - this.sizes[slot]!;
+    this.sizes[slot] = size;
   }
 
   remove(name: string): void {
     const { bytes, length } = encodeScratch(name);
-    const slot = this.find(bytes, length);
+    const slot = this.find(bytes, 0, length);
     if (slot < 0) return;
     const table = this.table!;
     this.totalBytes -= this.sizes[slot]!;
@@ -112,29 +144,30 @@ export class MapFiles {
     this.table = undefined;
   }
 
-  /** The slot whose name is `bytes[0, length)`, or -1; builds the name table when there is none. */
-  private find(bytes: Buffer, length: number): number {
+  /** The slot whose name is `bytes[start, start + length)`, or -1; builds the name table when there is none. */
+  private find(bytes: Uint8Array, start: number, length: number): number {
     if (this.table === undefined) this.rebuildTable(tableSize(this.size));
     const table = this.table!;
     const mask = table.length - 1;
-    for (let b = hashBytes(bytes, 0, length) & mask; ; b = (b + 1) & mask) {
+    for (let b = hashBytes(bytes, start, length) & mask; ; b = (b + 1) & mask) {
       const entry = table[b]!;
       if (entry === 0) return -1;
       const slot = entry - 1;
-      if (this.lengths[slot] === length && bytesEqual(this.text, this.starts[slot]!, bytes, 0, length))
+      if (this.lengths[slot] === length && bytesEqual(this.text, this.starts[slot]!, bytes, start, length))
         return slot;
     }
   }
 
-  /** Adds the name `bytes[0, length)` (not here yet, and the table built) as the last slot. */
-  private add(bytes: Buffer, length: number): number {
+  /** Adds the name `bytes[start, start + length)` (not here yet, and the table built) as the last slot. */
+  private add(bytes: Uint8Array, start: number, length: number): number {
     if (length > MAX_NAME_BYTES) throw new RangeError(`a name holds at most ${MAX_NAME_BYTES} UTF-8 bytes`);
     if (this.used + length > this.text.length) {
       if (this.dead > this.used - this.dead) this.compactText(length);
       if (this.used + length > this.text.length)
         this.moveText(Math.max(MIN_TEXT_BYTES, 2 * (this.used + length)));
     }
-    bytes.copy(this.text, this.used, 0, length);
+    const text = this.text;
+    for (let i = 0, at = this.used; i < length; i++, at++) text[at] = bytes[start + i]!;
     const slot = this.size;
     if (slot >= this.sizes.length) this.resize(Math.ceil(slot * 1.5) + MIN_SLOTS);
     this.starts[slot] = this.used;
@@ -266,19 +299,20 @@ const asciiScratch: [number, number] = [0, 0];
  * `signatureOf` an ASCII name from its bytes, without a string per token: for ASCII, `tokenize` gives the
  * runs of letters and digits, lowercased. The result is a scratch pair, valid until the next call.
  */
-function asciiSignature(bytes: Uint8Array, length: number): [number, number] {
+function asciiSignature(bytes: Uint8Array, start: number, length: number): [number, number] {
   const signature = asciiScratch;
   signature[0] = 0;
   signature[1] = 0;
-  let i = 0;
-  while (i < length) {
+  const end = start + length;
+  let i = start;
+  while (i < end) {
     const first = lowerWordByte(bytes[i]!);
     if (first < 0) {
       i++;
       continue;
     }
     const oneHash = Math.imul(0x811c9dc5 ^ first, 0x01000193);
-    const second = i + 1 < length ? lowerWordByte(bytes[i + 1]!) : -1;
+    const second = i + 1 < end ? lowerWordByte(bytes[i + 1]!) : -1;
     // A one-character token stands for its one-character prefix; a longer one for its first one and two.
     let bit = (oneHash >>> 0) % 61;
     signature[bit >>> 5]! |= 1 << (bit & 31);
@@ -287,7 +321,7 @@ function asciiSignature(bytes: Uint8Array, length: number): [number, number] {
       signature[bit >>> 5]! |= 1 << (bit & 31);
     }
     i++;
-    while (i < length && lowerWordByte(bytes[i]!) >= 0) i++;
+    while (i < end && lowerWordByte(bytes[i]!) >= 0) i++;
   }
   return signature;
 }

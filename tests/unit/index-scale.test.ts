@@ -123,6 +123,39 @@ describe('NetworkIndex and NetworkMap at scale', () => {
     }
   });
 
+  it('takes a state the same whole, in slices or in pieces: non-ASCII and astral names, a name twice, upper-case hex', async () => {
+    const upper = 'AB'.repeat(32);
+    const files: FileEntry[] = [
+      { name: 'music/Été 2024.mp3', size: 1, sha256: SHAS[0]!, mtimeMs: 1 },
+      { name: 'x/😀 smile.png', size: 2, sha256: SHAS[1]!, mtimeMs: 1 },
+      { name: 'plain.txt', size: 3, sha256: upper, mtimeMs: 1 },
+      { name: 'plain.txt', size: 4, sha256: SHAS[2]!, mtimeMs: 1 },
+      { name: '日本語/ファイル.txt', size: 5, sha256: SHAS[3]!, mtimeMs: 1 },
+      { name: 'last.bin', size: 6, sha256: upper, mtimeMs: 1 },
+    ];
+    const expected = [...new Map(files.map((f) => [f.name, f])).values()]
+      .map(({ name, size, sha256 }) => ({ name, size, sha256: sha256.toLowerCase() }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const whole = new NetworkMap();
+    whole.applyFull(state('p1', files));
+    const sliced = new NetworkMap();
+    await sliced.applyFullAsync(state('p1', files), { maxItemsPerSlice: 2 });
+    const pieces = new NetworkMap();
+    const staged = pieces.stage(state('p1', []), files.length);
+    pieces.addStaged(staged, files.slice(0, 3));
+    await pieces.addStagedAsync(staged, files.slice(3), { maxItemsPerSlice: 1 });
+    await pieces.applyStagedAsync(staged);
+    for (const map of [whole, sliced, pieces]) {
+      const got = map.peerFiles('p1').sort((a, b) => (a.name < b.name ? -1 : 1));
+      assert.deepEqual(got, expected);
+      assert.equal(map.fileCount, expected.length);
+      for (const words of [['été'], ['smile'], ['ファイル'], ['plain', 'txt']]) {
+        const found = map.search({ kind: 'words', words }, 10).results.map((r) => r.name);
+        assert.equal(found.length, 1, JSON.stringify(words));
+      }
+    }
+  });
+
   it('stops a search at its work budget and says partial', () => {
     const random = prng(5);
     const index = new NetworkIndex({ bitmapMinFiles: 64 });
