@@ -29,7 +29,13 @@ const VERIFY_COST = 50;
  */
 const MAX_RESERVED_FILES = 32_000;
 
-/** Buffers that packed a message's files, kept for the next (two at most: a broadcast and a snapshot page). */
+/** Largest buffer `SpareBuffers` keeps (a state of 1000 files with 40-byte names packs into about 100 KB). */
+const MAX_SPARE_BYTES = 1 << 20;
+
+/**
+ * Buffers that packed a message's files, kept for the next: two at most (a broadcast and a snapshot page
+ * may be staged at once), of at most MAX_SPARE_BYTES each.
+ */
 class SpareBuffers {
   private readonly buffers: ArrayBuffer[] = [];
 
@@ -40,7 +46,7 @@ class SpareBuffers {
   }
 
   give(buffer: ArrayBuffer): void {
-    if (this.buffers.length < 2) this.buffers.push(buffer);
+    if (this.buffers.length < 2 && buffer.byteLength <= MAX_SPARE_BYTES) this.buffers.push(buffer);
   }
 }
 
