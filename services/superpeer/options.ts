@@ -29,6 +29,11 @@ export interface SuperpeerOptions {
   warmupFirstAnnounceMs?: number;
   /** …or at most this long. Default 2500. */
   warmupMaxMs?: number;
+  /**
+   * When a sibling superpeer answers searches meanwhile, the warm-up also lasts until every peer the
+   * sibling lists (`rpc.peers`) is in the index, at most this long from the start. Default 30000.
+   */
+  warmupSiblingMaxMs?: number;
   /** A peer announcing more files than this is refused whole. Default 100_000. */
   maxFilesPerPeer?: number;
   /** Bounds of the chunked announces in progress (see ChunkAssembler). */
@@ -84,6 +89,7 @@ export function settingsOf(options: SuperpeerOptions): Settings {
     warmupQuietMs: 300,
     warmupFirstAnnounceMs: 1000,
     warmupMaxMs: 2500,
+    warmupSiblingMaxMs: 30_000,
     maxFilesPerPeer: 100_000,
     maxResyncsPerSecond: 250,
     tickIntervalMs: 2000,

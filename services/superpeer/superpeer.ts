@@ -23,6 +23,7 @@ import { PeerRegistry } from './registry.js';
 import { ResyncBatcher } from './resync-batcher.js';
 import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
 import { VerifiedSignatures } from './verified-signatures.js';
+import { warmUp } from './warmup.js';
 import { WatchHub } from './watch-hub.js';
 
 export type { SuperpeerOptions } from './options.js';
@@ -247,31 +248,33 @@ export class Superpeer {
     const started = Date.now();
     // Set by each announce; below `started` while none came in this warm-up.
     this.lastAnnounceMs = 0;
-    await new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        const now = Date.now();
-        // No announce yet: the peers may still be waiting out their random delay.
-        const quiet =
-          this.lastAnnounceMs < started
-            ? now - started >= this.settings.warmupFirstAnnounceMs
-            : now - this.lastAnnounceMs >= this.settings.warmupQuietMs;
-        if (this.closed || quiet || now - started >= this.settings.warmupMaxMs) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 50);
-    });
+    const { settings } = this;
     try {
+      const outcome = await warmUp(
+        {
+          lastAnnounceMs: () => this.lastAnnounceMs,
+          closed: () => this.closed,
+          hasPeer: (peerId) => this.index.getPeer(peerId) !== undefined,
+          askSiblings: (request, timeoutMs) => this.transport.askSiblings(request, timeoutMs),
+        },
+        {
+          quietMs: settings.warmupQuietMs,
+          firstAnnounceMs: settings.warmupFirstAnnounceMs,
+          maxMs: settings.warmupMaxMs,
+          siblingMaxMs: settings.warmupSiblingMaxMs,
+        },
+      );
       if (this.closed) return;
       await this.transport.serveRpc();
       this.warm = true;
-      this.settings.logger.info('superpeer serving searches', {
+      settings.logger.info('superpeer serving searches', {
         peers: this.index.peerCount,
         files: this.index.fileCount,
         warmupMs: Date.now() - started,
+        ...outcome,
       });
     } catch (err) {
-      this.settings.logger.warn('could not start serving searches; will retry on reconnect', {
+      settings.logger.warn('could not start serving searches; will retry on reconnect', {
         reason: err instanceof Error ? err.message : String(err),
       });
     } finally {

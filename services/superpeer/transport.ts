@@ -1,7 +1,14 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { v4 as uuidv4 } from 'uuid';
+import { describeError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
-import { Broker, type BrokerSession, consumeValidated, serveRpc } from '../../libs/messaging/index.js';
+import {
+  Broker,
+  type BrokerSession,
+  consumeValidated,
+  type RpcClient,
+  serveRpc,
+} from '../../libs/messaging/index.js';
 import {
   encode,
   followerQueue,
@@ -11,6 +18,9 @@ import {
   type NetworkMessage,
   type PeerEvent,
   PeerEventSchema,
+  type PeersReply,
+  PeersReplySchema,
+  type PeersRequest,
   PROTOCOL_VERSION,
   type RpcRequest,
   RpcRequestSchema,
@@ -72,6 +82,12 @@ export interface SuperpeerTransport {
   recycle?(buffer: ArrayBuffer): void;
   /** Messages waiting in the broker for the events consumer; undefined when unknown (disconnected). */
   eventBacklog(): Promise<number | undefined>;
+  /**
+   * Asks the superpeers' queue for a page of `rpc.peers` while this superpeer does not consume it (its
+   * warm-up): a sibling superpeer answers, or nobody does and the request dies in the broker after
+   * `timeoutMs`. Undefined when no answer came in time, or an error reply did.
+   */
+  askSiblings(request: PeersRequest, timeoutMs: number): Promise<PeersReply | undefined>;
 }
 
 export interface PublishNetworkOptions {
@@ -142,6 +158,8 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
   private rpcSession: BrokerSession | undefined;
   private checkChannel: Channel | undefined;
   private readonly decoder: EventDecoder | undefined;
+  /** Requests to the superpeers' queue, on the searches' connection (see `askSiblings`). */
+  private readonly siblings: RpcClient;
 
   constructor(private readonly options: AmqpTransportOptions) {
     this.names = topologyNames(options.namespace);
@@ -168,6 +186,17 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       logger: options.logger,
       setup: (session) => this.setupRpc(session),
     });
+    this.siblings = this.rpcBroker.createRpcClient(this.names.rpcQueue);
+  }
+
+  async askSiblings(request: PeersRequest, timeoutMs: number): Promise<PeersReply | undefined> {
+    try {
+      return await this.siblings.call(request, PeersReplySchema, { timeoutMs });
+    } catch (err) {
+      // Nobody answered (no sibling), or not with a page: the warm-up goes by what it sees alone.
+      this.options.logger.debug('no sibling superpeer answered rpc.peers', { reason: describeError(err) });
+      return undefined;
+    }
   }
 
   get connected(): boolean {

@@ -24,6 +24,12 @@ describe('several superpeers at once', () => {
       label: 'multi',
       peers: [{ 'one-doc.txt': 'one' }, { 'two-doc.txt': 'two' }, { 'three-doc.txt': 'three' }],
     });
+    // The first serves before the second starts: the second's warm-up asks it for its peers.
+    await net.superpeer.waitForLog(
+      (r) => r.message === 'superpeer serving searches',
+      10_000,
+      'the first superpeer serving searches',
+    );
     second = await net.startSuperpeer('sp-b');
     client = await connectAmqpClient({
       amqpUrl: AMQP_URL,
@@ -56,6 +62,19 @@ describe('several superpeers at once', () => {
     const peers = await client.peers();
     assert.equal(peers.length, 3);
     assert.equal(answeredBy.size, 2, `both superpeers answered searches: ${[...answeredBy]}`);
+  });
+
+  test('the one started second asked the first for its peers and served only once it held them all', async () => {
+    const serving = await second.waitForLog(
+      (r) => r.message === 'superpeer serving searches',
+      5000,
+      "the second superpeer's warm-up",
+    );
+    assert.deepEqual(serving.sibling, { peers: 3, missing: 0 }, JSON.stringify(serving));
+    assert.equal(serving.peers, 3);
+    // The first started alone: nobody answered it.
+    const first = net.superpeer.records.find((r) => r.message === 'superpeer serving searches');
+    assert.equal(first?.sibling, undefined, JSON.stringify(first));
   });
 
   test('a change reaches both; killing one leaves searches answering', async () => {

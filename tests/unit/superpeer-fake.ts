@@ -13,6 +13,8 @@ import {
   type NetworkMessage,
   type PeerEvent,
   PeerEventSchema,
+  type PeersReply,
+  type PeersRequest,
   peerIdFromPublicKey,
   type RpcRequest,
 } from '../../libs/protocol/index.js';
@@ -41,6 +43,13 @@ export class FakeTransport implements SuperpeerTransport {
     return this.backlog;
   }
   async repairTopology() {}
+  /** A sibling superpeer answering `rpc.peers`, when a test sets one; none by default. */
+  sibling: ((request: PeersRequest) => PeersReply | undefined) | undefined;
+  siblingRequests = 0;
+  async askSiblings(request: PeersRequest): Promise<PeersReply | undefined> {
+    this.siblingRequests++;
+    return this.sibling?.(request);
+  }
   /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
   async deliver(content: Buffer, signature: string): Promise<void> {
     const message = {
@@ -98,9 +107,10 @@ export const files = (count: number, prefix = 'file'): FileEntry[] =>
     mtimeMs: 0,
   }));
 
-export async function superpeer(options: Partial<SuperpeerOptions> = {}) {
+export async function superpeer(options: Partial<SuperpeerOptions> = {}, sibling?: FakeTransport['sibling']) {
   // Sweeps run when a test calls them.
   const transport = new FakeTransport();
+  transport.sibling = sibling;
   const sp = new Superpeer({
     amqpUrl: 'amqp://unused',
     namespace: 'unit',

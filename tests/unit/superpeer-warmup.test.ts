@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type PeersReply, type PeersRequest, PROTOCOL_VERSION } from '../../libs/protocol/index.js';
+import { SIBLING_REFRESH_MS } from '../../services/superpeer/warmup.js';
 import { files, peer, superpeer } from './superpeer-fake.js';
 
 /** Milliseconds from now until `sp.serving` holds, polled every 10 ms up to `limitMs`. */
@@ -35,4 +37,103 @@ describe("a superpeer's warm-up", () => {
     assert.equal(sp.index.peerCount, 1);
     await sp.close();
   });
+
+  it('with a sibling serving, waits past the quiet window until every peer the sibling lists is indexed', async () => {
+    const bob = peer('bob');
+    const { sp, transport } = await aliceBeside([bob.peerId]);
+    // Alone it would serve after 200 ms at most; bob is not in yet.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.equal(sp.serving, false, 'serving while a peer the sibling knows is missing');
+    for (const [body, signature] of bob.announces(files(2))) await transport.deliver(body, signature);
+    const waited = await msUntilServing(sp, 2000);
+    assert.equal(sp.serving, true);
+    assert.ok(waited < 1000, `served ${waited.toFixed(0)} ms after the last peer came`);
+    assert.equal(sp.index.peerCount, 2);
+    await sp.close();
+  });
+
+  it('stops waiting for a peer the sibling no longer lists, or when the sibling stops answering', async () => {
+    for (const after of ['listed no more', 'sibling gone'] as const) {
+      const { sp, transport, alice } = await aliceBeside([peer('ghost').peerId]);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(sp.serving, false, after);
+      // The ghost died: the sibling drops it at its timeout (or the sibling itself is gone).
+      transport.sibling = after === 'listed no more' ? siblingListing([alice.peerId]) : undefined;
+      const waited = await msUntilServing(sp, SIBLING_REFRESH_MS + 2000);
+      assert.equal(sp.serving, true, after);
+      assert.ok(waited <= SIBLING_REFRESH_MS + 500, `${after}: served ${waited.toFixed(0)} ms later`);
+      await sp.close();
+    }
+  });
+
+  it("waits for a sibling's peers at most warmupSiblingMaxMs, and reads every page of its list", async () => {
+    const listed = Array.from({ length: 5 }, (_, i) => peer(`p${i}`).peerId).sort();
+    const pages: Array<string | undefined> = [];
+    const { sp } = await superpeer(
+      { warmupQuietMs: 50, warmupFirstAnnounceMs: 100, warmupMaxMs: 200, warmupSiblingMaxMs: 900 },
+      (request) => {
+        pages.push(request.cursor?.peerId);
+        return siblingListing(listed, 2)(request);
+      },
+    );
+    const waited = await msUntilServing(sp, 5000);
+    assert.equal(sp.serving, true);
+    assert.ok(waited >= 800 && waited < 2500, `served ${waited.toFixed(0)} ms after the start`);
+    // Pages of two: from the start, then from the third and the fifth id.
+    assert.deepEqual(pages.slice(0, 3), [undefined, listed[2], listed[4]]);
+    await sp.close();
+  });
+
+  it('asks for a sibling once, and serves as before when none answers', async () => {
+    const { sp, transport } = await superpeer({
+      warmupQuietMs: 50,
+      warmupFirstAnnounceMs: 300,
+      warmupMaxMs: 5000,
+    });
+    const waited = await msUntilServing(sp, 5000);
+    assert.equal(sp.serving, true);
+    assert.ok(waited < 1500, `served ${waited.toFixed(0)} ms after the start`);
+    assert.equal(transport.siblingRequests, 1);
+    await sp.close();
+  });
 });
+
+/**
+ * A superpeer (quiet window 50 ms, at most 200 ms alone) beside a sibling listing alice and `others`, once
+ * alice's announce is in.
+ */
+async function aliceBeside(others: string[]) {
+  const alice = peer('alice');
+  const { sp, transport } = await superpeer(
+    { warmupQuietMs: 50, warmupFirstAnnounceMs: 100, warmupMaxMs: 200, warmupSiblingMaxMs: 20_000 },
+    siblingListing([alice.peerId, ...others]),
+  );
+  for (const [body, signature] of alice.announces(files(3))) await transport.deliver(body, signature);
+  return { sp, transport, alice };
+}
+
+/** A sibling superpeer listing `peerIds` (sorted) in `rpc.peers` pages of `pageSize`. */
+function siblingListing(peerIds: string[], pageSize = 1000): (request: PeersRequest) => PeersReply {
+  const sorted = [...peerIds].sort();
+  return (request) => {
+    const start = request.cursor ? sorted.findIndex((id) => id >= request.cursor!.peerId) : 0;
+    const page = sorted.slice(start, start + pageSize);
+    const next = sorted[start + pageSize];
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'rpc.peers',
+      ok: true,
+      superpeerId: 'sp-sibling',
+      peers: page.map((peerId) => ({
+        peerId,
+        instanceId: 'inst-sibling',
+        url: 'http://sibling.test',
+        seq: 1,
+        fileCount: 1,
+        totalBytes: 1,
+        lastSeenAgoMs: 0,
+      })),
+      ...(next === undefined ? {} : { next: { peerId: next } }),
+    };
+  };
+}
