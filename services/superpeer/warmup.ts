@@ -86,10 +86,12 @@ async function siblingPeers(probe: WarmupProbe): Promise<Set<string> | undefined
   const peers = new Set<string>();
   let cursor: PeersRequest['cursor'];
   for (let page = 0; page < MAX_SIBLING_PAGES; page++) {
-    const reply = await probe.askSiblings(
-      { v: PROTOCOL_VERSION, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
-      SIBLING_PAGE_TIMEOUT_MS,
-    );
+    const reply = await probe
+      .askSiblings(
+        { v: PROTOCOL_VERSION, type: 'rpc.peers', ...(cursor ? { cursor } : {}) },
+        SIBLING_PAGE_TIMEOUT_MS,
+      )
+      .catch(() => undefined); // the warm-up then goes by what it sees alone, as without a sibling
     if (reply === undefined) return undefined;
     for (const peer of reply.peers) {
       if (peers.size >= MAX_SIBLING_PEERS) return peers;

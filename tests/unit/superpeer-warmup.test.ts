@@ -84,6 +84,19 @@ describe("a superpeer's warm-up", () => {
     await sp.close();
   });
 
+  it('serves as without a sibling when asking one fails', async () => {
+    const { sp } = await superpeer(
+      { warmupQuietMs: 50, warmupFirstAnnounceMs: 300, warmupMaxMs: 5000 },
+      () => {
+        throw new Error('the broker refused the request');
+      },
+    );
+    const waited = await msUntilServing(sp, 5000);
+    assert.equal(sp.serving, true);
+    assert.ok(waited < 1500, `served ${waited.toFixed(0)} ms after the start`);
+    await sp.close();
+  });
+
   it('asks for a sibling once, and serves as before when none answers', async () => {
     const { sp, transport } = await superpeer({
       warmupQuietMs: 50,
