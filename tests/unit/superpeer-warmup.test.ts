@@ -84,6 +84,21 @@ describe("a superpeer's warm-up", () => {
     await sp.close();
   });
 
+  it("stops reading a sibling's list when its cursor does not move forward", async () => {
+    const alice = peer('alice');
+    let pages = 0;
+    const { sp } = await superpeer({ warmupMaxMs: 0, warmupSiblingMaxMs: 300 }, (request) => {
+      pages++;
+      // Always the same page, always pointing back at itself.
+      return { ...siblingListing([alice.peerId])(request), next: { peerId: alice.peerId } };
+    });
+    await msUntilServing(sp, 2000);
+    assert.equal(sp.serving, true);
+    await sp.close();
+    // The first page (no cursor), then the one its cursor names; that one points nowhere new.
+    assert.equal(pages, 2);
+  });
+
   it('serves as without a sibling when asking one fails', async () => {
     const { sp } = await superpeer(
       { warmupQuietMs: 50, warmupFirstAnnounceMs: 300, warmupMaxMs: 5000 },
