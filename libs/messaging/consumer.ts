@@ -39,6 +39,11 @@ export interface ConsumeOptions<S extends z.ZodType, T = z.output<S>> {
    */
   decodeAhead?: (message: ConsumeMessage) => Promise<DecodeResult<T>>;
   /**
+   * Decodes a delivery in its turn instead of `schema` alone, with the same outcome as validating it
+   * against `schema` (a faster reading of some messages, say). Ignored with `decodeAhead`.
+   */
+  decode?: (content: Buffer, maxBytes: number) => DecodeResult<T>;
+  /**
    * Handle deliveries one at a time, in queue order (default true): event streams depend on it. False lets
    * up to `prefetch` handlers run at once (RPC requests, which have no order).
    */
@@ -175,13 +180,12 @@ export async function consumeValidated<S extends z.ZodType, T = z.output<S>>(
       };
       const handle = async () => {
         // Without `decodeAhead`, T is the schema's output (its default).
+        const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
         const decoded = decodedAhead
           ? await decodedAhead
-          : (decode(
-              options.schema,
-              message.content,
-              options.maxBytes ?? MAX_MESSAGE_BYTES,
-            ) as DecodeResult<T>);
+          : options.decode
+            ? options.decode(message.content, maxBytes)
+            : (decode(options.schema, message.content, maxBytes) as DecodeResult<T>);
         if (!decoded.ok) {
           await refuse(message, decoded.reason);
           return;

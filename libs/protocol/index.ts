@@ -1,5 +1,11 @@
 export type { AssembleResult, AssemblerLimits, ChunkPart } from './assembler.js';
 export { ChunkAssembler, DEFAULT_ASSEMBLER_LIMITS } from './assembler.js';
+export {
+  decodeWithFileList,
+  type FileListOptions,
+  readFileList,
+  type WithFileList,
+} from './canonical-files.js';
 export type { DecodeResult } from './codec.js';
 export { decode, encode, encodeWithField } from './codec.js';
 export type { FileEntry } from './common.js';

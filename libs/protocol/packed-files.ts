@@ -120,28 +120,14 @@ export function packFiles(
   }
   const nameBytes = Buffer.byteLength(allNames, 'utf8');
   const jsonBytes = Buffer.byteLength(json, 'utf8');
-  const bytes = byteLength(count, nameBytes, jsonBytes);
-  // Every byte up to `bytes` is written below: a spare needs no clearing.
-  const buffer = spare(bytes) ?? new ArrayBuffer(bytes);
-  const header = new Uint32Array(buffer, 0, 3);
-  header[0] = count;
-  header[1] = nameBytes;
-  header[2] = jsonBytes;
-  let at = HEADER_BYTES;
-  const sizes = new Float64Array(buffer, at, count);
-  at += 8 * count;
-  const mtimes = new Float64Array(buffer, at, count);
-  at += 8 * count;
-  const nameEnds = new Uint32Array(buffer, at, count);
-  at += 4 * count;
-  const shas = Buffer.from(buffer, at, SHA_BYTES * count);
-  at += SHA_BYTES * count;
-  const ascii = new Uint8Array(buffer, at, count);
-  at += count;
-  const names = Buffer.from(buffer, at, nameBytes);
-  at += nameBytes;
-  Buffer.from(buffer, at, jsonBytes).write(json, 0, jsonBytes, 'utf8');
-  if (shas.write(allShas, 0, SHA_BYTES * count, 'hex') !== SHA_BYTES * count)
+  const { buffer, sizes, mtimes, nameEnds, shas, ascii, names, jsonColumn } = packedColumns(
+    count,
+    nameBytes,
+    jsonBytes,
+    spare,
+  );
+  jsonColumn.write(json, 0, jsonBytes, 'utf8');
+  if (shas.write(allShas, 0, shas.length, 'hex') !== shas.length)
     throw new RangeError('packed files: a SHA-256 is not 64 hex digits');
   // Every name ASCII (the usual case): one byte per character, so each ends where its characters do.
   const allAscii = nameBytes === allNames.length;
@@ -162,4 +148,52 @@ export function packFiles(
     nameEnds[i] = end;
   }
   return PackedFiles.from(buffer);
+}
+
+/** The columns of a packed list, to be written: every byte of `buffer` up to the list's size is in one. */
+export interface PackedColumns {
+  buffer: ArrayBuffer;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  nameEnds: Uint32Array;
+  shas: Buffer;
+  ascii: Uint8Array;
+  names: Buffer;
+  jsonColumn: Buffer;
+}
+
+/**
+ * The columns of a list of `count` files whose names take `nameBytes` and whose JSON takes `jsonBytes`
+ * (UTF-8), with the header written: fill every column, then `PackedFiles.from(buffer)` reads it. `spare`
+ * gives a buffer of at least the bytes asked, to be written over (one handed back after an earlier list
+ * was read), or nothing: a new one is made.
+ */
+export function packedColumns(
+  count: number,
+  nameBytes: number,
+  jsonBytes: number,
+  spare: (bytes: number) => ArrayBuffer | undefined = () => undefined,
+): PackedColumns {
+  const bytes = byteLength(count, nameBytes, jsonBytes);
+  // Every byte up to `bytes` is written by the caller: a spare needs no clearing.
+  const buffer = spare(bytes) ?? new ArrayBuffer(bytes);
+  const header = new Uint32Array(buffer, 0, 3);
+  header[0] = count;
+  header[1] = nameBytes;
+  header[2] = jsonBytes;
+  let at = HEADER_BYTES;
+  const sizes = new Float64Array(buffer, at, count);
+  at += 8 * count;
+  const mtimes = new Float64Array(buffer, at, count);
+  at += 8 * count;
+  const nameEnds = new Uint32Array(buffer, at, count);
+  at += 4 * count;
+  const shas = Buffer.from(buffer, at, SHA_BYTES * count);
+  at += SHA_BYTES * count;
+  const ascii = new Uint8Array(buffer, at, count);
+  at += count;
+  const names = Buffer.from(buffer, at, nameBytes);
+  at += nameBytes;
+  const jsonColumn = Buffer.from(buffer, at, jsonBytes);
+  return { buffer, sizes, mtimes, nameEnds, shas, ascii, names, jsonColumn };
 }

@@ -1,4 +1,4 @@
-import { type FileEntry, type PackedFiles, packFiles } from '../protocol/index.js';
+import { type FileEntry, PackedFiles, packFiles } from '../protocol/index.js';
 import { MapFiles, SHA_BYTES, wordsSignature } from './map-files.js';
 import type {
   DeltaResult,
@@ -154,8 +154,11 @@ export class NetworkMap extends PeerStore<MapPeer> {
     };
   }
 
-  /** Adds a piece of a staged peer's files at once (at most a message's worth). */
-  addStaged(staged: StagedPeer, files: readonly FileEntry[]): void {
+  /**
+   * Adds a piece of a staged peer's files at once (at most a message's worth), as objects or packed
+   * (whose buffer the map then keeps as a spare: it must not be read again).
+   */
+  addStaged(staged: StagedPeer, files: readonly FileEntry[] | PackedFiles): void {
     this.reserveStaged(staged, files);
     const packed = this.pack(files);
     for (let i = 0; i < packed.length; i++) staged.files.upsertPacked(packed, i);
@@ -165,7 +168,7 @@ export class NetworkMap extends PeerStore<MapPeer> {
   /** `addStaged` in slices (the map does not change meanwhile: the staged peer is not in it yet). */
   async addStagedAsync(
     staged: StagedPeer,
-    files: readonly FileEntry[],
+    files: readonly FileEntry[] | PackedFiles,
     options: SliceOptions = {},
   ): Promise<void> {
     this.reserveStaged(staged, files);
@@ -182,15 +185,22 @@ export class NetworkMap extends PeerStore<MapPeer> {
    * A message's files (validated already) in columns, so that they go in without a call into Buffer's
    * native code per name and per hash (packFiles writes them all in one call each).
    */
-  private pack(files: readonly FileEntry[]): PackedFiles {
-    return packFiles(files, '', (bytes) => this.spares.take(bytes));
+  private pack(files: readonly FileEntry[] | PackedFiles): PackedFiles {
+    return files instanceof PackedFiles ? files : packFiles(files, '', this.spare);
   }
 
+  /**
+   * A buffer of at least `bytes` that a packed list was read from, to pack another into (a new 100 KB
+   * buffer per message makes the peer collect more often), or undefined.
+   */
+  readonly spare = (bytes: number): ArrayBuffer | undefined => this.spares.take(bytes);
+
   /** Before the first piece: room for the whole at once, with names as long on average as this piece's. */
-  private reserveStaged(staged: StagedPeer, files: readonly FileEntry[]): void {
+  private reserveStaged(staged: StagedPeer, files: readonly FileEntry[] | PackedFiles): void {
     if (staged.files.count > 0 || files.length === 0) return;
     let bytes = 0;
-    for (const file of files) bytes += file.name.length;
+    if (files instanceof PackedFiles) bytes = files.names.length;
+    else for (const file of files) bytes += file.name.length;
     const expected = Math.max(staged.expectedFiles, files.length);
     staged.files.reserve(expected, Math.ceil((bytes / files.length) * expected));
   }

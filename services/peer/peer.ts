@@ -13,12 +13,14 @@ import {
 } from '../../libs/messaging/index.js';
 import {
   chunk,
+  decodeWithFileList,
   encode,
   followerQueue,
   HEADERS,
   mergeTopology,
   type NetworkMessage,
   NetworkMessageSchema,
+  type PackedFiles,
   type PeerEvent,
   type PeerListAnswer,
   type PeerSearchAnswer,
@@ -219,13 +221,21 @@ export class Peer {
     await consumeValidated(session, {
       queue,
       schema: NetworkMessageSchema,
+      // A state's files written canonically (as superpeers write them) are read into columns at once.
+      decode: (content, maxBytes) =>
+        decodeWithFileList(NetworkMessageSchema, content, {
+          maxBytes,
+          spare: this.view.spare,
+          json: false,
+          distinctNames: false,
+        }),
       // Messages wait here, unparsed, while the one before them is applied: a peer-state of 2,000 files is
       // ~300 KB, so at most ~2.5 MB of them; each takes milliseconds, far longer than the broker's refill.
       prefetch: NETWORK_PREFETCH,
       deadLetter: { exchange: this.names.deadLetterExchange, rejectedBy: `peer ${this.peerId}` },
       // Each change is applied once per (peer, run, seq): one handled again is ignored.
       batchAcks: true,
-      handler: (message) => this.onNetworkMessage(message),
+      handler: ({ value, packed }) => this.onNetworkMessage(value, packed),
     });
   }
 
@@ -234,10 +244,10 @@ export class Peer {
    * takes the next message only then, so a burst read from the socket at once (a dozen states of 1,000
    * files) is parsed and applied one message per task, not in one long task.
    */
-  private async onNetworkMessage(message: NetworkMessage): Promise<void> {
+  private async onNetworkMessage(message: NetworkMessage, packed?: PackedFiles): Promise<void> {
     switch (message.type) {
       case 'network.peer-state':
-        await this.view.applyState(message);
+        await this.view.applyState(message, packed);
         await nextTurn();
         return;
       case 'network.peer-delta':

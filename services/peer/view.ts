@@ -4,6 +4,7 @@ import {
   type NetworkPeerDelta,
   type NetworkPeerLeft,
   type NetworkPeerState,
+  type PackedFiles,
   PROTOCOL_VERSION,
   type SnapshotReply,
   type SnapshotRequest,
@@ -50,6 +51,8 @@ interface Assembly {
  */
 export class NetworkView {
   readonly index = new NetworkMap();
+  /** A buffer to pack a message's files into (see `NetworkMap.spare`). */
+  readonly spare = (bytes: number): ArrayBuffer | undefined => this.index.spare(bytes);
   /** Display names of the peers in the map (ids are derived from keys and checked by the schemas). */
   private readonly names = new Map<string, string>();
   private readonly assemblies = new Map<string, Assembly>();
@@ -109,15 +112,17 @@ export class NetworkView {
   /**
    * One chunk of a peer's state: its files go into the staged peer as they come (in slices, so the parsed
    * message dies young and no list of a million entries waits); the whole is applied after the last chunk.
-   * Resolves once the chunk is staged: the caller takes the next message only then.
+   * Resolves once the chunk is staged: the caller takes the next message only then. `packed`: the
+   * message's files, read into columns already (its `files` is then empty).
    */
-  async applyState(message: NetworkPeerState): Promise<void> {
+  async applyState(message: NetworkPeerState, packed?: PackedFiles): Promise<void> {
+    const files = packed ?? message.files;
     let assembly = this.assemblies.get(message.peerId);
     if (message.chunkIndex === 0) {
       assembly = {
         name: message.name,
         // Reserved for the files at hand only: a chunk count is a claim, and 1024 assemblies may be open.
-        staged: this.index.stage(message, message.files.length),
+        staged: this.index.stage(message, files.length),
         next: 0,
       };
       this.assemblies.delete(message.peerId);
@@ -139,7 +144,7 @@ export class NetworkView {
     // The message was parsed and checked in this task: its files go in from the next one.
     await nextTurn();
     if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
-    await this.index.addStagedAsync(assembly.staged, message.files);
+    await this.index.addStagedAsync(assembly.staged, files);
     if (this.assemblies.get(message.peerId) !== assembly) return; // left or restarted meanwhile
     if (assembly.next < message.chunkCount) return;
     this.assemblies.delete(message.peerId);

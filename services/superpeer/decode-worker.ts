@@ -54,7 +54,9 @@ if (!isMainThread && parentPort !== null) {
       }
       const event = events.shift();
       if (event === undefined) break;
-      replies.push(eventReply(event.job.id, decodeEvent(event.content, event.job.signature, memory), spare));
+      replies.push(
+        eventReply(event.job.id, decodeEvent(event.content, event.job.signature, memory, spare), spare),
+      );
     }
     if (replies.length > 0) {
       const packed = replies.flatMap((reply) =>

@@ -1,6 +1,6 @@
 import { verifyBody } from '../../libs/identity/index.js';
 import {
-  decode,
+  decodeWithFileList,
   PackedFiles,
   type PeerEvent,
   PeerEventSchema,
@@ -23,9 +23,10 @@ export interface EventProof {
   /** The key that verified the signature header over these exact bytes (absent: none known, or it failed). */
   verifiedKey?: string;
   /**
-   * An announce's files packed by a decoding thread (columns and their JSON, see PackedFiles): the thread
-   * that applies them then neither parses them nor encodes them again for the rebroadcast. The event's own
-   * `files` is then empty.
+   * An announce's files in columns with their JSON (see PackedFiles): read so from the body when written
+   * canonically (decodeWithFileList), packed otherwise by a decoding thread. The thread that applies them
+   * then neither parses them nor encodes them again for the rebroadcast. The event's own `files` is then
+   * empty.
    */
   packed?: PackedFiles;
   /** An announce whose files' names are all distinct (checked here, off the applying thread). */
@@ -100,12 +101,21 @@ export function decodingMemory(maxKeys?: number): DecodingMemory {
  * from that key, which the schema checks) or the key learned for its peer id. A failed signature is not
  * a refusal here: the event's turn decides with the registered key, as it always did.
  */
-export function decodeEvent(content: Buffer, signature: unknown, memory: DecodingMemory): EventDecoding {
-  const decoded = decode(PeerEventSchema, content);
+export function decodeEvent(
+  content: Buffer,
+  signature: unknown,
+  memory: DecodingMemory,
+  spare?: (bytes: number) => ArrayBuffer | undefined,
+): EventDecoding {
+  // An announce's files written canonically are read into columns at once (no object per file).
+  const decoded = decodeWithFileList(PeerEventSchema, content, spare ? { spare } : {});
   if (!decoded.ok) return decoded;
-  const event = decoded.value;
+  const { value: event, packed, distinctNames } = decoded.value;
   const proof: EventProof = {};
-  if (event.type === 'peer.announce' && namesDistinct(event.files)) proof.distinctNames = true;
+  if (packed !== undefined) {
+    proof.packed = packed;
+    if (distinctNames === true) proof.distinctNames = true;
+  } else if (event.type === 'peer.announce' && namesDistinct(event.files)) proof.distinctNames = true;
   if (typeof signature === 'string') {
     if (event.type === 'peer.announce') {
       if (verifyBody(event.publicKey, content, signature)) {
@@ -240,7 +250,7 @@ export function eventReply(
   const reply: DecoderReply = { kind: 'event', id, ok: true, eventJson: '' };
   if (event.type === 'peer.announce') {
     reply.eventJson = JSON.stringify({ ...event, files: [] });
-    reply.packed = packFiles(event.files, JSON.stringify(event.files), spare).buffer;
+    reply.packed = (proof.packed ?? packFiles(event.files, JSON.stringify(event.files), spare)).buffer;
     if (proof.distinctNames === true) reply.distinctNames = true;
   } else {
     reply.eventJson = JSON.stringify(event);

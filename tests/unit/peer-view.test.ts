@@ -8,7 +8,7 @@ import type {
   SnapshotReply,
   SnapshotRequest,
 } from '../../libs/protocol/index.js';
-import { PROTOCOL_VERSION } from '../../libs/protocol/index.js';
+import { PROTOCOL_VERSION, readFileList } from '../../libs/protocol/index.js';
 import { NetworkView } from '../../services/peer/view.js';
 
 const peerA = 'a'.repeat(40);
@@ -55,42 +55,51 @@ function left(peerId: string): NetworkPeerLeft {
   } as NetworkPeerLeft;
 }
 
-test('a state in chunks is in the map once its last chunk came; a chunk out of order is ignored', async () => {
-  const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
-  const chunk = (chunkIndex: number, chunkFiles: FileEntry[]) =>
-    ({
-      v: PROTOCOL_VERSION,
-      type: 'network.peer-state',
-      peerId: peerA,
-      instanceId: 'a-instance',
-      url: 'http://127.0.0.1:9',
-      seq: 3,
-      name: 'peer-a',
-      publicKey: 'unused',
-      superpeerId: 'sp-1',
-      chunkIndex,
-      chunkCount: 2,
-      files: chunkFiles,
-    }) as unknown as NetworkPeerState;
-  await view.applyState(chunk(0, files('one', 3000)));
-  await view.settled();
-  assert.equal(view.index.hasPeer(peerA), false, 'not in the map before its last chunk');
-  await view.applyState(chunk(0, files('one', 3000)));
-  await view.applyState(chunk(2, files('stray', 5)));
-  // A name sent twice is one file, with the later size.
-  const again = { name: 'one/file 0.txt', size: 77, sha256: 'e'.repeat(64), mtimeMs: 1 };
-  await view.applyState(chunk(1, [...files('two', 10), again]));
-  await view.settled();
-  assert.equal(view.index.getPeer(peerA)?.fileCount, 3010);
-  assert.equal(view.index.getPeer(peerA)?.totalBytes, (2999 * 3000) / 2 + 77 + 45);
-  assert.equal(view.index.search({ kind: 'sha256', sha256: 'e'.repeat(64) }, 5).results[0]?.size, 77);
-  assert.equal(view.index.fileCount, 3010);
-  assert.deepEqual(
-    view.index.peerFiles(peerA).find((file) => file.name === 'two/file 9.txt'),
-    { name: 'two/file 9.txt', size: 9, sha256: (9).toString(16).padStart(64, '0') },
-  );
-  assert.equal(view.nameOf(peerA), 'peer-a');
-});
+for (const form of ['objects', 'columns'] as const) {
+  test(`a state in chunks (files as ${form}) is in the map once its last chunk came; a chunk out of order is ignored`, async () => {
+    const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
+    const chunk = (chunkIndex: number, chunkFiles: FileEntry[]) =>
+      ({
+        v: PROTOCOL_VERSION,
+        type: 'network.peer-state',
+        peerId: peerA,
+        instanceId: 'a-instance',
+        url: 'http://127.0.0.1:9',
+        seq: 3,
+        name: 'peer-a',
+        publicKey: 'unused',
+        superpeerId: 'sp-1',
+        chunkIndex,
+        chunkCount: 2,
+        files: form === 'objects' ? chunkFiles : [],
+      }) as unknown as NetworkPeerState;
+    // As the peer's consumer reads a canonical list (decodeWithFileList): into columns, the message's empty.
+    const apply = (state: NetworkPeerState, chunkFiles: FileEntry[]) => {
+      if (form === 'objects') return view.applyState(state);
+      const read = readFileList(Buffer.from(JSON.stringify(chunkFiles)), 0, { json: false });
+      assert.ok(read, 'a canonical list of at most 2000 files');
+      return view.applyState(state, read.packed);
+    };
+    await apply(chunk(0, files('one', 2000)), files('one', 2000));
+    await view.settled();
+    assert.equal(view.index.hasPeer(peerA), false, 'not in the map before its last chunk');
+    await apply(chunk(0, files('one', 2000)), files('one', 2000));
+    await apply(chunk(2, files('stray', 5)), files('stray', 5));
+    // A name sent twice is one file, with the later size.
+    const again = { name: 'one/file 0.txt', size: 77, sha256: 'e'.repeat(64), mtimeMs: 1 };
+    await apply(chunk(1, [...files('two', 10), again]), [...files('two', 10), again]);
+    await view.settled();
+    assert.equal(view.index.getPeer(peerA)?.fileCount, 2010);
+    assert.equal(view.index.getPeer(peerA)?.totalBytes, (1999 * 2000) / 2 + 77 + 45);
+    assert.equal(view.index.search({ kind: 'sha256', sha256: 'e'.repeat(64) }, 5).results[0]?.size, 77);
+    assert.equal(view.index.fileCount, 2010);
+    assert.deepEqual(
+      view.index.peerFiles(peerA).find((file) => file.name === 'two/file 9.txt'),
+      { name: 'two/file 9.txt', size: 9, sha256: (9).toString(16).padStart(64, '0') },
+    );
+    assert.equal(view.nameOf(peerA), 'peer-a');
+  });
+}
 
 test('a peer that leaves while a snapshot holding it loads is not brought back by that snapshot', async () => {
   let leaveDuringFetch = true;

@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  decode,
+  decodeWithFileList,
+  type FileEntry,
+  MAX_FILES_PER_MESSAGE,
+  NetworkMessageSchema,
+  PeerEventSchema,
+} from '../../libs/protocol/index.js';
+import { prng } from '../helpers/prng.js';
+
+// The key of docs/protocol.md's example, and the peer id derived from it.
+const PUBLIC_KEY = 'MCowBQYDK2VwAyEAiojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=';
+const PEER_ID = 'fd110d301d2f077de1414b8f99f441b1403fab20';
+const SHA = (i: number) => i.toString(16).padStart(64, '0');
+
+function files(count: number, name = (i: number) => `music/alpha-${i}.dat`): FileEntry[] {
+  return Array.from({ length: count }, (_, i) => ({
+    name: name(i),
+    size: i * 37,
+    sha256: SHA(i),
+    mtimeMs: 1_700_000_000_000 + i,
+  }));
+}
+
+function announce(list: unknown, extra: Record<string, unknown> = {}) {
+  return {
+    v: 1,
+    type: 'peer.announce',
+    peerId: PEER_ID,
+    name: 'peer1',
+    instanceId: '0b7c9d1e-5a4f-4e0b-9c55-2f8f0f6d1a22',
+    url: 'http://127.0.0.1:8080',
+    seq: 1,
+    publicKey: PUBLIC_KEY,
+    chunkIndex: 0,
+    chunkCount: 1,
+    files: list,
+    ...extra,
+  };
+}
+
+/**
+ * Both ways of reading `body`: the same verdict (and the same reason when refused), the same message, and
+ * when the list was read into columns, its JSON is what JSON.stringify gives of the general path's list.
+ */
+function bothWays(
+  body: Buffer,
+  schema: typeof PeerEventSchema | typeof NetworkMessageSchema = PeerEventSchema,
+) {
+  const general = decode(schema, body);
+  const fast = decodeWithFileList(schema, body);
+  assert.equal(fast.ok, general.ok, `verdict for ${body.toString().slice(0, 200)}`);
+  if (!fast.ok || !general.ok) {
+    if (!fast.ok && !general.ok) assert.equal(fast.reason, general.reason);
+    return { general, fast, packed: undefined };
+  }
+  const { value, packed } = fast.value;
+  if (packed === undefined) {
+    assert.deepEqual(value, general.value);
+    return { general, fast, packed };
+  }
+  const generalFiles = (general.value as { files: FileEntry[] }).files;
+  assert.deepEqual({ ...value, files: packed.entries() }, general.value);
+  assert.deepEqual((value as { files: FileEntry[] }).files, []);
+  assert.equal(packed.json.toString('utf8'), JSON.stringify(generalFiles));
+  const names = new Set(generalFiles.map((file) => file.name));
+  assert.equal(fast.value.distinctNames, names.size === generalFiles.length);
+  return { general, fast, packed };
+}
+
+const bodyOf = (message: unknown) => Buffer.from(JSON.stringify(message));
+
+describe('file lists read canonically (decodeWithFileList)', () => {
+  it('reads a list as JSON.stringify writes it into columns, with the same message as the general path', () => {
+    for (const count of [0, 1, 2, 1000, MAX_FILES_PER_MESSAGE]) {
+      const { packed } = bothWays(bodyOf(announce(files(count))));
+      assert.equal(packed?.length, count, `${count} files read into columns`);
+    }
+    const state = { ...announce(files(3)), type: 'network.peer-state', superpeerId: 'sp-1' };
+    assert.equal(bothWays(bodyOf(state), NetworkMessageSchema).packed?.length, 3);
+    // A peer neither rebroadcasts nor needs to know the names distinct.
+    const lean = decodeWithFileList(NetworkMessageSchema, bodyOf(state), {
+      json: false,
+      distinctNames: false,
+    });
+    assert.ok(lean.ok && lean.value.packed);
+    assert.equal(lean.value.packed.json.length, 0);
+    assert.equal(lean.value.distinctNames, undefined);
+    assert.deepEqual(lean.value.packed.entries(), files(3));
+  });
+
+  it('reads names beyond ASCII, every number form String() writes, and repeated names', () => {
+    const odd: FileEntry[] = [
+      { name: 'photos/été/Ünïcode 😀.jpg', size: 0, sha256: SHA(1), mtimeMs: 0 },
+      { name: 'a', size: Number.MAX_SAFE_INTEGER, sha256: SHA(2), mtimeMs: 1_700_000_000_000.25 },
+      { name: 'x/y/z/w.txt', size: 1234567890123456, sha256: SHA(3), mtimeMs: 1e21 },
+      { name: 'ZWJ\u200dname', size: 5, sha256: `${'abcdef'.repeat(10)}0123`, mtimeMs: 5e-7 },
+      { name: 'a', size: 1, sha256: SHA(4), mtimeMs: 1 },
+    ];
+    const { packed, fast } = bothWays(bodyOf(announce(odd)));
+    assert.equal(packed?.length, odd.length);
+    assert.equal(fast.ok && fast.value.distinctNames, false);
+    assert.equal(bothWays(bodyOf(announce(odd.slice(0, 4)))).fast.ok, true);
+  });
+
+  it('leaves every other writing to the general path, which decides as before', () => {
+    const one = files(2);
+    const canonical = bodyOf(announce(one)).toString();
+    const declined = [
+      JSON.stringify(announce(one), null, 1), // white space
+      canonical.replace('{"name":"music/alpha-0.dat","size":0', '{"size":0,"name":"music/alpha-0.dat"'),
+      canonical.replace('alpha-0', 'alph\\u0061-0'), // an escape that decodes to the same name
+      canonical.replace('"size":37', '"size":37.0'),
+      canonical.replace('"size":37', '"size":3.7e1'),
+      canonical.replace('"mtimeMs":1700000000001', '"mtimeMs":1.700000000001e12'),
+      canonical.replace('"mtimeMs":1700000000001', '"mtimeMs":1700000000001.50'),
+      canonical.replace('"size":37,', '"size":37,"extra":1,'), // the schema drops the key
+      canonical.replace('"size":37', '"size":-0'), // JSON.stringify writes 0
+      canonical.replace(SHA(1), SHA(1).toUpperCase().replace(/0/g, 'A')),
+      bodyOf(announce([{ name: 'say "hi".txt', size: 1, sha256: SHA(1), mtimeMs: 1 }])).toString(),
+    ];
+    for (const text of declined) {
+      assert.equal(bothWays(Buffer.from(text)).packed, undefined, `not canonical: ${text.slice(150, 320)}`);
+    }
+  });
+
+  it('refuses what the general path refuses, with its reason', () => {
+    const bad = [
+      '../up.txt',
+      'a/./b',
+      '.hidden',
+      'dir/',
+      '/abs',
+      'a//b',
+      'tab\there',
+      'del\u007f',
+      'c1\u0085',
+      'bidi\u202egnp.exe',
+      'x'.repeat(1025),
+      'é'.repeat(1025),
+    ];
+    for (const name of bad) {
+      const { general } = bothWays(bodyOf(announce([{ name, size: 1, sha256: SHA(1), mtimeMs: 1 }])));
+      assert.equal(general.ok, false, name);
+    }
+    const canonical = bodyOf(announce(files(1))).toString();
+    for (const text of [
+      canonical.replace('"size":0', '"size":01'),
+      canonical.replace('"size":0', '"size":-1'),
+      canonical.replace('"size":0', '"size":9007199254740992'),
+      canonical.replace('"mtimeMs":1700000000000', '"mtimeMs":-1'),
+      canonical.replace(SHA(0), SHA(0).slice(1)),
+      canonical.replace(SHA(0), `${SHA(0)}0`),
+      bodyOf(announce(files(MAX_FILES_PER_MESSAGE + 1))).toString(),
+    ]) {
+      assert.equal(bothWays(Buffer.from(text)).general.ok, false, text.slice(150, 400));
+    }
+    // Not UTF-8: the general path reads U+FFFD there and accepts it; the bytes are not that name.
+    const invalid = Buffer.from(bodyOf(announce(files(1))));
+    invalid[invalid.indexOf('alpha')] = 0xff;
+    assert.equal(bothWays(invalid).packed, undefined);
+  });
+
+  it('reads only the list that counts: not a nested one, nor one a later key of the same name replaces', () => {
+    const real = files(2);
+    const decoy = files(3, (i) => `decoy/${i}.txt`);
+    const cases = [
+      // A list of the same shape nested in another field, before the real one (the schema drops the field).
+      `{"meta":{"files":${JSON.stringify(decoy)}},${bodyOf(announce(real)).toString().slice(1)}`,
+      // Two top-level `files`: JSON.parse keeps the last.
+      bodyOf(announce(decoy))
+        .toString()
+        .replace(/}$/, `,"files":${JSON.stringify(real)}}`),
+      bodyOf(announce(real))
+        .toString()
+        .replace(/}$/, `,"fil\\u0065s":${JSON.stringify(decoy)}}`),
+      // The key written with an escape, after a nested list of the real shape.
+      `{"meta":{"files":${JSON.stringify(decoy)}},${bodyOf(announce(real)).toString().slice(1).replace('"files"', '"fil\\u0065s"')}`,
+      // A key that ends with the same characters.
+      bodyOf(announce(real))
+        .toString()
+        .replace(/}$/, `,"x\\"files":${JSON.stringify(decoy)}}`),
+    ];
+    for (const text of cases) {
+      const { general, packed } = bothWays(Buffer.from(text));
+      assert.equal(general.ok, true, text.slice(0, 120));
+      if (packed !== undefined)
+        assert.equal(packed.name(0), (general.value as { files: FileEntry[] }).files[0]!.name);
+    }
+  });
+
+  it('decides as the general path on random damage to a canonical body', () => {
+    const random = prng(20261201);
+    const base = bodyOf(
+      announce([
+        ...files(6),
+        { name: 'photos/été 😀.jpg', size: 12, sha256: SHA(9), mtimeMs: 1_700_000_000_000.5 },
+      ]),
+    );
+    const alphabet = Buffer.from('{}[]",:.\\/-+eE0123456789abcdefxyz \u00e9');
+    let readInColumns = 0;
+    for (let round = 0; round < 3000; round++) {
+      const bytes = [...base];
+      const edits = 1 + Math.floor(random() * 3);
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(random() * bytes.length);
+        const byte = alphabet[Math.floor(random() * alphabet.length)]!;
+        const kind = random();
+        if (kind < 0.4) bytes[at] = byte;
+        else if (kind < 0.7) bytes.splice(at, 0, byte);
+        else bytes.splice(at, 1);
+      }
+      if (bothWays(Buffer.from(bytes)).packed !== undefined) readInColumns++;
+    }
+    // Damage to the envelope (not the list) leaves the list canonical: some are read in columns.
+    assert.ok(readInColumns > 100, `${readInColumns} of 3000 read in columns`);
+  });
+});
