@@ -4,7 +4,9 @@ import {
   decode,
   decodeWithFileList,
   type FileEntry,
+  type FileListOptions,
   MAX_FILES_PER_MESSAGE,
+  MAX_MESSAGE_BYTES,
   NetworkMessageSchema,
   PeerEventSchema,
 } from '../../libs/protocol/index.js';
@@ -48,9 +50,10 @@ function announce(list: unknown, extra: Record<string, unknown> = {}) {
 function bothWays(
   body: Buffer,
   schema: typeof PeerEventSchema | typeof NetworkMessageSchema = PeerEventSchema,
+  options: FileListOptions = {},
 ) {
   const general = decode(schema, body);
-  const fast = decodeWithFileList(schema, body);
+  const fast = decodeWithFileList(schema, body, options);
   assert.equal(fast.ok, general.ok, `verdict for ${body.toString().slice(0, 200)}`);
   if (!fast.ok || !general.ok) {
     if (!fast.ok && !general.ok) assert.equal(fast.reason, general.reason);
@@ -216,5 +219,57 @@ describe('file lists read canonically (decodeWithFileList)', () => {
     }
     // Damage to the envelope (not the list) leaves the list canonical: some are read in columns.
     assert.ok(readInColumns > 100, `${readInColumns} of 3000 read in columns`);
+  });
+  it('declines a name of megabytes after one look, and decides as the general path', () => {
+    for (const name of ['a'.repeat(3 * 2 ** 20), 'é'.repeat(1.5 * 2 ** 20)]) {
+      const body = bodyOf(announce([{ name, size: 1, sha256: SHA(1), mtimeMs: 1 }]));
+      assert.ok(body.length > 3 * 2 ** 20 && body.length <= MAX_MESSAGE_BYTES, 'inside the body cap');
+      const started = performance.now();
+      const fast = decodeWithFileList(PeerEventSchema, body);
+      const fastMs = performance.now() - started;
+      const { general } = bothWays(body);
+      assert.equal(general.ok, false);
+      assert.equal(fast.ok, false);
+      // The reader's look and the general path's parse: each a pass or two over 3 MiB.
+      assert.ok(fastMs < 500, `${fastMs.toFixed(0)} ms for a ${body.length}-byte body`);
+    }
+  });
+
+  it('packs into a spare buffer: a list read and then declined leaves no trace in the next one read there', () => {
+    // The hardest supplier: the same buffer every time, larger than asked, and full of bytes that are wrong
+    // in every column (a name's ASCII flag among them) before anything is packed into it.
+    const buffer = new ArrayBuffer(64 * 1024);
+    new Uint8Array(buffer).fill(1);
+    let taken = 0;
+    const spare = (bytes: number) => {
+      taken++;
+      return bytes <= buffer.byteLength ? buffer : undefined;
+    };
+    const first = files(2);
+    // Differs from `first` in every column, with the same count: the columns start where they did.
+    const next: FileEntry[] = [
+      { name: 'photos/été.jpg', size: 5, sha256: 'e'.repeat(64), mtimeMs: 1.5 },
+      { name: 'ü', size: 9_000_000_000, sha256: 'f'.repeat(64), mtimeMs: 2 },
+    ];
+    const canonical = bodyOf(announce(first)).toString();
+    const declined = [
+      // Two top-level `files`: the list read is not the one that counts.
+      canonical.replace(/}$/, `,"files":${JSON.stringify(next)}}`),
+      // The list is canonical; the message around it fails the schema, or is not JSON.
+      bodyOf(announce(first, { seq: -1 })).toString(),
+      `${canonical}x`,
+    ];
+    for (const text of declined) {
+      const before = taken;
+      const { packed } = bothWays(Buffer.from(text), PeerEventSchema, { spare });
+      assert.equal(packed, undefined, text.slice(-120));
+      assert.equal(taken, before + 1, 'the list was packed into the spare before the reader declined');
+      // The next list goes over the declined one in the same buffer.
+      const read = bothWays(bodyOf(announce(next)), PeerEventSchema, { spare }).packed;
+      assert.ok(read);
+      assert.equal(read.buffer, buffer, 'packed into the spare');
+      assert.deepEqual(read.entries(), next);
+      assert.equal(read.json.toString('utf8'), JSON.stringify(next));
+    }
   });
 });

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
+import { isP2PError } from '../../libs/errors/index.js';
 import { DeliveryMemory, replyToProblem, Throttle } from '../../libs/messaging/index.js';
+import { MAX_MESSAGE_BYTES, PeersReplySchema, PROTOCOL_VERSION } from '../../libs/protocol/index.js';
 import { resyncJitterWindowMs } from '../../services/peer/peer.js';
+import { answeringRpcClient } from '../helpers/rpc-fake.js';
 
 /** A virtual clock with timers, so throttling is tested in simulated time, exactly. */
 class FakeClock {
@@ -184,5 +187,33 @@ describe('DeliveryMemory', () => {
     assert.equal(memory.size, 100);
     assert.equal(memory.take(DeliveryMemory.key('q', message('m0'))), false);
     assert.equal(memory.take(DeliveryMemory.key('q', message('m999'))), true);
+  });
+});
+
+describe('RpcClient', () => {
+  const page = { v: PROTOCOL_VERSION, type: 'rpc.peers', ok: true, superpeerId: 'sp-1', peers: [] };
+  const call = async (reply: Buffer) =>
+    (await answeringRpcClient(() => reply)).call(
+      { v: PROTOCOL_VERSION, type: 'rpc.peers' },
+      PeersReplySchema,
+      { timeoutMs: 1000 },
+    );
+
+  test('a reply that is not JSON, fails the schema or is too large rejects with RPC_ERROR', async () => {
+    for (const [what, reply] of [
+      ['not JSON', Buffer.from('{"v":1,"type":"rpc.peers",')],
+      ['not a page', Buffer.from(JSON.stringify({ ...page, peers: [{ peerId: 'not-an-id' }] }))],
+      ['peers not a list', Buffer.from(JSON.stringify({ ...page, peers: null }))],
+      ['another reply type', Buffer.from(JSON.stringify({ ...page, type: 'rpc.search' }))],
+      ['larger than a message', Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x20)],
+    ] as const) {
+      await assert.rejects(
+        call(reply),
+        (err) => isP2PError(err, 'RPC_ERROR') && /^invalid reply/.test(err.message),
+        what,
+      );
+    }
+    // The same client with a valid page resolves with it.
+    assert.deepEqual(await call(Buffer.from(JSON.stringify(page))), page);
   });
 });

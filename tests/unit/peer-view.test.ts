@@ -176,3 +176,76 @@ test('first chunks that claim a huge chunk count reserve room for the files they
   assert.ok(grown < 100 * 2 ** 20, `${(grown / 2 ** 20).toFixed(0)} MiB of buffers for 1024 one-file chunks`);
   assert.equal(view.index.peerCount, 0, 'no state is whole');
 });
+
+/** A whole state of `peerId` in one chunk, its files read into columns. */
+function wholeState(peerId: string): NetworkPeerState {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'network.peer-state',
+    peerId,
+    instanceId: `${peerId.slice(0, 8)}-instance`,
+    url: 'http://127.0.0.1:9',
+    seq: 1,
+    name: `peer-${peerId.slice(0, 4)}`,
+    publicKey: 'unused',
+    superpeerId: 'sp-1',
+    chunkIndex: 0,
+    chunkCount: 1,
+    files: [],
+  } as unknown as NetworkPeerState;
+}
+
+/** A list read as the peer's consumer reads a state's (no JSON kept), packed into the view's spare if any. */
+function readInto(view: NetworkView, list: FileEntry[]) {
+  const read = readFileList(Buffer.from(JSON.stringify(list)), 0, { json: false, spare: view.spare });
+  assert.ok(read, 'a canonical list');
+  return read.packed;
+}
+
+/**
+ * 1024 files whose columns (no JSON) take exactly `bytes`: a 16-byte header, 53 bytes a file (size, mtime,
+ * name end, SHA-256, ASCII flag) and the names, of at most 1024 characters.
+ */
+function filesPackedIn(bytes: number): FileEntry[] {
+  const count = 1024;
+  const nameBytes = bytes - 16 - 53 * count;
+  const short = Math.floor(nameBytes / count);
+  return files('x', count).map((file, i) => {
+    const prefix = `${i}/`;
+    const length = i < nameBytes - short * count ? short + 1 : short;
+    return { ...file, name: prefix + 'x'.repeat(length - prefix.length) };
+  });
+}
+
+test('a packed state gives its buffer back for the next list when it is at most 1 MiB', async () => {
+  for (const [bytes, kept] of [
+    [2 ** 20, true],
+    [2 ** 20 + 1, false],
+  ] as const) {
+    const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
+    const big = readInto(view, filesPackedIn(bytes));
+    assert.equal(big.buffer.byteLength, bytes);
+    await view.applyState(wholeState(peerA), big);
+    await view.settled();
+    assert.equal(view.index.getPeer(peerA)?.fileCount, 1024);
+    // The next (small) list is packed into the kept buffer, or into a new one.
+    const next = readInto(view, files('next', 3));
+    assert.equal(next.buffer === big.buffer, kept, `a buffer of ${bytes} bytes kept: ${kept}`);
+    assert.deepEqual(next.entries(), files('next', 3));
+  }
+});
+
+test('a view keeps two spare buffers at most, and hands each out once', async () => {
+  const view = new NetworkView(() => Promise.reject(new Error('no snapshot here')), silentLog);
+  const peers = ['c', 'd', 'e'].map((c) => c.repeat(40));
+  // Three states read before any is applied (a broadcast and a snapshot page staged at once, and more).
+  const packed = peers.map((peerId) => readInto(view, files(peerId.slice(0, 1), 3)));
+  assert.equal(new Set(packed.map((list) => list.buffer)).size, 3);
+  for (const [i, peerId] of peers.entries()) await view.applyState(wholeState(peerId), packed[i]!);
+  await view.settled();
+  assert.equal(view.index.peerCount, 3);
+  assert.deepEqual(
+    [view.spare(1), view.spare(1), view.spare(1)],
+    [packed[0]!.buffer, packed[1]!.buffer, undefined],
+  );
+});

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type PeersReply, type PeersRequest, PROTOCOL_VERSION } from '../../libs/protocol/index.js';
-import { SIBLING_REFRESH_MS } from '../../services/superpeer/warmup.js';
+import { isP2PError } from '../../libs/errors/index.js';
+import {
+  type PeersReply,
+  PeersReplySchema,
+  type PeersRequest,
+  PROTOCOL_VERSION,
+} from '../../libs/protocol/index.js';
+import {
+  SIBLING_REFRESH_MS,
+  type WarmupProbe,
+  type WarmupTimes,
+  warmUp,
+} from '../../services/superpeer/warmup.js';
+import { answeringRpcClient } from '../helpers/rpc-fake.js';
 import { files, peer, superpeer } from './superpeer-fake.js';
 
 /** Milliseconds from now until `sp.serving` holds, polled every 10 ms up to `limitMs`. */
@@ -124,6 +136,72 @@ describe("a superpeer's warm-up", () => {
     assert.equal(transport.siblingRequests, 1);
     await sp.close();
   });
+
+  it("reads at most 100 pages of a sibling's list whose cursor keeps moving forward", async () => {
+    let pages = 0;
+    const outcome = await warmUp(
+      probe(async (request) => {
+        pages++;
+        // Past 1000 pages the sibling is gone: without the bound the warm-up still ends, with no list.
+        if (pages > 1000) return undefined;
+        const at = request.cursor ? Number.parseInt(request.cursor.peerId, 16) : 0;
+        return peersReply([hexId(at)], hexId(at + 1));
+      }),
+      AT_ONCE,
+    );
+    assert.equal(pages, 100);
+    assert.deepEqual(outcome.sibling, { peers: 100, missing: 100 });
+  });
+
+  it('keeps at most 100,000 of the peer ids a sibling lists', async () => {
+    // 120,000 peers in 30 pages: nothing in the reply's schema caps a page at the usual 1000.
+    const pageSize = 4000;
+    const listed = 120_000;
+    let lookedUp = 0;
+    const outcome = await warmUp(
+      probe(
+        async (request) => {
+          const at = request.cursor ? Number.parseInt(request.cursor.peerId, 16) : 0;
+          const ids = Array.from({ length: Math.min(pageSize, listed - at) }, (_, i) => hexId(at + i));
+          return peersReply(ids, at + pageSize < listed ? hexId(at + pageSize) : undefined);
+        },
+        () => {
+          lookedUp++;
+          return false;
+        },
+      ),
+      AT_ONCE,
+    );
+    assert.deepEqual(outcome.sibling, { peers: 100_000, missing: 100_000 });
+    assert.equal(lookedUp, 100_000, 'ids looked up in the index');
+  });
+
+  it("goes by what it sees alone when a sibling's reply to rpc.peers is malformed", async () => {
+    const page = peersReply([hexId(1)]);
+    for (const [what, reply] of [
+      ['not JSON', Buffer.from('{"v":1,"type":"rpc.peers",')],
+      ['not a page', Buffer.from(JSON.stringify({ ...page, peers: [{ peerId: 'not-an-id' }] }))],
+      ['peers not a list', Buffer.from(JSON.stringify({ ...page, peers: null }))],
+      ['a valid page', Buffer.from(JSON.stringify(page))],
+    ] as const) {
+      // The transport's client: a real RpcClient, its broker answering every request with `reply`.
+      const client = await answeringRpcClient(() => reply);
+      const askSiblings: WarmupProbe['askSiblings'] = (request, timeoutMs) =>
+        client.call(request, PeersReplySchema, { timeoutMs });
+      const outcome = await warmUp(probe(askSiblings), AT_ONCE);
+      if (what === 'a valid page') {
+        assert.deepEqual(outcome, { sibling: { peers: 1, missing: 1 } }, 'the fake answers as a sibling');
+        continue;
+      }
+      assert.deepEqual(outcome, {}, `${what}: as without a sibling`);
+      // The request rejected, as RpcClient.call does on a bad reply; the warm-up did not.
+      await assert.rejects(
+        askSiblings({ v: PROTOCOL_VERSION, type: 'rpc.peers' }, 1000),
+        (err) => isP2PError(err, 'RPC_ERROR'),
+        what,
+      );
+    }
+  });
 });
 
 /**
@@ -145,23 +223,40 @@ function siblingListing(peerIds: string[], pageSize = 1000): (request: PeersRequ
   const sorted = [...peerIds].sort();
   return (request) => {
     const start = request.cursor ? sorted.findIndex((id) => id >= request.cursor!.peerId) : 0;
-    const page = sorted.slice(start, start + pageSize);
-    const next = sorted[start + pageSize];
-    return {
-      v: PROTOCOL_VERSION,
-      type: 'rpc.peers',
-      ok: true,
-      superpeerId: 'sp-sibling',
-      peers: page.map((peerId) => ({
-        peerId,
-        instanceId: 'inst-sibling',
-        url: 'http://sibling.test',
-        seq: 1,
-        fileCount: 1,
-        totalBytes: 1,
-        lastSeenAgoMs: 0,
-      })),
-      ...(next === undefined ? {} : { next: { peerId: next } }),
-    };
+    return peersReply(sorted.slice(start, start + pageSize), sorted[start + pageSize]);
   };
+}
+
+/** A sibling's page of `rpc.peers` listing `peerIds`, pointing at `next` when given. */
+function peersReply(peerIds: string[], next?: string): PeersReply {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'rpc.peers',
+    ok: true,
+    superpeerId: 'sp-sibling',
+    peers: peerIds.map((peerId) => ({
+      peerId,
+      instanceId: 'inst-sibling',
+      url: 'http://sibling.test',
+      seq: 1,
+      fileCount: 1,
+      totalBytes: 1,
+      lastSeenAgoMs: 0,
+    })),
+    ...(next === undefined ? {} : { next: { peerId: next } }),
+  };
+}
+
+/** The peer id written as `n` in 40 hex digits: ids in the order of their numbers. */
+const hexId = (n: number) => n.toString(16).padStart(40, '0');
+
+/** No waiting alone: the warm-up ends once the sibling's first list is read (and looked up once). */
+const AT_ONCE: WarmupTimes = { quietMs: 0, firstAnnounceMs: 0, maxMs: 0, siblingMaxMs: 0 };
+
+/** A superpeer that has no peer and no announce yet, asking its siblings with `askSiblings`. */
+function probe(
+  askSiblings: WarmupProbe['askSiblings'],
+  hasPeer: (peerId: string) => boolean = () => false,
+): WarmupProbe {
+  return { lastAnnounceMs: () => 0, closed: () => false, hasPeer, askSiblings };
 }
