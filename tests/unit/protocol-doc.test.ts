@@ -103,7 +103,7 @@ test('the README’s search-by-SHA-256 example is the demo guide every peer shar
 
 test('every setting the README and docs name is a key the services read', () => {
   const known = new Set<string>(Object.values(CONFIG_KEYS).flat());
-  for (const file of ['README.md', 'docs/protocol.md', 'docs/reliability.md']) {
+  for (const file of ['README.md', 'docs/protocol.md', 'docs/reliability.md', 'docs/performance.md']) {
     const text = fs.readFileSync(path.join(REPO_ROOT, file), 'utf8');
     const named = new Set(text.match(/\b(?:AMQP_URL|(?:P2P|PEER|SUPERPEER|LOG)_[A-Z_]+[A-Z])\b/g) ?? []);
     for (const key of named) assert.ok(known.has(key), `${file} names ${key}, which no service reads`);
