@@ -6,6 +6,12 @@ import { scanAsciiTokens } from './token-key.js';
 
 /** Marks stay small integers. */
 const MAX_MARK = 2 ** 30 - 1;
+/**
+ * Files added between two bitmaps grown ahead of the next doubling of the id space (see TokenIndex): a
+ * slice looks at the clock every 64 files, and growing one bitmap (a new mapping, its pages touched) takes
+ * up to half a millisecond on a slow machine.
+ */
+const FILES_PER_GROWTH = 32;
 /** Slots of the cache of entries by token bytes (a power of two). */
 const CACHE_SLOTS = 4096;
 
@@ -14,10 +20,24 @@ const CACHE_SLOTS = 4096;
  * large share of the files, a bitmap over the id space (`capacity` bits). A token gets its bitmap at
  * `bitmapMinFiles` files and at least 1/64 of the capacity (there the bitmap costs at most twice the list
  * and makes intersections word-wise ANDs), and goes back to a list below a quarter of that.
+ *
+ * Every bitmap covers at least the id space's capacity (readers scan up to the id count without bounds
+ * checks). When the capacity doubles, the bitmaps already cover the new one: after each doubling they are
+ * grown ahead to the next, one every `FILES_PER_GROWTH` files added, instead of all of them at once when
+ * it comes (81 bitmaps at a million files, 20-27 ms in one task on a slow machine). The price is bitmaps
+ * one doubling larger than needed while the id space grows.
  */
 export class TokenIndex {
   readonly dictionary = new TokenDictionary();
   private readonly bitmapTokens = new Set<TokenPostings>();
+  /** Words every bitmap has at least: the id space's capacity. */
+  private bitmapWords = 0;
+  /** Words new bitmaps get, and those in `behind` are grown to: the next capacity once the space grew. */
+  private aheadWords = 0;
+  /** Bitmaps not yet grown to `aheadWords` (some may be lists again, or released, by their turn). */
+  private behind: TokenPostings[] = [];
+  /** Files still to add before the next bitmap of `behind` is grown. */
+  private untilGrowth = FILES_PER_GROWTH;
   private mark = 0;
   /**
    * The entries of recently added ASCII tokens by the hash of their bytes (direct-mapped), so that
@@ -46,6 +66,7 @@ export class TokenIndex {
 
   /** Adds file `id` under each of `tokens` (repeats are skipped); `capacity` is the id space's. */
   add(id: number, tokens: readonly string[], capacity: number): void {
+    if (this.behind.length > 0 && --this.untilGrowth <= 0) this.growAhead();
     const mark = this.nextMark();
     for (let i = 0; i < tokens.length; i++)
       this.addTo(this.dictionary.acquire(tokens[i]!), id, mark, capacity);
@@ -65,6 +86,7 @@ export class TokenIndex {
     seed: number,
     capacity: number,
   ): number {
+    if (this.behind.length > 0 && --this.untilGrowth <= 0) this.growAhead();
     const mark = this.nextMark();
     return scanAsciiTokens(bytes, start, length, seed, (first, end, upper, tokenHash) => {
       const slot = (tokenHash ^ (tokenHash >>> 15)) & (CACHE_SLOTS - 1);
@@ -130,11 +152,38 @@ export class TokenIndex {
   }
 
   /**
-   * The id space now has room for `capacity` ids: every bitmap follows (readers scan bitmaps up to the id
-   * count without bounds checks, so none may be shorter).
+   * The id space now has room for `capacity` ids: every bitmap covers it at once (most already do, grown
+   * ahead); growing, the bitmaps are then grown ahead to twice `capacity`, one every few files added; shrinking,
+   * they shrink to `capacity` at once, and nothing is grown ahead until the space grows again.
    */
   resize(capacity: number): void {
-    for (const entry of this.bitmapTokens) entry.bits = resized(entry.bits!, capacity);
+    const words = wordsFor(capacity);
+    const growing = words > this.bitmapWords;
+    this.bitmapWords = words;
+    this.aheadWords = growing ? wordsFor(2 * capacity) : words;
+    this.behind = [];
+    for (const entry of this.bitmapTokens) {
+      const length = entry.bits!.length;
+      if (length < words || (!growing && length !== words)) entry.bits = resized(entry.bits!, capacity);
+      if (entry.bits!.length < this.aheadWords) this.behind.push(entry);
+    }
+  }
+
+  /** Bitmaps not yet grown ahead (tests). */
+  get bitmapsBehind(): number {
+    return this.behind.length;
+  }
+
+  /** Grows the next bitmap of `behind` to `aheadWords`, skipping those that are no longer bitmaps. */
+  private growAhead(): void {
+    this.untilGrowth = FILES_PER_GROWTH;
+    while (this.behind.length > 0) {
+      const entry = this.behind.pop()!;
+      if (entry.bits === undefined || !this.bitmapTokens.has(entry) || entry.bits.length >= this.aheadWords)
+        continue;
+      entry.bits = resized(entry.bits, this.aheadWords * 32);
+      return;
+    }
   }
 
   private threshold(capacity: number): number {
@@ -142,7 +191,7 @@ export class TokenIndex {
   }
 
   private toBitmap(entry: TokenPostings, capacity: number): void {
-    const bits = uint32s(wordsFor(capacity));
+    const bits = uint32s(Math.max(wordsFor(capacity), this.aheadWords));
     for (let i = 0; i < entry.count; i++) setBit(bits, entry.ids[i]!);
     entry.bits = bits;
     entry.ids = [];

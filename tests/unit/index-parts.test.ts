@@ -318,4 +318,59 @@ describe('TokenIndex', () => {
     assert.equal(tokens.dictionary.get('common')!.count, 10);
     assert.equal(tokens.dictionary.size, 11);
   });
+
+  it('grows its bitmaps ahead of the next doubling, one every 32 files, so a doubling copies none', () => {
+    const tokens = new TokenIndex(16);
+    const bitsOf = (token: string) => tokens.dictionary.get(token)!.bits!;
+    const setIds = (token: string) => {
+      const bits = bitsOf(token);
+      return [...Array(bits.length * 32).keys()].filter((id) => (bits[id >>> 5]! >>> (id & 31)) & 1);
+    };
+    const common = ['alpha', 'beta', 'gamma', 'delta'];
+    let capacity = 1024;
+    tokens.resize(capacity);
+    let id = 0;
+    for (; id < 40; id++) tokens.add(id, [...common, `rare${id}`], capacity);
+    assert.equal(tokens.bitmapCount, common.length);
+    // Made after the space grew: already one doubling ahead.
+    for (const token of common) assert.equal(bitsOf(token).length, (2 * capacity) / 32);
+    // The space doubles: the bitmaps already cover it, none is copied, and they are grown ahead again,
+    // one per file added.
+    capacity *= 2;
+    const before = common.map(bitsOf);
+    tokens.resize(capacity);
+    assert.deepEqual(common.map(bitsOf), before, 'no bitmap copied when the space doubles');
+    assert.equal(tokens.bitmapsBehind, common.length);
+    for (let i = 0; i < 31; i++) tokens.add(id++, [`rare-a${i}`], capacity);
+    assert.equal(tokens.bitmapsBehind, common.length, 'none grown in the first 31 files');
+    tokens.add(id++, ['rare-b'], capacity);
+    assert.equal(tokens.bitmapsBehind, common.length - 1, 'one at the 32nd');
+    for (let i = 0; i < 32 * (common.length - 1); i++) tokens.add(id++, [`rare-c${i}`], capacity);
+    assert.equal(tokens.bitmapsBehind, 0);
+    for (const token of common) {
+      assert.equal(bitsOf(token).length, (2 * capacity) / 32);
+      assert.deepEqual(setIds(token), [...Array(40).keys()], `${token} keeps its files`);
+    }
+    // Shrinking: every bitmap at the new size at once, and nothing grown ahead until the space grows.
+    tokens.resize(1024);
+    assert.equal(tokens.bitmapsBehind, 0);
+    for (const token of common) {
+      assert.equal(bitsOf(token).length, 1024 / 32);
+      assert.deepEqual(setIds(token), [...Array(40).keys()]);
+    }
+  });
+
+  it('covers the id space at once when it grows faster than its bitmaps were grown ahead', () => {
+    const tokens = new TokenIndex(16);
+    tokens.resize(1024);
+    for (let id = 0; id < 20; id++) tokens.add(id, ['common', `rare${id}`], 1024);
+    // Two doublings with no file added between them: no growing ahead happened.
+    tokens.resize(2048);
+    tokens.resize(4096);
+    const bitsOfCommon = () => tokens.dictionary.get('common')!.bits!;
+    assert.ok(bitsOfCommon().length >= 4096 / 32, `${bitsOfCommon().length} words cover 4096 ids`);
+    tokens.add(4095, ['common'], 4096);
+    assert.equal(bitsOfCommon()[4095 >>> 5]! >>> 31, 1, 'the last id of the space is set');
+    assert.equal(bitsOfCommon()[0]! & 1, 1, 'the first files are kept');
+  });
 });
