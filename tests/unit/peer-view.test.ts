@@ -23,6 +23,18 @@ function files(prefix: string, count: number): FileEntry[] {
   }));
 }
 
+/** A peer's fields as a state or a snapshot page carries them (those the view reads). */
+function peerFields(peerId: string) {
+  return {
+    peerId,
+    instanceId: `${peerId.slice(0, 8)}-instance`,
+    url: 'http://127.0.0.1:9',
+    seq: 1,
+    name: `peer-${peerId.slice(0, 4)}`,
+    publicKey: 'unused',
+  };
+}
+
 /** A snapshot page of whole peers (the fields the view reads; the RPC client has checked the rest). */
 function page(...peers: Array<{ peerId: string; files: FileEntry[] }>): SnapshotReply {
   return {
@@ -31,12 +43,7 @@ function page(...peers: Array<{ peerId: string; files: FileEntry[] }>): Snapshot
     ok: true,
     superpeerId: 'sp-1',
     peers: peers.map(({ peerId, files }) => ({
-      peerId,
-      instanceId: `${peerId.slice(0, 8)}-instance`,
-      url: 'http://127.0.0.1:9',
-      seq: 1,
-      name: `peer-${peerId.slice(0, 4)}`,
-      publicKey: 'unused',
+      ...peerFields(peerId),
       fileOffset: 0,
       fileTotal: files.length,
       files,
@@ -182,12 +189,7 @@ function wholeState(peerId: string): NetworkPeerState {
   return {
     v: PROTOCOL_VERSION,
     type: 'network.peer-state',
-    peerId,
-    instanceId: `${peerId.slice(0, 8)}-instance`,
-    url: 'http://127.0.0.1:9',
-    seq: 1,
-    name: `peer-${peerId.slice(0, 4)}`,
-    publicKey: 'unused',
+    ...peerFields(peerId),
     superpeerId: 'sp-1',
     chunkIndex: 0,
     chunkCount: 1,
