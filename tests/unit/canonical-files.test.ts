@@ -224,14 +224,23 @@ describe('file lists read canonically (decodeWithFileList)', () => {
     for (const name of ['a'.repeat(3 * 2 ** 20), 'é'.repeat(1.5 * 2 ** 20)]) {
       const body = bodyOf(announce([{ name, size: 1, sha256: SHA(1), mtimeMs: 1 }]));
       assert.ok(body.length > 3 * 2 ** 20 && body.length <= MAX_MESSAGE_BYTES, 'inside the body cap');
-      const started = performance.now();
-      const fast = decodeWithFileList(PeerEventSchema, body);
-      const fastMs = performance.now() - started;
-      const { general } = bothWays(body);
+      const { general, fast } = bothWays(body);
       assert.equal(general.ok, false);
       assert.equal(fast.ok, false);
-      // The reader's look and the general path's parse: each a pass or two over 3 MiB.
-      assert.ok(fastMs < 500, `${fastMs.toFixed(0)} ms for a ${body.length}-byte body`);
+      // The reader's look, then the general path's parse: each a pass or two over 3 MiB, so the fast path
+      // costs a small multiple of the general one (a look that rescanned the name would cost thousands).
+      const fastestOf = (run: () => unknown) => {
+        let best = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < 3; i++) {
+          const started = performance.now();
+          run();
+          best = Math.min(best, performance.now() - started);
+        }
+        return best;
+      };
+      const fastMs = fastestOf(() => decodeWithFileList(PeerEventSchema, body));
+      const generalMs = fastestOf(() => decode(PeerEventSchema, body));
+      assert.ok(fastMs < 5 * generalMs, `${fastMs.toFixed(1)} ms against ${generalMs.toFixed(1)} ms`);
     }
   });
 
