@@ -52,9 +52,11 @@ function openPausedDownload(url: string): Promise<{ finish: () => Promise<Buffer
 describe('faults: the network keeps working and loses nothing', () => {
   let net: TestNetwork;
   let client: NetworkClient;
-  // Much more than loopback socket buffers hold (several MiB): a source killed after the first MiB cannot
-  // already have pushed the rest of the body into the kernel.
-  const big = randomBytes(32 * 1024 * 1024);
+  // More than a source can have sent when the download has written its first MiB: the download's unwritten
+  // bytes (at most 16 MiB, its flow bound) plus loopback's socket buffers (here up to 32 MiB received and
+  // 4 MiB sent, net.ipv4.tcp_rmem / tcp_wmem). With 32 MiB, a source killed then had sometimes already
+  // pushed the whole body into the kernel, and the download never needed the other holder.
+  const big = randomBytes(96 * 1024 * 1024);
   const shares: Array<Record<string, string | Buffer>> = [
     { 'one/alpha.txt': 'alpha', 'big.bin': big },
     { 'two/beta.txt': 'beta' },
