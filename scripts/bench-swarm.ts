@@ -180,12 +180,26 @@ async function eventLoopMaxMs(): Promise<{ delayMs: number; cpuMs: number }> {
   };
 }
 
-/** Full (mark-compact) collections on the superpeer's main thread so far, from its metrics. */
-async function superpeerMajorGcs(): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const count = /^p2p_superpeer_nodejs_gc_duration_seconds_count\{kind="major"\} (\S+)$/m.exec(text)?.[1];
+/**
+ * Full (mark-compact) collections on a service's main thread so far, from its metrics (`url` serves them,
+ * their names start with `prefix`).
+ */
+async function majorGcs(url: string, prefix: 'p2p_superpeer' | 'p2p_peer'): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const count = new RegExp(`^${prefix}_nodejs_gc_duration_seconds_count\\{kind="major"\\} (\\S+)$`, 'm').exec(
+    text,
+  )?.[1];
   // No line before the first one.
   return count === undefined ? 0 : Number(count);
+}
+
+/** `majorGcs` of the superpeer and of the first real peer (NaN without one). */
+async function joinGcs(): Promise<{ superpeer: number; firstRealPeer: number }> {
+  const first = realPeers[0];
+  return {
+    superpeer: await majorGcs(`http://127.0.0.1:${metricsPort}`, 'p2p_superpeer'),
+    firstRealPeer: first === undefined ? Number.NaN : await majorGcs(first.url, 'p2p_peer'),
+  };
 }
 
 /** The superpeer's own time serving searches so far (sum of seconds, count), from its metrics. */
@@ -631,7 +645,7 @@ const heartbeats = setInterval(() => {
 }, HEARTBEAT_INTERVAL_MS / TICKS);
 
 if (values.prebuilt) for (const peer of swarm) peer.ready = announceEvents(peer);
-const majorGcsAtStart = await superpeerMajorGcs();
+const majorGcsAtStart = await joinGcs();
 const joinStarted = performance.now();
 const cpuAtStart = cpuNow();
 // A few peers at a time build and publish their state (each one's files are made only then, unless
@@ -667,7 +681,9 @@ await waitUntil(
   ),
 );
 const cpuAtIndexed = cpuNow();
-const joinMajorGcs = (await superpeerMajorGcs()) - majorGcsAtStart;
+const majorGcsAtIndexed = await joinGcs();
+const joinMajorGcs = majorGcsAtIndexed.superpeer - majorGcsAtStart.superpeer;
+const firstRealPeerJoinMajorGcs = majorGcsAtIndexed.firstRealPeer - majorGcsAtStart.firstRealPeer;
 /** CPU seconds each party spent from the first announce to everything indexed. */
 const joinCpu = Object.fromEntries(
   Object.entries(cpuAtIndexed).map(([party, seconds]) => [party, seconds - cpuAtStart[party]!]),
@@ -820,7 +836,11 @@ out(
   `${joinCpu.machine!.toFixed(2)}`,
   `of ${(((indexedAt ?? Number.NaN) - joinStarted) / 1000).toFixed(2)} s × ${availableParallelism()} cores`,
 );
-out('superpeer full GCs (main thread) in the join', `${joinMajorGcs}`, 'mark-compacts, from its metrics');
+out(
+  'full GCs (main thread) in the join: superpeer, real peer 1',
+  `${joinMajorGcs}, ${firstRealPeerJoinMajorGcs}`,
+  'mark-compacts, from their metrics',
+);
 out('peers listed through rpc.peers pages', `${listed}`, `expected ${peerCount + realPeers.length}`);
 out(
   'healthy peers timed out (join + settle)',
@@ -912,7 +932,7 @@ for (const real of realPeers) {
   );
 }
 process.stdout.write(
-  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), machineSpeed: speed, echoP50, searchP50, echoP50Interleaved, searchP50Interleaved, searchServeMs, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
+  `${JSON.stringify({ peerCount, filesPerPeer, publishMs, joinMs, joinCpu, joinMajorGcs, firstRealPeerJoinMajorGcs, listed, healthyTimeouts: healthyTimeoutsSeen, superpeerTimeoutLogs: timeoutLogsSeen, resyncsAnswered, rssAtJoinMb: rssAtJoin.rss, rssEndMb: rssEnd.rss, rssPeakMb: rssEnd.peak, loopMaxMs, taskCpuMaxMs, noiseMaxMs, loadAverage: loadavg(), machineSpeed: speed, echoP50, searchP50, echoP50Interleaved, searchP50Interleaved, searchServeMs, realPeers: realPeers.map(({ service: _service, tail: _tail, exited: _exited, shareDir: _dir, ...real }) => real) })}\n`,
 );
 
 await heartbeatConnection.close();

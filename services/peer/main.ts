@@ -7,6 +7,10 @@ import { createLogger } from '../../libs/logging/index.js';
 import { MAX_SEARCH_LIMIT } from '../../libs/protocol/index.js';
 import { Share, writeDemoFiles } from '../../libs/share/index.js';
 import { Watcher } from '../../libs/watch/index.js';
+import {
+  growOldGenerationForExternalMemory,
+  PEER_OLD_GENERATION_GROWING_PERCENT,
+} from '../old-generation.js';
 import { installShutdown } from '../shutdown.js';
 import { createApiRouter } from './api.js';
 import { containerName } from './container-name.js';
@@ -23,6 +27,7 @@ import { holdYoungGeneration } from './young-generation.js';
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
   holdYoungGeneration();
+  growOldGenerationForExternalMemory(PEER_OLD_GENERATION_GROWING_PERCENT);
   const config = loadPeerConfig(env, options);
   // In a compose network, without PEER_NAME: the name `docker-compose ps` shows (peer_3).
   const identity = await loadOrCreateIdentity(config.shareDir, config.name ?? (await containerName()));

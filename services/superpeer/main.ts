@@ -1,14 +1,17 @@
 import http from 'node:http';
 import { loadSuperpeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
+import {
+  growOldGenerationForExternalMemory,
+  SUPERPEER_OLD_GENERATION_GROWING_PERCENT,
+} from '../old-generation.js';
 import { installShutdown } from '../shutdown.js';
 import { createSuperpeerMetrics } from './metrics.js';
-import { growOldGenerationForExternalMemory } from './old-generation.js';
 import { Superpeer } from './superpeer.js';
 
 /** Composition root of the superpeer: config → logger → metrics → superpeer → shutdown. */
 export async function runSuperpeer(env: Record<string, string | undefined>): Promise<void> {
-  growOldGenerationForExternalMemory();
+  growOldGenerationForExternalMemory(SUPERPEER_OLD_GENERATION_GROWING_PERCENT);
   const config = loadSuperpeerConfig(env);
   const logger = createLogger({
     service: 'superpeer',

@@ -20,7 +20,7 @@ async function lastLimitFactor(...args: string[]): Promise<number> {
   return factors.at(-1)!;
 }
 
-test("the superpeer's old-generation growth set at run time is the factor V8 applies at the next collections", async () => {
+test('the old-generation growth set at run time (superpeer and peer) is the factor V8 applies at the next collections', async () => {
   // 150% = a limit of 2.5 times the live size: a factor V8's own heuristic does not pick here (4.0).
   assert.equal(await lastLimitFactor('150'), 2.5);
   assert.notEqual(await lastLimitFactor(), 2.5, 'without the call V8 picks its own factor');
