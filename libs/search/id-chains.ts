@@ -4,6 +4,12 @@ import { PIECE_BITS, PIECE_MASK, Uint32Column } from './big-arrays.js';
 const MIN_BUCKETS = 1024;
 /** Buckets merge once there are more than this many per id. */
 const MAX_BUCKETS_PER_ID = 4;
+/** Ids may run this many ahead of the buckets; then as many buckets split at once (see `splitBatch`). */
+export const SPLIT_BATCH = 256;
+/** Per bucket of a batch being split: the walk's next link, and the heads of the two chains it deals into. */
+const walking = new Uint32Array(SPLIT_BATCH);
+const keeping = new Uint32Array(SPLIT_BATCH);
+const moving = new Uint32Array(SPLIT_BATCH);
 
 /**
  * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a chain through the
@@ -11,9 +17,10 @@ const MAX_BUCKETS_PER_ID = 4;
  * key, costs tens of bytes and garbage-collector work per id). Callers compare the full key of each id a
  * bucket yields: different keys may share a bucket.
  *
- * The bucket count follows the number of ids by linear hashing: each `add` that takes the ids past the
- * buckets splits one bucket in two, and each `delete` that leaves more than `MAX_BUCKETS_PER_ID` buckets an
- * id merges the last bucket into its twin (a few per call), so no call rehashes more than one bucket.
+ * The bucket count follows the number of ids by linear hashing: once `add` takes the ids `SPLIT_BATCH`
+ * past the buckets, that many buckets split in two (`splitBatch`), and each `delete` that leaves more than
+ * `MAX_BUCKETS_PER_ID` buckets an id merges the last bucket into its twin (a few per call), so no call
+ * rehashes more than `SPLIT_BATCH` buckets.
  * Buckets and the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces,
  * copying nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling.
  *
@@ -70,7 +77,7 @@ export class IdChains {
     node[at] = heads[slot]!;
     node[at + 1] = hash;
     heads[slot] = id + 1;
-    if (++this.ids > this.bucketCount) this.splitOne();
+    if (++this.ids > this.low + this.split + SPLIT_BATCH) this.splitBatch();
   }
 
   delete(id: number): void {
@@ -111,39 +118,63 @@ export class IdChains {
   }
 
   /**
-   * Moves the ids of bucket `split` whose hash has the next bit set into a new bucket: one walk that deals
-   * the chain into two (each id goes in front of its new chain), touching no node outside it.
+   * Splits the next `SPLIT_BATCH` buckets: moves the ids of bucket `split` whose hash has the next bit set
+   * into a new bucket, and so on, touching no node outside those chains (each id goes in front of its new
+   * chain). The chains are walked side by side, one link of each per round: a walk reads each node before
+   * it knows the next, a memory access at a random place (a cache miss at a million ids), while the reads of
+   * a round do not wait on each other, so the processor fetches many at once. Measured on 2026-12-01,
+   * `NetworkIndex.applyFull` of 1000 × 1000 files alone in a process: 1.26-1.50 µs a file against
+   * 1.40-1.63 with one bucket split, walked alone, at each `add`. With the buckets sized ahead (no split at
+   * all) the chains of a file took a third of what they took with one split per `add`.
    */
-  private splitOne(): void {
-    const low = this.low;
-    const from = this.split;
-    const to = low + from;
-    if (to >= this.headRoom) {
-      this.heads.setLimit(to + 1);
-      this.headRoom = this.heads.limit;
-    }
-    const mask = (low << 1) - 1;
-    const pieces = this.nodes.pieces;
-    let keep = 0;
-    let move = 0;
-    for (let link = this.head(from); link !== 0; ) {
-      const id = link - 1;
-      const node = pieces[id >>> PIECE_BITS]!;
-      const at = (id & PIECE_MASK) * 2;
-      link = node[at]!;
-      if ((node[at + 1]! & mask) === to) {
-        node[at] = move;
-        move = id + 1;
-      } else {
-        node[at] = keep;
-        keep = id + 1;
+  private splitBatch(): void {
+    let left = SPLIT_BATCH;
+    while (left > 0) {
+      const low = this.low;
+      const from = this.split;
+      const count = Math.min(left, low - from);
+      const to = low + from;
+      if (to + count > this.headRoom) {
+        this.heads.setLimit(to + count);
+        this.headRoom = this.heads.limit;
       }
-    }
-    this.setHead(from, keep - 1);
-    this.setHead(to, move - 1);
-    if (++this.split === low) {
-      this.low = low << 1;
-      this.split = 0;
+      const mask = (low << 1) - 1;
+      const pieces = this.nodes.pieces;
+      for (let j = 0; j < count; j++) {
+        walking[j] = this.head(from + j);
+        keeping[j] = 0;
+        moving[j] = 0;
+      }
+      for (let active = count; active > 0; ) {
+        active = 0;
+        for (let j = 0; j < count; j++) {
+          const link = walking[j]!;
+          if (link === 0) continue;
+          const id = link - 1;
+          const node = pieces[id >>> PIECE_BITS]!;
+          const at = (id & PIECE_MASK) * 2;
+          const next = node[at]!;
+          if ((node[at + 1]! & mask) === to + j) {
+            node[at] = moving[j]!;
+            moving[j] = link;
+          } else {
+            node[at] = keeping[j]!;
+            keeping[j] = link;
+          }
+          walking[j] = next;
+          if (next !== 0) active++;
+        }
+      }
+      for (let j = 0; j < count; j++) {
+        this.setHead(from + j, keeping[j]! - 1);
+        this.setHead(to + j, moving[j]! - 1);
+      }
+      this.split += count;
+      if (this.split === low) {
+        this.low = low << 1;
+        this.split = 0;
+      }
+      left -= count;
     }
   }
 

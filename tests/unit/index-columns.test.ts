@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Float64Column, PIECE_IDS, Uint32Column, uint8s, uint32s } from '../../libs/search/big-arrays.js';
 import { forEachBit, hasBit, wordsFor } from '../../libs/search/bitmap.js';
 import { FileTable } from '../../libs/search/file-table.js';
-import { IdChains } from '../../libs/search/id-chains.js';
+import { IdChains, SPLIT_BATCH } from '../../libs/search/id-chains.js';
 import { IdPool } from '../../libs/search/id-pool.js';
 import { type OwnerList, OwnerLists } from '../../libs/search/owner-lists.js';
 import { TokenIndex } from '../../libs/search/token-index.js';
@@ -124,7 +124,11 @@ describe('IdChains', () => {
       if (id % 1000 === 999) findable([id, id - 500, id - 999]);
     }
     assert.equal(chains.size, count);
-    assert.ok(chains.bucketCount >= count, `${chains.bucketCount} buckets`);
+    // Buckets split a batch at a time: the ids run at most a batch ahead of them.
+    assert.ok(
+      chains.bucketCount <= count && chains.bucketCount >= count - SPLIT_BATCH,
+      `${chains.bucketCount} buckets`,
+    );
     findable(hashes.keys());
     // Remove in random order down to a few, checking as the buckets merge.
     const order = [...hashes.keys()].sort(() => random() - 0.5);
@@ -148,6 +152,17 @@ describe('IdChains', () => {
       [...walked].sort((a, b) => a - b),
       [...hashes.keys()].sort((a, b) => a - b),
     );
+    // Growing again from where merging left off (mid-way through a round of splits, so batches are cut at
+    // the round's end).
+    for (let id = 0; id < count; id++) {
+      if (hashes.has(id)) continue;
+      const hash = id % 64 === 0 ? 0xabcdef : Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+      if (id % 1000 === 999) findable([id, id - 999].filter((known) => hashes.has(known)));
+    }
+    assert.ok(chains.bucketCount >= count - SPLIT_BATCH, `${chains.bucketCount} buckets`);
+    findable(hashes.keys());
     const shared = [...hashes.entries()].filter(([, hash]) => hash === 0xabcdef).map(([id]) => id);
     const found: number[] = [];
     for (let at = chains.first(0xabcdef); at >= 0; at = chains.after(at))
@@ -156,6 +171,38 @@ describe('IdChains', () => {
       found.sort((a, b) => a - b),
       shared.sort((a, b) => a - b),
     );
+  });
+});
+
+describe('IdChains batch splits', () => {
+  it('splits a batch cut at the end of a round of splits when merging left the round half done', () => {
+    const random = prng(22);
+    const chains = new IdChains(50_000);
+    const hashes = new Map<number, number>();
+    for (let id = 0; id < 10_000; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+    }
+    // Leave it with a bucket count that is not a whole number of batches.
+    for (let id = 0; chains.bucketCount % SPLIT_BATCH === 0 || chains.bucketCount > 4096; id++) {
+      chains.delete(id);
+      hashes.delete(id);
+    }
+    for (let id = 10_000; id < 50_000; id++) {
+      const hash = Math.floor(random() * 2 ** 32);
+      hashes.set(id, hash);
+      chains.add(id, hash);
+    }
+    assert.ok(chains.bucketCount >= chains.size - SPLIT_BATCH && chains.bucketCount <= chains.size);
+    let steps = 0;
+    for (const [id, hash] of hashes) {
+      let at = chains.first(hash);
+      for (steps++; at >= 0 && at !== id; steps++) at = chains.after(at);
+      assert.equal(at, id, `id ${id} is in its bucket's chain`);
+    }
+    // About one id per bucket: finding one takes a step or two (the buckets really split, not only counted).
+    assert.ok(steps / hashes.size < 3, `${(steps / hashes.size).toFixed(2)} steps an id`);
   });
 });
 
