@@ -29,9 +29,11 @@ export const SUPERPEER_OLD_GENERATION_GROWING_PERCENT = 200;
  * A peer's, which follows the join's broadcasts (a state of 1000 files is about 150 KB). Measured with
  * bench:swarm on 2026-12-01, the first real peer (it follows the whole join): full collections in the
  * join 31-37 without (one every ~100 ms: marking ran through most of the join), 7 with 200, 4 with 300;
- * its CPU in the join 2.1-2.6 s without, 1.5-1.6 with 200, 1.35-1.5 with 300. Its RSS high-water mark:
- * 191-199 MB with 300, 194-197 with 200, 184-198 without. In three runs alternated with three without,
- * the whole join (first announce to all indexed) took 5.5-5.7 s against 5.6-6.6 s.
+ * its CPU in the join 2.1-2.6 s without (5 runs), 1.5-2.0 with 200 (6 runs), 1.3-2.0 with 300 (16 runs).
+ * Its RSS high-water mark: 194-201 MB with 300, 194-200 with 200, 184-198 without (4 runs); the goal is
+ * 200.
+ * In three runs alternated with three without, the whole join (first announce to all indexed) took
+ * 5.5-5.7 s against 5.6-6.6 s.
  */
 export const PEER_OLD_GENERATION_GROWING_PERCENT = 300;
 
