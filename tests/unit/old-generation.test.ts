@@ -3,6 +3,10 @@ import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import {
+  PEER_OLD_GENERATION_GROWING_PERCENT,
+  SUPERPEER_OLD_GENERATION_GROWING_PERCENT,
+} from '../../services/old-generation.js';
 
 const probe = fileURLToPath(new URL('../helpers/old-generation-probe.js', import.meta.url));
 
@@ -20,8 +24,14 @@ async function lastLimitFactor(...args: string[]): Promise<number> {
   return factors.at(-1)!;
 }
 
-test('the old-generation growth set at run time (superpeer and peer) is the factor V8 applies at the next collections', async () => {
+test('the old-generation growth set at run time is the factor V8 applies at the next collections', async () => {
   // 150% = a limit of 2.5 times the live size: a factor V8's own heuristic does not pick here (4.0).
   assert.equal(await lastLimitFactor('150'), 2.5);
   assert.notEqual(await lastLimitFactor(), 2.5, 'without the call V8 picks its own factor');
+});
+
+test("each service's own setting replaces an earlier one: the superpeer's 200%, the peer's 300%", async () => {
+  assert.equal(await lastLimitFactor('50'), 1.5);
+  assert.equal(await lastLimitFactor('superpeer'), 1 + SUPERPEER_OLD_GENERATION_GROWING_PERCENT / 100);
+  assert.equal(await lastLimitFactor('peer'), 1 + PEER_OLD_GENERATION_GROWING_PERCENT / 100);
 });
