@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Entry point of every command, services included (docker-compose runs `node bin/p2p.js superpeer|peer`).
 // The services load as compiled; every other command runs the bundled command line (see entry.ts).
-import { entryFor } from '../dist/services/cli/entry.js';
+import { beforeLoading, entryFor } from '../dist/services/cli/entry.js';
 
+beforeLoading(process.argv.slice(2));
 const { main } = await import(entryFor(process.argv.slice(2)));
 
 const code = await main(process.argv);

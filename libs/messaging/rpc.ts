@@ -3,7 +3,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { z } from 'zod';
 import { describeError, P2PError } from '../errors/index.js';
 import type { Log } from '../logging/index.js';
-import { decode, encode } from '../protocol/index.js';
+import { type DecodeResult, decode, encode } from '../protocol/index.js';
 import type { Broker } from './broker.js';
 import { consumeValidated, type DeadLetterTarget, POISON_REASON } from './consumer.js';
 import { replyToProblem } from './reply-to.js';
@@ -143,11 +143,19 @@ export class RpcClient {
   }
 
   /** Sends `request` and resolves with the reply parsed by `schema`; RPC_TIMEOUT when none comes in time. */
-  async call<S extends z.ZodType>(
+  call<S extends z.ZodType>(request: unknown, schema: S, options: RpcCallOptions): Promise<z.output<S>> {
+    return this.callDecoded(request, (body) => decode(schema, body), options);
+  }
+
+  /**
+   * `call` with the reply read by `read` (which must decide what `decode` with the reply's schema would: a
+   * snapshot page read into columns, say); RPC_ERROR when it refuses the reply.
+   */
+  async callDecoded<T>(
     request: unknown,
-    schema: S,
+    read: (body: Buffer) => DecodeResult<T>,
     options: RpcCallOptions,
-  ): Promise<z.output<S>> {
+  ): Promise<T> {
     const started = Date.now();
     await this.broker.currentSession(options.timeoutMs);
     const channel = this.channel;
@@ -176,7 +184,7 @@ export class RpcClient {
         reject(new P2PError('BROKER_UNREACHABLE', 'could not send the request', { cause: err }));
       }
     });
-    const decoded = decode(schema, body);
+    const decoded = read(body);
     if (!decoded.ok) throw new P2PError('RPC_ERROR', `invalid reply: ${decoded.reason}`);
     return decoded.value;
   }

@@ -26,6 +26,15 @@ export interface WithFileList<T> {
   distinctNames?: boolean;
 }
 
+/** How `decodeWithFileLists` reads a message's lists: in columns, or (general path) as the schema's objects. */
+export interface WithFileLists<T> {
+  value: T;
+  /** Each list read canonically, in the order of `holders` (whose `files` are then empty). */
+  packed?: PackedFiles[];
+  /** With `packed`, when asked for: no list has two files of the same name. */
+  distinctNames?: boolean;
+}
+
 export interface FileListOptions {
   maxBytes?: number;
   /** A buffer of at least the bytes asked, to be written over, or nothing (see `packedColumns`). */
@@ -37,6 +46,17 @@ export interface FileListOptions {
 }
 
 /**
+ * Where a message's `files` lists are: given the message as JSON.parse read it, the objects that hold them,
+ * in the order they are written (anything else, and the message is read the general way).
+ */
+export type FileListHolders = (message: object) => unknown;
+
+/** One `files` list, at the top of the message (an announce, a network state). */
+export const TOP_LEVEL_FILES: FileListHolders = (message) => [message];
+/** One `files` list in each element of the message's `peers` (a snapshot page). */
+export const EACH_PEERS_FILES: FileListHolders = (message) => (message as { peers?: unknown }).peers;
+
+/**
  * `decode(schema, body)` for a message with one top-level `files` list (an announce, a network state): the
  * same outcome, with the list in columns when it is canonical.
  */
@@ -45,8 +65,31 @@ export function decodeWithFileList<S extends z.ZodType>(
   body: Buffer,
   options: FileListOptions = {},
 ): DecodeResult<WithFileList<z.output<S>>> {
+  const decoded = decodeWithFileLists(schema, body, TOP_LEVEL_FILES, options);
+  if (!decoded.ok) return decoded;
+  const { value, packed, distinctNames } = decoded.value;
+  if (packed === undefined) return { ok: true, value: { value } };
+  return {
+    ok: true,
+    value:
+      distinctNames === undefined
+        ? { value, packed: packed[0] }
+        : { value, packed: packed[0], distinctNames },
+  };
+}
+
+/**
+ * `decode(schema, body)` for a message whose file lists are where `holders` says (a snapshot page: one per
+ * peer): the same outcome, with the lists in columns when every one of them is canonical.
+ */
+export function decodeWithFileLists<S extends z.ZodType>(
+  schema: S,
+  body: Buffer,
+  holders: FileListHolders,
+  options: FileListOptions = {},
+): DecodeResult<WithFileLists<z.output<S>>> {
   const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
-  const read = body.length <= maxBytes ? readCanonically(schema, body, options) : undefined;
+  const read = body.length <= maxBytes ? readCanonically(schema, body, holders, options) : undefined;
   if (read !== undefined) return { ok: true, value: read };
   const general = decode(schema, body, maxBytes);
   return general.ok ? { ok: true, value: { value: general.value } } : general;
@@ -54,36 +97,59 @@ export function decodeWithFileList<S extends z.ZodType>(
 
 const FILES_KEY = Buffer.from('"files":[');
 /**
- * Stands in for the list while the rest of the message is parsed: random per process, so a message cannot
- * carry it. A parse that gives it back as the top-level `files` shows the list read was the one that
- * counts (not a nested one, nor an earlier duplicate key).
+ * Most lists read canonically from one message (a snapshot page of 1000 files may hold many peers, each of
+ * a few files); past it the message is read the general way, so that a message of thousands of empty
+ * lists costs no buffer per list.
+ */
+const MAX_CANONICAL_LISTS = 1024;
+/**
+ * Stands in for list k (followed by k) while the rest of the message is parsed: random per process, so a
+ * message cannot carry it. A parse that gives back each where `holders` says the lists are shows the lists
+ * read were the ones that count (not nested ones, nor earlier duplicate keys).
  */
 const PLACEHOLDER = randomBytes(16).toString('hex');
 
 function readCanonically<S extends z.ZodType>(
   schema: S,
   body: Buffer,
+  holders: FileListHolders,
   options: FileListOptions,
-): WithFileList<z.output<S>> | undefined {
-  const key = body.indexOf(FILES_KEY);
-  if (key < 1) return undefined;
-  const list = readFileList(body, key + FILES_KEY.length - 1, options);
-  if (list === undefined) return undefined;
+): WithFileLists<z.output<S>> | undefined {
+  const lists: PackedFiles[] = [];
+  const pieces: string[] = [];
+  const checkNames = options.distinctNames ?? true;
+  let distinct = true;
+  let from = 0;
+  for (let key = body.indexOf(FILES_KEY); key >= 0; key = body.indexOf(FILES_KEY, from)) {
+    if (key < 1 || lists.length === MAX_CANONICAL_LISTS) return undefined;
+    const list = readFileList(body, key + FILES_KEY.length - 1, options);
+    if (list === undefined) return undefined;
+    if (checkNames && distinct) distinct = distinctNames(list.packed);
+    pieces.push(body.toString('utf8', from, key), `"files":"${PLACEHOLDER}${lists.length}"`);
+    lists.push(list.packed);
+    from = list.end;
+  }
+  if (lists.length === 0) return undefined;
+  pieces.push(body.toString('utf8', from));
   let rest: unknown;
   try {
-    rest = JSON.parse(
-      `${body.toString('utf8', 0, key)}"files":"${PLACEHOLDER}"${body.toString('utf8', list.end)}`,
-    );
+    rest = JSON.parse(pieces.join(''));
   } catch {
     return undefined;
   }
-  if (typeof rest !== 'object' || rest === null || (rest as { files?: unknown }).files !== PLACEHOLDER)
-    return undefined;
-  (rest as { files: unknown }).files = [];
+  if (typeof rest !== 'object' || rest === null) return undefined;
+  const found = holders(rest);
+  if (!Array.isArray(found) || found.length !== lists.length) return undefined;
+  for (let k = 0; k < found.length; k++) {
+    const holder: unknown = found[k];
+    if (typeof holder !== 'object' || holder === null) return undefined;
+    if ((holder as { files?: unknown }).files !== `${PLACEHOLDER}${k}`) return undefined;
+    (holder as { files: unknown }).files = [];
+  }
   const parsed = schema.safeParse(rest);
   if (!parsed.success) return undefined;
-  const read: WithFileList<z.output<S>> = { value: parsed.data, packed: list.packed };
-  if (options.distinctNames ?? true) read.distinctNames = distinctNames(list.packed);
+  const read: WithFileLists<z.output<S>> = { value: parsed.data, packed: lists };
+  if (checkNames) read.distinctNames = distinct;
   return read;
 }
 
@@ -272,8 +338,8 @@ function readSha(bytes: Uint8Array, start: number, file: number): boolean {
 }
 
 /**
- * Whether no two names of the list `readFileList` read last are equal: their hashes first, the names on a
- * tie.
+ * Whether no two names of `packed`, the list `readFileList` read last, are equal: their hashes first, the
+ * names on a tie.
  */
 function distinctNames(packed: PackedFiles): boolean {
   const count = packed.length;

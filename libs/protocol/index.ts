@@ -2,9 +2,14 @@ export type { AssembleResult, AssemblerLimits, ChunkPart } from './assembler.js'
 export { ChunkAssembler, DEFAULT_ASSEMBLER_LIMITS } from './assembler.js';
 export {
   decodeWithFileList,
+  decodeWithFileLists,
+  EACH_PEERS_FILES,
+  type FileListHolders,
   type FileListOptions,
   readFileList,
+  TOP_LEVEL_FILES,
   type WithFileList,
+  type WithFileLists,
 } from './canonical-files.js';
 export type { DecodeResult } from './codec.js';
 export { decode, encode, encodeWithField } from './codec.js';

@@ -19,14 +19,13 @@ import { Peer } from './peer.js';
 import { createWebRouter } from './web.js';
 import { createCsrfToken, createWebApiRouter, lazyWatcher, ServingNow, webAccessGuard } from './web-api.js';
 import { DownloadJobs } from './web-downloads.js';
-import { holdYoungGeneration } from './young-generation.js';
 
 /**
  * Composition root of a peer: config → identity → logger → share → HTTP → network → shutdown.
  * Closing runs in reverse: leave the network first (files vanish from searches), then HTTP, then the share.
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
-  holdYoungGeneration();
+  // V8's young generation is held before the modules load (bin/p2p.js, young-generation.ts).
   growOldGenerationForExternalMemory(PEER_OLD_GENERATION_GROWING_PERCENT);
   const config = loadPeerConfig(env, options);
   // In a compose network, without PEER_NAME: the name `docker-compose ps` shows (peer_3).

@@ -14,6 +14,8 @@ import {
 import {
   chunk,
   decodeWithFileList,
+  decodeWithFileLists,
+  EACH_PEERS_FILES,
   encode,
   followerQueue,
   HEADERS,
@@ -116,7 +118,18 @@ export class Peer {
     });
     this.rpc = this.broker.createRpcClient(this.names.rpcQueue);
     this.view = new NetworkView(
-      (request) => this.rpc.call(request, SnapshotReplySchema, { timeoutMs: this.options.searchTimeoutMs }),
+      // Each peer's files read straight into columns when written canonically (as superpeers write them).
+      (request) =>
+        this.rpc.callDecoded(
+          request,
+          (body) =>
+            decodeWithFileLists(SnapshotReplySchema, body, EACH_PEERS_FILES, {
+              spare: this.view.spare,
+              json: false,
+              distinctNames: false,
+            }),
+          { timeoutMs: this.options.searchTimeoutMs },
+        ),
       childLog(options.logger, 'view'),
     );
     this.announces = new Throttle(() => this.enqueue(() => this.announce()), {

@@ -8,6 +8,7 @@ import {
   PROTOCOL_VERSION,
   type SnapshotReply,
   type SnapshotRequest,
+  type WithFileLists,
 } from '../../libs/protocol/index.js';
 import { NetworkMap } from '../../libs/search/index.js';
 
@@ -33,8 +34,11 @@ function remember(peers: Set<string>, peerId: string): void {
 /** A peer's state being received in pieces, its files already in the map's compact columns. */
 type StagedPeer = ReturnType<NetworkMap['stage']>;
 
-/** Fetches one snapshot page from a superpeer (an RPC in the peer). */
-export type SnapshotFetcher = (request: SnapshotRequest) => Promise<SnapshotReply>;
+/**
+ * Fetches one snapshot page from a superpeer (an RPC in the peer): the reply, with each peer's files in
+ * columns when they were read canonically (`packed[k]` for `value.peers[k]`, whose `files` is then empty).
+ */
+export type SnapshotFetcher = (request: SnapshotRequest) => Promise<WithFileLists<SnapshotReply>>;
 
 interface Assembly {
   name: string | undefined;
@@ -223,14 +227,15 @@ export class NetworkView {
     do {
       // A leave applied after the request went out may be newer than the page that answers it.
       const leavesBefore = this.leaves;
-      const reply = await this.fetchSnapshot({
+      const { value: reply, packed } = await this.fetchSnapshot({
         v: PROTOCOL_VERSION,
         type: 'rpc.snapshot',
         ...(peerId ? { peerId } : {}),
         ...(cursor ? { cursor } : {}),
       });
       await nextTurn(); // the page was parsed and checked in this task: its files go in from the next one
-      for (const page of reply.peers) {
+      for (const [k, page] of reply.peers.entries()) {
+        const files = packed?.[k] ?? page.files;
         received.add(page.peerId);
         if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
           assembly = {
@@ -241,8 +246,8 @@ export class NetworkView {
             leavesBefore,
           };
         }
-        await this.index.addStagedAsync(assembly.staged, page.files);
-        assembly.next += page.files.length;
+        assembly.next += files.length;
+        await this.index.addStagedAsync(assembly.staged, files);
         // Each peer is applied as soon as it is whole, unless it left meanwhile (its page was older).
         if (assembly.next >= page.fileTotal) {
           const { peerId: id, staged, leavesBefore: before } = assembly;

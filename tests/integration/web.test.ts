@@ -98,6 +98,10 @@ describe('the peer web page and metrics', () => {
     assert.equal(sampleValue(text, 'p2p_peer_view_files'), 6);
     assert.equal(sampleValue(text, 'p2p_peer_view_stale'), 0);
     assert.equal(sampleValue(text, 'p2p_peer_searches_total{source="network-view"}'), 0);
+    // Started by bin/p2p.js, the peer held V8's young generation before its modules loaded: it stays at its
+    // initial 1 MB, where loading them would have grown it to 16 MB (resident memory).
+    const young = sampleValue(text, 'p2p_peer_nodejs_heap_space_size_total_bytes{space="new"}');
+    assert.ok(young <= 2 ** 21, `young generation ${(young / 2 ** 20).toFixed(1)} MB`);
   });
 
   test('a download from a peer counts in its transfer metrics', async () => {

@@ -7,6 +7,7 @@ import type {
   NetworkPeerState,
   SnapshotReply,
   SnapshotRequest,
+  WithFileLists,
 } from '../../libs/protocol/index.js';
 import { PROTOCOL_VERSION, readFileList } from '../../libs/protocol/index.js';
 import { NetworkView } from '../../services/peer/view.js';
@@ -49,6 +50,18 @@ function page(...peers: Array<{ peerId: string; files: FileEntry[] }>): Snapshot
       files,
     })),
   };
+}
+
+/**
+ * A fetched page as the peer's RPC reads it: each peer's files as objects, or (`columns`) read canonically
+ * into columns with the page's `files` emptied.
+ */
+function fetched(reply: SnapshotReply, form: 'objects' | 'columns'): WithFileLists<SnapshotReply> {
+  if (form === 'objects') return { value: reply };
+  const packed = reply.peers.map(
+    (peer) => readFileList(Buffer.from(JSON.stringify(peer.files)), 0, { json: false })!.packed,
+  );
+  return { value: { ...reply, peers: reply.peers.map((peer) => ({ ...peer, files: [] })) }, packed };
 }
 
 function left(peerId: string): NetworkPeerLeft {
@@ -108,28 +121,45 @@ for (const form of ['objects', 'columns'] as const) {
   });
 }
 
-test('a peer that leaves while a snapshot holding it loads is not brought back by that snapshot', async () => {
-  let leaveDuringFetch = true;
-  const requests: SnapshotRequest[] = [];
-  const view = new NetworkView(async (request) => {
-    requests.push(request);
-    // The superpeer took its page before the leave; the leave reaches this peer before the page does.
-    if (leaveDuringFetch) view.applyLeft(left(peerB));
-    return page({ peerId: peerA, files: files('a', 5) }, { peerId: peerB, files: files('b', 7) });
-  }, silentLog);
-  await view.refresh();
-  assert.equal(requests.length, 1);
-  assert.equal(view.index.hasPeer(peerA), true);
-  assert.equal(view.index.hasPeer(peerB), false, 'the leave is newer than the page');
-  assert.equal(view.index.fileCount, 5);
-  assert.equal(view.stale, false);
+for (const form of ['objects', 'columns'] as const) {
+  test(`a peer that leaves while a snapshot holding it loads (files as ${form}) is not brought back by that snapshot`, async () => {
+    let leaveDuringFetch = true;
+    const requests: SnapshotRequest[] = [];
+    const view = new NetworkView(async (request) => {
+      requests.push(request);
+      // The superpeer took its page before the leave; the leave reaches this peer before the page does.
+      if (leaveDuringFetch) view.applyLeft(left(peerB));
+      return fetched(
+        page({ peerId: peerA, files: files('a', 5) }, { peerId: peerB, files: files('b', 7) }),
+        form,
+      );
+    }, silentLog);
+    await view.refresh();
+    assert.equal(requests.length, 1);
+    assert.equal(view.index.hasPeer(peerA), true);
+    assert.equal(view.index.hasPeer(peerB), false, 'the leave is newer than the page');
+    assert.equal(view.index.fileCount, 5);
+    assert.equal(view.stale, false);
 
-  // Without a leave, the same page brings both (and a leave before an earlier load does not count).
-  leaveDuringFetch = false;
-  await view.refresh();
-  assert.equal(view.index.hasPeer(peerB), true);
-  assert.equal(view.index.fileCount, 12);
-});
+    // Without a leave, the same page brings both (and a leave before an earlier load does not count).
+    leaveDuringFetch = false;
+    await view.refresh();
+    assert.equal(view.index.hasPeer(peerB), true);
+    assert.equal(view.index.fileCount, 12);
+    // Each peer's files are its own (the page's k-th list went to its k-th peer).
+    for (const [peerId, prefix, count] of [
+      [peerA, 'a', 5],
+      [peerB, 'b', 7],
+    ] as const) {
+      const held = view.index.peerFiles(peerId).sort((x, y) => (x.name < y.name ? -1 : 1));
+      const sent = files(prefix, count).map(({ name, size, sha256 }) => ({ name, size, sha256 }));
+      assert.deepEqual(
+        held,
+        sent.sort((x, y) => (x.name < y.name ? -1 : 1)),
+      );
+    }
+  });
+}
 
 test('a peer that joins while a snapshot without it loads stays in the map', async () => {
   const view = new NetworkView(async () => {
@@ -150,7 +180,7 @@ test('a peer that joins while a snapshot without it loads stays in the map', asy
       files: files('b', 7),
     } as unknown as NetworkPeerState);
     await view.settled();
-    return page({ peerId: peerA, files: files('a', 5) });
+    return { value: page({ peerId: peerA, files: files('a', 5) }) };
   }, silentLog);
   await view.refresh();
   assert.equal(view.index.hasPeer(peerA), true);

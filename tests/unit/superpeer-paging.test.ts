@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { FileEntry } from '../../libs/protocol/index.js';
+import {
+  decodeWithFileLists,
+  EACH_PEERS_FILES,
+  encode,
+  type FileEntry,
+  PROTOCOL_VERSION,
+  peerIdFromPublicKey,
+  SnapshotReplySchema,
+} from '../../libs/protocol/index.js';
 import { NetworkIndex } from '../../libs/search/index.js';
 import { peersPage, snapshotPage } from '../../services/superpeer/paging.js';
 
@@ -63,6 +72,60 @@ describe('snapshot paging', () => {
       ['b'],
     );
     assert.deepEqual(snapshotPage(idx, { peerId: 'zz' }, known), { peers: [] });
+  });
+});
+
+describe('snapshot pages on the wire', () => {
+  it("are written canonically: a peer reads every peer's files straight into columns", () => {
+    const keys = Array.from({ length: 3 }, () =>
+      generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    );
+    const idx = new NetworkIndex();
+    const lists = new Map<string, FileEntry[]>();
+    for (const [k, publicKey] of keys.entries()) {
+      const peerId = peerIdFromPublicKey(publicKey)!;
+      const list = Array.from({ length: 10 + k }, (_, i) => ({
+        name: `dir ${k}/été ${i}.dat`,
+        size: 2 ** 40 + i,
+        sha256: (k * 100 + i).toString(16).padStart(64, '0'),
+        mtimeMs: 1_700_000_000_000.5 + i,
+      }));
+      lists.set(peerId, list);
+      idx.applyFull({
+        peerId,
+        instanceId: randomUUID(),
+        url: `http://p${k}.test/share`,
+        seq: 1,
+        files: list,
+      });
+    }
+    const keyOf = new Map(keys.map((key) => [peerIdFromPublicKey(key)!, key]));
+    const page = snapshotPage(
+      idx,
+      {},
+      (peerId) => ({ publicKey: keyOf.get(peerId)!, name: 'peer-name' }),
+      25,
+    );
+    assert.ok(page.next, 'the page stops inside the last peer');
+    const body = encode({
+      v: PROTOCOL_VERSION,
+      type: 'rpc.snapshot',
+      ok: true,
+      superpeerId: 'sp-1',
+      ...page,
+    });
+    const read = decodeWithFileLists(SnapshotReplySchema, body, EACH_PEERS_FILES, { json: false });
+    assert.ok(read.ok && read.value.packed, 'read into columns');
+    const packed = read.value.packed;
+    let total = 0;
+    for (const [k, peer] of read.value.value.peers.entries()) {
+      const sent = lists.get(peer.peerId)!.sort((a, b) => (a.name < b.name ? -1 : 1));
+      const got: FileEntry[] = packed[k]!.entries();
+      assert.ok(got.length > 0);
+      assert.deepEqual(got, sent.slice(peer.fileOffset, peer.fileOffset + got.length));
+      total += got.length;
+    }
+    assert.equal(total, 25, 'a page of 25 files');
   });
 });
 
