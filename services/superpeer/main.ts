@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { loadSuperpeerConfig } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logging/index.js';
+import { fullCollection, ShrinkCollector } from '../give-back-memory.js';
 import {
   growOldGenerationForExternalMemory,
   SUPERPEER_OLD_GENERATION_GROWING_PERCENT,
@@ -8,6 +9,15 @@ import {
 import { installShutdown } from '../shutdown.js';
 import { createSuperpeerMetrics } from './metrics.js';
 import { Superpeer } from './superpeer.js';
+
+/**
+ * Files the index must lose before the superpeer asks V8 to collect (about 20 MB of the index's memory),
+ * and how long the count must then stay unchanged (give-back-memory.ts).
+ */
+const GIVE_BACK_MIN_FILES = 100_000;
+const GIVE_BACK_QUIET_MS = 2000;
+/** Files lost after which the superpeer collects even while peers are still leaving (about 50 MB). */
+const GIVE_BACK_WITHIN_FILES = 250_000;
 
 /** Composition root of the superpeer: config → logger → metrics → superpeer → shutdown. */
 export async function runSuperpeer(env: Record<string, string | undefined>): Promise<void> {
@@ -50,7 +60,19 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
     await new Promise<void>((resolve) => server.listen(config.metricsPort, resolve));
   }
 
+  // Peers that left free the index's memory at V8's next full collection, which an idle process may not run.
+  const giveBack = new ShrinkCollector({
+    size: () => superpeer.index.fileCount,
+    collect: fullCollection(),
+    minShrink: GIVE_BACK_MIN_FILES,
+    quietMs: GIVE_BACK_QUIET_MS,
+    collectWithin: GIVE_BACK_WITHIN_FILES,
+    checkIntervalMs: 1000,
+  });
+  giveBack.start();
+
   installShutdown(logger, async () => {
+    giveBack.stop();
     await superpeer.close();
     metricsServer?.close();
     metrics.close();
