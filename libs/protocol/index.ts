@@ -93,6 +93,7 @@ export type {
 export {
   DEFAULT_SEARCH_LIMIT,
   ErrorReplySchema,
+  MAX_PEERS_PER_PAGE,
   MAX_SEARCH_LIMIT,
   PeerSummarySchema,
   PeersReplySchema,

@@ -21,6 +21,8 @@ import { PeerAnnounceFieldsSchema } from './events.js';
 
 export const DEFAULT_SEARCH_LIMIT = 50;
 export const MAX_SEARCH_LIMIT = 1000;
+/** Most peers in one `rpc.peers` page (docs/protocol.md); a reply with more is refused. */
+export const MAX_PEERS_PER_PAGE = 1000;
 
 /** Words (every word must start a word of the file name, case-insensitive) or a 64-hex SHA-256. */
 export const SearchRequestSchema = messageSchema('rpc.search', {
@@ -116,7 +118,7 @@ export type SearchReply = z.infer<typeof SearchReplySchema>;
 
 export const PeersReplySchema = messageSchema('rpc.peers', {
   ...ok,
-  peers: z.array(PeerSummarySchema),
+  peers: z.array(PeerSummarySchema).max(MAX_PEERS_PER_PAGE),
   /** Where the next page starts; absent on the last page. */
   next: z.object({ peerId: PeerIdSchema }).optional(),
 });

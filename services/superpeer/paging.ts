@@ -1,6 +1,7 @@
 import { P2PError } from '../../libs/errors/index.js';
 import {
   MAX_FILES_PER_MESSAGE,
+  MAX_PEERS_PER_PAGE,
   type PeerSummary,
   type PeersReply,
   type PeersRequest,
@@ -23,7 +24,7 @@ export interface PeerIdentityFacts {
 /** Files per snapshot page (a page may hold several small peers). */
 export const SNAPSHOT_PAGE_FILES = MAX_FILES_PER_MESSAGE;
 /** Peers per `rpc.peers` page. */
-export const PEERS_PAGE_SIZE = 1000;
+export const PEERS_PAGE_SIZE = MAX_PEERS_PER_PAGE;
 
 /** Pages walk peers in id order: `index.peers()` is sorted by id. */
 const peerIdOf = (peer: IndexedPeer): string => peer.peerId;

@@ -10,9 +10,11 @@ import {
   FileNameSchema,
   fileUrl,
   MAX_MESSAGE_BYTES,
+  MAX_PEERS_PER_PAGE,
   NetworkMessageSchema,
   PeerEventSchema,
   PeerIdSchema,
+  PeersReplySchema,
   peerIdFromPublicKey,
   peerIdMatchesKey,
   RpcRequestSchema,
@@ -87,6 +89,28 @@ test('search requests: limit defaults to 50 and is bounded', () => {
     false,
   );
   assert.equal(decode(RpcRequestSchema, encode({ v: 1, type: 'rpc.search', query: '   ' })).ok, false);
+});
+
+test('an rpc.peers page holds at most 1000 peers, as docs/protocol.md says', () => {
+  const summary = (i: number) => ({
+    peerId: i.toString(16).padStart(40, '0'),
+    instanceId: '0b7c9d1e-5a4f-4e0b-9c55-2f8f0f6d1a22',
+    url: 'http://127.0.0.1:8080',
+    seq: 1,
+    fileCount: 0,
+    totalBytes: 0,
+    lastSeenAgoMs: 5,
+  });
+  const page = (count: number) =>
+    encode({
+      v: 1,
+      type: 'rpc.peers',
+      ok: true,
+      superpeerId: 'sp-1',
+      peers: Array.from({ length: count }, (_, i) => summary(i)),
+    });
+  assert.equal(decode(PeersReplySchema, page(MAX_PEERS_PER_PAGE)).ok, true);
+  assert.equal(decode(PeersReplySchema, page(MAX_PEERS_PER_PAGE + 1)).ok, false);
 });
 
 test('fileUrl encodes each segment; chunk splits lists', () => {
