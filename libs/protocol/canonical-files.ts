@@ -37,7 +37,10 @@ export interface WithFileLists<T> {
 
 export interface FileListOptions {
   maxBytes?: number;
-  /** A buffer of at least the bytes asked, to be written over, or nothing (see `packedColumns`). */
+  /**
+   * A buffer of at least the bytes asked, to be written over, or nothing (see `packedColumns`). A message
+   * of several lists asks once per list: each buffer must be one not handed out before (not yet given back).
+   */
   spare?: (bytes: number) => ArrayBuffer | undefined;
   /** Keep the list's JSON in the columns (`PackedFiles.json`, for a rebroadcast). Default true. */
   json?: boolean;
