@@ -16,8 +16,8 @@ import vm from 'node:vm';
 export interface ShrinkCollectorOptions {
   /** How big the data is now (the index's files). */
   size: () => number;
-  /** Runs a full collection. */
-  collect: () => void;
+  /** Runs a full collection (or starts one: what it returns is not waited for). */
+  collect: () => unknown;
   /** Smallest shrink, from the largest size since the last collection, worth a collection. */
   minShrink: number;
   /** How long the size must have stayed the same before collecting (a leave of many peers is over). */
@@ -40,8 +40,6 @@ export class ShrinkCollector {
   private last: number;
   private changedAtMs: number;
   private timer: NodeJS.Timeout | undefined;
-  /** Collections run so far. */
-  collections = 0;
 
   constructor(
     private readonly options: ShrinkCollectorOptions,
@@ -74,23 +72,23 @@ export class ShrinkCollector {
     const quiet = !changed && nowMs - this.changedAtMs >= this.options.quietMs;
     if (shrunk < this.options.minShrink || !(quiet || shrunk >= this.options.collectWithin)) return;
     this.largest = size;
-    this.collections++;
     this.options.collect();
   }
 }
 
 /**
- * A full collection of this process, run by V8 in a task of its own (not in the caller's). V8 offers it
+ * A full collection of this process, run by V8 in a task of its own (not in the caller's); the promise
+ * settles once it has run. V8 offers it
  * through `gc`, which exists only in contexts made after `--expose-gc` is set: set at run time here (as
  * old-generation.ts sets its flag), for the context made to read it only; nothing else sees `gc`.
  */
-export function fullCollection(): () => void {
+export function fullCollection(): () => Promise<void> {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (options: { type: 'major'; execution: 'async' }) => Promise<void>;
-  return () => {
-    // Memory not given back is all a failure costs: nothing to throw out of a timer for.
+  // Memory not given back is all a failure costs: nothing to throw out of a timer for.
+  return async () => {
     try {
-      Promise.resolve(gc({ type: 'major', execution: 'async' })).catch(() => undefined);
+      await gc({ type: 'major', execution: 'async' });
     } catch {}
   };
 }

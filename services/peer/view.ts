@@ -1,4 +1,4 @@
-import { describeError } from '../../libs/errors/index.js';
+import { describeError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
   type NetworkPeerDelta,
@@ -39,6 +39,15 @@ type StagedPeer = ReturnType<NetworkMap['stage']>;
  * columns when they were read canonically (`packed[k]` for `value.peers[k]`, whose `files` is then empty).
  */
 export type SnapshotFetcher = (request: SnapshotRequest) => Promise<WithFileLists<SnapshotReply>>;
+
+type SnapshotCursor = NonNullable<SnapshotRequest['cursor']>;
+
+/** True when `next` comes after `cursor` in a snapshot's order (peer id, then file offset). */
+function cursorAfter(next: SnapshotCursor, cursor: SnapshotCursor): boolean {
+  return (
+    next.peerId > cursor.peerId || (next.peerId === cursor.peerId && next.fileOffset > cursor.fileOffset)
+  );
+}
 
 interface Assembly {
   name: string | undefined;
@@ -255,6 +264,9 @@ export class NetworkView {
           assembly = undefined;
         }
       }
+      // Pages walk peers in id order, files by offset: a cursor that does not move on would loop forever.
+      if (reply.next && cursor && !cursorAfter(reply.next, cursor))
+        throw new P2PError('RPC_ERROR', 'a snapshot page sent back a cursor that does not move on');
       cursor = reply.next;
     } while (cursor);
 

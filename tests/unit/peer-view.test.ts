@@ -161,6 +161,20 @@ for (const form of ['objects', 'columns'] as const) {
   });
 }
 
+test('a snapshot whose cursor does not move on is refused, not fetched forever', async () => {
+  const cursors: Array<SnapshotRequest['cursor']> = [];
+  const view = new NetworkView(async (request) => {
+    cursors.push(request.cursor);
+    if (cursors.length > 10) throw new Error('fetched forever');
+    const reply = page({ peerId: peerA, files: files('a', 5) });
+    // From the second page on, the same cursor as asked: a superpeer (or an impostor) stuck on one page.
+    return { value: { ...reply, next: request.cursor ?? { peerId: peerA, fileOffset: 5 } } };
+  }, silentLog);
+  await assert.rejects(view.refresh(), /does not move on/);
+  assert.equal(cursors.length, 2);
+  assert.equal(view.stale, true);
+});
+
 test('a peer that joins while a snapshot without it loads stays in the map', async () => {
   const view = new NetworkView(async () => {
     // The superpeer took its page before peer B joined; B's state broadcast reaches this peer (and is
