@@ -164,10 +164,16 @@ export class RpcClient {
     const correlationId = options.correlationId ?? uuidv4();
     const body = await new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(correlationId);
-        reject(new P2PError('RPC_TIMEOUT', `no reply from ${this.queue} within ${options.timeoutMs} ms`));
+        // After a task that held the event loop past the deadline, timers run before the loop reads its
+        // sockets: a reply that came in time would lose to this timer. It gets one more read first.
+        setImmediate(() => {
+          if (this.pending.get(correlationId) !== entry) return;
+          this.pending.delete(correlationId);
+          reject(new P2PError('RPC_TIMEOUT', `no reply from ${this.queue} within ${options.timeoutMs} ms`));
+        });
       }, remainingMs);
-      this.pending.set(correlationId, { resolve, reject, timer });
+      const entry: Pending = { resolve, reject, timer };
+      this.pending.set(correlationId, entry);
       try {
         channel.sendToQueue(this.queue, encode(request), {
           replyTo: DIRECT_REPLY_TO,

@@ -3,9 +3,13 @@ import { type Broker, type BrokerSession, RpcClient } from '../../libs/messaging
 
 /**
  * A real RpcClient on a fake broker that answers every request at once with `reply(request)`: the bytes
- * as they would come off the wire, valid or not. No connection, no timers left behind.
+ * as they would come off the wire, valid or not. No connection, no timers left behind. `deliver` hands the
+ * reply over (at once by default).
  */
-export async function answeringRpcClient(reply: (request: Buffer) => Buffer): Promise<RpcClient> {
+export async function answeringRpcClient(
+  reply: (request: Buffer) => Buffer,
+  deliver: (handOver: () => void) => void = queueMicrotask,
+): Promise<RpcClient> {
   let onReply: (message: ConsumeMessage | null) => void = () => undefined;
   const channel = {
     consume: async (_queue: string, onMessage: typeof onReply) => {
@@ -14,7 +18,7 @@ export async function answeringRpcClient(reply: (request: Buffer) => Buffer): Pr
     },
     sendToQueue: (_queue: string, content: Buffer, options: { correlationId: string }) => {
       const message = { content: reply(content), properties: { correlationId: options.correlationId } };
-      queueMicrotask(() => onReply(message as unknown as ConsumeMessage));
+      deliver(() => onReply(message as unknown as ConsumeMessage));
       return true;
     },
   } as unknown as Channel;

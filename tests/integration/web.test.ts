@@ -50,16 +50,18 @@ describe('the peer web page and metrics', () => {
   before(async () => {
     // A short superpeer wait keeps the no-superpeer test quick.
     net = await startNetwork({ label: 'web', peers: shares, env: { PEER_SEARCH_TIMEOUT_MS: '1000' } });
-    // Every peer's view holds all three before any test looks at it.
+    // Every peer's view holds all three, and has loaded a whole snapshot, before any test looks at it:
+    // broadcasts alone can bring the 6 files while a snapshot that timed out (1 s here) waits to be retried.
     await waitUntil(
       async () => {
         for (const peer of net.peers) {
           const text = await scrape(peer);
           if (sampleValue(text, 'p2p_peer_view_files') !== 6) return false;
+          if (sampleValue(text, 'p2p_peer_view_stale') !== 0) return false;
         }
         return true;
       },
-      { timeoutMs: 10_000, what: 'every peer’s view to hold the 6 files' },
+      { timeoutMs: 15_000, what: 'every peer’s view to be loaded and hold the 6 files' },
     );
   });
 

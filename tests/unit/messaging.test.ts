@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { describe, test } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { isP2PError } from '../../libs/errors/index.js';
@@ -215,5 +216,35 @@ describe('RpcClient', () => {
     }
     // The same client with a valid page resolves with it.
     assert.deepEqual(await call(Buffer.from(JSON.stringify(page))), page);
+  });
+
+  test('a reply that came in time is taken even when a long task held the event loop past the deadline', async () => {
+    const timeoutMs = 50;
+    let heldMs = 0;
+    // The reply comes as I/O (a file system callback, read in the loop's poll phase like a socket) while
+    // the caller's thread is busy for twice the timeout.
+    const client = await answeringRpcClient(
+      () => Buffer.from(JSON.stringify(page)),
+      (handOver) => {
+        fs.stat(process.execPath, () => handOver());
+        const started = performance.now();
+        while (performance.now() - started < 2 * timeoutMs);
+        heldMs = performance.now() - started;
+      },
+    );
+    const answer = await client.call({ v: PROTOCOL_VERSION, type: 'rpc.peers' }, PeersReplySchema, {
+      timeoutMs,
+    });
+    assert.ok(heldMs >= 2 * timeoutMs);
+    assert.deepEqual(answer, page);
+    // No reply at all still times out.
+    const silent = await answeringRpcClient(
+      () => Buffer.alloc(0),
+      () => undefined,
+    );
+    await assert.rejects(
+      silent.call({ v: PROTOCOL_VERSION, type: 'rpc.peers' }, PeersReplySchema, { timeoutMs }),
+      (err) => isP2PError(err, 'RPC_TIMEOUT'),
+    );
   });
 });
