@@ -49,6 +49,30 @@ function cursorAfter(next: SnapshotCursor, cursor: SnapshotCursor): boolean {
   );
 }
 
+/**
+ * A peer that changed between two snapshot pages is read again from its first file this many times in a row
+ * at most; past it (a peer whose list changes faster than pages come) it is skipped in this load, keeping
+ * what the view holds of it (its broadcasts keep that current).
+ */
+const MAX_PEER_REREADS = 3;
+/** A cursor past every file of its peer: the superpeer answers from the next peer on. */
+const PAST_ITS_FILES = Number.MAX_SAFE_INTEGER;
+
+/** True when `page` goes on with the files of `assembly` where its previous page stopped, in the same list. */
+function continues(
+  assembly: Assembly & { peerId: string; total: number },
+  page: SnapshotReply['peers'][number],
+): boolean {
+  const { header } = assembly.staged;
+  return (
+    page.peerId === assembly.peerId &&
+    page.instanceId === header.instanceId &&
+    page.seq === header.seq &&
+    page.fileOffset === assembly.next &&
+    page.fileTotal === assembly.total
+  );
+}
+
 interface Assembly {
   name: string | undefined;
   staged: StagedPeer;
@@ -231,8 +255,11 @@ export class NetworkView {
   private async loadPages(peerId: string | undefined): Promise<void> {
     const epoch = this.staleEpoch;
     const received = new Set<string>();
-    let assembly: (Assembly & { peerId: string; leavesBefore: number }) | undefined;
+    let assembly: (Assembly & { peerId: string; total: number; leavesBefore: number }) | undefined;
     let cursor: SnapshotRequest['cursor'];
+    /** The peer read again from its start, how often in a row; and the one skipped (its pages ignored). */
+    let rereads = { peerId: '', count: 0 };
+    let skipped: string | undefined;
     do {
       // A leave applied after the request went out may be newer than the page that answers it.
       const leavesBefore = this.leaves;
@@ -243,18 +270,38 @@ export class NetworkView {
         ...(cursor ? { cursor } : {}),
       });
       await nextTurn(); // the page was parsed and checked in this task: its files go in from the next one
+      let reread: SnapshotCursor | undefined;
       for (const [k, page] of reply.peers.entries()) {
         const files = packed?.[k] ?? page.files;
         received.add(page.peerId);
-        if (page.fileOffset === 0 || assembly?.peerId !== page.peerId) {
+        if (page.peerId === skipped) continue;
+        if (page.fileOffset === 0) {
           assembly = {
             peerId: page.peerId,
             name: page.name,
             staged: this.index.stage(page, page.fileTotal),
             next: 0,
+            total: page.fileTotal,
             leavesBefore,
           };
+        } else if (!assembly || !continues(assembly, page)) {
+          // The peer changed at the superpeer between two pages (a change shifts the offsets of its files):
+          // the pages of it before this one are of another list. It is read again from its first file.
+          assembly = undefined;
+          rereads = { peerId: page.peerId, count: rereads.peerId === page.peerId ? rereads.count + 1 : 1 };
+          if (rereads.count > MAX_PEER_REREADS) {
+            skipped = page.peerId;
+            reread = { peerId: page.peerId, fileOffset: PAST_ITS_FILES };
+            this.logger.warn('a peer changed between snapshot pages too often; skipped in this load', {
+              peerId: page.peerId,
+            });
+          } else {
+            reread = { peerId: page.peerId, fileOffset: 0 };
+          }
+          break;
         }
+        if (assembly.next + files.length > assembly.total)
+          throw new P2PError('RPC_ERROR', 'a snapshot page holds more of a peer’s files than its total');
         assembly.next += files.length;
         await this.index.addStagedAsync(assembly.staged, files);
         // Each peer is applied as soon as it is whole, unless it left meanwhile (its page was older).
@@ -263,6 +310,10 @@ export class NetworkView {
           if (!this.leftSince(id, staged.header.instanceId, before)) await this.applyFull(id, assembly);
           assembly = undefined;
         }
+      }
+      if (reread) {
+        cursor = reread;
+        continue;
       }
       // Pages walk peers in id order, files by offset: a cursor that does not move on would loop forever.
       if (reply.next && cursor && !cursorAfter(reply.next, cursor))

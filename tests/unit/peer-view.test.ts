@@ -10,7 +10,9 @@ import type {
   WithFileLists,
 } from '../../libs/protocol/index.js';
 import { PROTOCOL_VERSION, readFileList } from '../../libs/protocol/index.js';
+import { NetworkIndex } from '../../libs/search/index.js';
 import { NetworkView } from '../../services/peer/view.js';
+import { snapshotPage } from '../../services/superpeer/paging.js';
 
 const peerA = 'a'.repeat(40);
 const peerB = 'b'.repeat(40);
@@ -173,6 +175,81 @@ test('a snapshot whose cursor does not move on is refused, not fetched forever',
   await assert.rejects(view.refresh(), /does not move on/);
   assert.equal(cursors.length, 2);
   assert.equal(view.stale, true);
+});
+
+/** A view whose snapshots are pages of `idx` from the superpeer's own paging, `pageFiles` files a page. */
+function viewOf(idx: NetworkIndex, pageFiles: number, beforePage: (request: SnapshotRequest) => void) {
+  const known = (peerId: string) => ({ publicKey: 'unused', name: `peer-${peerId.slice(0, 4)}` });
+  return new NetworkView(async (request) => {
+    beforePage(request);
+    const page = snapshotPage(idx, request, known, pageFiles);
+    return { value: { v: PROTOCOL_VERSION, type: 'rpc.snapshot', ok: true, superpeerId: 'sp-1', ...page } };
+  }, silentLog);
+}
+
+const namesIn = (list: ReadonlyArray<{ name: string }>) => list.map((file) => file.name).sort();
+
+test('a peer that changes between two snapshot pages is read again from its first file', async () => {
+  const idx = new NetworkIndex();
+  idx.applyFull({ ...peerFields(peerA), files: files('a', 5) });
+  idx.applyFull({ ...peerFields(peerB), files: files('b', 3) });
+  let pages = 0;
+  // Between the first and second page the superpeer applies a change of peer A (whose broadcast this
+  // peer missed: that is why it reloads): its first file goes, so every later offset shifts by one.
+  const view = viewOf(idx, 2, () => {
+    if (++pages === 2) {
+      const result = idx.applyDelta({
+        peerId: peerA,
+        instanceId: peerFields(peerA).instanceId,
+        seq: 2,
+        upserted: [],
+        removed: ['a/file 0.txt'],
+      });
+      assert.equal(result, 'applied');
+    }
+  });
+  await view.refresh();
+  assert.equal(view.stale, false);
+  assert.deepEqual(namesIn(view.index.peerFiles(peerA)), namesIn(idx.peerFiles(peerA)));
+  assert.deepEqual(namesIn(view.index.peerFiles(peerB)), namesIn(idx.peerFiles(peerB)));
+  assert.equal(view.index.fileCount, 7);
+});
+
+test('a peer that changes on every page is skipped after a few reads; the others load', async () => {
+  const idx = new NetworkIndex();
+  idx.applyFull({ ...peerFields(peerA), files: files('a', 5) });
+  idx.applyFull({ ...peerFields(peerB), files: files('b', 3) });
+  let churn = false;
+  let seq = 1;
+  let pages = 0;
+  const view = viewOf(idx, 2, () => {
+    if (!churn) return;
+    if (++pages > 100) throw new Error('fetched forever');
+    // Every page sees A changed: one more file, which sorts first.
+    idx.applyDelta({
+      peerId: peerA,
+      instanceId: peerFields(peerA).instanceId,
+      seq: ++seq,
+      upserted: [{ name: `a/0 new ${seq}.txt`, size: 1, sha256: '0'.repeat(64), mtimeMs: 1 }],
+      removed: [],
+    });
+  });
+  await view.refresh(); // the view holds A and B as they are
+  churn = true;
+  await view.refresh();
+  assert.equal(view.stale, false);
+  assert.ok(pages <= 12, `${pages} pages`);
+  assert.equal(view.index.peerFiles(peerA).length, 5, 'what the view held of A is kept');
+  assert.deepEqual(namesIn(view.index.peerFiles(peerB)), namesIn(idx.peerFiles(peerB)));
+});
+
+test('a snapshot page with more of a peer’s files than its total is refused', async () => {
+  const view = new NetworkView(async () => {
+    const reply = page({ peerId: peerA, files: files('a', 5) });
+    return { value: { ...reply, peers: reply.peers.map((peer) => ({ ...peer, fileTotal: 3 })) } };
+  }, silentLog);
+  await assert.rejects(view.refresh(), /more of a peer’s files than its total/);
+  assert.equal(view.index.peerCount, 0);
 });
 
 test('a peer that joins while a snapshot without it loads stays in the map', async () => {
