@@ -6,7 +6,6 @@ export {
   EACH_PEERS_FILES,
   type FileListHolders,
   type FileListOptions,
-  readFileList,
   TOP_LEVEL_FILES,
   type WithFileList,
   type WithFileLists,
@@ -48,6 +47,7 @@ export {
   PeerLeaveSchema,
   peerEvent,
 } from './events.js';
+export { readFileList } from './file-list-reader.js';
 export type { TopologyNames } from './names.js';
 export { DEAD_LETTER_BODY_BYTES, HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
 export type {

@@ -111,11 +111,33 @@ describe('file lists read canonically (decodeWithFileList)', () => {
     assert.equal(bothWays(bodyOf(announce(odd.slice(0, 4)))).fast.ok, true);
   });
 
+  it('reads a list written with white space between its tokens, its JSON kept without it', () => {
+    const list = [
+      ...files(3),
+      { name: 'docs/a guide  with spaces.md', size: 9, sha256: SHA(7), mtimeMs: 2.5 },
+    ];
+    const message = announce(list);
+    const compact = JSON.stringify(message);
+    // Python's json.dumps by default: a space after every `,` and `:` outside strings.
+    const pythonStyle = compact.replace(/"(?:[^"\\]|\\.)*"|[,:]/g, (token) =>
+      token === ',' || token === ':' ? `${token} ` : token,
+    );
+    for (const text of [
+      pythonStyle,
+      JSON.stringify(message, null, 2),
+      JSON.stringify(message, null, '\t').replace(/\n/g, '\r\n'),
+      compact.replace('"files":[', '"files" :\n [ ').replace(/}]/, '} \n]'),
+    ]) {
+      const { packed } = bothWays(Buffer.from(text));
+      assert.equal(packed?.length, list.length, `read into columns: ${text.slice(0, 80)}`);
+      assert.equal(packed.json.toString('utf8'), JSON.stringify(list));
+    }
+  });
+
   it('leaves every other writing to the general path, which decides as before', () => {
     const one = files(2);
     const canonical = bodyOf(announce(one)).toString();
     const declined = [
-      JSON.stringify(announce(one), null, 1), // white space
       canonical.replace('{"name":"music/alpha-0.dat","size":0', '{"size":0,"name":"music/alpha-0.dat"'),
       canonical.replace('alpha-0', 'alph\\u0061-0'), // an escape that decodes to the same name
       canonical.replace('"size":37', '"size":37.0'),
@@ -347,8 +369,8 @@ describe('snapshot pages read canonically (decodeWithFileLists, a list per peer)
   it('reads the page the general way when any list is not canonical, or a list is not where a peer holds it', () => {
     const canonical = bodyOf(snapshotPage([files(2), files(2, (i) => `b/${i}.txt`)])).toString();
     const cases = [
-      // The second list written with white space: the first alone is not the page.
-      canonical.replace('"files":[{"name":"b/0.txt"', '"files":[ {"name":"b/0.txt"'),
+      // The second list's keys in another order: the first alone is not the page.
+      canonical.replace('{"name":"b/0.txt","size":0', '{"size":0,"name":"b/0.txt"'),
       // A list of the same shape outside the peers (the schema is strict: refused both ways).
       canonical.replace(/}$/, `,"files":${JSON.stringify(files(1))}}`),
       // Two lists in one peer: JSON.parse keeps the last.
