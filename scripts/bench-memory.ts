@@ -21,6 +21,11 @@ const { values } = parseArgs({
     peers: { type: 'string', default: '1000' },
     files: { type: 'string', default: '1000' },
     store: { type: 'string' },
+    /**
+     * `unique`: every name also holds a word of its own (12 random hex digits, as camera or hash-named files
+     * do), so the index holds a token per file, not a vocabulary of a few thousand.
+     */
+    names: { type: 'string', default: 'words' },
   },
 });
 const peers = Number(values.peers);
@@ -43,8 +48,9 @@ function peerFiles(p: number): FileEntry[] {
     ).join('');
   const files: FileEntry[] = [];
   for (let i = 0; i < filesPerPeer; i++) {
+    const own = values.names === 'unique' ? ` ${hex().slice(0, 12)}` : '';
     files.push({
-      name: `${pick()}/${pick()} ${pick()}_${pick()} ${p}-${i}.${['jpg', 'mp3', 'pdf', 'txt'][i % 4]}`,
+      name: `${pick()}/${pick()} ${pick()}_${pick()}${own} ${p}-${i}.${['jpg', 'mp3', 'pdf', 'txt'][i % 4]}`,
       size: Math.floor(random() * 1e9),
       sha256: hex(),
       mtimeMs: 1_700_000_000_000 + i,
@@ -119,7 +125,8 @@ if (values.store === 'index' || values.store === 'map') {
   const self = fileURLToPath(import.meta.url);
   for (const store of ['index', 'map']) {
     await new Promise<void>((resolve, reject) => {
-      const child = fork(self, ['--peers', String(peers), '--files', String(filesPerPeer), '--store', store]);
+      const args = ['--peers', `${peers}`, '--files', `${filesPerPeer}`, '--names', `${values.names}`];
+      const child = fork(self, [...args, '--store', store]);
       child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${store}: exit ${code}`))));
     });
   }

@@ -67,6 +67,11 @@ const { values } = parseArgs({
      * Python's json.dumps): valid, but not canonical, so the superpeer reads them the general way.
      */
     'spaced-json': { type: 'boolean', default: false },
+    /**
+     * `unique`: every file name also holds a word of its own (12 hex digits, as hash-named files do), so the
+     * index holds about a token per file instead of a vocabulary of a few thousand.
+     */
+    names: { type: 'string', default: 'words' },
   },
 });
 const peerCount = Number(values.peers);
@@ -103,8 +108,13 @@ function filesOf(peer: SimPeer): FileEntry[] {
   for (let j = 0; j < filesPerPeer; j++) {
     const a = WORDS[(peer.index * 7 + j) % WORDS.length]!;
     const b = WORDS[(peer.index + j * 3) % WORDS.length]!;
+    // A word of the file's own: a hash of its place, mixed (Knuth's multiplier, then an xorshift).
+    let own = Math.imul(peer.index * 1_000_003 + j, 2654435761) >>> 0;
+    own = (own ^ (own >>> 13)) >>> 0;
+    const word =
+      values.names === 'unique' ? `-${own.toString(16).padStart(8, '0')}${(j & 0xfff).toString(16)}` : '';
     files.push({
-      name: `${a}/${b}-${peer.index}-${j}.dat`,
+      name: `${a}/${b}-${peer.index}-${j}${word}.dat`,
       size: j,
       sha256: (peer.index * 1_000_000 + j).toString(16).padStart(64, '0'),
       mtimeMs: 1_700_000_000_000,
@@ -880,7 +890,7 @@ process.stdout.write(
     values['unkeyed-events'] ? '; events published without routing keys' : ''
   }${values.prebuilt ? '; announces built and signed before the join' : ''}${
     values['spaced-json'] ? '; events written with spaces (not canonical)' : ''
-  }\n`,
+  }${values.names === 'unique' ? '; a word of its own in every file name' : ''}\n`,
 );
 out('announces published and confirmed in', `${(publishMs / 1000).toFixed(2)} s`);
 out('indexed after the last confirm', `${(joinMs / 1000).toFixed(2)} s`, 'goal ≤ 3 s');

@@ -19,6 +19,16 @@ export interface TokenPostings extends SortedIds {
   mark: number;
 }
 
+/** Shards of the exact-token map (a power of two). */
+const SHARDS = 256;
+
+/** The shard that holds `token`: by a hash of its code units (FNV-1a). */
+function shardOf<T>(shards: T[], token: string): T {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
+  return shards[(hash ^ (hash >>> 16)) & (SHARDS - 1)]!;
+}
+
 export interface TokenDictionaryOptions {
   /** A chunk splits above this many tokens; an insert shifts at most this many slots. Default 2048. */
   chunkMaxTokens?: number;
@@ -37,7 +47,13 @@ export interface TokenDictionaryOptions {
  * cheap at millions of tokens. A token leaves the dictionary as soon as no file holds it.
  */
 export class TokenDictionary {
-  private readonly byToken = new Map<string, TokenPostings>();
+  /**
+   * By exact token, in shards: a Map rehashes all its entries in one call when it grows or shrinks past a
+   * power of two (276 ms at a million tokens here, as many as files when every name holds a word of its
+   * own); a shard holds a 256th of them.
+   */
+  private readonly shards = Array.from({ length: SHARDS }, () => new Map<string, TokenPostings>());
+  private tokenCount = 0;
   private chunks: TokenPostings[][] = [];
   /** `maxes[i]` is the last (greatest) token of `chunks[i]`. */
   private maxes: string[] = [];
@@ -50,19 +66,21 @@ export class TokenDictionary {
   }
 
   get size(): number {
-    return this.byToken.size;
+    return this.tokenCount;
   }
 
   get(token: string): TokenPostings | undefined {
-    return this.byToken.get(token);
+    return shardOf(this.shards, token).get(token);
   }
 
   /** The entry of `token`, created (with no postings) when the token is new. */
   acquire(token: string): TokenPostings {
-    let entry = this.byToken.get(token);
+    const shard = shardOf(this.shards, token);
+    let entry = shard.get(token);
     if (entry === undefined) {
       entry = { token, ids: [], count: 0, bits: undefined, live: 0, mark: 0 };
-      this.byToken.set(token, entry);
+      shard.set(token, entry);
+      this.tokenCount++;
       this.insertOrdered(entry);
     }
     return entry;
@@ -70,8 +88,10 @@ export class TokenDictionary {
 
   /** Drops a token no file holds any more. */
   release(entry: TokenPostings): void {
-    if (this.byToken.get(entry.token) !== entry) return;
-    this.byToken.delete(entry.token);
+    const shard = shardOf(this.shards, entry.token);
+    if (shard.get(entry.token) !== entry) return;
+    shard.delete(entry.token);
+    this.tokenCount--;
     this.removeOrdered(entry);
   }
 
@@ -119,12 +139,12 @@ export class TokenDictionary {
       for (const entry of chunk) {
         if (previous !== undefined && !(previous < entry.token))
           throw new Error(`${entry.token} out of order`);
-        if (this.byToken.get(entry.token) !== entry) throw new Error(`${entry.token} not in the map`);
+        if (this.get(entry.token) !== entry) throw new Error(`${entry.token} not in the map`);
         previous = entry.token;
         count++;
       }
     });
-    if (this.maxes.length !== this.chunks.length || count !== this.byToken.size)
+    if (this.maxes.length !== this.chunks.length || count !== this.tokenCount)
       throw new Error('sizes differ');
   }
 

@@ -32,6 +32,12 @@ export function insertId(list: SortedIds, id: number): void {
   const { ids, count } = list;
   const at = count > 0 && ids[count - 1]! < id ? count : lowerBound(ids, count, id);
   if (Array.isArray(ids)) {
+    if (count === 0) {
+      // A list of one, sized to it: a push would reserve room for 17 (most tokens are held by one file).
+      list.ids = [id];
+      list.count = 1;
+      return;
+    }
     if (count < SMALL_LIST) {
       if (at === count) ids.push(id);
       else ids.splice(at, 0, id);
