@@ -25,6 +25,8 @@ export interface ChunkPart<M, T> {
   chunkIndex: number;
   chunkCount: number;
   items: readonly T[];
+  /** Items this part counts for against the limits, when an item stands for several. Default `items.length`. */
+  count?: number;
   /** Kept from chunk 0 and handed back with the whole list (url, key, …). */
   meta: M;
   /** Weight of this part against `maxBytes`. Default 0. */
@@ -88,21 +90,22 @@ export class ChunkAssembler<M, T> {
   add(part: ChunkPart<M, T>): AssembleResult<M, T> {
     this.expire();
     const bytes = part.bytes ?? 0;
+    const count = part.count ?? part.items.length;
     if (part.chunkIndex === 0) {
-      const refused = this.startList(part.key, part.items.length, bytes);
+      const refused = this.startList(part.key, count, bytes);
       if (refused) return refused;
       if (part.chunkCount <= 1) return { status: 'complete', meta: part.meta, items: [...part.items] };
-      this.makeRoom(part.items.length, bytes);
+      this.makeRoom(count, bytes);
       this.assemblies.set(part.key, {
         version: part.version,
         meta: part.meta,
         chunks: [part.items],
         chunkCount: part.chunkCount,
-        items: part.items.length,
+        items: count,
         bytes,
         startedMs: this.now(),
       });
-      this.heldItems += part.items.length;
+      this.heldItems += count;
       this.heldBytes += bytes;
       return { status: 'pending' };
     }
@@ -116,7 +119,7 @@ export class ChunkAssembler<M, T> {
       this.delete(part.key);
       return { status: 'orphan' };
     }
-    const total = assembly.items + part.items.length;
+    const total = assembly.items + count;
     if (total > this.limits.maxItemsPerList || !this.fitsAlone(total, assembly.bytes + bytes)) {
       this.delete(part.key);
       return { status: 'too-large', items: total };

@@ -163,6 +163,35 @@ export interface PackedColumns {
 }
 
 /**
+ * The lists of `pieces` (a state's chunks, say) one after another in one list, without JSON (each piece
+ * keeps its own for a rebroadcast).
+ */
+export function concatPacked(pieces: readonly PackedFiles[]): PackedFiles {
+  let count = 0;
+  let nameBytes = 0;
+  for (const piece of pieces) {
+    count += piece.length;
+    nameBytes += piece.names.length;
+  }
+  const columns = packedColumns(count, nameBytes, 0);
+  let at = 0;
+  let nameAt = 0;
+  for (const piece of pieces) {
+    for (let i = 0; i < piece.length; i++) {
+      columns.sizes[at + i] = piece.size(i);
+      columns.mtimes[at + i] = piece.mtimeMs(i);
+      columns.nameEnds[at + i] = nameAt + piece.nameStart(i) + piece.nameLength(i);
+      columns.ascii[at + i] = piece.isAscii(i) ? 1 : 0;
+    }
+    columns.shas.set(piece.shas, 32 * at);
+    columns.names.set(piece.names, nameAt);
+    at += piece.length;
+    nameAt += piece.names.length;
+  }
+  return PackedFiles.from(columns.buffer);
+}
+
+/**
  * The columns of a list of `count` files whose names take `nameBytes` and whose JSON takes `jsonBytes`
  * (UTF-8), with the header written: fill every column, then `PackedFiles.from(buffer)` reads it. `spare`
  * gives a buffer of at least the bytes asked, to be written over (one handed back after an earlier list

@@ -3,7 +3,6 @@ import { P2PError } from '../../libs/errors/index.js';
 import { verifyBody } from '../../libs/identity/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import {
-  type ChunkAssembler,
   chunk,
   encodeWithField,
   type FileEntry,
@@ -18,6 +17,7 @@ import {
   peerIdMatchesKey,
 } from '../../libs/protocol/index.js';
 import type { FullResult, NetworkIndex, SliceOptions } from '../../libs/search/index.js';
+import { type AnnounceAssembler, type AnnounceMeta, assembleAnnounce } from './announce-assembly.js';
 import type { Broadcaster } from './broadcaster.js';
 import type { EventProof } from './event-decoding.js';
 import type { IndexGate } from './index-gate.js';
@@ -27,23 +27,12 @@ import type { ResyncBatcher } from './resync-batcher.js';
 import type { VerifiedSignatures } from './verified-signatures.js';
 import type { WatchHub } from './watch-hub.js';
 
-/** What an announce carries besides its files, kept while its chunks are assembled. */
-export interface AnnounceMeta {
-  instanceId: string;
-  seq: number;
-  url: string;
-  publicKey: string;
-  name: string | undefined;
-  /** A state that came in one chunk whose names the decoding found distinct (see EventProof). */
-  distinctNames?: boolean;
-}
-
 export interface PeerEventsOptions {
   superpeerId: string;
   index: NetworkIndex;
   registry: PeerRegistry;
   gate: IndexGate;
-  assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
+  assembler: AnnounceAssembler;
   broadcaster: Broadcaster;
   resync: ResyncBatcher;
   watches: WatchHub | undefined;
@@ -81,14 +70,18 @@ export class PeerEvents {
     // the gate, so that a change still being applied (which may register the key) is never overtaken.
     const { verifiedKey } = proof;
     switch (event.type) {
-      case 'peer.announce':
+      case 'peer.announce': {
+        // Read to the end (applied, rebroadcast with its JSON copied into the body, or refused), unless
+        // the assembler keeps it for a state still in pieces: the buffers go back to the decoding threads.
+        let done = proof.packed === undefined ? [] : [proof.packed];
         try {
           this.authenticate(event, message, verifiedKey);
-          return await this.onAnnounce(event, message.content.length, proof);
+          done = await this.onAnnounce(event, message.content.length, proof);
         } finally {
-          // Read to the end: applied, rebroadcast (its JSON copied into the body) or refused.
-          if (proof.packed !== undefined) this.options.recycle?.(proof.packed);
+          for (const packed of done) this.options.recycle?.(packed);
         }
+        return;
+      }
       case 'peer.delta':
         return this.onDelta(event, message, verifiedKey);
       case 'peer.heartbeat':
@@ -130,8 +123,10 @@ export class PeerEvents {
     if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
   }
 
-  private async onAnnounce(event: PeerAnnounce, bytes: number, proof: EventProof): Promise<void> {
+  /** Resolves with the packed lists read to the end (the assembler keeps the others). */
+  private async onAnnounce(event: PeerAnnounce, bytes: number, proof: EventProof): Promise<PackedFiles[]> {
     const { packed, distinctNames } = proof;
+    let done = packed === undefined ? [] : [packed];
     const { assembler, registry, index, watches, logger, maxFilesPerPeer } = this.options;
     this.options.onAnnounceSeen?.();
     if (event.chunkIndex >= event.chunkCount)
@@ -144,8 +139,7 @@ export class PeerEvents {
       name: event.name,
       ...(event.chunkCount === 1 && distinctNames === true ? { distinctNames } : {}),
     };
-    // Files packed by a decoding thread came in one chunk: nothing to assemble, only the same limits.
-    const assembled = this.assemble(event, bytes, meta, packed);
+    const assembled = assembleAnnounce(assembler, event, bytes, meta, packed);
     this.options.metrics?.pendingAnnounces.set(assembler.pending);
     if (assembled.status === 'too-large') {
       // Not asked again until it restarts: its next heartbeats would otherwise earn a resync each time.
@@ -161,9 +155,10 @@ export class PeerEvents {
       );
     }
     // Pending: more chunks to come. Orphan: the start of this state was lost; the peer will be asked again.
-    if (assembled.status !== 'complete') return;
-    const pending = assembled.meta;
-    const files = assembled.files;
+    if (assembled.status === 'pending') return [];
+    if (assembled.status !== 'complete') return done;
+    const { meta: pending, files, pieces } = assembled;
+    if (pieces !== undefined) done = pieces;
     const peerId = event.peerId;
     const outcome = await this.options.gate.update(async () => {
       const previousRun = registry.get(peerId)?.instanceId;
@@ -197,7 +192,7 @@ export class PeerEvents {
       }
       return { result, isNew, newRun: isNew || previousRun !== pending.instanceId };
     });
-    if (outcome.result === 'stale') return;
+    if (outcome.result === 'stale') return done;
     if (outcome.newRun) {
       logger.info('peer joined', {
         peerId,
@@ -207,9 +202,10 @@ export class PeerEvents {
       });
     }
     if (outcome.result === 'applied' || outcome.isNew) {
-      await this.broadcastPeerState(peerId, pending, files);
+      await this.broadcastPeerState(peerId, pending, pieces ?? files);
     }
     this.updateGauges();
+    return done;
   }
 
   private async onDelta(event: PeerDelta, message: ConsumeMessage, verifiedKey?: string): Promise<void> {
@@ -310,37 +306,6 @@ export class PeerEvents {
     }
   }
 
-  /** The announce's chunk given to the assembler, or its packed files checked against the same limits. */
-  private assemble(
-    event: PeerAnnounce,
-    bytes: number,
-    meta: AnnounceMeta,
-    packed: PackedFiles | undefined,
-  ):
-    | { status: 'complete'; meta: AnnounceMeta; files: readonly FileEntry[] | PackedFiles }
-    | { status: 'too-large'; items: number }
-    | { status: 'pending' | 'orphan' } {
-    const { assembler } = this.options;
-    if (packed !== undefined && event.chunkCount === 1) {
-      const whole = assembler.addWhole(event.peerId, packed.length, bytes);
-      return whole.status === 'complete' ? { status: 'complete', meta, files: packed } : whole;
-    }
-    const assembled = assembler.add({
-      key: event.peerId,
-      version: `${event.instanceId}/${event.seq}`,
-      chunkIndex: event.chunkIndex,
-      chunkCount: event.chunkCount,
-      // A chunk of a state in several, packed by a thread: assembled as objects.
-      items: packed?.entries() ?? event.files,
-      bytes,
-      meta,
-    });
-    // The meta of a state in chunks is its first chunk's, kept by the assembler.
-    return assembled.status === 'complete'
-      ? { status: 'complete', meta: assembled.meta, files: assembled.items }
-      : assembled;
-  }
-
   /**
    * Rebroadcasts the state just applied, from the announce itself (the index would have to list and sort
    * the peer's files again); peers apply it with the same rule (the last of a repeated name wins). Files
@@ -349,16 +314,20 @@ export class PeerEvents {
   private async broadcastPeerState(
     peerId: string,
     meta: AnnounceMeta,
-    files: readonly FileEntry[] | PackedFiles,
+    files: readonly FileEntry[] | PackedFiles | PackedFiles[],
   ): Promise<void> {
-    if (files instanceof PackedFiles) {
-      const message = this.peerStateMessage(peerId, meta, 0, 1, []);
-      // The body carries the files (the message's list is empty: the packed list is handed back after this).
-      this.options.broadcaster.publishInOrder(message, encodeWithField(message, 'files', files.json));
-      await this.options.broadcaster.settle();
+    const packed = files instanceof PackedFiles ? [files] : packedPieces(files);
+    if (packed !== undefined) {
+      for (const [chunkIndex, piece] of packed.entries()) {
+        const message = this.peerStateMessage(peerId, meta, chunkIndex, packed.length, []);
+        // The body carries the files (the message's list is empty: the packed list is handed back after this).
+        this.options.broadcaster.publishInOrder(message, encodeWithField(message, 'files', piece.json));
+        await this.options.broadcaster.settle();
+        if (packed.length > 1) await yieldToEventLoop();
+      }
       return;
     }
-    const pieces = chunk(files);
+    const pieces = chunk(files as readonly FileEntry[]);
     for (const [chunkIndex, piece] of pieces.entries()) {
       this.options.broadcaster.publishInOrder(
         this.peerStateMessage(peerId, meta, chunkIndex, pieces.length, piece),
@@ -395,6 +364,11 @@ export class PeerEvents {
     this.options.metrics?.indexedPeers.set(this.options.index.peerCount);
     this.options.metrics?.indexedFiles.set(this.options.index.fileCount);
   }
+}
+
+/** `files` as the packed pieces of a state in several chunks, if it is that. */
+function packedPieces(files: readonly FileEntry[] | PackedFiles[]): PackedFiles[] | undefined {
+  return files.length > 0 && files[0] instanceof PackedFiles ? (files as PackedFiles[]) : undefined;
 }
 
 export function yieldToEventLoop(): Promise<void> {

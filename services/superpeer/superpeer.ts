@@ -2,7 +2,6 @@ import { v4 as uuidv4 } from 'uuid';
 import { Broker, Throttle } from '../../libs/messaging/index.js';
 import {
   ChunkAssembler,
-  type FileEntry,
   type PeersReply,
   PROTOCOL_VERSION,
   type RpcRequest,
@@ -11,6 +10,7 @@ import {
   topologyNames,
 } from '../../libs/protocol/index.js';
 import { NetworkIndex } from '../../libs/search/index.js';
+import type { AnnounceAssembler } from './announce-assembly.js';
 import { Broadcaster } from './broadcaster.js';
 import { FairQueue } from './fair-queue.js';
 import { IndexGate } from './index-gate.js';
@@ -18,7 +18,7 @@ import { countHeartbeatOnArrival } from './liveness.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import { type Settings, type SuperpeerOptions, settingsOf } from './options.js';
 import { answerRpc } from './paging.js';
-import { type AnnounceMeta, PeerEvents, yieldToEventLoop } from './peer-events.js';
+import { PeerEvents, yieldToEventLoop } from './peer-events.js';
 import { PeerRegistry } from './registry.js';
 import { ResyncBatcher } from './resync-batcher.js';
 import { AmqpSuperpeerTransport, type SuperpeerTransport } from './transport.js';
@@ -47,7 +47,7 @@ export class Superpeer {
   private readonly verified = new VerifiedSignatures();
   /** Every change of the index and registry goes through it; searches read between changes. */
   readonly gate = new IndexGate();
-  readonly assembler: ChunkAssembler<AnnounceMeta, FileEntry>;
+  readonly assembler: AnnounceAssembler;
   private readonly events: PeerEvents;
   private readonly rpcQueue: FairQueue;
   private readonly instanceId = uuidv4();

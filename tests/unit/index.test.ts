@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
-import { type FileEntry, fileUrl, PackedFiles, packFiles } from '../../libs/protocol/index.js';
+import { concatPacked, type FileEntry, fileUrl, PackedFiles, packFiles } from '../../libs/protocol/index.js';
 import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
@@ -704,6 +704,22 @@ describe('PackedFiles', () => {
     assert.deepEqual(copy.entries(), entries);
     assert.deepEqual(packFiles([], '[]').entries(), []);
     assert.throws(() => PackedFiles.from(packed.buffer.slice(0, packed.buffer.byteLength - 1)), RangeError);
+  });
+
+  it('joins lists one after another (a state in chunks), ASCII or not, with no JSON of its own', () => {
+    const pieces = [
+      [file('a.txt', SHA_A, 1), file('dir/été 日本.txt', SHA_B, 2 ** 40)],
+      [],
+      [file('Z', SHA_A, 0), file('😀/ok.txt', SHA_B, 7), file('b', SHA_A, 3)],
+    ];
+    const joined = concatPacked(pieces.map((entries) => packFiles(entries, JSON.stringify(entries))));
+    assert.deepEqual(joined.entries(), pieces.flat());
+    assert.deepEqual(
+      pieces.flat().map((_, i) => joined.isAscii(i)),
+      [true, false, true, false, true],
+    );
+    assert.equal(joined.json.length, 0);
+    assert.deepEqual(concatPacked([]).entries(), []);
   });
 
   it('packs an all-ASCII list (written in one piece) and a list with astral names the same way, into a used spare', () => {

@@ -77,6 +77,20 @@ describe('chunk assembler', () => {
     assert.equal(assembler.items, 0);
   });
 
+  it('counts a part for its `count` when one item stands for several (a packed list)', () => {
+    const assembler = new ChunkAssembler<{ key: string }, number>({ maxItemsPerList: 5 });
+    assert.deepEqual(assembler.add({ ...part('a', 0, 3, [1]), count: 3 }), { status: 'pending' });
+    assert.equal(assembler.items, 3);
+    assert.deepEqual(assembler.add({ ...part('a', 1, 3, [2]), count: 3 }), { status: 'too-large', items: 6 });
+    assert.equal(assembler.items, 0);
+    assembler.add({ ...part('b', 0, 2, [1]), count: 2 });
+    assert.deepEqual(assembler.add({ ...part('b', 1, 2, [2]), count: 3 }), {
+      status: 'complete',
+      meta: { key: 'b' },
+      items: [1, 2],
+    });
+  });
+
   it('is bounded in count: the least recently fed assembly goes first', () => {
     const assembler = new ChunkAssembler<{ key: string }, number>({ maxPending: 3 });
     for (const key of ['a', 'b', 'c']) assembler.add(part(key, 0, 3, [1]));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { isP2PError } from '../../libs/errors/index.js';
-import { HEADERS } from '../../libs/protocol/index.js';
+import { HEADERS, type NetworkPeerState, type PackedFiles } from '../../libs/protocol/index.js';
 import { type FakeTransport, files, peer, superpeer } from './superpeer-fake.js';
 
 /** The peers named by the first resync request for some peers (polled, with a deadline). */
@@ -32,6 +32,41 @@ describe('superpeer without a broker', () => {
       [alice.peerId],
     );
     assert.equal(peers.next, undefined);
+    await sp.close();
+  });
+
+  it('takes a state in chunks read into columns as columns: indexed whole, rebroadcast in the same chunks, buffers handed back once whole', async () => {
+    const { sp, transport } = await superpeer();
+    const carol = peer('carol');
+    const list = [...files(700), ...files(300, 'other'), { ...files(1)[0]!, size: 99 }];
+    const chunks = carol.announces(list, 1, 250);
+    assert.equal(chunks.length, 5);
+    const packed: PackedFiles[] = [];
+    for (const [k, [body, signature]] of chunks.entries()) {
+      packed.push((await transport.deliverPacked(body, signature))!);
+      // A piece of a state not yet whole stays with the assembler: its buffer is not handed back.
+      if (k < chunks.length - 1) assert.equal(transport.recycled.length, 0, `after chunk ${k}`);
+    }
+    assert.deepEqual(
+      transport.recycled,
+      packed.map((piece) => piece.buffer),
+      'every piece handed back, once whole',
+    );
+    // The repeated name: the last one counts, as in a state read as objects.
+    assert.equal(sp.index.fileCount, 1000);
+    const first = sp.index.peerFiles(carol.peerId).find((file) => file.name === 'file-0.txt');
+    assert.equal(first?.size, 99);
+    const states = transport.published.filter(
+      (message): message is NetworkPeerState => message.type === 'network.peer-state',
+    );
+    assert.deepEqual(
+      states.map((state) => [state.chunkIndex, state.chunkCount, state.files.length]),
+      [0, 1, 2, 3, 4].map((k) => [k, 5, k < 4 ? 250 : 1]),
+    );
+    assert.deepEqual(
+      states.flatMap((state) => state.files),
+      list,
+    );
     await sp.close();
   });
 

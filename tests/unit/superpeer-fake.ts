@@ -7,10 +7,12 @@ import { createLogger } from '../../libs/logging/index.js';
 import {
   chunk,
   decode,
+  decodeWithFileList,
   encode,
   type FileEntry,
   HEADERS,
   type NetworkMessage,
+  type PackedFiles,
   type PeerEvent,
   PeerEventSchema,
   type PeersReply,
@@ -36,8 +38,9 @@ export class FakeTransport implements SuperpeerTransport {
   }
   async close() {}
   async serveRpc() {}
-  async publishNetwork(message: NetworkMessage) {
-    this.published.push(message);
+  async publishNetwork(message: NetworkMessage, options: { body?: Buffer } = {}) {
+    // A body given with the message is what goes on the wire (an announce's JSON copied in): recorded so.
+    this.published.push(options.body ? (JSON.parse(options.body.toString()) as NetworkMessage) : message);
   }
   async eventBacklog() {
     return this.backlog;
@@ -62,6 +65,28 @@ export class FakeTransport implements SuperpeerTransport {
     if (!decoded.ok) throw new Error(decoded.reason);
     await this.handlers!.onEvent(decoded.value, message);
   }
+  /** Packed lists handed back by the superpeer (`recycle`), in order. */
+  recycled: ArrayBuffer[] = [];
+  recycle(buffer: ArrayBuffer): void {
+    this.recycled.push(buffer);
+  }
+  /**
+   * `deliver`, with an announce's files read into columns as a decoding thread would (the event's own list
+   * empty); resolves with those columns.
+   */
+  async deliverPacked(content: Buffer, signature: string): Promise<PackedFiles | undefined> {
+    const message = {
+      content,
+      properties: { headers: { [HEADERS.signature]: signature } },
+      fields: {},
+    } as unknown as ConsumeMessage;
+    this.handlers!.onDelivery(message);
+    const decoded = decodeWithFileList(PeerEventSchema, content);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    const { value, packed } = decoded.value;
+    await this.handlers!.onEvent(value, message, packed ? { packed } : {});
+    return packed;
+  }
   /** One RPC request from `client` (its reply address); resolves with the reply body. */
   async rpc(request: RpcRequest, client = 'client-1') {
     return (await this.handlers!.onRpc(request, client)) as { ok: true; [key: string]: unknown };
@@ -82,8 +107,8 @@ export function peer(label: string, claimedId?: string) {
       const body = encode({ v: 1, peerId, instanceId, ...event } as PeerEvent);
       return [body, signBody(privateKey, body)];
     },
-    announces(files: FileEntry[], seq = 1): Array<[Buffer, string]> {
-      const pieces = chunk(files);
+    announces(files: FileEntry[], seq = 1, chunkFiles?: number): Array<[Buffer, string]> {
+      const pieces = chunk(files, chunkFiles);
       return pieces.map((piece, chunkIndex) =>
         this.signed({
           type: 'peer.announce',
