@@ -64,7 +64,7 @@ export {
   NetworkResyncRequestSchema,
   NetworkTickSchema,
 } from './network.js';
-export { concatPacked, PackedFiles, packFiles } from './packed-files.js';
+export { concatPacked, namesDistinct, PackedFiles, packFiles } from './packed-files.js';
 export type { AnswerSource, ListedPeer, PeerApiError, PeerListAnswer, PeerSearchAnswer } from './peer-api.js';
 export {
   AnswerSourceSchema,

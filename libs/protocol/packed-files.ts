@@ -191,6 +191,32 @@ export function concatPacked(pieces: readonly PackedFiles[]): PackedFiles {
   return PackedFiles.from(columns.buffer);
 }
 
+/** Whether no two files of `packed` share a name: a hash set of the names' bytes, compared on equal hashes. */
+export function namesDistinct(packed: PackedFiles): boolean {
+  const count = packed.length;
+  const names = packed.names;
+  const hashes = new Uint32Array(count);
+  const mask = 2 ** Math.ceil(Math.log2(2 * count + 1)) - 1;
+  const slots = new Int32Array(mask + 1).fill(-1);
+  const nameOf = (i: number) =>
+    names.subarray(packed.nameStart(i), packed.nameStart(i) + packed.nameLength(i));
+  for (let i = 0; i < count; i++) {
+    let hash = 0x811c9dc5;
+    for (let k = packed.nameStart(i), end = k + packed.nameLength(i); k < end; k++)
+      hash = Math.imul(hash ^ names[k]!, 0x01000193);
+    hashes[i] = hash;
+    for (let slot = (hash ^ (hash >>> 15)) & mask; ; slot = (slot + 1) & mask) {
+      const other = slots[slot]!;
+      if (other < 0) {
+        slots[slot] = i;
+        break;
+      }
+      if (hashes[other] === hashes[i] && nameOf(other).equals(nameOf(i))) return false;
+    }
+  }
+  return true;
+}
+
 /**
  * The columns of a list of `count` files whose names take `nameBytes` and whose JSON takes `jsonBytes`
  * (UTF-8), with the header written: fill every column, then `PackedFiles.from(buffer)` reads it. `spare`

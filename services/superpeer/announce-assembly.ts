@@ -2,6 +2,7 @@ import {
   type ChunkAssembler,
   concatPacked,
   type FileEntry,
+  namesDistinct,
   PackedFiles,
   type PeerAnnounce,
 } from '../../libs/protocol/index.js';
@@ -68,7 +69,10 @@ export function assembleAnnounce(
   // The meta of a state in chunks is its first chunk's, kept by the assembler.
   const items = assembled.items;
   if (items.every((item): item is PackedFiles => item instanceof PackedFiles)) {
-    return { status: 'complete', meta: assembled.meta, files: concatPacked(items), pieces: items };
+    const files = concatPacked(items);
+    // Told distinct, the index adds a new peer's files without looking each one up first.
+    const meta = namesDistinct(files) ? { ...assembled.meta, distinctNames: true } : assembled.meta;
+    return { status: 'complete', meta, files, pieces: items };
   }
   const files = items.flatMap((item) => (item instanceof PackedFiles ? item.entries() : [item]));
   return { status: 'complete', meta: assembled.meta, files };

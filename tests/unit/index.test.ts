@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isP2PError } from '../../libs/errors/index.js';
-import { concatPacked, type FileEntry, fileUrl, PackedFiles, packFiles } from '../../libs/protocol/index.js';
+import {
+  concatPacked,
+  type FileEntry,
+  fileUrl,
+  namesDistinct,
+  PackedFiles,
+  packFiles,
+} from '../../libs/protocol/index.js';
 import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
@@ -720,6 +727,21 @@ describe('PackedFiles', () => {
     );
     assert.equal(joined.json.length, 0);
     assert.deepEqual(concatPacked([]).entries(), []);
+  });
+
+  it('tells whether names are distinct, names of the same hash told apart by their bytes', () => {
+    const packed = (names: string[]) => {
+      const entries = names.map((name, i) => file(name, SHA_A, i));
+      return packFiles(entries, JSON.stringify(entries));
+    };
+    // 'n3pvu' and 'ne3ea' have the same 32-bit FNV-1a hash.
+    assert.equal(namesDistinct(packed(['n3pvu', 'ne3ea', 'b', 'été'])), true);
+    assert.equal(namesDistinct(packed(['n3pvu', 'ne3ea', 'n3pvu'])), false);
+    assert.equal(namesDistinct(packed(['a', 'été', 'b', 'été'])), false);
+    assert.equal(namesDistinct(packed([])), true);
+    const many = Array.from({ length: 5000 }, (_, i) => `dir/${i}.txt`);
+    assert.equal(namesDistinct(packed(many)), true);
+    assert.equal(namesDistinct(packed([...many, 'dir/4999.txt'])), false);
   });
 
   it('packs an all-ASCII list (written in one piece) and a list with astral names the same way, into a used spare', () => {

@@ -67,6 +67,12 @@ describe('superpeer without a broker', () => {
       states.flatMap((state) => state.files),
       list,
     );
+    // A state in chunks whose names are all distinct: each file once.
+    const dave = peer('dave');
+    for (const [body, signature] of dave.announces(files(600, 'dave'), 1, 250))
+      await transport.deliverPacked(body, signature);
+    assert.equal(sp.index.peerFiles(dave.peerId).length, 600);
+    assert.equal(sp.index.fileCount, 1600);
     await sp.close();
   });
 
