@@ -55,15 +55,7 @@ export class FakeTransport implements SuperpeerTransport {
   }
   /** Delivers one message: arrival hook, then (like the real consumer) decode and handle. */
   async deliver(content: Buffer, signature: string): Promise<void> {
-    const message = {
-      content,
-      properties: { headers: { [HEADERS.signature]: signature } },
-      fields: {},
-    } as unknown as ConsumeMessage;
-    this.handlers!.onDelivery(message);
-    const decoded = decode(PeerEventSchema, content);
-    if (!decoded.ok) throw new Error(decoded.reason);
-    await this.handlers!.onEvent(decoded.value, message);
+    await this.deliverRead(content, signature, false);
   }
   /** Packed lists handed back by the superpeer (`recycle`), in order. */
   recycled: ArrayBuffer[] = [];
@@ -74,17 +66,24 @@ export class FakeTransport implements SuperpeerTransport {
    * `deliver`, with an announce's files read into columns as a decoding thread would (the event's own list
    * empty); resolves with those columns.
    */
-  async deliverPacked(content: Buffer, signature: string): Promise<PackedFiles | undefined> {
+  deliverPacked(content: Buffer, signature: string): Promise<PackedFiles | undefined> {
+    return this.deliverRead(content, signature, true);
+  }
+  private async deliverRead(content: Buffer, signature: string, packFiles: boolean) {
     const message = {
       content,
       properties: { headers: { [HEADERS.signature]: signature } },
       fields: {},
     } as unknown as ConsumeMessage;
     this.handlers!.onDelivery(message);
-    const decoded = decodeWithFileList(PeerEventSchema, content);
+    const decoded = packFiles
+      ? decodeWithFileList(PeerEventSchema, content)
+      : decode(PeerEventSchema, content);
     if (!decoded.ok) throw new Error(decoded.reason);
-    const { value, packed } = decoded.value;
-    await this.handlers!.onEvent(value, message, packed ? { packed } : {});
+    const { value, packed } = packFiles
+      ? (decoded.value as { value: PeerEvent; packed?: PackedFiles })
+      : { value: decoded.value as PeerEvent, packed: undefined };
+    await this.handlers!.onEvent(value, message, packed ? { packed } : undefined);
     return packed;
   }
   /** One RPC request from `client` (its reply address); resolves with the reply body. */
