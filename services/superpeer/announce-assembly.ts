@@ -14,7 +14,7 @@ export interface AnnounceMeta {
   url: string;
   publicKey: string;
   name: string | undefined;
-  /** A state that came in one chunk whose names the decoding found distinct (see EventProof). */
+  /** A state whose names are all distinct: found so by the decoding (one chunk) or on assembly (several). */
   distinctNames?: boolean;
 }
 
