@@ -134,6 +134,17 @@ describe('file lists read canonically (decodeWithFileList)', () => {
     }
   });
 
+  it('passes over a "files" that is not a list key, and decides as the general path when the key is not a list', () => {
+    // A display name "files" before the list: the list is still read into columns.
+    const named = bothWays(bodyOf({ ...announce(files(2)), name: 'files' }));
+    assert.equal(named.packed?.length, 2);
+    // The key with no list after it: read the general way (which refuses it), both ways alike.
+    const noList = JSON.stringify(announce(files(2))).replace(/"files":\[.*\]/, '"files" : null');
+    const { general, packed } = bothWays(Buffer.from(noList));
+    assert.equal(general.ok, false);
+    assert.equal(packed, undefined);
+  });
+
   it('leaves every other writing to the general path, which decides as before', () => {
     const one = files(2);
     const canonical = bodyOf(announce(one)).toString();
