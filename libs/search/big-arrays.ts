@@ -37,6 +37,10 @@ export function uint8s(length: number): Uint8Array {
   return new Uint8Array(buffer(length), 0, length);
 }
 
+export function uint16s(length: number): Uint16Array {
+  return new Uint16Array(buffer(length * 2), 0, length);
+}
+
 export function uint32s(length: number): Uint32Array {
   return new Uint32Array(buffer(length * 4), 0, length);
 }

@@ -1,16 +1,19 @@
+import { OrderedTokens } from './ordered-tokens.js';
 import type { SortedIds } from './postings.js';
-import { lowerBoundBy } from './sorted.js';
+import { hashToken, keyOf, TokenStore } from './token-store.js';
+
+/** Tokens moved down per release while the handles in use are sparse (see `TokenStore.sparse`). */
+const MOVES_PER_RELEASE = 2;
 
 /**
- * The files holding one token: a sorted list of file ids (see `postings.ts`), or for a token held by a
- * large share of the files a bitmap with one bit per file id.
+ * The files holding a token held by more than one file: a sorted list of file ids (see `postings.ts`), or
+ * for a token held by a large share of the files a bitmap with one bit per file id. A token held by one
+ * file has no such object: its file id is a number in the dictionary's columns.
  */
 export interface TokenPostings extends SortedIds {
-  readonly token: string;
   /**
    * For a token held by a large share of the files: one bit per file id, exact (set on add, cleared on
-   * removal), so intersections are word-wise ANDs; the list is empty meanwhile. Maintained by
-   * `NetworkIndex`.
+   * removal), so intersections are word-wise ANDs; the list is empty meanwhile. Maintained by `TokenIndex`.
    */
   bits?: Uint32Array;
   /** Files that hold the token now. */
@@ -19,14 +22,10 @@ export interface TokenPostings extends SortedIds {
   mark: number;
 }
 
-/** Shards of the exact-token map (a power of two). */
-const SHARDS = 256;
-
-/** The shard that holds `token`: by a hash of its code units (FNV-1a). */
-function shardOf<T>(shards: T[], token: string): T {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193);
-  return shards[(hash ^ (hash >>> 16)) & (SHARDS - 1)]!;
+/** The files of one token as a walk shows them: its postings, or a list of its one file. */
+export interface PostingsView extends SortedIds {
+  readonly bits?: Uint32Array;
+  readonly live: number;
 }
 
 export interface TokenDictionaryOptions {
@@ -40,162 +39,178 @@ export interface TokenDictionaryOptions {
 }
 
 /**
- * Every distinct token with its postings, both by exact token (a hash map) and in code-unit order for
- * prefix lookups. The order is kept as a list of sorted chunks (the layout of Python's
- * `sortedcontainers.SortedList`): finding a prefix is two binary searches, and adding or dropping a token
- * shifts one chunk of at most `chunkMaxTokens` slots instead of the whole dictionary, so steady inserts stay
- * cheap at millions of tokens. A token leaves the dictionary as soon as no file holds it.
+ * Every distinct token with the files holding it, both by exact token and in code-unit order for prefix
+ * lookups. Tokens are handles into a `TokenStore` (typed arrays, nothing per token on V8's heap); a token
+ * held by one file keeps that file's id in the store's value column (id + 1), and only a token held by
+ * more gets a `TokenPostings` object. Most distinct tokens are held by one file, and when every name holds
+ * a word of its own there are as many of them as files.
+ *
+ * The order is kept by `OrderedTokens` (sorted chunks of handles with their sort keys). A token leaves the
+ * dictionary as soon as no file holds it.
  */
 export class TokenDictionary {
-  /**
-   * By exact token, in shards: a Map rehashes all its entries in one call when it grows or shrinks past a
-   * power of two (276 ms at a million tokens here, as many as files when every name holds a word of its
-   * own); a shard holds a 256th of them.
-   */
-  private readonly shards = Array.from({ length: SHARDS }, () => new Map<string, TokenPostings>());
-  private tokenCount = 0;
-  private chunks: TokenPostings[][] = [];
-  /** `maxes[i]` is the last (greatest) token of `chunks[i]`. */
-  private maxes: string[] = [];
-  private readonly chunkMax: number;
-  private readonly chunkMin: number;
+  private readonly store = new TokenStore();
+  /** By handle: the postings of a token held by more than one file. */
+  private readonly lists: Array<TokenPostings | undefined> = [];
+  private readonly order: OrderedTokens;
+  /** What a walk shows for a token of one file (the same object each time: valid during the call only). */
+  private readonly one = { ids: [0], count: 1, bits: undefined, live: 1 };
 
   constructor(options: TokenDictionaryOptions = {}) {
-    this.chunkMax = Math.max(2, options.chunkMaxTokens ?? 2048);
-    this.chunkMin = Math.min(options.chunkMinTokens ?? 128, this.chunkMax >> 1);
+    const chunkMax = Math.max(2, options.chunkMaxTokens ?? 2048);
+    this.order = new OrderedTokens(
+      this.store,
+      chunkMax,
+      Math.min(options.chunkMinTokens ?? 128, chunkMax >> 1),
+    );
   }
 
   get size(): number {
-    return this.tokenCount;
+    return this.store.size;
   }
 
-  get(token: string): TokenPostings | undefined {
-    return shardOf(this.shards, token).get(token);
+  /** No handle at or above this is in use (the columns hold room for about as many). */
+  get handleLimit(): number {
+    return this.store.handleLimit;
   }
 
-  /** The entry of `token`, created (with no postings) when the token is new. */
-  acquire(token: string): TokenPostings {
-    const shard = shardOf(this.shards, token);
-    let entry = shard.get(token);
-    if (entry === undefined) {
-      entry = { token, ids: [], count: 0, bits: undefined, live: 0, mark: 0 };
-      shard.set(token, entry);
-      this.tokenCount++;
-      this.insertOrdered(entry);
-    }
-    return entry;
+  /** The handle of `token`, or -1. */
+  find(token: string): number {
+    return this.store.find(token);
   }
 
-  /** Drops a token no file holds any more. */
-  release(entry: TokenPostings): void {
-    const shard = shardOf(this.shards, entry.token);
-    if (shard.get(entry.token) !== entry) return;
-    shard.delete(entry.token);
-    this.tokenCount--;
-    this.removeOrdered(entry);
+  /** The handle of `token`, added (held by no file) when the token is new. */
+  acquire(token: string): number {
+    const hash = hashToken(token);
+    const found = this.store.find(token, hash);
+    if (found >= 0) return found;
+    const h = this.store.add(token, hash);
+    this.order.insert(h);
+    return h;
+  }
+
+  /** `acquire` of the lowercased ASCII token `bytes[from, to)`, whose `hashToken` is `hash`. */
+  acquireAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
+    const found = this.store.findAscii(bytes, from, to, hash);
+    if (found >= 0) return found;
+    const h = this.store.addAscii(bytes, from, to, hash);
+    this.order.insert(h);
+    return h;
   }
 
   /**
-   * Calls `visit` for each token starting with `prefix`, in code-unit order, until it returns false. The
-   * dictionary must not change during the walk.
+   * Drops a token no file holds any more. Other tokens' handles may change (the top ones move down once
+   * the handles in use are sparse): a caller holds no handle across a release.
    */
-  forEachWithPrefix(prefix: string, visit: (entry: TokenPostings) => boolean): void {
-    let ci = lowerBoundBy(this.maxes, prefix, maxKey);
-    if (ci === this.chunks.length) return;
-    let pos = lowerBoundBy(this.chunks[ci]!, prefix, tokenKey);
-    for (; ci < this.chunks.length; ci++, pos = 0) {
-      const chunk = this.chunks[ci]!;
-      for (; pos < chunk.length; pos++) {
-        const entry = chunk[pos]!;
-        if (!entry.token.startsWith(prefix)) return;
-        if (!visit(entry)) return;
-      }
+  release(h: number): void {
+    if (!this.store.inUse(h)) return;
+    this.order.remove(h);
+    this.lists[h] = undefined;
+    this.store.release(h);
+    for (let moves = 0; moves < MOVES_PER_RELEASE && this.store.sparse; moves++) {
+      const from = this.store.topInUse();
+      if (from >= 0) this.moveDown(from);
     }
+    if (this.lists.length > this.store.handleLimit) this.lists.length = this.store.handleLimit;
   }
 
-  /** Live files over all tokens starting with `prefix`, counted only up to `cap` (the walk stops there). */
-  countWithPrefix(prefix: string, cap: number): number {
-    let total = 0;
-    this.forEachWithPrefix(prefix, (entry) => {
-      total += entry.live;
-      return total < cap;
-    });
-    return total;
+  tokenOf(h: number): string {
+    return this.store.tokenOf(h);
+  }
+
+  /** The one file holding token `h` when it has no postings object, else -1 (also for a token of no file). */
+  single(h: number): number {
+    return this.store.value(h) - 1;
+  }
+
+  /** Token `h` is held by file `id` alone (its postings object, if any, is dropped). */
+  setSingle(h: number, id: number): void {
+    this.lists[h] = undefined;
+    this.store.setValue(h, id + 1);
+  }
+
+  postings(h: number): TokenPostings | undefined {
+    return this.lists[h];
+  }
+
+  /** Token `h` is held by the files of `postings`. */
+  setPostings(h: number, postings: TokenPostings): void {
+    while (this.lists.length < h) this.lists.push(undefined);
+    this.lists[h] = postings;
+    this.store.setValue(h, 0);
+  }
+
+  /** The files of `token` as a copy to keep (tests and diagnostics), or undefined when it is not held. */
+  get(token: string): PostingsView | undefined {
+    const h = this.store.find(token);
+    return h < 0 ? undefined : this.copyOf(h);
+  }
+
+  /**
+   * Calls `visit` with the files of each token starting with `prefix`, in code-unit order, until it returns
+   * false. The view is only valid during the call; the dictionary must not change during the walk.
+   */
+  forEachWithPrefix(prefix: string, visit: (entry: PostingsView, h: number) => boolean): void {
+    this.order.forEachFrom(
+      prefix,
+      keyOf(prefix),
+      (h) => this.store.startsWith(h, prefix) && visit(this.viewOf(h), h),
+    );
+  }
+
+  /** Calls `visit` with every postings object (tokens held by more than one file). */
+  forEachPostings(visit: (postings: TokenPostings) => void): void {
+    for (const postings of this.lists) if (postings !== undefined) visit(postings);
   }
 
   /** Every token in order (for tests and diagnostics; costs a copy of the dictionary). */
   tokens(): string[] {
-    return this.chunks.flatMap((chunk) => chunk.map((entry) => entry.token));
+    return this.order.handles().map((h) => this.store.tokenOf(h));
   }
 
-  /** Throws when the ordered view disagrees with itself or with the map; for tests. */
+  /** Throws when the ordered view disagrees with itself or with the store; for tests. */
   checkConsistency(): void {
-    let previous: string | undefined;
-    let count = 0;
-    this.chunks.forEach((chunk, ci) => {
-      if (chunk.length === 0 || chunk.length > this.chunkMax)
-        throw new Error(`chunk ${ci} has ${chunk.length} tokens`);
-      if (this.maxes[ci] !== chunk[chunk.length - 1]!.token) throw new Error(`chunk ${ci} has a wrong max`);
-      for (const entry of chunk) {
-        if (previous !== undefined && !(previous < entry.token))
-          throw new Error(`${entry.token} out of order`);
-        if (this.get(entry.token) !== entry) throw new Error(`${entry.token} not in the map`);
-        previous = entry.token;
-        count++;
-      }
+    this.store.checkConsistency();
+    this.order.checkConsistency();
+    const handles = this.order.handles();
+    handles.forEach((h, i) => {
+      const token = this.store.tokenOf(h);
+      const previous = i > 0 ? handles[i - 1]! : -1;
+      if (previous >= 0 && !(this.store.compare(previous, h) < 0 && this.store.tokenOf(previous) < token))
+        throw new Error(`${token} out of order`);
+      if (this.store.value(h) !== 0 && this.lists[h] !== undefined)
+        throw new Error(`${token} has both one file and postings`);
     });
-    if (this.maxes.length !== this.chunks.length || count !== this.tokenCount)
-      throw new Error('sizes differ');
+    if (handles.length !== this.size) throw new Error('sizes differ');
   }
 
-  private insertOrdered(entry: TokenPostings): void {
-    const token = entry.token;
-    if (this.chunks.length === 0) {
-      this.chunks.push([entry]);
-      this.maxes.push(token);
-      return;
-    }
-    let ci = lowerBoundBy(this.maxes, token, maxKey);
-    if (ci === this.chunks.length) ci--;
-    const chunk = this.chunks[ci]!;
-    chunk.splice(lowerBoundBy(chunk, token, tokenKey), 0, entry);
-    this.maxes[ci] = chunk[chunk.length - 1]!.token;
-    this.splitIfLarge(ci);
+  private viewOf(h: number): PostingsView {
+    const postings = this.lists[h];
+    if (postings !== undefined) return postings;
+    const id = this.store.value(h) - 1;
+    const { one } = this;
+    one.ids[0] = id;
+    one.count = id < 0 ? 0 : 1;
+    one.live = one.count;
+    return one;
   }
 
-  private removeOrdered(entry: TokenPostings): void {
-    const ci = lowerBoundBy(this.maxes, entry.token, maxKey);
-    const chunk = this.chunks[ci];
-    if (chunk === undefined) return;
-    const pos = lowerBoundBy(chunk, entry.token, tokenKey);
-    if (chunk[pos] !== entry) return;
-    chunk.splice(pos, 1);
-    if (chunk.length === 0) {
-      this.chunks.splice(ci, 1);
-      this.maxes.splice(ci, 1);
-      return;
-    }
-    this.maxes[ci] = chunk[chunk.length - 1]!.token;
-    if (chunk.length < this.chunkMin && this.chunks.length > 1) {
-      const left = ci + 1 < this.chunks.length ? ci : ci - 1;
-      this.chunks[left] = this.chunks[left]!.concat(this.chunks[left + 1]!);
-      this.chunks.splice(left + 1, 1);
-      // The joined chunk ends where the right one did, so the left one's max is the one to drop.
-      this.maxes.splice(left, 1);
-      this.splitIfLarge(left);
-    }
+  private copyOf(h: number): PostingsView {
+    const view = this.viewOf(h);
+    return view.bits !== undefined
+      ? { ids: [], count: 0, bits: view.bits, live: view.live }
+      : { ids: Array.from(view.ids.slice(0, view.count)), count: view.count, live: view.live };
   }
 
-  private splitIfLarge(ci: number): void {
-    const chunk = this.chunks[ci]!;
-    if (chunk.length <= this.chunkMax) return;
-    const right = chunk.splice(chunk.length >> 1);
-    this.chunks.splice(ci + 1, 0, right);
-    this.maxes[ci] = chunk[chunk.length - 1]!.token;
-    this.maxes.splice(ci + 1, 0, right[right.length - 1]!.token);
+  /** Token `from` takes the lowest free handle, in the order and its postings with it. */
+  private moveDown(from: number): void {
+    const to = this.store.lowestFree();
+    this.order.rename(from, to);
+    this.store.moveDown(from, to);
+    const postings = this.lists[from];
+    if (postings !== undefined) {
+      this.lists[from] = undefined;
+      this.setPostings(to, postings);
+    }
   }
 }
-
-/** Sort keys for `lowerBoundBy`: a chunk's max is a token itself; an entry sorts by its token. */
-const maxKey = (max: string): string => max;
-const tokenKey = (entry: TokenPostings): string => entry.token;

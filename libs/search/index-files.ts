@@ -233,7 +233,7 @@ export class IndexFiles {
     let keyHash: number;
     // An ASCII name (one UTF-8 byte per UTF-16 unit): its tokens are read off its bytes and not kept.
     if (file.ascii) {
-      keyHash = this.tokens.addAscii(id, file.name, bytes, start, length, this.seed, table.capacity);
+      keyHash = this.tokens.addAscii(id, bytes, start, length, this.seed, table.capacity);
       address = this.texts.add(id, bytes, start, length, '');
     } else {
       const tokens = this.tokenScratch;

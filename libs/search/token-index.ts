@@ -12,8 +12,6 @@ const MAX_MARK = 2 ** 30 - 1;
  * up to half a millisecond on a slow machine.
  */
 const FILES_PER_GROWTH = 32;
-/** Slots of the cache of entries by token bytes (a power of two). */
-const CACHE_SLOTS = 4096;
 
 /**
  * The inverted index: for every token, the files holding it, as a sorted id list or, for a token held by a
@@ -39,14 +37,6 @@ export class TokenIndex {
   /** Files still to add before the next bitmap of `behind` is grown. */
   private untilGrowth = FILES_PER_GROWTH;
   private mark = 0;
-  /**
-   * The entries of recently added ASCII tokens by the hash of their bytes (direct-mapped), so that
-   * `addAscii` finds a token's entry without making its string or hashing it again in the dictionary's
-   * map. A slot is only a hint: its entry is used when its token's bytes are the token's and a file still
-   * holds it (a released entry has none).
-   */
-  private readonly cacheHashes = new Int32Array(CACHE_SLOTS);
-  private readonly cacheEntries: Array<TokenPostings | undefined> = new Array(CACHE_SLOTS).fill(undefined);
 
   constructor(private readonly bitmapMinFiles: number) {}
 
@@ -74,12 +64,11 @@ export class TokenIndex {
 
   /**
    * `add(id, tokens, capacity)` with the tokens of an ASCII text, read off its bytes as `asciiTokens` does
-   * (`text` is the same text as a string), returning what `asciiTokens` returns with `seed`: the hash of
-   * the text's token key.
+   * (no string is made for a token), returning what `asciiTokens` returns with `seed`: the hash of the
+   * text's token key.
    */
   addAscii(
     id: number,
-    text: string | undefined,
     bytes: Uint8Array,
     start: number,
     length: number,
@@ -88,29 +77,35 @@ export class TokenIndex {
   ): number {
     if (this.behind.length > 0 && --this.untilGrowth <= 0) this.growAhead();
     const mark = this.nextMark();
-    return scanAsciiTokens(bytes, start, length, seed, (first, end, upper, tokenHash) => {
-      const slot = (tokenHash ^ (tokenHash >>> 15)) & (CACHE_SLOTS - 1);
-      let entry = this.cacheEntries[slot];
-      if (
-        entry === undefined ||
-        this.cacheHashes[slot] !== tokenHash ||
-        entry.live === 0 ||
-        !isLowered(entry.token, bytes, first, end)
-      ) {
-        const token =
-          text !== undefined
-            ? text.slice(first - start, end - start)
-            : String.fromCharCode.apply(null, bytes.subarray(first, end) as unknown as number[]);
-        entry = this.dictionary.acquire(upper ? token.toLowerCase() : token);
-        this.cacheEntries[slot] = entry;
-        this.cacheHashes[slot] = tokenHash;
-      }
-      this.addTo(entry, id, mark, capacity);
+    return scanAsciiTokens(bytes, start, length, seed, (first, end, _upper, tokenHash) => {
+      this.addTo(this.dictionary.acquireAscii(bytes, first, end, tokenHash), id, mark, capacity);
     });
   }
 
-  /** Adds file `id` to `entry` unless this update (`mark`) did already. */
-  private addTo(entry: TokenPostings, id: number, mark: number, capacity: number): void {
+  /**
+   * Adds file `id` to token `h` unless this update (`mark`) did already. A token's first file is a number in
+   * the dictionary; its second makes it a postings object.
+   */
+  private addTo(h: number, id: number, mark: number, capacity: number): void {
+    const { dictionary } = this;
+    const entry = dictionary.postings(h);
+    if (entry === undefined) {
+      const single = dictionary.single(h);
+      if (single === id) return;
+      if (single < 0) {
+        dictionary.setSingle(h, id);
+        return;
+      }
+      const postings: TokenPostings = {
+        ids: single < id ? [single, id] : [id, single],
+        count: 2,
+        live: 2,
+        mark,
+      };
+      dictionary.setPostings(h, postings);
+      if (postings.live >= this.threshold(capacity)) this.toBitmap(postings, capacity);
+      return;
+    }
     if (entry.mark === mark) return;
     entry.mark = mark;
     entry.live++;
@@ -123,28 +118,37 @@ export class TokenIndex {
 
   /** Takes file `id` out of each of `tokens` (repeats are skipped); ids in use lie below `idCount`. */
   remove(id: number, tokens: readonly string[], capacity: number, idCount: number): void {
+    const { dictionary } = this;
     const listBelow = this.threshold(capacity) >> 2;
     const mark = this.nextMark();
     for (let i = 0; i < tokens.length; i++) {
-      const entry = this.dictionary.get(tokens[i]!);
-      if (entry === undefined || entry.mark === mark) continue;
+      const h = dictionary.find(tokens[i]!);
+      if (h < 0) continue;
+      const entry = dictionary.postings(h);
+      if (entry === undefined) {
+        if (dictionary.single(h) === id) dictionary.release(h);
+        continue;
+      }
+      if (entry.mark === mark) continue;
       entry.mark = mark;
       entry.live--;
       if (entry.bits !== undefined) clearBit(entry.bits, id);
       else removeId(entry, id);
       if (entry.live === 0) {
         this.bitmapTokens.delete(entry);
-        this.dictionary.release(entry);
-      } else if (entry.bits !== undefined && entry.live < listBelow) this.toList(entry, idCount);
+        dictionary.release(h);
+        continue;
+      }
+      if (entry.bits !== undefined && entry.live < listBelow) this.toList(entry, idCount);
+      if (entry.bits === undefined && entry.count === 1) dictionary.setSingle(h, entry.ids[0]!);
     }
   }
 
   /** A mark no entry holds: on wrapping, every entry's mark is cleared first (once per 2^30 updates). */
   private nextMark(): number {
     if (this.mark === MAX_MARK) {
-      this.dictionary.forEachWithPrefix('', (entry) => {
+      this.dictionary.forEachPostings((entry) => {
         entry.mark = 0;
-        return true;
       });
       this.mark = 0;
     }
@@ -211,14 +215,4 @@ export class TokenIndex {
     entry.bits = undefined;
     this.bitmapTokens.delete(entry);
   }
-}
-
-/** Whether `token` is the ASCII `bytes[from, to)` lowercased. */
-function isLowered(token: string, bytes: Uint8Array, from: number, to: number): boolean {
-  if (token.length !== to - from) return false;
-  for (let k = 0; k < token.length; k++) {
-    const byte = bytes[from + k]!;
-    if (token.charCodeAt(k) !== (byte >= 65 && byte <= 90 ? byte + 32 : byte)) return false;
-  }
-  return true;
 }

@@ -9,7 +9,7 @@ import {
   PackedFiles,
   packFiles,
 } from '../../libs/protocol/index.js';
-import { NetworkIndex, parseQuery, type Query, TokenDictionary, tokenize } from '../../libs/search/index.js';
+import { NetworkIndex, parseQuery, type Query, tokenize } from '../../libs/search/index.js';
 import { naiveMatches } from '../helpers/naive-search.js';
 import { prng } from '../helpers/prng.js';
 
@@ -655,44 +655,6 @@ describe('NetworkIndex against a linear scan', () => {
     index.removePeer('p4');
     assert.equal(index.tokenCount, 0);
     assert.equal(index.fileCount, 0);
-  });
-});
-
-describe('TokenDictionary', () => {
-  it('keeps its chunks sorted and its prefix walks right while tokens come and go', () => {
-    const random = prng(99);
-    const word = () =>
-      Array.from({ length: 1 + Math.floor(random() * 4) }, () => 'abcdef'[Math.floor(random() * 6)]).join('');
-    // Tiny chunks, so that splits and joins happen all the time.
-    const dictionary = new TokenDictionary({ chunkMaxTokens: 8, chunkMinTokens: 3 });
-    const reference = new Set<string>();
-    for (let round = 0; round < 2000; round++) {
-      const growing = Math.floor(round / 250) % 2 === 0;
-      for (let i = 0; i < 5; i++) {
-        const token = word();
-        if (random() < (growing ? 0.7 : 0.3)) {
-          dictionary.acquire(token);
-          reference.add(token);
-        } else {
-          const entry = dictionary.get(token);
-          if (entry !== undefined) dictionary.release(entry);
-          reference.delete(token);
-        }
-      }
-      dictionary.checkConsistency();
-      const sorted = [...reference].sort();
-      assert.deepEqual(dictionary.tokens(), sorted);
-      for (let q = 0; q < 5; q++) {
-        const prefix = word().slice(0, 1 + Math.floor(random() * 2));
-        const walked: string[] = [];
-        dictionary.forEachWithPrefix(prefix, (entry) => walked.push(entry.token) > 0);
-        assert.deepEqual(
-          walked,
-          sorted.filter((token) => token.startsWith(prefix)),
-        );
-      }
-    }
-    assert.equal(dictionary.size, reference.size);
   });
 });
 

@@ -1,0 +1,473 @@
+import { Float64Column, int32s, Uint32Column, uint16s } from './big-arrays.js';
+import { IdPool } from './id-pool.js';
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+/** Shards of the hash table (a power of two), chosen by a hash's top bits. */
+const SHARD_BITS = 8;
+const SHARDS = 2 ** SHARD_BITS;
+/** Slots of a shard's table at the least (a power of two). */
+const MIN_SLOTS = 16;
+/** Code units of one page of the arena: a token never spans two. */
+const PAGE_BITS = 16;
+const PAGE_UNITS = 2 ** PAGE_BITS;
+const PAGE_MASK = PAGE_UNITS - 1;
+/** Before each token in a page: its length, then its handle's low and high 16 bits (`DEAD` once released). */
+const HEADER_UNITS = 3;
+const DEAD = 0xffff;
+/** The longest token, in code units. */
+export const MAX_TOKEN_UNITS = PAGE_UNITS - HEADER_UNITS;
+/** Below this many handles, the top ones are not moved down (see `sparse`). */
+const MIN_MOVE_LIMIT = 1024;
+/** Handles the store can hand out (a token per file at most: the file table's id space; below `DEAD` << 16). */
+const MAX_TOKENS = 2 ** 26;
+
+/**
+ * FNV-1a of a token's code units: for an ASCII token, the `tokenHash` that `scanAsciiTokens` gives for its
+ * bytes, so that a token read off bytes is looked up without making its string.
+ */
+export function hashToken(token: string): number {
+  let hash = FNV_OFFSET;
+  for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), FNV_PRIME);
+  return hash | 0;
+}
+
+/** Code units a sort key holds, 7 bits each (49 bits: exact in a double). */
+const KEY_UNITS = 7;
+
+/**
+ * A token's sort key: its first `KEY_UNITS` code units as digits in base 128, ordered as the tokens are
+ * wherever two keys differ, so that most comparisons of a binary search read no token units. A digit is 0
+ * past the token's end, the unit + 1 for units below 126, and 127 for any other, after which every digit is
+ * 0 (two tokens with equal keys are compared unit by unit). Seven units, not three: tokens often share a
+ * long prefix (a zero-padded counter, a date).
+ */
+export function keyOf(token: string): number {
+  return keyOfUnits((i) => token.charCodeAt(i), token.length);
+}
+
+function keyOfUnits(unitAt: (i: number) => number, length: number): number {
+  let key = 0;
+  let escaped = false;
+  for (let i = 0; i < KEY_UNITS; i++) {
+    let digit = 0;
+    if (i < length && !escaped) {
+      const unit = unitAt(i);
+      digit = unit < 126 ? unit + 1 : 127;
+      escaped = digit === 127;
+    }
+    key = key * 128 + digit;
+  }
+  return key;
+}
+
+/**
+ * Distinct tokens, each under a small integer handle, held in typed arrays off V8's heap: their code units
+ * in the pages of an arena, their address, length, hash, sort key and one number for the owner (`value`)
+ * in columns by handle, and a hash table of handles in shards. A million tokens (a word of its own in every
+ * file name) cost the collector nothing to trace, where a million objects with their strings, arrays and
+ * map entries cost about 200 bytes each on the heap and every full collection marked them all.
+ *
+ * Handles are reused lowest first, so the columns shrink when the top handles are released. Tokens are
+ * appended to the newest page; a page whose tokens are all released is dropped, and one less than a quarter
+ * live has its tokens moved out and is dropped, at once and at most a quarter page of work: memory follows
+ * the live tokens down in bounded steps. A table shard rehashes alone (a 256th of the tokens).
+ */
+export class TokenStore {
+  private readonly pages: Array<Uint16Array | undefined> = [];
+  /** Units written to each page (headers included), and units of its tokens still in use. */
+  private readonly written: number[] = [];
+  private readonly live: number[] = [];
+  private readonly freePages: number[] = [];
+  /** The page being filled, or -1. */
+  private current = -1;
+  /** A token's address: its page << PAGE_BITS | where its units start. */
+  private readonly offsets = new Uint32Column();
+  /** A token's length; 0 marks a free handle (tokens are never empty). */
+  private readonly lengths = new Uint32Column();
+  private readonly hashes = new Uint32Column();
+  private readonly keys = new Float64Column();
+  private readonly values = new Uint32Column();
+  private readonly pool = new IdPool(MAX_TOKENS);
+  /** No handle at or above this is in use. */
+  private limit = 0;
+  private count = 0;
+  /** Each shard's slots hold handle + 1, or 0 when empty (linear probing, no tombstones). */
+  private readonly tables: Int32Array[] = Array.from({ length: SHARDS }, () => int32s(MIN_SLOTS));
+  private readonly filled = new Int32Array(SHARDS);
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** No handle at or above this is in use. */
+  get handleLimit(): number {
+    return this.limit;
+  }
+
+  /** Units the arena holds room for (diagnostics). */
+  get arenaUnits(): number {
+    return (this.pages.length - this.freePages.length) * PAGE_UNITS;
+  }
+
+  /** The handle of `token`, or -1. */
+  find(token: string, hash = hashToken(token)): number {
+    const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
+    const mask = table.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = table[i]!;
+      if (slot === 0) return -1;
+      const h = slot - 1;
+      if ((this.hashes.get(h) | 0) === hash && this.equals(h, token)) return h;
+    }
+  }
+
+  /** The handle of the lowercased ASCII token `bytes[from, to)` whose `hashToken` is `hash`, or -1. */
+  findAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
+    const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
+    const mask = table.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = table[i]!;
+      if (slot === 0) return -1;
+      const h = slot - 1;
+      if ((this.hashes.get(h) | 0) === hash && this.equalsAscii(h, bytes, from, to)) return h;
+    }
+  }
+
+  /** Stores `token` (not in the store; `hash` its `hashToken`) under a new handle, its value 0. */
+  add(token: string, hash = hashToken(token)): number {
+    const length = token.length;
+    const h = this.newHandle(length);
+    const address = this.place(h, length);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    for (let i = 0; i < length; i++) page[at + i] = token.charCodeAt(i);
+    this.enter(h, hash);
+    return h;
+  }
+
+  /** `add` of the lowercased ASCII token `bytes[from, to)`. */
+  addAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
+    const length = to - from;
+    const h = this.newHandle(length);
+    const address = this.place(h, length);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = (address & PAGE_MASK) - from;
+    for (let i = from; i < to; i++) {
+      const byte = bytes[i]!;
+      page[at + i] = byte >= 65 && byte <= 90 ? byte + 32 : byte;
+    }
+    this.enter(h, hash);
+    return h;
+  }
+
+  /** Forgets the token of handle `h`; the handle may be handed out again. */
+  release(h: number): void {
+    const length = this.lengths.get(h);
+    if (length === 0) return;
+    this.unslot(h);
+    const address = this.offsets.get(h);
+    const p = address >>> PAGE_BITS;
+    this.pages[p]![(address & PAGE_MASK) - 1] = DEAD;
+    this.live[p]! -= length + HEADER_UNITS;
+    this.lengths.set(h, 0);
+    this.values.set(h, 0);
+    this.count--;
+    this.pool.push(h);
+    if (this.lengths.get(this.limit - 1) === 0) this.trimHandles();
+    if (p !== this.current) {
+      if (this.live[p] === 0) this.dropPage(p);
+      else if (this.live[p]! * 4 < this.written[p]!) this.evacuate(p);
+    }
+  }
+
+  /**
+   * Whether at most half of the handles below the limit are in use: then the top ones should move down
+   * (`moveDown`), so that the columns can shrink whichever tokens were released.
+   */
+  get sparse(): boolean {
+    return this.limit >= MIN_MOVE_LIMIT && this.count * 2 < this.limit;
+  }
+
+  /** The top handle when it is in use, else -1 (the free handles at the top are trimmed a step further). */
+  topInUse(): number {
+    if (this.lengths.get(this.limit - 1) > 0) return this.limit - 1;
+    this.trimHandles();
+    return -1;
+  }
+
+  /** The lowest free handle below the limit (there is one while `sparse`). */
+  lowestFree(): number {
+    return this.pool.peek()!;
+  }
+
+  /** Moves token `from` to the free handle `to` (`lowestFree`); `from` is free after. */
+  moveDown(from: number, to: number): void {
+    this.pool.pop();
+    const hash = this.hashes.get(from) | 0;
+    const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
+    const mask = table.length - 1;
+    let i = hash & mask;
+    while (table[i] !== from + 1) i = (i + 1) & mask;
+    table[i] = to + 1;
+    const address = this.offsets.get(from);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    page[at - 2] = to & 0xffff;
+    page[at - 1] = to >>> 16;
+    for (const column of this.columns()) column.set(to, column.get(from));
+    this.lengths.set(from, 0);
+    this.values.set(from, 0);
+    this.pool.push(from);
+    if (from === this.limit - 1) this.trimHandles();
+  }
+
+  inUse(h: number): boolean {
+    return h >= 0 && h < this.limit && this.lengths.get(h) > 0;
+  }
+
+  value(h: number): number {
+    return this.values.get(h);
+  }
+
+  setValue(h: number, value: number): void {
+    this.values.set(h, value);
+  }
+
+  tokenOf(h: number): string {
+    const address = this.offsets.get(h);
+    const at = address & PAGE_MASK;
+    const units = this.pages[address >>> PAGE_BITS]!.subarray(at, at + this.lengths.get(h));
+    return String.fromCharCode.apply(null, units as unknown as number[]);
+  }
+
+  /** The sort key of token `h` (see `keyOf`). */
+  key(h: number): number {
+    return this.keys.get(h);
+  }
+
+  /** Negative, zero or positive as the token of `a` sorts before, with or after that of `b`. */
+  compare(a: number, b: number): number {
+    const ka = this.keys.get(a);
+    const kb = this.keys.get(b);
+    if (ka !== kb) return ka < kb ? -1 : 1;
+    const la = this.lengths.get(a);
+    const lb = this.lengths.get(b);
+    const oa = this.offsets.get(a);
+    const ob = this.offsets.get(b);
+    const pa = this.pages[oa >>> PAGE_BITS]!;
+    const pb = this.pages[ob >>> PAGE_BITS]!;
+    const n = Math.min(la, lb);
+    // Equal keys: the tokens may still differ anywhere past an escaped unit or the key's units.
+    for (let i = 0, ia = oa & PAGE_MASK, ib = ob & PAGE_MASK; i < n; i++, ia++, ib++) {
+      const d = pa[ia]! - pb[ib]!;
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  /** `compare` of the token of `h` with `token`, whose `keyOf` is `key`. */
+  compareTo(h: number, token: string, key: number): number {
+    const kh = this.keys.get(h);
+    if (kh !== key) return kh < key ? -1 : 1;
+    const length = this.lengths.get(h);
+    const address = this.offsets.get(h);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    const n = Math.min(length, token.length);
+    for (let i = 0; i < n; i++) {
+      const d = page[at + i]! - token.charCodeAt(i);
+      if (d !== 0) return d;
+    }
+    return length - token.length;
+  }
+
+  startsWith(h: number, prefix: string): boolean {
+    if (this.lengths.get(h) < prefix.length) return false;
+    const address = this.offsets.get(h);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    for (let i = 0; i < prefix.length; i++) if (page[at + i] !== prefix.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /** Throws when a handle in use is not found by its token; for tests. */
+  checkConsistency(): void {
+    let used = 0;
+    for (let h = 0; h < this.limit; h++) {
+      if (this.lengths.get(h) === 0) continue;
+      used++;
+      const token = this.tokenOf(h);
+      if (this.find(token) !== h) throw new Error(`${token} not found under its handle ${h}`);
+      if (this.keys.get(h) !== keyOf(token)) throw new Error(`${token} has a wrong key`);
+    }
+    const slots = this.filled.reduce((sum, n) => sum + n, 0);
+    if (used !== this.count || slots !== this.count)
+      throw new Error(`${used} handles, ${slots} slots, ${this.count} tokens`);
+  }
+
+  private equals(h: number, token: string): boolean {
+    if (this.lengths.get(h) !== token.length) return false;
+    const address = this.offsets.get(h);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    for (let i = 0; i < token.length; i++) if (page[at + i] !== token.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private equalsAscii(h: number, bytes: Uint8Array, from: number, to: number): boolean {
+    if (this.lengths.get(h) !== to - from) return false;
+    const address = this.offsets.get(h);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = (address & PAGE_MASK) - from;
+    for (let i = from; i < to; i++) {
+      const byte = bytes[i]!;
+      if (page[at + i] !== (byte >= 65 && byte <= 90 ? byte + 32 : byte)) return false;
+    }
+    return true;
+  }
+
+  /** The lowest free handle, the columns grown to hold it, for a token of `length` units. */
+  private newHandle(length: number): number {
+    if (length === 0 || length > MAX_TOKEN_UNITS)
+      throw new RangeError(`a token holds 1 to ${MAX_TOKEN_UNITS} code units, not ${length}`);
+    const h = this.pool.pop() ?? this.limit;
+    if (h >= this.limit) {
+      this.limit = h + 1;
+      if (this.limit > this.lengths.limit) for (const column of this.columns()) column.setLimit(this.limit);
+    }
+    return h;
+  }
+
+  /**
+   * Room for token `h` of `length` units in the page being filled (a new page when it is full), its header
+   * written and its address and length set; returns the address of its units.
+   */
+  private place(h: number, length: number): number {
+    const size = length + HEADER_UNITS;
+    let p = this.current;
+    if (p < 0 || this.written[p]! + size > PAGE_UNITS) {
+      const previous = p;
+      p = this.freePages.pop() ?? this.pages.length;
+      this.pages[p] = uint16s(PAGE_UNITS);
+      this.written[p] = 0;
+      this.live[p] = 0;
+      this.current = p;
+      if (previous >= 0 && this.live[previous] === 0) this.dropPage(previous);
+    }
+    const page = this.pages[p]!;
+    const at = this.written[p]!;
+    page[at] = length;
+    page[at + 1] = h & 0xffff;
+    page[at + 2] = h >>> 16;
+    this.written[p]! += size;
+    this.live[p]! += size;
+    const address = (p * PAGE_UNITS + at + HEADER_UNITS) >>> 0;
+    this.offsets.set(h, address);
+    this.lengths.set(h, length);
+    return address;
+  }
+
+  /** Token `h`, its units in place, gets its hash, key and slot. */
+  private enter(h: number, hash: number): void {
+    const length = this.lengths.get(h);
+    const address = this.offsets.get(h);
+    const page = this.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    this.hashes.set(h, hash >>> 0);
+    this.keys.set(
+      h,
+      keyOfUnits((i) => page[at + i]!, length),
+    );
+    this.values.set(h, 0);
+    this.count++;
+    this.slot(h, hash);
+  }
+
+  private columns(): Array<Uint32Column | Float64Column> {
+    return [this.offsets, this.lengths, this.hashes, this.keys, this.values];
+  }
+
+  private slot(h: number, hash: number): void {
+    const s = hash >>> (32 - SHARD_BITS);
+    if ((this.filled[s]! + 1) * 2 > this.tables[s]!.length) this.rehash(s, this.tables[s]!.length * 2);
+    const table = this.tables[s]!;
+    const mask = table.length - 1;
+    let i = hash & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = h + 1;
+    this.filled[s]!++;
+  }
+
+  /** Takes handle `h` out of its shard, moving later slots of the same run back (no tombstones). */
+  private unslot(h: number): void {
+    const hash = this.hashes.get(h) | 0;
+    const s = hash >>> (32 - SHARD_BITS);
+    const table = this.tables[s]!;
+    const mask = table.length - 1;
+    let i = hash & mask;
+    while (table[i] !== h + 1) i = (i + 1) & mask;
+    for (let j = (i + 1) & mask; table[j] !== 0; j = (j + 1) & mask) {
+      const home = (this.hashes.get(table[j]! - 1) | 0) & mask;
+      // The entry at j may move to the hole at i when its home is not within (i, j], cyclically.
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        table[i] = table[j]!;
+        i = j;
+      }
+    }
+    table[i] = 0;
+    this.filled[s]!--;
+    if (table.length > MIN_SLOTS && this.filled[s]! * 8 < table.length) this.rehash(s, table.length / 2);
+  }
+
+  private rehash(s: number, size: number): void {
+    const old = this.tables[s]!;
+    const table = int32s(size);
+    const mask = size - 1;
+    for (let k = 0; k < old.length; k++) {
+      const slot = old[k]!;
+      if (slot === 0) continue;
+      let i = this.hashes.get(slot - 1) & mask;
+      while (table[i] !== 0) i = (i + 1) & mask;
+      table[i] = slot;
+    }
+    this.tables[s] = table;
+  }
+
+  /**
+   * The top handle is free: forgets the free handles at the top, at most a few thousand per call (a later
+   * release goes on), and shrinks the columns once at most half of them is in use.
+   */
+  private trimHandles(): void {
+    if (this.count === 0) this.limit = 0;
+    for (let steps = 0; steps < 4096 && this.limit > 0 && this.lengths.get(this.limit - 1) === 0; steps++)
+      this.limit--;
+    this.pool.trimTo(this.limit);
+    if (this.limit * 2 < this.lengths.limit) for (const column of this.columns()) column.setLimit(this.limit);
+  }
+
+  /** Moves the tokens still in use out of page `p` (less than a quarter of it) to the newest, and drops it. */
+  private evacuate(p: number): void {
+    const page = this.pages[p]!;
+    const end = this.written[p]!;
+    for (let at = 0; at < end; at += page[at]! + HEADER_UNITS) {
+      const high = page[at + 2]!;
+      if (high === DEAD) continue;
+      const h = (high << 16) | page[at + 1]!;
+      const length = page[at]!;
+      const address = this.place(h, length);
+      const target = this.pages[address >>> PAGE_BITS]!;
+      const to = address & PAGE_MASK;
+      for (let i = 0; i < length; i++) target[to + i] = page[at + HEADER_UNITS + i]!;
+    }
+    this.dropPage(p);
+  }
+
+  private dropPage(p: number): void {
+    this.pages[p] = undefined;
+    this.written[p] = 0;
+    this.live[p] = 0;
+    this.freePages.push(p);
+    if (p === this.current) this.current = -1;
+  }
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { utf8 } from '../../libs/search/bytes.js';
+import { TokenDictionary } from '../../libs/search/index.js';
+import { hashToken, TokenStore } from '../../libs/search/token-store.js';
+import { prng } from '../helpers/prng.js';
+
+describe('TokenDictionary', () => {
+  it('keeps its chunks sorted and its prefix walks right while tokens come and go', () => {
+    const random = prng(99);
+    const word = () =>
+      Array.from({ length: 1 + Math.floor(random() * 4) }, () => 'abcdef'[Math.floor(random() * 6)]).join('');
+    // Tiny chunks, so that splits and joins happen all the time.
+    const dictionary = new TokenDictionary({ chunkMaxTokens: 8, chunkMinTokens: 3 });
+    const reference = new Set<string>();
+    for (let round = 0; round < 2000; round++) {
+      const growing = Math.floor(round / 250) % 2 === 0;
+      for (let i = 0; i < 5; i++) {
+        const token = word();
+        if (random() < (growing ? 0.7 : 0.3)) {
+          dictionary.acquire(token);
+          reference.add(token);
+        } else {
+          const h = dictionary.find(token);
+          if (h >= 0) dictionary.release(h);
+          reference.delete(token);
+        }
+      }
+      dictionary.checkConsistency();
+      const sorted = [...reference].sort();
+      assert.deepEqual(dictionary.tokens(), sorted);
+      for (let q = 0; q < 5; q++) {
+        const prefix = word().slice(0, 1 + Math.floor(random() * 2));
+        const walked: string[] = [];
+        dictionary.forEachWithPrefix(prefix, (_, h) => walked.push(dictionary.tokenOf(h)) > 0);
+        assert.deepEqual(
+          walked,
+          sorted.filter((token) => token.startsWith(prefix)),
+        );
+      }
+    }
+    assert.equal(dictionary.size, reference.size);
+  });
+});
+
+describe('TokenDictionary chunks', () => {
+  it('stay sorted when tokens leave from either end, small chunks joining or sharing with a neighbour', () => {
+    const random = prng(17);
+    for (const fromTop of [true, false]) {
+      const dictionary = new TokenDictionary({ chunkMaxTokens: 8, chunkMinTokens: 3 });
+      const tokens = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+      for (const token of [...tokens].sort(() => random() - 0.5)) dictionary.acquire(token);
+      const order = fromTop ? [...tokens].reverse() : tokens;
+      order.forEach((token, i) => {
+        // Now and then a token comes back in the middle, so chunks there fill up again.
+        if (i % 7 === 0) dictionary.acquire(tokens[150]!);
+        dictionary.release(dictionary.find(token));
+        dictionary.checkConsistency();
+      });
+      const comeback = dictionary.find(tokens[150]!);
+      if (comeback >= 0) dictionary.release(comeback);
+      assert.deepEqual(dictionary.tokens(), []);
+    }
+  });
+});
+
+describe('TokenDictionary handles', () => {
+  it('move down when most tokens left, keeping every token with its files and its place in the order', () => {
+    const random = prng(5);
+    const dictionary = new TokenDictionary({ chunkMaxTokens: 64, chunkMinTokens: 16 });
+    // Token i is held by file i alone, or (every third) by files i and i + 1 as postings.
+    const expected = new Map<string, number[]>();
+    for (let i = 0; i < 30_000; i++) {
+      const token = `t${(i * 7919) % 30_000}x`;
+      const h = dictionary.acquire(token);
+      if (i % 3 === 0) dictionary.setPostings(h, { ids: [i, i + 1], count: 2, live: 2, mark: 0 });
+      else dictionary.setSingle(h, i);
+      expected.set(token, i % 3 === 0 ? [i, i + 1] : [i]);
+    }
+    const peak = dictionary.handleLimit;
+    for (const token of [...expected.keys()]) {
+      if (random() < 0.1) continue;
+      dictionary.release(dictionary.find(token));
+      expected.delete(token);
+    }
+    dictionary.checkConsistency();
+    assert.ok(
+      dictionary.handleLimit <= 2 * expected.size + 2,
+      `${dictionary.handleLimit} handles for ${expected.size} tokens`,
+    );
+    assert.ok(peak > (10 * dictionary.handleLimit) / 2);
+    assert.deepEqual(dictionary.tokens(), [...expected.keys()].sort());
+    for (const [token, ids] of expected) {
+      const view = dictionary.get(token)!;
+      assert.deepEqual(view.ids.slice(0, view.count), ids, token);
+      assert.equal(dictionary.tokenOf(dictionary.find(token)), token);
+    }
+    const walked: string[] = [];
+    dictionary.forEachWithPrefix(
+      't1',
+      (view, h) => walked.push(`${dictionary.tokenOf(h)}:${view.ids[0]}`) > 0,
+    );
+    assert.deepEqual(
+      walked,
+      [...expected.keys()]
+        .filter((t) => t.startsWith('t1'))
+        .sort()
+        .map((t) => `${t}:${expected.get(t)![0]}`),
+    );
+  });
+});
+
+describe('TokenStore', () => {
+  it('finds every token under its handle, ASCII bytes or not, through mass releases, compactions and reuse', () => {
+    const random = prng(123);
+    const store = new TokenStore();
+    // Long and short tokens, some beyond Latin-1 and some beyond the BMP, in numbers that grow the shards,
+    // the arena and the columns past one piece.
+    const alphabet = ['a', 'b', 'z', '0', '9', 'é', '日', '😀'];
+    const word = (n: number) =>
+      `${Array.from({ length: 1 + Math.floor(random() * 12) }, () => alphabet[Math.floor(random() * 8)]).join('')}${n}`;
+    const held = new Map<string, number>();
+    let n = 0;
+    const check = () => {
+      store.checkConsistency();
+      assert.equal(store.size, held.size);
+      for (const [token, h] of held) {
+        assert.equal(store.find(token), h);
+        assert.equal(store.tokenOf(h), token);
+        assert.equal(store.value(h), token.length);
+      }
+    };
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 40_000; i++) {
+        const token = word(n++);
+        const ascii = [...token].every((c) => c.charCodeAt(0) < 128);
+        const bytes = utf8(`#${token.toUpperCase()}#`);
+        const h = ascii ? store.addAscii(bytes, 1, bytes.length - 1, hashToken(token)) : store.add(token);
+        if (ascii) assert.equal(store.findAscii(bytes, 1, bytes.length - 1, hashToken(token)), h);
+        store.setValue(h, token.length);
+        held.set(token, h);
+      }
+      check();
+      const arena = store.arenaUnits;
+      const limit = store.handleLimit;
+      // Release nearly all, the newest last: the arena is compacted and the top handles trimmed.
+      for (const [token, h] of held) {
+        if (random() < 0.05) continue;
+        store.release(h);
+        held.delete(token);
+        assert.equal(store.find(token), -1);
+      }
+      check();
+      assert.ok(store.arenaUnits < arena / 4, `arena ${store.arenaUnits} units after ${arena}`);
+      assert.ok(store.handleLimit <= limit);
+    }
+    for (const h of held.values()) store.release(h);
+    held.clear();
+    check();
+    assert.equal(store.handleLimit, 0);
+  });
+
+  it('orders tokens by code units, whatever their sort keys hold', () => {
+    const store = new TokenStore();
+    const tokens = ['a', 'ab', 'abc', 'abcd', 'abd', 'b', 'é', 'éa', '日本', '😀', 'zzzz', 'zzz', 'a0'];
+    // Past the seven units of a sort key, around its escape (units from 126 up) and past an escape.
+    tokens.push('0000000a', '0000000b', '0000000', '000000', '00000001', 'ab~', 'ab\u007f', 'abé', 'ab日');
+    tokens.push('abéz', 'abéa', 'ab日a', 'ab}', 'ab~~', '~', '}z', '\u007fa', 'x😀', 'x\uffff');
+    const handles = new Map(tokens.map((token) => [token, store.add(token)]));
+    const sorted = [...tokens].sort();
+    for (const a of tokens)
+      for (const b of tokens) {
+        const expected = Math.sign(sorted.indexOf(a) - sorted.indexOf(b));
+        assert.equal(Math.sign(store.compare(handles.get(a)!, handles.get(b)!)), expected, `${a} ? ${b}`);
+      }
+  });
+});
