@@ -1,5 +1,6 @@
-import { Float64Column, int32s, Uint32Column, uint16s } from './big-arrays.js';
+import { Float64Column, int32s, Uint32Column } from './big-arrays.js';
 import { IdPool } from './id-pool.js';
+import { MAX_TOKEN_UNITS, PAGE_BITS, PAGE_MASK, TokenPages } from './token-pages.js';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -8,18 +9,9 @@ const SHARD_BITS = 8;
 const SHARDS = 2 ** SHARD_BITS;
 /** Slots of a shard's table at the least (a power of two). */
 const MIN_SLOTS = 16;
-/** Code units of one page of the arena: a token never spans two. */
-const PAGE_BITS = 16;
-const PAGE_UNITS = 2 ** PAGE_BITS;
-const PAGE_MASK = PAGE_UNITS - 1;
-/** Before each token in a page: its length, then its handle's low and high 16 bits (`DEAD` once released). */
-const HEADER_UNITS = 3;
-const DEAD = 0xffff;
-/** The longest token, in code units. */
-export const MAX_TOKEN_UNITS = PAGE_UNITS - HEADER_UNITS;
 /** Below this many handles, the top ones are not moved down (see `sparse`). */
 const MIN_MOVE_LIMIT = 1024;
-/** Handles the store can hand out (a token per file at most: the file table's id space; below `DEAD` << 16). */
+/** Handles the store can hand out (a token per file at most: the file table's id space). */
 const MAX_TOKENS = 2 ** 26;
 
 /**
@@ -63,25 +55,19 @@ function keyOfUnits(unitAt: (i: number) => number, length: number): number {
 
 /**
  * Distinct tokens, each under a small integer handle, held in typed arrays off V8's heap: their code units
- * in the pages of an arena, their address, length, hash, sort key and one number for the owner (`value`)
- * in columns by handle, and a hash table of handles in shards. A million tokens (a word of its own in every
- * file name) cost the collector nothing to trace, where a million objects with their strings, arrays and
- * map entries cost about 200 bytes each on the heap and every full collection marked them all.
+ * in the pages of an arena (`TokenPages`), their address, length, hash, sort key and one number for the
+ * owner (`value`) in columns by handle, and a hash table of handles in shards. A million tokens (a word of
+ * its own in every file name) cost the collector nothing to trace, where a million objects with their
+ * strings, arrays and map entries cost about 200 bytes each on the heap and every full collection marked
+ * them all.
  *
- * Handles are reused lowest first, so the columns shrink when the top handles are released. Tokens are
- * appended to the newest page; a page whose tokens are all released is dropped, and one less than a quarter
- * live has its tokens moved out and is dropped, at once and at most a quarter page of work: memory follows
- * the live tokens down in bounded steps. A table shard rehashes alone (a 256th of the tokens).
+ * Handles are reused lowest first, and once at most half of those below the limit are in use the owner
+ * moves the top ones down (`sparse`, `moveDown`), so the columns shrink whichever tokens were released.
+ * A table shard rehashes alone (a 256th of the tokens).
  */
 export class TokenStore {
-  private readonly pages: Array<Uint16Array | undefined> = [];
-  /** Units written to each page (headers included), and units of its tokens still in use. */
-  private readonly written: number[] = [];
-  private readonly live: number[] = [];
-  private readonly freePages: number[] = [];
-  /** The page being filled, or -1. */
-  private current = -1;
-  /** A token's address: its page << PAGE_BITS | where its units start. */
+  private readonly arena = new TokenPages((h, address) => this.offsets.set(h, address));
+  /** A token's address in the arena (see `TokenPages`). */
   private readonly offsets = new Uint32Column();
   /** A token's length; 0 marks a free handle (tokens are never empty). */
   private readonly lengths = new Uint32Column();
@@ -107,7 +93,7 @@ export class TokenStore {
 
   /** Units the arena holds room for (diagnostics). */
   get arenaUnits(): number {
-    return (this.pages.length - this.freePages.length) * PAGE_UNITS;
+    return this.arena.units;
   }
 
   /** The handle of `token`, or -1. */
@@ -139,7 +125,7 @@ export class TokenStore {
     const length = token.length;
     const h = this.newHandle(length);
     const address = this.place(h, length);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     for (let i = 0; i < length; i++) page[at + i] = token.charCodeAt(i);
     this.enter(h, hash);
@@ -151,7 +137,7 @@ export class TokenStore {
     const length = to - from;
     const h = this.newHandle(length);
     const address = this.place(h, length);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = (address & PAGE_MASK) - from;
     for (let i = from; i < to; i++) {
       const byte = bytes[i]!;
@@ -166,19 +152,12 @@ export class TokenStore {
     const length = this.lengths.get(h);
     if (length === 0) return;
     this.unslot(h);
-    const address = this.offsets.get(h);
-    const p = address >>> PAGE_BITS;
-    this.pages[p]![(address & PAGE_MASK) - 1] = DEAD;
-    this.live[p]! -= length + HEADER_UNITS;
+    this.arena.release(this.offsets.get(h), length);
     this.lengths.set(h, 0);
     this.values.set(h, 0);
     this.count--;
     this.pool.push(h);
     if (this.lengths.get(this.limit - 1) === 0) this.trimHandles();
-    if (p !== this.current) {
-      if (this.live[p] === 0) this.dropPage(p);
-      else if (this.live[p]! * 4 < this.written[p]!) this.evacuate(p);
-    }
   }
 
   /**
@@ -210,11 +189,7 @@ export class TokenStore {
     let i = hash & mask;
     while (table[i] !== from + 1) i = (i + 1) & mask;
     table[i] = to + 1;
-    const address = this.offsets.get(from);
-    const page = this.pages[address >>> PAGE_BITS]!;
-    const at = address & PAGE_MASK;
-    page[at - 2] = to & 0xffff;
-    page[at - 1] = to >>> 16;
+    this.arena.setOwner(this.offsets.get(from), to);
     for (const column of this.columns()) column.set(to, column.get(from));
     this.lengths.set(from, 0);
     this.values.set(from, 0);
@@ -237,7 +212,7 @@ export class TokenStore {
   tokenOf(h: number): string {
     const address = this.offsets.get(h);
     const at = address & PAGE_MASK;
-    const units = this.pages[address >>> PAGE_BITS]!.subarray(at, at + this.lengths.get(h));
+    const units = this.arena.pages[address >>> PAGE_BITS]!.subarray(at, at + this.lengths.get(h));
     return String.fromCharCode.apply(null, units as unknown as number[]);
   }
 
@@ -255,8 +230,8 @@ export class TokenStore {
     const lb = this.lengths.get(b);
     const oa = this.offsets.get(a);
     const ob = this.offsets.get(b);
-    const pa = this.pages[oa >>> PAGE_BITS]!;
-    const pb = this.pages[ob >>> PAGE_BITS]!;
+    const pa = this.arena.pages[oa >>> PAGE_BITS]!;
+    const pb = this.arena.pages[ob >>> PAGE_BITS]!;
     const n = Math.min(la, lb);
     // Equal keys: the tokens may still differ anywhere past an escaped unit or the key's units.
     for (let i = 0, ia = oa & PAGE_MASK, ib = ob & PAGE_MASK; i < n; i++, ia++, ib++) {
@@ -272,7 +247,7 @@ export class TokenStore {
     if (kh !== key) return kh < key ? -1 : 1;
     const length = this.lengths.get(h);
     const address = this.offsets.get(h);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     const n = Math.min(length, token.length);
     for (let i = 0; i < n; i++) {
@@ -285,7 +260,7 @@ export class TokenStore {
   startsWith(h: number, prefix: string): boolean {
     if (this.lengths.get(h) < prefix.length) return false;
     const address = this.offsets.get(h);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     for (let i = 0; i < prefix.length; i++) if (page[at + i] !== prefix.charCodeAt(i)) return false;
     return true;
@@ -309,7 +284,7 @@ export class TokenStore {
   private equals(h: number, token: string): boolean {
     if (this.lengths.get(h) !== token.length) return false;
     const address = this.offsets.get(h);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     for (let i = 0; i < token.length; i++) if (page[at + i] !== token.charCodeAt(i)) return false;
     return true;
@@ -318,7 +293,7 @@ export class TokenStore {
   private equalsAscii(h: number, bytes: Uint8Array, from: number, to: number): boolean {
     if (this.lengths.get(h) !== to - from) return false;
     const address = this.offsets.get(h);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = (address & PAGE_MASK) - from;
     for (let i = from; i < to; i++) {
       const byte = bytes[i]!;
@@ -339,30 +314,9 @@ export class TokenStore {
     return h;
   }
 
-  /**
-   * Room for token `h` of `length` units in the page being filled (a new page when it is full), its header
-   * written and its address and length set; returns the address of its units.
-   */
+  /** Room for token `h` of `length` units in the arena, its address and length set; returns the address. */
   private place(h: number, length: number): number {
-    const size = length + HEADER_UNITS;
-    let p = this.current;
-    if (p < 0 || this.written[p]! + size > PAGE_UNITS) {
-      const previous = p;
-      p = this.freePages.pop() ?? this.pages.length;
-      this.pages[p] = uint16s(PAGE_UNITS);
-      this.written[p] = 0;
-      this.live[p] = 0;
-      this.current = p;
-      if (previous >= 0 && this.live[previous] === 0) this.dropPage(previous);
-    }
-    const page = this.pages[p]!;
-    const at = this.written[p]!;
-    page[at] = length;
-    page[at + 1] = h & 0xffff;
-    page[at + 2] = h >>> 16;
-    this.written[p]! += size;
-    this.live[p]! += size;
-    const address = (p * PAGE_UNITS + at + HEADER_UNITS) >>> 0;
+    const address = this.arena.place(h, length);
     this.offsets.set(h, address);
     this.lengths.set(h, length);
     return address;
@@ -372,7 +326,7 @@ export class TokenStore {
   private enter(h: number, hash: number): void {
     const length = this.lengths.get(h);
     const address = this.offsets.get(h);
-    const page = this.pages[address >>> PAGE_BITS]!;
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     this.hashes.set(h, hash >>> 0);
     this.keys.set(
@@ -444,30 +398,5 @@ export class TokenStore {
       this.limit--;
     this.pool.trimTo(this.limit);
     if (this.limit * 2 < this.lengths.limit) for (const column of this.columns()) column.setLimit(this.limit);
-  }
-
-  /** Moves the tokens still in use out of page `p` (less than a quarter of it) to the newest, and drops it. */
-  private evacuate(p: number): void {
-    const page = this.pages[p]!;
-    const end = this.written[p]!;
-    for (let at = 0; at < end; at += page[at]! + HEADER_UNITS) {
-      const high = page[at + 2]!;
-      if (high === DEAD) continue;
-      const h = (high << 16) | page[at + 1]!;
-      const length = page[at]!;
-      const address = this.place(h, length);
-      const target = this.pages[address >>> PAGE_BITS]!;
-      const to = address & PAGE_MASK;
-      for (let i = 0; i < length; i++) target[to + i] = page[at + HEADER_UNITS + i]!;
-    }
-    this.dropPage(p);
-  }
-
-  private dropPage(p: number): void {
-    this.pages[p] = undefined;
-    this.written[p] = 0;
-    this.live[p] = 0;
-    this.freePages.push(p);
-    if (p === this.current) this.current = -1;
   }
 }
