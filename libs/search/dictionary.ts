@@ -2,6 +2,8 @@ import { OrderedTokens } from './ordered-tokens.js';
 import type { SortedIds } from './postings.js';
 import { hashToken, keyOf, TokenStore } from './token-store.js';
 
+/** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
+const POSTINGS = 2 ** 31;
 /** Tokens moved down per release while the handles in use are sparse (see `TokenStore.sparse`). */
 const MOVES_PER_RELEASE = 2;
 
@@ -51,7 +53,12 @@ export interface TokenDictionaryOptions {
 export class TokenDictionary {
   private readonly store = new TokenStore();
   /** By handle: the postings of a token held by more than one file. */
-  private readonly lists: Array<TokenPostings | undefined> = [];
+  /**
+   * The postings objects, in slots (a freed one is reused first); a token's value in the store is `POSTINGS` + its
+   * slot, or its one file's id + 1, or 0 while it has no file.
+   */
+  private lists: Array<TokenPostings | undefined> = [];
+  private freeSlots: number[] = [];
   private readonly order: OrderedTokens;
   /** What a walk shows for a token of one file (the same object each time: valid during the call only). */
   private readonly one = { ids: [0], count: 1, bits: undefined, live: 1 };
@@ -105,13 +112,12 @@ export class TokenDictionary {
   release(h: number): void {
     if (!this.store.inUse(h)) return;
     this.order.remove(h);
-    this.lists[h] = undefined;
+    this.freeSlot(h);
     this.store.release(h);
     for (let moves = 0; moves < MOVES_PER_RELEASE && this.store.sparse; moves++) {
       const from = this.store.topInUse();
       if (from >= 0) this.moveDown(from);
     }
-    if (this.lists.length > this.store.handleLimit) this.lists.length = this.store.handleLimit;
   }
 
   tokenOf(h: number): string {
@@ -120,24 +126,31 @@ export class TokenDictionary {
 
   /** The one file holding token `h` when it has no postings object, else -1 (also for a token of no file). */
   single(h: number): number {
-    return this.store.value(h) - 1;
+    const value = this.store.value(h);
+    return value < POSTINGS ? value - 1 : -1;
   }
 
   /** Token `h` is held by file `id` alone (its postings object, if any, is dropped). */
   setSingle(h: number, id: number): void {
-    this.lists[h] = undefined;
+    this.freeSlot(h);
     this.store.setValue(h, id + 1);
   }
 
   postings(h: number): TokenPostings | undefined {
-    return this.lists[h];
+    const value = this.store.value(h);
+    return value >= POSTINGS ? this.lists[value - POSTINGS] : undefined;
   }
 
   /** Token `h` is held by the files of `postings`. */
   setPostings(h: number, postings: TokenPostings): void {
-    while (this.lists.length < h) this.lists.push(undefined);
-    this.lists[h] = postings;
-    this.store.setValue(h, 0);
+    const value = this.store.value(h);
+    if (value >= POSTINGS) {
+      this.lists[value - POSTINGS] = postings;
+      return;
+    }
+    const slot = this.freeSlots.pop() ?? this.lists.length;
+    this.lists[slot] = postings;
+    this.store.setValue(h, POSTINGS + slot);
   }
 
   /** The files of `token` as a copy to keep (tests and diagnostics), or undefined when it is not held. */
@@ -178,16 +191,17 @@ export class TokenDictionary {
       const previous = i > 0 ? handles[i - 1]! : -1;
       if (previous >= 0 && !(this.store.compare(previous, h) < 0 && this.store.tokenOf(previous) < token))
         throw new Error(`${token} out of order`);
-      if (this.store.value(h) !== 0 && this.lists[h] !== undefined)
-        throw new Error(`${token} has both one file and postings`);
+      const value = this.store.value(h);
+      if (value >= POSTINGS && this.lists[value - POSTINGS] === undefined)
+        throw new Error(`${token} has an empty postings slot`);
     });
     if (handles.length !== this.size) throw new Error('sizes differ');
   }
 
   private viewOf(h: number): PostingsView {
-    const postings = this.lists[h];
-    if (postings !== undefined) return postings;
-    const id = this.store.value(h) - 1;
+    const value = this.store.value(h);
+    if (value >= POSTINGS) return this.lists[value - POSTINGS]!;
+    const id = value - 1;
     const { one } = this;
     one.ids[0] = id;
     one.count = id < 0 ? 0 : 1;
@@ -202,15 +216,23 @@ export class TokenDictionary {
       : { ids: Array.from(view.ids.slice(0, view.count)), count: view.count, live: view.live };
   }
 
-  /** Token `from` takes the lowest free handle, in the order and its postings with it. */
+  /** Token `from` takes the lowest free handle, in the order and in the store (its value with it). */
   private moveDown(from: number): void {
     const to = this.store.lowestFree();
     this.order.rename(from, to);
     this.store.moveDown(from, to);
-    const postings = this.lists[from];
-    if (postings !== undefined) {
-      this.lists[from] = undefined;
-      this.setPostings(to, postings);
+  }
+
+  /** Frees the postings slot of token `h`, if it has one; all slots free, the list starts anew. */
+  private freeSlot(h: number): void {
+    const value = this.store.value(h);
+    if (value < POSTINGS) return;
+    this.lists[value - POSTINGS] = undefined;
+    this.freeSlots.push(value - POSTINGS);
+    this.store.setValue(h, 0);
+    if (this.freeSlots.length === this.lists.length) {
+      this.lists = [];
+      this.freeSlots = [];
     }
   }
 }

@@ -86,11 +86,11 @@ export class OrderedTokens {
   forEachFrom(token: string, key: number, visit: (h: number) => boolean): void {
     const { store } = this;
     let ci = lowerBound(this.maxKeys, this.maxHandles, this.chunks.length, key, (h) =>
-      store.compareTo(h, token, key),
+      store.compareTo(h, token),
     );
     if (ci === this.chunks.length) return;
     const first = this.chunks[ci]!;
-    let pos = lowerBound(first.keys, first.handles, first.size, key, (h) => store.compareTo(h, token, key));
+    let pos = lowerBound(first.keys, first.handles, first.size, key, (h) => store.compareTo(h, token));
     for (; ci < this.chunks.length; ci++, pos = 0) {
       const { handles, size } = this.chunks[ci]!;
       for (; pos < size; pos++) if (!visit(handles[pos]!)) return;

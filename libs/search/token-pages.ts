@@ -60,7 +60,7 @@ export class TokenPages {
     return (p * PAGE_UNITS + at + HEADER_UNITS) >>> 0;
   }
 
-  /** The token of `length` units at `address` belongs to handle `h` now. */
+  /** The token at `address` belongs to handle `h` now. */
   setOwner(address: number, h: number): void {
     const page = this.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
@@ -68,11 +68,18 @@ export class TokenPages {
     page[at - 1] = h >>> 16;
   }
 
-  /** Releases the token of `length` units at `address` (its page may be dropped, or moved out). */
-  release(address: number, length: number): void {
+  /** The length of the token at `address` (also at `pages[address >>> PAGE_BITS][(address & PAGE_MASK) - 3]`). */
+  lengthAt(address: number): number {
+    return this.pages[address >>> PAGE_BITS]![(address & PAGE_MASK) - HEADER_UNITS]!;
+  }
+
+  /** Releases the token at `address` (its page may be dropped, or moved out). */
+  release(address: number): void {
     const p = address >>> PAGE_BITS;
-    this.pages[p]![(address & PAGE_MASK) - 1] = DEAD;
-    this.live[p]! -= length + HEADER_UNITS;
+    const page = this.pages[p]!;
+    const at = address & PAGE_MASK;
+    page[at - 1] = DEAD;
+    this.live[p]! -= page[at - HEADER_UNITS]! + HEADER_UNITS;
     if (p === this.current) return;
     if (this.live[p] === 0) this.drop(p);
     else if (this.live[p]! * 4 < this.written[p]!) this.evacuate(p);

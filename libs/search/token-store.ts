@@ -1,4 +1,4 @@
-import { Float64Column, int32s, Uint32Column } from './big-arrays.js';
+import { int32s, Uint32Column } from './big-arrays.js';
 import { IdPool } from './id-pool.js';
 import { MAX_TOKEN_UNITS, PAGE_BITS, PAGE_MASK, TokenPages } from './token-pages.js';
 
@@ -67,12 +67,9 @@ function keyOfUnits(unitAt: (i: number) => number, length: number): number {
  */
 export class TokenStore {
   private readonly arena = new TokenPages((h, address) => this.offsets.set(h, address));
-  /** A token's address in the arena (see `TokenPages`). */
+  /** A token's address in the arena (see `TokenPages`; its length is there); 0 marks a free handle. */
   private readonly offsets = new Uint32Column();
-  /** A token's length; 0 marks a free handle (tokens are never empty). */
-  private readonly lengths = new Uint32Column();
   private readonly hashes = new Uint32Column();
-  private readonly keys = new Float64Column();
   private readonly values = new Uint32Column();
   private readonly pool = new IdPool(MAX_TOKENS);
   /** No handle at or above this is in use. */
@@ -149,15 +146,15 @@ export class TokenStore {
 
   /** Forgets the token of handle `h`; the handle may be handed out again. */
   release(h: number): void {
-    const length = this.lengths.get(h);
-    if (length === 0) return;
+    const address = this.offsets.get(h);
+    if (address === 0) return;
     this.unslot(h);
-    this.arena.release(this.offsets.get(h), length);
-    this.lengths.set(h, 0);
+    this.arena.release(address);
+    this.offsets.set(h, 0);
     this.values.set(h, 0);
     this.count--;
     this.pool.push(h);
-    if (this.lengths.get(this.limit - 1) === 0) this.trimHandles();
+    if (this.offsets.get(this.limit - 1) === 0) this.trimHandles();
   }
 
   /**
@@ -170,7 +167,7 @@ export class TokenStore {
 
   /** The top handle when it is in use, else -1 (the free handles at the top are trimmed a step further). */
   topInUse(): number {
-    if (this.lengths.get(this.limit - 1) > 0) return this.limit - 1;
+    if (this.offsets.get(this.limit - 1) !== 0) return this.limit - 1;
     this.trimHandles();
     return -1;
   }
@@ -191,14 +188,14 @@ export class TokenStore {
     table[i] = to + 1;
     this.arena.setOwner(this.offsets.get(from), to);
     for (const column of this.columns()) column.set(to, column.get(from));
-    this.lengths.set(from, 0);
+    this.offsets.set(from, 0);
     this.values.set(from, 0);
     this.pool.push(from);
     if (from === this.limit - 1) this.trimHandles();
   }
 
   inUse(h: number): boolean {
-    return h >= 0 && h < this.limit && this.lengths.get(h) > 0;
+    return h >= 0 && h < this.limit && this.offsets.get(h) !== 0;
   }
 
   value(h: number): number {
@@ -212,43 +209,42 @@ export class TokenStore {
   tokenOf(h: number): string {
     const address = this.offsets.get(h);
     const at = address & PAGE_MASK;
-    const units = this.arena.pages[address >>> PAGE_BITS]!.subarray(at, at + this.lengths.get(h));
+    const units = this.arena.pages[address >>> PAGE_BITS]!.subarray(at, at + this.arena.lengthAt(address));
     return String.fromCharCode.apply(null, units as unknown as number[]);
   }
 
   /** The sort key of token `h` (see `keyOf`). */
   key(h: number): number {
-    return this.keys.get(h);
+    const address = this.offsets.get(h);
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    return keyOfUnits((i) => page[at + i]!, page[at - 3]!);
   }
 
   /** Negative, zero or positive as the token of `a` sorts before, with or after that of `b`. */
   compare(a: number, b: number): number {
-    const ka = this.keys.get(a);
-    const kb = this.keys.get(b);
-    if (ka !== kb) return ka < kb ? -1 : 1;
-    const la = this.lengths.get(a);
-    const lb = this.lengths.get(b);
     const oa = this.offsets.get(a);
     const ob = this.offsets.get(b);
     const pa = this.arena.pages[oa >>> PAGE_BITS]!;
     const pb = this.arena.pages[ob >>> PAGE_BITS]!;
+    const ia = oa & PAGE_MASK;
+    const ib = ob & PAGE_MASK;
+    const la = pa[ia - 3]!;
+    const lb = pb[ib - 3]!;
     const n = Math.min(la, lb);
-    // Equal keys: the tokens may still differ anywhere past an escaped unit or the key's units.
-    for (let i = 0, ia = oa & PAGE_MASK, ib = ob & PAGE_MASK; i < n; i++, ia++, ib++) {
-      const d = pa[ia]! - pb[ib]!;
+    for (let i = 0; i < n; i++) {
+      const d = pa[ia + i]! - pb[ib + i]!;
       if (d !== 0) return d;
     }
     return la - lb;
   }
 
-  /** `compare` of the token of `h` with `token`, whose `keyOf` is `key`. */
-  compareTo(h: number, token: string, key: number): number {
-    const kh = this.keys.get(h);
-    if (kh !== key) return kh < key ? -1 : 1;
-    const length = this.lengths.get(h);
+  /** `compare` of the token of `h` with `token`. */
+  compareTo(h: number, token: string): number {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
+    const length = page[at - 3]!;
     const n = Math.min(length, token.length);
     for (let i = 0; i < n; i++) {
       const d = page[at + i]! - token.charCodeAt(i);
@@ -258,10 +254,10 @@ export class TokenStore {
   }
 
   startsWith(h: number, prefix: string): boolean {
-    if (this.lengths.get(h) < prefix.length) return false;
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
+    if (page[at - 3]! < prefix.length) return false;
     for (let i = 0; i < prefix.length; i++) if (page[at + i] !== prefix.charCodeAt(i)) return false;
     return true;
   }
@@ -270,11 +266,11 @@ export class TokenStore {
   checkConsistency(): void {
     let used = 0;
     for (let h = 0; h < this.limit; h++) {
-      if (this.lengths.get(h) === 0) continue;
+      if (this.offsets.get(h) === 0) continue;
       used++;
       const token = this.tokenOf(h);
       if (this.find(token) !== h) throw new Error(`${token} not found under its handle ${h}`);
-      if (this.keys.get(h) !== keyOf(token)) throw new Error(`${token} has a wrong key`);
+      if (this.key(h) !== keyOf(token)) throw new Error(`${token} has a wrong key`);
     }
     const slots = this.filled.reduce((sum, n) => sum + n, 0);
     if (used !== this.count || slots !== this.count)
@@ -282,18 +278,18 @@ export class TokenStore {
   }
 
   private equals(h: number, token: string): boolean {
-    if (this.lengths.get(h) !== token.length) return false;
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
+    if (page[at - 3] !== token.length) return false;
     for (let i = 0; i < token.length; i++) if (page[at + i] !== token.charCodeAt(i)) return false;
     return true;
   }
 
   private equalsAscii(h: number, bytes: Uint8Array, from: number, to: number): boolean {
-    if (this.lengths.get(h) !== to - from) return false;
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
+    if (page[(address & PAGE_MASK) - 3] !== to - from) return false;
     const at = (address & PAGE_MASK) - from;
     for (let i = from; i < to; i++) {
       const byte = bytes[i]!;
@@ -309,37 +305,28 @@ export class TokenStore {
     const h = this.pool.pop() ?? this.limit;
     if (h >= this.limit) {
       this.limit = h + 1;
-      if (this.limit > this.lengths.limit) for (const column of this.columns()) column.setLimit(this.limit);
+      if (this.limit > this.offsets.limit) for (const column of this.columns()) column.setLimit(this.limit);
     }
     return h;
   }
 
-  /** Room for token `h` of `length` units in the arena, its address and length set; returns the address. */
+  /** Room for token `h` of `length` units in the arena, its address set; returns the address. */
   private place(h: number, length: number): number {
     const address = this.arena.place(h, length);
     this.offsets.set(h, address);
-    this.lengths.set(h, length);
     return address;
   }
 
-  /** Token `h`, its units in place, gets its hash, key and slot. */
+  /** Token `h`, its units in place, gets its hash and slot. */
   private enter(h: number, hash: number): void {
-    const length = this.lengths.get(h);
-    const address = this.offsets.get(h);
-    const page = this.arena.pages[address >>> PAGE_BITS]!;
-    const at = address & PAGE_MASK;
     this.hashes.set(h, hash >>> 0);
-    this.keys.set(
-      h,
-      keyOfUnits((i) => page[at + i]!, length),
-    );
     this.values.set(h, 0);
     this.count++;
     this.slot(h, hash);
   }
 
-  private columns(): Array<Uint32Column | Float64Column> {
-    return [this.offsets, this.lengths, this.hashes, this.keys, this.values];
+  private columns(): Uint32Column[] {
+    return [this.offsets, this.hashes, this.values];
   }
 
   private slot(h: number, hash: number): void {
@@ -394,9 +381,9 @@ export class TokenStore {
    */
   private trimHandles(): void {
     if (this.count === 0) this.limit = 0;
-    for (let steps = 0; steps < 4096 && this.limit > 0 && this.lengths.get(this.limit - 1) === 0; steps++)
+    for (let steps = 0; steps < 4096 && this.limit > 0 && this.offsets.get(this.limit - 1) === 0; steps++)
       this.limit--;
     this.pool.trimTo(this.limit);
-    if (this.limit * 2 < this.lengths.limit) for (const column of this.columns()) column.setLimit(this.limit);
+    if (this.limit * 2 < this.offsets.limit) for (const column of this.columns()) column.setLimit(this.limit);
   }
 }

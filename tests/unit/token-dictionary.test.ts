@@ -90,6 +90,13 @@ describe('TokenDictionary handles', () => {
     );
     assert.ok(peak > (10 * dictionary.handleLimit) / 2);
     assert.deepEqual(dictionary.tokens(), [...expected.keys()].sort());
+    let postings = 0;
+    dictionary.forEachPostings(() => postings++);
+    assert.equal(
+      postings,
+      [...expected.values()].filter((ids) => ids.length > 1).length,
+      'postings of tokens gone',
+    );
     for (const [token, ids] of expected) {
       const view = dictionary.get(token)!;
       assert.deepEqual(view.ids.slice(0, view.count), ids, token);
