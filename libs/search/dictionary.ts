@@ -4,6 +4,11 @@ import { hashToken, keyOf, TokenStore } from './token-store.js';
 
 /** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
 const POSTINGS = 2 ** 31;
+/**
+ * New tokens held back from the order at most: a batch is merged chunk by chunk (see
+ * `OrderedTokens.insertMany`), which costs a few milliseconds at this size.
+ */
+const PENDING_MAX = 4096;
 /** Tokens moved down per release while the handles in use are sparse (see `TokenStore.sparse`). */
 const MOVES_PER_RELEASE = 2;
 
@@ -60,6 +65,8 @@ export class TokenDictionary {
   private lists: Array<TokenPostings | undefined> = [];
   private freeSlots: number[] = [];
   private readonly order: OrderedTokens;
+  /** New tokens not yet in the order: they join it in a batch (`flush`) before it is read or changed. */
+  private pending: number[] = [];
   /** What a walk shows for a token of one file (the same object each time: valid during the call only). */
   private readonly one = { ids: [0], count: 1, bits: undefined, live: 1 };
 
@@ -92,7 +99,8 @@ export class TokenDictionary {
     const found = this.store.find(token, hash);
     if (found >= 0) return found;
     const h = this.store.add(token, hash);
-    this.order.insert(h);
+    this.pending.push(h);
+    if (this.pending.length >= PENDING_MAX) this.flush();
     return h;
   }
 
@@ -101,7 +109,8 @@ export class TokenDictionary {
     const found = this.store.findAscii(bytes, from, to, hash);
     if (found >= 0) return found;
     const h = this.store.addAscii(bytes, from, to, hash);
-    this.order.insert(h);
+    this.pending.push(h);
+    if (this.pending.length >= PENDING_MAX) this.flush();
     return h;
   }
 
@@ -111,6 +120,7 @@ export class TokenDictionary {
    */
   release(h: number): void {
     if (!this.store.inUse(h)) return;
+    this.flush();
     this.order.remove(h);
     this.freeSlot(h);
     this.store.release(h);
@@ -164,6 +174,7 @@ export class TokenDictionary {
    * false. The view is only valid during the call; the dictionary must not change during the walk.
    */
   forEachWithPrefix(prefix: string, visit: (entry: PostingsView, h: number) => boolean): void {
+    this.flush();
     this.order.forEachFrom(
       prefix,
       keyOf(prefix),
@@ -178,12 +189,14 @@ export class TokenDictionary {
 
   /** Every token in order (for tests and diagnostics; costs a copy of the dictionary). */
   tokens(): string[] {
+    this.flush();
     return this.order.handles().map((h) => this.store.tokenOf(h));
   }
 
   /** Throws when the ordered view disagrees with itself or with the store; for tests. */
   checkConsistency(): void {
     this.store.checkConsistency();
+    this.flush();
     this.order.checkConsistency();
     const handles = this.order.handles();
     handles.forEach((h, i) => {
@@ -221,6 +234,14 @@ export class TokenDictionary {
     const to = this.store.lowestFree();
     this.order.rename(from, to);
     this.store.moveDown(from, to);
+  }
+
+  /** The pending new tokens join the order. */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const pending = this.pending;
+    this.pending = [];
+    this.order.insertMany(pending);
   }
 
   /** Frees the postings slot of token `h`, if it has one; all slots free, the list starts anew. */

@@ -64,6 +64,34 @@ describe('TokenDictionary chunks', () => {
   });
 });
 
+describe('TokenDictionary batches', () => {
+  it('merges batches of new tokens chunk by chunk: spread out, in one chunk, in reverse, with tied sort keys', () => {
+    const random = prng(23);
+    for (const chunkMaxTokens of [8, 2048]) {
+      const dictionary = new TokenDictionary({ chunkMaxTokens, chunkMinTokens: chunkMaxTokens >> 3 });
+      const reference = new Set<string>();
+      const add = (tokens: string[]) => {
+        for (const token of tokens) {
+          dictionary.acquire(token);
+          reference.add(token);
+        }
+        // Reading the order merges what is pending.
+        dictionary.checkConsistency();
+        assert.deepEqual(dictionary.tokens(), [...reference].sort(), `chunks of ${chunkMaxTokens}`);
+      };
+      const counter = (i: number) => `img${String(i).padStart(9, '0')}`;
+      add(Array.from({ length: 500 }, () => Math.floor(random() * 2 ** 40).toString(36)));
+      // Spread over every chunk; then a run past the greatest token, reversed; then one squeezed between two
+      // neighbours (keys tie: seven shared units), shuffled; then a batch larger than the pending limit.
+      add(Array.from({ length: 3000 }, () => Math.floor(random() * 2 ** 40).toString(36)));
+      add(Array.from({ length: 700 }, (_, i) => `zz${counter(700 - i)}`));
+      add(Array.from({ length: 900 }, (_, i) => counter(i * 2)).sort(() => random() - 0.5));
+      add(Array.from({ length: 900 }, (_, i) => counter(i * 2 + 1)).sort(() => random() - 0.5));
+      add(Array.from({ length: 9000 }, (_, i) => `m${i}`).sort(() => random() - 0.5));
+    }
+  });
+});
+
 describe('TokenDictionary handles', () => {
   it('move down when most tokens left, keeping every token with its files and its place in the order', () => {
     const random = prng(5);
