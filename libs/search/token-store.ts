@@ -7,7 +7,10 @@ const FNV_PRIME = 0x01000193;
 /** Shards of the hash table (a power of two), chosen by a hash's top bits. */
 const SHARD_BITS = 8;
 const SHARDS = 2 ** SHARD_BITS;
-/** Slots of a shard's table at the least (a power of two). */
+/**
+ * Slots of a shard's table at the least (a power of two). A slot is two numbers side by side, the handle
+ * + 1 (0 when empty) and the token's hash, so a probe reads the table alone, a few slots to a cache line.
+ */
 const MIN_SLOTS = 16;
 /** Below this many handles, the top ones are not moved down (see `sparse`). */
 const MIN_MOVE_LIMIT = 1024;
@@ -55,8 +58,9 @@ function keyOfUnits(unitAt: (i: number) => number, length: number): number {
 
 /**
  * Distinct tokens, each under a small integer handle, held in typed arrays off V8's heap: their code units
- * in the pages of an arena (`TokenPages`), their address, length, hash, sort key and one number for the
- * owner (`value`) in columns by handle, and a hash table of handles in shards. A million tokens (a word of
+ * in the pages of an arena (`TokenPages`, each token's length before it), their address and one number for
+ * the owner (`value`) in columns by handle, and a hash table of handles and hashes in shards (a token's
+ * sort key and hash are computed from its units when needed again). A million tokens (a word of
  * its own in every file name) cost the collector nothing to trace, where a million objects with their
  * strings, arrays and map entries cost about 200 bytes each on the heap and every full collection marked
  * them all.
@@ -69,14 +73,13 @@ export class TokenStore {
   private readonly arena = new TokenPages((h, address) => this.offsets.set(h, address));
   /** A token's address in the arena (see `TokenPages`; its length is there); 0 marks a free handle. */
   private readonly offsets = new Uint32Column();
-  private readonly hashes = new Uint32Column();
   private readonly values = new Uint32Column();
   private readonly pool = new IdPool(MAX_TOKENS);
   /** No handle at or above this is in use. */
   private limit = 0;
   private count = 0;
-  /** Each shard's slots hold handle + 1, or 0 when empty (linear probing, no tombstones). */
-  private readonly tables: Int32Array[] = Array.from({ length: SHARDS }, () => int32s(MIN_SLOTS));
+  /** Each shard's slots (see `MIN_SLOTS`): linear probing up to three quarters full, no tombstones. */
+  private readonly tables: Int32Array[] = Array.from({ length: SHARDS }, () => int32s(2 * MIN_SLOTS));
   private readonly filled = new Int32Array(SHARDS);
 
   get size(): number {
@@ -96,24 +99,22 @@ export class TokenStore {
   /** The handle of `token`, or -1. */
   find(token: string, hash = hashToken(token)): number {
     const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
-    const mask = table.length - 1;
+    const mask = (table.length >>> 1) - 1;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const slot = table[i]!;
+      const slot = table[2 * i]!;
       if (slot === 0) return -1;
-      const h = slot - 1;
-      if ((this.hashes.get(h) | 0) === hash && this.equals(h, token)) return h;
+      if (table[2 * i + 1] === hash && this.equals(slot - 1, token)) return slot - 1;
     }
   }
 
   /** The handle of the lowercased ASCII token `bytes[from, to)` whose `hashToken` is `hash`, or -1. */
   findAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
     const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
-    const mask = table.length - 1;
+    const mask = (table.length >>> 1) - 1;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const slot = table[i]!;
+      const slot = table[2 * i]!;
       if (slot === 0) return -1;
-      const h = slot - 1;
-      if ((this.hashes.get(h) | 0) === hash && this.equalsAscii(h, bytes, from, to)) return h;
+      if (table[2 * i + 1] === hash && this.equalsAscii(slot - 1, bytes, from, to)) return slot - 1;
     }
   }
 
@@ -180,12 +181,12 @@ export class TokenStore {
   /** Moves token `from` to the free handle `to` (`lowestFree`); `from` is free after. */
   moveDown(from: number, to: number): void {
     this.pool.pop();
-    const hash = this.hashes.get(from) | 0;
+    const hash = this.hashOf(from);
     const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
-    const mask = table.length - 1;
+    const mask = (table.length >>> 1) - 1;
     let i = hash & mask;
-    while (table[i] !== from + 1) i = (i + 1) & mask;
-    table[i] = to + 1;
+    while (table[2 * i] !== from + 1) i = (i + 1) & mask;
+    table[2 * i] = to + 1;
     this.arena.setOwner(this.offsets.get(from), to);
     for (const column of this.columns()) column.set(to, column.get(from));
     this.offsets.set(from, 0);
@@ -271,6 +272,7 @@ export class TokenStore {
       const token = this.tokenOf(h);
       if (this.find(token) !== h) throw new Error(`${token} not found under its handle ${h}`);
       if (this.key(h) !== keyOf(token)) throw new Error(`${token} has a wrong key`);
+      if (this.hashOf(h) !== hashToken(token)) throw new Error(`${token} has a wrong hash`);
     }
     const slots = this.filled.reduce((sum, n) => sum + n, 0);
     if (used !== this.count || slots !== this.count)
@@ -317,60 +319,78 @@ export class TokenStore {
     return address;
   }
 
-  /** Token `h`, its units in place, gets its hash and slot. */
+  /** Token `h`, its units in place, gets its slot. */
   private enter(h: number, hash: number): void {
-    this.hashes.set(h, hash >>> 0);
     this.values.set(h, 0);
     this.count++;
     this.slot(h, hash);
   }
 
   private columns(): Uint32Column[] {
-    return [this.offsets, this.hashes, this.values];
+    return [this.offsets, this.values];
+  }
+
+  /** The `hashToken` of token `h`, from its units. */
+  private hashOf(h: number): number {
+    const address = this.offsets.get(h);
+    const page = this.arena.pages[address >>> PAGE_BITS]!;
+    const at = address & PAGE_MASK;
+    let hash = FNV_OFFSET;
+    for (let i = at, end = at + page[at - 3]!; i < end; i++) hash = Math.imul(hash ^ page[i]!, FNV_PRIME);
+    return hash | 0;
   }
 
   private slot(h: number, hash: number): void {
     const s = hash >>> (32 - SHARD_BITS);
-    if ((this.filled[s]! + 1) * 2 > this.tables[s]!.length) this.rehash(s, this.tables[s]!.length * 2);
-    const table = this.tables[s]!;
-    const mask = table.length - 1;
+    let table = this.tables[s]!;
+    if ((this.filled[s]! + 1) * 4 > (table.length >>> 1) * 3) {
+      this.rehash(s, table.length);
+      table = this.tables[s]!;
+    }
+    const mask = (table.length >>> 1) - 1;
     let i = hash & mask;
-    while (table[i] !== 0) i = (i + 1) & mask;
-    table[i] = h + 1;
+    while (table[2 * i] !== 0) i = (i + 1) & mask;
+    table[2 * i] = h + 1;
+    table[2 * i + 1] = hash;
     this.filled[s]!++;
   }
 
   /** Takes handle `h` out of its shard, moving later slots of the same run back (no tombstones). */
   private unslot(h: number): void {
-    const hash = this.hashes.get(h) | 0;
+    const hash = this.hashOf(h);
     const s = hash >>> (32 - SHARD_BITS);
     const table = this.tables[s]!;
-    const mask = table.length - 1;
+    const slots = table.length >>> 1;
+    const mask = slots - 1;
     let i = hash & mask;
-    while (table[i] !== h + 1) i = (i + 1) & mask;
-    for (let j = (i + 1) & mask; table[j] !== 0; j = (j + 1) & mask) {
-      const home = (this.hashes.get(table[j]! - 1) | 0) & mask;
+    while (table[2 * i] !== h + 1) i = (i + 1) & mask;
+    for (let j = (i + 1) & mask; table[2 * j] !== 0; j = (j + 1) & mask) {
+      const home = table[2 * j + 1]! & mask;
       // The entry at j may move to the hole at i when its home is not within (i, j], cyclically.
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
-        table[i] = table[j]!;
+        table[2 * i] = table[2 * j]!;
+        table[2 * i + 1] = table[2 * j + 1]!;
         i = j;
       }
     }
-    table[i] = 0;
+    table[2 * i] = 0;
+    table[2 * i + 1] = 0;
     this.filled[s]!--;
-    if (table.length > MIN_SLOTS && this.filled[s]! * 8 < table.length) this.rehash(s, table.length / 2);
+    if (slots > MIN_SLOTS && this.filled[s]! * 8 < slots) this.rehash(s, slots / 2);
   }
 
-  private rehash(s: number, size: number): void {
+  /** Shard `s` gets a table of `slots` slots. */
+  private rehash(s: number, slots: number): void {
     const old = this.tables[s]!;
-    const table = int32s(size);
-    const mask = size - 1;
-    for (let k = 0; k < old.length; k++) {
+    const table = int32s(2 * slots);
+    const mask = slots - 1;
+    for (let k = 0; k < old.length; k += 2) {
       const slot = old[k]!;
       if (slot === 0) continue;
-      let i = this.hashes.get(slot - 1) & mask;
-      while (table[i] !== 0) i = (i + 1) & mask;
-      table[i] = slot;
+      let i = old[k + 1]! & mask;
+      while (table[2 * i] !== 0) i = (i + 1) & mask;
+      table[2 * i] = slot;
+      table[2 * i + 1] = old[k + 1]!;
     }
     this.tables[s] = table;
   }
