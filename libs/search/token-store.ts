@@ -305,6 +305,8 @@ export class TokenStore {
     if (length === 0 || length > MAX_TOKEN_UNITS)
       throw new RangeError(`a token holds 1 to ${MAX_TOKEN_UNITS} code units, not ${length}`);
     const h = this.pool.pop() ?? this.limit;
+    // Past this the page headers and the pool could not hold the handle (some gigabytes of tokens first).
+    if (h >= MAX_TOKENS) throw new RangeError(`the store holds at most ${MAX_TOKENS} tokens`);
     if (h >= this.limit) {
       this.limit = h + 1;
       if (this.limit > this.offsets.limit) for (const column of this.columns()) column.setLimit(this.limit);
