@@ -1,6 +1,6 @@
 import { OrderedTokens } from './ordered-tokens.js';
 import type { SortedIds } from './postings.js';
-import { hashToken, keyOf, TokenStore } from './token-store.js';
+import { keyOf, TokenStore } from './token-store.js';
 
 /** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
 const POSTINGS = 2 ** 31;
@@ -36,6 +36,8 @@ export interface PostingsView extends SortedIds {
 }
 
 export interface TokenDictionaryOptions {
+  /** Goes into every token's hash (see `hashToken`); an index passes its own random seed. Default 0. */
+  seed?: number;
   /** A chunk splits above this many tokens; an insert shifts at most this many slots. Default 2048. */
   chunkMaxTokens?: number;
   /**
@@ -56,7 +58,7 @@ export interface TokenDictionaryOptions {
  * dictionary as soon as no file holds it.
  */
 export class TokenDictionary {
-  private readonly store = new TokenStore();
+  private readonly store: TokenStore;
   /** By handle: the postings of a token held by more than one file. */
   /**
    * The postings objects, in slots (a freed one is reused first); a token's value in the store is `POSTINGS` + its
@@ -71,6 +73,7 @@ export class TokenDictionary {
   private readonly one = { ids: [0], count: 1, bits: undefined, live: 1 };
 
   constructor(options: TokenDictionaryOptions = {}) {
+    this.store = new TokenStore(options.seed);
     const chunkMax = Math.max(2, options.chunkMaxTokens ?? 2048);
     this.order = new OrderedTokens(
       this.store,
@@ -95,7 +98,7 @@ export class TokenDictionary {
 
   /** The handle of `token`, added (held by no file) when the token is new. */
   acquire(token: string): number {
-    const hash = hashToken(token);
+    const hash = this.store.hash(token);
     const found = this.store.find(token, hash);
     if (found >= 0) return found;
     const h = this.store.add(token, hash);
@@ -104,7 +107,7 @@ export class TokenDictionary {
     return h;
   }
 
-  /** `acquire` of the lowercased ASCII token `bytes[from, to)`, whose `hashToken` is `hash`. */
+  /** `acquire` of the lowercased ASCII token `bytes[from, to)`, whose `hashToken` with the seed is `hash`. */
   acquireAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
     const found = this.store.findAscii(bytes, from, to, hash);
     if (found >= 0) return found;

@@ -86,7 +86,7 @@ export class IndexFiles {
     private readonly ownerAt: (number: number) => IndexPeer,
     onCapacity: (capacity: number) => void,
   ) {
-    this.tokens = new TokenIndex(bitmapMinFiles);
+    this.tokens = new TokenIndex(bitmapMinFiles, this.seed);
     this.table = new FileTable((capacity) => {
       this.resize(capacity);
       onCapacity(capacity);

@@ -26,7 +26,7 @@ const FILES_PER_GROWTH = 32;
  * one doubling larger than needed while the id space grows.
  */
 export class TokenIndex {
-  readonly dictionary = new TokenDictionary();
+  readonly dictionary: TokenDictionary;
   private readonly bitmapTokens = new Set<TokenPostings>();
   /** Words every bitmap has at least: the id space's capacity. */
   private bitmapWords = 0;
@@ -38,7 +38,13 @@ export class TokenIndex {
   private untilGrowth = FILES_PER_GROWTH;
   private mark = 0;
 
-  constructor(private readonly bitmapMinFiles: number) {}
+  /** `seed` goes into every token's hash (an index passes its own random one). */
+  constructor(
+    private readonly bitmapMinFiles: number,
+    private readonly seed = 0,
+  ) {
+    this.dictionary = new TokenDictionary({ seed });
+  }
 
   get bitmapCount(): number {
     return this.bitmapTokens.size;
@@ -64,7 +70,7 @@ export class TokenIndex {
 
   /**
    * `add(id, tokens, capacity)` with the tokens of an ASCII text, read off its bytes as `asciiTokens` does
-   * (no string is made for a token), returning what `asciiTokens` returns with `seed`: the hash of the
+   * (no string is made for a token), returning what `asciiTokens` returns with `keySeed`: the hash of the
    * text's token key.
    */
   addAscii(
@@ -72,14 +78,21 @@ export class TokenIndex {
     bytes: Uint8Array,
     start: number,
     length: number,
-    seed: number,
+    keySeed: number,
     capacity: number,
   ): number {
     if (this.behind.length > 0 && --this.untilGrowth <= 0) this.growAhead();
     const mark = this.nextMark();
-    return scanAsciiTokens(bytes, start, length, seed, (first, end, _upper, tokenHash) => {
-      this.addTo(this.dictionary.acquireAscii(bytes, first, end, tokenHash), id, mark, capacity);
-    });
+    return scanAsciiTokens(
+      bytes,
+      start,
+      length,
+      keySeed,
+      (first, end, _upper, tokenHash) => {
+        this.addTo(this.dictionary.acquireAscii(bytes, first, end, tokenHash), id, mark, capacity);
+      },
+      this.seed,
+    );
   }
 
   /**

@@ -31,14 +31,16 @@ const FNV_PRIME = 0x01000193;
 
 /**
  * Called for each token of an ASCII text: its bytes are `[first, end)`, `upper` when it has capitals (the
- * token is those bytes lowercased), `tokenHash` the FNV-1a of the lowercased bytes.
+ * token is those bytes lowercased), `tokenHash` the FNV-1a of the lowercased bytes, seeded (see
+ * `scanAsciiTokens`).
  */
 export type AsciiTokenVisitor = (first: number, end: number, upper: boolean, tokenHash: number) => void;
 
 /**
  * Walks the tokens of an ASCII text `bytes[start, start + length)`: its runs of letters and digits, which
  * lowercased are what `tokenize` gives for ASCII, in order, duplicates kept. Returns `hashBytes` of the
- * UTF-8 of their `tokenKey` with `seed`, without building the key.
+ * UTF-8 of their `tokenKey` with `seed`, without building the key; each token's hash starts from
+ * `tokenSeed` (see `hashToken`).
  */
 export function scanAsciiTokens(
   bytes: Uint8Array,
@@ -46,8 +48,10 @@ export function scanAsciiTokens(
   length: number,
   seed: number,
   visit: AsciiTokenVisitor,
+  tokenSeed = 0,
 ): number {
   let keyHash = FNV_OFFSET ^ seed;
+  const tokenOffset = FNV_OFFSET ^ tokenSeed;
   const end = start + length;
   let i = start;
   while (i < end) {
@@ -58,7 +62,7 @@ export function scanAsciiTokens(
     }
     const first = i;
     let upper = false;
-    let tokenHash = FNV_OFFSET;
+    let tokenHash = tokenOffset;
     keyHash = Math.imul(keyHash, FNV_PRIME); // the NUL before each token
     do {
       if (byte >= 65 && byte <= 90) {

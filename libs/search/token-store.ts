@@ -18,11 +18,13 @@ const MIN_MOVE_LIMIT = 1024;
 const MAX_TOKENS = 2 ** 26;
 
 /**
- * FNV-1a of a token's code units: for an ASCII token, the `tokenHash` that `scanAsciiTokens` gives for its
- * bytes, so that a token read off bytes is looked up without making its string.
+ * FNV-1a of a token's code units from a state seeded with `seed`: for an ASCII token, the `tokenHash` that
+ * `scanAsciiTokens` gives for its bytes with that `tokenSeed`, so that a token read off bytes is looked up
+ * without making its string. Seeded per index (as its other hashes), so that names written to collide in
+ * one index's table do not collide in another's.
  */
-export function hashToken(token: string): number {
-  let hash = FNV_OFFSET;
+export function hashToken(token: string, seed = 0): number {
+  let hash = FNV_OFFSET ^ seed;
   for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), FNV_PRIME);
   return hash | 0;
 }
@@ -70,6 +72,9 @@ function keyOfUnits(unitAt: (i: number) => number, length: number): number {
  * A table shard rehashes alone (a 256th of the tokens).
  */
 export class TokenStore {
+  /** `seed` goes into every token's hash (`hashToken`). */
+  constructor(private readonly seed = 0) {}
+
   private readonly arena = new TokenPages((h, address) => this.offsets.set(h, address));
   /** A token's address in the arena (see `TokenPages`; its length is there); 0 marks a free handle. */
   private readonly offsets = new Uint32Column();
@@ -96,8 +101,13 @@ export class TokenStore {
     return this.arena.units;
   }
 
+  /** `hashToken(token)` with this store's seed. */
+  hash(token: string): number {
+    return hashToken(token, this.seed);
+  }
+
   /** The handle of `token`, or -1. */
-  find(token: string, hash = hashToken(token)): number {
+  find(token: string, hash = hashToken(token, this.seed)): number {
     const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
     const mask = (table.length >>> 1) - 1;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
@@ -119,7 +129,7 @@ export class TokenStore {
   }
 
   /** Stores `token` (not in the store; `hash` its `hashToken`) under a new handle, its value 0. */
-  add(token: string, hash = hashToken(token)): number {
+  add(token: string, hash = hashToken(token, this.seed)): number {
     const length = token.length;
     const h = this.newHandle(length);
     const address = this.place(h, length);
@@ -272,7 +282,7 @@ export class TokenStore {
       const token = this.tokenOf(h);
       if (this.find(token) !== h) throw new Error(`${token} not found under its handle ${h}`);
       if (this.key(h) !== keyOf(token)) throw new Error(`${token} has a wrong key`);
-      if (this.hashOf(h) !== hashToken(token)) throw new Error(`${token} has a wrong hash`);
+      if (this.hashOf(h) !== hashToken(token, this.seed)) throw new Error(`${token} has a wrong hash`);
     }
     const slots = this.filled.reduce((sum, n) => sum + n, 0);
     if (used !== this.count || slots !== this.count)
@@ -337,7 +347,7 @@ export class TokenStore {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
-    let hash = FNV_OFFSET;
+    let hash = FNV_OFFSET ^ this.seed;
     for (let i = at, end = at + page[at - 3]!; i < end; i++) hash = Math.imul(hash ^ page[i]!, FNV_PRIME);
     return hash | 0;
   }

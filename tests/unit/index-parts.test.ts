@@ -8,7 +8,8 @@ import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/searc
 import { tokenize } from '../../libs/search/query.js';
 import { CHUNK_BYTES, TextChunks } from '../../libs/search/text-chunks.js';
 import { TokenIndex } from '../../libs/search/token-index.js';
-import { asciiTokens, tokenKey } from '../../libs/search/token-key.js';
+import { asciiTokens, scanAsciiTokens, tokenKey } from '../../libs/search/token-key.js';
+import { hashToken } from '../../libs/search/token-store.js';
 import { prng } from '../helpers/prng.js';
 
 describe('bytes', () => {
@@ -239,8 +240,9 @@ describe('PeerTable', () => {
 describe('TokenIndex', () => {
   it("adds an ASCII name's tokens from its bytes exactly as from its token strings, through removals and re-adds", () => {
     const random = prng(31);
-    const byBytes = new TokenIndex(16);
-    const byStrings = new TokenIndex(16);
+    // Seeded as an index seeds them: token hashes read off bytes and made from strings must agree.
+    const byBytes = new TokenIndex(16, 0x2bad5eed);
+    const byStrings = new TokenIndex(16, 0x2bad5eed);
     const capacity = 4096;
     // Many distinct tokens (more than the cache of entries holds), in both cases, repeated in a name.
     const word = () => `${'aBc9xYZq'.charAt(Math.floor(random() * 8))}${Math.floor(random() * 9000)}`;
@@ -305,6 +307,19 @@ describe('TokenIndex', () => {
     }
     assert.deepEqual(tokens.dictionary.tokens().sort(), [...pair].sort());
     assert.deepEqual(tokens.dictionary.get(pair[1])!.ids.slice(0, 1), [1]);
+    // Under another seed (as another index has) the two hash apart: names written to collide in one
+    // index's table do not collide in another's.
+    const seeded = new TokenIndex(16, 12345);
+    const hashes = pair.map((token) => {
+      let seen = 0;
+      const bytes = utf8(token);
+      scanAsciiTokens(bytes, 0, bytes.length, 0, (_first, _end, _upper, hash) => (seen = hash), 12345);
+      assert.equal(seen, hashToken(token, 12345));
+      return seen;
+    });
+    assert.notEqual(hashes[0], hashes[1]);
+    for (const [id, token] of pair.entries()) seeded.add(id, [token], 64);
+    assert.deepEqual(seeded.dictionary.tokens().sort(), [...pair].sort());
   });
 
   it('moves a token to a bitmap at the threshold and back to a list under a quarter of it', () => {
