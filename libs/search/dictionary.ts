@@ -59,10 +59,9 @@ export interface TokenDictionaryOptions {
  */
 export class TokenDictionary {
   private readonly store: TokenStore;
-  /** By handle: the postings of a token held by more than one file. */
   /**
-   * The postings objects, in slots (a freed one is reused first); a token's value in the store is `POSTINGS` + its
-   * slot, or its one file's id + 1, or 0 while it has no file.
+   * The postings objects, in slots (a freed one is reused first); a token's value in the store is
+   * `POSTINGS` + its slot, or its one file's id + 1, or 0 while it has no file.
    */
   private lists: Array<TokenPostings | undefined> = [];
   private freeSlots: number[] = [];
