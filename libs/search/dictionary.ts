@@ -1,6 +1,6 @@
 import { OrderedTokens } from './ordered-tokens.js';
 import type { SortedIds } from './postings.js';
-import { keyOf, TokenStore } from './token-store.js';
+import { keyOf, prefixKeyEnd, TokenStore } from './token-store.js';
 
 /** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
 const POSTINGS = 2 ** 31;
@@ -177,11 +177,16 @@ export class TokenDictionary {
    */
   forEachWithPrefix(prefix: string, visit: (entry: PostingsView, h: number) => boolean): void {
     this.flush();
-    this.order.forEachFrom(
-      prefix,
-      keyOf(prefix),
-      (h) => this.store.startsWith(h, prefix) && visit(this.viewOf(h), h),
-    );
+    // A short prefix is told by the sort keys beside the handles alone, with no token's units read.
+    const end = prefixKeyEnd(prefix);
+    if (end !== undefined)
+      this.order.forEachFrom(prefix, keyOf(prefix), (h, key) => key < end && visit(this.viewOf(h), h));
+    else
+      this.order.forEachFrom(
+        prefix,
+        keyOf(prefix),
+        (h) => this.store.startsWith(h, prefix) && visit(this.viewOf(h), h),
+      );
   }
 
   /** Calls `visit` with every postings object (tokens held by more than one file). */

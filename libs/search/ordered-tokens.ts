@@ -196,10 +196,10 @@ export class OrderedTokens {
   }
 
   /**
-   * Calls `visit` with each handle whose token is >= `token` (whose `keyOf` is `key`), in order, until it
-   * returns false.
+   * Calls `visit` with each handle whose token is >= `token` (whose `keyOf` is `key`), and its key, in
+   * order, until it returns false.
    */
-  forEachFrom(token: string, key: number, visit: (h: number) => boolean): void {
+  forEachFrom(token: string, key: number, visit: (h: number, key: number) => boolean): void {
     const { store } = this;
     let ci = lowerBound(this.maxKeys, this.maxHandles, this.chunks.length, key, (h) =>
       store.compareTo(h, token),
@@ -208,8 +208,8 @@ export class OrderedTokens {
     const first = this.chunks[ci]!;
     let pos = lowerBound(first.keys, first.handles, first.size, key, (h) => store.compareTo(h, token));
     for (; ci < this.chunks.length; ci++, pos = 0) {
-      const { handles, size } = this.chunks[ci]!;
-      for (; pos < size; pos++) if (!visit(handles[pos]!)) return;
+      const { handles, keys, size } = this.chunks[ci]!;
+      for (; pos < size; pos++) if (!visit(handles[pos]!, keys[pos]!)) return;
     }
   }
 

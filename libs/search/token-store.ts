@@ -43,6 +43,17 @@ export function keyOf(token: string): number {
   return keyOfUnits((i) => token.charCodeAt(i), token.length);
 }
 
+/**
+ * The end of the keys of the tokens that start with `prefix`: those tokens are exactly the ones whose key
+ * lies in [keyOf(prefix), end), when the prefix has at most `KEY_UNITS` units, all below 126 (the digits
+ * of its key are then its units); undefined otherwise (the tokens' units must be read).
+ */
+export function prefixKeyEnd(prefix: string): number | undefined {
+  if (prefix.length > KEY_UNITS) return undefined;
+  for (let i = 0; i < prefix.length; i++) if (prefix.charCodeAt(i) >= 126) return undefined;
+  return keyOf(prefix) + 128 ** (KEY_UNITS - prefix.length);
+}
+
 function keyOfUnits(unitAt: (i: number) => number, length: number): number {
   let key = 0;
   let escaped = false;

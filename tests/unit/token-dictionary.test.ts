@@ -64,6 +64,31 @@ describe('TokenDictionary chunks', () => {
   });
 });
 
+describe('TokenDictionary prefix walks', () => {
+  it('find exactly the tokens with a prefix, short or long, with units around the sort keys escape', () => {
+    const random = prng(41);
+    const alphabet = ['a', 'b', '}', '~', '\u007f', 'é', '0'];
+    const word = (max: number) =>
+      Array.from({ length: 1 + Math.floor(random() * max) }, () => alphabet[Math.floor(random() * 7)]).join(
+        '',
+      );
+    const dictionary = new TokenDictionary({ chunkMaxTokens: 16, chunkMinTokens: 4 });
+    const tokens = new Set(Array.from({ length: 3000 }, () => word(10)));
+    for (const token of tokens) dictionary.acquire(token);
+    const sorted = [...tokens].sort();
+    for (let q = 0; q < 400; q++) {
+      const prefix = q === 0 ? '' : word(9);
+      const walked: string[] = [];
+      dictionary.forEachWithPrefix(prefix, (_, h) => walked.push(dictionary.tokenOf(h)) > 0);
+      assert.deepEqual(
+        walked,
+        sorted.filter((token) => token.startsWith(prefix)),
+        prefix,
+      );
+    }
+  });
+});
+
 describe('TokenDictionary batches', () => {
   it('merges batches of new tokens chunk by chunk: spread out, in one chunk, in reverse, with tied sort keys', () => {
     const random = prng(23);
