@@ -82,3 +82,23 @@ describe('word search plans', () => {
     for (const r of cut.results) assert.ok(expected.has(key(r)));
   });
 });
+
+describe('word search work', () => {
+  it('charges a walk several units a token, so many tokens under one prefix exhaust the budget sooner', () => {
+    const index = new NetworkIndex();
+    // A thousand tokens under the prefix "t", each held by one file.
+    const list = Array.from({ length: 1000 }, (_, i) => ({
+      name: `t${i}x.dat`,
+      size: i,
+      sha256: 'ab'.repeat(32),
+      mtimeMs: 1,
+    }));
+    index.applyFull({ peerId: 'p', instanceId: 'instance-1', url: 'http://p.test', seq: 1, files: list });
+    const query: Query = { kind: 'words', words: ['t'] };
+    // The walk visits 1,000 tokens and their 1,000 files: 2,000 units at one a token, 5,000 at four.
+    assert.equal(index.search(query, 2000, 3000).partial, true);
+    const whole = index.search(query, 2000, 6000);
+    assert.equal(whole.partial, false);
+    assert.equal(whole.results.length, 1000);
+  });
+});
