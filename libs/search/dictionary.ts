@@ -1,6 +1,7 @@
 import { OrderedTokens } from './ordered-tokens.js';
 import type { SortedIds } from './postings.js';
-import { keyOf, prefixKeyEnd, TokenStore } from './token-store.js';
+import { keyOf, prefixKeyEnd } from './sort-keys.js';
+import { TokenStore } from './token-store.js';
 
 /** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
 const POSTINGS = 2 ** 31;

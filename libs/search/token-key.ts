@@ -26,8 +26,20 @@ export function distinct(tokens: string[]): string[] {
   return tokens.filter((token, i) => tokens.indexOf(token) === i);
 }
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
+export const FNV_OFFSET = 0x811c9dc5;
+export const FNV_PRIME = 0x01000193;
+
+/**
+ * FNV-1a of a token's code units from a state seeded with `seed`: for an ASCII token, the `tokenHash` that
+ * `scanAsciiTokens` gives for its bytes with that `tokenSeed`, so that a token read off bytes is looked up
+ * without making its string. Seeded per index (as its other hashes), so that names written to collide in
+ * one index's table do not collide in another's.
+ */
+export function hashToken(token: string, seed = 0): number {
+  let hash = FNV_OFFSET ^ seed;
+  for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), FNV_PRIME);
+  return hash | 0;
+}
 
 /**
  * Called for each token of an ASCII text: its bytes are `[first, end)`, `upper` when it has capitals (the

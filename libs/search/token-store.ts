@@ -1,9 +1,9 @@
 import { int32s, Uint32Column } from './big-arrays.js';
 import { IdPool } from './id-pool.js';
+import { keyOf, keyOfUnits } from './sort-keys.js';
+import { FNV_OFFSET, FNV_PRIME, hashToken } from './token-key.js';
 import { MAX_TOKEN_UNITS, PAGE_BITS, PAGE_MASK, TokenPages } from './token-pages.js';
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 /** Shards of the hash table (a power of two), chosen by a hash's top bits. */
 const SHARD_BITS = 8;
 const SHARDS = 2 ** SHARD_BITS;
@@ -16,58 +16,6 @@ const MIN_SLOTS = 16;
 const MIN_MOVE_LIMIT = 1024;
 /** Handles the store can hand out (a token per file at most: the file table's id space). */
 const MAX_TOKENS = 2 ** 26;
-
-/**
- * FNV-1a of a token's code units from a state seeded with `seed`: for an ASCII token, the `tokenHash` that
- * `scanAsciiTokens` gives for its bytes with that `tokenSeed`, so that a token read off bytes is looked up
- * without making its string. Seeded per index (as its other hashes), so that names written to collide in
- * one index's table do not collide in another's.
- */
-export function hashToken(token: string, seed = 0): number {
-  let hash = FNV_OFFSET ^ seed;
-  for (let i = 0; i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), FNV_PRIME);
-  return hash | 0;
-}
-
-/** Code units a sort key holds, 7 bits each (49 bits: exact in a double). */
-const KEY_UNITS = 7;
-
-/**
- * A token's sort key: its first `KEY_UNITS` code units as digits in base 128, ordered as the tokens are
- * wherever two keys differ, so that most comparisons of a binary search read no token units. A digit is 0
- * past the token's end, the unit + 1 for units below 126, and 127 for any other, after which every digit is
- * 0 (two tokens with equal keys are compared unit by unit). Seven units, not three: tokens often share a
- * long prefix (a zero-padded counter, a date).
- */
-export function keyOf(token: string): number {
-  return keyOfUnits((i) => token.charCodeAt(i), token.length);
-}
-
-/**
- * The end of the keys of the tokens that start with `prefix`: those tokens are exactly the ones whose key
- * lies in [keyOf(prefix), end), when the prefix has at most `KEY_UNITS` units, all below 126 (the digits
- * of its key are then its units); undefined otherwise (the tokens' units must be read).
- */
-export function prefixKeyEnd(prefix: string): number | undefined {
-  if (prefix.length > KEY_UNITS) return undefined;
-  for (let i = 0; i < prefix.length; i++) if (prefix.charCodeAt(i) >= 126) return undefined;
-  return keyOf(prefix) + 128 ** (KEY_UNITS - prefix.length);
-}
-
-function keyOfUnits(unitAt: (i: number) => number, length: number): number {
-  let key = 0;
-  let escaped = false;
-  for (let i = 0; i < KEY_UNITS; i++) {
-    let digit = 0;
-    if (i < length && !escaped) {
-      const unit = unitAt(i);
-      digit = unit < 126 ? unit + 1 : 127;
-      escaped = digit === 127;
-    }
-    key = key * 128 + digit;
-  }
-  return key;
-}
 
 /**
  * Distinct tokens, each under a small integer handle, held in typed arrays off V8's heap: their code units

@@ -8,8 +8,7 @@ import { insertId, removeId, SMALL_LIST, type SortedIds } from '../../libs/searc
 import { tokenize } from '../../libs/search/query.js';
 import { CHUNK_BYTES, TextChunks } from '../../libs/search/text-chunks.js';
 import { TokenIndex } from '../../libs/search/token-index.js';
-import { asciiTokens, scanAsciiTokens, tokenKey } from '../../libs/search/token-key.js';
-import { hashToken } from '../../libs/search/token-store.js';
+import { asciiTokens, hashToken, scanAsciiTokens, tokenKey } from '../../libs/search/token-key.js';
 import { prng } from '../helpers/prng.js';
 
 describe('bytes', () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { utf8 } from '../../libs/search/bytes.js';
 import { TokenDictionary } from '../../libs/search/index.js';
-import { hashToken, TokenStore } from '../../libs/search/token-store.js';
+import { hashToken } from '../../libs/search/token-key.js';
+import { TokenStore } from '../../libs/search/token-store.js';
 import { prng } from '../helpers/prng.js';
 
 describe('TokenDictionary', () => {
