@@ -374,6 +374,36 @@ describe('TokenIndex', () => {
     }
   });
 
+  it('turns a bitmap back into a list when the space grows past four times its files, instead of growing it', () => {
+    const tokens = new TokenIndex(16);
+    let capacity = 1024;
+    tokens.resize(capacity);
+    let id = 0;
+    // `early` reaches the threshold (16 files, as 1,024 do at 65,536) while the space is small; `common`
+    // keeps a share of every file.
+    for (; id < 20; id++) tokens.add(id, ['early', 'common', `rare${id}`], capacity);
+    assert.equal(tokens.bitmapCount, 2);
+    const grow = (to: number) => {
+      capacity = to;
+      tokens.resize(capacity);
+      for (let i = 0; i < 64; i++) tokens.add(id++, ['common', `later${id}`], capacity);
+    };
+    grow(2048); // threshold 32, a quarter 8: `early` (20 files) stays a bitmap
+    assert.equal(tokens.bitmapCount, 2);
+    grow(8192); // threshold 128, a quarter 32: `early` (20 files) goes back to a list rather than grow
+    assert.equal(tokens.bitmapCount, 1);
+    const early = tokens.dictionary.get('early')!;
+    assert.equal(early.bits, undefined);
+    assert.deepEqual(early.ids.slice(0, early.count), [...Array(20).keys()]);
+    assert.ok(tokens.dictionary.get('common')!.bits !== undefined, 'a token of many files keeps its bitmap');
+    // A list again, it takes files as lists do.
+    tokens.add(id++, ['early'], capacity);
+    assert.equal(tokens.dictionary.get('early')!.count, 21);
+    tokens.resize(1 << 20);
+    assert.equal(tokens.bitmapCount, 0, 'common (148 files) is under a quarter of 16,384 too');
+    assert.equal(tokens.dictionary.get('common')!.count, 148);
+  });
+
   it('covers the id space at once when it grows faster than its bitmaps were grown ahead', () => {
     const tokens = new TokenIndex(16);
     tokens.resize(1024);
