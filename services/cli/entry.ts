@@ -1,4 +1,4 @@
-import { holdYoungGeneration } from '../peer/young-generation.js';
+import { holdYoungGeneration } from '../young-generation.js';
 
 /**
  * Which module `bin/p2p.js` runs. The services (`p2p superpeer`, `p2p peer`) load as compiled, from

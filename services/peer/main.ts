@@ -25,7 +25,7 @@ import { DownloadJobs } from './web-downloads.js';
  * Closing runs in reverse: leave the network first (files vanish from searches), then HTTP, then the share.
  */
 export async function runPeer(env: Record<string, string | undefined>, options: { iniFile?: string } = {}) {
-  // V8's young generation is held before the modules load (bin/p2p.js, young-generation.ts).
+  // V8's young generation is held before the modules load (bin/p2p.js, ../young-generation.ts).
   growOldGenerationForExternalMemory(PEER_OLD_GENERATION_GROWING_PERCENT);
   const config = loadPeerConfig(env, options);
   // In a compose network, without PEER_NAME: the name `docker-compose ps` shows (peer_3).

@@ -7,6 +7,7 @@ import {
   SUPERPEER_OLD_GENERATION_GROWING_PERCENT,
 } from '../old-generation.js';
 import { installShutdown } from '../shutdown.js';
+import { holdYoungGeneration } from '../young-generation.js';
 import { createSuperpeerMetrics } from './metrics.js';
 import { Superpeer } from './superpeer.js';
 
@@ -78,6 +79,7 @@ export async function runSuperpeer(env: Record<string, string | undefined>): Pro
     metrics.close();
   });
   await superpeer.start();
+  holdYoungGeneration(); // at the size start-up left (see young-generation.ts)
   const address = metricsServer?.address();
   logger.info('superpeer ready', {
     namespace: config.namespace,

@@ -1,10 +1,10 @@
 /*
- * Run by tests/unit/peer-young-generation.test.ts in a process of its own: after `holdYoungGeneration()`
+ * Run by tests/unit/young-generation.test.ts in a process of its own: after `holdYoungGeneration()`
  * (or not, with the argument `free`) once the young generation has grown a little, allocates like a peer receiving states (messages of a few hundred KB,
  * the last few alive) and prints the young generation's size before and after, in MB, as JSON.
  */
 import v8 from 'node:v8';
-import { holdYoungGeneration } from '../../services/peer/young-generation.js';
+import { holdYoungGeneration } from '../../services/young-generation.js';
 
 const newSpaceMb = () =>
   v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')!.space_size / 2 ** 20;

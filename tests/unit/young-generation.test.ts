@@ -11,7 +11,7 @@ const run = async (...args: string[]) =>
     after: number;
   };
 
-test("a peer's young generation keeps its size under a stream of messages (V8 would grow it to its ceiling)", async () => {
+test('a held young generation keeps its size under a stream of messages (V8 would grow it to its ceiling)', async () => {
   const held = await run();
   assert.equal(held.after, held.before, `young generation ${held.before} MB grew to ${held.after} MB`);
   // The same stream without the hold: V8 grows it, so the check above means something.
