@@ -6,10 +6,14 @@ import { TokenStore } from './token-store.js';
 /** A token's value in the store from here up is a postings slot (file ids + 1 stay below 2^26 + 1). */
 const POSTINGS = 2 ** 31;
 /**
- * New tokens held back from the order at most: a batch is merged chunk by chunk (see
- * `OrderedTokens.insertMany`), which costs a few milliseconds at this size.
+ * New tokens held back from the order at most: a thirty-second of the tokens, within these bounds. A batch
+ * is merged chunk by chunk (see `OrderedTokens.insertMany`), each chunk moved once, so a batch costs about
+ * the order's size whatever its own: at 4,096 a batch among a million tokens moved a kilobyte and a half
+ * of the order per new token, at 31,250 less than two hundred bytes; the largest batch merges in a few
+ * milliseconds.
  */
-const PENDING_MAX = 4096;
+const PENDING_MIN = 4096;
+const PENDING_MAX = 65_536;
 /** Tokens moved down per release while the handles in use are sparse (see `TokenStore.sparse`). */
 const MOVES_PER_RELEASE = 2;
 
@@ -102,8 +106,7 @@ export class TokenDictionary {
     const found = this.store.find(token, hash);
     if (found >= 0) return found;
     const h = this.store.add(token, hash);
-    this.pending.push(h);
-    if (this.pending.length >= PENDING_MAX) this.flush();
+    this.hold(h);
     return h;
   }
 
@@ -112,8 +115,7 @@ export class TokenDictionary {
     const found = this.store.findAscii(bytes, from, to, hash);
     if (found >= 0) return found;
     const h = this.store.addAscii(bytes, from, to, hash);
-    this.pending.push(h);
-    if (this.pending.length >= PENDING_MAX) this.flush();
+    this.hold(h);
     return h;
   }
 
@@ -242,6 +244,13 @@ export class TokenDictionary {
     const to = this.store.lowestFree();
     this.order.rename(from, to);
     this.store.moveDown(from, to);
+  }
+
+  /** New token `h` waits to join the order with others (see `PENDING_MIN`). */
+  private hold(h: number): void {
+    this.pending.push(h);
+    if (this.pending.length >= Math.min(PENDING_MAX, Math.max(PENDING_MIN, this.store.size >>> 5)))
+      this.flush();
   }
 
   /** The pending new tokens join the order. */

@@ -1,7 +1,12 @@
 import type { TokenStore } from './token-store.js';
 
-/** A chunk's share of a batch up to this size is sorted by insertion; a larger one by `Array.sort`. */
-const SMALL_GROUP = 16;
+/** Sort keys are `KEY_DIGITS` digits of `DIGIT_BITS` bits (see sort-keys.ts). */
+const KEY_DIGITS = 7;
+const DIGIT_BITS = 7;
+const DIGITS = 2 ** DIGIT_BITS;
+/** A key's low four digits and its high three are sorted from two 28- and 21-bit integers. */
+const LOW_DIGITS = 4;
+const LOW_SCALE = 2 ** (LOW_DIGITS * DIGIT_BITS);
 
 /** A sorted run of handles, with each one's sort key beside it (the first `size` slots are in use). */
 interface Chunk {
@@ -52,10 +57,10 @@ export class OrderedTokens {
   }
 
   /**
-   * Tokens `hs` (new, in any order) take their places: grouped by the chunk each goes to, and each chunk's
-   * group merged into it in one pass (from its end, or into new chunks when they do not fit). Far fewer
-   * reads and moves than one insert each: a chunk is read once per batch, not searched and shifted once per
-   * token.
+   * Tokens `hs` (new, in any order) take their places: sorted (by key in linear time, see `sortByKey`),
+   * then shared out among the chunks in one walk beside them, and each chunk's share merged into it in one
+   * pass (from its end, or into new chunks when they do not fit). A chunk is read and moved once per batch,
+   * not searched and shifted once per token.
    */
   insertMany(hs: readonly number[]): void {
     const n = hs.length;
@@ -65,46 +70,30 @@ export class OrderedTokens {
     }
     const { store } = this;
     const keys = new Float64Array(n);
-    const chunkOfItem = new Int32Array(n);
-    const starts = new Int32Array(this.chunks.length + 1);
-    for (let i = 0; i < n; i++) {
-      const key = store.key(hs[i]!);
-      keys[i] = key;
-      const ci = Math.min(this.chunkOf(hs[i]!, key), this.chunks.length - 1);
-      chunkOfItem[i] = ci;
-      starts[ci + 1]!++;
-    }
-    for (let ci = 0; ci < this.chunks.length; ci++) starts[ci + 1]! += starts[ci]!;
-    // Items by chunk (a counting sort), then each chunk's few items in token order.
-    const byChunk = new Int32Array(n);
-    const fill = starts.slice(0, this.chunks.length);
-    for (let i = 0; i < n; i++) byChunk[fill[chunkOfItem[i]!]!++] = i;
-    const before = (a: number, b: number) =>
-      keys[a]! < keys[b]! || (keys[a] === keys[b] && store.compare(hs[a]!, hs[b]!) < 0);
-    for (let ci = 0; ci < this.chunks.length; ci++) {
-      const from = starts[ci]!;
-      const to = starts[ci + 1]!;
-      if (to - from > SMALL_GROUP) {
-        // Many new tokens in one chunk (names in a run, or a client that aims them there): n log n.
-        const group = Array.from(byChunk.subarray(from, to)).sort((a, b) =>
-          before(a, b) ? -1 : before(b, a) ? 1 : 0,
-        );
-        byChunk.set(group, from);
-        continue;
-      }
-      for (let i = from + 1; i < to; i++) {
-        const item = byChunk[i]!;
-        let j = i - 1;
-        for (; j >= from && before(item, byChunk[j]!); j--) byChunk[j + 1] = byChunk[j]!;
-        byChunk[j + 1] = item;
-      }
+    for (let i = 0; i < n; i++) keys[i] = store.key(hs[i]!);
+    const order = sortByKey(keys);
+    sortTies(order, keys, (a, b) => store.compare(hs[a]!, hs[b]!));
+    // Each item goes to the first chunk whose greatest token is not before it (the last when none is).
+    const last = this.chunks.length - 1;
+    const shares: number[] = []; // chunk, first item, end, for each chunk that gets any
+    let ci = 0;
+    for (let i = 0; i < n; ) {
+      while (ci < last && this.afterMax(ci, keys[order[i]!]!, hs[order[i]!]!)) ci++;
+      let j = i + 1;
+      if (ci === last) j = n;
+      else while (j < n && !this.afterMax(ci, keys[order[j]!]!, hs[order[j]!]!)) j++;
+      shares.push(ci, i, j);
+      i = j;
     }
     // The last chunk first: replacing a chunk by several shifts only the chunks after it.
-    for (let ci = this.chunks.length - 1; ci >= 0; ci--) {
-      const from = starts[ci]!;
-      const to = starts[ci + 1]!;
-      if (from < to) this.mergeInto(ci, hs, keys, byChunk.subarray(from, to));
-    }
+    for (let k = shares.length - 3; k >= 0; k -= 3)
+      this.mergeInto(shares[k]!, hs, keys, order.subarray(shares[k + 1]!, shares[k + 2]!));
+  }
+
+  /** Whether token `h` (key `key`) sorts after the greatest token of chunk `ci`. */
+  private afterMax(ci: number, key: number, h: number): boolean {
+    const max = this.maxKeys[ci]!;
+    return max < key || (max === key && this.store.compare(this.maxHandles[ci]!, h) < 0);
   }
 
   /**
@@ -116,52 +105,70 @@ export class OrderedTokens {
     const { store } = this;
     const chunk = this.chunks[ci]!;
     const total = chunk.size + order.length;
-    const fits = total <= this.chunkMax;
-    const handles = fits ? chunk.handles : new Int32Array(total);
-    const chunkKeys = fits ? chunk.keys : new Float64Array(total);
+    if (total > this.chunkMax) {
+      this.mergeSplitting(ci, hs, keys, order);
+      return;
+    }
+    const { handles, keys: chunkKeys } = chunk;
     let end = chunk.size;
     for (let j = order.length - 1; j >= 0; j--) {
       const item = order[j]!;
       const h = hs[item]!;
       const key = keys[item]!;
-      const pos = lowerBound(chunk.keys, chunk.handles, end, key, (other) => store.compare(other, h));
-      if (fits) {
-        handles.copyWithin(pos + j + 1, pos, end);
-        chunkKeys.copyWithin(pos + j + 1, pos, end);
-      } else {
-        handles.set(chunk.handles.subarray(pos, end), pos + j + 1);
-        chunkKeys.set(chunk.keys.subarray(pos, end), pos + j + 1);
-      }
+      const pos = lowerBound(chunkKeys, handles, end, key, (other) => store.compare(other, h));
+      handles.copyWithin(pos + j + 1, pos, end);
+      chunkKeys.copyWithin(pos + j + 1, pos, end);
       handles[pos + j] = h;
       chunkKeys[pos + j] = key;
       end = pos;
-    }
-    if (!fits) {
-      handles.set(chunk.handles.subarray(0, end));
-      chunkKeys.set(chunk.keys.subarray(0, end));
-      this.replaceBy(ci, handles, chunkKeys);
-      return;
     }
     chunk.size = total;
     this.setMax(ci);
   }
 
-  /** Chunk `ci` is replaced by the sorted `handles` and `keys`, cut into chunks of at most `chunkMax`. */
-  private replaceBy(ci: number, handles: Int32Array, keys: Float64Array): void {
-    const pieces = Math.ceil(handles.length / this.chunkMax);
-    const per = Math.ceil(handles.length / pieces);
-    const chunks: Chunk[] = [];
-    for (let start = 0; start < handles.length; start += per) {
-      const chunk = this.newChunk();
-      const end = Math.min(start + per, handles.length);
-      chunk.handles.set(handles.subarray(start, end));
-      chunk.keys.set(keys.subarray(start, end));
-      chunk.size = end - start;
-      chunks.push(chunk);
+  /**
+   * `mergeInto` where the chunk's tokens and the items are more than a chunk holds: they are merged from the
+   * greatest, slot by slot, into pieces of equal size, the first the chunk's own arrays (a slot is written
+   * there only once what it held has been read) and the others new chunks. No array is made but theirs.
+   */
+  private mergeSplitting(ci: number, hs: readonly number[], keys: Float64Array, order: Int32Array): void {
+    const { store } = this;
+    const chunk = this.chunks[ci]!;
+    const total = chunk.size + order.length;
+    const pieces = Math.ceil(total / this.chunkMax);
+    const per = Math.ceil(total / pieces);
+    const targets = [chunk];
+    for (let k = 1; k < pieces; k++) targets.push(this.newChunk());
+    let src = chunk.size - 1;
+    let j = order.length - 1;
+    for (let p = total - 1; p >= 0 && (j >= 0 || p >= per); p--) {
+      let h: number;
+      let key: number;
+      const item = j >= 0 ? order[j]! : -1;
+      if (
+        item >= 0 &&
+        (src < 0 ||
+          keys[item]! > chunk.keys[src]! ||
+          (keys[item] === chunk.keys[src] && store.compare(chunk.handles[src]!, hs[item]!) < 0))
+      ) {
+        h = hs[item]!;
+        key = keys[item]!;
+        j--;
+      } else {
+        h = chunk.handles[src]!;
+        key = chunk.keys[src]!;
+        src--;
+      }
+      const target = targets[Math.floor(p / per)]!;
+      const at = p % per;
+      target.handles[at] = h;
+      target.keys[at] = key;
     }
-    this.chunks.splice(ci, 1, ...chunks);
-    this.maxHandles.splice(ci, 1, ...chunks.map((chunk) => chunk.handles[chunk.size - 1]!));
-    this.maxKeys.splice(ci, 1, ...chunks.map((chunk) => chunk.keys[chunk.size - 1]!));
+    for (let k = 0; k < pieces; k++) targets[k]!.size = Math.min(per, total - k * per);
+    this.chunks.splice(ci + 1, 0, ...targets.slice(1));
+    this.maxHandles.splice(ci + 1, 0, ...targets.slice(1).map(() => 0));
+    this.maxKeys.splice(ci + 1, 0, ...targets.slice(1).map(() => 0));
+    for (let k = 0; k < pieces; k++) this.setMax(ci + k);
   }
 
   /** Token `h` (still in the store) leaves. */
@@ -330,4 +337,56 @@ function lowerBound(
     else high = mid;
   }
   return low;
+}
+
+/**
+ * Indexes 0 to n - 1 of `keys` (sort keys: seven 7-bit digits) in key order, ties in index order: a
+ * least-significant-digit radix sort, one pass per digit where the digits differ. Linear whatever order
+ * the tokens came in (a comparison sort of a batch cost as much as merging it).
+ */
+export function sortByKey(keys: Float64Array): Int32Array {
+  const n = keys.length;
+  const low = new Int32Array(n);
+  const high = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const top = Math.floor(keys[i]! / LOW_SCALE);
+    high[i] = top;
+    low[i] = keys[i]! - top * LOW_SCALE;
+  }
+  let order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let next = new Int32Array(n);
+  const counts = new Int32Array(DIGITS);
+  for (let digit = 0; digit < KEY_DIGITS; digit++) {
+    const words = digit < LOW_DIGITS ? low : high;
+    const shift = DIGIT_BITS * (digit < LOW_DIGITS ? digit : digit - LOW_DIGITS);
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[(words[i]! >>> shift) & (DIGITS - 1)]!++;
+    if (counts[(words[0]! >>> shift) & (DIGITS - 1)] === n) continue; // one digit for all: no move
+    for (let d = 0, sum = 0; d < DIGITS; d++) {
+      const count = counts[d]!;
+      counts[d] = sum;
+      sum += count;
+    }
+    for (let i = 0; i < n; i++) {
+      const item = order[i]!;
+      next[counts[(words[item]! >>> shift) & (DIGITS - 1)]!++] = item;
+    }
+    [order, next] = [next, order];
+  }
+  return order;
+}
+
+/**
+ * Orders by `compare` each run of `order` (sorted by key) whose keys tie: tokens that share their first
+ * seven units. `Array.sort`: n log n for a batch a client aimed at one key, linear for a run in order.
+ */
+function sortTies(order: Int32Array, keys: Float64Array, compare: (a: number, b: number) => number): void {
+  for (let i = 0; i < order.length; ) {
+    const key = keys[order[i]!]!;
+    let j = i + 1;
+    while (j < order.length && keys[order[j]!] === key) j++;
+    if (j - i > 1) order.set(Array.from(order.subarray(i, j)).sort(compare), i);
+    i = j;
+  }
 }

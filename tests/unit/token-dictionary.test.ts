@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { utf8 } from '../../libs/search/bytes.js';
 import { TokenDictionary } from '../../libs/search/index.js';
+import { sortByKey } from '../../libs/search/ordered-tokens.js';
 import { hashToken } from '../../libs/search/token-key.js';
 import { TokenStore } from '../../libs/search/token-store.js';
 import { prng } from '../helpers/prng.js';
@@ -114,6 +115,25 @@ describe('TokenDictionary batches', () => {
       add(Array.from({ length: 900 }, (_, i) => counter(i * 2)).sort(() => random() - 0.5));
       add(Array.from({ length: 900 }, (_, i) => counter(i * 2 + 1)).sort(() => random() - 0.5));
       add(Array.from({ length: 9000 }, (_, i) => `m${i}`).sort(() => random() - 0.5));
+    }
+  });
+});
+
+describe('sortByKey', () => {
+  it('orders any sort keys, ties in the order they came, whatever digits they share', () => {
+    const random = prng(5);
+    const digit = () => Math.floor(random() * 128);
+    const keyOfDigits = (digits: number[]) => digits.reduce((key, d) => key * 128 + d, 0);
+    for (const shared of [0, 3, 6, 7]) {
+      // `shared` leading digits alike (a common prefix; 7: every key ties), the others random.
+      const prefix = Array.from({ length: shared }, digit);
+      const keys = Float64Array.from({ length: 3000 }, () =>
+        keyOfDigits([...prefix, ...Array.from({ length: 7 - shared }, digit)]),
+      );
+      keys[0] = 0;
+      keys[1] = 128 ** 7 - 1;
+      const expected = [...keys.keys()].sort((a, b) => keys[a]! - keys[b]! || a - b);
+      assert.deepEqual(Array.from(sortByKey(keys)), expected, `${shared} shared digits`);
     }
   });
 });
