@@ -19,12 +19,12 @@ const MAX_TOKENS = 2 ** 26;
 
 /**
  * Distinct tokens, each under a small integer handle, held in typed arrays off V8's heap: their code units
- * in the pages of an arena (`TokenPages`, each token's length before it), their address and one number for
- * the owner (`value`) in columns by handle, and a hash table of handles and hashes in shards (a token's
- * sort key and hash are computed from its units when needed again). A million tokens (a word of
- * its own in every file name) cost the collector nothing to trace, where a million objects with their
- * strings, arrays and map entries cost about 200 bytes each on the heap and every full collection marked
- * them all.
+ * in the pages of an arena (`TokenPages`: bytes for Latin-1 tokens, 16-bit units for others, each token's
+ * length before it), their address and one number for the owner (`value`) in columns by handle, and a hash
+ * table of handles and hashes in shards (a token's sort key and hash are computed from its units when
+ * needed again). A million tokens (a word of its own in every file name) cost the collector nothing to
+ * trace, where a million objects with their strings, arrays and map entries cost about 200 bytes each on
+ * the heap and every full collection marked them all.
  *
  * Handles are reused lowest first, and once at most half of those below the limit are in use the owner
  * moves the top ones down (`sparse`, `moveDown`), so the columns shrink whichever tokens were released.
@@ -34,7 +34,10 @@ export class TokenStore {
   /** `seed` goes into every token's hash (`hashToken`). */
   constructor(private readonly seed = 0) {}
 
-  private readonly arena = new TokenPages((h, address) => this.offsets.set(h, address));
+  private readonly arena = new TokenPages(
+    (address) => this.ownerAt(address),
+    (h, address) => this.offsets.set(h, address),
+  );
   /** A token's address in the arena (see `TokenPages`; its length is there); 0 marks a free handle. */
   private readonly offsets = new Uint32Column();
   private readonly values = new Uint32Column();
@@ -72,7 +75,7 @@ export class TokenStore {
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const slot = table[2 * i]!;
       if (slot === 0) return -1;
-      if (table[2 * i + 1] === hash && this.equals(slot - 1, token)) return slot - 1;
+      if (table[2 * i + 1] === hash && this.compareTo(slot - 1, token) === 0) return slot - 1;
     }
   }
 
@@ -90,8 +93,10 @@ export class TokenStore {
   /** Stores `token` (not in the store; `hash` its `hashToken`) under a new handle, its value 0. */
   add(token: string, hash = hashToken(token, this.seed)): number {
     const length = token.length;
+    let maxUnit = 0;
+    for (let i = 0; i < length; i++) maxUnit = Math.max(maxUnit, token.charCodeAt(i));
     const h = this.newHandle(length);
-    const address = this.place(h, length);
+    const address = this.place(h, length, TokenPages.fitsBytes(length, maxUnit));
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     for (let i = 0; i < length; i++) page[at + i] = token.charCodeAt(i);
@@ -103,7 +108,7 @@ export class TokenStore {
   addAscii(bytes: Uint8Array, from: number, to: number, hash: number): number {
     const length = to - from;
     const h = this.newHandle(length);
-    const address = this.place(h, length);
+    const address = this.place(h, length, TokenPages.fitsBytes(length, 0x7f));
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = (address & PAGE_MASK) - from;
     for (let i = from; i < to; i++) {
@@ -156,7 +161,6 @@ export class TokenStore {
     let i = hash & mask;
     while (table[2 * i] !== from + 1) i = (i + 1) & mask;
     table[2 * i] = to + 1;
-    this.arena.setOwner(this.offsets.get(from), to);
     for (const column of this.columns()) column.set(to, column.get(from));
     this.offsets.set(from, 0);
     this.values.set(from, 0);
@@ -188,7 +192,7 @@ export class TokenStore {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
-    return keyOfUnits((i) => page[at + i]!, page[at - 3]!);
+    return keyOfUnits((i) => page[at + i]!, page[at - 1]!);
   }
 
   /** Negative, zero or positive as the token of `a` sorts before, with or after that of `b`. */
@@ -199,8 +203,8 @@ export class TokenStore {
     const pb = this.arena.pages[ob >>> PAGE_BITS]!;
     const ia = oa & PAGE_MASK;
     const ib = ob & PAGE_MASK;
-    const la = pa[ia - 3]!;
-    const lb = pb[ib - 3]!;
+    const la = pa[ia - 1]!;
+    const lb = pb[ib - 1]!;
     const n = Math.min(la, lb);
     for (let i = 0; i < n; i++) {
       const d = pa[ia + i]! - pb[ib + i]!;
@@ -214,7 +218,7 @@ export class TokenStore {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
-    const length = page[at - 3]!;
+    const length = page[at - 1]!;
     const n = Math.min(length, token.length);
     for (let i = 0; i < n; i++) {
       const d = page[at + i]! - token.charCodeAt(i);
@@ -227,7 +231,7 @@ export class TokenStore {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
-    if (page[at - 3]! < prefix.length) return false;
+    if (page[at - 1]! < prefix.length) return false;
     for (let i = 0; i < prefix.length; i++) if (page[at + i] !== prefix.charCodeAt(i)) return false;
     return true;
   }
@@ -248,19 +252,10 @@ export class TokenStore {
       throw new Error(`${used} handles, ${slots} slots, ${this.count} tokens`);
   }
 
-  private equals(h: number, token: string): boolean {
-    const address = this.offsets.get(h);
-    const page = this.arena.pages[address >>> PAGE_BITS]!;
-    const at = address & PAGE_MASK;
-    if (page[at - 3] !== token.length) return false;
-    for (let i = 0; i < token.length; i++) if (page[at + i] !== token.charCodeAt(i)) return false;
-    return true;
-  }
-
   private equalsAscii(h: number, bytes: Uint8Array, from: number, to: number): boolean {
     const address = this.offsets.get(h);
     const page = this.arena.pages[address >>> PAGE_BITS]!;
-    if (page[(address & PAGE_MASK) - 3] !== to - from) return false;
+    if (page[(address & PAGE_MASK) - 1] !== to - from) return false;
     const at = (address & PAGE_MASK) - from;
     for (let i = from; i < to; i++) {
       const byte = bytes[i]!;
@@ -274,7 +269,7 @@ export class TokenStore {
     if (length === 0 || length > MAX_TOKEN_UNITS)
       throw new RangeError(`a token holds 1 to ${MAX_TOKEN_UNITS} code units, not ${length}`);
     const h = this.pool.pop() ?? this.limit;
-    // Past this the page headers and the pool could not hold the handle (some gigabytes of tokens first).
+    // Past this the pool could not hold the handle (a token per file at most: some gigabytes of tokens first).
     if (h >= MAX_TOKENS) throw new RangeError(`the store holds at most ${MAX_TOKENS} tokens`);
     if (h >= this.limit) {
       this.limit = h + 1;
@@ -283,9 +278,9 @@ export class TokenStore {
     return h;
   }
 
-  /** Room for token `h` of `length` units in the arena, its address set; returns the address. */
-  private place(h: number, length: number): number {
-    const address = this.arena.place(h, length);
+  /** Room for token `h` of `length` units in the arena (a page of bytes or not), its address set; returns it. */
+  private place(h: number, length: number, bytes: boolean): number {
+    const address = this.arena.place(length, bytes);
     this.offsets.set(h, address);
     return address;
   }
@@ -301,13 +296,29 @@ export class TokenStore {
     return [this.offsets, this.values];
   }
 
+  /** The handle whose token is at `address` (found by the hash of the units there), or -1: released. */
+  private ownerAt(address: number): number {
+    const hash = this.hashAt(address);
+    const table = this.tables[hash >>> (32 - SHARD_BITS)]!;
+    const mask = (table.length >>> 1) - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = table[2 * i]!;
+      if (slot === 0) return -1;
+      if (table[2 * i + 1] === hash && this.offsets.get(slot - 1) === address) return slot - 1;
+    }
+  }
+
   /** The `hashToken` of token `h`, from its units. */
   private hashOf(h: number): number {
-    const address = this.offsets.get(h);
+    return this.hashAt(this.offsets.get(h));
+  }
+
+  /** The `hashToken` of the token at `address`. */
+  private hashAt(address: number): number {
     const page = this.arena.pages[address >>> PAGE_BITS]!;
     const at = address & PAGE_MASK;
     let hash = FNV_OFFSET ^ this.seed;
-    for (let i = at, end = at + page[at - 3]!; i < end; i++) hash = Math.imul(hash ^ page[i]!, FNV_PRIME);
+    for (let i = at, end = at + page[at - 1]!; i < end; i++) hash = Math.imul(hash ^ page[i]!, FNV_PRIME);
     return hash | 0;
   }
 

@@ -234,13 +234,45 @@ describe('TokenStore', () => {
         assert.equal(store.find(token), -1);
       }
       check();
-      assert.ok(store.arenaUnits < arena / 4, `arena ${store.arenaUnits} units after ${arena}`);
+      // What is left fits in a quarter, besides a page of each kind (bytes, units) being filled.
+      assert.ok(store.arenaUnits < arena / 4 + 2 ** 16, `arena ${store.arenaUnits} units after ${arena}`);
       assert.ok(store.handleLimit <= limit);
     }
     for (const h of held.values()) store.release(h);
     held.clear();
     check();
     assert.equal(store.handleLimit, 0);
+  });
+
+  it('keeps tokens of bytes and of wider units apart, each found, ordered and moved with the others', () => {
+    const store = new TokenStore(7);
+    // Latin-1 up to 255 units in pages of bytes; longer, or wider, in pages of units.
+    const tokens = [
+      'a',
+      'é'.repeat(255),
+      'é'.repeat(256),
+      'x'.repeat(255),
+      'x'.repeat(300),
+      '日本',
+      'ÿ',
+      'ā',
+      'z'.repeat(65_535),
+    ];
+    const handles = tokens.map((token) => store.add(token));
+    const ascii = utf8('Q'.repeat(256));
+    const long = store.addAscii(ascii, 0, ascii.length, hashToken('q'.repeat(256), 7));
+    // Enough short tokens after them to fill pages, then most released: the pages above are moved out.
+    const filler = Array.from({ length: 60_000 }, (_, i) => store.add(`f${i}`));
+    for (const h of filler.slice(0, 59_000)) store.release(h);
+    store.checkConsistency();
+    tokens.forEach((token, i) => {
+      assert.equal(store.find(token), handles[i]);
+      assert.equal(store.tokenOf(handles[i]!), token);
+    });
+    assert.equal(store.tokenOf(long), 'q'.repeat(256));
+    const sorted = [...tokens].sort();
+    const byStore = [...handles].sort((a, b) => store.compare(a, b)).map((h) => store.tokenOf(h));
+    assert.deepEqual(byStore, sorted);
   });
 
   it('orders tokens by code units, whatever their sort keys hold', () => {
