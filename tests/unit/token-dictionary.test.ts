@@ -256,15 +256,18 @@ describe('TokenStore', () => {
       '日本',
       'ÿ',
       'ā',
-      'z'.repeat(65_535),
     ];
     const handles = tokens.map((token) => store.add(token));
     const ascii = utf8('Q'.repeat(256));
     const long = store.addAscii(ascii, 0, ascii.length, hashToken('q'.repeat(256), 7));
-    // Enough short tokens after them to fill pages, then most released: the pages above are moved out.
+    // Enough short tokens of both kinds after them to fill pages, then most released: the pages above are
+    // moved out.
     const filler = Array.from({ length: 60_000 }, (_, i) => store.add(`f${i}`));
-    for (const h of filler.slice(0, 59_000)) store.release(h);
+    const wide = Array.from({ length: 30_000 }, (_, i) => store.add(`日${i}`));
+    const longest = store.add('z'.repeat(65_535)); // a page of units to itself
+    for (const h of [...filler.slice(0, 59_000), ...wide.slice(0, 29_500)]) store.release(h);
     store.checkConsistency();
+    assert.equal(store.tokenOf(longest), 'z'.repeat(65_535));
     tokens.forEach((token, i) => {
       assert.equal(store.find(token), handles[i]);
       assert.equal(store.tokenOf(handles[i]!), token);
