@@ -22,8 +22,9 @@ const SEARCH_BITMAP_PASSES = 16;
 export interface NetworkIndexOptions {
   /**
    * Most work one search may do, in postings and bitmap words visited (about a nanosecond to a few each)
-   * and tokens walked (four units each); past it the search stops and says `partial`. Default 250,000, or 16 passes over the id space's bitmap
-   * words when that is more (a word that starts several common tokens costs a pass each).
+   * and tokens walked (four units each); past it the search stops and says `partial`. Default 250,000,
+   * or 16 passes over the id space's bitmap words when that is more (a word that starts several common
+   * tokens costs a pass each).
    */
   searchWorkBudget?: number;
   /** A token held by at least this many files (and 1/64 of the id space) gets a bitmap. Default 1024. */
