@@ -143,6 +143,9 @@ export class Peer {
     });
     this.viewRefreshes = new Throttle(() => this.refreshView(), {
       minIntervalMs: VIEW_REFRESH_MIN_INTERVAL_MS,
+      // Two back to back: a superpeer restarted soon after another one (or after a broker restart made it
+      // ask) is not kept waiting for the interval; a flood still gets one reload per interval.
+      burst: 2,
       delayMs: VIEW_REFRESH_AFTER_RESYNC_MS,
     });
     this.broker.on('connected', () => {
