@@ -72,6 +72,11 @@ const VIEW_REFRESH_AFTER_RESYNC_MS = 3000;
 /** A whole-view reload asked for by the network happens at most this often (each one pages the whole index). */
 const VIEW_REFRESH_MIN_INTERVAL_MS = 10_000;
 const STREAM_SILENCE_CHECK_MS = 1000;
+/**
+ * One snapshot page (up to 2,000 files) may take longer than a search: a superpeer in the middle of a join
+ * serves it between the events it applies. A page is given at least this long, whatever the search timeout.
+ */
+const SNAPSHOT_PAGE_TIMEOUT_MS = 10_000;
 /** Network messages delivered and not yet handled, at most (see `setup`). */
 const NETWORK_PREFETCH = 8;
 
@@ -128,7 +133,7 @@ export class Peer {
               json: false,
               distinctNames: false,
             }),
-          { timeoutMs: this.options.searchTimeoutMs },
+          { timeoutMs: Math.max(this.options.searchTimeoutMs, SNAPSHOT_PAGE_TIMEOUT_MS) },
         ),
       childLog(options.logger, 'view'),
     );
