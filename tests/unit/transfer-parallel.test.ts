@@ -555,6 +555,8 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
         destPath: path.join(dir, 'file.bin'),
         signal: controller.signal,
         ...parallelOptions,
+        // Progress comes once the received bytes are written: here when the stalled sources time out.
+        idleTimeoutMs: 1000,
         onProgress: () => controller.abort(),
       });
       await assert.rejects(pending, (err: Error) => err.name === 'AbortError');
