@@ -68,9 +68,14 @@ export class ChunkAssembler<M, T> {
   /** Assemblies dropped to stay within the limits, since creation. */
   evicted = 0;
 
+  /**
+   * `onDrop`: given the items of every assembly dropped before it completed (evicted, expired, superseded,
+   * orphaned, refused or deleted), so that a caller whose items hold pooled buffers can take them back.
+   */
   constructor(
     limits: Partial<AssemblerLimits> = {},
     private readonly now: () => number = Date.now,
+    private readonly onDrop?: (items: readonly T[]) => void,
   ) {
     this.limits = { ...DEFAULT_ASSEMBLER_LIMITS, ...limits };
   }
@@ -174,12 +179,11 @@ export class ChunkAssembler<M, T> {
     this.assemblies.delete(key);
     this.heldItems -= assembly.items;
     this.heldBytes -= assembly.bytes;
+    this.onDrop?.(assembly.chunks.flat());
   }
 
   clear(): void {
-    this.assemblies.clear();
-    this.heldItems = 0;
-    this.heldBytes = 0;
+    for (const key of [...this.assemblies.keys()]) this.delete(key);
   }
 
   /** Drops assemblies older than `maxAgeMs` (also done on every `add`). */

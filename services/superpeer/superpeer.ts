@@ -2,6 +2,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { Broker, Throttle } from '../../libs/messaging/index.js';
 import {
   ChunkAssembler,
+  PackedFiles,
   type PeersReply,
   PROTOCOL_VERSION,
   type RpcRequest,
@@ -77,10 +78,14 @@ export class Superpeer {
   constructor(options: SuperpeerOptions) {
     this.settings = settingsOf(options);
     this.metrics = options.metrics;
-    this.assembler = new ChunkAssembler({
-      ...options.assemblerLimits,
-      maxItemsPerList: this.settings.maxFilesPerPeer,
-    });
+    this.assembler = new ChunkAssembler(
+      { ...options.assemblerLimits, maxItemsPerList: this.settings.maxFilesPerPeer },
+      Date.now,
+      // A state never completed: its packed chunks' buffers go back to the decoding threads all the same.
+      (pieces) => {
+        for (const piece of pieces) if (piece instanceof PackedFiles) this.transport.recycle?.(piece.buffer);
+      },
+    );
     this.transport =
       options.transport ??
       new AmqpSuperpeerTransport({

@@ -56,6 +56,42 @@ describe('chunk assembler', () => {
     assert.equal(assembler.add(part('a', 1, 4, [2])).status, 'orphan', 'chunkCount changed');
   });
 
+  it('gives the items of every list dropped before it completed to onDrop, and of none that completed', () => {
+    let now = 0;
+    const dropped: number[][] = [];
+    const assembler = new ChunkAssembler<{ key: string }, number>(
+      { maxPending: 2, maxItemsPerList: 10, maxAgeMs: 1000 },
+      () => now,
+      (items) => dropped.push([...items]),
+    );
+    assembler.add(part('done', 0, 2, [1]));
+    assembler.add(part('done', 1, 2, [2]));
+    assert.deepEqual(dropped, [], 'a completed list is the caller’s');
+    assembler.add(part('a', 0, 3, [10]));
+    assembler.add(part('a', 1, 3, [11]));
+    assembler.add(part('a', 0, 3, [12]));
+    assert.deepEqual(dropped, [[10, 11]], 'superseded by a new start');
+    assembler.add(part('a', 1, 3, [13], 'v2'));
+    assert.deepEqual(dropped.at(-1), [12], 'orphaned by a chunk of another version');
+    assembler.add(part('b', 0, 3, [20]));
+    assembler.add(part('c', 0, 3, [30]));
+    assembler.add(part('d', 0, 3, [40]));
+    assert.deepEqual(dropped.at(-1), [20], 'evicted for room');
+    assembler.add(part('c', 1, 3, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    assert.deepEqual(dropped.at(-1), [30], 'refused as too large');
+    assembler.delete('d');
+    assert.deepEqual(dropped.at(-1), [40], 'deleted (the peer left)');
+    assembler.add(part('e', 0, 3, [50]));
+    now = 2000;
+    assembler.expire();
+    assert.deepEqual(dropped.at(-1), [50], 'expired');
+    assembler.add(part('f', 0, 3, [60]));
+    assembler.clear();
+    assert.deepEqual(dropped.at(-1), [60], 'cleared');
+    assert.equal(assembler.pending, 0);
+    assert.equal(assembler.items, 0);
+  });
+
   it('a new start replaces the list in progress', () => {
     const assembler = new ChunkAssembler<{ key: string }, number>();
     assembler.add(part('a', 0, 2, [1], 'v1'));

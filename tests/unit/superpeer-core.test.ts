@@ -35,6 +35,29 @@ describe('superpeer without a broker', () => {
     await sp.close();
   });
 
+  it('hands back the buffers of a state in chunks that never completes (superseded by a new state, or left)', async () => {
+    const { sp, transport } = await superpeer();
+    const dave = peer('dave');
+    const first = dave.announces(files(700), 1, 250);
+    const held: PackedFiles[] = [];
+    for (const [body, signature] of first.slice(0, 2))
+      held.push((await transport.deliverPacked(body, signature))!);
+    assert.equal(transport.recycled.length, 0, 'pieces of a state still in chunks are held');
+    // The peer starts its state over (a new seq): the two pieces held of the old one go back.
+    const [body, signature] = dave.announces(files(700), 2, 250)[0]!;
+    const restarted = (await transport.deliverPacked(body, signature))!;
+    assert.deepEqual(
+      transport.recycled,
+      held.map((piece) => piece.buffer),
+    );
+    // It leaves before sending the rest: the new piece goes back too.
+    const [leave, leaveSignature] = dave.signed({ type: 'peer.leave' });
+    await transport.deliver(leave, leaveSignature);
+    assert.deepEqual(transport.recycled.at(-1), restarted.buffer);
+    assert.equal(sp.index.fileCount, 0);
+    await sp.close();
+  });
+
   it('takes a state in chunks read into columns as columns: indexed whole, rebroadcast in the same chunks, buffers handed back once whole', async () => {
     const { sp, transport } = await superpeer();
     const carol = peer('carol');
