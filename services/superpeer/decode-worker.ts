@@ -26,8 +26,11 @@ if (!isMainThread && parentPort !== null) {
   const port = parentPort;
   const { maxKeys } = (workerData ?? {}) as { maxKeys?: number };
   const memory = decodingMemory(maxKeys);
-  const events: Array<{ job: DecoderJob; content: Buffer }> = [];
-  const arrivals: Array<{ job: DecoderJob; content: Buffer }> = [];
+  /** A request's bytes and how many of its jobs are not read yet: they go back once all are. */
+  type Batch = { bytes: ArrayBuffer; left: number };
+  type Queued = { job: DecoderJob; content: Buffer; batch: Batch };
+  const events: Queued[] = [];
+  const arrivals: Queued[] = [];
   let scheduled = false;
   /**
    * Packed lists' buffers the superpeer's thread read and handed back: packing into them again makes no
@@ -44,12 +47,22 @@ if (!isMainThread && parentPort !== null) {
   const drain = (): void => {
     scheduled = false;
     const replies: DecoderReply[] = [];
+    const transfer: ArrayBuffer[] = [];
+    // Nothing read from a request's bytes is kept (replies hold strings and packed lists of their own), so
+    // once its last job is read they go back to the superpeer's thread, which copies its next bodies into
+    // them rather than into new memory.
+    const read = ({ batch }: Queued): void => {
+      if (--batch.left > 0) return;
+      replies.push({ kind: 'input', bytes: batch.bytes });
+      transfer.push(batch.bytes);
+    };
     const started = performance.now();
     while (performance.now() - started < DRAIN_SLICE_MS) {
       const arrival = arrivals.shift();
       if (arrival !== undefined) {
         const check = checkArrival(arrival.content, arrival.job.signature, memory);
         replies.push({ kind: 'arrival', id: arrival.job.id, check });
+        read(arrival);
         continue;
       }
       const event = events.shift();
@@ -57,12 +70,12 @@ if (!isMainThread && parentPort !== null) {
       replies.push(
         eventReply(event.job.id, decodeEvent(event.content, event.job.signature, memory, spare), spare),
       );
+      read(event);
     }
     if (replies.length > 0) {
-      const packed = replies.flatMap((reply) =>
-        reply.kind === 'event' && reply.ok && reply.packed ? [reply.packed] : [],
-      );
-      port.postMessage(replies, packed);
+      for (const reply of replies)
+        if (reply.kind === 'event' && reply.ok && reply.packed) transfer.push(reply.packed);
+      port.postMessage(replies, transfer);
     }
     schedule();
   };
@@ -75,14 +88,16 @@ if (!isMainThread && parentPort !== null) {
 
   port.on('message', (request: DecoderRequest) => {
     switch (request.kind) {
-      case 'jobs':
+      case 'jobs': {
         for (const buffer of request.spare ?? []) if (spares.length < MAX_SPARE_BUFFERS) spares.push(buffer);
+        const batch: Batch = { bytes: request.bytes, left: request.jobs.length };
         for (const job of request.jobs) {
           const content = Buffer.from(request.bytes, job.offset, job.length);
-          (job.kind === 'arrival' ? arrivals : events).push({ job, content });
+          (job.kind === 'arrival' ? arrivals : events).push({ job, content, batch });
         }
         schedule();
         return;
+      }
       case 'learn':
         for (const [peerId, key] of request.keys) memory.keys.set(peerId, key);
         return;

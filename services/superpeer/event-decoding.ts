@@ -232,7 +232,9 @@ export type DecoderReply =
       announcedBy?: string;
     }
   | { kind: 'event'; id: number; ok: false; reason: string }
-  | { kind: 'arrival'; id: number; check: ArrivalCheck };
+  | { kind: 'arrival'; id: number; check: ArrivalCheck }
+  /** A request's `bytes`, every job in it read: handed back to be filled again (transferred). */
+  | { kind: 'input'; bytes: ArrayBuffer };
 
 /**
  * The reply for a decoded event. JSON, not the objects: the receiving thread parses it faster than it

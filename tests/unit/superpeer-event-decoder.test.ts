@@ -123,6 +123,24 @@ describe('EventDecoder', () => {
     await pool.close();
   });
 
+  test('copies the next bodies into the buffers the thread hands back, and decodes them as the schema does', async () => {
+    const { pool } = decoder();
+    const alice = peer('alice');
+    // Large and small in turn: a buffer handed back holds older bytes past the body copied into it now.
+    for (const [k, count] of [1500, 3, 1400, 1500, 700].entries()) {
+      const [body, signature] = alice.announces(files(count, `round${k}`), k + 1)[0]!;
+      const decoded = opened(await pool.decodeEvent(body, signature));
+      assert.deepEqual(decoded.ok && decoded.event, eventOf(body), `round ${k}`);
+      assert.equal(
+        decoded.ok && decoded.proof.packed?.json.toString(),
+        JSON.stringify(files(count, `round${k}`)),
+      );
+      // An announce's batch is large: it came back with the reply, and the next one is copied into it.
+      assert.equal(pool.inputsHeld, count >= 1000 ? 1 : k === 0 ? 0 : 1, `round ${k}`);
+    }
+    await pool.close();
+  });
+
   test("says whether an announce's names are distinct, in the thread as here", async () => {
     const { pool } = decoder();
     const alice = peer('alice');
