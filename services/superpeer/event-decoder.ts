@@ -25,12 +25,19 @@ const SPARES_PER_REQUEST = 4;
  * new one counts toward the external memory that makes V8 collect.
  */
 const MAX_INPUTS = 8;
-/** A request's buffer of at least this size is made a power of two (a later, slightly larger batch fits). */
+/**
+ * A request's buffer from this size up to `MAX_KEPT_INPUT_BYTES` is made a power of two (a later, slightly
+ * larger batch fits) and kept when handed back; smaller and larger ones are made to size and not kept (a
+ * client sending large bodies must not leave the superpeer holding eight of them).
+ */
 const ROUNDED_INPUT_BYTES = 64 * 1024;
+const MAX_KEPT_INPUT_BYTES = 1024 * 1024;
 
-/** A buffer for `bytes` bytes: exactly that for small batches, the next power of two for large ones. */
+/** A buffer for `bytes` bytes: to size, or the next power of two for one worth keeping. */
 function inputBytes(bytes: number): number {
-  return bytes < ROUNDED_INPUT_BYTES ? bytes : 2 ** Math.ceil(Math.log2(bytes));
+  return bytes < ROUNDED_INPUT_BYTES || bytes > MAX_KEPT_INPUT_BYTES
+    ? bytes
+    : 2 ** Math.ceil(Math.log2(bytes));
 }
 
 export interface EventDecoderOptions {
@@ -329,8 +336,9 @@ export class EventDecoder {
   private onReply(slot: Slot, worker: Worker, reply: DecoderReply): void {
     if (slot.worker !== worker) return;
     if (reply.kind === 'input') {
-      // Only large buffers are worth keeping: a batch of heartbeats is a few KB.
-      if (this.inputs.length < MAX_INPUTS && reply.bytes.byteLength >= ROUNDED_INPUT_BYTES)
+      // Only announces' buffers are worth keeping: a batch of heartbeats is a few KB.
+      const size = reply.bytes.byteLength;
+      if (this.inputs.length < MAX_INPUTS && size >= ROUNDED_INPUT_BYTES && size <= MAX_KEPT_INPUT_BYTES)
         this.inputs.push(reply.bytes);
       return;
     }

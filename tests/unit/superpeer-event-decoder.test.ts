@@ -138,6 +138,12 @@ describe('EventDecoder', () => {
       // An announce's batch is large: it came back with the reply, and the next one is copied into it.
       assert.equal(pool.inputsHeld, count >= 1000 ? 1 : k === 0 ? 0 : 1, `round ${k}`);
     }
+    // A body over 1 MiB is copied into a buffer of its own, which is not kept.
+    const [large, largeSignature] = alice.announces(files(2000, 'long'.repeat(150)), 9)[0]!;
+    assert.ok(large.length > 1024 * 1024);
+    const decoded = opened(await pool.decodeEvent(large, largeSignature));
+    assert.equal(decoded.ok && decoded.proof.packed?.length, 2000);
+    assert.equal(pool.inputsHeld, 1, 'the buffer kept before; not the large one');
     await pool.close();
   });
 
