@@ -157,7 +157,15 @@ export function fileNameProblem(name: string): string | undefined {
     }
     if (segmentStart && unit === 0x2e) return SEGMENTS_PROBLEM;
     segmentStart = false;
-    if (unit >= 0x80) ascii = false;
+    if (unit < 0x80) continue;
+    ascii = false;
+    if (unit >= 0xd800 && unit <= 0xdfff) {
+      // A lone surrogate (a JSON escape can write one) is no character: UTF-8 (the index, the wire, a
+      // disk, a URL) writes it as U+FFFD, so names that differ only there would be one name.
+      const next = name.charCodeAt(i + 1);
+      if (unit >= 0xdc00 || !(next >= 0xdc00 && next <= 0xdfff)) return LONE_SURROGATE_PROBLEM;
+      i++;
+    }
   }
   if (segmentStart) return SEGMENTS_PROBLEM;
   if (!ascii && SPOOFING_CHARS.test(name))
@@ -166,11 +174,12 @@ export function fileNameProblem(name: string): string | undefined {
 }
 
 const SEGMENTS_PROBLEM = 'file name: relative path without empty, dot or dotfile segments';
+const LONE_SURROGATE_PROBLEM = 'file name: well-formed Unicode (no lone surrogate)';
 
 /**
  * A shared file's name: its path relative to the share, with `/` between segments, 1 to 1024 characters. No
  * empty, `.` or `..` segment, no backslash, no control character (C0, C1), no bidi or other invisible format
- * character (see SPOOFING_CHARS), no dotfile segment (dotfiles are never shared). One check
+ * character (see SPOOFING_CHARS), no dotfile segment (dotfiles are never shared), no lone surrogate. One check
  * (`fileNameProblem`) rather than a chain of refinements: each step of a chain costs about 0.1 µs, and
  * a join checks a million names.
  */

@@ -79,6 +79,17 @@ test('a valid delta decodes; a hostile name inside it does not', () => {
   assert.equal(decode(PeerEventSchema, encode(hostile)).ok, false);
   const upperSha = { ...delta, upserted: [{ name: 'x', size: 1, sha256: sha.toUpperCase(), mtimeMs: 1 }] };
   assert.equal(decode(PeerEventSchema, encode(upperSha)).ok, false);
+  // A lone surrogate, written as a JSON escape (the wire's UTF-8 cannot carry one otherwise), in a name
+  // upserted or removed: U+FFFD in UTF-8, it would be another name's bytes.
+  for (const body of [
+    encode(delta).toString().replace('ok.txt', 'ok\\ud840.txt'),
+    encode({ ...delta, removed: ['ok.txt'] })
+      .toString()
+      .replace('"ok.txt"]', '"ok\\udc00.txt"]'),
+  ]) {
+    assert.match(body, /\\ud[8c]/);
+    assert.equal(decode(PeerEventSchema, Buffer.from(body)).ok, false, body);
+  }
 });
 
 test('search requests: limit defaults to 50 and is bounded', () => {

@@ -152,15 +152,24 @@ describe('names that display as something else', () => {
     'mark\u200f.txt',
     'dir\u202d/inner.txt',
   ];
+  // Lone surrogates (a JSON escape can write one): UTF-8 writes each as U+FFFD, so two such names would be
+  // one name on the wire and in the index. No disk name reads back as one (Node decodes bad UTF-8 as U+FFFD).
+  const loneSurrogates = [
+    'lone-\ud840.txt',
+    'lone-\udc00.txt',
+    'cut-\ud83d',
+    'pair-reversed-\ude00\ud83d.txt',
+  ];
 
-  it('FileNameSchema refuses C1 controls, bidi controls and invisible format characters, keeps ZWJ/ZWNJ', () => {
-    for (const name of spoofing)
+  it('FileNameSchema refuses C1 controls, bidi controls, invisible format characters and lone surrogates, keeps ZWJ/ZWNJ', () => {
+    for (const name of [...spoofing, ...loneSurrogates])
       assert.equal(FileNameSchema.safeParse(name).success, false, JSON.stringify(name));
     for (const name of [
       'family-👨\u200d👩\u200d👧.png',
       'می\u200cخواهم.txt',
       'café.txt',
       '日本語/ファイル.txt',
+      '𠀀𝐀-astral.txt',
     ]) {
       assert.equal(FileNameSchema.safeParse(name).success, true, JSON.stringify(name));
     }
@@ -171,10 +180,14 @@ describe('names that display as something else', () => {
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     const control = /[\u0000-\u001f\u007f]/;
     const spoofingChars = /[\u0080-\u009f\u2028\u2029]|(?![\u200c\u200d])\p{Cf}/u;
+    // Without the u flag, a regex sees code units: a high surrogate not followed by a low one, or a low one
+    // not preceded by a high one.
+    const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
     const reference = (name: string): boolean =>
       name.length >= 1 &&
       name.length <= 1024 &&
       !control.test(name) &&
+      !loneSurrogate.test(name) &&
       !spoofingChars.test(name) &&
       !name.includes('\\') &&
       name.split('/').every((segment) => segment.length > 0 && !segment.startsWith('.'));
@@ -203,6 +216,9 @@ describe('names that display as something else', () => {
       '日',
       '👨',
       '\ud800',
+      '\udc00',
+      '\ud83d',
+      '\ude00',
     ];
     let seed = 7;
     const next = (n: number): number => {
