@@ -154,6 +154,10 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
         if (plan.complete) over.abort();
         continue;
       } catch (err) {
+        // Races on a segment that failed (or was revoked) can win nothing: its rest went back to the plan,
+        // or to the source that took it over. Left running, a racer on a trickling source held its range,
+        // which no one may steal, until its own rate window failed it (10 s).
+        for (const race of plan.racesOn(segment)) cancel(race, new TakenOver());
         plan.release(segment);
         if (signal?.aborted) throw signal.reason;
         // Another task ended the attempt (and reports why).

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -536,6 +537,54 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
       assert.deepEqual([...result.servedBy].sort(), ['good1', 'slow']);
     } finally {
       await slow.close();
+    }
+  });
+
+  test('trickling sources that join before and after the honest one hold nothing up (no rate window waited out)', async () => {
+    // A byte a second, with correct headers: only its rate gives it away.
+    const big = randomBytes(8 * 1024 * 1024 + 5);
+    const bigSum = sha256(big);
+    const trickle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      const range = parseRangeHeader(req.headers.range, big.length) ?? [0, big.length - 1];
+      const [start, end] = range;
+      res.writeHead(206, {
+        'Content-Length': end - start + 1,
+        'Content-Range': `bytes ${start}-${end}/${big.length}`,
+        ETag: `"${bigSum}"`,
+      });
+      let at = start;
+      const drip = (): void => {
+        if (res.destroyed || at > end) return;
+        res.write(big.subarray(at, at + 1));
+        at += 1;
+        setTimeout(drip, 1000).unref();
+      };
+      drip();
+    };
+    // The orders in which a trickler that joined after the honest source raced a segment that then failed:
+    // the race went on, unstealable, until the trickler's own 10 s rate window dropped it.
+    for (const order of [
+      ['t1', 't3', 'honest', 't2'],
+      ['t2', 'honest', 't3', 't1'],
+      ['t3', 't2', 'honest', 't1'],
+    ]) {
+      const servers = new Map<string, Awaited<ReturnType<typeof rawServer>>>();
+      for (const peerId of order)
+        servers.set(peerId, await rawServer(peerId === 'honest' ? sendRanges(big, `"${bigSum}"`) : trickle));
+      try {
+        const started = Date.now();
+        const result = await downloadFile({
+          sources: order.map((peerId) => ({ url: servers.get(peerId)!.url, peerId })),
+          sha256: bigSum,
+          size: big.length,
+          destPath: path.join(await freshDir(), 'big.bin'),
+        });
+        const elapsedMs = Date.now() - started;
+        assert.ok(result.servedBy.includes('honest'));
+        assert.ok(elapsedMs < 5000, `${order.join(',')}: ${elapsedMs} ms`);
+      } finally {
+        for (const server of servers.values()) await server.close();
+      }
     }
   });
 
