@@ -171,6 +171,27 @@ export async function rawServer(
   };
 }
 
+/** Answers any request correctly (206 for a range, else 200, with `etag`) but sends one byte a second. */
+export function trickle(data: Buffer, etag: string) {
+  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const range = parseRangeHeader(req.headers.range, data.length);
+    const [start, end] = range ?? [0, data.length - 1];
+    res.writeHead(range ? 206 : 200, {
+      'Content-Length': end - start + 1,
+      ...(range ? { 'Content-Range': `bytes ${start}-${end}/${data.length}` } : {}),
+      ETag: etag,
+    });
+    let at = start;
+    const drip = (): void => {
+      if (res.destroyed || at > end) return;
+      res.write(data.subarray(at, at + 1));
+      at += 1;
+      setTimeout(drip, 1000).unref();
+    };
+    drip();
+  };
+}
+
 /** Sends the first `cut` bytes with a full-length 200, then kills the connection. */
 export function sendThenDie(content: Buffer, cut: number, etag: string) {
   return (_req: http.IncomingMessage, res: http.ServerResponse): void => {

@@ -22,6 +22,7 @@ import {
   type TestNetwork,
   waitUntil,
 } from '../helpers/network.js';
+import { trickle } from '../helpers/transfer-fixtures.js';
 
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -54,28 +55,6 @@ async function hostileServer(
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
-}
-
-/** Answers correctly (206 for a range, else 200) and sends one byte a second. */
-function trickle(data: Buffer) {
-  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const match = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    const start = match ? Number(match[1]) : 0;
-    const end = match?.[2] ? Number(match[2]) : data.length - 1;
-    res.writeHead(match ? 206 : 200, {
-      'Content-Length': end - start + 1,
-      ...(match ? { 'Content-Range': `bytes ${start}-${end}/${data.length}` } : {}),
-      ETag: `"${sha(data)}"`,
-    });
-    let at = start;
-    const drip = (): void => {
-      if (res.destroyed || at > end) return;
-      res.write(data.subarray(at, at + 1));
-      at += 1;
-      setTimeout(drip, 1000).unref();
-    };
-    drip();
   };
 }
 
@@ -127,7 +106,7 @@ describe('p2p get against slow, busy and hostile holders', { timeout: 300_000 },
     const content = randomBytes(8 * 1024 * 1024 + 5);
     const sum = sha(content);
     for (const i of [1, 2, 3]) {
-      const server = await hostile(trickle(content));
+      const server = await hostile(trickle(content, `"${sum}"`));
       await peerAt(`trickle${i}`, { 'movie.bin': content }, server.base);
     }
     await peerAt('honest', { 'movie.bin': content });

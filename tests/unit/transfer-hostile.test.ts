@@ -20,28 +20,8 @@ import {
   sendRanges,
   serve,
   sha256,
+  trickle,
 } from '../helpers/transfer-fixtures.js';
-
-/** Answers any request correctly (206 for a range, else 200) but sends one byte a second. */
-function trickle(data: Buffer, etag: string) {
-  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const range = parseRangeHeader(req.headers.range, data.length);
-    const [start, end] = range ?? [0, data.length - 1];
-    res.writeHead(range ? 206 : 200, {
-      'Content-Length': end - start + 1,
-      ...(range ? { 'Content-Range': `bytes ${start}-${end}/${data.length}` } : {}),
-      ETag: etag,
-    });
-    let at = start;
-    const drip = (): void => {
-      if (res.destroyed || at > end) return;
-      res.write(data.subarray(at, at + 1));
-      at += 1;
-      setTimeout(drip, 1000).unref();
-    };
-    drip();
-  };
-}
 
 /**
  * Answers any request with the right bytes (206 for a range, else 200) but no length: chunked, or

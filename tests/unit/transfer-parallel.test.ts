@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +20,7 @@ import {
   sendWhole,
   serve,
   sha256,
+  trickle,
   waitFor,
 } from '../helpers/transfer-fixtures.js';
 
@@ -541,26 +541,8 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
   });
 
   test('trickling sources that join before and after the honest one hold nothing up (no rate window waited out)', async () => {
-    // A byte a second, with correct headers: only its rate gives it away.
     const big = randomBytes(8 * 1024 * 1024 + 5);
     const bigSum = sha256(big);
-    const trickle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      const range = parseRangeHeader(req.headers.range, big.length) ?? [0, big.length - 1];
-      const [start, end] = range;
-      res.writeHead(206, {
-        'Content-Length': end - start + 1,
-        'Content-Range': `bytes ${start}-${end}/${big.length}`,
-        ETag: `"${bigSum}"`,
-      });
-      let at = start;
-      const drip = (): void => {
-        if (res.destroyed || at > end) return;
-        res.write(big.subarray(at, at + 1));
-        at += 1;
-        setTimeout(drip, 1000).unref();
-      };
-      drip();
-    };
     // The orders in which a trickler that joined after the honest source raced a segment that then failed:
     // the race went on, unstealable, until the trickler's own 10 s rate window dropped it.
     for (const order of [
@@ -570,7 +552,10 @@ describe('downloadFile from several sources at once', { timeout: 60_000 }, () =>
     ]) {
       const servers = new Map<string, Awaited<ReturnType<typeof rawServer>>>();
       for (const peerId of order)
-        servers.set(peerId, await rawServer(peerId === 'honest' ? sendRanges(big, `"${bigSum}"`) : trickle));
+        servers.set(
+          peerId,
+          await rawServer((peerId === 'honest' ? sendRanges : trickle)(big, `"${bigSum}"`)),
+        );
       try {
         const started = Date.now();
         const result = await downloadFile({
