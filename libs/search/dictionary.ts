@@ -106,8 +106,7 @@ export class TokenDictionary {
     const found = this.store.find(token, hash);
     if (found >= 0) return found;
     const h = this.store.add(token, hash);
-    this.pending.push(h);
-    if (this.pending.length >= PENDING_MAX) this.flush();
+    this.hold(h);
     return h;
   }
 
@@ -116,8 +115,7 @@ export class TokenDictionary {
     const found = this.store.findAscii(bytes, from, to, hash);
     if (found >= 0) return found;
     const h = this.store.addAscii(bytes, from, to, hash);
-    this.pending.push(h);
-    if (this.pending.length >= PENDING_MAX) this.flush();
+    this.hold(h);
     return h;
   }
 
@@ -246,6 +244,12 @@ export class TokenDictionary {
     const to = this.store.lowestFree();
     this.order.rename(from, to);
     this.store.moveDown(from, to);
+  }
+
+  /** New token `h` waits to join the order with others (see `PENDING_MAX`). */
+  private hold(h: number): void {
+    this.pending.push(h);
+    if (this.pending.length >= PENDING_MAX) this.flush();
   }
 
   /** The pending new tokens join the order. */
