@@ -5,7 +5,7 @@
 // bin and prepares it there, which rebuilt everything (about 25 s here, beside a running network). Plain
 // JavaScript: it runs before anything is compiled.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,7 +19,7 @@ const SOURCE_FILES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsc
 function newest(entry) {
   let stats;
   try {
-    stats = statSync(entry);
+    stats = lstatSync(entry); // a symbolic link is not followed: one pointing up would never end
   } catch {
     return 0;
   }
