@@ -32,8 +32,8 @@ import {
   type TopologyNames,
   topologyNames,
 } from '../../libs/protocol/index.js';
-import { NetworkIndex } from '../../libs/search/index.js';
 import type { Share, ShareChange } from '../../libs/share/index.js';
+import { OwnFiles } from './own-files.js';
 import { listNetworkPeers, type QuerySources, searchNetwork } from './queries.js';
 import { NetworkTicks } from './ticks.js';
 import { NetworkView, nextTurn } from './view.js';
@@ -89,8 +89,7 @@ export class Peer {
   /** Part of this peer's queue name, so no other client can publish into that queue by name. */
   private readonly queueSecret = randomBytes(16).toString('hex');
   readonly view: NetworkView;
-  /** This peer's own files, searchable like the network (local results come first). */
-  private readonly local = new NetworkIndex();
+  private readonly local: OwnFiles;
   private readonly names: TopologyNames;
   private readonly broker: Broker;
   private readonly rpc: RpcClient;
@@ -122,6 +121,7 @@ export class Peer {
       setup: (session) => this.setup(session),
     });
     this.rpc = this.broker.createRpcClient(this.names.rpcQueue);
+    this.local = new OwnFiles(options.logger);
     this.view = new NetworkView(
       // Each peer's files read straight into columns when written canonically (as superpeers write them).
       (request) =>
@@ -180,7 +180,7 @@ export class Peer {
 
   async start(): Promise<void> {
     const { share } = this.options;
-    this.local.applyFull(this.ownState());
+    await this.local.load(this.ownState());
     share.on('change', (change) => this.onShareChange(change));
     await this.broker.start();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs);
@@ -220,7 +220,7 @@ export class Peer {
   private querySources(): QuerySources {
     return {
       rpc: this.rpc,
-      local: this.local,
+      local: this.local.index,
       view: this.view,
       peerId: this.peerId,
       name: this.name,
@@ -342,7 +342,7 @@ export class Peer {
       const removed = removals[i] ?? [];
       if (upserted.length === 0 && removed.length === 0) continue;
       const seq = ++this.seq;
-      this.local.applyDelta({ peerId: this.peerId, instanceId: this.instanceId, seq, upserted, removed });
+      this.local.change({ peerId: this.peerId, instanceId: this.instanceId, seq, upserted, removed });
       this.enqueue(() =>
         this.publishEvent(
           peerEvent.delta({ peerId: this.peerId, instanceId: this.instanceId, seq, upserted, removed }),
