@@ -1,7 +1,7 @@
 import express from 'express';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TransferInfo } from '../../libs/file-server/index.js';
-import { registerEventLoopGauges } from '../event-loop-gauges.js';
+import { registerRuntimeMetrics } from '../event-loop-gauges.js';
 
 /** What the scrape-time gauges read; the composition root supplies it once the peer exists. */
 export interface PeerMetricsSample {
@@ -38,9 +38,8 @@ const TRANSFER_STATUSES = [200, 206, 304, 400, 404, 416, 500, 503] as const;
 
 export function createPeerMetrics(): PeerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'p2p_peer_' });
   // A peer applies the whole network's changes to its map: those must not block its event loop either.
-  const loopGauges = registerEventLoopGauges(registry, 'p2p_peer_');
+  const loopGauges = registerRuntimeMetrics(registry, 'p2p_peer_');
   let sample: (() => PeerMetricsSample) | undefined;
 
   // Every metric of this peer goes to its own registry, never prom-client's global one.

@@ -1,5 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { registerEventLoopGauges } from '../event-loop-gauges.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerRuntimeMetrics } from '../event-loop-gauges.js';
 
 export interface SuperpeerMetrics {
   registry: Registry;
@@ -15,8 +15,7 @@ export interface SuperpeerMetrics {
 
 export function createSuperpeerMetrics(): SuperpeerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'p2p_superpeer_' });
-  const loopGauges = registerEventLoopGauges(registry, 'p2p_superpeer_');
+  const loopGauges = registerRuntimeMetrics(registry, 'p2p_superpeer_');
   return {
     close: () => loopGauges.close(),
     pendingAnnounces: new Gauge({

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import { createPeerMetrics } from '../../services/peer/metrics.js';
 import { createSuperpeerMetrics } from '../../services/superpeer/metrics.js';
 
 async function longestTaskMs(metrics: ReturnType<typeof createSuperpeerMetrics>): Promise<number> {
@@ -40,5 +41,23 @@ test('the longest task is the event loop thread’s CPU time, not that of thread
     assert.ok(busy >= 20, `a task of the loop counts: ${busy} ms`);
   } finally {
     metrics.close();
+  }
+});
+
+test('a scrape lists no handles: a peer watching each of 20,000 shared files made that a 40-70 ms task', async () => {
+  const superpeer = createSuperpeerMetrics();
+  const peer = createPeerMetrics();
+  try {
+    for (const [prefix, text] of [
+      ['p2p_superpeer_', await superpeer.registry.metrics()],
+      ['p2p_peer_', await peer.registry.metrics()],
+    ] as const) {
+      assert.match(text, new RegExp(`^${prefix}process_cpu_seconds_total `, 'm'), 'the runtime metrics stay');
+      assert.match(text, new RegExp(`^${prefix}longest_task_cpu_ms `, 'm'));
+      assert.doesNotMatch(text, /nodejs_active_(handles|requests|resources)/);
+    }
+  } finally {
+    superpeer.close();
+    peer.close();
   }
 });
