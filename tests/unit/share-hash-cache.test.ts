@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { silentLog } from '../../libs/logging/index.js';
+import {
+  type HashCacheRecord,
+  HashCacheWriter,
+  loadHashCache,
+  SAVE_PIECE_RECORDS,
+} from '../../libs/share/hash-cache.js';
+
+function record(i: number): HashCacheRecord {
+  return {
+    size: i,
+    mtimeMs: 1_700_000_000_000 + i,
+    ctimeMs: 1,
+    ino: 1000 + i,
+    dev: 7,
+    sha256: i.toString(16).padStart(64, '0'),
+  };
+}
+
+test('a big hash cache is saved a piece at a time, the event loop turning between pieces, and reads back whole', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'p2p-hash-cache-'));
+  try {
+    const count = 20 * SAVE_PIECE_RECORDS + 7;
+    // Counts the loop's turns, and how many records the save read within one turn, at most.
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      if (!running) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    let mostInOneTurn = 0;
+    let turnOfLast = -1;
+    let inThisTurn = 0;
+    function* records(): Iterable<[string, HashCacheRecord]> {
+      for (let i = 0; i < count; i++) {
+        if (turns !== turnOfLast) {
+          turnOfLast = turns;
+          inThisTurn = 0;
+        }
+        mostInOneTurn = Math.max(mostInOneTurn, ++inThisTurn);
+        yield [`dir ${i % 50}/file "${i}" ü.txt`, record(i)];
+      }
+    }
+    const writer = new HashCacheWriter(() => dir, records, silentLog, 60_000);
+    writer.markDirty();
+    await writer.flush();
+    running = false;
+
+    // In one task, all of them would be read in the same turn.
+    assert.ok(mostInOneTurn <= SAVE_PIECE_RECORDS, `${mostInOneTurn} records read in one turn`);
+    const loaded = await loadHashCache(dir, silentLog);
+    assert.equal(loaded.size, count);
+    assert.deepEqual(loaded.get(`dir 3/file "4003" ü.txt`), record(4003));
+    assert.deepEqual(loaded.get(`dir 6/file "${count - 1}" ü.txt`), record(count - 1));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an empty hash cache is saved as valid JSON and reads back empty', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'p2p-hash-cache-'));
+  try {
+    const writer = new HashCacheWriter(
+      () => dir,
+      () => [],
+      silentLog,
+      60_000,
+    );
+    writer.markDirty();
+    await writer.flush();
+    assert.equal((await loadHashCache(dir, silentLog)).size, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
