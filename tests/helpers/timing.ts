@@ -17,3 +17,27 @@ export async function msUntil(
   });
   return Date.now() - since;
 }
+
+/**
+ * Counts the event loop's turns (check phases) from now until `stop()`: work that yields lets it count,
+ * work done in one task does not.
+ */
+export function countLoopTurns(): { readonly turns: number; stop(): number } {
+  let turns = 0;
+  let running = true;
+  const spin = () => {
+    if (!running) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  return {
+    get turns() {
+      return turns;
+    },
+    stop() {
+      running = false;
+      return turns;
+    },
+  };
+}

@@ -4,6 +4,7 @@ import { silentLog } from '../../libs/logging/index.js';
 import type { FileEntry } from '../../libs/protocol/index.js';
 import { parseQuery } from '../../libs/search/index.js';
 import { OwnFiles } from '../../services/peer/own-files.js';
+import { countLoopTurns } from '../helpers/timing.js';
 
 const peerId = 'a'.repeat(40);
 const instanceId = 'own-files-test';
@@ -17,30 +18,12 @@ function files(prefix: string, from: number, count: number): FileEntry[] {
   }));
 }
 
-/** Counts the event loop's turns (check phases) until stopped. */
-function countTurns(): { stop(): number } {
-  let turns = 0;
-  let running = true;
-  const spin = () => {
-    if (!running) return;
-    turns++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  return {
-    stop() {
-      running = false;
-      return turns;
-    },
-  };
-}
-
 const hits = (own: OwnFiles, text: string) => own.index.search(parseQuery(text), 10).results.length;
 
 test('a big share and a big change go into the index in slices that let the event loop turn, in order', async () => {
   // Slices end by their item count here, so the test does not depend on the machine's speed.
   const own = new OwnFiles(silentLog, { maxItemsPerSlice: 500 });
-  const turns = countTurns();
+  const turns = countLoopTurns();
   const loaded = own.load({ peerId, instanceId, url: 'http://a', seq: 1, files: files('old', 0, 5000) });
   own.change({ peerId, instanceId, seq: 2, upserted: files('new', 0, 3000), removed: [] });
   // Needs the change before it: applied out of order it would be a gap, and ignored.
@@ -53,7 +36,7 @@ test('a big share and a big change go into the index in slices that let the even
   });
   await loaded;
   const turnsByLoad = turns.stop();
-  const moreTurns = countTurns();
+  const moreTurns = countLoopTurns();
   await own.settled();
   const turnsByChanges = moreTurns.stop();
 

@@ -10,6 +10,7 @@ import {
   loadHashCache,
   SAVE_PIECE_RECORDS,
 } from '../../libs/share/hash-cache.js';
+import { countLoopTurns } from '../helpers/timing.js';
 
 function record(i: number): HashCacheRecord {
   return {
@@ -27,21 +28,14 @@ test('a big hash cache is saved a piece at a time, the event loop turning betwee
   try {
     const count = 20 * SAVE_PIECE_RECORDS + 7;
     // Counts the loop's turns, and how many records the save read within one turn, at most.
-    let turns = 0;
-    let running = true;
-    const spin = () => {
-      if (!running) return;
-      turns++;
-      setImmediate(spin);
-    };
-    setImmediate(spin);
+    const loop = countLoopTurns();
     let mostInOneTurn = 0;
     let turnOfLast = -1;
     let inThisTurn = 0;
     function* records(): Iterable<[string, HashCacheRecord]> {
       for (let i = 0; i < count; i++) {
-        if (turns !== turnOfLast) {
-          turnOfLast = turns;
+        if (loop.turns !== turnOfLast) {
+          turnOfLast = loop.turns;
           inThisTurn = 0;
         }
         mostInOneTurn = Math.max(mostInOneTurn, ++inThisTurn);
@@ -51,7 +45,7 @@ test('a big hash cache is saved a piece at a time, the event loop turning betwee
     const writer = new HashCacheWriter(() => dir, records, silentLog, 60_000);
     writer.markDirty();
     await writer.flush();
-    running = false;
+    loop.stop();
 
     // In one task, all of them would be read in the same turn.
     assert.ok(mostInOneTurn <= SAVE_PIECE_RECORDS, `${mostInOneTurn} records read in one turn`);
