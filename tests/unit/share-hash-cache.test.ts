@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { silentLog } from '../../libs/logging/index.js';
+import { FileNameSchema } from '../../libs/protocol/index.js';
 import {
   type HashCacheRecord,
   HashCacheWriter,
   loadHashCache,
-  SAVE_PIECE_RECORDS,
+  PIECE_RECORDS,
 } from '../../libs/share/hash-cache.js';
 import { countLoopTurns } from '../helpers/timing.js';
 
@@ -23,10 +24,10 @@ function record(i: number): HashCacheRecord {
   };
 }
 
-test('a big hash cache is saved a piece at a time, the event loop turning between pieces, and reads back whole', async () => {
+test('a big hash cache is saved and read a piece at a time, the event loop turning between pieces', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'p2p-hash-cache-'));
   try {
-    const count = 20 * SAVE_PIECE_RECORDS + 7;
+    const count = 20 * PIECE_RECORDS + 7;
     // Counts the loop's turns, and how many records the save read within one turn, at most.
     const loop = countLoopTurns();
     let mostInOneTurn = 0;
@@ -48,8 +49,29 @@ test('a big hash cache is saved a piece at a time, the event loop turning betwee
     loop.stop();
 
     // In one task, all of them would be read in the same turn.
-    assert.ok(mostInOneTurn <= SAVE_PIECE_RECORDS, `${mostInOneTurn} records read in one turn`);
-    const loaded = await loadHashCache(dir, silentLog);
+    assert.ok(mostInOneTurn <= PIECE_RECORDS, `${mostInOneTurn} records read in one turn`);
+    // Counts the names the load checks within one turn, at most (each record's name is checked first).
+    const loading = countLoopTurns();
+    const check = FileNameSchema.safeParse;
+    let checkedMost = 0;
+    let checkTurn = -1;
+    let checkedInTurn = 0;
+    FileNameSchema.safeParse = ((...args: Parameters<typeof check>) => {
+      if (loading.turns !== checkTurn) {
+        checkTurn = loading.turns;
+        checkedInTurn = 0;
+      }
+      checkedMost = Math.max(checkedMost, ++checkedInTurn);
+      return check(...args);
+    }) as typeof check;
+    let loaded: Map<string, HashCacheRecord>;
+    try {
+      loaded = await loadHashCache(dir, silentLog);
+    } finally {
+      FileNameSchema.safeParse = check;
+      loading.stop();
+    }
+    assert.ok(checkedMost <= PIECE_RECORDS, `${checkedMost} records checked in one turn`);
     assert.equal(loaded.size, count);
     assert.deepEqual(loaded.get(`dir 3/file "4003" ü.txt`), record(4003));
     assert.deepEqual(loaded.get(`dir 6/file "${count - 1}" ü.txt`), record(count - 1));
