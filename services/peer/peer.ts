@@ -180,8 +180,10 @@ export class Peer {
 
   async start(): Promise<void> {
     const { share } = this.options;
-    await this.local.load(this.ownState());
+    // The state and the listener in one task: a change while the load runs is queued after it, not lost.
+    const loading = this.local.load(this.ownState());
     share.on('change', (change) => this.onShareChange(change));
+    await loading;
     await this.broker.start();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.options.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
