@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { STATE_DIR_NAME } from '../../libs/identity/index.js';
 import { silentLog } from '../../libs/logging/index.js';
 import { FileNameSchema } from '../../libs/protocol/index.js';
 import {
+  HASH_CACHE_FILE_NAME,
   type HashCacheRecord,
   HashCacheWriter,
   loadHashCache,
@@ -92,6 +94,38 @@ test('an empty hash cache is saved as valid JSON and reads back empty', async ()
     writer.markDirty();
     await writer.flush();
     assert.equal((await loadHashCache(dir, silentLog)).size, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('one bad record past the first pieces drops the whole cache, with the record named', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'p2p-hash-cache-'));
+  try {
+    await mkdir(path.join(dir, STATE_DIR_NAME));
+    const cases: Array<[string, (files: Record<string, unknown>) => void, RegExp]> = [
+      ['a bad hash', (files) => Object.assign(files['f 2100'] as object, { sha256: 'XYZ' }), /f 2100/],
+      ['a bad name', (files) => Object.assign(files, { '../outside': record(1) }), /\.\.\/outside/],
+      ['a record that is no object', (files) => Object.assign(files, { 'f 2200': 42 }), /f 2200/],
+    ];
+    for (const [label, spoil, named] of cases) {
+      const files: Record<string, unknown> = {};
+      for (let i = 0; i < 2 * PIECE_RECORDS + 500; i++) files[`f ${i}`] = record(i);
+      spoil(files);
+      await writeFile(
+        path.join(dir, STATE_DIR_NAME, HASH_CACHE_FILE_NAME),
+        JSON.stringify({ version: 2, files }),
+      );
+      const warnings: string[] = [];
+      const logger = {
+        ...silentLog,
+        warn: (message: string, meta?: object) => warnings.push(`${message} ${JSON.stringify(meta)}`),
+      };
+      assert.equal((await loadHashCache(dir, logger)).size, 0, label);
+      assert.equal(warnings.length, 1, label);
+      assert.match(warnings[0]!, /hash cache corrupt/, label);
+      assert.match(warnings[0]!, named, label);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
