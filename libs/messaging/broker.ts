@@ -4,6 +4,7 @@ import { describeError, P2PError, redactCredentials } from '../errors/index.js';
 import { childLog, type Log } from '../logging/index.js';
 import { coalesceWrites } from './coalesce-writes.js';
 import { DeliveryMemory } from './delivery-memory.js';
+import { readFramesInPlace } from './read-frames.js';
 import { ReplyPublisher } from './reply-publisher.js';
 import { RpcClient } from './rpc.js';
 import { BrokerSession } from './session.js';
@@ -123,6 +124,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
               logger.debug('broker connection error', { reason: err.message }),
             );
             coalesceWrites(model);
+            readFramesInPlace(model);
             const session = new BrokerSession(model, ++this.generation, this);
             try {
               await this.options.setup?.(session);
