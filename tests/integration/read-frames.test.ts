@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import amqp, { type ChannelModel } from 'amqplib';
 import { readFramesInPlace } from '../../libs/messaging/read-frames.js';
 import { AMQP_URL, testNamespace, waitUntil } from '../helpers/network.js';
+import { prng } from '../helpers/prng.js';
 
 const FRAME_BODY = 3;
 const FRAME_HEARTBEAT = 8;
@@ -24,18 +25,6 @@ interface Read {
 interface Reader {
   recvFrame(): Read | false;
   maxFrameSize: number;
-}
-
-/** A small seeded generator (mulberry32), so that a failing case can be run again. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function encodeFrame(frame: Frame): Buffer {
@@ -78,7 +67,7 @@ describe('readFramesInPlace', () => {
 
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     test(`reads every frame whole and in order, however the bytes are split (seed ${seed})`, () => {
-      const next = random(seed);
+      const next = prng(seed);
       const frames: Frame[] = [];
       for (let i = 0; i < 300; i++) {
         if (next() < 0.1) {
@@ -148,7 +137,7 @@ describe('readFramesInPlace', () => {
     const channel = await receiving.createChannel();
     await channel.assertQueue(queue, { durable: false, autoDelete: true });
     const sent: Buffer[] = [];
-    const next = random(7);
+    const next = prng(7);
     for (let i = 0; i < 60; i++) {
       const size = i % 3 === 0 ? 100_000 + Math.floor(next() * 400_000) : Math.floor(next() * 200);
       const body = Buffer.alloc(size);
