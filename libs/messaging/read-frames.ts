@@ -71,7 +71,7 @@ export function readFramesInPlace(model: ChannelModel): boolean {
     }
     const buffered = rest.length + queuedBytes;
     if (rest.length < FRAME_HEADER_BYTES && buffered >= FRAME_HEADER_BYTES) {
-      // The header is split: the first chunk's bytes are read in place once it is whole.
+      // The header is split between chunks: its seven bytes are put together, so that the size can be read.
       rest = gather(rest, FRAME_HEADER_BYTES);
       this.rest = rest;
     }
