@@ -129,6 +129,23 @@ describe('readFramesInPlace', () => {
     }
   });
 
+  test('refuses a frame whose end byte is wrong once it is whole, split or not, as amqplib does', () => {
+    for (const plain of [true, false]) {
+      for (const split of [0, 3, 9, 600]) {
+        const { connection, stream } = reader(plain);
+        const frame = encodeFrame({ type: FRAME_BODY, channel: 1, payload: Buffer.alloc(1000, 1) });
+        frame[frame.length - 1] = 0;
+        if (split > 0) {
+          stream.write(frame.subarray(0, split));
+          assert.equal(connection.recvFrame(), false, `split at ${split}`);
+        }
+        stream.write(frame.subarray(split));
+        assert.throws(() => connection.recvFrame(), /Invalid frame/, `split at ${split}`);
+        stream.destroy();
+      }
+    }
+  });
+
   test('a connection read in place carries large and small messages intact through the broker', async () => {
     const queue = `${testNamespace('read-frames')}.q`;
     const receiving = await amqp.connect(AMQP_URL);
