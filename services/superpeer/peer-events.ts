@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { P2PError } from '../../libs/errors/index.js';
 import { verifyBody } from '../../libs/identity/index.js';
-import type { Log } from '../../libs/logging/index.js';
+import { BurstLog, type Log } from '../../libs/logging/index.js';
 import {
   chunk,
   encodeWithField,
@@ -57,7 +57,20 @@ export interface PeerEventsOptions {
  * disagree.
  */
 export class PeerEvents {
-  constructor(private readonly options: PeerEventsOptions) {}
+  /** A thousand peers joining or leaving at once write a few lines each and a count (see BurstLog). */
+  private readonly joined: BurstLog;
+  private readonly left: BurstLog;
+
+  constructor(private readonly options: PeerEventsOptions) {
+    this.joined = new BurstLog(options.logger, { message: 'peer joined', summary: 'more peers joined' });
+    this.left = new BurstLog(options.logger, { message: 'peer left', summary: 'more peers left' });
+  }
+
+  /** Writes the counts of joins and leaves not logged one by one yet. */
+  close(): void {
+    this.joined.flush();
+    this.left.flush();
+  }
 
   /** `proof`: what a decoding thread found, if one decoded the event (see EventProof). */
   async handle(event: PeerEvent, message: ConsumeMessage, proof: EventProof = {}): Promise<void> {
@@ -194,12 +207,7 @@ export class PeerEvents {
     });
     if (outcome.result === 'stale') return done;
     if (outcome.newRun) {
-      logger.info('peer joined', {
-        peerId,
-        name: pending.name,
-        url: pending.url,
-        files: files.length,
-      });
+      this.joined.info({ peerId, name: pending.name, url: pending.url, files: files.length });
     }
     if (outcome.result === 'applied' || outcome.isNew) {
       await this.broadcastPeerState(peerId, pending, pieces ?? files);
@@ -285,7 +293,9 @@ export class PeerEvents {
       return true;
     });
     if (!removed) return false;
-    this.options.logger.info(reason === 'leave' ? 'peer left' : 'peer timed out', { peerId });
+    // A timeout is written always: a healthy peer dropped is what an operator looks for.
+    if (reason === 'leave') this.left.info({ peerId });
+    else this.options.logger.info('peer timed out', { peerId });
     this.updateGauges();
     this.options.broadcaster.publishInOrder({
       v: PROTOCOL_VERSION,

@@ -196,6 +196,7 @@ export class Superpeer {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.resyncBroadcast.cancel();
     this.resync.close();
+    this.events.close();
     await this.watchBroker?.close();
     await this.transport.close();
   }
