@@ -21,6 +21,8 @@ export interface RpcServerOptions<S extends z.ZodType> {
   handle: (request: z.output<S>, message: ConsumeMessage) => Promise<unknown> | unknown;
   /** Builds the body of an error reply (bad request or failed handler). */
   errorReply: (code: string, message: string) => unknown;
+  /** Larger request bodies are refused unparsed (with an error reply). Default MAX_MESSAGE_BYTES. */
+  maxRequestBytes?: number;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function serveRpc<S extends z.ZodType>(session: BrokerSession, opti
     schema: options.schema,
     prefetch: options.prefetch,
     deadLetter: options.deadLetter,
+    ...(options.maxRequestBytes === undefined ? {} : { maxBytes: options.maxRequestBytes }),
     ordered: false,
     handler: async (request, message) => {
       const problem = replyToProblem(message.properties.replyTo);

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { type DecodeResult, decode } from './codec.js';
 import { MAX_MESSAGE_BYTES } from './common.js';
 import { distinctNames, type ReadListOptions, readFileList, skipSpace } from './file-list-reader.js';
+import { nestsDeeperThan } from './json-depth.js';
 import type { PackedFiles } from './packed-files.js';
 
 /*
@@ -139,9 +140,12 @@ function readCanonically<S extends z.ZodType>(
   }
   if (lists.length === 0) return undefined;
   pieces.push(body.toString('utf8', from));
+  const restText = pieces.join('');
+  // Refused by the general way (`decode`) with its reason.
+  if (nestsDeeperThan(restText)) return undefined;
   let rest: unknown;
   try {
-    rest = JSON.parse(pieces.join(''));
+    rest = JSON.parse(restText);
   } catch {
     return undefined;
   }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { MAX_MESSAGE_BYTES } from './common.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -14,9 +15,11 @@ export function decode<S extends z.ZodType>(
 ): DecodeResult<z.output<S>> {
   if (body.length > maxBytes)
     return { ok: false, reason: `body of ${body.length} bytes exceeds ${maxBytes}` };
+  const text = body.toString('utf8');
+  if (nestsDeeperThan(text)) return { ok: false, reason: `nesting deeper than ${MAX_JSON_DEPTH} levels` };
   let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     return { ok: false, reason: 'body is not JSON' };
   }

@@ -48,6 +48,7 @@ export {
   peerEvent,
 } from './events.js';
 export { readFileList } from './file-list-reader.js';
+export { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 export type { TopologyNames } from './names.js';
 export { DEAD_LETTER_BODY_BYTES, HEADERS, NamespaceSchemaPattern, topologyNames } from './names.js';
 export type {
@@ -94,6 +95,7 @@ export {
   DEFAULT_SEARCH_LIMIT,
   ErrorReplySchema,
   MAX_PEERS_PER_PAGE,
+  MAX_RPC_REQUEST_BYTES,
   MAX_SEARCH_LIMIT,
   PeerSummarySchema,
   PeersReplySchema,

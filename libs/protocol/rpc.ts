@@ -19,6 +19,13 @@ import { PeerAnnounceFieldsSchema } from './events.js';
  * equal to the caller's timeout. The reply goes to `reply_to` with the same `correlation_id`.
  */
 
+/**
+ * A request body larger than this is refused unparsed (bytes). The largest request is a search of 256
+ * characters, some hundreds of bytes; the 4 MiB bound of other messages let one request hold the
+ * superpeer's thread for the whole parse.
+ */
+export const MAX_RPC_REQUEST_BYTES = 64 * 1024;
+
 export const DEFAULT_SEARCH_LIMIT = 50;
 export const MAX_SEARCH_LIMIT = 1000;
 /** Most peers in one `rpc.peers` page (docs/protocol.md); a reply with more is refused. */

@@ -14,6 +14,7 @@ import {
   followerQueue,
   HEADERS,
   livenessTopology,
+  MAX_RPC_REQUEST_BYTES,
   mergeTopology,
   type NetworkMessage,
   type PeerEvent,
@@ -334,6 +335,7 @@ export class AmqpSuperpeerTransport implements SuperpeerTransport {
       schema: RpcRequestSchema,
       prefetch: this.options.rpcPrefetch,
       deadLetter: this.deadLetter,
+      maxRequestBytes: MAX_RPC_REQUEST_BYTES,
       // The reply address tells clients apart: the broker names each channel's direct reply-to itself
       // (the app id is the sender's word, and would let one client pose as many).
       handle: (request, message) => handlers.onRpc(request, String(message.properties.replyTo)),

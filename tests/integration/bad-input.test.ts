@@ -12,6 +12,7 @@ import {
   ErrorReplySchema,
   fileUrl,
   HEADERS,
+  MAX_RPC_REQUEST_BYTES,
   NetworkMessageSchema,
   PeerEventSchema,
   topologyNames,
@@ -622,6 +623,21 @@ describe('hostile input against the running services', () => {
         'blank-query': json({ v: 1, type: 'rpc.search', query: '   ' }),
         'limit-5000': json({ v: 1, type: 'rpc.search', query: 'guide', limit: 5000 }),
         'wrong-v': json({ v: 2, type: 'rpc.search', query: 'guide' }),
+        // Valid JSON of a valid search, padded past the requests' 64 KiB: refused unparsed.
+        'over-64-KiB': json({
+          v: 1,
+          type: 'rpc.search',
+          query: 'guide',
+          pad: 'x'.repeat(MAX_RPC_REQUEST_BYTES),
+        }),
+        // A valid search with a field nested 40 levels deep: refused before JSON.parse builds the levels.
+        'nested-40': Buffer.from(
+          `{"v":1,"type":"rpc.search","query":"guide","pad":${'['.repeat(40)}${']'.repeat(40)}}`,
+        ),
+      };
+      const reasons: Record<string, RegExp> = {
+        'over-64-KiB': new RegExp(`exceeds ${MAX_RPC_REQUEST_BYTES}`),
+        'nested-40': /nesting deeper than 32 levels/,
       };
       const control = `${tag}-rpc-control`;
       const sent = Object.entries(requests).map(([label, body]) => ({ id: `${tag}-rpc-${label}`, body }));
@@ -658,6 +674,8 @@ describe('hostile input against the running services', () => {
         assert.equal(parsed.data.ok, false);
         assert.equal(parsed.data.error.code, 'MESSAGE_INVALID', `${id}: ${parsed.data.error.message}`);
         assert.ok(parsed.data.error.message.length > 0);
+        const reason = reasons[id.slice(`${tag}-rpc-`.length)];
+        if (reason) assert.match(parsed.data.error.message, reason, id);
       }
       const ids = sent.map((request) => request.id);
       await ledger.waitFor(ids, 10_000, 'the invalid RPC requests in the dead-letter queue');

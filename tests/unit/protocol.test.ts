@@ -12,6 +12,7 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_PEERS_PER_PAGE,
   NetworkMessageSchema,
+  nestsDeeperThan,
   PeerEventSchema,
   PeerIdSchema,
   PeersReplySchema,
@@ -375,4 +376,29 @@ test('the compiled stream unions give the runtime parser’s verdict, data and i
     }
   }
   assert.ok(valid >= 6, `${valid} of the inputs were valid`);
+});
+
+test('decode refuses a body nested deeper than 32 levels before parsing it; brackets in strings do not count', () => {
+  const deep = (levels: number) =>
+    Buffer.from(`{"v":1,"type":"peer.leave","peerId":"p","pad":${'['.repeat(levels)}${']'.repeat(levels)}}`);
+  assert.deepEqual(decode(PeerEventSchema, deep(40)), { ok: false, reason: 'nesting deeper than 32 levels' });
+  // 31 levels inside the body's own object: within the bound, so the schema decides (it refuses `pad`-less
+  // shapes for its own reasons, never the nesting).
+  const within = decode(PeerEventSchema, deep(31));
+  assert.equal(within.ok ? '' : within.reason.startsWith('nesting'), false);
+  assert.equal(nestsDeeperThan(`{"a":"${'['.repeat(100)}\\"${'{'.repeat(100)}"}`, 32), false);
+  assert.equal(nestsDeeperThan('[[["]"]]]', 2), true);
+  // The 4 MiB body of nested arrays an attacker sent: refused in one pass, without JSON.parse building it.
+  const hostile = Buffer.from(`{"pad":${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}}`);
+  const started = performance.now();
+  assert.equal(decode(PeerEventSchema, hostile).ok, false);
+  const refusedMs = performance.now() - started;
+  const flat = Buffer.from(`{"pad":[${'0,'.repeat(1_999_999)}0]}`);
+  const flatStarted = performance.now();
+  decode(PeerEventSchema, flat);
+  const flatMs = performance.now() - flatStarted;
+  assert.ok(
+    refusedMs < flatMs * 2,
+    `refused in ${refusedMs.toFixed(1)} ms; a flat body as long: ${flatMs.toFixed(1)} ms`,
+  );
 });
