@@ -9,12 +9,14 @@ export interface BurstLogOptions {
   perWindow?: number;
   /** The window, from its first event. Default 10 s. */
   windowMs?: number;
+  /** The level of the lines and of the count. Default info. */
+  level?: 'info' | 'warn';
   /** The clock (tests). */
   now?: () => number;
 }
 
 /**
- * One kind of info line (a peer joined, a peer left) written one by one while such events are few, and
+ * One kind of line (a peer joined, a peer left, a message came back unroutable) written one by one while such events are few, and
  * counted once they come in a burst: a thousand peers joining at once write the first `perWindow` lines of
  * the window and then one line with how many more there were, instead of a thousand (each line costs the
  * thread that writes it tens of microseconds, and far more on a busy machine, in the middle of the join).
@@ -25,6 +27,7 @@ export class BurstLog {
   private readonly perWindow: number;
   private readonly windowMs: number;
   private readonly now: () => number;
+  private readonly level: 'info' | 'warn';
   private windowStartMs = Number.NEGATIVE_INFINITY;
   private inWindow = 0;
   private counted = 0;
@@ -37,10 +40,11 @@ export class BurstLog {
     this.perWindow = Math.max(0, options.perWindow ?? 20);
     this.windowMs = Math.max(1, options.windowMs ?? 10_000);
     this.now = options.now ?? Date.now;
+    this.level = options.level ?? 'info';
   }
 
   /** One event, with the fields of its line. */
-  info(meta: object): void {
+  record(meta: object): void {
     const now = this.now();
     if (now - this.windowStartMs >= this.windowMs) {
       this.flush();
@@ -49,7 +53,7 @@ export class BurstLog {
     }
     this.inWindow++;
     if (this.inWindow <= this.perWindow) {
-      this.log.info(this.options.message, meta);
+      this.log[this.level](this.options.message, meta);
       return;
     }
     this.log.debug(this.options.message, meta);
@@ -63,7 +67,7 @@ export class BurstLog {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.counted === 0) return;
-    this.log.info(this.options.summary, {
+    this.log[this.level](this.options.summary, {
       count: this.counted,
       logged: this.perWindow,
       windowMs: this.windowMs,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 import { describeError, P2PError, redactCredentials } from '../errors/index.js';
-import { childLog, type Log } from '../logging/index.js';
+import { BurstLog, childLog, type Log } from '../logging/index.js';
 import { coalesceWrites } from './coalesce-writes.js';
 import { DeliveryMemory } from './delivery-memory.js';
 import { readFramesInPlace } from './read-frames.js';
@@ -75,6 +75,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private topologyTimer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private lastReturnCheckMs = 0;
+  /** Notices to watchers that left come back by the thousand: a few lines and a count (see BurstLog). */
+  private readonly unroutable: BurstLog;
   private replyPublisher: ReplyPublisher | undefined;
   /** RPC clients made by `createRpcClient`: each opens its reply channel on every session. */
   private readonly rpcClients: RpcClient[] = [];
@@ -94,6 +96,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ...options,
       logger: childLog(options.logger, 'broker'),
     };
+    this.unroutable = new BurstLog(this.options.logger, {
+      message: 'message was unroutable',
+      summary: 'more messages were unroutable',
+      level: 'warn',
+    });
   }
 
   get connected(): boolean {
@@ -191,6 +198,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.unroutable.flush();
     for (const client of this.rpcClients) client.close();
     if (this.topologyTimer) clearInterval(this.topologyTimer);
     await this.replyPublisher?.close();
@@ -269,7 +277,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Called by sessions. */
   notifyReturned(info: BrokerEvents['returned'][0]): void {
-    this.options.logger.warn('message was unroutable', info);
+    this.unroutable.record(info);
     this.emit('returned', info);
     // Nobody bound is normal for some messages, but it is also what a deleted exchange or binding looks like.
     const now = Date.now();

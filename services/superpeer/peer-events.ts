@@ -207,7 +207,7 @@ export class PeerEvents {
     });
     if (outcome.result === 'stale') return done;
     if (outcome.newRun) {
-      this.joined.info({ peerId, name: pending.name, url: pending.url, files: files.length });
+      this.joined.record({ peerId, name: pending.name, url: pending.url, files: files.length });
     }
     if (outcome.result === 'applied' || outcome.isNew) {
       await this.broadcastPeerState(peerId, pending, pieces ?? files);
@@ -294,7 +294,7 @@ export class PeerEvents {
     });
     if (!removed) return false;
     // A timeout is written always: a healthy peer dropped is what an operator looks for.
-    if (reason === 'leave') this.left.info({ peerId });
+    if (reason === 'leave') this.left.record({ peerId });
     else this.options.logger.info('peer timed out', { peerId });
     this.updateGauges();
     this.options.broadcaster.publishInOrder({

@@ -1,6 +1,6 @@
 import { v4 as uuidv4 } from 'uuid';
 import { describeError } from '../../libs/errors/index.js';
-import type { Log } from '../../libs/logging/index.js';
+import { BurstLog, type Log } from '../../libs/logging/index.js';
 import { type Broker, type BrokerSession, consumeValidated } from '../../libs/messaging/index.js';
 import {
   encode,
@@ -34,6 +34,11 @@ export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId
   nameOf?: (peerId: string) => string | undefined;
 }
 
+/** Notices published per turn of the event loop; the rest wait for the next turn. */
+const SEND_BATCH = 256;
+/** Notices waiting to be published, at most (more are dropped, and logged). */
+const MAX_OUTBOX = 20_000;
+
 /**
  * Moves standing searches in and out of the superpeer: consumes the watches fanout into the registry,
  * matches each change the superpeer applies, and publishes notices to the watchers' queues. The superpeer
@@ -42,10 +47,20 @@ export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId
 export class WatchHub {
   readonly registry: WatchRegistry;
   private readonly options: WatchHubOptions;
+  /** Notices not yet published, from `outboxHead` on (see `send`). */
+  private outbox: Outgoing[] = [];
+  private outboxHead = 0;
+  private draining = false;
+  private readonly droppedLog: BurstLog;
 
   constructor(options: WatchHubOptions) {
     this.options = options;
     this.registry = new WatchRegistry({ ...options });
+    this.droppedLog = new BurstLog(options.logger, {
+      message: 'watch notices dropped: too many waiting',
+      summary: 'more watch notices dropped',
+      level: 'warn',
+    });
     // A notice to a queue that no longer exists comes back (mandatory): its watcher is gone.
     options.broker.on('returned', (info) => {
       if (info.exchange !== '' || !info.routingKey.startsWith(`${options.namespace}.watch.`)) return;
@@ -221,21 +236,45 @@ export class WatchHub {
     ]);
   }
 
+  /**
+   * Publishes notices a batch per turn (the first at once): a change that matches thousands of watches must
+   * not hold the loop while its notices go out. The queue is bounded; what does not fit is dropped.
+   */
   private send(notices: Outgoing[]): void {
-    for (const { queue, notice } of notices) {
-      // Fire and forget through the default exchange; `mandatory` brings it back if the queue is gone.
-      void this.options.broker
-        .publish('', queue, encode(notice), {
-          confirm: false,
-          properties: {
-            messageId: uuidv4(),
-            type: notice.type,
-            appId: `superpeer ${this.options.superpeerId}`,
-            mandatory: true,
-          },
-        })
-        .catch(() => undefined);
+    const room = MAX_OUTBOX - (this.outbox.length - this.outboxHead);
+    if (notices.length > room)
+      this.droppedLog.record({ dropped: notices.length - Math.max(0, room), waiting: MAX_OUTBOX });
+    for (let i = 0; i < Math.min(room, notices.length); i++) this.outbox.push(notices[i]!);
+    // The first batch leaves now, unless earlier ones are still waiting their turn.
+    if (!this.draining) this.drain();
+  }
+
+  private drain(): void {
+    this.draining = true;
+    const end = Math.min(this.outbox.length, this.outboxHead + SEND_BATCH);
+    for (; this.outboxHead < end; this.outboxHead++) this.publish(this.outbox[this.outboxHead]!);
+    if (this.outboxHead < this.outbox.length) {
+      setImmediate(() => this.drain());
+      return;
     }
+    this.outbox = [];
+    this.outboxHead = 0;
+    this.draining = false;
+  }
+
+  private publish({ queue, notice }: Outgoing): void {
+    // Fire and forget through the default exchange; `mandatory` brings it back if the queue is gone.
+    void this.options.broker
+      .publish('', queue, encode(notice), {
+        confirm: false,
+        properties: {
+          messageId: uuidv4(),
+          type: notice.type,
+          appId: `superpeer ${this.options.superpeerId}`,
+          mandatory: true,
+        },
+      })
+      .catch(() => undefined);
   }
 }
 

@@ -1,12 +1,9 @@
-import {
-  type FileEntry,
-  fileUrl,
-  PROTOCOL_VERSION,
-  type WatchCancel,
-  type WatchNotice,
-  type WatchRegister,
-} from '../../libs/protocol/index.js';
+import type { FileEntry, WatchCancel, WatchRegister } from '../../libs/protocol/index.js';
 import { parseQuery, type Query, tokenize } from '../../libs/search/index.js';
+import { TokenBucket } from './token-bucket.js';
+import { type ChangedPeer, type Outgoing, WatchNotices } from './watch-notices.js';
+
+export type { ChangedPeer, Outgoing } from './watch-notices.js';
 
 /*
  * The superpeer's registry of standing searches: pure state and matching, no I/O and no timers (the hub in
@@ -26,22 +23,20 @@ export interface WatchRegistryOptions {
   matchBurst?: number;
   /** …refilled at this many per second. Default 100. */
   matchesPerSecond?: number;
-}
-
-/** The peer a change comes from, as the index holds it. */
-export interface ChangedPeer {
-  peerId: string;
-  /** The display name the peer announced, if any. */
-  name?: string | undefined;
-  instanceId: string;
-  url: string;
-  seq: number;
-}
-
-/** One notice for one watcher queue. */
-export interface Outgoing {
-  queue: string;
-  notice: WatchNotice;
+  /**
+   * Matches all watches together may receive in a burst… Default 5,000. Each watch's own budget times
+   * the watches a client can register is millions: a change that matched them all made a superpeer build
+   * and send 160,000 notices in one task (seconds, and a gigabyte).
+   */
+  totalBurst?: number;
+  /** …refilled at this many per second. Default 1,000. */
+  totalPerSecond?: number;
+  /**
+   * (file, watch) pairs one change may check. Default 50,000 (some milliseconds). Past it the rest of
+   * the change is not matched: each watch it could have concerned counts a dropped match (its next
+   * `watch.overflow` says so), so its watcher knows to search.
+   */
+  checksPerChange?: number;
 }
 
 export type RegisterOutcome =
@@ -63,14 +58,15 @@ interface Watch {
   includeRemoved: boolean;
   leaseMs: number;
   expiresAtMs: number;
-  /** Token bucket of the match budget. */
-  tokens: number;
-  refilledAtMs: number;
+  /** Its match budget. */
+  budget: TokenBucket;
   dropped: number;
 }
 
 /** Length of the prefix of a watch's first word that buckets it. */
 const BUCKET_CHARS = 3;
+/** Watches `mayConcern` checks against a name before it answers yes without looking further. */
+const MAY_CONCERN_CHECKS = 256;
 
 function watchKey(queue: string, watchId: string): string {
   return `${queue}\u0000${watchId}`;
@@ -83,9 +79,23 @@ export class WatchRegistry {
   /** Words watches, by the first BUCKET_CHARS characters of their first word (or the whole word if shorter). */
   private readonly byPrefix = new Map<string, Set<Watch>>();
   private readonly bySha = new Map<string, Set<Watch>>();
+  /** All watches' matches together (see `totalBurst`). */
+  private readonly total: TokenBucket;
+  private readonly notices: WatchNotices;
 
   constructor(options: WatchRegistryOptions) {
-    this.options = { maxPerQueue: 16, maxTotal: 10_000, matchBurst: 500, matchesPerSecond: 100, ...options };
+    this.options = {
+      maxPerQueue: 16,
+      maxTotal: 10_000,
+      matchBurst: 500,
+      matchesPerSecond: 100,
+      totalBurst: 5000,
+      totalPerSecond: 1000,
+      checksPerChange: 50_000,
+      ...options,
+    };
+    this.total = new TokenBucket(this.options.totalBurst, this.options.totalPerSecond, 0);
+    this.notices = new WatchNotices(this.options.superpeerId);
   }
 
   get size(): number {
@@ -147,27 +157,14 @@ export class WatchRegistry {
       includeRemoved: message.includeRemoved,
       leaseMs: message.leaseMs,
       expiresAtMs: nowMs + message.leaseMs,
-      tokens: this.options.matchBurst,
-      refilledAtMs: nowMs,
+      budget: new TokenBucket(this.options.matchBurst, this.options.matchesPerSecond, nowMs),
       dropped: 0,
     };
     this.watches.set(key, watch);
     if (mine) mine.add(key);
     else this.perQueue.set(queue, new Set([key]));
     this.index(watch);
-    return {
-      kind: 'accepted',
-      notice: {
-        queue,
-        notice: {
-          v: PROTOCOL_VERSION,
-          type: 'watch.accepted',
-          superpeerId: this.options.superpeerId,
-          watchId,
-          leaseMs: message.leaseMs,
-        },
-      },
-    };
+    return { kind: 'accepted', notice: this.notices.accepted(watch, message.leaseMs) };
   }
 
   cancel(message: WatchCancel): boolean {
@@ -206,16 +203,7 @@ export class WatchRegistry {
         continue;
       }
       if (watch.dropped > 0) {
-        notices.push({
-          queue: watch.queue,
-          notice: {
-            v: PROTOCOL_VERSION,
-            type: 'watch.overflow',
-            superpeerId: this.options.superpeerId,
-            watchId: watch.watchId,
-            dropped: watch.dropped,
-          },
-        });
+        notices.push(this.notices.overflow(watch, watch.dropped));
         watch.dropped = 0;
       }
     }
@@ -227,11 +215,23 @@ export class WatchRegistry {
     if (this.bySha.size > 0) return true;
     if (this.byPrefix.size === 0) return false;
     const tokens = tokenize(name);
-    for (const watch of this.candidates(tokens)) if (wordsMatch(watch, tokens)) return true;
+    const buckets: Array<Set<Watch>> = [];
+    this.bucketsOf(tokens, buckets);
+    // Checked one by one up to a few hundred watches; past that, assume it may.
+    let checks = MAY_CONCERN_CHECKS;
+    for (const bucket of buckets) {
+      for (const watch of bucket) {
+        if (--checks < 0) return true;
+        if (wordsMatch(watch, tokens)) return true;
+      }
+    }
     return false;
   }
 
-  /** Notices for `files` of `peer` that appeared (`added`) or went away (`removed`). */
+  /**
+   * Notices for `files` of `peer` that appeared (`added`) or went away (`removed`). Bounded whatever the
+   * watches: at most `totalBurst` notices, and `checksPerChange` checks (see the options).
+   */
   match(
     peer: ChangedPeer,
     event: 'added' | 'removed',
@@ -240,65 +240,54 @@ export class WatchRegistry {
   ): Outgoing[] {
     if (this.watches.size === 0 || files.length === 0) return [];
     const out: Outgoing[] = [];
+    let checks = this.options.checksPerChange;
+    /** Watch sets not checked once the checks ran out: each of their watches counts a dropped match. */
+    const unchecked = new Set<Set<Watch>>();
+    const buckets: Array<Set<Watch>> = [];
     for (const file of files) {
-      const hits = new Set<Watch>();
-      for (const watch of this.bySha.get(file.sha256) ?? []) hits.add(watch);
-      if (this.byPrefix.size > 0) {
-        const tokens = tokenize(file.name);
-        for (const watch of this.candidates(tokens)) if (wordsMatch(watch, tokens)) hits.add(watch);
-      }
-      for (const watch of hits) {
-        if (event === 'removed' && !watch.includeRemoved) continue;
-        if (!this.spend(watch, nowMs)) continue;
-        out.push({
-          queue: watch.queue,
-          notice: {
-            v: PROTOCOL_VERSION,
-            type: 'watch.match',
-            superpeerId: this.options.superpeerId,
-            watchId: watch.watchId,
-            event,
-            file: {
-              name: file.name,
-              size: file.size,
-              sha256: file.sha256,
-              peerId: peer.peerId,
-              ...(peer.name !== undefined ? { peerName: peer.name } : {}),
-              url: fileUrl(peer.url, file.name),
-            },
-            instanceId: peer.instanceId,
-            seq: peer.seq,
-          },
-        });
+      buckets.length = 0;
+      const bySha = this.bySha.get(file.sha256);
+      if (bySha) buckets.push(bySha);
+      const tokens = this.byPrefix.size > 0 ? tokenize(file.name) : [];
+      this.bucketsOf(tokens, buckets);
+      for (const bucket of buckets) {
+        if (checks < bucket.size) {
+          unchecked.add(bucket);
+          continue;
+        }
+        checks -= bucket.size;
+        for (const watch of bucket) {
+          if (watch.query.kind === 'words' && !wordsMatch(watch, tokens)) continue;
+          if (event === 'removed' && !watch.includeRemoved) continue;
+          if (this.spend(watch, nowMs)) out.push(this.notices.match(watch, peer, event, file));
+        }
       }
     }
+    for (const bucket of unchecked) for (const watch of bucket) watch.dropped++;
     return out;
   }
 
-  /** Words watches whose first word is a prefix of one of `tokens`: a few map lookups per token. */
-  private candidates(tokens: readonly string[]): Set<Watch> {
-    const found = new Set<Watch>();
-    for (const token of new Set(tokens)) {
+  /**
+   * Pushes to `out` each set of words watches whose first word is a prefix of one of `tokens` (a watch is
+   * in one set, by its first word's first characters): a few map lookups per token, each set once.
+   */
+  private bucketsOf(tokens: readonly string[], out: Array<Set<Watch>>): void {
+    for (const token of tokens) {
       for (let length = 1; length <= Math.min(BUCKET_CHARS, token.length); length++) {
         const bucket = this.byPrefix.get(token.slice(0, length));
-        if (bucket) for (const watch of bucket) found.add(watch);
+        if (bucket && !out.includes(bucket)) out.push(bucket);
       }
     }
-    return found;
   }
 
+  /** Takes a match from the watch's budget and from all watches' (a match over either is dropped, counted). */
   private spend(watch: Watch, nowMs: number): boolean {
-    const elapsedMs = Math.max(0, nowMs - watch.refilledAtMs);
-    watch.tokens = Math.min(
-      this.options.matchBurst,
-      watch.tokens + (elapsedMs * this.options.matchesPerSecond) / 1000,
-    );
-    watch.refilledAtMs = nowMs;
-    if (watch.tokens < 1) {
+    if (!watch.budget.has(nowMs) || !this.total.has(nowMs)) {
       watch.dropped++;
       return false;
     }
-    watch.tokens -= 1;
+    watch.budget.take();
+    this.total.take();
     return true;
   }
 
@@ -307,21 +296,7 @@ export class WatchRegistry {
     code: 'WATCH_LIMIT' | 'QUERY_INVALID',
     text: string,
   ): RegisterOutcome {
-    return {
-      kind: 'refused',
-      code,
-      message: text,
-      notice: {
-        queue: message.queue,
-        notice: {
-          v: PROTOCOL_VERSION,
-          type: 'watch.refused',
-          superpeerId: this.options.superpeerId,
-          watchId: message.watchId,
-          error: { code, message: text },
-        },
-      },
-    };
+    return { kind: 'refused', code, message: text, notice: this.notices.refused(message, code, text) };
   }
 
   private index(watch: Watch): void {

@@ -146,3 +146,36 @@ test('a peer that leaves removes its matching files', () => {
   );
   assert.deepEqual(take(), []);
 });
+
+test('a change that matches many watches publishes its notices a batch per turn, the first at once', async () => {
+  const { hub, index, take } = setup();
+  // 3 queues of 16 watches on the word of setup(): with its own, 49 watches.
+  for (let q = 0; q < 3; q++)
+    for (let w = 0; w < 16; w++)
+      hub.registry.register(
+        {
+          v: 1,
+          type: 'watch.register',
+          watchId: `watch-${q}-${String(w).padStart(4, '0')}`,
+          query: 'lecture',
+          queue: `ns.watch.queue-number-${q}`,
+          leaseMs: 30_000,
+          includeRemoved: false,
+        },
+        Date.now(),
+      );
+  const files = Array.from({ length: 20 }, (_, i) => file(`lecture ${i}.pdf`));
+  hub.fullState('p1', () => index.applyFull(state(1, files)));
+  const total = 49 * 20;
+  assert.equal(take().length, 256, 'one batch published in the change’s own task');
+  let published = 256;
+  let turns = 0;
+  while (published < total && turns < 10) {
+    await new Promise((resolve) => setImmediate(resolve));
+    turns++;
+    const batch = take().length;
+    assert.ok(batch <= 256, `at most a batch per turn (got ${batch})`);
+    published += batch;
+  }
+  assert.equal(published, total, `every notice published, in ${turns} more turns`);
+});

@@ -150,6 +150,63 @@ describe('WatchRegistry', () => {
     assert.equal(reg.match(peer, 'added', files, 300).length, 3, '10 per second refill: 3 after 300 ms');
   });
 
+  test('all watches together get at most totalBurst matches per burst; the rest are counted as overflow', () => {
+    // The attack: many queues of 16 watches on a one-letter word, then one change of 2,000 matching files.
+    const reg = registry({ maxTotal: 10_000, totalBurst: 1000, totalPerSecond: 100, checksPerChange: 1e9 });
+    const watches = 320;
+    for (let i = 0; i < watches; i++)
+      reg.register(
+        register({
+          watchId: `watch-${String(i % 16).padStart(4, '0')}`,
+          query: 'a',
+          queue: `ns.watch.queue-${i >> 4}-of-many`,
+        }),
+        0,
+      );
+    const files = Array.from({ length: 2000 }, (_, i) => file(`a${i}.txt`));
+    const out = reg.match(peer, 'added', files, 0);
+    assert.equal(out.length, 1000, 'the burst of all watches together, not 320 × 500');
+    const overflow = reg.tick(0).notices.map((n) => n.notice as { type: string; dropped: number });
+    assert.equal(overflow.length, watches, 'every watch learns it missed matches');
+    assert.equal(
+      overflow.reduce((sum, n) => sum + n.dropped, 0),
+      watches * 2000 - 1000,
+      'each missed match counted once',
+    );
+    assert.equal(
+      reg.match(peer, 'added', files.slice(0, 100), 500).length,
+      50,
+      '100 a second: 50 after 500 ms',
+    );
+  });
+
+  test('one change checks at most checksPerChange (file, watch) pairs; watches it did not reach count a drop', () => {
+    const reg = registry({ maxPerQueue: 100, checksPerChange: 1000 });
+    for (let i = 0; i < 100; i++)
+      reg.register(register({ watchId: `watch-${String(i).padStart(4, '0')}`, query: `lec nothing${i}` }), 0);
+    reg.register(register({ watchId: 'watch-sha', query: 'b'.repeat(64), queue: 'ns.watch.other-queue' }), 0);
+    const files = Array.from({ length: 50 }, (_, i) =>
+      file(`lecture-${i}.txt`, i === 49 ? 'b'.repeat(64) : undefined),
+    );
+    assert.deepEqual(
+      reg.match(peer, 'added', files, 0),
+      [],
+      'no words watch matches; the SHA-256 one was not reached',
+    );
+    const dropped = new Map(
+      reg
+        .tick(0)
+        .notices.map((n) => [
+          (n.notice as { watchId: string }).watchId,
+          (n.notice as { dropped: number }).dropped,
+        ]),
+    );
+    // 10 files × 100 watches were checked; the other files' watch sets were not, once each.
+    assert.equal(dropped.size, 101);
+    assert.equal(dropped.get('watch-0000'), 1);
+    assert.equal(dropped.get('watch-sha'), 1);
+  });
+
   test('matching 1,000 changed files against 10,000 watches stays cheap', (t) => {
     const reg = registry({ maxPerQueue: 10_000 });
     for (let i = 0; i < 10_000; i++)
