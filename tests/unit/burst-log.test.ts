@@ -27,7 +27,7 @@ test('BurstLog: a few events are each logged; a burst logs the first of its wind
   });
   t.after(() => burst.flush());
 
-  for (let i = 0; i < 2; i++) burst.info({ peer: i });
+  for (let i = 0; i < 2; i++) burst.record({ peer: i });
   assert.deepEqual(
     infos().map((line) => [line.message, line.meta?.peer]),
     [
@@ -37,13 +37,13 @@ test('BurstLog: a few events are each logged; a burst logs the first of its wind
   );
 
   // A thousand in the same window: one more line each for the third, the rest counted.
-  for (let i = 2; i < 1000; i++) burst.info({ peer: i });
+  for (let i = 2; i < 1000; i++) burst.record({ peer: i });
   assert.equal(infos().length, 3, 'only perWindow lines at info in one window');
   assert.equal(lines.filter((line) => line.level === 'debug').length, 997, 'every other event at debug');
 
   // The next window begins with a count of the last one's, then logs one by one again.
   nowMs += 10_000;
-  burst.info({ peer: 'later' });
+  burst.record({ peer: 'later' });
   assert.deepEqual(
     infos()
       .slice(3)
@@ -55,7 +55,7 @@ test('BurstLog: a few events are each logged; a burst logs the first of its wind
   );
 
   // flush() (a superpeer closing) writes a pending count at once, and only once.
-  for (let i = 0; i < 5; i++) burst.info({ peer: i });
+  for (let i = 0; i < 5; i++) burst.record({ peer: i });
   burst.flush();
   burst.flush();
   const counts = infos().filter((line) => line.message === 'more peers joined');
@@ -74,9 +74,9 @@ test('BurstLog: the count of a window is written when the window ends, without a
     perWindow: 1,
     windowMs: 50,
   });
-  burst.info({ peer: 'a' });
-  burst.info({ peer: 'b' });
-  burst.info({ peer: 'c' });
+  burst.record({ peer: 'a' });
+  burst.record({ peer: 'b' });
+  burst.record({ peer: 'c' });
   t.mock.timers.tick(49);
   assert.equal(infos().length, 1, 'no count before the window ends');
   t.mock.timers.tick(1);
