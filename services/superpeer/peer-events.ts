@@ -23,7 +23,7 @@ import type { EventProof } from './event-decoding.js';
 import type { IndexGate } from './index-gate.js';
 import type { SuperpeerMetrics } from './metrics.js';
 import type { PeerRegistry } from './registry.js';
-import type { ResyncBatcher } from './resync-batcher.js';
+import type { ResyncBatcher, ResyncLane } from './resync-batcher.js';
 import type { VerifiedSignatures } from './verified-signatures.js';
 import type { WatchHub } from './watch-hub.js';
 
@@ -98,10 +98,7 @@ export class PeerEvents {
       case 'peer.delta':
         return this.onDelta(event, message, verifiedKey);
       case 'peer.heartbeat':
-        return gate.read(() => {
-          this.authenticate(event, message, verifiedKey);
-          this.onHeartbeat(event);
-        });
+        return gate.read(() => this.onHeartbeat(event, this.authenticate(event, message, verifiedKey)));
       case 'peer.leave':
         this.options.assembler.delete(event.peerId);
         await this.dropPeer(event.peerId, event.instanceId, 'leave', { message, verifiedKey });
@@ -112,28 +109,30 @@ export class PeerEvents {
   /**
    * A peer id is derived from the peer's public key, and every event is signed by that key: an announce
    * carries the key (the id must be derived from it, the signature must verify with it); later events are
-   * verified with the key of the registered id. No memory of "who came first" is involved, so no restart,
-   * timeout or second superpeer opens a window to take an id over. A refused event is thrown (hence
-   * dead-lettered with the reason) and changes nothing. `verifiedKey`: a key a decoding thread verified
-   * the signature with; it spares the verify only when it is the key that counts here.
+   * verified with the key held for the id (registered, or dropped not long ago). No memory of "who came
+   * first" is involved, so no restart, timeout or second superpeer opens a window to take an id over. A
+   * refused event is thrown (hence dead-lettered with the reason) and changes nothing. `verifiedKey`: a key
+   * a decoding thread verified the signature with; it spares the verify only when it is the key that
+   * counts here. Returns whether the id's own key signed the event (false: no key known for it).
    */
   private authenticate(
     event: Pick<PeerEvent, 'type' | 'peerId'> & { publicKey?: string },
     message: ConsumeMessage,
     verifiedKey?: string,
-  ): void {
+  ): boolean {
     const signature = message.properties.headers?.[HEADERS.signature];
     if (typeof signature !== 'string') throw new P2PError('MESSAGE_INVALID', 'unsigned event');
-    const key =
-      event.type === 'peer.announce' ? event.publicKey : this.options.registry.get(event.peerId)?.publicKey;
-    if (key === undefined) return; // not registered: handlers ignore it and ask for a full state
+    const key = event.type === 'peer.announce' ? event.publicKey : this.options.registry.keyOf(event.peerId);
+    // Unknown here: handlers ignore it and ask for a full state. A decoding thread that learned the id's key
+    // from an announce may still vouch for it.
+    if (key === undefined) return verifiedKey !== undefined && peerIdMatchesKey(event.peerId, verifiedKey);
     // The announce schema checks this too; kept here so this function alone states the rule.
     if (!peerIdMatchesKey(event.peerId, key)) {
       throw new P2PError('MESSAGE_INVALID', `peer id ${event.peerId} is not derived from the event's key`);
     }
-    if (verifiedKey === key) return;
-    if (this.options.verified?.take(key, signature, message.content)) return;
+    if (verifiedKey === key || this.options.verified?.take(key, signature, message.content)) return true;
     if (!verifyBody(key, message.content, signature)) throw new P2PError('MESSAGE_INVALID', 'bad signature');
+    return true;
   }
 
   /** Resolves with the packed lists read to the end (the assembler keeps the others). */
@@ -218,8 +217,9 @@ export class PeerEvents {
 
   private async onDelta(event: PeerDelta, message: ConsumeMessage, verifiedKey?: string): Promise<void> {
     const { registry, index, watches, maxFilesPerPeer } = this.options;
+    let lane: ResyncLane = 'unknown';
     const result = await this.options.gate.update(() => {
-      this.authenticate(event, message, verifiedKey);
+      if (this.authenticate(event, message, verifiedKey)) lane = 'expected';
       const known = index.getPeer(event.peerId);
       if (
         known &&
@@ -252,22 +252,24 @@ export class PeerEvents {
       await this.options.broadcaster.settle();
       this.updateGauges();
     } else if (result === 'gap' || result === 'unknown-peer') {
-      this.requestResync(event.peerId, event.instanceId, result);
+      this.requestResync(event.peerId, event.instanceId, result, lane);
     }
   }
 
-  private onHeartbeat(event: PeerHeartbeat): void {
+  /** `vouched`: signed by the id's key (the peer registered, dropped lately, or seen announcing). */
+  private onHeartbeat(event: PeerHeartbeat, vouched: boolean): void {
+    const lane = vouched ? 'expected' : 'unknown';
     const known = this.options.index.getPeer(event.peerId);
     if (!known || known.instanceId !== event.instanceId) {
       // A replaced run's old heartbeat, replayed: its announce would be stale, so asking is no use.
       this.options.registry.heardReplaced(event.peerId, event.instanceId, event.beat);
       if (this.options.registry.wasReplaced(event.peerId, event.instanceId)) return;
-      this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer');
+      this.requestResync(event.peerId, event.instanceId, known ? 'new instance' : 'unknown peer', lane);
       return;
     }
     // Counted on arrival already, unless that read was skipped; a replayed copy does not count at all.
     this.options.registry.heartbeat(event.peerId, event.instanceId, event.beat, Date.now());
-    if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind');
+    if (event.seq > known.seq) this.requestResync(event.peerId, event.instanceId, 'behind', lane);
   }
 
   /**
@@ -309,10 +311,14 @@ export class PeerEvents {
     return true;
   }
 
-  requestResync(peerId: string, instanceId: string, reason: string): void {
+  /**
+   * `lane`: `expected` only for an event signed by the id's key, so that ids made up by the thousand never
+   * hold back a peer the superpeer has reason to expect (see ResyncBatcher).
+   */
+  requestResync(peerId: string, instanceId: string, reason: string, lane: ResyncLane = 'unknown'): void {
     if (this.options.registry.isOverLimit(peerId, instanceId)) return;
-    if (this.options.resync.request(peerId)) {
-      this.options.logger.debug('asking a peer for its full state', { peerId, reason });
+    if (this.options.resync.request(peerId, lane)) {
+      this.options.logger.debug('asking a peer for its full state', { peerId, reason, lane });
     }
   }
 

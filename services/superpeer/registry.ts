@@ -22,13 +22,14 @@ export class PeerRegistry {
   /** peerId → instanceId of a run whose state was refused as too large; bounded like the bindings. */
   private readonly overLimit = new Map<string, string>();
   /**
-   * The heartbeat count of runs dropped (left or timed out), by peer: a state of such a run announced
-   * again (replayed, say) starts from that count, so its old heartbeats do not count again. Bounded.
+   * The last run of peers dropped (left or timed out), oldest first, bounded: a state of such a run announced
+   * again (replayed, say) starts from its heartbeat count, so its old heartbeats do not count again; and its
+   * key still verifies the peer's events, so the peer coming back is told apart from ids made up.
    */
-  private readonly retiredBeats = new Map<string, { instanceId: string; lastBeat: number }>();
+  private readonly retired = new Map<string, { instanceId: string; publicKey: string; lastBeat?: number }>();
   /**
    * Runs another run of the same peer replaced here (the last few per peer, peers bounded like
-   * `retiredBeats`), with the last beat counted of each: an announce of such a run, replayed, is stale,
+   * `retired`), with the last beat counted of each: an announce of such a run, replayed, is stale,
    * until a heartbeat numbered past that beat shows the run is alive after all.
    */
   private readonly replacedRuns = new Map<string, Map<string, number | undefined>>();
@@ -48,28 +49,37 @@ export class PeerRegistry {
 
   bind(peerId: string, binding: PeerBinding): void {
     // A new state of the same run keeps the run's heartbeat count: its old heartbeats stay used up.
-    const previous = this.bindings.get(peerId) ?? this.retiredBeats.get(peerId);
+    const previous = this.bindings.get(peerId) ?? this.retired.get(peerId);
     if (previous?.instanceId === binding.instanceId && binding.lastBeat === undefined)
       binding.lastBeat = previous.lastBeat;
     if (previous !== undefined && previous.instanceId !== binding.instanceId)
       this.replaced(peerId, previous.instanceId, previous.lastBeat);
     this.replacedRuns.get(peerId)?.delete(binding.instanceId);
-    this.retiredBeats.delete(peerId);
+    this.retired.delete(peerId);
     this.bindings.set(peerId, binding);
     this.overLimit.delete(peerId);
   }
 
   delete(peerId: string): void {
     const binding = this.bindings.get(peerId);
-    if (binding?.lastBeat !== undefined) {
-      this.retiredBeats.delete(peerId);
-      this.retiredBeats.set(peerId, { instanceId: binding.instanceId, lastBeat: binding.lastBeat });
-      if (this.retiredBeats.size > this.maxRetiredRuns) {
-        const oldest = this.retiredBeats.keys().next().value;
-        if (oldest !== undefined) this.retiredBeats.delete(oldest);
+    if (binding !== undefined) {
+      const { instanceId, publicKey, lastBeat } = binding;
+      this.retired.delete(peerId);
+      this.retired.set(peerId, { instanceId, publicKey, ...(lastBeat === undefined ? {} : { lastBeat }) });
+      if (this.retired.size > this.maxRetiredRuns) {
+        const oldest = this.retired.keys().next().value;
+        if (oldest !== undefined) this.retired.delete(oldest);
       }
     }
     this.bindings.delete(peerId);
+  }
+
+  /**
+   * The key of a peer registered or dropped not long ago (the last `maxRetiredRuns` dropped): its id is
+   * derived from it, so every genuine event of that id is signed by it.
+   */
+  keyOf(peerId: string): string | undefined {
+    return this.bindings.get(peerId)?.publicKey ?? this.retired.get(peerId)?.publicKey;
   }
 
   /** Records that a message of the peer's current run arrived at `nowMs`; other runs change nothing. */

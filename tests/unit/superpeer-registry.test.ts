@@ -45,4 +45,17 @@ describe('peer registry', () => {
     registry.bind('p3', binding('run-1111', 0));
     assert.equal(registry.isOverLimit('p3', 'run-1111'), false);
   });
+
+  it('keeps the key of the last peers dropped (numbered heartbeats or not), boundedly', () => {
+    const registry = new PeerRegistry(10, 2);
+    for (const id of ['p1', 'p2', 'p3'])
+      registry.bind(id, { ...binding('run-1111', 0), publicKey: `key-${id}` });
+    assert.equal(registry.keyOf('p1'), 'key-p1', 'registered');
+    for (const id of ['p1', 'p2', 'p3']) registry.delete(id);
+    assert.equal(registry.get('p2'), undefined);
+    assert.equal(registry.keyOf('p2'), 'key-p2', 'dropped lately');
+    assert.equal(registry.keyOf('p3'), 'key-p3');
+    assert.equal(registry.keyOf('p1'), undefined, 'oldest forgotten past the bound');
+    assert.equal(registry.keyOf('nobody'), undefined);
+  });
 });
