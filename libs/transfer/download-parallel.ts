@@ -72,8 +72,10 @@ export async function fetchInParallel(ctx: ParallelContext): Promise<ParallelOut
   const { file, size, signal, logger } = ctx;
   const plan = new SegmentPlan({ sizeBytes: size, segmentBytes: ctx.segmentBytes, startBytes: ctx.startAt });
   ctx.prefix.bytes = ctx.startAt;
-  // Sized up front so every segment can be written at its offset in any order.
-  await file.truncate(size);
+  // Not sized up front: the size is a claim until the bytes verify, and a file extended to a liar's 2^53-1
+  // bytes fails (EFBIG) or, where files are not sparse, takes that much disk. Writes at any offset extend
+  // it as the bytes arrive. Cut to the prefix kept from before: a longer file must not keep a stale tail.
+  await file.truncate(ctx.startAt);
 
   // Aborted when the attempt is over, for whatever reason: wakes sleepers and waiters, cancels requests.
   // Whoever waits on the plan checks phaseSignal first, synchronously, so no waiter misses this wake-up.

@@ -77,7 +77,12 @@ export async function takeKept(
   }
 }
 
-/** Writes the sidecar beside a prefix just renamed to its kept name. */
+/** The file (sha256 and size) whose prefix is kept for `destPath`, if any. Never throws. */
+export async function keptFile(destPath: string): Promise<{ sha256: string; size: number } | undefined> {
+  const saved = await readSidecar(keptPaths(destPath).sidecar);
+  return saved === undefined ? undefined : { sha256: saved.sha256, size: saved.size };
+}
+
 /**
  * Keeps the temp file's first `kept.bytes` for a later download to resume: cut, closed, renamed to the kept
  * name, with its sidecar. Best effort: false (and nothing left behind) when any step fails.
@@ -104,6 +109,7 @@ export async function keepPrefix(
   }
 }
 
+/** Writes the sidecar beside a prefix just renamed to its kept name. */
 export async function writeSidecar(destPath: string, sidecar: Sidecar): Promise<void> {
   await writeFile(keptPaths(destPath).sidecar, JSON.stringify(sidecar), { mode: 0o600 });
 }

@@ -48,7 +48,11 @@ export interface DownloadOptions {
   sources: DownloadSource[];
   /** Expected SHA-256, 64 lowercase hex digits. */
   sha256: string;
-  /** Expected size in bytes. */
+  /**
+   * Expected size in bytes. A holder's claim, untrusted like the bytes: nothing is allocated by it, and a
+   * source whose answer disagrees with it fails (SIZE_MISMATCH). Holders that disagree on it are for
+   * `downloadFromHolders`, which tries each claimed size in turn.
+   */
   size: number;
   /** Final path; its parent directory is created if missing. */
   destPath: string;
@@ -144,7 +148,8 @@ export interface DownloadResult {
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 const DEFAULT_MIN_RATE_BYTES_PER_SECOND = 4 * 1024;
-const DEFAULT_BUSY_WAIT_MS = 60_000;
+/** `busyWaitMs` when not given. */
+export const DEFAULT_BUSY_WAIT_MS = 60_000;
 const DEFAULT_PARALLEL_MIN_BYTES = 1;
 const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_PARALLEL_SOURCES = 4;

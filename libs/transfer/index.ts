@@ -17,6 +17,15 @@ export {
   parseContentRange,
   parseRetryAfterMs,
 } from './download-checks.js';
+export type {
+  Holder,
+  HoldersDownloadOptions,
+  HoldersDownloadResult,
+  RejectedGroup,
+  SizeGroup,
+  SizeGroupEvent,
+} from './download-holders.js';
+export { downloadFromHolders, groupHoldersBySize } from './download-holders.js';
 export { tempFileName } from './download-temp.js';
 export { HashWorker, type HashWorkerOptions } from './hash-worker.js';
 export type { HeadParse, ResponseHead } from './http-head.js';

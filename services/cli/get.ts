@@ -5,10 +5,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { isP2PError, P2PError } from '../../libs/errors/index.js';
+import { describeError, isP2PError, P2PError } from '../../libs/errors/index.js';
 import { makeDirs } from '../../libs/fs/index.js';
 import { displayText } from '../../libs/protocol/index.js';
-import { type DownloadSource, downloadFile } from '../../libs/transfer/index.js';
+import {
+  downloadFromHolders,
+  type Holder,
+  type SizeGroup,
+  type SizeGroupEvent,
+} from '../../libs/transfer/index.js';
 
 /**
  * `--out` as an existing, writable directory (created, parents included, when missing). Anything else is
@@ -58,13 +63,42 @@ function outError(dir: string, what: string, err: unknown): P2PError {
 }
 
 export interface GetDownload {
-  sources: DownloadSource[];
+  /** Every holder found, with the size each claims (see `downloadFromHolders`). */
+  holders: Holder[];
   sha256: string;
-  size: number;
   destPath: string;
   /** Total time the download may wait for busy sources. */
   busyWaitMs: number;
   formatBytes: (bytes: number) => string;
+}
+
+/** At most this many holders are named in a line; the others are counted. */
+const PEERS_NAMED = 3;
+
+function holderCount(group: SizeGroup): string {
+  return `${group.sources.length} holder${group.sources.length === 1 ? '' : 's'}`;
+}
+
+/**
+ * The lines saying which claimed size is tried and why one was given up, when holders disagree on the size
+ * (a holder may lie about it); nothing when they agree.
+ */
+function sizeLines(event: SizeGroupEvent, formatBytes: (bytes: number) => string): string {
+  const { groups, group, index } = event;
+  if (groups.length < 2) return '';
+  const size = formatBytes(group.sizeBytes);
+  // The last size's failure is the error `get` ends with: said once, there.
+  if (event.kind === 'failed')
+    return index + 1 < groups.length
+      ? `warning: the ${group.sources.length === 1 ? 'holder' : holderCount(group)} claiming ${size} could not deliver the file: ${describeError(event.error)}\n`
+      : '';
+  const ids = group.sources.map((source) => source.peerId.slice(0, 12));
+  const more = ids.length > PEERS_NAMED ? ` and ${ids.length - PEERS_NAMED} more` : '';
+  const claim = `${holderCount(group)} claim${ids.length === 1 ? 's' : ''}`;
+  const tried = `trying ${size}: ${claim} it (${ids.slice(0, PEERS_NAMED).join(', ')}${more})\n`;
+  if (index > 0) return tried;
+  const sizes = groups.map((g) => `${formatBytes(g.sizeBytes)} (${holderCount(g)})`).join(', ');
+  return `the holders disagree on the size: ${sizes}; trying each in turn\n${tried}`;
 }
 
 /**
@@ -74,7 +108,7 @@ export interface GetDownload {
  * `DownloadOptions.resume`), anything else is removed.
  */
 export async function runDownload(get: GetDownload): Promise<'done' | 'interrupted'> {
-  const { sources, sha256, size, destPath } = get;
+  const { holders, sha256, destPath } = get;
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => interrupt.abort(new Error(`interrupted by ${signal}`));
   process.once('SIGINT', onSignal);
@@ -82,13 +116,11 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
   const bar = process.stderr.isTTY
     ? new SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {peer}', hideCursor: true })
     : undefined;
-  bar?.start(size, 0, { peer: `from ${sources[0]?.peerId ?? ''}` });
   let keptBytes = 0;
   try {
-    const result = await downloadFile({
-      sources,
+    const result = await downloadFromHolders({
+      holders,
       sha256,
-      size,
       destPath,
       busyWaitMs: get.busyWaitMs,
       signal: interrupt.signal,
@@ -96,6 +128,15 @@ export async function runDownload(get: GetDownload): Promise<'done' | 'interrupt
       onResume: (event) => {
         if (event.kind === 'kept') keptBytes = event.bytes;
         else process.stderr.write(`resuming: ${get.formatBytes(event.bytes)} already here from before\n`);
+      },
+      onGroup: (event) => {
+        // A kept prefix belongs to the size being tried: one kept before is gone once another size starts.
+        if (event.kind === 'trying') keptBytes = 0;
+        bar?.stop();
+        const lines = sizeLines(event, get.formatBytes);
+        if (lines !== '') process.stderr.write(lines);
+        if (event.kind === 'trying')
+          bar?.start(event.group.sizeBytes, 0, { peer: `from ${event.group.sources[0]?.peerId ?? ''}` });
       },
       onProgress: (progress) => bar?.update(progress.receivedBytes, { peer: `from ${progress.peerId}` }),
       onWait: (wait) => {

@@ -297,13 +297,14 @@ export function buildProgram(): Command {
       const found = await client.search(target, MAX_SEARCH_LIMIT);
       staleNotice(found);
       const chosen = chooseTarget(target, found.results);
-      // Every holder of that content is a source: ask by hash to see all of them.
+      // Every holder of that content is a source: ask by hash to see all of them. Each claims a size, which
+      // may be a lie: runDownload tries each size claimed (downloadFromHolders).
       const holders = await client.search(chosen.sha256, MAX_SEARCH_LIMIT);
-      const sources = [...new Map(holders.results.map((result) => [result.peerId, result])).values()];
       const ended = await runDownload({
-        sources: sources.map((source) => ({ url: source.url, peerId: source.peerId })),
+        holders: holders.results
+          .filter((result) => result.sha256 === chosen.sha256)
+          .map(({ url, peerId, size }) => ({ url, peerId, size })),
         sha256: chosen.sha256,
-        size: sources[0]?.size ?? 0,
         destPath: path.join(outDir, chosen.name),
         busyWaitMs: flags.busyWait,
         formatBytes,

@@ -4,7 +4,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { describeError, isP2PError, P2PError } from '../../libs/errors/index.js';
 import type { Log } from '../../libs/logging/index.js';
 import { FileNameSchema, type SearchResult } from '../../libs/protocol/index.js';
-import { downloadFile } from '../../libs/transfer/index.js';
+import { downloadFromHolders, groupHoldersBySize } from '../../libs/transfer/index.js';
 
 /** One download started from the page, as the page sees it. */
 export interface DownloadJob {
@@ -12,6 +12,7 @@ export interface DownloadJob {
   /** Where it goes, relative to the share: `downloads/<base name>`. */
   name: string;
   sha256: string;
+  /** The size being tried: the one claimed by most holders first (a holder's size is only a claim). */
   size: number;
   receivedBytes: number;
   state: 'running' | 'done' | 'failed';
@@ -76,11 +77,10 @@ export class DownloadJobs extends EventEmitter<{ update: [job: DownloadJob] }> {
       throw new P2PError('DOWNLOAD_FAILED', `at most ${this.options.maxRunning} downloads at once`, {
         details: { busy: true },
       });
-    const holders = (await this.options.findHolders(sha256)).filter(
-      (result) => result.sha256 === sha256 && result.peerId !== this.options.ownPeerId,
-    );
-    const sources = [...new Map(holders.map((result) => [result.peerId, result])).values()];
-    const first = sources[0];
+    const holders = (await this.options.findHolders(sha256))
+      .filter((result) => result.sha256 === sha256 && result.peerId !== this.options.ownPeerId)
+      .map(({ url, peerId, size }) => ({ url, peerId, size }));
+    const first = groupHoldersBySize(sha256, holders)[0];
     if (!first) throw new P2PError('NOT_FOUND', 'no other peer holds this file now');
     if (this.aborts.size >= this.options.maxRunning)
       throw new P2PError('DOWNLOAD_FAILED', `at most ${this.options.maxRunning} downloads at once`, {
@@ -91,7 +91,7 @@ export class DownloadJobs extends EventEmitter<{ update: [job: DownloadJob] }> {
       id: uuidv4(),
       name: `${DOWNLOADS_FOLDER}/${base}`,
       sha256,
-      size: first.size,
+      size: first.sizeBytes,
       receivedBytes: 0,
       state: 'running',
       servedBy: [],
@@ -102,13 +102,28 @@ export class DownloadJobs extends EventEmitter<{ update: [job: DownloadJob] }> {
     this.keep(job);
     this.emit('update', { ...job });
     let lastEmitMs = 0;
-    void downloadFile({
-      sources: sources.map((source) => ({ url: source.url, peerId: source.peerId })),
+    void downloadFromHolders({
+      holders,
       sha256,
-      size: first.size,
       destPath: path.join(this.options.shareRoot, DOWNLOADS_FOLDER, base),
       signal: abort.signal,
       logger: this.options.logger,
+      onGroup: (event) => {
+        if (event.kind === 'failed') {
+          this.options.logger.warn('the holders claiming a size could not deliver the file', {
+            name: job.name,
+            sha256,
+            sizeBytes: event.group.sizeBytes,
+            peerIds: event.group.sources.map((source) => source.peerId),
+            reason: describeError(event.error).slice(0, 500),
+          });
+          return;
+        }
+        if (event.group.sizeBytes === job.size && job.receivedBytes === 0) return;
+        job.size = event.group.sizeBytes;
+        job.receivedBytes = 0;
+        this.emit('update', { ...job });
+      },
       onProgress: (progress) => {
         job.receivedBytes = progress.receivedBytes;
         const now = Date.now();
