@@ -3,8 +3,10 @@ import type { FileEntry, PackedFiles } from '../protocol/index.js';
 import { asciiHasTokenStarting, encodeScratch, hashBytes, includesBytes, isAscii, utf8 } from './bytes.js';
 import { FileTable } from './file-table.js';
 import { IdChains } from './id-chains.js';
-import { type OwnerList, OwnerLists } from './owner-lists.js';
-import { type Match, PeerRecord } from './peer-table.js';
+import type { IndexPeer } from './index-peer.js';
+import type { CompareIds } from './name-order.js';
+import { OwnerLists } from './owner-lists.js';
+import type { Match } from './peer-table.js';
 import { tokenize } from './query.js';
 import { TextChunks } from './text-chunks.js';
 import { TokenIndex } from './token-index.js';
@@ -30,24 +32,6 @@ interface FileInput {
   shaAt: number;
   size: number;
   mtimeMs: number;
-}
-
-/** A peer of the index: a record and the head of its list of files, nothing per file. */
-export class IndexPeer extends PeerRecord implements OwnerList {
-  first = -1;
-  count = 0;
-  /** File ids sorted by name, for paging; dropped whenever a name comes or goes. */
-  sortedIds: Uint32Array | undefined;
-  /**
-   * Whether this peer's files are in the name chains. A first state of distinct names goes in without
-   * them (nothing looks a name up while it loads); they are built when a name is first looked up
-   * (`IndexFiles.chainNames`, or in slices by the index's async updates).
-   */
-  namesChained = true;
-
-  get fileCount(): number {
-    return this.count;
-  }
 }
 
 /**
@@ -92,6 +76,10 @@ export class IndexFiles {
       onCapacity(capacity);
     });
   }
+
+  /** Compares files by name, in code-unit order (see `compareUtf16Order`). */
+  readonly compareIds: CompareIds = (a, b) =>
+    this.texts.compareNames(this.table.texts.get(a), this.table.texts.get(b));
 
   ownerOf(id: number): IndexPeer {
     return this.ownerAt(this.table.owner(id) - 1);
@@ -153,6 +141,11 @@ export class IndexFiles {
     peer.namesChained = !unchained;
   }
 
+  /** The file after `id` in its owner's list (which starts at `IndexPeer.first`), or -1. */
+  nextOf(id: number): number {
+    return this.lists.after(id);
+  }
+
   /** The ids of `peer`'s files. */
   ids(peer: IndexPeer): number[] {
     return this.lists.ids(peer);
@@ -177,9 +170,9 @@ export class IndexFiles {
   /**
    * Adds `file` to `peer`, or updates its content fields when `peer` has a file of that name. `absent`:
    * the caller knows `peer` has no file of that name (its first state, whose names are distinct), so the
-   * name is not looked up first.
+   * name is not looked up first. Returns the file's id.
    */
-  upsert(peer: IndexPeer, file: FileEntry, absent = false): void {
+  upsert(peer: IndexPeer, file: FileEntry, absent = false): number {
     // The name is encoded once: found by its bytes, and stored from them when new.
     const { bytes, length } = encodeScratch(file.name);
     const input = this.input;
@@ -191,11 +184,11 @@ export class IndexFiles {
     input.shaHex = file.sha256;
     input.size = file.size;
     input.mtimeMs = file.mtimeMs;
-    this.put(peer, input, absent);
+    return this.put(peer, input, absent);
   }
 
   /** `upsert` of file `i` of a packed list (see PackedFiles): nothing decoded, no object made. */
-  upsertPacked(peer: IndexPeer, files: PackedFiles, i: number, absent = false): void {
+  upsertPacked(peer: IndexPeer, files: PackedFiles, i: number, absent = false): number {
     const input = this.input;
     input.bytes = files.names;
     input.start = files.nameStart(i);
@@ -207,10 +200,10 @@ export class IndexFiles {
     input.shaAt = 32 * i;
     input.size = files.size(i);
     input.mtimeMs = files.mtimeMs(i);
-    this.put(peer, input, absent);
+    return this.put(peer, input, absent);
   }
 
-  private put(peer: IndexPeer, file: FileInput, absent: boolean): void {
+  private put(peer: IndexPeer, file: FileInput, absent: boolean): number {
     const table = this.table;
     const { bytes, start, length } = file;
     if (!absent && !peer.namesChained) this.chainNames(peer);
@@ -226,7 +219,7 @@ export class IndexFiles {
       peer.totalBytes += file.size - table.sizes.get(existing);
       table.sizes.set(existing, file.size);
       table.mtimes.set(existing, file.mtimeMs);
-      return;
+      return existing;
     }
     const id = table.allocate(peer.number);
     let address: number;
@@ -253,7 +246,9 @@ export class IndexFiles {
     this.shaChains.add(id, shaHash);
     this.keyChains.add(id, keyHash);
     peer.totalBytes += file.size;
-    peer.sortedIds = undefined;
+    peer.nameBytes += length;
+    peer.order?.insert(id, this.compareIds);
+    return id;
   }
 
   private hasSha(id: number, file: FileInput): boolean {
@@ -279,9 +274,12 @@ export class IndexFiles {
     if (peer.namesChained) this.nameChains.delete(id);
     this.shaChains.delete(id);
     this.lists.delete(peer, id);
+    // A leaving peer's order is of no use; else it goes without this file (or goes, were the file not in it).
+    if (peer.order !== undefined && (peer.removed || !peer.order.remove(id, this.compareIds)))
+      peer.order = undefined;
+    peer.nameBytes -= this.texts.nameLength(address);
     this.texts.release(address);
     peer.totalBytes -= table.sizes.get(id);
-    peer.sortedIds = undefined;
     table.release(id);
   }
 

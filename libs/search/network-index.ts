@@ -1,6 +1,9 @@
 import { type FileEntry, PackedFiles } from '../protocol/index.js';
 import { Uint32Column } from './big-arrays.js';
-import { IndexFiles, IndexPeer } from './index-files.js';
+import { compactIfSparse, compactIndex, trimIfSparse } from './index-compaction.js';
+import { IndexFiles } from './index-files.js';
+import { IndexPeer } from './index-peer.js';
+import { PeerOrders } from './peer-order.js';
 import type { DeltaResult, FullResult, PeerDeltaInput, PeerState, SearchOutcome } from './peer-table.js';
 import { orderedResults, PeerStore } from './peer-table.js';
 import { type Query, tokenize } from './query.js';
@@ -30,10 +33,6 @@ export interface NetworkIndexOptions {
   /** A token held by at least this many files (and 1/64 of the id space) gets a bitmap. Default 1024. */
   bitmapMinFiles?: number;
 }
-
-/** The id space is compacted (live files moved down) once fewer than half of its ids are live. */
-const COMPACT_BELOW_LIVE_SHARE = 0.5;
-const COMPACT_MIN_IDS = 4096;
 
 /**
  * Who has which file, for the whole network, held in memory with fast search. The superpeer keeps one for
@@ -70,11 +69,13 @@ const COMPACT_MIN_IDS = 4096;
  * touch. The `…Async` versions do the same work in slices that yield to the event loop (for states of a
  * million files) and run one at a time in call order; do not mix them with synchronous updates of the same
  * peer while one is running. Removals give memory back: the id space is compacted and trimmed once it is
- * mostly free.
+ * mostly free. A peer's files in name order (for `peerFiles`) are kept up to date by each change once read
+ * (see `PeerOrders`); an async update that leaves a large peer without one sorts its names in slices.
  */
 export class NetworkIndex extends PeerStore<IndexPeer> {
   private readonly files: IndexFiles;
   private readonly words: WordSearch;
+  private readonly orders: PeerOrders;
   /** Marks of the update under way (a search between two slices of an update must not disturb them). */
   private readonly updateMarks = new Uint32Column();
   private updateEpoch = 0;
@@ -89,6 +90,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       (capacity) => this.onCapacity(capacity),
     );
     this.words = new WordSearch(this.files.tokens.dictionary, this.files.searchFiles());
+    this.orders = new PeerOrders(this.files);
     this.updateMarks.setLimit(this.files.table.capacity);
   }
 
@@ -130,14 +132,18 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     const { peer, result } = this.beginFull(state);
     if (result === 'stale') return result;
     const { files } = state;
+    let kept = 0;
+    let gone: number[] = [];
     if (peer.fileCount > 0) {
       const epoch = this.nextUpdateEpoch();
-      for (let i = 0; i < files.length; i++) this.markName(peer, nameAt(files, i), epoch);
-      for (const id of this.unmarkedIds(peer, epoch)) this.files.remove(id);
+      for (let i = 0; i < files.length; i++) kept += this.markName(peer, nameAt(files, i), epoch);
+      gone = this.unmarkedIds(peer, epoch);
     }
+    this.orders.expectChanges(peer, gone.length + files.length - kept);
+    for (const id of gone) this.files.remove(id);
     const absent = this.startFilling(peer, state);
     for (let i = 0; i < files.length; i++) this.upsertAt(peer, files, i, absent);
-    this.trimIfSparse();
+    trimIfSparse(this.files);
     return result;
   }
 
@@ -148,16 +154,20 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       if (result === 'stale') return result;
       const { files } = state;
       const count = () => files.length;
+      let kept = 0;
+      let gone: number[] = [];
       if (peer.fileCount > 0) {
         await this.chainNamesAsync(peer, options);
         const epoch = this.nextUpdateEpoch();
-        await runSliced(count, (i) => this.markName(peer, nameAt(files, i), epoch), options);
-        const gone = this.unmarkedIds(peer, epoch);
-        await forEachSliced(gone, (id) => this.files.remove(id), options);
+        await runSliced(count, (i) => (kept += this.markName(peer, nameAt(files, i), epoch)), options);
+        gone = this.unmarkedIds(peer, epoch);
       }
+      this.orders.expectChanges(peer, gone.length + files.length - kept);
+      await forEachSliced(gone, (id) => this.files.remove(id), options);
       const absent = this.startFilling(peer, state);
       await runSliced(count, (i) => this.upsertAt(peer, files, i, absent), options);
-      await this.compactIfSparse(options);
+      await this.orders.prepareAsync(peer, options);
+      await compactIfSparse(this.files, options);
       return result;
     });
   }
@@ -172,6 +182,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   applyDelta(delta: PeerDeltaInput): DeltaResult {
     const { peer, result } = this.peerTable.deltaTarget(delta);
     if (peer === undefined) return result;
+    this.orders.expectChanges(peer, delta.removed.length + delta.upserted.length);
     for (const name of delta.removed) this.removeName(peer, name);
     for (const file of delta.upserted) this.files.upsert(peer, file);
     peer.seq = delta.seq;
@@ -185,8 +196,10 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
       if (peer === undefined) return result;
       peer.seq = delta.seq;
       await this.chainNamesAsync(peer, options);
+      this.orders.expectChanges(peer, delta.removed.length + delta.upserted.length);
       await forEachSliced(delta.removed, (name) => this.removeName(peer, name), options);
       await forEachSliced(delta.upserted, (file) => this.files.upsert(peer, file), options);
+      await this.orders.prepareAsync(peer, options);
       return result;
     });
   }
@@ -201,7 +214,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     if (peer === undefined) return false;
     while (peer.first >= 0) this.files.remove(peer.first);
     this.peerTable.release(peer);
-    this.trimIfSparse();
+    trimIfSparse(this.files);
     return true;
   }
 
@@ -219,7 +232,7 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
         options,
       );
       this.peerTable.release(peer);
-      await this.compactIfSparse(options);
+      await compactIfSparse(this.files, options);
       return true;
     });
   }
@@ -229,27 +242,56 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
    * mostly empty text chunks, in slices.
    */
   compactAsync(options: SliceOptions = {}): Promise<void> {
-    return this.updates.run(() => this.compact(options));
+    return this.updates.run(() => compactIndex(this.files, options));
   }
 
   /**
    * Files of one peer sorted by name (code-unit order), from `offset` (default 0), at most `limit` (default
-   * all). Unknown peer → []. The sorted order is cached until the peer's names change, so paging through a
-   * large peer costs one sort.
+   * all). Unknown peer → []. The order is kept up to date by each change once read, so a read after a
+   * change sorts nothing; a peer without one (never read, or after a change of many files) is sorted on its
+   * read, or in slices by the async update that left a large peer without one.
    */
   peerFiles(peerId: string, offset = 0, limit = Number.POSITIVE_INFINITY): FileEntry[] {
     const peer = this.peerTable.get(peerId);
-    if (peer === undefined) return [];
-    if (peer.sortedIds === undefined) {
-      const ids = this.files.ids(peer);
-      const names = ids.map((id) => this.files.texts.name(this.files.table.texts.get(id)));
-      const order = ids.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
-      peer.sortedIds = Uint32Array.from(order, (i) => ids[i]!);
-    }
-    const start = Math.max(0, Math.floor(offset) || 0);
-    const count = limit >= 0 ? Math.floor(limit) : 0;
-    const page = peer.sortedIds.subarray(start, Math.min(peer.sortedIds.length, start + count));
-    return Array.from(page, (id) => this.files.entry(id));
+    return peer === undefined ? [] : this.orders.page(peer, offset, limit);
+  }
+
+  /**
+   * Visits the files of `peerFiles(peerId)` with their positions, read (and sorted, if need be) in slices
+   * after the async updates before it; the peer must not change until it settles.
+   */
+  forEachPeerFileAsync(
+    peerId: string,
+    visit: (file: FileEntry, position: number) => void,
+    options: SliceOptions = {},
+  ): Promise<void> {
+    return this.updates.run(async () => {
+      const peer = this.peerTable.get(peerId);
+      if (peer !== undefined) await this.orders.forEachAsync(peer, visit, options);
+    });
+  }
+
+  /** The files of a peer named in `names`, by name, looked up in slices after the async updates before it. */
+  peerFilesNamedAsync(
+    peerId: string,
+    names: readonly string[],
+    options: SliceOptions = {},
+  ): Promise<Map<string, FileEntry>> {
+    return this.updates.run(async () => {
+      const found = new Map<string, FileEntry>();
+      const peer = this.peerTable.get(peerId);
+      if (peer === undefined) return found;
+      await this.chainNamesAsync(peer, options);
+      await forEachSliced(
+        names,
+        (name) => {
+          const id = this.files.find(peer, name);
+          if (id >= 0) found.set(name, this.files.entry(id));
+        },
+        options,
+      );
+      return found;
+    });
   }
 
   /** The budget of a search (see `NetworkIndexOptions.searchWorkBudget`). */
@@ -320,16 +362,27 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
     return absent;
   }
 
-  /** `IndexFiles.chainNames` in slices. */
+  /** `IndexFiles.chainNames` in slices (its list walked in them too: a peer may hold 100,000 files). */
   private async chainNamesAsync(peer: IndexPeer, options: SliceOptions): Promise<void> {
     if (peer.namesChained) return;
-    await forEachSliced(this.files.ids(peer), (id) => this.files.chainName(id), options);
+    let id = peer.first;
+    await whileSliced(
+      () => id >= 0,
+      () => {
+        this.files.chainName(id);
+        id = this.files.nextOf(id);
+      },
+      options,
+    );
     peer.namesChained = true;
   }
 
-  private markName(peer: IndexPeer, name: string, epoch: number): void {
+  /** Marks the file of `peer` named `name`; 1 when it was there and not marked yet, else 0. */
+  private markName(peer: IndexPeer, name: string, epoch: number): number {
     const id = this.files.find(peer, name);
-    if (id >= 0) this.updateMarks.set(id, epoch);
+    if (id < 0 || this.updateMarks.get(id) === epoch) return 0;
+    this.updateMarks.set(id, epoch);
+    return 1;
   }
 
   private unmarkedIds(peer: IndexPeer, epoch: number): number[] {
@@ -344,62 +397,6 @@ export class NetworkIndex extends PeerStore<IndexPeer> {
   private onCapacity(capacity: number): void {
     this.words.resize(capacity);
     this.updateMarks.setLimit(capacity);
-  }
-
-  private isSparse(): boolean {
-    const ids = this.files.table.idCount;
-    return ids >= COMPACT_MIN_IDS && this.files.table.liveCount < ids * COMPACT_BELOW_LIVE_SHARE;
-  }
-
-  /** The synchronous updates only give back a free top; moving files is left to `compactAsync`. */
-  private trimIfSparse(): void {
-    if (this.isSparse()) this.files.table.trim();
-  }
-
-  private async compactIfSparse(options: SliceOptions): Promise<void> {
-    const texts = this.files.texts;
-    if (this.isSparse() || (texts.chunkCount > 2 && texts.liveBytes * 2 < texts.byteSize))
-      await this.compact(options);
-  }
-
-  /**
-   * Moves the live files above the live count down into free ids, trims the free top, then empties the
-   * sparse text chunks (one chunk a slice).
-   */
-  private async compact(options: SliceOptions): Promise<void> {
-    const table = this.files.table;
-    const target = table.liveCount;
-    const high: number[] = [];
-    await runSliced(
-      () => table.idCount - target,
-      (i) => {
-        if (table.owner(target + i) !== 0) high.push(target + i);
-      },
-      options,
-    );
-    await forEachSliced(high, (id) => this.relocate(id), options);
-    table.trim();
-    let more = true;
-    await whileSliced(
-      () => more,
-      () => {
-        more = this.files.compactTexts();
-      },
-      { ...options, maxItemsPerSlice: 1 },
-    );
-  }
-
-  /** Re-inserts live file `id` at the lowest free id, when that is lower. */
-  private relocate(id: number): void {
-    const table = this.files.table;
-    const lowest = table.lowestFree();
-    if (table.owner(id) === 0 || lowest === undefined || lowest > id) return;
-    const peer = this.files.ownerOf(id);
-    if (peer.removed) return;
-    const file = this.files.entry(id);
-    this.files.remove(id);
-    // Just removed: its name is not the peer's any more.
-    this.files.upsert(peer, file, true);
   }
 
   private nextUpdateEpoch(): number {

@@ -1,5 +1,6 @@
 import { uint8s } from './big-arrays.js';
 import { bytesEqual, hashBytes } from './bytes.js';
+import { compareUtf16Order } from './name-order.js';
 
 const CHUNK_BITS = 20;
 /** Bytes of one chunk (1 MiB): entries never span two. */
@@ -113,6 +114,18 @@ export class TextChunks {
     return (
       this.nameLength(address) === length &&
       bytesEqual(this.chunkOf(address), this.nameStart(address), bytes, start, length)
+    );
+  }
+
+  /** Compares the names at addresses `a` and `b` in code-unit order (see `compareUtf16Order`). */
+  compareNames(a: number, b: number): number {
+    return compareUtf16Order(
+      this.chunkOf(a),
+      this.nameStart(a),
+      this.nameLength(a),
+      this.chunkOf(b),
+      this.nameStart(b),
+      this.nameLength(b),
     );
   }
 

@@ -115,6 +115,7 @@ export class Superpeer {
         logger: options.logger,
         rebuilding: () => !this.warm,
         nameOf: (peerId) => this.registry.get(peerId)?.name,
+        slices: options.slices ?? {},
       });
       this.watchBroker = watchBroker;
       this.watches = watches;

@@ -13,8 +13,21 @@ import {
   WatchControlSchema,
   type WatchResyncRequest,
 } from '../../libs/protocol/index.js';
-import type { FullResult, NetworkIndex } from '../../libs/search/index.js';
-import { type ChangedPeer, type Outgoing, WatchRegistry, type WatchRegistryOptions } from './watches.js';
+import {
+  type DeltaResult,
+  type FullResult,
+  forEachSliced,
+  type NetworkIndex,
+  runSliced,
+  type SliceOptions,
+} from '../../libs/search/index.js';
+import {
+  type ChangedPeer,
+  type MatchPass,
+  type Outgoing,
+  WatchRegistry,
+  type WatchRegistryOptions,
+} from './watches.js';
 
 export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId' | 'namespace'> {
   namespace: string;
@@ -32,6 +45,11 @@ export interface WatchHubOptions extends Omit<WatchRegistryOptions, 'superpeerId
   rebuilding: () => boolean;
   /** The display name a registered peer announced. */
   nameOf?: (peerId: string) => string | undefined;
+  /**
+   * How reading, comparing and matching a peer's files is divided so that a large peer does not hold the
+   * event loop (see `SliceOptions`; default its defaults).
+   */
+  slices?: SliceOptions;
 }
 
 /** Notices published per turn of the event loop; the rest wait for the next turn. */
@@ -155,65 +173,105 @@ export class WatchHub {
   }
 
   /**
-   * Wraps the application of a peer's full state: reports what it added and removed. `apply` may be
-   * synchronous or sliced (a promise); the caller keeps other changes of the index out until it settles.
+   * Wraps the application of a peer's full state (synchronous or sliced): reports what it added and
+   * removed. The peer's files before and after are read and compared in slices, and only the files before
+   * are held meanwhile (those after are only counted where new, by position, and read again to be
+   * matched): a large peer joining makes no list of its files. The caller keeps other changes of the
+   * index out until it settles.
    */
-  fullState<R extends FullResult | Promise<FullResult>>(peerId: string, apply: () => R, name?: string): R {
-    const before = this.registry.size > 0 ? this.options.index.peerFiles(peerId) : undefined;
-    return afterwards(apply(), (result) => {
-      if (result === 'stale' || before === undefined || this.options.rebuilding()) return;
-      const peer = this.peer(peerId, name);
-      if (!peer) return;
-      const after = this.options.index.peerFiles(peerId);
-      const old = new Map(before.map((file) => [file.name, file]));
-      // By content, not by run: a peer that restarted with the same files brings nothing new.
-      const added = after.filter((file) => old.get(file.name)?.sha256 !== file.sha256);
-      const current = new Map(after.map((file) => [file.name, file]));
-      const removed = before.filter((file) => current.get(file.name)?.sha256 !== file.sha256);
-      this.emit(peer, removed, added);
-    });
+  async fullState(
+    peerId: string,
+    apply: () => FullResult | Promise<FullResult>,
+    name?: string,
+  ): Promise<FullResult> {
+    if (this.registry.size === 0) return apply();
+    const { index, slices } = this.options;
+    const before = new Map<string, FileEntry>();
+    await index.forEachPeerFileAsync(peerId, (file) => before.set(file.name, file), slices);
+    const result = await apply();
+    if (result === 'stale' || this.options.rebuilding()) return result;
+    const peer = this.peer(peerId, name);
+    if (!peer) return result;
+    // By content, not by run: a peer that restarted with the same files brings nothing new. What is left
+    // of `before` went away or changed.
+    const added: number[] = [];
+    await index.forEachPeerFileAsync(
+      peerId,
+      (file, position) => {
+        if (before.get(file.name)?.sha256 === file.sha256) before.delete(file.name);
+        else added.push(position);
+      },
+      slices,
+    );
+    const removed = [...before.values()];
+    const notices: Outgoing[] = [];
+    const pass = this.registry.pass();
+    await this.match(peer, 'removed', removed.length, (i) => removed[i], notices, pass);
+    await this.match(
+      peer,
+      'added',
+      added.length,
+      (i) => index.peerFiles(peerId, added[i]!, 1)[0],
+      notices,
+      pass,
+    );
+    this.registry.endPass(pass);
+    await this.sendSliced(notices);
+    return result;
   }
 
   /**
    * Wraps the application of a peer's delta (synchronous or sliced): an upsert with new content is an
-   * addition (and the old content a removal).
+   * addition (and the old content a removal). Only the files the delta names are looked up.
    */
-  delta<R>(event: PeerDelta, apply: () => R): R {
+  async delta(event: PeerDelta, apply: () => DeltaResult | Promise<DeltaResult>): Promise<DeltaResult> {
     if (this.registry.size === 0) return apply();
+    const { index, slices } = this.options;
     const names = [...event.removed, ...event.upserted.map((file) => file.name)];
-    const concerned = names.some((name) => this.registry.mayConcern(name));
-    const before = concerned
-      ? new Map(this.options.index.peerFiles(event.peerId).map((f) => [f.name, f]))
-      : undefined;
-    const beforeSeq = this.options.index.getPeer(event.peerId)?.seq;
-    return afterwards(apply(), () => {
-      const peer = this.peer(event.peerId);
-      // Only an applied delta moves the peer's seq.
-      if (!before || !peer || peer.seq === beforeSeq) return;
-      const removed: FileEntry[] = [];
-      for (const name of event.removed) {
-        const old = before.get(name);
-        if (old && !event.upserted.some((file) => file.name === name && file.sha256 === old.sha256))
-          removed.push(old);
-      }
-      const added: FileEntry[] = [];
-      for (const file of event.upserted) {
-        const old = before.get(file.name);
-        if (old?.sha256 === file.sha256) continue;
-        if (old && !event.removed.includes(file.name)) removed.push(old);
-        added.push(file);
-      }
-      this.emit(peer, removed, added);
-    });
+    let concerned = false;
+    await forEachSliced(names, (name) => (concerned ||= this.registry.mayConcern(name)), slices);
+    const before = concerned ? await index.peerFilesNamedAsync(event.peerId, names, slices) : undefined;
+    const beforeSeq = index.getPeer(event.peerId)?.seq;
+    const result = await apply();
+    const peer = this.peer(event.peerId);
+    // Only an applied delta moves the peer's seq.
+    if (!before || !peer || peer.seq === beforeSeq) return result;
+    // Sets, not scans of the lists: a delta holds up to 2,000 names of each kind. A SHA-256 has 64 digits,
+    // so the hash followed by the name is one key per pair.
+    const contentOf = (name: string, sha256: string) => `${sha256}${name}`;
+    const upserted = new Set(event.upserted.map((file) => contentOf(file.name, file.sha256)));
+    const removedNames = new Set(event.removed);
+    const removed: FileEntry[] = [];
+    for (const name of event.removed) {
+      const old = before.get(name);
+      if (old && !upserted.has(contentOf(name, old.sha256))) removed.push(old);
+    }
+    const added: FileEntry[] = [];
+    for (const file of event.upserted) {
+      const old = before.get(file.name);
+      if (old?.sha256 === file.sha256) continue;
+      if (old && !removedNames.has(file.name)) removed.push(old);
+      added.push(file);
+    }
+    await this.emit(peer, removed, added);
+    return result;
   }
 
-  /** Wraps the removal of a peer (left or timed out; synchronous or sliced): all its files went away. */
-  peerRemoved<R extends boolean | Promise<boolean>>(peerId: string, remove: () => R): R {
+  /**
+   * Wraps the removal of a peer (left or timed out; synchronous or sliced): all its files went away. Only
+   * the files some watch matches are held until the removal is done (a watch registered meanwhile misses
+   * the others).
+   */
+  async peerRemoved(peerId: string, remove: () => boolean | Promise<boolean>): Promise<boolean> {
     const peer = this.registry.size > 0 ? this.peer(peerId) : undefined;
-    const files = peer ? this.options.index.peerFiles(peerId) : [];
-    return afterwards(remove(), (removed) => {
-      if (removed && peer) this.emit(peer, files, []);
-    });
+    const files: FileEntry[] = [];
+    const keep = (file: FileEntry) => {
+      if (this.registry.concerns(file)) files.push(file);
+    };
+    if (peer) await this.options.index.forEachPeerFileAsync(peerId, keep, this.options.slices);
+    const removed = await remove();
+    if (removed && peer) await this.emit(peer, files, []);
+    return removed;
   }
 
   /** Expires leases and sends overflow notices; call it from the superpeer's periodic sweep. */
@@ -228,12 +286,35 @@ export class WatchHub {
     return peer && { peerId: peer.peerId, name, instanceId: peer.instanceId, url: peer.url, seq: peer.seq };
   }
 
-  private emit(peer: ChangedPeer, removed: FileEntry[], added: FileEntry[]): void {
+  private async emit(peer: ChangedPeer, removed: FileEntry[], added: FileEntry[]): Promise<void> {
+    const notices: Outgoing[] = [];
+    const pass = this.registry.pass();
+    await this.match(peer, 'removed', removed.length, (i) => removed[i], notices, pass);
+    await this.match(peer, 'added', added.length, (i) => added[i], notices, pass);
+    this.registry.endPass(pass);
+    await this.sendSliced(notices);
+  }
+
+  /** Matches files 0 to `count` - 1 (as `fileAt` reads them) one by one in slices: each costs a tokenization. */
+  private async match(
+    peer: ChangedPeer,
+    event: 'added' | 'removed',
+    count: number,
+    fileAt: (i: number) => FileEntry | undefined,
+    notices: Outgoing[],
+    pass: MatchPass,
+  ): Promise<void> {
     const now = Date.now();
-    this.send([
-      ...this.registry.match(peer, 'removed', removed, now),
-      ...this.registry.match(peer, 'added', added, now),
-    ]);
+    const matchOne = (i: number) => {
+      const file = fileAt(i);
+      if (file)
+        for (const notice of this.registry.match(peer, event, [file], now, pass)) notices.push(notice);
+    };
+    await runSliced(() => count, matchOne, this.options.slices);
+  }
+
+  private async sendSliced(notices: Outgoing[]): Promise<void> {
+    await forEachSliced(notices, (notice) => this.send([notice]), this.options.slices);
   }
 
   /**
@@ -276,19 +357,4 @@ export class WatchHub {
       })
       .catch(() => undefined);
   }
-}
-
-/**
- * Runs `then` on the outcome of `applied` (at once when it is a plain value, once it settles when it is a
- * promise) and gives back what `applied` was: a synchronous change stays synchronous.
- */
-function afterwards<R>(applied: R, then: (value: Awaited<R>) => void): R {
-  if (applied instanceof Promise) {
-    return applied.then((value: Awaited<R>) => {
-      then(value);
-      return value;
-    }) as R;
-  }
-  then(applied as Awaited<R>);
-  return applied;
 }

@@ -39,6 +39,13 @@ export interface WatchRegistryOptions {
   checksPerChange?: number;
 }
 
+/** One change's matching budget (see `checksPerChange`): from `WatchRegistry.pass()`, closed by `endPass`. */
+export class MatchPass {
+  /** Watch sets not checked once the checks ran out: each of their watches counts a dropped match. */
+  readonly unchecked = new Set<ReadonlySet<unknown>>();
+  constructor(public checks: number) {}
+}
+
 export type RegisterOutcome =
   | { kind: 'accepted'; notice: Outgoing }
   | { kind: 'refreshed' }
@@ -212,7 +219,11 @@ export class WatchRegistry {
 
   /** True when a file of this name (any content) could match a words watch, or any SHA-256 watch exists. */
   mayConcern(name: string): boolean {
-    if (this.bySha.size > 0) return true;
+    return this.bySha.size > 0 || this.mayConcernByName(name);
+  }
+
+  /** Whether a words watch may match a file of this name (see `mayConcern`). */
+  private mayConcernByName(name: string): boolean {
     if (this.byPrefix.size === 0) return false;
     const tokens = tokenize(name);
     const buckets: Array<Set<Watch>> = [];
@@ -229,20 +240,39 @@ export class WatchRegistry {
   }
 
   /**
+   * Whether a watch matches `file` now (by its content or by its name); spends nothing. Like `mayConcern`,
+   * checks at most a few hundred watches and then answers yes.
+   */
+  concerns(file: FileEntry): boolean {
+    return this.bySha.has(file.sha256) || this.mayConcernByName(file.name);
+  }
+
+  /** A budget for the matching of one change, to pass to each `match` of it, then to `endPass`. */
+  pass(): MatchPass {
+    return new MatchPass(this.options.checksPerChange);
+  }
+
+  /** Counts a dropped match for each watch the change's checks did not reach (see `checksPerChange`). */
+  endPass(pass: MatchPass): void {
+    for (const bucket of pass.unchecked) for (const watch of bucket as ReadonlySet<Watch>) watch.dropped++;
+    pass.unchecked.clear();
+  }
+
+  /**
    * Notices for `files` of `peer` that appeared (`added`) or went away (`removed`). Bounded whatever the
-   * watches: at most `totalBurst` notices, and `checksPerChange` checks (see the options).
+   * watches: at most `totalBurst` notices in a burst, and `checksPerChange` checks for the whole change
+   * (`pass`, when the change is matched a file at a time; a call without one is a change of its own).
    */
   match(
     peer: ChangedPeer,
     event: 'added' | 'removed',
     files: readonly FileEntry[],
     nowMs: number,
+    pass?: MatchPass,
   ): Outgoing[] {
     if (this.watches.size === 0 || files.length === 0) return [];
+    const budget = pass ?? this.pass();
     const out: Outgoing[] = [];
-    let checks = this.options.checksPerChange;
-    /** Watch sets not checked once the checks ran out: each of their watches counts a dropped match. */
-    const unchecked = new Set<Set<Watch>>();
     const buckets: Array<Set<Watch>> = [];
     for (const file of files) {
       buckets.length = 0;
@@ -251,11 +281,11 @@ export class WatchRegistry {
       const tokens = this.byPrefix.size > 0 ? tokenize(file.name) : [];
       this.bucketsOf(tokens, buckets);
       for (const bucket of buckets) {
-        if (checks < bucket.size) {
-          unchecked.add(bucket);
+        if (budget.checks < bucket.size) {
+          budget.unchecked.add(bucket);
           continue;
         }
-        checks -= bucket.size;
+        budget.checks -= bucket.size;
         for (const watch of bucket) {
           if (watch.query.kind === 'words' && !wordsMatch(watch, tokens)) continue;
           if (event === 'removed' && !watch.includeRemoved) continue;
@@ -263,7 +293,7 @@ export class WatchRegistry {
         }
       }
     }
-    for (const bucket of unchecked) for (const watch of bucket) watch.dropped++;
+    if (!pass) this.endPass(budget);
     return out;
   }
 
