@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import {
@@ -288,5 +289,39 @@ export function sendRanges(
       setTimeout(next, delayMs);
     };
     next();
+  };
+}
+
+/** One small file in a share of its own, served by the real files router, beside a URL nobody answers. */
+export interface HonestHolder {
+  /** The temp directory: `share/` holds the file; tests write their own files beside it. */
+  tmp: string;
+  content: Buffer;
+  sha256: string;
+  served: Served;
+  /** The file's URL at the holder. */
+  url: string;
+  /** A URL on a port nobody listens on. */
+  deadUrl: string;
+  close(): Promise<void>;
+}
+
+export async function honestHolder(prefix: string, fileName: string): Promise<HonestHolder> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  const content = Buffer.from('the quick brown fox jumps over the lazy dog!');
+  await fs.mkdir(path.join(tmp, 'share'));
+  await fs.writeFile(path.join(tmp, 'share', fileName), content);
+  const served = await serve(await scanShare(path.join(tmp, 'share'), [fileName]));
+  return {
+    tmp,
+    content,
+    sha256: sha256(content),
+    served,
+    url: `${served.base}/files/${fileName}`,
+    deadUrl: await closedPortUrl(),
+    async close() {
+      await served.running.close();
+      await fs.rm(tmp, { recursive: true, force: true });
+    },
   };
 }

@@ -8,12 +8,11 @@ import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { SearchResult } from '../../libs/protocol/index.js';
-import { closedPortUrl, HOST, type Served, scanShare, serve, sha256 } from '../helpers/transfer-fixtures.js';
+import { HOST, type HonestHolder, honestHolder } from '../helpers/transfer-fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../services/cli/main.js', import.meta.url));
 const LIAR_A = '0'.repeat(40);
@@ -47,7 +46,7 @@ describe('p2p get with holders that lie about the size', { timeout: 120_000 }, (
   let tmp: string;
   let content: Buffer;
   let sum: string;
-  let honest: Served;
+  let honest: HonestHolder;
   let honestUrl: string;
   let deadUrl: string;
   let api: http.Server;
@@ -57,14 +56,8 @@ describe('p2p get with holders that lie about the size', { timeout: 120_000 }, (
   let n = 0;
 
   before(async () => {
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'cli-get-'));
-    content = Buffer.from('the quick brown fox jumps over the lazy dog!');
-    sum = sha256(content);
-    await fs.mkdir(path.join(tmp, 'share'));
-    await fs.writeFile(path.join(tmp, 'share', 'file.txt'), content);
-    honest = await serve(await scanShare(path.join(tmp, 'share'), ['file.txt']));
-    honestUrl = `${honest.base}/files/file.txt`;
-    deadUrl = await closedPortUrl();
+    honest = await honestHolder('cli-get-', 'file.txt');
+    ({ tmp, content, sha256: sum, url: honestUrl, deadUrl } = honest);
     api = http.createServer((_req, res) => {
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ source: 'superpeer', stale: false, results, truncated: false }));
@@ -77,8 +70,7 @@ describe('p2p get with holders that lie about the size', { timeout: 120_000 }, (
   after(async () => {
     api.closeAllConnections();
     await new Promise((resolve) => api.close(resolve));
-    await honest.running.close();
-    await fs.rm(tmp, { recursive: true, force: true });
+    await honest.close();
   });
 
   const holder = (peerId: string, size: number, url: string): SearchResult => ({

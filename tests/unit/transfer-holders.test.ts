@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import type http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isP2PError, type P2PError } from '../../libs/errors/index.js';
@@ -16,14 +15,12 @@ import {
   type SizeGroupEvent,
 } from '../../libs/transfer/index.js';
 import {
-  closedPortUrl,
+  type HonestHolder,
+  honestHolder,
   parseRangeHeader,
   type RawServer,
   rawServer,
-  type Served,
-  scanShare,
   sendThenDie,
-  serve,
   sha256,
   waitFor,
 } from '../helpers/transfer-fixtures.js';
@@ -81,7 +78,7 @@ describe('downloadFromHolders', { timeout: 60_000 }, () => {
   let tmp: string;
   let content: Buffer;
   let sum: string;
-  let honest: Served;
+  let honest: HonestHolder;
   let honestUrl: string;
   let deadUrl: string;
   const liars: RawServer[] = [];
@@ -92,20 +89,13 @@ describe('downloadFromHolders', { timeout: 60_000 }, () => {
   };
 
   before(async () => {
-    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'transfer-holders-'));
-    content = Buffer.from('the quick brown fox jumps over the lazy dog!');
-    sum = sha256(content);
-    await fs.mkdir(path.join(tmp, 'share'));
-    await fs.writeFile(path.join(tmp, 'share', 'file.bin'), content);
-    honest = await serve(await scanShare(path.join(tmp, 'share'), ['file.bin']));
-    honestUrl = `${honest.base}/files/file.bin`;
-    deadUrl = await closedPortUrl();
+    honest = await honestHolder('transfer-holders-', 'file.bin');
+    ({ tmp, content, sha256: sum, url: honestUrl, deadUrl } = honest);
   });
 
   after(async () => {
     await Promise.all(liars.map((liar) => liar.close()));
-    await honest.running.close();
-    await fs.rm(tmp, { recursive: true, force: true });
+    await honest.close();
   });
 
   const liar = async (handler: Parameters<typeof rawServer>[0]): Promise<RawServer> => {
