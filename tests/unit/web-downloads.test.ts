@@ -3,7 +3,6 @@
  * SHA-256: the honest holder must still deliver it.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,8 +51,11 @@ describe('DownloadJobs with a holder that lies about the size', { timeout: 60_00
     url,
   });
 
-  /** Starts a job over `holders` and resolves with it once it has ended. */
-  async function download(holders: SearchResult[]): Promise<{ job: DownloadJob; shareRoot: string }> {
+  /** Starts a job over `holders` and resolves with it once it has ended (and with the job as it started). */
+  async function download(
+    holders: SearchResult[],
+    onUpdate: (job: DownloadJob) => void = () => undefined,
+  ): Promise<{ job: DownloadJob; started: DownloadJob; shareRoot: string }> {
     n += 1;
     const shareRoot = path.join(tmp, `root-${n}`);
     await fs.mkdir(shareRoot);
@@ -65,6 +67,7 @@ describe('DownloadJobs with a holder that lies about the size', { timeout: 60_00
     });
     const ended = new Promise<DownloadJob>((resolve) => {
       jobs.on('update', (job) => {
+        onUpdate(job);
         if (job.state !== 'running') resolve(job);
       });
     });
@@ -72,7 +75,7 @@ describe('DownloadJobs with a holder that lies about the size', { timeout: 60_00
     assert.equal(started.state, 'running');
     const job = await ended;
     jobs.close();
-    return { job, shareRoot };
+    return { job, started, shareRoot };
   }
 
   for (const liarSize of [45, Number.MAX_SAFE_INTEGER]) {
@@ -110,21 +113,13 @@ describe('DownloadJobs with a holder that lies about the size', { timeout: 60_00
   });
 
   test('an update names the size being tried', async () => {
-    n += 1;
-    const shareRoot = path.join(tmp, `root-${n}`);
-    await fs.mkdir(shareRoot);
-    const jobs = new DownloadJobs({
-      shareRoot,
-      ownPeerId: OWN,
-      findHolders: async () => [result(LIAR_A, 45), result(LIAR_B, 45), result(HONEST, 44)],
-      logger: silentLog,
-    });
     const sizes: number[] = [];
-    jobs.on('update', (job) => sizes.push(job.size));
-    const started = await jobs.start(sum, 'file.txt');
+    const { job, started } = await download(
+      [result(LIAR_A, 45), result(LIAR_B, 45), result(HONEST, 44)],
+      (update) => sizes.push(update.size),
+    );
     assert.equal(started.size, 45);
-    while (jobs.list()[0]?.state === 'running') await once(jobs, 'update');
-    assert.equal(jobs.list()[0]?.state, 'done');
+    assert.equal(job.state, 'done');
     assert.ok(sizes.includes(45) && sizes.at(-1) === 44, sizes.join(','));
   });
 });
