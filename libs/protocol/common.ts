@@ -245,10 +245,14 @@ export const HttpUrlSchema = z
     }
   }, 'url: an http(s) URL without credentials');
 
-/** Direct download URL of a file on a peer whose HTTP base URL is `baseUrl`. */
+/**
+ * Direct download URL of a file on a peer whose HTTP base URL is `baseUrl`: each segment of `name`
+ * percent-encoded (encoding the whole name and putting its slashes back is the same, in one pass: a `%`
+ * of the name itself becomes `%25`, so every `%2F` left is an encoded slash).
+ */
 export function fileUrl(baseUrl: string, name: string): string {
   const base = baseUrl.endsWith('/') ? baseUrl.slice(0, -1) : baseUrl;
-  return `${base}/files/${name.split('/').map(encodeURIComponent).join('/')}`;
+  return `${base}/files/${encodeURIComponent(name).replaceAll('%2F', '/')}`;
 }
 
 /** `v` of every message body: the protocol version this code speaks. */

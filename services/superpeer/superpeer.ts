@@ -361,7 +361,7 @@ export class Superpeer {
           return answerRpc(this.index, this.registry, this.settings.superpeerId, request);
         } finally {
           const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-          this.metrics?.rpcSeconds.observe({ type: request.type }, seconds);
+          this.metrics?.observeRpc(request.type, seconds);
         }
       }),
     );

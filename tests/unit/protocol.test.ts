@@ -127,6 +127,20 @@ test('an rpc.peers page holds at most 1000 peers, as docs/protocol.md says', () 
 
 test('fileUrl encodes each segment; chunk splits lists', () => {
   assert.equal(fileUrl('http://h:1/', 'a b/c#d?.txt'), 'http://h:1/files/a%20b/c%23d%3F.txt');
+  // A name's own `%` (even one spelling `%2F`) stays encoded, and only its slashes separate segments.
+  for (const name of [
+    '100%2Fdone/x%2f.txt',
+    'déjà vu/ünï©ødé +&=;,.txt',
+    "a/b/c/it's (1) [x]{y}.bin",
+    '%/%25/%%',
+  ]) {
+    const bySegment = name.split('/').map(encodeURIComponent).join('/');
+    assert.equal(fileUrl('http://h:1', name), `http://h:1/files/${bySegment}`);
+    assert.equal(
+      decodeURIComponent(new URL(fileUrl('http://h:1', name)).pathname.slice('/files/'.length)),
+      name,
+    );
+  }
   assert.deepEqual(chunk([], 2), [[]]);
   assert.deepEqual(chunk([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
 });
