@@ -24,21 +24,15 @@ const moving = new Uint32Array(SPLIT_BATCH);
  * Buckets and the per-id links live in pieces (see `Column`): growing and shrinking add or drop pieces,
  * copying nothing. Links and heads hold an id + 1 (0 for none), so a new piece needs no filling.
  *
- * Each node (next, hash) is in one place. With `backLinks`, each id's back link is in a column of its own
- * and deleting an id costs O(1) however long its chain: chains of one key are as long as the key is shared
- * (a million copies of one empty file, or a peer's 100,000 files of one content), and found by walking
- * from the head, n deletions of such a chain cost n²/2 steps (100,000 took 15 CPU-s), while a client could
- * make the superpeer walk a long chain with every delta. The price: adding an id writes its bucket's former
- * head's back link, a store at a random place: measured on 2026-12-02, a million adds 174-222 ms against
- * 130-185 without (some 40 ns an add, about 1% of indexing a file; two of the index's three chains have
- * them). Without them (keys that cannot repeat, whose buckets hold an id or two), deleting
- * walks the bucket from its head to the id's predecessor.
+ * The chains are singly linked, each node (next, hash) in one place: adding an id writes only its own node
+ * and its bucket's head, and a split deals a chain into two by rewriting each node it walks, where a
+ * doubly linked chain also wrote each neighbour's back link (a cache miss per id at a million ids, a
+ * third of the cost of indexing a state). Deleting walks its bucket to find the id's predecessor: buckets
+ * hold one id on average.
  */
 export class IdChains {
   /** Per id: next + 1, hash. */
   private readonly nodes = new Uint32Column(2);
-  /** Per id: previous + 1 (0: the id heads its bucket's chain, or is in none); with `backLinks` only. */
-  private readonly previous: Uint32Column | undefined;
   private readonly heads = new Uint32Column();
   /** Buckets in use: `low + split` (`low` a power of two), where buckets below `split` are split already. */
   private low = MIN_BUCKETS;
@@ -47,10 +41,8 @@ export class IdChains {
   /** Buckets the heads have room for (`heads.limit`, kept at hand for the hot path). */
   private headRoom = 0;
 
-  constructor(idLimit = 1, options: { backLinks?: boolean } = {}) {
-    this.previous = options.backLinks === true ? new Uint32Column() : undefined;
+  constructor(idLimit = 1) {
     this.nodes.setLimit(idLimit);
-    this.previous?.setLimit(idLimit);
     this.heads.setLimit(MIN_BUCKETS);
     this.headRoom = this.heads.limit;
   }
@@ -82,14 +74,9 @@ export class IdChains {
     const slot = bucket & PIECE_MASK;
     const node = this.node(id);
     const at = (id & PIECE_MASK) * 2;
-    const head = heads[slot]!;
-    node[at] = head;
+    node[at] = heads[slot]!;
     node[at + 1] = hash;
     heads[slot] = id + 1;
-    // The id's own back link is 0 already (see `unlink`): only the former head's is written.
-    const previous = this.previous;
-    if (previous !== undefined && head !== 0)
-      previous.pieces[(head - 1) >>> PIECE_BITS]![(head - 1) & PIECE_MASK] = id + 1;
     if (++this.ids > this.low + this.split + SPLIT_BATCH) this.splitBatch();
   }
 
@@ -110,7 +97,6 @@ export class IdChains {
   /** Room for ids below `limit`; every id at or above it must have been deleted. */
   setIdLimit(limit: number): void {
     this.nodes.setLimit(Math.max(1, limit));
-    this.previous?.setLimit(Math.max(1, limit));
   }
 
   private node(id: number): Uint32Array {
@@ -154,7 +140,6 @@ export class IdChains {
       }
       const mask = (low << 1) - 1;
       const pieces = this.nodes.pieces;
-      const previous = this.previous;
       for (let j = 0; j < count; j++) {
         walking[j] = this.head(from + j);
         keeping[j] = 0;
@@ -169,12 +154,13 @@ export class IdChains {
           const node = pieces[id >>> PIECE_BITS]!;
           const at = (id & PIECE_MASK) * 2;
           const next = node[at]!;
-          // The id goes in front of its new chain: the former front (walked a round ago) links back to it.
-          const front = (node[at + 1]! & mask) === to + j ? moving : keeping;
-          const former = front[j]!;
-          node[at] = former;
-          if (former !== 0) previous?.set(former - 1, link);
-          front[j] = link;
+          if ((node[at + 1]! & mask) === to + j) {
+            node[at] = moving[j]!;
+            moving[j] = link;
+          } else {
+            node[at] = keeping[j]!;
+            keeping[j] = link;
+          }
           walking[j] = next;
           if (next !== 0) active++;
         }
@@ -182,8 +168,6 @@ export class IdChains {
       for (let j = 0; j < count; j++) {
         this.setHead(from + j, keeping[j]! - 1);
         this.setHead(to + j, moving[j]! - 1);
-        if (keeping[j] !== 0) previous?.set(keeping[j]! - 1, 0);
-        if (moving[j] !== 0) previous?.set(moving[j]! - 1, 0);
       }
       this.split += count;
       if (this.split === low) {
@@ -208,9 +192,7 @@ export class IdChains {
       // The moving chain goes in front of `into`'s: its tail is found by walking it.
       let tail = moving;
       for (let next = this.after(tail); next >= 0; next = this.after(tail)) tail = next;
-      const intoHead = this.head(into) - 1;
-      this.setNext(tail, intoHead);
-      if (intoHead >= 0) this.previous?.set(intoHead, tail + 1);
+      this.setNext(tail, this.head(into) - 1);
       this.setHead(into, moving);
     }
     this.setHead(from, -1);
@@ -225,30 +207,9 @@ export class IdChains {
     this.node(id)[(id & PIECE_MASK) * 2] = next + 1;
   }
 
-  /**
-   * Takes `id` out of `bucket`'s chain: its neighbours are linked to each other, its predecessor found by
-   * its back link, or (without them) by walking the chain from the head.
-   */
+  /** Takes `id` out of `bucket`'s chain, found by walking it from the head. */
   private unlink(id: number, bucket: number): void {
     const after = this.after(id);
-    const previous = this.previous;
-    if (previous === undefined) {
-      this.unlinkWalking(id, bucket, after);
-      return;
-    }
-    const before = previous.get(id) - 1;
-    if (before < 0) {
-      if (this.head(bucket) - 1 !== id) throw new Error(`IdChains: id ${id} is not in its bucket`);
-      this.setHead(bucket, after);
-    } else {
-      if (this.after(before) !== id) throw new Error(`IdChains: id ${id} is not linked where it says`);
-      this.setNext(before, after);
-    }
-    if (after >= 0) previous.set(after, before + 1);
-    previous.set(id, 0);
-  }
-
-  private unlinkWalking(id: number, bucket: number, after: number): void {
     let previous = this.head(bucket) - 1;
     if (previous === id) {
       this.setHead(bucket, after);

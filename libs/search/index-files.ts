@@ -45,11 +45,9 @@ export class IndexFiles {
   readonly texts = new TextChunks();
   readonly tokens: TokenIndex;
   private readonly lists = new OwnerLists();
-  /** A peer's names are distinct and seeded by the peer: no key repeats, no back links needed. */
   private readonly nameChains = new IdChains();
-  /** One content, or one set of words, may be shared by any number of files: deletions need back links. */
-  private readonly shaChains = new IdChains(1, { backLinks: true });
-  private readonly keyChains = new IdChains(1, { backLinks: true });
+  private readonly shaChains = new IdChains();
+  private readonly keyChains = new IdChains();
   private readonly seed = randomInt(2 ** 30);
   private readonly tokenScratch: string[] = [];
   /** The file `put` reads, refilled for each (no object per file). */
