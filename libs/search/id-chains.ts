@@ -10,6 +10,17 @@ export const SPLIT_BATCH = 256;
 const walking = new Uint32Array(SPLIT_BATCH);
 const keeping = new Uint32Array(SPLIT_BATCH);
 const moving = new Uint32Array(SPLIT_BATCH);
+/** Per bucket of a batch being split: whether its chain is threaded (see `THREADED`). */
+const threading = new Uint8Array(SPLIT_BATCH);
+
+/**
+ * A bucket head's top bit: its chain is threaded, each id of it holding a back link. Below it the head
+ * holds the first id + 1, as links do (ids stay below 2^31).
+ */
+const THREADED = 0x8000_0000;
+const LINK = 0x7fff_ffff;
+/** A deletion that walks more links than this to find its id's predecessor threads the chain. */
+export const LONG_WALK = 32;
 
 /**
  * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a chain through the
@@ -26,13 +37,26 @@ const moving = new Uint32Array(SPLIT_BATCH);
  *
  * The chains are singly linked, each node (next, hash) in one place: adding an id writes only its own node
  * and its bucket's head, and a split deals a chain into two by rewriting each node it walks, where a
- * doubly linked chain also wrote each neighbour's back link (a cache miss per id at a million ids, a
- * third of the cost of indexing a state). Deleting walks its bucket to find the id's predecessor: buckets
- * hold one id on average.
+ * doubly linked chain also wrote each neighbour's back link (a cache miss per id at a million ids: back
+ * links on every chain made a join of 1000 × 1000 spend 0.8-1.1 CPU-s more on the superpeer's main
+ * thread, in three runs alternated with three without). Deleting walks its bucket to find the id's
+ * predecessor: buckets hold one id on average.
+ *
+ * A chain is long only where a key is shared (a million copies of one empty file, a peer's 100,000 files
+ * of one content), and walking it for each deletion costs n²/2 steps for n of them (100,000 took 69 s).
+ * So a deletion that walks more than `LONG_WALK` links threads its chain: every id of it gets a back link
+ * (one walk), and the head says so (`THREADED`). From then on, that chain's deletions cost O(1), its adds
+ * write a back link, and its splits and merges keep them (a merge with an unthreaded chain drops them,
+ * until a long walk threads it again). Chains never walked long pay nothing.
  */
 export class IdChains {
   /** Per id: next + 1, hash. */
   private readonly nodes = new Uint32Column(2);
+  /**
+   * Per id of a threaded chain: previous + 1 (0: it heads the chain). Written only in threaded chains:
+   * pieces of ids that are in none are never touched (their pages are not even resident).
+   */
+  private readonly previous = new Uint32Column();
   private readonly heads = new Uint32Column();
   /** Buckets in use: `low + split` (`low` a power of two), where buckets below `split` are split already. */
   private low = MIN_BUCKETS;
@@ -43,6 +67,7 @@ export class IdChains {
 
   constructor(idLimit = 1) {
     this.nodes.setLimit(idLimit);
+    this.previous.setLimit(idLimit);
     this.heads.setLimit(MIN_BUCKETS);
     this.headRoom = this.heads.limit;
   }
@@ -74,9 +99,15 @@ export class IdChains {
     const slot = bucket & PIECE_MASK;
     const node = this.node(id);
     const at = (id & PIECE_MASK) * 2;
-    node[at] = heads[slot]!;
+    const head = heads[slot]!;
+    const link = head & LINK;
+    node[at] = link;
     node[at + 1] = hash;
-    heads[slot] = id + 1;
+    heads[slot] = (id + 1) | (head & THREADED);
+    if ((head & THREADED) !== 0) {
+      this.previous.set(id, 0);
+      if (link !== 0) this.previous.set(link - 1, id + 1);
+    }
     if (++this.ids > this.low + this.split + SPLIT_BATCH) this.splitBatch();
   }
 
@@ -97,18 +128,30 @@ export class IdChains {
   /** Room for ids below `limit`; every id at or above it must have been deleted. */
   setIdLimit(limit: number): void {
     this.nodes.setLimit(Math.max(1, limit));
+    this.previous.setLimit(Math.max(1, limit));
+  }
+
+  /** Whether `hash`'s chain is threaded (see `THREADED`; for tests). */
+  threaded(hash: number): boolean {
+    return this.headWord(this.bucket(hash)) >= THREADED;
   }
 
   private node(id: number): Uint32Array {
     return this.nodes.pieces[id >>> PIECE_BITS]!;
   }
 
+  /** The first id + 1 of `bucket`'s chain (0: empty). */
   private head(bucket: number): number {
+    return this.headWord(bucket) & LINK;
+  }
+
+  private headWord(bucket: number): number {
     return this.heads.pieces[bucket >>> PIECE_BITS]![bucket & PIECE_MASK]!;
   }
 
-  private setHead(bucket: number, id: number): void {
-    this.heads.pieces[bucket >>> PIECE_BITS]![bucket & PIECE_MASK] = id + 1;
+  /** Makes `id` (-1: none) the first of `bucket`'s chain, which is `threaded` or not. */
+  private setHead(bucket: number, id: number, threaded = this.headWord(bucket) >= THREADED): void {
+    this.heads.pieces[bucket >>> PIECE_BITS]![bucket & PIECE_MASK] = (id + 1) | (threaded ? THREADED : 0);
   }
 
   private bucket(hash: number): number {
@@ -140,8 +183,11 @@ export class IdChains {
       }
       const mask = (low << 1) - 1;
       const pieces = this.nodes.pieces;
+      const previous = this.previous;
       for (let j = 0; j < count; j++) {
-        walking[j] = this.head(from + j);
+        const head = this.headWord(from + j);
+        walking[j] = head & LINK;
+        threading[j] = head >= THREADED ? 1 : 0;
         keeping[j] = 0;
         moving[j] = 0;
       }
@@ -154,20 +200,22 @@ export class IdChains {
           const node = pieces[id >>> PIECE_BITS]!;
           const at = (id & PIECE_MASK) * 2;
           const next = node[at]!;
-          if ((node[at + 1]! & mask) === to + j) {
-            node[at] = moving[j]!;
-            moving[j] = link;
-          } else {
-            node[at] = keeping[j]!;
-            keeping[j] = link;
+          // The id goes in front of its new chain; in a threaded one, the former front links back to it.
+          const front = (node[at + 1]! & mask) === to + j ? moving : keeping;
+          const former = front[j]!;
+          node[at] = former;
+          front[j] = link;
+          if (threading[j] !== 0) {
+            previous.set(id, 0);
+            if (former !== 0) previous.set(former - 1, link);
           }
           walking[j] = next;
           if (next !== 0) active++;
         }
       }
       for (let j = 0; j < count; j++) {
-        this.setHead(from + j, keeping[j]! - 1);
-        this.setHead(to + j, moving[j]! - 1);
+        this.setHead(from + j, keeping[j]! - 1, threading[j] !== 0);
+        this.setHead(to + j, moving[j]! - 1, threading[j] !== 0);
       }
       this.split += count;
       if (this.split === low) {
@@ -189,13 +237,17 @@ export class IdChains {
     const from = this.low + into;
     const moving = this.head(from) - 1;
     if (moving >= 0) {
-      // The moving chain goes in front of `into`'s: its tail is found by walking it.
+      // The moving chain goes in front of `into`'s: its tail is found by walking it. The merged chain is
+      // threaded only if both were (else some of its ids lack back links).
       let tail = moving;
       for (let next = this.after(tail); next >= 0; next = this.after(tail)) tail = next;
-      this.setNext(tail, this.head(into) - 1);
-      this.setHead(into, moving);
+      const intoFirst = this.head(into) - 1;
+      const threaded = this.headWord(from) >= THREADED && this.headWord(into) >= THREADED;
+      this.setNext(tail, intoFirst);
+      if (threaded && intoFirst >= 0) this.previous.set(intoFirst, tail + 1);
+      this.setHead(into, moving, threaded || intoFirst < 0 ? this.headWord(from) >= THREADED : false);
     }
-    this.setHead(from, -1);
+    this.setHead(from, -1, false);
     // Give back the heads' top piece once it is empty (or halve a lone first piece).
     if (from <= this.headRoom >>> 1 || (from & PIECE_MASK) === 0) {
       this.heads.setLimit(from);
@@ -207,18 +259,47 @@ export class IdChains {
     this.node(id)[(id & PIECE_MASK) * 2] = next + 1;
   }
 
-  /** Takes `id` out of `bucket`'s chain, found by walking it from the head. */
+  /**
+   * Takes `id` out of `bucket`'s chain: its predecessor found by its back link in a threaded chain, else by
+   * walking the chain from the head (and a long walk threads the chain).
+   */
   private unlink(id: number, bucket: number): void {
     const after = this.after(id);
-    let previous = this.head(bucket) - 1;
-    if (previous === id) {
+    const first = this.head(bucket) - 1;
+    if (this.headWord(bucket) >= THREADED) {
+      const before = first === id ? -1 : this.previous.get(id) - 1;
+      if (before < 0) {
+        if (first !== id) throw new Error(`IdChains: id ${id} is not in its bucket`);
+        this.setHead(bucket, after);
+      } else {
+        if (this.after(before) !== id) throw new Error(`IdChains: id ${id} is not linked where it says`);
+        this.setNext(before, after);
+      }
+      if (after >= 0) this.previous.set(after, before + 1);
+      return;
+    }
+    if (first === id) {
       this.setHead(bucket, after);
       return;
     }
+    let previous = first;
+    let steps = 0;
     for (let next = this.after(previous); next !== id; next = this.after(previous)) {
       if (next < 0) throw new Error(`IdChains: id ${id} is not in its bucket`);
       previous = next;
+      steps++;
     }
     this.setNext(previous, after);
+    if (steps > LONG_WALK) this.thread(bucket);
+  }
+
+  /** Gives every id of `bucket`'s chain its back link, and marks the chain threaded. */
+  private thread(bucket: number): void {
+    let before = -1;
+    for (let id = this.head(bucket) - 1; id >= 0; id = this.after(id)) {
+      this.previous.set(id, before + 1);
+      before = id;
+    }
+    this.setHead(bucket, this.head(bucket) - 1, true);
   }
 }

@@ -174,6 +174,71 @@ describe('IdChains', () => {
   });
 });
 
+describe('IdChains deletion', () => {
+  it('deletes the ids of one long chain oldest first as fast as ids of chains of their own', () => {
+    const count = 100_000;
+    const random = prng(23);
+    /** Milliseconds to add `count` ids with these hashes and delete them oldest first (the fastest of three). */
+    const addThenDelete = (hashOf: (id: number) => number) => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let round = 0; round < 3; round++) {
+        const chains = new IdChains(count);
+        for (let id = 0; id < count; id++) chains.add(id, hashOf(id));
+        const started = performance.now();
+        // The oldest id is at the far end of its chain: found from the head, each took a walk of the rest.
+        for (let id = 0; id < count; id++) chains.delete(id);
+        best = Math.min(best, performance.now() - started);
+        assert.equal(chains.size, 0);
+        assert.equal(chains.first(0x5eed), -1);
+      }
+      return best;
+    };
+    const ownHashes = Array.from({ length: count }, () => Math.floor(random() * 2 ** 32));
+    const apart = addThenDelete((id) => ownHashes[id]!);
+    const shared = addThenDelete(() => 0x5eed);
+    // Walking from the head, one chain took n²/2 steps: thousands of times the other.
+    assert.ok(
+      shared < 10 * apart + 20,
+      `one chain ${shared.toFixed(1)} ms, chains apart ${apart.toFixed(1)} ms`,
+    );
+  });
+
+  it('keeps the back links through splits and merges: any id of a shared chain deletes', () => {
+    const random = prng(24);
+    const chains = new IdChains(20_000);
+    const live = new Set<number>();
+    const hashOf = (id: number) =>
+      id % 3 === 0 ? 0x77 : id % 3 === 1 ? 0x77 + 1024 : (id * 2654435761) >>> 0;
+    for (let round = 0; round < 4; round++) {
+      for (let id = 0; id < 20_000; id++) {
+        if (live.has(id) || random() < 0.3) continue;
+        chains.add(id, hashOf(id));
+        live.add(id);
+      }
+      for (const id of [...live]) {
+        if (random() < 0.7) {
+          chains.delete(id);
+          live.delete(id);
+        }
+      }
+      // Deleting from thousands of one hash walked long: both shared chains are threaded.
+      assert.ok(chains.threaded(0x77) && chains.threaded(0x77 + 1024), `round ${round}`);
+      assert.ok(!chains.threaded(hashOf(2)), 'a chain never walked long stays as it was');
+    }
+    const walked = new Set<number>();
+    for (let bucket = 0; bucket < chains.bucketCount; bucket++) {
+      for (let at = chains.first(bucket); at >= 0; at = chains.after(at)) walked.add(at);
+    }
+    assert.deepEqual(
+      [...walked].sort((a, b) => a - b),
+      [...live].sort((a, b) => a - b),
+    );
+    // Every id deletes by its links (a wrong back link throws), down to nothing.
+    for (const id of [...live].sort(() => random() - 0.5)) chains.delete(id);
+    assert.equal(chains.size, 0);
+  });
+});
+
 describe('IdChains batch splits', () => {
   it('splits a batch cut at the end of a round of splits when merging left the round half done', () => {
     const random = prng(22);

@@ -437,6 +437,52 @@ describe('NetworkIndex updates', () => {
     assert.deepEqual(names(index, 'txt'), []);
   });
 
+  it('removes many files of one content (or one set of words) as fast as files of their own', () => {
+    const count = 30_000;
+    const hex = (n: number) => n.toString(16).padStart(64, '0');
+    /** Milliseconds to take out the 2,000 oldest files of p1 by a delta, then p1, from beside p2 (best of two). */
+    const removal = (shaOf: (j: number) => string, nameOf: (j: number) => string) => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let round = 0; round < 2; round++) {
+        const index = new NetworkIndex();
+        const files = Array.from({ length: count }, (_, j) => file(nameOf(j), shaOf(j)));
+        // The same files on both, p1 first: its files are at the far end of each chain, behind all of p2's.
+        index.applyFull(state('p1', files));
+        index.applyFull(state('p2', files));
+        const started = performance.now();
+        const removed = Array.from({ length: 2000 }, (_, j) => nameOf(j));
+        assert.equal(
+          index.applyDelta({ peerId: 'p1', instanceId: 'instance-1', seq: 2, upserted: [], removed }),
+          'applied',
+        );
+        assert.equal(index.removePeer('p1'), true);
+        best = Math.min(best, performance.now() - started);
+        assert.equal(index.fileCount, count);
+        const copies = Array.from({ length: count }, (_, j) => shaOf(j)).filter(
+          (sha) => sha === shaOf(0),
+        ).length;
+        assert.equal(index.search(parseQuery(shaOf(0)), 1000).results.length, Math.min(1000, copies));
+      }
+      return best;
+    };
+    const apart = removal(hex, (j) => `file ${j}.txt`);
+    const sharedContent = removal(
+      () => SHA_A,
+      (j) => `file ${j}.txt`,
+    );
+    // Names that differ in case only share their words, and so a key: j's bits pick the capitals.
+    const letters = [...'abcdefghijklmno'];
+    const sharedWords = removal(
+      hex,
+      (j) => `${letters.map((c, at) => ((j >> at) & 1 ? c.toUpperCase() : c)).join('')}.txt`,
+    );
+    const slow = [
+      ['one content', sharedContent],
+      ['one set of words', sharedWords],
+    ].filter(([, ms]) => Number(ms) >= 10 * apart + 50);
+    assert.deepEqual(slow, [], `files of their own: ${apart.toFixed(1)} ms`);
+  });
+
   it('forgets a token once its only file is gone', () => {
     const index = new NetworkIndex();
     index.applyFull(state('p1', [file('zebra.txt'), file('zeppelin.txt'), file('other.txt')]));
