@@ -20,7 +20,7 @@ const threading = new Uint8Array(SPLIT_BATCH);
 const THREADED = 0x8000_0000;
 const LINK = 0x7fff_ffff;
 /** A deletion that walks more links than this to find its id's predecessor threads the chain. */
-export const LONG_WALK = 32;
+const LONG_WALK = 32;
 
 /**
  * A multimap from a 32-bit hash to ids, in typed arrays: a bucket head per bucket and a chain through the
