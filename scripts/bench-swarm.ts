@@ -782,14 +782,14 @@ await waitUntil(() => performance.now() >= settleUntil, {
   what: 'the settle period',
 });
 
+/** Calls of one kind in a row, in the `alone` measure of `timeCalls`. */
+const ALONE_RUN = 50;
 /**
  * p50 of each kind of call: first each kind alone, in runs of one kind (ALONE_RUN calls of a kind, then
  * as many of the next, round after round: the kinds see the same moments of a drifting machine, and a call
  * meets only the tail of its own kind's work), then the kinds interleaved one by one (a call may also meet
  * the tail of the other kind's work, on a machine whose cores are all busy). Both are printed.
  */
-/** Calls of one kind in a row, in the `alone` measure of `timeCalls`. */
-const ALONE_RUN = 50;
 async function timeCalls(kinds: ReadonlyArray<{ queue: string; request: (i: number) => object }>) {
   for (let i = 0; i < 50; i++) for (const { queue, request } of kinds) await call(queue, request(i));
   const timed = async (k: number, i: number, into: number[][]) => {

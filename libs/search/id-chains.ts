@@ -38,8 +38,8 @@ const LONG_WALK = 32;
  * The chains are singly linked, each node (next, hash) in one place: adding an id writes only its own node
  * and its bucket's head, and a split deals a chain into two by rewriting each node it walks, where a
  * doubly linked chain also wrote each neighbour's back link (a cache miss per id at a million ids: back
- * links on every chain made a join of 1000 × 1000 spend 0.8-1.1 CPU-s more on the superpeer's main
- * thread, in three runs alternated with three without). Deleting walks its bucket to find the id's
+ * links on every chain made a join of 1000 × 1000 spend 0.8-1.5 CPU-s more on the superpeer's main
+ * thread, in four runs alternated with four without). Deleting walks its bucket to find the id's
  * predecessor: buckets hold one id on average.
  *
  * A chain is long only where a key is shared (a million copies of one empty file, a peer's 100,000 files
